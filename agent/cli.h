@@ -1,0 +1,17 @@
+/* cli.h — the em-agent subcommands. Each takes the arguments after its name and returns
+ * the process exit status (0 success, 1 findings or bad input, 2 usage or I/O error). */
+#ifndef EM_CLI_H
+#define EM_CLI_H
+
+#include <stdbool.h>
+
+enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
+
+int cmd_parse(int argc, char **argv);
+int cmd_validate(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
+
+/* True when `arg` is -h or --help. */
+bool cli_is_help(const char *arg);
+
+#endif

@@ -1,0 +1,102 @@
+/* em-agent parse KIND FILE: one EPU file to one JSON object (DESIGN §4). */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "em_error.h"
+#include "epu.h"
+#include "fsio.h"
+
+#define PARSE_MAX_FILE (256u << 20)
+
+static const char parse_usage[] =
+    "Usage: em-agent parse [--pretty] KIND FILE\n"
+    "\n"
+    "Parse one EPU file and print it as one JSON object on stdout.\n"
+    "\n"
+    "KIND is one of:\n"
+    "  session              EpuSession.dm\n"
+    "  atlas                Sample<k>/Atlas/Atlas.dm\n"
+    "  gridsquare-metadata  Metadata/GridSquare_<gs>.dm\n"
+    "  gridsquare           Images-Disc<N>/GridSquare_<gs>/GridSquare_<date>_<time>.xml\n"
+    "  foilhole             .../FoilHoles/FoilHole_<fh>_<date>_<time>.xml\n"
+    "  micrograph           .../Data/FoilHole_<fh>_Data_<area>_<n>_<date>_<time>.xml\n"
+    "  auto                 tell the kind from the file's path\n"
+    "\n"
+    "Options:\n"
+    "  --pretty   indent the JSON\n"
+    "  -h, --help show this help\n"
+    "\n"
+    "Exit status: 0 parsed; 1 the file is malformed, truncated, empty, hostile or of\n"
+    "another kind (\"em-agent: FILE:LINE: reason\" on stderr); 2 usage error or the file\n"
+    "cannot be read.\n";
+
+int cmd_parse(int argc, char **argv)
+{
+    bool pretty = false;
+    const char *args[2];
+    int nargs = 0;
+    for (int i = 0; i < argc; i++) {
+        if (cli_is_help(argv[i])) {
+            fputs(parse_usage, stdout);
+            return EXIT_OK;
+        } else if (strcmp(argv[i], "--pretty") == 0) {
+            pretty = true;
+        } else if (argv[i][0] == '-' && argv[i][1] != '\0' && nargs < 2) {
+            fprintf(stderr, "em-agent parse: unknown option '%s'\n%s", argv[i], parse_usage);
+            return EXIT_USAGE;
+        } else if (nargs < 2) {
+            args[nargs++] = argv[i];
+        } else {
+            fprintf(stderr, "em-agent parse: too many arguments\n%s", parse_usage);
+            return EXIT_USAGE;
+        }
+    }
+    if (nargs != 2) {
+        fprintf(stderr, "em-agent parse: expected KIND and FILE\n%s", parse_usage);
+        return EXIT_USAGE;
+    }
+    const char *path = args[1];
+    enum epu_kind kind = strcmp(args[0], "auto") == 0 ? epu_classify_path(path)
+                                                      : epu_kind_from_cli(args[0]);
+    if (kind == EPU_KIND_NONE) {
+        if (strcmp(args[0], "auto") == 0)
+            fprintf(stderr,
+                    "em-agent parse: cannot tell the kind of '%s' from its path; name it "
+                    "(see --help)\n",
+                    path);
+        else
+            fprintf(stderr, "em-agent parse: unknown KIND '%s'\n%s", args[0], parse_usage);
+        return EXIT_USAGE;
+    }
+
+    struct fsio_buf buf = {0};
+    int rc = fsio_read(path, PARSE_MAX_FILE, &buf, NULL);
+    if (rc < 0) {
+        fprintf(stderr, "em-agent: %s: cannot read: %s\n", path, em_strerror(rc));
+        fsio_buf_free(&buf);
+        return rc == -EM_ELIMIT ? EXIT_BAD_INPUT : EXIT_USAGE;
+    }
+    struct epu_doc *doc = NULL;
+    struct epu_diag diag;
+    rc = epu_parse_buffer(kind, path, buf.data, buf.len, &doc, &diag);
+    fsio_buf_free(&buf);
+    if (rc < 0) {
+        fprintf(stderr, "em-agent: %s:%ld: %s\n", path, diag.line > 0 ? diag.line : 1, diag.reason);
+        return EXIT_BAD_INPUT;
+    }
+    cJSON *json = epu_doc_to_json(doc);
+    char *text = json ? (pretty ? cJSON_Print(json) : cJSON_PrintUnformatted(json)) : NULL;
+    int status = EXIT_OK;
+    if (!text) {
+        fprintf(stderr, "em-agent: %s: out of memory\n", path);
+        status = EXIT_USAGE;
+    } else if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
+        fprintf(stderr, "em-agent: cannot write to stdout\n");
+        status = EXIT_USAGE;
+    }
+    cJSON_free(text);
+    cJSON_Delete(json);
+    epu_doc_free(doc);
+    return status;
+}

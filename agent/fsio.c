@@ -1,0 +1,171 @@
+#include "fsio.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "em_error.h"
+
+static int from_uv(int err)
+{
+    if (err == UV_ENOENT || err == UV_ENOTDIR)
+        return -EM_ENOENT;
+    if (err == UV_ENOMEM)
+        return -EM_ENOMEM;
+    return -EM_EIO;
+}
+
+int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err)
+{
+    uv_fs_t req;
+    int rc = 0, err = 0;
+    b->len = 0;
+    uv_file fd = uv_fs_open(NULL, &req, path, UV_FS_O_RDONLY, 0, NULL);
+    uv_fs_req_cleanup(&req);
+    if (fd < 0) {
+        err = fd;
+        rc = from_uv(fd);
+        goto out;
+    }
+    for (;;) {
+        if (b->cap - b->len < 65536) {
+            size_t cap = b->cap ? b->cap * 2 : 65536;
+            if (cap > max + 65536)
+                cap = max + 65536;
+            if (cap <= b->cap) {
+                rc = -EM_ELIMIT;
+                goto close;
+            }
+            char *p = realloc(b->data, cap);
+            if (!p) {
+                rc = -EM_ENOMEM;
+                goto close;
+            }
+            b->data = p;
+            b->cap = cap;
+        }
+        uv_buf_t ub = uv_buf_init(b->data + b->len, (unsigned)(b->cap - b->len));
+        ssize_t n = uv_fs_read(NULL, &req, fd, &ub, 1, -1, NULL);
+        uv_fs_req_cleanup(&req);
+        if (n < 0) {
+            err = (int)n;
+            rc = from_uv(err);
+            goto close;
+        }
+        if (n == 0)
+            break;
+        b->len += (size_t)n;
+        if (b->len > max) {
+            rc = -EM_ELIMIT;
+            goto close;
+        }
+    }
+close:
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+out:
+    if (uv_err)
+        *uv_err = err;
+    return rc;
+}
+
+void fsio_buf_free(struct fsio_buf *b)
+{
+    free(b->data);
+    b->data = NULL;
+    b->len = b->cap = 0;
+}
+
+static int cmp_entry(const void *a, const void *b)
+{
+    return strcmp(((const struct fsio_entry *)a)->name, ((const struct fsio_entry *)b)->name);
+}
+
+void fsio_entries_free(struct fsio_entry *e, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(e[i].name);
+    free(e);
+}
+
+int fsio_list(const char *path, struct fsio_entry **out, size_t *count)
+{
+    uv_fs_t req;
+    *out = NULL;
+    *count = 0;
+    int n = uv_fs_scandir(NULL, &req, path, 0, NULL);
+    if (n < 0) {
+        uv_fs_req_cleanup(&req);
+        return from_uv(n);
+    }
+    struct fsio_entry *e = calloc((size_t)n + 1, sizeof(*e));
+    if (!e) {
+        uv_fs_req_cleanup(&req);
+        return -EM_ENOMEM;
+    }
+    size_t i = 0;
+    uv_dirent_t d;
+    int rc = 0;
+    while (uv_fs_scandir_next(&req, &d) != UV_EOF && i < (size_t)n) {
+        e[i].name = strdup(d.name);
+        if (!e[i].name) {
+            rc = -EM_ENOMEM;
+            break;
+        }
+        if (d.type == UV_DIRENT_DIR)
+            e[i].type = FSIO_DIR;
+        else if (d.type == UV_DIRENT_FILE)
+            e[i].type = FSIO_FILE;
+        else {
+            /* Unknown (some file systems) or a link: ask stat, following links. */
+            struct fsio_stat st;
+            char *full = fsio_join(path, d.name);
+            e[i].type = full && fsio_stat(full, &st) == 0 ? st.type : FSIO_OTHER;
+            free(full);
+        }
+        i++;
+    }
+    uv_fs_req_cleanup(&req);
+    if (rc < 0) {
+        fsio_entries_free(e, i);
+        return rc;
+    }
+    qsort(e, i, sizeof(*e), cmp_entry);
+    *out = e;
+    *count = i;
+    return 0;
+}
+
+int fsio_stat(const char *path, struct fsio_stat *st)
+{
+    uv_fs_t req;
+    int rc = uv_fs_stat(NULL, &req, path, NULL);
+    if (rc < 0) {
+        uv_fs_req_cleanup(&req);
+        return from_uv(rc);
+    }
+    const uv_stat_t *s = &req.statbuf;
+    st->type = (s->st_mode & S_IFMT) == S_IFDIR ? FSIO_DIR
+               : (s->st_mode & S_IFMT) == S_IFREG ? FSIO_FILE
+                                                  : FSIO_OTHER;
+    st->size = s->st_size;
+    st->mtime_sec = s->st_mtim.tv_sec;
+    st->mtime_nsec = (int32_t)s->st_mtim.tv_nsec;
+    uv_fs_req_cleanup(&req);
+    return 0;
+}
+
+char *fsio_join(const char *dir, const char *name)
+{
+    size_t a = strlen(dir), b = strlen(name);
+    while (a > 1 && dir[a - 1] == '/')
+        a--;
+    char *p = malloc(a + 1 + b + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, dir, a);
+    p[a] = '/';
+    memcpy(p + a + 1, name, b + 1);
+    return p;
+}

@@ -1,0 +1,51 @@
+/* fsio.h — the little file-system access the agent needs, through libuv's synchronous
+ * fs calls so the same code serves Linux and Windows.
+ *
+ * All functions may be called from any thread; they block.
+ */
+#ifndef EM_FSIO_H
+#define EM_FSIO_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A reusable read buffer: its memory grows as needed and is kept between reads. */
+struct fsio_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+};
+
+/* Reads the whole regular file at `path` into `b` (replacing its content). Files larger
+ * than `max` bytes fail with EM_ELIMIT. Returns 0, EM_ENOENT, EM_EIO or EM_ENOMEM; on
+ * failure *uv_err (if not NULL) holds libuv's error code. */
+int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err);
+
+void fsio_buf_free(struct fsio_buf *b);
+
+enum fsio_type { FSIO_OTHER = 0, FSIO_FILE, FSIO_DIR };
+
+struct fsio_entry {
+    char *name;
+    enum fsio_type type;
+};
+
+/* Lists the directory `path`, sorted by name (byte order). You own *out: free it with
+ * fsio_entries_free(). Returns 0, EM_ENOENT, EM_EIO or EM_ENOMEM. */
+int fsio_list(const char *path, struct fsio_entry **out, size_t *count);
+void fsio_entries_free(struct fsio_entry *e, size_t count);
+
+struct fsio_stat {
+    enum fsio_type type;
+    uint64_t size;
+    int64_t mtime_sec;
+    int32_t mtime_nsec;
+};
+
+/* Stats `path` following links. Returns 0, EM_ENOENT or EM_EIO. */
+int fsio_stat(const char *path, struct fsio_stat *st);
+
+/* Joins `dir` and `name` with '/' into a new string (you own it); NULL when out of memory. */
+char *fsio_join(const char *dir, const char *name);
+
+#endif

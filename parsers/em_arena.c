@@ -1,0 +1,76 @@
+#include "em_arena.h"
+
+#include <stdalign.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define ARENA_FIRST_CHUNK 256u
+#define ARENA_MAX_CHUNK (64u * 1024u)
+
+struct em_arena_chunk {
+    struct em_arena_chunk *next;
+    size_t size;
+    size_t off;
+    alignas(max_align_t) unsigned char data[];
+};
+
+void em_arena_init(struct em_arena *a, size_t max_bytes)
+{
+    a->head = NULL;
+    a->next_chunk = ARENA_FIRST_CHUNK;
+    a->used = 0;
+    a->max_bytes = max_bytes ? max_bytes : (size_t)1 << 30;
+}
+
+void *em_arena_alloc(struct em_arena *a, size_t n)
+{
+    const size_t align = alignof(max_align_t);
+    size_t need = (n + align - 1) & ~(align - 1);
+    if (need < n || need > a->max_bytes - a->used)
+        return NULL;
+    struct em_arena_chunk *c = a->head;
+    if (!c || c->size - c->off < need) {
+        size_t size = a->next_chunk;
+        while (size < need)
+            size *= 2;
+        c = malloc(sizeof(*c) + size);
+        if (!c)
+            return NULL;
+        c->next = a->head;
+        c->size = size;
+        c->off = 0;
+        a->head = c;
+        if (a->next_chunk < ARENA_MAX_CHUNK)
+            a->next_chunk *= 2;
+    }
+    void *p = c->data + c->off;
+    c->off += need;
+    a->used += need;
+    return p;
+}
+
+char *em_arena_strndup(struct em_arena *a, const char *s, size_t len)
+{
+    if (len == SIZE_MAX)
+        return NULL;
+    char *p = em_arena_alloc(a, len + 1);
+    if (!p)
+        return NULL;
+    memcpy(p, s, len);
+    p[len] = '\0';
+    return p;
+}
+
+void em_arena_free(struct em_arena *a)
+{
+    struct em_arena_chunk *c = a->head;
+    while (c) {
+        struct em_arena_chunk *next = c->next;
+        free(c);
+        c = next;
+    }
+    a->head = NULL;
+    a->used = 0;
+    a->next_chunk = ARENA_FIRST_CHUNK;
+}

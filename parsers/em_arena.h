@@ -1,0 +1,35 @@
+/* em_arena.h — a bump allocator whose allocations are all freed together.
+ *
+ * A parsed document keeps its strings and lists in one arena, so freeing the document is
+ * one call and a small document costs little memory: chunks start small and double up to
+ * a cap. Total use is bounded by `max_bytes` fixed at init (curl's dynbuf habit).
+ * Not thread-safe; an arena belongs to one owner.
+ */
+#ifndef EM_ARENA_H
+#define EM_ARENA_H
+
+#include <stddef.h>
+
+struct em_arena_chunk;
+
+struct em_arena {
+    struct em_arena_chunk *head; /* newest chunk first */
+    size_t next_chunk;           /* size of the next chunk to allocate */
+    size_t used;                 /* bytes handed out, for the limit */
+    size_t max_bytes;            /* hard cap on `used`; 0 means 1 GiB */
+};
+
+/* Prepares an empty arena that will hand out at most `max_bytes` (0: 1 GiB). */
+void em_arena_init(struct em_arena *a, size_t max_bytes);
+
+/* Returns `n` bytes aligned for any type, or NULL when out of memory or over the cap.
+ * The memory is valid until em_arena_free(). */
+void *em_arena_alloc(struct em_arena *a, size_t n);
+
+/* Copies `len` bytes of `s` and a terminating NUL into the arena; NULL on failure. */
+char *em_arena_strndup(struct em_arena *a, const char *s, size_t len);
+
+/* Releases every chunk; the arena may be reused after em_arena_init(). */
+void em_arena_free(struct em_arena *a);
+
+#endif
