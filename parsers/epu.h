@@ -229,6 +229,9 @@ void epu_doc_free(struct epu_doc *doc);
  * '\\' separate components. */
 enum epu_kind epu_classify_path(const char *path);
 
+/* Formats a Unix time as the timestamps above ("...T12:00:00.1234567Z"). */
+void epu_time_from_unix(int64_t sec, int32_t nsec, struct epu_time *out);
+
 /* Ids from EPU's file and directory names; each returns true on a match. */
 bool epu_name_gridsquare_dir(const char *path, int64_t *gridsquare_id);
 bool epu_name_foilhole(const char *path, int64_t *foilhole_id);

@@ -232,7 +232,7 @@ static int atlas_to_json(const struct epu_doc *doc, cJSON *out)
 
 int epu_atlas_square_to_json(const struct epu_atlas_square *q, cJSON *out)
 {
-    int rc = epu_fields_json(square_fields, N_OF(square_fields), q, out);
+    int rc = epu_fields_json(square_fields + 1, N_OF(square_fields) - 1, q, out);
     return rc < 0 ? rc : square_tiles_json(q, out);
 }
 

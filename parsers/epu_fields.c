@@ -169,6 +169,20 @@ int epu_time_parse(const char *s, size_t len, struct epu_time *out)
     return 0;
 }
 
+void epu_time_from_unix(int64_t sec, int32_t nsec, struct epu_time *out)
+{
+    int64_t days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
+    int64_t rem = sec - days * 86400, y, m, d;
+    civil_from_days(days, &y, &m, &d);
+    char buf[64];
+    snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%07dZ", (int)y, (int)m, (int)d,
+             (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60),
+             (int)((nsec < 0 ? 0 : nsec) / 100));
+    memcpy(out->s, buf, sizeof(out->s) - 1);
+    out->s[sizeof(out->s) - 1] = '\0';
+    out->set = true;
+}
+
 static bool slot_is_set(enum epu_ftype type, const void *slot)
 {
     switch (type) {

@@ -1,0 +1,97 @@
+#include "event.h"
+
+#include <string.h>
+
+#include <uv.h>
+
+#include "em_error.h"
+#include "epu.h"
+
+static const char *const type_names[] = {"session", "atlas", "gridsquare", "foilhole",
+                                         "micrograph"};
+
+const char *event_type_name(enum event_type type)
+{
+    return type_names[type];
+}
+
+void event_writer_init(struct event_writer *w, FILE *out, const char *agent, uint64_t last_seq)
+{
+    memset(w, 0, sizeof(*w));
+    w->out = out;
+    w->agent = agent;
+    w->seq = last_seq;
+}
+
+void event_default_agent(char *buf, size_t cap)
+{
+    size_t len = cap;
+    if (uv_os_gethostname(buf, &len) != 0 || buf[0] == '\0')
+        snprintf(buf, cap, "em-agent");
+}
+
+int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *data,
+               const char *source_path, const struct fsio_stat *st)
+{
+    cJSON *ev = cJSON_CreateObject();
+    int rc = -EM_ENOMEM;
+    if (!ev) {
+        cJSON_Delete(key);
+        cJSON_Delete(data);
+        return rc;
+    }
+    uint64_t seq = w->seq + 1;
+    if (!cJSON_AddNumberToObject(ev, "v", 1) || !cJSON_AddNumberToObject(ev, "seq", (double)seq) ||
+        !cJSON_AddStringToObject(ev, "agent", w->agent) ||
+        !cJSON_AddStringToObject(ev, "type", type_names[type]) ||
+        !cJSON_AddStringToObject(ev, "op", "upsert")) {
+        cJSON_Delete(key);
+        cJSON_Delete(data);
+        goto out;
+    }
+    if (!cJSON_AddItemToObject(ev, "key", key)) {
+        cJSON_Delete(key);
+        cJSON_Delete(data);
+        goto out;
+    }
+    if (!cJSON_AddItemToObject(ev, "data", data)) {
+        cJSON_Delete(data);
+        goto out;
+    }
+    if (source_path) {
+        cJSON *src = cJSON_AddObjectToObject(ev, "source");
+        if (!src || !cJSON_AddStringToObject(src, "path", source_path))
+            goto out;
+        if (st) {
+            struct epu_time t;
+            epu_time_from_unix(st->mtime_sec, st->mtime_nsec, &t);
+            if (!cJSON_AddNumberToObject(src, "size", (double)st->size) ||
+                !cJSON_AddStringToObject(src, "mtime", t.s))
+                goto out;
+        }
+    } else if (!cJSON_AddNullToObject(ev, "source")) {
+        goto out;
+    }
+    uv_timeval64_t now;
+    uv_gettimeofday(&now);
+    struct epu_time t;
+    epu_time_from_unix(now.tv_sec, now.tv_usec * 1000, &t);
+    if (!cJSON_AddStringToObject(ev, "emitted_at", t.s))
+        goto out;
+    char *line = cJSON_PrintUnformatted(ev);
+    if (!line)
+        goto out;
+    rc = 0;
+    if (fputs(line, w->out) < 0 || fputc('\n', w->out) < 0)
+        rc = -EM_EIO;
+    cJSON_free(line);
+    if (rc == 0) {
+        w->seq = seq;
+        w->count[type]++;
+    }
+out:
+    if (rc < 0 && !w->error)
+        w->error = rc;
+    cJSON_Delete(ev);
+    return rc;
+}

@@ -1,0 +1,41 @@
+/* event.h — writes entity events as JSON lines (DESIGN §5).
+ *
+ * {"v":1,"seq":N,"agent":A,"type":T,"op":"upsert","key":{...},"data":{...},
+ *  "source":{"path":P,"size":S,"mtime":M},"emitted_at":E}
+ * One writer belongs to one thread.
+ */
+#ifndef EM_EVENT_H
+#define EM_EVENT_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <cjson/cJSON.h>
+
+#include "fsio.h"
+
+struct event_writer {
+    FILE *out;
+    const char *agent;
+    uint64_t seq;      /* the last seq written */
+    uint64_t count[5]; /* events written per type, in event_type order */
+    int error;         /* first write error (negative EM_E*), sticky */
+};
+
+enum event_type { EV_SESSION, EV_ATLAS, EV_GRIDSQUARE, EV_FOILHOLE, EV_MICROGRAPH };
+
+/* Prepares a writer to `out` for `agent`; seq continues after `last_seq`. */
+void event_writer_init(struct event_writer *w, FILE *out, const char *agent, uint64_t last_seq);
+
+/* Writes one upsert event; takes ownership of `key` and `data` whatever happens.
+ * `source_path` (relative, '/'-separated) and `st` may be NULL. Returns 0, EM_ENOMEM
+ * or EM_EIO. */
+int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *data,
+               const char *source_path, const struct fsio_stat *st);
+
+const char *event_type_name(enum event_type type);
+
+/* The local host name, as the default agent name (falls back to "em-agent"). */
+void event_default_agent(char *buf, size_t cap);
+
+#endif

@@ -1,0 +1,461 @@
+#include "tree.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "em_error.h"
+#include "epu.h"
+#include "fsio.h"
+#include "log.h"
+
+#define TREE_MAX_DEPTH 24
+
+int strvec_push(struct strvec *sv, const char *s)
+{
+    if (sv->n == sv->cap) {
+        size_t cap = sv->cap ? sv->cap * 2 : 8;
+        char **v = realloc(sv->v, cap * sizeof(*v));
+        if (!v)
+            return -EM_ENOMEM;
+        sv->v = v;
+        sv->cap = cap;
+    }
+    char *copy = strdup(s);
+    if (!copy)
+        return -EM_ENOMEM;
+    sv->v[sv->n++] = copy;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+void strvec_sort(struct strvec *sv)
+{
+    if (sv->n > 1)
+        qsort(sv->v, sv->n, sizeof(*sv->v), cmp_str);
+}
+
+void strvec_free(struct strvec *sv)
+{
+    for (size_t i = 0; i < sv->n; i++)
+        free(sv->v[i]);
+    free(sv->v);
+    sv->v = NULL;
+    sv->n = sv->cap = 0;
+}
+
+static void square_free(struct tree_square *q)
+{
+    free(q->metadata);
+    strvec_free(&q->images);
+    strvec_free(&q->foilholes);
+    strvec_free(&q->micrographs);
+}
+
+void tree_free(struct tree *t)
+{
+    for (size_t i = 0; i < t->session_count; i++) {
+        struct tree_session *s = &t->sessions[i];
+        for (size_t j = 0; j < s->square_count; j++)
+            square_free(&s->squares[j]);
+        free(s->squares);
+        free(s->dir);
+        free(s->epu_dm);
+    }
+    free(t->sessions);
+    free(t->root);
+    strvec_free(&t->atlases);
+    strvec_free(&t->other_xml);
+    strvec_free(&t->unplaced);
+    memset(t, 0, sizeof(*t));
+}
+
+size_t tree_session_files(const struct tree_session *s)
+{
+    size_t n = s->epu_dm ? 1 : 0;
+    for (size_t j = 0; j < s->square_count; j++) {
+        const struct tree_square *q = &s->squares[j];
+        n += (q->metadata ? 1 : 0) + q->images.n + q->foilholes.n + q->micrographs.n;
+    }
+    return n;
+}
+
+char *tree_abs(const struct tree *t, const char *rel)
+{
+    return strcmp(rel, ".") == 0 ? strdup(t->root) : fsio_join(t->root, rel);
+}
+
+/* "a/b" + "c" -> "a/b/c"; "." + "c" -> "c". */
+static char *rel_join(const char *dir, const char *name)
+{
+    if (strcmp(dir, ".") == 0 || dir[0] == '\0')
+        return strdup(name);
+    return fsio_join(dir, name);
+}
+
+/* The directory part of a relative path: "a/b/c" -> "a/b", "c" -> ".". */
+static char *rel_dirname(const char *rel)
+{
+    const char *slash = strrchr(rel, '/');
+    if (!slash)
+        return strdup(".");
+    char *d = strndup(rel, (size_t)(slash - rel));
+    return d;
+}
+
+static struct tree_session *session_get(struct tree *t, const char *dir)
+{
+    /* Files of one session arrive together, so the newest session is the likely one. */
+    for (size_t i = t->session_count; i-- > 0;)
+        if (strcmp(t->sessions[i].dir, dir) == 0)
+            return &t->sessions[i];
+    if (t->session_count == t->session_cap) {
+        size_t cap = t->session_cap ? t->session_cap * 2 : 4;
+        struct tree_session *v = realloc(t->sessions, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        t->sessions = v;
+        t->session_cap = cap;
+    }
+    struct tree_session *s = &t->sessions[t->session_count];
+    memset(s, 0, sizeof(*s));
+    s->dir = strdup(dir);
+    if (!s->dir)
+        return NULL;
+    t->session_count++;
+    return s;
+}
+
+static struct tree_square *square_get(struct tree_session *s, int64_t gs)
+{
+    for (size_t i = s->square_count; i-- > 0;)
+        if (s->squares[i].gridsquare_id == gs)
+            return &s->squares[i];
+    if (s->square_count == s->square_cap) {
+        size_t cap = s->square_cap ? s->square_cap * 2 : 16;
+        struct tree_square *v = realloc(s->squares, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        s->squares = v;
+        s->square_cap = cap;
+    }
+    struct tree_square *q = &s->squares[s->square_count++];
+    memset(q, 0, sizeof(*q));
+    q->gridsquare_id = gs;
+    return q;
+}
+
+/* Index of the path component that starts with "Images-Disc<digits>", or -1; also
+ * stores where that component starts. */
+static const char *find_images_disc(const char *rel)
+{
+    const char *p = rel;
+    while (p && *p) {
+        if (strncmp(p, "Images-Disc", 11) == 0 && p[11] >= '0' && p[11] <= '9') {
+            const char *q = p + 11;
+            while (*q >= '0' && *q <= '9')
+                q++;
+            if (*q == '/' || *q == '\0')
+                return p;
+        }
+        p = strchr(p, '/');
+        if (p)
+            p++;
+    }
+    return NULL;
+}
+
+/* The session directory of an image manifest: the part before Images-Disc<N>. */
+static char *session_dir_of_image(const char *rel)
+{
+    const char *disc = find_images_disc(rel);
+    if (!disc)
+        return NULL;
+    if (disc == rel)
+        return strdup(".");
+    return strndup(rel, (size_t)(disc - rel - 1));
+}
+
+static bool ends_with(const char *s, const char *suffix)
+{
+    size_t a = strlen(s), b = strlen(suffix);
+    return a >= b && strcmp(s + a - b, suffix) == 0;
+}
+
+static int place_file(struct tree *t, const char *rel)
+{
+    enum epu_kind kind = epu_classify_path(rel);
+    int rc = 0;
+    char *dir = NULL;
+    switch (kind) {
+    case EPU_KIND_SESSION: {
+        dir = rel_dirname(rel);
+        struct tree_session *s = dir ? session_get(t, dir) : NULL;
+        if (!s || !(s->epu_dm = strdup(rel)))
+            rc = -EM_ENOMEM;
+        break;
+    }
+    case EPU_KIND_ATLAS:
+        rc = strvec_push(&t->atlases, rel);
+        break;
+    case EPU_KIND_GRIDSQUARE_METADATA: {
+        char *mdir = rel_dirname(rel);
+        if (!mdir)
+            return -EM_ENOMEM;
+        const char *last = strrchr(mdir, '/');
+        bool in_metadata = strcmp(last ? last + 1 : mdir, "Metadata") == 0;
+        if (in_metadata)
+            dir = rel_dirname(mdir);
+        free(mdir);
+        int64_t gs = 0;
+        const char *base = strrchr(rel, '/');
+        base = base ? base + 1 : rel;
+        if (!in_metadata || sscanf(base, "GridSquare_%" SCNd64, &gs) != 1) {
+            rc = strvec_push(&t->unplaced, rel);
+            break;
+        }
+        struct tree_session *s = dir ? session_get(t, dir) : NULL;
+        struct tree_square *q = s ? square_get(s, gs) : NULL;
+        if (!q)
+            rc = -EM_ENOMEM;
+        else if (!q->metadata && !(q->metadata = strdup(rel)))
+            rc = -EM_ENOMEM;
+        break;
+    }
+    case EPU_KIND_GRIDSQUARE_IMAGE:
+    case EPU_KIND_FOILHOLE_IMAGE:
+    case EPU_KIND_MICROGRAPH: {
+        int64_t gs;
+        dir = session_dir_of_image(rel);
+        if (!dir || !epu_name_gridsquare_dir(rel, &gs)) {
+            rc = strvec_push(&t->unplaced, rel);
+            break;
+        }
+        struct tree_session *s = session_get(t, dir);
+        struct tree_square *q = s ? square_get(s, gs) : NULL;
+        if (!q)
+            rc = -EM_ENOMEM;
+        else if (kind == EPU_KIND_GRIDSQUARE_IMAGE)
+            rc = strvec_push(&q->images, rel);
+        else if (kind == EPU_KIND_FOILHOLE_IMAGE)
+            rc = strvec_push(&q->foilholes, rel);
+        else
+            rc = strvec_push(&q->micrographs, rel);
+        break;
+    }
+    default:
+        if (ends_with(rel, ".xml") || ends_with(rel, ".dm"))
+            rc = strvec_push(&t->other_xml, rel);
+        break;
+    }
+    free(dir);
+    return rc;
+}
+
+/* Notes directories that mark a session: Metadata/ and Images-Disc<N>/. */
+static int note_dir(struct tree *t, const char *rel, const char *name)
+{
+    bool metadata = strcmp(name, "Metadata") == 0;
+    bool disc = find_images_disc(name) == name;
+    if (!metadata && !disc)
+        return 0;
+    char *dir = rel_dirname(rel);
+    struct tree_session *s = dir ? session_get(t, dir) : NULL;
+    free(dir);
+    if (!s)
+        return -EM_ENOMEM;
+    if (metadata)
+        s->has_metadata = true;
+    else
+        s->images_discs++;
+    return 0;
+}
+
+static int walk(struct tree *t, const char *rel, unsigned depth)
+{
+    char *abs = tree_abs(t, rel);
+    if (!abs)
+        return -EM_ENOMEM;
+    struct fsio_entry *e;
+    size_t n;
+    int rc = fsio_list(abs, &e, &n);
+    free(abs);
+    if (rc < 0) {
+        if (depth == 0)
+            return rc;
+        em_log(EM_LOG_WARN, "%s: cannot list directory: %s (skipped)", rel, em_strerror(rc));
+        return 0;
+    }
+    t->dirs++;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *child = rel_join(rel, e[i].name);
+        if (!child) {
+            rc = -EM_ENOMEM;
+            break;
+        }
+        if (e[i].type == FSIO_DIR) {
+            rc = note_dir(t, child, e[i].name);
+            if (rc == 0 && depth + 1 < TREE_MAX_DEPTH)
+                rc = walk(t, child, depth + 1);
+            else if (rc == 0)
+                em_log(EM_LOG_WARN, "%s: deeper than %d levels (not walked)", child,
+                       TREE_MAX_DEPTH);
+        } else if (e[i].type == FSIO_FILE) {
+            t->files++;
+            rc = place_file(t, child);
+        }
+        free(child);
+    }
+    fsio_entries_free(e, n);
+    return rc;
+}
+
+static int cmp_square(const void *a, const void *b)
+{
+    int64_t x = ((const struct tree_square *)a)->gridsquare_id;
+    int64_t y = ((const struct tree_square *)b)->gridsquare_id;
+    return (x > y) - (x < y);
+}
+
+int tree_scan(const char *root, struct tree *t)
+{
+    memset(t, 0, sizeof(*t));
+    struct fsio_stat st;
+    int rc = fsio_stat(root, &st);
+    if (rc < 0)
+        return rc;
+    if (st.type != FSIO_DIR)
+        return -EM_ENOENT;
+    t->root = strdup(root);
+    if (!t->root)
+        return -EM_ENOMEM;
+    rc = walk(t, ".", 0);
+    if (rc < 0) {
+        tree_free(t);
+        return rc;
+    }
+    for (size_t i = 0; i < t->session_count; i++) {
+        struct tree_session *s = &t->sessions[i];
+        qsort(s->squares, s->square_count, sizeof(*s->squares), cmp_square);
+        for (size_t j = 0; j < s->square_count; j++) {
+            strvec_sort(&s->squares[j].images);
+            strvec_sort(&s->squares[j].foilholes);
+            strvec_sort(&s->squares[j].micrographs);
+        }
+    }
+    return 0;
+}
+
+static bool file_exists(const struct tree *t, const char *rel)
+{
+    char *abs = tree_abs(t, rel);
+    struct fsio_stat st;
+    bool ok = abs && fsio_stat(abs, &st) == 0 && st.type == FSIO_FILE;
+    free(abs);
+    return ok;
+}
+
+/* Splits a Windows or POSIX path into components, dropping a drive ("Z:") and empty
+ * parts. Returns the count; `parts` point into `buf`. */
+static size_t split_path(char *buf, char **parts, size_t max)
+{
+    size_t n = 0;
+    for (char *p = buf; *p;) {
+        while (*p == '\\' || *p == '/')
+            *p++ = '\0';
+        if (!*p)
+            break;
+        char *start = p;
+        while (*p && *p != '\\' && *p != '/')
+            p++;
+        bool drive = n == 0 && p - start == 2 && start[1] == ':';
+        if (!drive && n < max)
+            parts[n++] = start;
+    }
+    return n;
+}
+
+static char *join_parts(char **parts, size_t n)
+{
+    size_t len = 0;
+    for (size_t i = 0; i < n; i++)
+        len += strlen(parts[i]) + 1;
+    char *out = malloc(len + 1);
+    if (!out)
+        return NULL;
+    out[0] = '\0';
+    char *w = out;
+    for (size_t i = 0; i < n; i++) {
+        size_t l = strlen(parts[i]);
+        if (i)
+            *w++ = '/';
+        memcpy(w, parts[i], l);
+        w += l;
+    }
+    *w = '\0';
+    return out;
+}
+
+/* Tries `tail` under the session's parent directory, then under the root. */
+static char *try_bases(const struct tree *t, const struct tree_session *s, const char *tail)
+{
+    char *parent = rel_dirname(s->dir);
+    if (!parent)
+        return NULL;
+    const char *bases[2] = {strcmp(s->dir, ".") == 0 ? ".." : parent, "."};
+    char *found = NULL;
+    for (int i = 0; i < 2 && !found; i++) {
+        char *cand = rel_join(bases[i], tail);
+        if (cand && file_exists(t, cand))
+            found = cand;
+        else
+            free(cand);
+    }
+    free(parent);
+    return found;
+}
+
+char *tree_find_atlas(const struct tree *t, const struct tree_session *s, const char *atlas_id_path,
+                      const char *storage_path)
+{
+    if (!atlas_id_path || !*atlas_id_path)
+        return NULL;
+    char *buf = strdup(atlas_id_path);
+    char *sbuf = storage_path ? strdup(storage_path) : NULL;
+    char *parts[64], *sparts[64];
+    char *found = NULL;
+    if (!buf || (storage_path && !sbuf))
+        goto out;
+    size_t n = split_path(buf, parts, 64);
+    size_t sn = sbuf ? split_path(sbuf, sparts, 64) : 0;
+    /* The part after the storage folder (compared case-insensitively, as Windows does). */
+    size_t skip = 0;
+    if (sn > 0 && sn < n) {
+        skip = sn;
+        for (size_t i = 0; i < sn; i++)
+            if (strcasecmp(parts[i], sparts[i]) != 0)
+                skip = 0;
+    }
+    if (skip) {
+        char *tail = join_parts(parts + skip, n - skip);
+        found = tail ? try_bases(t, s, tail) : NULL;
+        free(tail);
+    }
+    /* Ever shorter tails, keeping at least Sample<k>/Atlas/Atlas.dm so that the
+     * cassette-level Atlas/Atlas.dm is never taken for a slot's atlas. */
+    for (size_t i = 0; !found && i + 3 <= n; i++) {
+        char *tail = join_parts(parts + i, n - i);
+        found = tail ? try_bases(t, s, tail) : NULL;
+        free(tail);
+    }
+out:
+    free(buf);
+    free(sbuf);
+    return found;
+}
