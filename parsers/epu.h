@@ -229,6 +229,11 @@ void epu_doc_free(struct epu_doc *doc);
  * '\\' separate components. */
 enum epu_kind epu_classify_path(const char *path);
 
+/* Checks that `buf` is a well-formed XML document under the same safety rules (no
+ * DOCTYPE, limits), without extracting anything. Returns 0 or a negative code with
+ * `diag` (may be NULL) filled in. */
+int epu_check_wellformed(const void *buf, size_t len, struct epu_diag *diag);
+
 /* Formats a Unix time as the timestamps above ("...T12:00:00.1234567Z"). */
 void epu_time_from_unix(int64_t sec, int32_t nsec, struct epu_time *out);
 

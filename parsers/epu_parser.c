@@ -310,3 +310,22 @@ enum epu_kind epu_classify_path(const char *path)
         return EPU_KIND_FOILHOLE_IMAGE;
     return EPU_KIND_NONE;
 }
+
+int epu_check_wellformed(const void *buf, size_t len, struct epu_diag *diag)
+{
+    static const struct dcs_handler none = {NULL, NULL};
+    struct dcs_reader *r = dcs_reader_new(&none, NULL, NULL);
+    if (!r)
+        return -EM_ENOMEM;
+    int rc = dcs_reader_feed(r, buf, len);
+    if (rc == 0)
+        rc = dcs_reader_finish(r);
+    if (rc < 0 && diag) {
+        const struct dcs_diag *d = dcs_reader_diag(r);
+        diag->code = d->code;
+        diag->line = d->line;
+        memcpy(diag->reason, d->reason, sizeof(diag->reason));
+    }
+    dcs_reader_free(r);
+    return rc;
+}
