@@ -44,6 +44,9 @@ struct dcs_reader {
     int nattrs;
 
     size_t fed;
+    int first_byte; /* first byte that is not white space or a BOM, or -1 */
+    int last_byte;  /* last byte that is not white space, or -1 */
+    bool failed_in_finish;
     bool started;  /* any byte fed: the push context exists */
     bool finished; /* dcs_reader_finish ran */
     bool failed;
@@ -57,6 +60,7 @@ static void reader_record(struct dcs_reader *r, int code, long line, const char 
     if (r->failed)
         return;
     r->failed = true;
+    r->failed_in_finish = r->in_finish;
     r->diag.code = code;
     r->diag.line = line;
     if (len >= sizeof(r->diag.reason))
@@ -101,38 +105,19 @@ static void on_xml_error(void *ud, xmlErrorPtr err)
     if (!err || err->level == XML_ERR_WARNING || err->level == XML_ERR_NONE)
         return;
     int code = -EM_EMALFORMED;
-    if (r->in_finish) {
-        switch (err->code) {
-        case XML_ERR_DOCUMENT_EMPTY:
-        case XML_ERR_DOCUMENT_END:
-        case XML_ERR_TAG_NOT_FINISHED:
-        case XML_ERR_GT_REQUIRED:
-        case XML_ERR_LTSLASH_REQUIRED:
-        case XML_ERR_LT_REQUIRED:
-        case XML_ERR_ATTRIBUTE_NOT_FINISHED:
-        case XML_ERR_ATTRIBUTE_NOT_STARTED:
-        case XML_ERR_NAME_REQUIRED:
+    switch (err->code) {
+    case XML_ERR_DOCUMENT_EMPTY:
+    case XML_ERR_DOCUMENT_END:
+    case XML_ERR_TAG_NOT_FINISHED:
+    case XML_ERR_LTSLASH_REQUIRED:
+        /* Only at the end of input do these mean "not all there yet". */
+        if (r->in_finish)
             code = -EM_ETRUNCATED;
-            break;
-        default:
-            break;
-        }
-    } else if (err->code == XML_ERR_DOCUMENT_EMPTY) {
-        code = -EM_ETRUNCATED;
+        break;
+    default:
+        break;
     }
     const char *msg = err->message ? err->message : "xml error";
-    if (code == -EM_ETRUNCATED) {
-        /* libxml2 words an early end in many ways ("extra content", "couldn't find end
-         * of start tag"); say plainly what happened and keep its detail. */
-        char buf[256];
-        int n = snprintf(buf, sizeof(buf), "document ends early (%s", msg);
-        size_t len = n < 0 ? 0 : (size_t)n < sizeof(buf) - 1 ? (size_t)n : sizeof(buf) - 2;
-        while (len > 0 && (buf[len - 1] == '\n' || buf[len - 1] == ' '))
-            len--;
-        buf[len++] = ')';
-        reader_record(r, code, err->line, buf, len);
-        return;
-    }
     reader_record(r, code, err->line, msg, strlen(msg));
 }
 
@@ -406,6 +391,7 @@ struct dcs_reader *dcs_reader_new(const struct dcs_handler *h, void *ud,
     r->h = h;
     r->ud = ud;
     r->lim = lim ? *lim : defaults;
+    r->first_byte = r->last_byte = -1;
     if (r->lim.max_depth == 0)
         r->lim.max_depth = 1;
     r->frames = calloc(r->lim.max_depth, sizeof(*r->frames));
@@ -439,6 +425,8 @@ int dcs_reader_reset(struct dcs_reader *r, void *ud)
     r->depth = 0;
     r->text_len = 0;
     r->fed = 0;
+    r->first_byte = r->last_byte = -1;
+    r->failed_in_finish = false;
     r->failed = false;
     r->finished = false;
     r->in_finish = false;
@@ -468,6 +456,26 @@ static int reader_begin(struct dcs_reader *r)
     return 0;
 }
 
+static bool space_or_bom(unsigned char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == 0xEF || c == 0xBB || c == 0xBF;
+}
+
+/* Remembers the first and last meaningful bytes, which tell an unfinished document
+ * (starts with '<', does not yet end with '>') from one that is not XML at all. */
+static void note_bytes(struct dcs_reader *r, const unsigned char *p, size_t len)
+{
+    for (size_t i = 0; r->first_byte < 0 && i < len; i++)
+        if (!space_or_bom(p[i]))
+            r->first_byte = p[i];
+    for (size_t i = len; i-- > 0;) {
+        if (!space_or_bom(p[i])) {
+            r->last_byte = p[i];
+            break;
+        }
+    }
+}
+
 int dcs_reader_feed(struct dcs_reader *r, const char *buf, size_t len)
 {
     if (r->failed)
@@ -479,6 +487,7 @@ int dcs_reader_feed(struct dcs_reader *r, const char *buf, size_t len)
     if (!r->started && reader_begin(r) < 0)
         return r->diag.code;
     r->fed += len;
+    note_bytes(r, (const unsigned char *)buf, len);
     /* xmlParseChunk takes an int length; feed large buffers in pieces. */
     while (len > 0 && !r->failed) {
         size_t n = len > (1u << 30) ? (1u << 30) : len;
@@ -499,7 +508,7 @@ int dcs_reader_finish(struct dcs_reader *r)
         return 0;
     if (!r->started && reader_begin(r) < 0)
         return r->diag.code;
-    if (r->fed == 0) {
+    if (r->first_byte < 0) {
         r->finished = true;
         return dcs_fail(r, -EM_ETRUNCATED, "document is empty");
     }
@@ -511,6 +520,24 @@ int dcs_reader_finish(struct dcs_reader *r)
         dcs_fail(r, -EM_EMALFORMED, "document is not well-formed");
     if (!r->failed && r->depth != 0)
         dcs_fail(r, -EM_ETRUNCATED, "document ends inside <%s>", r->frames[r->depth - 1].name);
+    if (r->failed && r->failed_in_finish) {
+        /* What libxml2 (or a callback) only saw at the end of input is about an unfinished
+         * document if it began like XML and does not end like XML. */
+        if (r->first_byte == '<' && (r->last_byte != '>' || r->diag.code == -EM_ETRUNCATED)) {
+            char buf[sizeof(r->diag.reason) + 32];
+            if (strncmp(r->diag.reason, "document e", 10) != 0) {
+                snprintf(buf, sizeof(buf), "document ends early (%.200s)", r->diag.reason);
+                size_t n = strlen(buf) < sizeof(r->diag.reason) - 1 ? strlen(buf)
+                                                                  : sizeof(r->diag.reason) - 1;
+                memcpy(r->diag.reason, buf, n);
+                r->diag.reason[n] = '\0';
+            }
+            r->diag.code = -EM_ETRUNCATED;
+        } else if (r->first_byte != '<') {
+            r->diag.code = -EM_EMALFORMED;
+            snprintf(r->diag.reason, sizeof(r->diag.reason), "content is not XML");
+        }
+    }
     return r->failed ? r->diag.code : 0;
 }
 

@@ -1,0 +1,112 @@
+#!/usr/bin/env bash
+# End-to-end checks of the em-agent executable: exit codes, the error format, and scan /
+# validate results on the authored visit and (when present) the real EPU files.
+#   cli.sh EM_AGENT TESTDATA SHARED_TESTDATA
+set -u
+agent=$1 data=$2 shared=$3
+fails=0 passes=0
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+check() { # name, expected status, command...
+    local name=$1 want=$2
+    shift 2
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    local got=$?
+    if [ "$got" -eq "$want" ]; then
+        passes=$((passes + 1))
+    else
+        fails=$((fails + 1))
+        echo "FAIL $name: exit $got, want $want"
+        head -5 "$tmp/err"
+    fi
+}
+expect_err() { # name, extended regex the last stderr must match
+    if grep -Eq "$2" "$tmp/err"; then passes=$((passes + 1)); else
+        fails=$((fails + 1))
+        echo "FAIL $1: stderr does not match /$2/:"
+        head -3 "$tmp/err"
+    fi
+}
+expect_out() { # name, expected stdout
+    if [ "$(cat "$tmp/out")" = "$2" ]; then passes=$((passes + 1)); else
+        fails=$((fails + 1))
+        echo "FAIL $1: stdout is '$(head -c 300 "$tmp/out")', want '$2'"
+    fi
+}
+count_types() { python3 -c 'import json,sys,collections
+c=collections.Counter(json.loads(l)["type"] for l in open(sys.argv[1]))
+print(" ".join(f"{k}={c[k]}" for k in ("session","atlas","gridsquare","foilhole","micrograph")))' "$1"; }
+
+mini=$data/visit-mini
+sess=$mini/Supervisor_20250101_100000_1_mini_EPU
+
+check "parse ok" 0 "$agent" parse session "$sess/EpuSession.dm"
+check "parse auto" 0 "$agent" parse auto "$sess/Metadata/GridSquare_1001.dm"
+grep -q '"kind":"gridsquare_metadata"' "$tmp/out" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL parse auto kind"; }
+check "usage: no args" 2 "$agent" parse
+check "usage: bad kind" 2 "$agent" parse sessions "$sess/EpuSession.dm"
+check "usage: auto unknown" 2 "$agent" parse auto "$mini/../golden/mini_session.json"
+check "missing file" 2 "$agent" parse session "$tmp/none.dm"
+check "unknown command" 2 "$agent" frobnicate
+check "help" 0 "$agent" --help
+check "parse help" 0 "$agent" parse --help
+
+head -c 2000 "$sess/EpuSession.dm" >"$tmp/EpuSession.dm"
+check "truncated" 1 "$agent" parse session "$tmp/EpuSession.dm"
+expect_err "truncated format" "^em-agent: $tmp/EpuSession.dm:[0-9]+: document ends early"
+: >"$tmp/empty.dm"
+check "empty" 1 "$agent" parse session "$tmp/empty.dm"
+expect_err "empty format" "^em-agent: $tmp/empty.dm:1: document is empty$"
+printf '<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>' >"$tmp/hostile.dm"
+check "hostile" 1 "$agent" parse session "$tmp/hostile.dm"
+expect_err "hostile format" "^em-agent: $tmp/hostile.dm:1: document declares a DOCTYPE"
+check "wrong kind" 1 "$agent" parse atlas "$sess/EpuSession.dm"
+expect_err "wrong kind format" "^em-agent: .*EpuSession.dm:1: root element is <EpuSessionXml>"
+head -c 100000 /dev/urandom >"$tmp/random.dm"
+start=$(date +%s%N)
+check "random bytes" 1 "$agent" parse gridsquare-metadata "$tmp/random.dm"
+elapsed_ms=$(( ($(date +%s%N) - start) / 1000000 ))
+[ "$elapsed_ms" -lt 1000 ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL random bytes took ${elapsed_ms} ms"; }
+
+check "scan mini" 0 "$agent" scan --agent t --no-progress "$mini"
+cp "$tmp/out" "$tmp/mini.jsonl"
+got=$(count_types "$tmp/mini.jsonl")
+[ "$got" = "session=1 atlas=1 gridsquare=3 foilhole=4 micrograph=4" ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL scan mini counts: $got"; }
+expect_err "scan summary" "1 sessions, 1 atlases, 3 grid squares, 4 foil holes, 4 micrographs"
+check "scan -o" 0 "$agent" scan -q -o "$tmp/o.jsonl" --agent t "$mini"
+[ "$(wc -l <"$tmp/o.jsonl")" -eq 13 ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL scan -o lines"; }
+check "scan not a dir" 2 "$agent" scan "$tmp/none"
+cp -r "$mini" "$tmp/broken"
+head -c 500 "$mini/Supervisor_20250101_100000_1_mini_EPU/Metadata/GridSquare_1003.dm" >"$tmp/broken/Supervisor_20250101_100000_1_mini_EPU/Metadata/GridSquare_1003.dm"
+check "scan broken lenient" 0 "$agent" scan -q "$tmp/broken"
+check "scan broken strict" 1 "$agent" scan -q --strict "$tmp/broken"
+
+check "validate mini" 1 "$agent" validate "$mini"
+grep -q "3 findings" "$tmp/out" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL validate mini findings"; cat "$tmp/out"; }
+check "validate session" 0 "$agent" validate "$sess"
+check "validate json" 1 "$agent" validate --json "$tmp/broken"
+python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d["valid"]; assert any("GridSquare_1003.dm" in f["path"] and f["line"] for f in d["findings"])' "$tmp/out" \
+    && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL validate json"; }
+check "validate missing dir" 2 "$agent" validate "$tmp/none"
+mkdir -p "$tmp/emptydir"
+check "validate empty dir" 1 "$agent" validate "$tmp/emptydir"
+
+if [ -d "$shared/epu/nt32457-6" ]; then
+    check "validate nt32457-6" 0 "$agent" validate "$shared/epu/nt32457-6"
+    check "validate cm40593-1" 1 "$agent" validate "$shared/epu/cm40593-1"
+    check "scan nt32457-6" 0 "$agent" scan -q "$shared/epu/nt32457-6"
+    got=$(count_types "$tmp/out")
+    [ "$got" = "session=1 atlas=1 gridsquare=222 foilhole=570 micrograph=0" ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL scan nt32457-6: $got"; }
+    check "scan cm40593-1" 0 "$agent" scan -q "$shared/epu/cm40593-1"
+    got=$(count_types "$tmp/out")
+    [ "$got" = "session=1 atlas=0 gridsquare=228 foilhole=2 micrograph=4" ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL scan cm40593-1: $got"; }
+    for f in $(find "$shared/epu" -name '*.xml' -o -name '*.dm'); do
+        check "parse auto $f" 0 "$agent" parse auto "$f"
+    done
+else
+    echo "note: $shared/epu is absent; the checks on real EPU files were skipped"
+fi
+
+echo "$passes passed, $fails failed"
+[ "$fails" -eq 0 ]

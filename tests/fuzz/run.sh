@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Fuzzes every parser for SECONDS each (default 30) with libFuzzer, starting from the
+# committed corpus. New crashes land in build-fuzz/crash-*; add them to
+# testdata/fuzz/<kind>/ as regression inputs once fixed.
+#   tests/fuzz/run.sh [SECONDS]
+set -euo pipefail
+secs=${1:-30}
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build="$top/build-fuzz"
+CC=clang cmake -S "$top" -B "$build" -DEM_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)" >/dev/null
+for kind in session atlas gridsquare_metadata gridsquare_image foilhole_image micrograph; do
+    work=$(mktemp -d)
+    cp -r "$top/testdata/fuzz/$kind/." "$work/"
+    echo "fuzz_$kind: ${secs}s"
+    (cd "$build" && "./tests/fuzz/fuzz_$kind" -max_total_time="$secs" -max_len=65536 \
+        -print_final_stats=1 "$work" 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' || true)
+    test ! -e "$build"/crash-* || { echo "fuzz_$kind found a crash"; exit 1; }
+    rm -rf "$work"
+done

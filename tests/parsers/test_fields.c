@@ -1,0 +1,135 @@
+/* Tests of the value rules shared by every parser: timestamps, integers, and the ids and
+ * kinds EPU puts in file names. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "em_error.h"
+#include "epu_internal.h"
+
+static void test_fields__time_normalised_to_utc(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in, *out;
+    } ok[] = {
+        {"2024-04-05T11:36:47.2285448Z", "2024-04-05T11:36:47.2285448Z"},
+        {"2024-04-05T12:36:47.2616332+01:00", "2024-04-05T11:36:47.2616332Z"},
+        {"2024-04-05T10:17:53.98788+01:00", "2024-04-05T09:17:53.9878800Z"},
+        {"2025-01-08T15:49:18.1158288+00:00", "2025-01-08T15:49:18.1158288Z"},
+        {"2025-01-01T01:30:00.5+02:00", "2024-12-31T23:30:00.5000000Z"},
+        {"2024-02-28T23:30:00-01:00", "2024-02-29T00:30:00.0000000Z"},
+        {"2023-12-31T23:59:59.123456789Z", "2023-12-31T23:59:59.1234567Z"},
+        {"2025-06-01T12:00:00", "2025-06-01T12:00:00.0000000Z"},
+    };
+    for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+        struct epu_time t = {0};
+        assert_int_equal(epu_time_parse(ok[i].in, strlen(ok[i].in), &t), 0);
+        assert_string_equal(t.s, ok[i].out);
+    }
+    static const char *const bad[] = {"",
+                                      "2024-04-05",
+                                      "2024-13-01T00:00:00Z",
+                                      "2023-02-29T00:00:00Z",
+                                      "2024-04-05T24:00:00Z",
+                                      "2024-04-05T11:36:47.Z",
+                                      "2024-04-05T11:36:47+0100",
+                                      "2024-04-05T11:36:47Zjunk",
+                                      "0001-01-01T00:30:00+01:00"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct epu_time t = {0};
+        if (epu_time_parse(bad[i], strlen(bad[i]), &t) != -EM_EVALUE)
+            fail_msg("'%s' accepted as %s", bad[i], t.s);
+    }
+}
+
+static void test_fields__unix_time_format(void **state)
+{
+    (void)state;
+    struct epu_time t;
+    epu_time_from_unix(0, 0, &t);
+    assert_string_equal(t.s, "1970-01-01T00:00:00.0000000Z");
+    epu_time_from_unix(1736351358, 115828800, &t);
+    assert_string_equal(t.s, "2025-01-08T15:49:18.1158288Z");
+}
+
+static void test_fields__integers(void **state)
+{
+    (void)state;
+    int64_t v;
+    assert_int_equal(epu_int_parse("4590776", 7, &v), 0);
+    assert_int_equal(v, 4590776);
+    assert_int_equal(epu_int_parse("-12", 3, &v), 0);
+    assert_int_equal(v, -12);
+    assert_int_equal(epu_int_parse("", 0, &v), -EM_EVALUE);
+    assert_int_equal(epu_int_parse("1.5", 3, &v), -EM_EVALUE);
+    assert_int_equal(epu_int_parse("1234567890123456789", 19, &v), -EM_EVALUE);
+    assert_int_equal(epu_int_parse("+", 1, &v), -EM_EVALUE);
+}
+
+static void test_fields__classify_by_path(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *path;
+        enum epu_kind kind;
+    } cases[] = {
+        {"S/EpuSession.dm", EPU_KIND_SESSION},
+        {"EpuSession.dm", EPU_KIND_SESSION},
+        {"S/xEpuSession.dm", EPU_KIND_NONE},
+        {"atlas/A/Sample4/Atlas/Atlas.dm", EPU_KIND_ATLAS},
+        {"atlas\\A\\Sample4\\Atlas\\Atlas.dm", EPU_KIND_ATLAS},
+        {"atlas/A/Sample4/Atlas.dm", EPU_KIND_NONE},
+        {"atlas/A/Sample4/Sample.dm", EPU_KIND_NONE},
+        {"atlas/A/Sample4/Atlas/Atlas_1.xml", EPU_KIND_NONE},
+        {"S/Metadata/GridSquare_4590776.dm", EPU_KIND_GRIDSQUARE_METADATA},
+        {"S/Metadata/GridSquare_.dm", EPU_KIND_NONE},
+        {"S/Images-Disc1/GridSquare_1/GridSquare_20240406_102420.xml", EPU_KIND_GRIDSQUARE_IMAGE},
+        {"S/Images-Disc1/GridSquare_1/GridSquare_20240406_102420.jpg", EPU_KIND_NONE},
+        {"S/Images-Disc1/GridSquare_1/GridSquare_2024040_102420.xml", EPU_KIND_NONE},
+        {"G/FoilHoles/FoilHole_9015889_20250108_154725.xml", EPU_KIND_FOILHOLE_IMAGE},
+        {"G/FoilHoles/FoilHole_9015889_20250108_154725.jpg", EPU_KIND_NONE},
+        {"G/Data/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", EPU_KIND_MICROGRAPH},
+        {"G/Data/FoilHole_9015883_Data_9017347_6_20250108_154915.mrc", EPU_KIND_NONE},
+        {"G/Data/FoilHole_9015883_Data_9017347_6_20250108_154915_Fractions.tiff", EPU_KIND_NONE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
+        if (epu_classify_path(cases[i].path) != cases[i].kind)
+            fail_msg("%s: got kind %d, want %d", cases[i].path, epu_classify_path(cases[i].path),
+                     cases[i].kind);
+}
+
+static void test_fields__ids_from_names(void **state)
+{
+    (void)state;
+    int64_t gs = 0, fh = 0, area = 0;
+    assert_true(epu_name_gridsquare_dir("a/Images-Disc1/GridSquare_8999138/Data/x.xml", &gs));
+    assert_int_equal(gs, 8999138);
+    assert_true(epu_name_gridsquare_dir("Z:\\v\\GridSquare_12\\FoilHoles\\f.xml", &gs));
+    assert_int_equal(gs, 12);
+    assert_false(epu_name_gridsquare_dir("a/GridSquare_12x/Data/x.xml", &gs));
+    assert_false(epu_name_gridsquare_dir("GridSquare_12", &gs)); /* a file, not a directory */
+    assert_true(epu_name_micrograph("D/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", &fh,
+                                    &area));
+    assert_int_equal(fh, 9015883);
+    assert_int_equal(area, 9017347);
+    assert_false(epu_name_foilhole("D/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", &fh));
+    assert_true(epu_name_foilhole("F/FoilHole_9015889_20250108_154725.xml", &fh));
+    assert_int_equal(fh, 9015889);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_fields__time_normalised_to_utc),
+        cmocka_unit_test(test_fields__unix_time_format),
+        cmocka_unit_test(test_fields__integers),
+        cmocka_unit_test(test_fields__classify_by_path),
+        cmocka_unit_test(test_fields__ids_from_names),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,32 @@
+/* testutil.h — helpers shared by the cmocka tests. */
+#ifndef EM_TESTUTIL_H
+#define EM_TESTUTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "epu.h"
+
+/* Reads a whole file into a new buffer (NUL-terminated; you free it). NULL if absent. */
+char *tu_read(const char *path, size_t *len);
+
+/* Writes `len` bytes to `path`; returns 0 or -1. */
+int tu_write(const char *path, const void *buf, size_t len);
+
+/* A new string: dir + "/" + rel. */
+char *tu_path(const char *dir, const char *rel);
+
+/* True when ../shared/testdata is there; otherwise prints why a test skips. */
+bool tu_have_shared(void);
+
+/* Parses a file of `kind`; fails the test on error. You own the result. */
+struct epu_doc *tu_parse_file(enum epu_kind kind, const char *path);
+
+/* The unformatted JSON of `doc` (you free it with cJSON_free). */
+char *tu_json(const struct epu_doc *doc);
+
+/* Parses `buf` feeding it in chunks of `chunk` bytes; returns the code and sets *out. */
+int tu_parse_chunked(enum epu_kind kind, const char *path, const char *buf, size_t len,
+                     size_t chunk, struct epu_doc **out);
+
+#endif
