@@ -57,8 +57,8 @@ int cmd_parse(int argc, char **argv)
         return EXIT_USAGE;
     }
     const char *path = args[1];
-    enum epu_kind kind = strcmp(args[0], "auto") == 0 ? epu_classify_path(path)
-                                                      : epu_kind_from_cli(args[0]);
+    enum epu_kind kind =
+        strcmp(args[0], "auto") == 0 ? epu_classify_path(path) : epu_kind_from_cli(args[0]);
     if (kind == EPU_KIND_NONE) {
         if (strcmp(args[0], "auto") == 0)
             fprintf(stderr,

@@ -289,11 +289,13 @@ static int validate_run(struct validation *v, unsigned threads)
     }
     fsio_buf_free(&buf);
     for (size_t i = 0; i < t->unplaced.n; i++)
-        add_finding(v, t->unplaced.v[i], 0, "EPU file outside a session's Metadata/ or "
-                                            "Images-Disc<N>/GridSquare_<gs>/ layout");
+        add_finding(v, t->unplaced.v[i], 0,
+                    "EPU file outside a session's Metadata/ or "
+                    "Images-Disc<N>/GridSquare_<gs>/ layout");
     if (t->session_count == 0)
-        add_finding(v, ".", 0, "no EPU session directory found (no EpuSession.dm, Metadata/ or "
-                               "Images-Disc<N>/)");
+        add_finding(v, ".", 0,
+                    "no EPU session directory found (no EpuSession.dm, Metadata/ or "
+                    "Images-Disc<N>/)");
     rc = v->error;
 out:
     for (size_t i = 0; i < k; i++)
@@ -334,8 +336,8 @@ static void print_text(const struct validation *v, const char *dir)
         const struct session_report *r = &v->reports[i];
         printf("session %s", r->ts->dir);
         if (r->doc)
-            printf(" (id %lld): %zu squares listed",
-                   (long long)r->doc->u.session.session_id.v, r->doc->u.session.gridsquare_count);
+            printf(" (id %lld): %zu squares listed", (long long)r->doc->u.session.session_id.v,
+                   r->doc->u.session.gridsquare_count);
         else
             printf(": no usable EpuSession.dm");
         printf(", %zu with metadata, %zu imaged, %zu micrographs", r->squares_with_metadata,
@@ -423,8 +425,7 @@ int cmd_validate(int argc, char **argv)
             return EXIT_OK;
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
-        } else if ((strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--jobs") == 0) &&
-                   i + 1 < argc) {
+        } else if ((strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--jobs") == 0) && i + 1 < argc) {
             char *end;
             long n = strtol(argv[++i], &end, 10);
             if (*end != '\0' || n < 1 || n > 64) {

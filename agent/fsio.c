@@ -146,7 +146,7 @@ int fsio_stat(const char *path, struct fsio_stat *st)
         return from_uv(rc);
     }
     const uv_stat_t *s = &req.statbuf;
-    st->type = (s->st_mode & S_IFMT) == S_IFDIR ? FSIO_DIR
+    st->type = (s->st_mode & S_IFMT) == S_IFDIR   ? FSIO_DIR
                : (s->st_mode & S_IFMT) == S_IFREG ? FSIO_FILE
                                                   : FSIO_OTHER;
     st->size = s->st_size;

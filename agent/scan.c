@@ -349,7 +349,7 @@ static int emit_square(struct scan *sc, struct square_work *w, const struct scan
         goto fail;
     o = sub_or_null(data, "image", w->image != NULL);
     if (!o || (w->image && (epu_image_fields_to_json(&w->image->doc->u.image,
-                                                      EPU_KIND_GRIDSQUARE_IMAGE, o) < 0 ||
+                                                     EPU_KIND_GRIDSQUARE_IMAGE, o) < 0 ||
                             add_path(o, "path", w->image_rel) < 0)))
         goto fail;
     cJSON *key = key_of("session_id", w->session_id, "gridsquare_id", w->gridsquare_id, NULL);
@@ -373,9 +373,9 @@ static int emit_hole(struct scan *sc, struct square_work *w, int64_t fh,
     if (!o || (target && epu_foilhole_target_to_json(target, o) < 0))
         goto fail;
     o = sub_or_null(data, "image", img != NULL);
-    if (!o || (img && (epu_image_fields_to_json(&img->job->doc->u.image,
-                                                 EPU_KIND_FOILHOLE_IMAGE, o) < 0 ||
-                       add_path(o, "path", img->rel) < 0)))
+    if (!o || (img &&
+               (epu_image_fields_to_json(&img->job->doc->u.image, EPU_KIND_FOILHOLE_IMAGE, o) < 0 ||
+                add_path(o, "path", img->rel) < 0)))
         goto fail;
     cJSON *key = key_of("session_id", w->session_id, "foilhole_id", fh, NULL);
     return event_emit(&sc->ev, EV_FOILHOLE, key, data, img ? img->rel : w->meta_rel,
@@ -514,8 +514,8 @@ static int do_square(struct scan *sc, struct scan_session *s, int64_t gs,
     const struct epu_session *es = &s->doc->u.session;
     const struct epu_atlas *at = s->atlas >= 0 ? &sc->atlases[s->atlas].doc->u.atlas : NULL;
     struct square_work w = {.session_id = es->session_id.v, .gridsquare_id = gs};
-    w.in_session = bsearch(&gs, es->gridsquare_ids, es->gridsquare_count, sizeof(int64_t),
-                           cmp_i64) != NULL;
+    w.in_session =
+        bsearch(&gs, es->gridsquare_ids, es->gridsquare_count, sizeof(int64_t), cmp_i64) != NULL;
     w.node = atlas_node(at, gs);
     if (w.node) {
         w.has_atlas = true;
@@ -668,8 +668,8 @@ static int run(struct scan *sc)
     for (size_t i = 0; i < t->session_count; i++) {
         struct scan_session *s = &sc->sessions[i];
         for (size_t k = 0; s->doc && k < i; k++) {
-            if (sc->sessions[k].doc && sc->sessions[k].doc->u.session.session_id.v ==
-                                           s->doc->u.session.session_id.v) {
+            if (sc->sessions[k].doc &&
+                sc->sessions[k].doc->u.session.session_id.v == s->doc->u.session.session_id.v) {
                 em_log(EM_LOG_WARN, "%s: session id %lld already seen in %s (skipped)",
                        s->ts->epu_dm, (long long)s->doc->u.session.session_id.v,
                        sc->sessions[k].ts->epu_dm);

@@ -26,17 +26,17 @@ void strvec_free(struct strvec *sv);
 
 struct tree_square {
     int64_t gridsquare_id;
-    char *metadata;           /* Metadata/GridSquare_<gs>.dm, or NULL */
-    struct strvec images;     /* Images-Disc*\/GridSquare_<gs>/GridSquare_<date>_<time>.xml */
-    struct strvec foilholes;  /* .../FoilHoles/FoilHole_<fh>_<date>_<time>.xml */
+    char *metadata;            /* Metadata/GridSquare_<gs>.dm, or NULL */
+    struct strvec images;      /* Images-Disc*\/GridSquare_<gs>/GridSquare_<date>_<time>.xml */
+    struct strvec foilholes;   /* .../FoilHoles/FoilHole_<fh>_<date>_<time>.xml */
     struct strvec micrographs; /* .../Data/FoilHole_<fh>_Data_..._<date>_<time>.xml */
 };
 
 struct tree_session {
-    char *dir;     /* relative to the root; "." for the root itself */
-    char *epu_dm;  /* <dir>/EpuSession.dm, or NULL (aborted session) */
+    char *dir;    /* relative to the root; "." for the root itself */
+    char *epu_dm; /* <dir>/EpuSession.dm, or NULL (aborted session) */
     bool has_metadata;
-    unsigned images_discs; /* Images-Disc<N> directories seen */
+    unsigned images_discs;       /* Images-Disc<N> directories seen */
     struct tree_square *squares; /* ascending gridsquare_id after tree_scan */
     size_t square_count;
     size_t square_cap;

@@ -54,8 +54,7 @@ struct dcs_reader {
     struct dcs_diag diag;
 };
 
-static void reader_record(struct dcs_reader *r, int code, long line, const char *reason,
-                          size_t len)
+static void reader_record(struct dcs_reader *r, int code, long line, const char *reason, size_t len)
 {
     if (r->failed)
         return;
@@ -528,7 +527,7 @@ int dcs_reader_finish(struct dcs_reader *r)
             if (strncmp(r->diag.reason, "document e", 10) != 0) {
                 snprintf(buf, sizeof(buf), "document ends early (%.200s)", r->diag.reason);
                 size_t n = strlen(buf) < sizeof(r->diag.reason) - 1 ? strlen(buf)
-                                                                  : sizeof(r->diag.reason) - 1;
+                                                                    : sizeof(r->diag.reason) - 1;
                 memcpy(r->diag.reason, buf, n);
                 r->diag.reason[n] = '\0';
             }

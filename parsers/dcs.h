@@ -39,7 +39,10 @@ struct dcs_limits {
 
 /* 256 MiB documents, depth 128, 1 MiB text nodes, 16 MiB of z:Id text. Real EPU files
  * are at most a few MB and about 15 levels deep. */
-#define DCS_LIMITS_DEFAULT {256u << 20, 128u, 1u << 20, 16u << 20}
+#define DCS_LIMITS_DEFAULT                                                                         \
+    {                                                                                              \
+        256u << 20, 128u, 1u << 20, 16u << 20                                                      \
+    }
 
 /* Where and why a document failed: the first error wins. */
 struct dcs_diag {

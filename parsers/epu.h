@@ -62,8 +62,8 @@ struct epu_session {
     struct epu_real clustering_radius_m;
     struct epu_int autoloader_slot;
     char *image_file_format;
-    char *atlas_path;   /* AtlasId of the first non-nil sample: a Windows path */
-    char *storage_path; /* Path of the first non-nil storage folder */
+    char *atlas_path;        /* AtlasId of the first non-nil sample: a Windows path */
+    char *storage_path;      /* Path of the first non-nil storage folder */
     int64_t *gridsquare_ids; /* ascending */
     size_t gridsquare_count;
 };

@@ -180,8 +180,8 @@ static int atlas_end(void *state, struct dcs_reader *r, const char *text, size_t
         rc = epu_fieldset_leaf(&st->position, r, (unsigned)st->in_position,
                                epu_vec_last(&st->positions), a, text, len);
     else if (st->in_square != NOT_OPEN)
-        rc = epu_fieldset_leaf(&st->square, r, (unsigned)st->in_square,
-                               epu_vec_last(&st->squares), a, text, len);
+        rc = epu_fieldset_leaf(&st->square, r, (unsigned)st->in_square, epu_vec_last(&st->squares),
+                               a, text, len);
     else if (st->in_tile != NOT_OPEN)
         rc = epu_fieldset_leaf(&st->tile, r, (unsigned)st->in_tile, epu_vec_last(&st->tiles), a,
                                text, len);
@@ -207,8 +207,8 @@ static int atlas_finish(void *state, struct epu_doc *doc, struct dcs_reader *r)
 static int square_tiles_json(const void *item, cJSON *obj)
 {
     const struct epu_atlas_square *q = item;
-    return epu_list_json(obj, "tiles", q->tiles, q->tile_count, sizeof(*q->tiles),
-                         position_fields, N_OF(position_fields), NULL);
+    return epu_list_json(obj, "tiles", q->tiles, q->tile_count, sizeof(*q->tiles), position_fields,
+                         N_OF(position_fields), NULL);
 }
 
 static int atlas_to_json(const struct epu_doc *doc, cJSON *out)

@@ -110,8 +110,8 @@ static bool digits(const char *s, size_t n, int64_t *out)
 int epu_time_parse(const char *s, size_t len, struct epu_time *out)
 {
     int64_t y, mo, d, h, mi, sec, frac = 0;
-    if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') ||
-        s[13] != ':' || s[16] != ':')
+    if (len < 19 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
+        s[16] != ':')
         return -EM_EVALUE;
     if (!digits(s, 4, &y) || !digits(s + 5, 2, &mo) || !digits(s + 8, 2, &d) ||
         !digits(s + 11, 2, &h) || !digits(s + 14, 2, &mi) || !digits(s + 17, 2, &sec))
@@ -250,15 +250,14 @@ int epu_field_set(struct dcs_reader *r, const char *what, enum epu_ftype type, v
     }
     case EPU_T_TIME:
         if (epu_time_parse(text, len, slot) < 0)
-            return dcs_fail(r, -EM_EVALUE, "<%s> '%.40s' is not an ISO 8601 timestamp", what,
-                            text);
+            return dcs_fail(r, -EM_EVALUE, "<%s> '%.40s' is not an ISO 8601 timestamp", what, text);
         return 0;
     }
     return -EM_EINVAL;
 }
 
-int epu_fieldset_leaf(const struct epu_fieldset *fs, struct dcs_reader *r, unsigned base,
-                      void *obj, struct em_arena *arena, const char *text, size_t len)
+int epu_fieldset_leaf(const struct epu_fieldset *fs, struct dcs_reader *r, unsigned base, void *obj,
+                      struct em_arena *arena, const char *text, size_t len)
 {
     unsigned depth = dcs_depth(r);
     if (depth <= base + 1 || depth - base - 1 > DCS_PATH_MAX)
@@ -269,8 +268,8 @@ int epu_fieldset_leaf(const struct epu_fieldset *fs, struct dcs_reader *r, unsig
         if (!dcs_match(r, base, &fs->paths[i]))
             continue;
         const struct epu_field *f = &fs->f[i];
-        int rc = epu_field_set(r, dcs_top(r)->name, f->type, (char *)obj + f->off, arena, text,
-                               len);
+        int rc =
+            epu_field_set(r, dcs_top(r)->name, f->type, (char *)obj + f->off, arena, text, len);
         return rc < 0 ? rc : 1;
     }
     return 0;
@@ -425,8 +424,7 @@ bool epu_name_gridsquare_dir(const char *path, int64_t *gridsquare_id)
         end = base - 1;
         const char *start = component_before(path, end);
         const char *p = start;
-        if (take_literal(&p, end, "GridSquare_") && take_number(&p, end, gridsquare_id) &&
-            p == end)
+        if (take_literal(&p, end, "GridSquare_") && take_number(&p, end, gridsquare_id) && p == end)
             return true;
         base = start;
     }

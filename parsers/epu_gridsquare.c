@@ -70,14 +70,13 @@ static int square_init(void *state)
         (rc = epu_fieldset_init(&st->hole, hole_fields, N_OF(hole_fields))) < 0 ||
         (rc = epu_fieldset_init(&st->exposure, exposure_fields, N_OF(exposure_fields))) < 0)
         return rc;
-    if (dcs_path_compile(&st->hole_path, "TargetLocations/TargetLocationsEfficient/"
-                                         "m_serializationArray/KeyValuePairOfintTargetLocation*") <
-            0 ||
+    if (dcs_path_compile(&st->hole_path,
+                         "TargetLocations/TargetLocationsEfficient/"
+                         "m_serializationArray/KeyValuePairOfintTargetLocation*") < 0 ||
         dcs_path_compile(&st->lacey_path, "TargetLocations/TargetLocations/m_serializationArray/"
                                           "KeyValuePairOfintTargetLocation*") < 0 ||
-        dcs_path_compile(&st->exposure_path,
-                         "value/ParticleAcquisitions/KeyValuePairs/"
-                         "KeyValuePairOfintParticleAcquisitionDataXml*") < 0)
+        dcs_path_compile(&st->exposure_path, "value/ParticleAcquisitions/KeyValuePairs/"
+                                             "KeyValuePairOfintParticleAcquisitionDataXml*") < 0)
         return -EM_EINVAL;
     epu_vec_init(&st->holes, sizeof(struct epu_foilhole_target), SQUARE_MAX_ITEMS);
     epu_vec_init(&st->exposures, sizeof(struct epu_exposure), SQUARE_MAX_ITEMS);
@@ -176,8 +175,7 @@ static int square_finish(void *state, struct epu_doc *doc, struct dcs_reader *r)
     int err = 0;
     g->foilholes = epu_vec_finish_sorted(&st->holes, &doc->arena, &g->foilhole_count, &err);
     if (!err)
-        g->exposures =
-            epu_vec_finish_sorted(&st->exposures, &doc->arena, &g->exposure_count, &err);
+        g->exposures = epu_vec_finish_sorted(&st->exposures, &doc->arena, &g->exposure_count, &err);
     return err;
 }
 
@@ -202,8 +200,8 @@ static int square_to_json(const struct epu_doc *doc, cJSON *out)
     if (!cJSON_AddNumberToObject(out, "foilhole_count", (double)g->foilhole_count))
         return -EM_ENOMEM;
     if ((rc = epu_list_json(out, "exposures", g->exposures, g->exposure_count,
-                            sizeof(*g->exposures), exposure_fields, N_OF(exposure_fields),
-                            NULL)) < 0)
+                            sizeof(*g->exposures), exposure_fields, N_OF(exposure_fields), NULL)) <
+        0)
         return rc;
     if (!cJSON_AddNumberToObject(out, "exposure_count", (double)g->exposure_count))
         return -EM_ENOMEM;

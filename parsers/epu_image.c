@@ -27,8 +27,7 @@ static const struct epu_field common_fields[] = {
     EPU_FIELD("applied_defocus_m", CUSTOM("AppliedDefocus"), EPU_T_REAL, I, applied_defocus_m),
     EPU_FIELD("magnification", "microscopeData/optics/TemMagnification/NominalMagnification",
               EPU_T_REAL, I, magnification),
-    EPU_FIELD("pixel_size_m", "SpatialScale/pixelSize/x/numericValue", EPU_T_REAL, I,
-              pixel_size_m),
+    EPU_FIELD("pixel_size_m", "SpatialScale/pixelSize/x/numericValue", EPU_T_REAL, I, pixel_size_m),
     EPU_FIELD("detector_name", CUSTOM("DetectorCommercialName"), EPU_T_STR, I, detector_name),
     EPU_FIELD("instrument_model", "microscopeData/instrument/InstrumentModel", EPU_T_STR, I,
               instrument_model),
@@ -97,8 +96,8 @@ static struct image_layout layout_of(enum epu_kind kind)
 {
     switch (kind) {
     case EPU_KIND_FOILHOLE_IMAGE:
-        return (struct image_layout){ids_foilhole, uuid_image, foilhole_fields,
-                                     N_OF(ids_foilhole), N_OF(foilhole_fields)};
+        return (struct image_layout){ids_foilhole, uuid_image, foilhole_fields, N_OF(ids_foilhole),
+                                     N_OF(foilhole_fields)};
     case EPU_KIND_MICROGRAPH:
         return (struct image_layout){ids_micrograph, uuid_micrograph, micrograph_fields,
                                      N_OF(ids_micrograph), N_OF(micrograph_fields)};
@@ -160,9 +159,11 @@ static int image_begin(void *state, struct epu_doc *doc, const char *path, struc
     bool named_micrograph = epu_name_micrograph(path, &a, &b);
     bool named_foilhole = epu_name_foilhole(path, &a);
     if (st->kind == EPU_KIND_FOILHOLE_IMAGE && named_micrograph)
-        return dcs_fail(r, -EM_EWRONGKIND, "file is named like a micrograph, not a foil-hole image");
+        return dcs_fail(r, -EM_EWRONGKIND,
+                        "file is named like a micrograph, not a foil-hole image");
     if (st->kind == EPU_KIND_MICROGRAPH && named_foilhole)
-        return dcs_fail(r, -EM_EWRONGKIND, "file is named like a foil-hole image, not a micrograph");
+        return dcs_fail(r, -EM_EWRONGKIND,
+                        "file is named like a foil-hole image, not a micrograph");
     if (st->kind == EPU_KIND_GRIDSQUARE_IMAGE && (named_foilhole || named_micrograph))
         return dcs_fail(r, -EM_EWRONGKIND, "file is named like a foil-hole manifest, not a square");
 

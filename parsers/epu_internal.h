@@ -22,14 +22,17 @@ struct epu_field {
     size_t off; /* offset of the value in the target struct */
 };
 
-#define EPU_FIELD(json, path, type, st, member) {json, path, type, offsetof(st, member)}
+#define EPU_FIELD(json, path, type, st, member)                                                    \
+    {                                                                                              \
+        json, path, type, offsetof(st, member)                                                     \
+    }
 
 /* A field table with its paths compiled and grouped by length for quick rejection. */
 struct epu_fieldset {
     const struct epu_field *f;
     size_t n;
-    struct dcs_path *paths; /* n entries */
-    size_t *order;          /* field indexes sorted by path length */
+    struct dcs_path *paths;          /* n entries */
+    size_t *order;                   /* field indexes sorted by path length */
     size_t by_len[DCS_PATH_MAX + 2]; /* order[by_len[k] .. by_len[k+1]) have k segments */
 };
 
@@ -41,8 +44,8 @@ void epu_fieldset_free(struct epu_fieldset *fs);
  * The first field whose path matches takes the text, unless it already has a value
  * (first occurrence wins). Returns 1 when a field matched, 0 when none did, or a negative
  * code after dcs_fail() for a value of the wrong form. `text` NULL means nil. */
-int epu_fieldset_leaf(const struct epu_fieldset *fs, struct dcs_reader *r, unsigned base,
-                      void *obj, struct em_arena *arena, const char *text, size_t len);
+int epu_fieldset_leaf(const struct epu_fieldset *fs, struct dcs_reader *r, unsigned base, void *obj,
+                      struct em_arena *arena, const char *text, size_t len);
 
 /* Stores `text` into the field at `obj` as `type` (same rules as above). */
 int epu_field_set(struct dcs_reader *r, const char *what, enum epu_ftype type, void *slot,
@@ -80,7 +83,6 @@ void *epu_vec_last(struct epu_vec *v);
 void *epu_vec_finish_sorted(struct epu_vec *v, struct em_arena *arena, size_t *count, int *err);
 void epu_vec_free(struct epu_vec *v);
 
-
 /* One kind's parser: callbacks plus the table for JSON. Defined in epu_<kind>.c. */
 struct epu_kind_ops {
     enum epu_kind kind;
@@ -106,7 +108,8 @@ extern const struct epu_kind_ops epu_micrograph_ops;
 
 #define EPU_NS_EPU "http://schemas.datacontract.org/2004/07/Applications.Epu.Persistence"
 #define EPU_NS_ATLAS                                                                               \
-    "http://schemas.datacontract.org/2004/07/Applications.SciencesAppsShared.GridAtlas.Persistence"
+    "http://schemas.datacontract.org/2004/07/"                                                     \
+    "Applications.SciencesAppsShared.GridAtlas.Persistence"
 #define EPU_NS_SHARED "http://schemas.datacontract.org/2004/07/Fei.SharedObjects"
 
 #endif

@@ -55,8 +55,7 @@ static void session_fini(void *state)
     epu_vec_free(&st->squares);
 }
 
-static int session_begin(void *state, struct epu_doc *doc, const char *path,
-                         struct dcs_reader *r)
+static int session_begin(void *state, struct epu_doc *doc, const char *path, struct dcs_reader *r)
 {
     (void)path;
     (void)r;
@@ -138,8 +137,8 @@ static int session_finish(void *state, struct epu_doc *doc, struct dcs_reader *r
 static int session_to_json(const struct epu_doc *doc, cJSON *out)
 {
     const struct epu_session *s = &doc->u.session;
-    int rc = epu_fields_json(session_fields, sizeof(session_fields) / sizeof(session_fields[0]),
-                             s, out);
+    int rc =
+        epu_fields_json(session_fields, sizeof(session_fields) / sizeof(session_fields[0]), s, out);
     if (rc < 0)
         return rc;
     cJSON *ids = cJSON_AddArrayToObject(out, "gridsquare_ids");

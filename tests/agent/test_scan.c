@@ -79,14 +79,17 @@ static void test_scan__tree_groups_files(void **state)
     assert_int_equal(s->squares[0].micrographs.n, 3);
     assert_int_equal(s->squares[1].micrographs.n, 1); /* in Images-Disc2 */
     assert_null(t.sessions[1].epu_dm);                /* the aborted session */
-    char *atlas = tree_find_atlas(&t, s, "Z:\\mini\\atlas\\Supervisor_20250101_090000_mini_Atlas\\"
-                                         "Sample1\\Atlas\\Atlas.dm",
+    char *atlas = tree_find_atlas(&t, s,
+                                  "Z:\\mini\\atlas\\Supervisor_20250101_090000_mini_Atlas\\"
+                                  "Sample1\\Atlas\\Atlas.dm",
                                   "z:\\MINI");
-    assert_string_equal(atlas, "atlas/Supervisor_20250101_090000_mini_Atlas/Sample1/Atlas/Atlas.dm");
+    assert_string_equal(atlas,
+                        "atlas/Supervisor_20250101_090000_mini_Atlas/Sample1/Atlas/Atlas.dm");
     free(atlas);
     /* Another drive and root: found by the path's tail. */
-    atlas = tree_find_atlas(&t, s, "D:\\elsewhere\\atlas\\Supervisor_20250101_090000_mini_Atlas\\"
-                                   "Sample1\\Atlas\\Atlas.dm",
+    atlas = tree_find_atlas(&t, s,
+                            "D:\\elsewhere\\atlas\\Supervisor_20250101_090000_mini_Atlas\\"
+                            "Sample1\\Atlas\\Atlas.dm",
                             "D:\\other");
     assert_non_null(atlas);
     free(atlas);
@@ -100,11 +103,11 @@ static void test_scan__entities_of_the_mini_visit(void **state)
     struct scan_summary sum;
     cJSON *all = scan_events(VISIT, 2, &sum);
     assert_int_equal(cJSON_GetArraySize(all), 13);
-    assert_int_equal(sum.events[0], 1); /* session */
-    assert_int_equal(sum.events[1], 1); /* atlas */
-    assert_int_equal(sum.events[2], 3); /* squares 1001-1003 */
-    assert_int_equal(sum.events[3], 4); /* holes 2001-2003, 2101 */
-    assert_int_equal(sum.events[4], 4); /* micrographs of the real session */
+    assert_int_equal(sum.events[0], 1);     /* session */
+    assert_int_equal(sum.events[1], 1);     /* atlas */
+    assert_int_equal(sum.events[2], 3);     /* squares 1001-1003 */
+    assert_int_equal(sum.events[3], 4);     /* holes 2001-2003, 2101 */
+    assert_int_equal(sum.events[4], 4);     /* micrographs of the real session */
     assert_int_equal(sum.files_skipped, 1); /* the aborted session's micrograph */
     assert_int_equal(sum.files_failed, 0);
     /* seq counts 1, 2, 3, ... */
@@ -120,17 +123,19 @@ static void test_scan__entities_of_the_mini_visit(void **state)
     assert_string_equal(str_at(sq, "image", "image_uuid"), "11111111-0000-4000-8000-000000001002");
     assert_true(cJSON_GetObjectItem(sq, "in_session_list")->valueint);
     assert_int_equal(cJSON_GetObjectItem(sq, "atlas_id")->valuedouble, 900001);
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(sq, "atlas"), "center_x_px")->valuedouble * 2, 201);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(sq, "atlas"), "center_x_px")->valuedouble * 2, 201);
     sq = find_event(all, "gridsquare", "gridsquare_id", 1003, NULL);
     assert_true(cJSON_IsNull(cJSON_GetObjectItem(sq, "image")));
     cJSON *fh = find_event(all, "foilhole", "foilhole_id", 2001, NULL);
     /* The re-centred (newer) image wins, and the .dm target is merged in. */
     assert_string_equal(str_at(fh, "image", "image_uuid"), "22222222-0000-4000-8000-000000002002");
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(fh, "target"), "pixel_x")->valuedouble, 1396);
+    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(fh, "target"), "pixel_x")->valuedouble,
+                     1396);
     fh = find_event(all, "foilhole", "foilhole_id", 2101, NULL); /* from the lacey map */
     assert_int_equal(cJSON_GetObjectItem(fh, "gridsquare_id")->valuedouble, 1002);
-    cJSON *m = find_event(all, "micrograph", "micrograph_uuid", 0,
-                          "33333333-0000-4000-8000-000000003003");
+    cJSON *m =
+        find_event(all, "micrograph", "micrograph_uuid", 0, "33333333-0000-4000-8000-000000003003");
     assert_int_equal(cJSON_GetObjectItem(m, "exposure_id")->valuedouble, 3003);
     assert_int_equal(cJSON_GetObjectItem(m, "foilhole_id")->valuedouble, 2001);
     assert_int_equal(cJSON_GetObjectItem(m, "session_id")->valuedouble, 800001);
@@ -164,7 +169,8 @@ static void test_scan__broken_file_loses_nothing_else(void **state)
     char dir[] = "/tmp/em-test-scan-XXXXXX";
     assert_non_null(mkdtemp(dir));
     char cmd[512];
-    snprintf(cmd, sizeof(cmd), "cp -r '%s/Supervisor_20250101_100000_1_mini_EPU' '%s/'", VISIT, dir);
+    snprintf(cmd, sizeof(cmd), "cp -r '%s/Supervisor_20250101_100000_1_mini_EPU' '%s/'", VISIT,
+             dir);
     assert_int_equal(system(cmd), 0);
     char *bad = tu_path(dir, "Supervisor_20250101_100000_1_mini_EPU/Images-Disc1/GridSquare_1001/"
                              "Data/FoilHole_2002_Data_4001_1_20250101_102200.xml");
@@ -192,12 +198,14 @@ static void test_scan__real_sessions(void **state)
     assert_int_equal(sum.events[2], 222);
     assert_int_equal(sum.events[3], 570);
     cJSON *sq = find_event(all, "gridsquare", "gridsquare_id", 4590776, NULL);
-    assert_int_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(sq, "metadata"), "exposure_count")->valuedouble, 868);
+    assert_int_equal(
+        cJSON_GetObjectItem(cJSON_GetObjectItem(sq, "metadata"), "exposure_count")->valuedouble,
+        868);
     assert_non_null(str_at(sq, "image", "image_uuid"));
     cJSON_Delete(all);
     /* Scanning only the grid directory still finds its atlas beside it. */
-    all = scan_events(EM_SHARED_TESTDATA "/epu/nt32457-6/Supervisor_20240405_115113_0_SmartEPU_ApoF",
-                      2, &sum);
+    all = scan_events(
+        EM_SHARED_TESTDATA "/epu/nt32457-6/Supervisor_20240405_115113_0_SmartEPU_ApoF", 2, &sum);
     assert_int_equal(sum.events[1], 1);
     assert_int_equal(sum.events[2], 222);
     cJSON_Delete(all);
@@ -205,8 +213,8 @@ static void test_scan__real_sessions(void **state)
     assert_int_equal(sum.events[2], 228);
     assert_int_equal(sum.events[3], 2); /* holes known only from FoilHoles images */
     assert_int_equal(sum.events[4], 4);
-    cJSON *m = find_event(all, "micrograph", "micrograph_uuid", 0,
-                          "a57ec324-5326-43a3-8dc6-ee3424aa5814");
+    cJSON *m =
+        find_event(all, "micrograph", "micrograph_uuid", 0, "a57ec324-5326-43a3-8dc6-ee3424aa5814");
     assert_int_equal(cJSON_GetObjectItem(m, "foilhole_id")->valuedouble, 9015883);
     assert_int_equal(cJSON_GetObjectItem(m, "gridsquare_id")->valuedouble, 8999138);
     cJSON_Delete(all);

@@ -45,8 +45,9 @@ static int run(const char *doc, const char *pattern, struct seen *s)
     return rc;
 }
 
-#define Z "xmlns:z=\"http://schemas.microsoft.com/2003/10/Serialization/\" "                       \
-          "xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\""
+#define Z                                                                                          \
+    "xmlns:z=\"http://schemas.microsoft.com/2003/10/Serialization/\" "                             \
+    "xmlns:i=\"http://www.w3.org/2001/XMLSchema-instance\""
 
 static void test_dcs__ref_resolves_to_earlier_leaf(void **state)
 {
@@ -65,10 +66,11 @@ static void test_dcs__patterns(void **state)
 {
     (void)state;
     struct seen s;
-    const char *doc = "<R><KeyValuePairOfintNodeXml30oatNZW><key>1</key></KeyValuePairOfintNodeXml30oatNZW>"
-                      "<KeyValuePairOfintOther><key>2</key></KeyValuePairOfintOther>"
-                      "<E><Key>Dose</Key><Value>3</Value></E><E><Key>DoseRate</Key><Value>4</Value></E>"
-                      "</R>";
+    const char *doc =
+        "<R><KeyValuePairOfintNodeXml30oatNZW><key>1</key></KeyValuePairOfintNodeXml30oatNZW>"
+        "<KeyValuePairOfintOther><key>2</key></KeyValuePairOfintOther>"
+        "<E><Key>Dose</Key><Value>3</Value></E><E><Key>DoseRate</Key><Value>4</Value></E>"
+        "</R>";
     assert_int_equal(run(doc, "KeyValuePairOfintNodeXml*/key", &s), 0);
     assert_int_equal(s.n, 1);
     assert_string_equal(s.texts[0], "1");

@@ -21,7 +21,8 @@
 #define MINI "visit-mini/Supervisor_20250101_100000_1_mini_EPU/"
 #define MINI_SQ MINI "Images-Disc1/GridSquare_1001/"
 #define NT "epu/nt32457-6/Supervisor_20240405_115113_0_SmartEPU_ApoF/"
-#define NT_ATLAS "epu/nt32457-6/atlas/Supervisor_20240404_093820_Pete_Miriam_HexAuFoil/Sample4/Atlas/Atlas.dm"
+#define NT_ATLAS                                                                                   \
+    "epu/nt32457-6/atlas/Supervisor_20240404_093820_Pete_Miriam_HexAuFoil/Sample4/Atlas/Atlas.dm"
 #define CM "epu/cm40593-1/"
 #define CM_SQ CM "Images-Disc1/GridSquare_8999138/"
 
@@ -51,7 +52,8 @@ static const struct golden_case golden_cases[] = {
     {true, EPU_KIND_ATLAS, NT_ATLAS, "nt32457-6_atlas.json"},
     {true, EPU_KIND_GRIDSQUARE_METADATA, NT "Metadata/GridSquare_4590776.dm",
      "nt32457-6_gridsquare_4590776.json"},
-    {true, EPU_KIND_GRIDSQUARE_IMAGE, NT "Images-Disc1/GridSquare_4590776/GridSquare_20240406_102420.xml",
+    {true, EPU_KIND_GRIDSQUARE_IMAGE,
+     NT "Images-Disc1/GridSquare_4590776/GridSquare_20240406_102420.xml",
      "nt32457-6_gridsquare_image.json"},
     {true, EPU_KIND_SESSION, CM "EpuSession.dm", "cm40593-1_session.json"},
     {true, EPU_KIND_GRIDSQUARE_IMAGE, CM_SQ "GridSquare_20250108_151151.xml",
@@ -216,7 +218,8 @@ static void test_epu__known_counts(void **state)
     assert_int_equal(se->u.session.gridsquare_count, 222);
     /* The atlas's square nodes are exactly the session's square list. */
     for (size_t i = 0; i < 222; i++)
-        assert_int_equal(at->u.atlas.gridsquares[i].gridsquare_id.v, se->u.session.gridsquare_ids[i]);
+        assert_int_equal(at->u.atlas.gridsquares[i].gridsquare_id.v,
+                         se->u.session.gridsquare_ids[i]);
     assert_string_equal(se->u.session.epu_version, "3.7.0.6930");
     free(p);
 
@@ -273,7 +276,7 @@ static void test_epu__quirks(void **state)
     p = tu_path(EM_TESTDATA,
                 "visit-mini/atlas/Supervisor_20250101_090000_mini_Atlas/Sample1/Atlas/Atlas.dm");
     d = tu_parse_file(EPU_KIND_ATLAS, p);
-    assert_int_equal(d->u.atlas.tile_count, 2);       /* two nil padding slots skipped */
+    assert_int_equal(d->u.atlas.tile_count, 2); /* two nil padding slots skipped */
     assert_int_equal(d->u.atlas.gridsquares[0].tile_count, 2);
     assert_false(d->u.atlas.gridsquares[2].rotation_rad.set); /* NaN is null */
     assert_string_equal(d->u.atlas.acquired_at.s, "2025-01-01T08:05:30.1234567Z");
@@ -286,14 +289,16 @@ static void test_epu__quirks(void **state)
 static void test_epu__prefixes_do_not_matter(void **state)
 {
     (void)state;
-    const char *a = "<MicroscopeImage xmlns=\"http://schemas.datacontract.org/2004/07/Fei.SharedObjects\">"
-                    "<uniqueID>u-1</uniqueID><microscopeData><acquisition><acquisitionDateTime>"
-                    "2025-01-01T00:00:00Z</acquisitionDateTime></acquisition><optics><Defocus>-2E-06"
-                    "</Defocus></optics></microscopeData></MicroscopeImage>";
-    const char *b = "<q:MicroscopeImage xmlns:q=\"http://schemas.datacontract.org/2004/07/Fei.SharedObjects\">"
-                    "<q:uniqueID>u-1</q:uniqueID><q:microscopeData><q:acquisition><q:acquisitionDateTime>"
-                    "2025-01-01T00:00:00Z</q:acquisitionDateTime></q:acquisition><q:optics><q:Defocus>-2E-06"
-                    "</q:Defocus></q:optics></q:microscopeData></q:MicroscopeImage>";
+    const char *a =
+        "<MicroscopeImage xmlns=\"http://schemas.datacontract.org/2004/07/Fei.SharedObjects\">"
+        "<uniqueID>u-1</uniqueID><microscopeData><acquisition><acquisitionDateTime>"
+        "2025-01-01T00:00:00Z</acquisitionDateTime></acquisition><optics><Defocus>-2E-06"
+        "</Defocus></optics></microscopeData></MicroscopeImage>";
+    const char *b =
+        "<q:MicroscopeImage xmlns:q=\"http://schemas.datacontract.org/2004/07/Fei.SharedObjects\">"
+        "<q:uniqueID>u-1</q:uniqueID><q:microscopeData><q:acquisition><q:acquisitionDateTime>"
+        "2025-01-01T00:00:00Z</q:acquisitionDateTime></q:acquisition><q:optics><q:Defocus>-2E-06"
+        "</q:Defocus></q:optics></q:microscopeData></q:MicroscopeImage>";
     struct epu_doc *da, *db;
     const char *path = "x/GridSquare_7/FoilHoles/FoilHole_9_20250101_000000.xml";
     assert_int_equal(epu_parse_buffer(EPU_KIND_FOILHOLE_IMAGE, path, a, strlen(a), &da, NULL), 0);
@@ -321,7 +326,8 @@ struct bad_case {
 };
 
 #define SESSION_OPEN                                                                               \
-    "<EpuSessionXml xmlns=\"http://schemas.datacontract.org/2004/07/Applications.Epu.Persistence\">"
+    "<EpuSessionXml "                                                                              \
+    "xmlns=\"http://schemas.datacontract.org/2004/07/Applications.Epu.Persistence\">"
 
 static const struct bad_case bad_cases[] = {
     {"billion laughs", EPU_KIND_SESSION,
@@ -337,10 +343,11 @@ static const struct bad_case bad_cases[] = {
      "<!DOCTYPE x SYSTEM \"http://example.invalid/x.dtd\">" SESSION_OPEN
      "<Id>1</Id><Name>n</Name></EpuSessionXml>",
      -EM_EHOSTILE, "DOCTYPE"},
-    {"undefined entity", EPU_KIND_SESSION, SESSION_OPEN "<Id>1</Id><Name>&nope;</Name></EpuSessionXml>",
-     -EM_EMALFORMED, "nope"},
+    {"undefined entity", EPU_KIND_SESSION,
+     SESSION_OPEN "<Id>1</Id><Name>&nope;</Name></EpuSessionXml>", -EM_EMALFORMED, "nope"},
     {"wrong root", EPU_KIND_SESSION,
-     "<GridSquareXml xmlns=\"http://schemas.datacontract.org/2004/07/Applications.Epu.Persistence\"/>",
+     "<GridSquareXml "
+     "xmlns=\"http://schemas.datacontract.org/2004/07/Applications.Epu.Persistence\"/>",
      -EM_EWRONGKIND, "GridSquareXml"},
     {"missing id", EPU_KIND_SESSION, SESSION_OPEN "<Name>n</Name></EpuSessionXml>", -EM_EMISSING,
      "session_id"},
@@ -349,15 +356,17 @@ static const struct bad_case bad_cases[] = {
     {"bad integer", EPU_KIND_SESSION, SESSION_OPEN "<Id>12x</Id><Name>n</Name></EpuSessionXml>",
      -EM_EVALUE, "integer"},
     {"bad number", EPU_KIND_SESSION,
-     SESSION_OPEN "<Id>1</Id><Name>n</Name><ClusteringRadius>1.2.3</ClusteringRadius></EpuSessionXml>",
+     SESSION_OPEN
+     "<Id>1</Id><Name>n</Name><ClusteringRadius>1.2.3</ClusteringRadius></EpuSessionXml>",
      -EM_EVALUE, "number"},
     {"bad date", EPU_KIND_SESSION,
-     SESSION_OPEN "<Id>1</Id><Name>n</Name><StartDateTime>2025-02-30T00:00:00Z</StartDateTime></EpuSessionXml>",
+     SESSION_OPEN
+     "<Id>1</Id><Name>n</Name><StartDateTime>2025-02-30T00:00:00Z</StartDateTime></EpuSessionXml>",
      -EM_EVALUE, "timestamp"},
     {"mismatched tags", EPU_KIND_SESSION, SESSION_OPEN "<Id>1</Name></EpuSessionXml>",
      -EM_EMALFORMED, NULL},
-    {"trailing garbage", EPU_KIND_SESSION, SESSION_OPEN "<Id>1</Id><Name>n</Name></EpuSessionXml><x/>",
-     -EM_EMALFORMED, NULL},
+    {"trailing garbage", EPU_KIND_SESSION,
+     SESSION_OPEN "<Id>1</Id><Name>n</Name></EpuSessionXml><x/>", -EM_EMALFORMED, NULL},
     {"binary", EPU_KIND_SESSION, "\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", -EM_EMALFORMED, NULL},
     {"empty", EPU_KIND_SESSION, "", -EM_ETRUNCATED, "empty"},
     {"whitespace only", EPU_KIND_SESSION, "  \r\n ", -EM_ETRUNCATED, NULL},
@@ -366,7 +375,8 @@ static const struct bad_case bad_cases[] = {
      "Applications.SciencesAppsShared.GridAtlas.Persistence\"><Name>A</Name></AtlasSessionXml>",
      -EM_EMISSING, "atlas_id"},
     {"hole without key", EPU_KIND_GRIDSQUARE_METADATA,
-     "<GridSquareXml xmlns=\"http://schemas.datacontract.org/2004/07/Applications.Epu.Persistence\">"
+     "<GridSquareXml "
+     "xmlns=\"http://schemas.datacontract.org/2004/07/Applications.Epu.Persistence\">"
      "<Id>1</Id><TargetLocations><TargetLocationsEfficient><m_serializationArray>"
      "<KeyValuePairOfintTargetLocationXmlX><value/></KeyValuePairOfintTargetLocationXmlX>"
      "</m_serializationArray></TargetLocationsEfficient></TargetLocations></GridSquareXml>",
@@ -445,8 +455,8 @@ static void test_epu__wrong_kind_by_name(void **state)
     assert_int_equal(epu_parse_buffer(EPU_KIND_GRIDSQUARE_IMAGE, p, buf, len, &doc, &diag),
                      -EM_EWRONGKIND);
     /* A square image outside GridSquare_<gs>/ lacks its required id. */
-    assert_int_equal(epu_parse_buffer(EPU_KIND_GRIDSQUARE_IMAGE, "/tmp/GridSquare_20250101_000000.xml",
-                                      buf, len, &doc, &diag),
+    assert_int_equal(epu_parse_buffer(EPU_KIND_GRIDSQUARE_IMAGE,
+                                      "/tmp/GridSquare_20250101_000000.xml", buf, len, &doc, &diag),
                      -EM_EMISSING);
     free(buf);
     free(p);

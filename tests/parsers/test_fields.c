@@ -113,8 +113,8 @@ static void test_fields__ids_from_names(void **state)
     assert_int_equal(gs, 12);
     assert_false(epu_name_gridsquare_dir("a/GridSquare_12x/Data/x.xml", &gs));
     assert_false(epu_name_gridsquare_dir("GridSquare_12", &gs)); /* a file, not a directory */
-    assert_true(epu_name_micrograph("D/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", &fh,
-                                    &area));
+    assert_true(
+        epu_name_micrograph("D/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", &fh, &area));
     assert_int_equal(fh, 9015883);
     assert_int_equal(area, 9017347);
     assert_false(epu_name_foilhole("D/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", &fh));

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: install what is missing, check formatting, build with warnings as
+# errors, run every test, then build and run them all again under AddressSanitizer and
+# UndefinedBehaviorSanitizer. Set EM_FUZZ_SECONDS=N to also fuzz each parser N seconds.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+jobs=$(nproc)
+"$top/scripts/setup.sh"
+
+echo "== format check"
+cmake -S "$top" -B "$top/build" -DEM_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$top/build" --target format-check
+
+echo "== build and test (RelWithDebInfo, -Werror)"
+cmake --build "$top/build" -j"$jobs"
+(cd "$top/build" && ctest -j"$jobs" --output-on-failure --timeout 600)
+
+echo "== build and test under AddressSanitizer + UBSan"
+cmake -S "$top" -B "$top/build-asan" -DEM_WERROR=ON -DEM_SANITIZE=address,undefined \
+    -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build "$top/build-asan" -j"$jobs"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+if [ -n "${EM_FUZZ_SECONDS:-}" ]; then
+    echo "== fuzzing each parser for ${EM_FUZZ_SECONDS}s"
+    "$top/tests/fuzz/run.sh" "$EM_FUZZ_SECONDS"
+fi
+# Last, so that CI output ends with ctest's summary.
+(cd "$top/build-asan" && ctest -j"$jobs" --output-on-failure --timeout 900)
