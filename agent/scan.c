@@ -402,7 +402,8 @@ static int emit_square_and_holes(struct scan *sc, struct square_work *w,
     int rc = emit_square(sc, w, s);
     if (rc < 0)
         return rc;
-    qsort(w->holes, w->nholes, sizeof(*w->holes), cmp_hole_image);
+    if (w->nholes > 1)
+        qsort(w->holes, w->nholes, sizeof(*w->holes), cmp_hole_image);
     const struct epu_gridsquare_metadata *g = w->meta ? &w->meta->doc->u.gridsquare : NULL;
     size_t nt = g ? g->foilhole_count : 0, ti = 0, hi = 0;
     while (rc == 0 && (ti < nt || hi < w->nholes)) {
@@ -433,7 +434,8 @@ static int index_exposures(struct square_work *w)
     for (size_t i = 0; i < g->exposure_count; i++)
         if (g->exposures[i].base_filename)
             w->exposures[w->nexposures++] = &g->exposures[i];
-    qsort(w->exposures, w->nexposures, sizeof(*w->exposures), cmp_exposure_name);
+    if (w->nexposures > 1)
+        qsort(w->exposures, w->nexposures, sizeof(*w->exposures), cmp_exposure_name);
     return 0;
 }
 

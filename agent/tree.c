@@ -342,7 +342,8 @@ int tree_scan(const char *root, struct tree *t)
     }
     for (size_t i = 0; i < t->session_count; i++) {
         struct tree_session *s = &t->sessions[i];
-        qsort(s->squares, s->square_count, sizeof(*s->squares), cmp_square);
+        if (s->square_count > 1)
+            qsort(s->squares, s->square_count, sizeof(*s->squares), cmp_square);
         for (size_t j = 0; j < s->square_count; j++) {
             strvec_sort(&s->squares[j].images);
             strvec_sort(&s->squares[j].foilholes);

@@ -285,7 +285,8 @@ static int ref_store(struct dcs_reader *r, long long id, const char *text, size_
         r->refs_text = p;
         r->refs_text_cap = cap;
     }
-    memcpy(r->refs_text + r->refs_text_len, text, len);
+    if (len > 0) /* refs_text may still be NULL for an empty first value */
+        memcpy(r->refs_text + r->refs_text_len, text, len);
     size_t i = ref_slot(id, r->refs_cap);
     while (r->refs[i].id >= 0)
         i = (i + 1) & (r->refs_cap - 1);
@@ -340,7 +341,8 @@ static void on_end(void *ud, const xmlChar *localname, const xmlChar *prefix, co
                     r->text = p;
                     r->text_cap = ref->len + 1;
                 }
-                memcpy(r->text, r->refs_text + ref->off, ref->len);
+                if (ref->len > 0)
+                    memcpy(r->text, r->refs_text + ref->off, ref->len);
                 r->text[ref->len] = '\0';
                 resolved = r->text;
                 text = resolved;
