@@ -11,6 +11,10 @@ int cmd_parse(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 
+/* Parses the value of -j/--jobs for command `cmd` into *out (1 to 64). Prints the error
+ * and returns false on a bad value. */
+bool cli_parse_jobs(const char *cmd, const char *value, unsigned *out);
+
 /* True when `arg` is -h or --help. */
 bool cli_is_help(const char *arg);
 

@@ -75,13 +75,8 @@ int cmd_scan(int argc, char **argv)
         } else if (strcmp(a, "--agent") == 0 && has_value) {
             opt.agent = argv[++i];
         } else if ((strcmp(a, "-j") == 0 || strcmp(a, "--jobs") == 0) && has_value) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || n < 1 || n > 64) {
-                fprintf(stderr, "em-agent scan: --jobs takes a number from 1 to 64\n");
+            if (!cli_parse_jobs("scan", argv[++i], &opt.threads))
                 return EXIT_USAGE;
-            }
-            opt.threads = (unsigned)n;
         } else if (strcmp(a, "--no-progress") == 0) {
             opt.progress = false;
         } else if (strcmp(a, "--strict") == 0) {

@@ -426,13 +426,8 @@ int cmd_validate(int argc, char **argv)
         } else if (strcmp(argv[i], "--json") == 0) {
             json = true;
         } else if ((strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--jobs") == 0) && i + 1 < argc) {
-            char *end;
-            long n = strtol(argv[++i], &end, 10);
-            if (*end != '\0' || n < 1 || n > 64) {
-                fprintf(stderr, "em-agent validate: --jobs takes a number from 1 to 64\n");
+            if (!cli_parse_jobs("validate", argv[++i], &threads))
                 return EXIT_USAGE;
-            }
-            threads = (unsigned)n;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
             fprintf(stderr, "em-agent validate: unknown option '%s'\n%s", argv[i], validate_usage);
             return EXIT_USAGE;

@@ -22,7 +22,7 @@ check() { # name, expected status, command...
     fi
 }
 expect_err() { # name, extended regex the last stderr must match
-    if grep -Eq "$2" "$tmp/err"; then passes=$((passes + 1)); else
+    if grep -Eq -e "$2" "$tmp/err"; then passes=$((passes + 1)); else
         fails=$((fails + 1))
         echo "FAIL $1: stderr does not match /$2/:"
         head -3 "$tmp/err"
@@ -76,6 +76,9 @@ got=$(count_types "$tmp/mini.jsonl")
 expect_err "scan summary" "1 sessions, 1 atlases, 3 grid squares, 4 foil holes, 4 micrographs"
 check "scan -o" 0 "$agent" scan -q -o "$tmp/o.jsonl" --agent t "$mini"
 [ "$(wc -l <"$tmp/o.jsonl")" -eq 13 ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL scan -o lines"; }
+check "scan bad jobs" 2 "$agent" scan -j 0 "$mini"
+expect_err "scan bad jobs message" "--jobs takes a number from 1 to 64, not '0'"
+check "validate bad jobs" 2 "$agent" validate -j x "$mini"
 check "scan not a dir" 2 "$agent" scan "$tmp/none"
 cp -r "$mini" "$tmp/broken"
 head -c 500 "$mini/Supervisor_20250101_100000_1_mini_EPU/Metadata/GridSquare_1003.dm" >"$tmp/broken/Supervisor_20250101_100000_1_mini_EPU/Metadata/GridSquare_1003.dm"
