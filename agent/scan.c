@@ -476,10 +476,6 @@ static int emit_micrograph(struct scan *sc, struct square_work *w, struct pool_j
         cJSON_Delete(data);
         return -EM_ENOMEM;
     }
-    /* The directory names the square even when the file lies in another square's tree. */
-    cJSON_ReplaceItemInObjectCaseSensitive(data, "gridsquare_id",
-                                           cJSON_CreateNumber((double)w->gridsquare_id));
-    (void)img;
     cJSON *key = cJSON_CreateObject();
     if (!key || !cJSON_AddNumberToObject(key, "session_id", (double)w->session_id) ||
         !cJSON_AddStringToObject(key, "micrograph_uuid", img->image_uuid)) {

@@ -153,11 +153,11 @@ static int image_begin(void *state, struct epu_doc *doc, const char *path, struc
     struct image_state *st = state;
     struct epu_image *img = &doc->u.image;
     st->doc = doc;
-    int64_t a, b;
+    int64_t gs, hole_fh, mic_fh, area;
     /* A manifest's kind shows in its name; parsing one kind as another is a mistake that
      * the shared root element would not reveal. */
-    bool named_micrograph = epu_name_micrograph(path, &a, &b);
-    bool named_foilhole = epu_name_foilhole(path, &a);
+    bool named_micrograph = epu_name_micrograph(path, &mic_fh, &area);
+    bool named_foilhole = epu_name_foilhole(path, &hole_fh);
     if (st->kind == EPU_KIND_FOILHOLE_IMAGE && named_micrograph)
         return dcs_fail(r, -EM_EWRONGKIND,
                         "file is named like a micrograph, not a foil-hole image");
@@ -167,13 +167,13 @@ static int image_begin(void *state, struct epu_doc *doc, const char *path, struc
     if (st->kind == EPU_KIND_GRIDSQUARE_IMAGE && (named_foilhole || named_micrograph))
         return dcs_fail(r, -EM_EWRONGKIND, "file is named like a foil-hole manifest, not a square");
 
-    if (epu_name_gridsquare_dir(path, &a))
-        img->gridsquare_id = (struct epu_int){a, true};
-    if (st->kind == EPU_KIND_FOILHOLE_IMAGE && epu_name_foilhole(path, &a))
-        img->foilhole_id = (struct epu_int){a, true};
-    if (st->kind == EPU_KIND_MICROGRAPH && epu_name_micrograph(path, &a, &b)) {
-        img->foilhole_id = (struct epu_int){a, true};
-        img->acquisition_area_id = (struct epu_int){b, true};
+    if (epu_name_gridsquare_dir(path, &gs))
+        img->gridsquare_id = (struct epu_int){gs, true};
+    if (st->kind == EPU_KIND_FOILHOLE_IMAGE && named_foilhole)
+        img->foilhole_id = (struct epu_int){hole_fh, true};
+    if (st->kind == EPU_KIND_MICROGRAPH && named_micrograph) {
+        img->foilhole_id = (struct epu_int){mic_fh, true};
+        img->acquisition_area_id = (struct epu_int){area, true};
     }
     if (st->kind == EPU_KIND_GRIDSQUARE_IMAGE && !img->gridsquare_id.set)
         return dcs_fail(r, -EM_EMISSING,
