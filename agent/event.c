@@ -30,31 +30,26 @@ void event_default_agent(char *buf, size_t cap)
         snprintf(buf, cap, "em-agent");
 }
 
-int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *data,
-               const char *source_path, const struct fsio_stat *st)
+char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON *key, cJSON *data,
+                   const char *source_path, const struct fsio_stat *st)
 {
+    char *line = NULL;
     cJSON *ev = cJSON_CreateObject();
-    int rc = -EM_ENOMEM;
-    if (!ev) {
-        cJSON_Delete(key);
-        cJSON_Delete(data);
-        return rc;
-    }
-    uint64_t seq = w->seq + 1;
-    if (!cJSON_AddNumberToObject(ev, "v", 1) || !cJSON_AddNumberToObject(ev, "seq", (double)seq) ||
-        !cJSON_AddStringToObject(ev, "agent", w->agent) ||
+    if (!ev || !cJSON_AddNumberToObject(ev, "v", 1) ||
+        !cJSON_AddNumberToObject(ev, "seq", (double)seq) ||
+        !cJSON_AddStringToObject(ev, "agent", agent) ||
         !cJSON_AddStringToObject(ev, "type", type_names[type]) ||
         !cJSON_AddStringToObject(ev, "op", "upsert")) {
         cJSON_Delete(key);
         cJSON_Delete(data);
         goto out;
     }
-    if (!cJSON_AddItemToObject(ev, "key", key)) {
+    if (!key || !cJSON_AddItemToObject(ev, "key", key)) {
         cJSON_Delete(key);
         cJSON_Delete(data);
         goto out;
     }
-    if (!cJSON_AddItemToObject(ev, "data", data)) {
+    if (!data || !cJSON_AddItemToObject(ev, "data", data)) {
         cJSON_Delete(data);
         goto out;
     }
@@ -76,22 +71,27 @@ int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *
     uv_gettimeofday(&now);
     struct epu_time t;
     epu_time_from_unix(now.tv_sec, now.tv_usec * 1000, &t);
-    if (!cJSON_AddStringToObject(ev, "emitted_at", t.s))
-        goto out;
-    char *line = cJSON_PrintUnformatted(ev);
-    if (!line)
-        goto out;
-    rc = 0;
-    if (fputs(line, w->out) < 0 || fputc('\n', w->out) < 0)
+    if (cJSON_AddStringToObject(ev, "emitted_at", t.s))
+        line = cJSON_PrintUnformatted(ev);
+out:
+    cJSON_Delete(ev);
+    return line;
+}
+
+int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *data,
+               const char *source_path, const struct fsio_stat *st)
+{
+    uint64_t seq = w->seq + 1;
+    char *line = event_format(w->agent, seq, type, key, data, source_path, st);
+    int rc = line ? 0 : -EM_ENOMEM;
+    if (line && (fputs(line, w->out) < 0 || fputc('\n', w->out) < 0))
         rc = -EM_EIO;
     cJSON_free(line);
     if (rc == 0) {
         w->seq = seq;
         w->count[type]++;
-    }
-out:
-    if (rc < 0 && !w->error)
+    } else if (!w->error) {
         w->error = rc;
-    cJSON_Delete(ev);
+    }
     return rc;
 }

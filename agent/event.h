@@ -33,6 +33,12 @@ void event_writer_init(struct event_writer *w, FILE *out, const char *agent, uin
 int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *data,
                const char *source_path, const struct fsio_stat *st);
 
+/* The event line (no newline) for `seq`; takes ownership of `key` and `data` (either
+ * may be NULL after an allocation failure, giving NULL). You own the result: free it
+ * with cJSON_free(). NULL when out of memory. */
+char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON *key, cJSON *data,
+                   const char *source_path, const struct fsio_stat *st);
+
 const char *event_type_name(enum event_type type);
 
 /* The local host name, as the default agent name (falls back to "em-agent"). */

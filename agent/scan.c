@@ -16,6 +16,7 @@
 
 #include "cli.h"
 #include "em_error.h"
+#include "entity.h"
 #include "epu.h"
 #include "event.h"
 #include "log.h"
@@ -176,60 +177,18 @@ static struct pool_job *next_job(struct scan *sc, const char **rel)
     return j;
 }
 
-static cJSON *key_of(const char *k1, int64_t v1, const char *k2, int64_t v2, const char *s2)
-{
-    cJSON *key = cJSON_CreateObject();
-    if (!key || !cJSON_AddNumberToObject(key, k1, (double)v1) ||
-        (k2 && s2 && !cJSON_AddStringToObject(key, k2, s2)) ||
-        (k2 && !s2 && !cJSON_AddNumberToObject(key, k2, (double)v2))) {
-        cJSON_Delete(key);
-        return NULL;
-    }
-    return key;
-}
-
-/* A parsed document's JSON without "kind" and the named list. */
-static cJSON *doc_data(const struct epu_doc *doc, const char *drop)
-{
-    cJSON *data = epu_doc_to_json(doc);
-    if (data) {
-        cJSON_DeleteItemFromObjectCaseSensitive(data, "kind");
-        if (drop)
-            cJSON_DeleteItemFromObjectCaseSensitive(data, drop);
-    }
-    return data;
-}
-
-static int add_path(cJSON *data, const char *name, const char *rel)
-{
-    return cJSON_AddStringToObject(data, name, rel) ? 0 : -EM_ENOMEM;
-}
-
 static int emit_atlas(struct scan *sc, struct scan_atlas *a)
 {
-    cJSON *data = doc_data(a->doc, "gridsquares");
-    if (!data || add_path(data, "path", a->rel) < 0) {
-        cJSON_Delete(data);
-        return -EM_ENOMEM;
-    }
-    cJSON *key = key_of("atlas_id", a->doc->u.atlas.atlas_id.v, NULL, 0, NULL);
+    cJSON *data = entity_atlas_data(a->doc, a->rel);
+    cJSON *key = entity_key("atlas_id", a->doc->u.atlas.atlas_id.v, NULL, 0, NULL);
     return event_emit(&sc->ev, EV_ATLAS, key, data, a->rel, &a->st);
 }
 
 static int emit_session(struct scan *sc, struct scan_session *s)
 {
-    cJSON *data = doc_data(s->doc, "gridsquare_ids");
-    if (!data || add_path(data, "path", s->ts->dir) < 0) {
-        cJSON_Delete(data);
-        return -EM_ENOMEM;
-    }
     const struct epu_atlas *at = s->atlas >= 0 ? &sc->atlases[s->atlas].doc->u.atlas : NULL;
-    if (!(at ? cJSON_AddNumberToObject(data, "atlas_id", (double)at->atlas_id.v)
-             : cJSON_AddNullToObject(data, "atlas_id"))) {
-        cJSON_Delete(data);
-        return -EM_ENOMEM;
-    }
-    cJSON *key = key_of("session_id", s->doc->u.session.session_id.v, NULL, 0, NULL);
+    cJSON *data = entity_session_data(s->doc, s->ts->dir, at != NULL, at ? at->atlas_id.v : 0);
+    cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, NULL, 0, NULL);
     return event_emit(&sc->ev, EV_SESSION, key, data, s->ts->epu_dm, &s->st);
 }
 
@@ -321,68 +280,31 @@ struct square_work {
     bool emitted;
 };
 
-static cJSON *sub_or_null(cJSON *data, const char *name, bool present)
-{
-    if (!present)
-        return cJSON_AddNullToObject(data, name) ? data : NULL;
-    return cJSON_AddObjectToObject(data, name);
-}
-
 static int emit_square(struct scan *sc, struct square_work *w, const struct scan_session *s)
 {
-    cJSON *data = cJSON_CreateObject();
-    int rc = -EM_ENOMEM;
-    if (!data || !cJSON_AddNumberToObject(data, "session_id", (double)w->session_id) ||
-        !cJSON_AddNumberToObject(data, "gridsquare_id", (double)w->gridsquare_id) ||
-        !(w->has_atlas ? cJSON_AddNumberToObject(data, "atlas_id", (double)w->atlas_id)
-                       : cJSON_AddNullToObject(data, "atlas_id")) ||
-        !cJSON_AddBoolToObject(data, "in_session_list", w->in_session))
-        goto fail;
-    cJSON *o = sub_or_null(data, "atlas", w->node != NULL);
-    if (!o || (w->node && epu_atlas_square_to_json(w->node, o) < 0))
-        goto fail;
     const struct epu_gridsquare_metadata *g = w->meta ? &w->meta->doc->u.gridsquare : NULL;
-    o = sub_or_null(data, "metadata", g != NULL);
-    if (!o || (g && (epu_gridsquare_fields_to_json(g, o) < 0 ||
-                     !cJSON_AddNumberToObject(o, "foilhole_count", (double)g->foilhole_count) ||
-                     !cJSON_AddNumberToObject(o, "exposure_count", (double)g->exposure_count))))
-        goto fail;
-    o = sub_or_null(data, "image", w->image != NULL);
-    if (!o || (w->image && (epu_image_fields_to_json(&w->image->doc->u.image,
-                                                     EPU_KIND_GRIDSQUARE_IMAGE, o) < 0 ||
-                            add_path(o, "path", w->image_rel) < 0)))
-        goto fail;
-    cJSON *key = key_of("session_id", w->session_id, "gridsquare_id", w->gridsquare_id, NULL);
+    cJSON *data = entity_square_data(
+        w->session_id, w->gridsquare_id, w->has_atlas, w->atlas_id, w->in_session,
+        w->node ? entity_atlas_node_part(w->node) : NULL, g ? entity_metadata_part(g) : NULL,
+        w->image ? entity_image_part(&w->image->doc->u.image, EPU_KIND_GRIDSQUARE_IMAGE,
+                                     w->image_rel)
+                 : NULL);
+    cJSON *key = entity_key("session_id", w->session_id, "gridsquare_id", w->gridsquare_id, NULL);
     const char *src = w->meta ? w->meta_rel : w->image ? w->image_rel : s->ts->epu_dm;
     const struct fsio_stat *st = w->meta ? &w->meta->stat : w->image ? &w->image->stat : &s->st;
     return event_emit(&sc->ev, EV_GRIDSQUARE, key, data, src, st);
-fail:
-    cJSON_Delete(data);
-    return rc;
 }
 
 static int emit_hole(struct scan *sc, struct square_work *w, int64_t fh,
                      const struct epu_foilhole_target *target, const struct hole_image *img)
 {
-    cJSON *data = cJSON_CreateObject();
-    if (!data || !cJSON_AddNumberToObject(data, "session_id", (double)w->session_id) ||
-        !cJSON_AddNumberToObject(data, "gridsquare_id", (double)w->gridsquare_id) ||
-        !cJSON_AddNumberToObject(data, "foilhole_id", (double)fh))
-        goto fail;
-    cJSON *o = sub_or_null(data, "target", target != NULL);
-    if (!o || (target && epu_foilhole_target_to_json(target, o) < 0))
-        goto fail;
-    o = sub_or_null(data, "image", img != NULL);
-    if (!o || (img &&
-               (epu_image_fields_to_json(&img->job->doc->u.image, EPU_KIND_FOILHOLE_IMAGE, o) < 0 ||
-                add_path(o, "path", img->rel) < 0)))
-        goto fail;
-    cJSON *key = key_of("session_id", w->session_id, "foilhole_id", fh, NULL);
+    cJSON *data = entity_hole_data(
+        w->session_id, w->gridsquare_id, fh, target ? entity_target_part(target) : NULL,
+        img ? entity_image_part(&img->job->doc->u.image, EPU_KIND_FOILHOLE_IMAGE, img->rel)
+            : NULL);
+    cJSON *key = entity_key("session_id", w->session_id, "foilhole_id", fh, NULL);
     return event_emit(&sc->ev, EV_FOILHOLE, key, data, img ? img->rel : w->meta_rel,
                       img ? &img->job->stat : &w->meta->stat);
-fail:
-    cJSON_Delete(data);
-    return -EM_ENOMEM;
 }
 
 static int cmp_hole_image(const void *a, const void *b)
@@ -419,12 +341,6 @@ static int emit_square_and_holes(struct scan *sc, struct square_work *w,
     return rc;
 }
 
-static int cmp_exposure_name(const void *a, const void *b)
-{
-    return strcmp((*(const struct epu_exposure *const *)a)->base_filename,
-                  (*(const struct epu_exposure *const *)b)->base_filename);
-}
-
 static int index_exposures(struct square_work *w)
 {
     const struct epu_gridsquare_metadata *g = &w->meta->doc->u.gridsquare;
@@ -435,54 +351,18 @@ static int index_exposures(struct square_work *w)
         if (g->exposures[i].base_filename)
             w->exposures[w->nexposures++] = &g->exposures[i];
     if (w->nexposures > 1)
-        qsort(w->exposures, w->nexposures, sizeof(*w->exposures), cmp_exposure_name);
+        qsort(w->exposures, w->nexposures, sizeof(*w->exposures), entity_exposure_cmp);
     return 0;
-}
-
-/* The .dm's exposure whose base file name is the micrograph's file name, if any. */
-static const struct epu_exposure *find_exposure(const struct square_work *w, const char *rel)
-{
-    const char *base = strrchr(rel, '/');
-    base = base ? base + 1 : rel;
-    size_t len = strlen(base);
-    if (len > 4 && strcmp(base + len - 4, ".xml") == 0)
-        len -= 4;
-    size_t lo = 0, hi = w->nexposures;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *name = w->exposures[mid]->base_filename;
-        int c = strncmp(name, base, len);
-        if (c == 0 && name[len] != '\0')
-            c = 1;
-        if (c == 0)
-            return w->exposures[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
 }
 
 static int emit_micrograph(struct scan *sc, struct square_work *w, struct pool_job *j,
                            const char *rel)
 {
-    const struct epu_image *img = &j->doc->u.image;
-    const struct epu_exposure *e = find_exposure(w, rel);
-    cJSON *data = doc_data(j->doc, NULL);
-    if (!data || !cJSON_AddNumberToObject(data, "session_id", (double)w->session_id) ||
-        !(e ? cJSON_AddNumberToObject(data, "exposure_id", (double)e->exposure_id.v)
-            : cJSON_AddNullToObject(data, "exposure_id"))) {
-        cJSON_Delete(data);
-        return -EM_ENOMEM;
-    }
-    cJSON *key = cJSON_CreateObject();
-    if (!key || !cJSON_AddNumberToObject(key, "session_id", (double)w->session_id) ||
-        !cJSON_AddStringToObject(key, "micrograph_uuid", img->image_uuid)) {
-        cJSON_Delete(key);
-        cJSON_Delete(data);
-        return -EM_ENOMEM;
-    }
+    const struct epu_exposure *e = entity_find_exposure(w->exposures, w->nexposures, rel);
+    cJSON *data =
+        entity_micrograph_data(j->doc, w->session_id, e != NULL, e ? e->exposure_id.v : 0);
+    cJSON *key = entity_key("session_id", w->session_id, "micrograph_uuid", 0,
+                            j->doc->u.image.image_uuid);
     return event_emit(&sc->ev, EV_MICROGRAPH, key, data, rel, &j->stat);
 }
 

@@ -49,6 +49,7 @@ struct dcs_reader {
     bool failed_in_finish;
     bool started;  /* any byte fed: the push context exists */
     bool finished; /* dcs_reader_finish ran */
+    bool root_closed; /* the root element's end tag was seen */
     bool failed;
     bool in_finish; /* errors raised while terminating mean "ended early" */
     struct dcs_diag diag;
@@ -379,6 +380,8 @@ static void on_end(void *ud, const xmlChar *localname, const xmlChar *prefix, co
         }
     }
     r->depth--;
+    if (r->depth == 0)
+        r->root_closed = true;
     r->text_len = 0;
 }
 
@@ -430,6 +433,7 @@ int dcs_reader_reset(struct dcs_reader *r, void *ud)
     r->failed_in_finish = false;
     r->failed = false;
     r->finished = false;
+    r->root_closed = false;
     r->in_finish = false;
     memset(&r->diag, 0, sizeof(r->diag));
     refs_clear(r);
@@ -651,4 +655,9 @@ bool dcs_match(const struct dcs_reader *r, unsigned base, const struct dcs_path 
             return false;
     }
     return true;
+}
+
+bool dcs_reader_root_closed(const struct dcs_reader *r)
+{
+    return r->root_closed && !r->failed;
 }

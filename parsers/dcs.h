@@ -114,6 +114,11 @@ const struct dcs_diag *dcs_reader_diag(const struct dcs_reader *r);
 
 void dcs_reader_free(struct dcs_reader *r);
 
+/* True once the root element's end tag has been parsed without error: the document is
+ * complete and dcs_reader_finish() can only fail on trailing garbage. libxml2 may hold
+ * the last bytes back until more arrive, so false does not prove the end is missing. */
+bool dcs_reader_root_closed(const struct dcs_reader *r);
+
 /* Number of open elements (the root alone gives 1). */
 unsigned dcs_depth(const struct dcs_reader *r);
 

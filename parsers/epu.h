@@ -196,6 +196,10 @@ int epu_parser_begin(struct epu_parser *p, const char *path);
 /* Feeds the next chunk. Returns 0 or the negative code of the first error. */
 int epu_parser_feed(struct epu_parser *p, const void *buf, size_t len);
 
+/* True when the fed bytes already hold the whole document (its root element ended):
+ * a watcher may finish it without waiting for the writer to close the file. */
+bool epu_parser_complete(const struct epu_parser *p);
+
 /* Ends the document. On success stores a new document in *out (you own it: epu_doc_free)
  * and returns 0. Returns EM_ETRUNCATED when the document ended early (a file still being
  * written), or another negative code; then *out is NULL and epu_parser_diag() explains. */

@@ -173,6 +173,11 @@ int epu_parser_feed(struct epu_parser *p, const void *buf, size_t len)
     return rc;
 }
 
+bool epu_parser_complete(const struct epu_parser *p)
+{
+    return !p->failed && dcs_reader_root_closed(p->reader);
+}
+
 int epu_parser_finish(struct epu_parser *p, struct epu_doc **out)
 {
     *out = NULL;

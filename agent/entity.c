@@ -1,0 +1,177 @@
+#include "entity.h"
+
+#include <string.h>
+
+cJSON *entity_key(const char *k1, int64_t v1, const char *k2, int64_t v2, const char *s2)
+{
+    cJSON *key = cJSON_CreateObject();
+    if (!key || !cJSON_AddNumberToObject(key, k1, (double)v1) ||
+        (k2 && s2 && !cJSON_AddStringToObject(key, k2, s2)) ||
+        (k2 && !s2 && !cJSON_AddNumberToObject(key, k2, (double)v2))) {
+        cJSON_Delete(key);
+        return NULL;
+    }
+    return key;
+}
+
+/* A parsed document's JSON without "kind" and the named list. */
+static cJSON *doc_data(const struct epu_doc *doc, const char *drop)
+{
+    cJSON *data = epu_doc_to_json(doc);
+    if (data) {
+        cJSON_DeleteItemFromObjectCaseSensitive(data, "kind");
+        if (drop)
+            cJSON_DeleteItemFromObjectCaseSensitive(data, drop);
+    }
+    return data;
+}
+
+static cJSON *fail(cJSON *o)
+{
+    cJSON_Delete(o);
+    return NULL;
+}
+
+static bool add_id_or_null(cJSON *o, const char *name, bool has, int64_t v)
+{
+    return has ? cJSON_AddNumberToObject(o, name, (double)v) != NULL
+               : cJSON_AddNullToObject(o, name) != NULL;
+}
+
+cJSON *entity_session_data(const struct epu_doc *session, const char *dir, bool has_atlas,
+                           int64_t atlas_id)
+{
+    cJSON *data = doc_data(session, "gridsquare_ids");
+    if (!data || !cJSON_AddStringToObject(data, "path", dir) ||
+        !add_id_or_null(data, "atlas_id", has_atlas, atlas_id))
+        return fail(data);
+    return data;
+}
+
+cJSON *entity_atlas_data(const struct epu_doc *atlas, const char *rel)
+{
+    cJSON *data = doc_data(atlas, "gridsquares");
+    if (!data || !cJSON_AddStringToObject(data, "path", rel))
+        return fail(data);
+    return data;
+}
+
+cJSON *entity_atlas_node_part(const struct epu_atlas_square *node)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || epu_atlas_square_to_json(node, o) < 0)
+        return fail(o);
+    return o;
+}
+
+cJSON *entity_metadata_part(const struct epu_gridsquare_metadata *g)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || epu_gridsquare_fields_to_json(g, o) < 0 ||
+        !cJSON_AddNumberToObject(o, "foilhole_count", (double)g->foilhole_count) ||
+        !cJSON_AddNumberToObject(o, "exposure_count", (double)g->exposure_count))
+        return fail(o);
+    return o;
+}
+
+cJSON *entity_image_part(const struct epu_image *img, enum epu_kind kind, const char *rel)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || epu_image_fields_to_json(img, kind, o) < 0 || !cJSON_AddStringToObject(o, "path", rel))
+        return fail(o);
+    return o;
+}
+
+cJSON *entity_target_part(const struct epu_foilhole_target *t)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o || epu_foilhole_target_to_json(t, o) < 0)
+        return fail(o);
+    return o;
+}
+
+/* Adds parts[i] (or null) under names[i]; takes ownership of every part, also of those
+ * left over after a failure. */
+static bool add_parts(cJSON *o, const char *const *names, cJSON **parts, size_t n, bool ok)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!ok) {
+            cJSON_Delete(parts[i]);
+            continue;
+        }
+        if (!parts[i]) {
+            ok = cJSON_AddNullToObject(o, names[i]) != NULL;
+        } else if (!cJSON_AddItemToObject(o, names[i], parts[i])) {
+            cJSON_Delete(parts[i]);
+            ok = false;
+        }
+    }
+    return ok;
+}
+
+cJSON *entity_square_data(int64_t session_id, int64_t gridsquare_id, bool has_atlas,
+                          int64_t atlas_id, bool in_session_list, cJSON *atlas_node,
+                          cJSON *metadata, cJSON *image)
+{
+    static const char *const names[] = {"atlas", "metadata", "image"};
+    cJSON *parts[] = {atlas_node, metadata, image};
+    cJSON *data = cJSON_CreateObject();
+    bool ok = data && cJSON_AddNumberToObject(data, "session_id", (double)session_id) &&
+              cJSON_AddNumberToObject(data, "gridsquare_id", (double)gridsquare_id) &&
+              add_id_or_null(data, "atlas_id", has_atlas, atlas_id) &&
+              cJSON_AddBoolToObject(data, "in_session_list", in_session_list);
+    return add_parts(data, names, parts, 3, ok) ? data : fail(data);
+}
+
+cJSON *entity_hole_data(int64_t session_id, int64_t gridsquare_id, int64_t foilhole_id,
+                        cJSON *target, cJSON *image)
+{
+    static const char *const names[] = {"target", "image"};
+    cJSON *parts[] = {target, image};
+    cJSON *data = cJSON_CreateObject();
+    bool ok = data && cJSON_AddNumberToObject(data, "session_id", (double)session_id) &&
+              cJSON_AddNumberToObject(data, "gridsquare_id", (double)gridsquare_id) &&
+              cJSON_AddNumberToObject(data, "foilhole_id", (double)foilhole_id);
+    return add_parts(data, names, parts, 2, ok) ? data : fail(data);
+}
+
+cJSON *entity_micrograph_data(const struct epu_doc *micrograph, int64_t session_id,
+                              bool has_exposure, int64_t exposure_id)
+{
+    cJSON *data = doc_data(micrograph, NULL);
+    if (!data || !cJSON_AddNumberToObject(data, "session_id", (double)session_id) ||
+        !add_id_or_null(data, "exposure_id", has_exposure, exposure_id))
+        return fail(data);
+    return data;
+}
+
+int entity_exposure_cmp(const void *a, const void *b)
+{
+    return strcmp((*(const struct epu_exposure *const *)a)->base_filename,
+                  (*(const struct epu_exposure *const *)b)->base_filename);
+}
+
+const struct epu_exposure *entity_find_exposure(const struct epu_exposure *const *sorted, size_t n,
+                                                const char *rel)
+{
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    size_t len = strlen(base);
+    if (len > 4 && strcmp(base + len - 4, ".xml") == 0)
+        len -= 4;
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const char *name = sorted[mid]->base_filename;
+        int c = strncmp(name, base, len);
+        if (c == 0 && name[len] != '\0')
+            c = 1;
+        if (c == 0)
+            return sorted[mid];
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

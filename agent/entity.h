@@ -1,0 +1,58 @@
+/* entity.h — the keys and `data` objects of DESIGN §5's entities, built from parsed
+ * documents. scan and the watch model both build their events here, which is what makes
+ * a watch's final entities equal a scan's.
+ *
+ * Every function returns a new cJSON object that you own, or NULL when out of memory.
+ * Functions that take cJSON "parts" take ownership of them whatever happens; a NULL part
+ * becomes JSON null.
+ */
+#ifndef EM_ENTITY_H
+#define EM_ENTITY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "epu.h"
+#include "event.h"
+
+/* {"<k1>":v1} or {"<k1>":v1,"<k2>":v2}; `k2` NULL for a one-part key; `s2` (when not
+ * NULL) replaces v2 with a string. */
+cJSON *entity_key(const char *k1, int64_t v1, const char *k2, int64_t v2, const char *s2);
+
+/* The session: EpuSession.dm's fields without its square list, its directory (relative
+ * to the watched root) and its atlas's id (`has_atlas` false: null). */
+cJSON *entity_session_data(const struct epu_doc *session, const char *dir, bool has_atlas,
+                           int64_t atlas_id);
+
+/* The atlas: Atlas.dm's fields and tiles without its nodes, and its path. */
+cJSON *entity_atlas_data(const struct epu_doc *atlas, const char *rel);
+
+/* Parts of a grid square and a foil hole. */
+cJSON *entity_atlas_node_part(const struct epu_atlas_square *node);
+cJSON *entity_metadata_part(const struct epu_gridsquare_metadata *g);
+cJSON *entity_image_part(const struct epu_image *img, enum epu_kind kind, const char *rel);
+cJSON *entity_target_part(const struct epu_foilhole_target *t);
+
+/* A grid square from its parts; `has_atlas` false gives a null atlas_id. */
+cJSON *entity_square_data(int64_t session_id, int64_t gridsquare_id, bool has_atlas,
+                          int64_t atlas_id, bool in_session_list, cJSON *atlas_node,
+                          cJSON *metadata, cJSON *image);
+
+/* A foil hole from its parts. */
+cJSON *entity_hole_data(int64_t session_id, int64_t gridsquare_id, int64_t foilhole_id,
+                        cJSON *target, cJSON *image);
+
+/* A micrograph: its manifest's fields, the session and the .dm's exposure id
+ * (`has_exposure` false: null). */
+cJSON *entity_micrograph_data(const struct epu_doc *micrograph, int64_t session_id,
+                              bool has_exposure, int64_t exposure_id);
+
+/* The .dm exposure whose base file name is the last component of `rel` without ".xml";
+ * `sorted` holds `n` exposures sorted with entity_exposure_cmp. NULL when none. */
+const struct epu_exposure *entity_find_exposure(const struct epu_exposure *const *sorted, size_t n,
+                                                const char *rel);
+int entity_exposure_cmp(const void *a, const void *b);
+
+#endif
