@@ -10,6 +10,7 @@ enum { EXIT_OK = 0, EXIT_BAD_INPUT = 1, EXIT_USAGE = 2 };
 int cmd_parse(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
+int cmd_watch(int argc, char **argv);
 
 /* Parses the value of -j/--jobs for command `cmd` into *out (1 to 64). Prints the error
  * and returns false on a bad value. */

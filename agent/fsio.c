@@ -70,6 +70,39 @@ out:
     return rc;
 }
 
+int fsio_read_at(const char *path, uint64_t offset, size_t len, struct fsio_buf *b)
+{
+    uv_fs_t req;
+    b->len = 0;
+    if (len > b->cap) {
+        char *p = realloc(b->data, len);
+        if (!p)
+            return -EM_ENOMEM;
+        b->data = p;
+        b->cap = len;
+    }
+    uv_file fd = uv_fs_open(NULL, &req, path, UV_FS_O_RDONLY, 0, NULL);
+    uv_fs_req_cleanup(&req);
+    if (fd < 0)
+        return from_uv(fd);
+    int rc = 0;
+    while (b->len < len) {
+        uv_buf_t ub = uv_buf_init(b->data + b->len, (unsigned)(len - b->len));
+        ssize_t n = uv_fs_read(NULL, &req, fd, &ub, 1, (int64_t)(offset + b->len), NULL);
+        uv_fs_req_cleanup(&req);
+        if (n < 0) {
+            rc = from_uv((int)n);
+            break;
+        }
+        if (n == 0)
+            break;
+        b->len += (size_t)n;
+    }
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+    return rc;
+}
+
 void fsio_buf_free(struct fsio_buf *b)
 {
     free(b->data);

@@ -23,6 +23,11 @@ int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err);
 
 void fsio_buf_free(struct fsio_buf *b);
 
+/* Reads up to `len` bytes at `offset` of the file at `path` into `b` (replacing its
+ * content; b->len says how many came, fewer at the end of the file). Returns 0,
+ * EM_ENOENT, EM_EIO or EM_ENOMEM. */
+int fsio_read_at(const char *path, uint64_t offset, size_t len, struct fsio_buf *b);
+
 enum fsio_type { FSIO_OTHER = 0, FSIO_FILE, FSIO_DIR };
 
 struct fsio_entry {

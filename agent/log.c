@@ -9,6 +9,8 @@
 
 enum em_log_level em_log_threshold = EM_LOG_WARN;
 static enum em_log_format log_format = EM_LOG_TEXT;
+static FILE *log_file;       /* NULL: stderr */
+static char log_path[4096]; /* reopened on request (SIGHUP after a rotation) */
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
@@ -34,11 +36,42 @@ void em_log_write(enum em_log_level level, const char *fmt, ...)
         cJSON_AddStringToObject(o, "msg", msg);
         char *line = cJSON_PrintUnformatted(o);
         if (line)
-            fprintf(stderr, "%s\n", line);
+            fprintf(log_file ? log_file : stderr, "%s\n", line);
         cJSON_free(line);
         cJSON_Delete(o);
         return;
     }
-    fprintf(stderr, "em-agent: %s%s%s\n", level == EM_LOG_INFO ? "" : level_names[level],
+    fprintf(log_file ? log_file : stderr, "em-agent: %s%s%s\n", level == EM_LOG_INFO ? "" : level_names[level],
             level == EM_LOG_INFO ? "" : ": ", msg);
+}
+
+int em_log_open(const char *path)
+{
+    FILE *f = fopen(path, "a");
+    if (!f)
+        return -1;
+    setvbuf(f, NULL, _IOLBF, 0);
+    if (log_file)
+        fclose(log_file);
+    log_file = f;
+    snprintf(log_path, sizeof(log_path), "%s", path);
+    return 0;
+}
+
+int em_log_reopen(void)
+{
+    return log_path[0] ? em_log_open(log_path) : 0;
+}
+
+void em_log_close(void)
+{
+    if (log_file)
+        fclose(log_file);
+    log_file = NULL;
+    log_path[0] = '\0';
+}
+
+enum em_log_format em_log_get_format(void)
+{
+    return log_format;
 }

@@ -15,6 +15,14 @@ extern enum em_log_level em_log_threshold;
 
 /* Sets the threshold and output format. Call from main() before threads start. */
 void em_log_setup(enum em_log_level level, enum em_log_format format);
+enum em_log_format em_log_get_format(void);
+
+/* Sends log lines to the file `path` (appending) instead of stderr. Returns 0 or -1.
+ * Loop thread only, like em_log_reopen() (for SIGHUP after a log rotation) and
+ * em_log_close(). */
+int em_log_open(const char *path);
+int em_log_reopen(void);
+void em_log_close(void);
 
 /* Formats and writes one line; use em_log() instead. Any thread (one write per line). */
 void em_log_write(enum em_log_level level, const char *fmt, ...)

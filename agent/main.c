@@ -20,6 +20,7 @@ static const char main_usage[] =
     "  parse KIND FILE   parse one EPU file and print it as JSON\n"
     "  validate DIR      check a grid (session) directory or a whole visit\n"
     "  scan DIR          parse a session or visit once; print its entities as events\n"
+    "  watch DIR...      follow sessions live; print every entity change once\n"
     "  help [COMMAND]    show help for a command\n"
     "\n"
     "Options:\n"
@@ -56,6 +57,8 @@ static int dispatch(const char *cmd, int argc, char **argv)
         return cmd_validate(argc, argv);
     if (strcmp(cmd, "scan") == 0)
         return cmd_scan(argc, argv);
+    if (strcmp(cmd, "watch") == 0)
+        return cmd_watch(argc, argv);
     fprintf(stderr, "em-agent: unknown command '%s'\n\n%s", cmd, main_usage);
     return EXIT_USAGE;
 }

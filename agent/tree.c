@@ -188,73 +188,79 @@ static bool ends_with(const char *s, const char *suffix)
     return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
-static int place_file(struct tree *t, const char *rel)
+int tree_locate(const char *rel, struct tree_loc *loc)
 {
-    enum epu_kind kind = epu_classify_path(rel);
-    int rc = 0;
-    char *dir = NULL;
-    switch (kind) {
-    case EPU_KIND_SESSION: {
-        dir = rel_dirname(rel);
-        struct tree_session *s = dir ? session_get(t, dir) : NULL;
-        if (!s || !(s->epu_dm = strdup(rel)))
-            rc = -EM_ENOMEM;
-        break;
-    }
+    memset(loc, 0, sizeof(*loc));
+    loc->kind = epu_classify_path(rel);
+    switch (loc->kind) {
+    case EPU_KIND_SESSION:
+        loc->session_dir = rel_dirname(rel);
+        return loc->session_dir ? 0 : -EM_ENOMEM;
     case EPU_KIND_ATLAS:
-        rc = strvec_push(&t->atlases, rel);
-        break;
+        return 0;
     case EPU_KIND_GRIDSQUARE_METADATA: {
         char *mdir = rel_dirname(rel);
         if (!mdir)
             return -EM_ENOMEM;
         const char *last = strrchr(mdir, '/');
         bool in_metadata = strcmp(last ? last + 1 : mdir, "Metadata") == 0;
-        if (in_metadata)
-            dir = rel_dirname(mdir);
-        free(mdir);
-        int64_t gs = 0;
         const char *base = strrchr(rel, '/');
         base = base ? base + 1 : rel;
-        if (!in_metadata || sscanf(base, "GridSquare_%" SCNd64, &gs) != 1) {
-            rc = strvec_push(&t->unplaced, rel);
-            break;
+        if (!in_metadata || sscanf(base, "GridSquare_%" SCNd64, &loc->gridsquare_id) != 1) {
+            free(mdir);
+            loc->unplaced = true;
+            return 0;
         }
-        struct tree_session *s = dir ? session_get(t, dir) : NULL;
-        struct tree_square *q = s ? square_get(s, gs) : NULL;
-        if (!q)
-            rc = -EM_ENOMEM;
-        else if (!q->metadata && !(q->metadata = strdup(rel)))
-            rc = -EM_ENOMEM;
-        break;
+        loc->session_dir = rel_dirname(mdir);
+        free(mdir);
+        return loc->session_dir ? 0 : -EM_ENOMEM;
     }
     case EPU_KIND_GRIDSQUARE_IMAGE:
     case EPU_KIND_FOILHOLE_IMAGE:
-    case EPU_KIND_MICROGRAPH: {
-        int64_t gs;
-        dir = session_dir_of_image(rel);
-        if (!dir || !epu_name_gridsquare_dir(rel, &gs)) {
-            rc = strvec_push(&t->unplaced, rel);
-            break;
+    case EPU_KIND_MICROGRAPH:
+        if (!find_images_disc(rel) || !epu_name_gridsquare_dir(rel, &loc->gridsquare_id)) {
+            loc->unplaced = true;
+            return 0;
         }
-        struct tree_session *s = session_get(t, dir);
-        struct tree_square *q = s ? square_get(s, gs) : NULL;
-        if (!q)
+        loc->session_dir = session_dir_of_image(rel);
+        return loc->session_dir ? 0 : -EM_ENOMEM;
+    default:
+        return 0;
+    }
+}
+
+static int place_file(struct tree *t, const char *rel)
+{
+    struct tree_loc loc;
+    int rc = tree_locate(rel, &loc);
+    if (rc < 0)
+        return rc;
+    if (loc.unplaced) {
+        rc = strvec_push(&t->unplaced, rel);
+    } else if (loc.kind == EPU_KIND_ATLAS) {
+        rc = strvec_push(&t->atlases, rel);
+    } else if (loc.kind == EPU_KIND_NONE) {
+        if (ends_with(rel, ".xml") || ends_with(rel, ".dm"))
+            rc = strvec_push(&t->other_xml, rel);
+    } else {
+        struct tree_session *s = session_get(t, loc.session_dir);
+        struct tree_square *q = NULL;
+        if (s && loc.kind != EPU_KIND_SESSION)
+            q = square_get(s, loc.gridsquare_id);
+        if (!s || (loc.kind != EPU_KIND_SESSION && !q))
             rc = -EM_ENOMEM;
-        else if (kind == EPU_KIND_GRIDSQUARE_IMAGE)
+        else if (loc.kind == EPU_KIND_SESSION)
+            rc = s->epu_dm || (s->epu_dm = strdup(rel)) ? 0 : -EM_ENOMEM;
+        else if (loc.kind == EPU_KIND_GRIDSQUARE_METADATA)
+            rc = q->metadata || (q->metadata = strdup(rel)) ? 0 : -EM_ENOMEM;
+        else if (loc.kind == EPU_KIND_GRIDSQUARE_IMAGE)
             rc = strvec_push(&q->images, rel);
-        else if (kind == EPU_KIND_FOILHOLE_IMAGE)
+        else if (loc.kind == EPU_KIND_FOILHOLE_IMAGE)
             rc = strvec_push(&q->foilholes, rel);
         else
             rc = strvec_push(&q->micrographs, rel);
-        break;
     }
-    default:
-        if (ends_with(rel, ".xml") || ends_with(rel, ".dm"))
-            rc = strvec_push(&t->other_xml, rel);
-        break;
-    }
-    free(dir);
+    free(loc.session_dir);
     return rc;
 }
 
@@ -353,9 +359,9 @@ int tree_scan(const char *root, struct tree *t)
     return 0;
 }
 
-static bool file_exists(const struct tree *t, const char *rel)
+static bool file_exists(const char *root, const char *rel)
 {
-    char *abs = tree_abs(t, rel);
+    char *abs = strcmp(rel, ".") == 0 ? strdup(root) : fsio_join(root, rel);
     struct fsio_stat st;
     bool ok = abs && fsio_stat(abs, &st) == 0 && st.type == FSIO_FILE;
     free(abs);
@@ -404,16 +410,16 @@ static char *join_parts(char **parts, size_t n)
 }
 
 /* Tries `tail` under the session's parent directory, then under the root. */
-static char *try_bases(const struct tree *t, const struct tree_session *s, const char *tail)
+static char *try_bases(const char *root, const char *dir, const char *tail)
 {
-    char *parent = rel_dirname(s->dir);
+    char *parent = rel_dirname(dir);
     if (!parent)
         return NULL;
-    const char *bases[2] = {strcmp(s->dir, ".") == 0 ? ".." : parent, "."};
+    const char *bases[2] = {strcmp(dir, ".") == 0 ? ".." : parent, "."};
     char *found = NULL;
     for (int i = 0; i < 2 && !found; i++) {
         char *cand = rel_join(bases[i], tail);
-        if (cand && file_exists(t, cand))
+        if (cand && file_exists(root, cand))
             found = cand;
         else
             free(cand);
@@ -424,6 +430,12 @@ static char *try_bases(const struct tree *t, const struct tree_session *s, const
 
 char *tree_find_atlas(const struct tree *t, const struct tree_session *s, const char *atlas_id_path,
                       const char *storage_path)
+{
+    return tree_find_atlas_at(t->root, s->dir, atlas_id_path, storage_path);
+}
+
+char *tree_find_atlas_at(const char *root, const char *session_dir, const char *atlas_id_path,
+                         const char *storage_path)
 {
     if (!atlas_id_path || !*atlas_id_path)
         return NULL;
@@ -445,14 +457,14 @@ char *tree_find_atlas(const struct tree *t, const struct tree_session *s, const 
     }
     if (skip) {
         char *tail = join_parts(parts + skip, n - skip);
-        found = tail ? try_bases(t, s, tail) : NULL;
+        found = tail ? try_bases(root, session_dir, tail) : NULL;
         free(tail);
     }
     /* Ever shorter tails, keeping at least Sample<k>/Atlas/Atlas.dm so that the
      * cassette-level Atlas/Atlas.dm is never taken for a slot's atlas. */
     for (size_t i = 0; !found && i + 3 <= n; i++) {
         char *tail = join_parts(parts + i, n - i);
-        found = tail ? try_bases(t, s, tail) : NULL;
+        found = tail ? try_bases(root, session_dir, tail) : NULL;
         free(tail);
     }
 out:

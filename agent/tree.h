@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "epu.h"
+
 struct strvec {
     char **v;
     size_t n, cap;
@@ -70,6 +72,21 @@ size_t tree_session_files(const struct tree_session *s);
  * start with "../" when the atlas lies outside it), or NULL when none exists. */
 char *tree_find_atlas(const struct tree *t, const struct tree_session *s, const char *atlas_id_path,
                       const char *storage_path);
+
+/* The same for a session directory `session_dir` relative to `root`. */
+char *tree_find_atlas_at(const char *root, const char *session_dir, const char *atlas_id_path,
+                         const char *storage_path);
+
+/* Where an EPU file belongs, from its path alone. */
+struct tree_loc {
+    enum epu_kind kind;    /* EPU_KIND_NONE: not an EPU file */
+    char *session_dir;     /* session directory (you own it), for session, .dm and images */
+    int64_t gridsquare_id; /* for .dm and images */
+    bool unplaced;         /* an EPU name outside any session layout */
+};
+
+/* Classifies `rel` (relative, '/'-separated). Returns 0 or EM_ENOMEM. */
+int tree_locate(const char *rel, struct tree_loc *loc);
 
 /* A new string: `rel` joined to the root. */
 char *tree_abs(const struct tree *t, const char *rel);

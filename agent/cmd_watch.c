@@ -1,0 +1,409 @@
+/* em-agent watch: options from the command line, the environment and a config file.
+ *
+ * Every option has a config-file key (its long name without the dashes) and an
+ * environment variable (EM_AGENT_ and the name in upper case with '_' for '-').
+ * The command line wins over the environment, which wins over the file.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "cli.h"
+#include "event.h"
+#include "fsio.h"
+#include "log.h"
+#include "watch.h"
+
+static const char watch_usage[] =
+    "Usage: em-agent watch [OPTIONS] DIR...\n"
+    "\n"
+    "Follow EPU output live and print every entity change once, as JSON lines (the event\n"
+    "stream of `scan`). DIR is a storage root (a visit) or a session directory; sessions\n"
+    "and atlases created later under it are followed too. Start it before, during or\n"
+    "after EPU's run: the final entities are those `scan` gives on the final tree.\n"
+    "\n"
+    "Options (config-file key / environment variable in brackets):\n"
+    "  -o, --out FILE         append events to FILE instead of stdout [out / EM_AGENT_OUT]\n"
+    "  --agent NAME           the events' agent name; default: the host name\n"
+    "                         [agent / EM_AGENT_AGENT]\n"
+    "  --state-dir DIR        journal and seq; default $STATE_DIRECTORY, else\n"
+    "                         $XDG_STATE_HOME/em-agent, else ~/.local/state/em-agent\n"
+    "                         [state-dir / EM_AGENT_STATE_DIR]\n"
+    "  --poll SECONDS         poll instead of change notifications (network shares)\n"
+    "                         [poll / EM_AGENT_POLL]\n"
+    "  --rescan SECONDS       also walk everything this often, as insurance; default 0 (off)\n"
+    "                         [rescan / EM_AGENT_RESCAN]\n"
+    "  --settle MS            quiet time before a file counts as written, where the system\n"
+    "                         has no close event (Windows); default 1000 [settle]\n"
+    "  --summary SECONDS      log a summary line this often; default 10 with -v, else off\n"
+    "                         [summary / EM_AGENT_SUMMARY]\n"
+    "  --log-file FILE        log to FILE (reopened on SIGHUP) [log-file / EM_AGENT_LOG_FILE]\n"
+    "  --log-format text|json [log-format / EM_AGENT_LOG_FORMAT]\n"
+    "  -v, -vv                more logging [verbose = 1|2 / EM_AGENT_VERBOSE]\n"
+    "  --fsync                flush the journal to disk at every write (power-loss safety)\n"
+    "                         [fsync = yes / EM_AGENT_FSYNC]\n"
+    "  --once                 process what is there now, then exit [once]\n"
+    "  --config FILE          read settings from FILE (key = value lines, '#' comments;\n"
+    "                         `dir = PATH` may repeat); default /etc/em-agent/agent.conf if\n"
+    "                         it exists [EM_AGENT_CONFIG]\n"
+    "  EM_AGENT_DIRS          directories to watch when none is given (':'-separated)\n"
+    "\n"
+    "Signals: SIGTERM or SIGINT emit what is pending and exit 0; SIGHUP reopens the log\n"
+    "and output files.\n"
+    "Exit status: 0 stopped by a signal (or --once done), 1 the output, the journal or the\n"
+    "watch failed, 2 bad usage or settings (missing directory, state directory in use).\n";
+
+enum opt_id {
+    OPT_OUT,
+    OPT_AGENT,
+    OPT_STATE_DIR,
+    OPT_POLL,
+    OPT_RESCAN,
+    OPT_SETTLE,
+    OPT_SUMMARY,
+    OPT_LOG_FILE,
+    OPT_LOG_FORMAT,
+    OPT_VERBOSE,
+    OPT_FSYNC,
+    OPT_ONCE,
+    OPT_COUNT
+};
+
+static const struct {
+    const char *name; /* long option and config key */
+    bool flag;        /* takes no value on the command line */
+} opts[OPT_COUNT] = {
+    [OPT_OUT] = {"out", false},           [OPT_AGENT] = {"agent", false},
+    [OPT_STATE_DIR] = {"state-dir", false}, [OPT_POLL] = {"poll", false},
+    [OPT_RESCAN] = {"rescan", false},     [OPT_SETTLE] = {"settle", false},
+    [OPT_SUMMARY] = {"summary", false},   [OPT_LOG_FILE] = {"log-file", false},
+    [OPT_LOG_FORMAT] = {"log-format", false}, [OPT_VERBOSE] = {"verbose", false},
+    [OPT_FSYNC] = {"fsync", true},        [OPT_ONCE] = {"once", true},
+};
+
+#define MAX_DIRS 64
+
+struct settings {
+    char *val[OPT_COUNT];
+    char *dirs[MAX_DIRS];
+    size_t ndirs;
+};
+
+static int find_opt(const char *name, size_t len)
+{
+    for (int i = 0; i < OPT_COUNT; i++)
+        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
+            return i;
+    return -1;
+}
+
+static int set(struct settings *s, int id, const char *v)
+{
+    char *c = strdup(v);
+    if (!c)
+        return -1;
+    free(s->val[id]);
+    s->val[id] = c;
+    return 0;
+}
+
+static int add_dir(struct settings *s, const char *d, size_t len)
+{
+    if (s->ndirs == MAX_DIRS) {
+        fprintf(stderr, "em-agent watch: at most %d directories\n", MAX_DIRS);
+        return -1;
+    }
+    s->dirs[s->ndirs] = strndup(d, len);
+    return s->dirs[s->ndirs++] ? 0 : -1;
+}
+
+static char *trim(char *p)
+{
+    while (*p == ' ' || *p == '\t')
+        p++;
+    size_t n = strlen(p);
+    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
+        p[--n] = '\0';
+    return p;
+}
+
+/* Reads `key = value` lines. `required`: a missing file is an error. */
+static int read_config(struct settings *s, const char *path, bool required)
+{
+    struct fsio_buf b = {0};
+    int rc = fsio_read(path, 1u << 20, &b, NULL);
+    if (rc < 0) {
+        fsio_buf_free(&b);
+        if (!required)
+            return 0;
+        fprintf(stderr, "em-agent watch: %s: cannot read the config file\n", path);
+        return -1;
+    }
+    char *text = malloc(b.len + 1);
+    if (!text) {
+        fsio_buf_free(&b);
+        return -1;
+    }
+    memcpy(text, b.data, b.len);
+    text[b.len] = '\0';
+    fsio_buf_free(&b);
+    int lineno = 0;
+    rc = 0;
+    for (char *line = text, *next; line && rc == 0; line = next) {
+        next = strchr(line, '\n');
+        if (next)
+            *next++ = '\0';
+        lineno++;
+        char *p = trim(line);
+        if (*p == '\0' || *p == '#')
+            continue;
+        char *eq = strchr(p, '=');
+        if (!eq) {
+            fprintf(stderr, "em-agent watch: %s:%d: expected 'key = value'\n", path, lineno);
+            rc = -1;
+            break;
+        }
+        *eq = '\0';
+        char *key = trim(p), *val = trim(eq + 1);
+        if (strcmp(key, "dir") == 0) {
+            rc = add_dir(s, val, strlen(val));
+            continue;
+        }
+        int id = find_opt(key, strlen(key));
+        if (id < 0) {
+            fprintf(stderr, "em-agent watch: %s:%d: unknown setting '%s'\n", path, lineno, key);
+            rc = -1;
+        } else {
+            rc = set(s, id, val);
+        }
+    }
+    free(text);
+    return rc;
+}
+
+static int read_env(struct settings *s)
+{
+    for (int i = 0; i < OPT_COUNT; i++) {
+        char name[64] = "EM_AGENT_";
+        size_t n = strlen(name);
+        for (const char *p = opts[i].name; *p && n + 1 < sizeof(name); p++)
+            name[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
+        name[n] = '\0';
+        const char *v = getenv(name);
+        if (v && *v && set(s, i, v) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static bool truthy(const char *v)
+{
+    return v && (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
+                 strcmp(v, "on") == 0);
+}
+
+static bool parse_seconds(const char *name, const char *v, double *out)
+{
+    char *end;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (end == v || *end || errno || d < 0 || d > 86400) {
+        fprintf(stderr, "em-agent watch: --%s takes seconds from 0 to 86400, not '%s'\n", name, v);
+        return false;
+    }
+    *out = d;
+    return true;
+}
+
+static char *default_state_dir(void)
+{
+    const char *v = getenv("STATE_DIRECTORY"); /* systemd's StateDirectory= */
+    if (v && *v) {
+        const char *colon = strchr(v, ':');
+        return colon ? strndup(v, (size_t)(colon - v)) : strdup(v);
+    }
+#ifdef _WIN32
+    v = getenv("LOCALAPPDATA");
+    if (v && *v)
+        return fsio_join(v, "em-agent");
+#endif
+    v = getenv("XDG_STATE_HOME");
+    if (v && *v)
+        return fsio_join(v, "em-agent");
+    char home[4096];
+    size_t len = sizeof(home);
+    if (uv_os_homedir(home, &len) == 0) {
+        char *a = fsio_join(home, ".local/state");
+        char *b = a ? fsio_join(a, "em-agent") : NULL;
+        free(a);
+        return b;
+    }
+    return NULL;
+}
+
+static void settings_free(struct settings *s)
+{
+    for (int i = 0; i < OPT_COUNT; i++)
+        free(s->val[i]);
+    for (size_t i = 0; i < s->ndirs; i++)
+        free(s->dirs[i]);
+}
+
+int cmd_watch(int argc, char **argv)
+{
+    struct settings file = {0}, env = {0}, cli = {0};
+    int status = EXIT_USAGE;
+    const char *config = getenv("EM_AGENT_CONFIG");
+    int verbose = 0;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(watch_usage, stdout);
+            status = EXIT_OK;
+            goto out;
+        }
+        if (strcmp(a, "-v") == 0 || strcmp(a, "-vv") == 0) {
+            verbose += a[2] ? 2 : 1;
+            continue;
+        }
+        if (a[0] != '-' || strcmp(a, "-") == 0) {
+            if (add_dir(&cli, a, strlen(a)) < 0)
+                goto out;
+            continue;
+        }
+        const char *name = strcmp(a, "-o") == 0 ? "out" : a + 2;
+        if (strncmp(a, "--", 2) != 0 && strcmp(a, "-o") != 0) {
+            fprintf(stderr, "em-agent watch: unknown option '%s' (see --help)\n", a);
+            goto out;
+        }
+        const char *eq = strchr(name, '=');
+        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        if (nlen == 6 && strncmp(name, "config", 6) == 0) {
+            if (!eq && i + 1 >= argc) {
+                fprintf(stderr, "em-agent watch: --config needs a file\n");
+                goto out;
+            }
+            config = eq ? eq + 1 : argv[++i];
+            continue;
+        }
+        int id = find_opt(name, nlen);
+        if (id < 0) {
+            fprintf(stderr, "em-agent watch: unknown option '%s' (see --help)\n", a);
+            goto out;
+        }
+        const char *v = eq ? eq + 1 : NULL;
+        if (opts[id].flag && !v)
+            v = "yes";
+        if (!v) {
+            if (i + 1 >= argc) {
+                fprintf(stderr, "em-agent watch: --%s needs a value\n", opts[id].name);
+                goto out;
+            }
+            v = argv[++i];
+        }
+        if (set(&cli, id, v) < 0)
+            goto out;
+    }
+    if (read_config(&file, config ? config : "/etc/em-agent/agent.conf", config != NULL) < 0 ||
+        read_env(&env) < 0)
+        goto out;
+    /* Precedence: command line, environment, file. */
+    const char *val[OPT_COUNT];
+    for (int i = 0; i < OPT_COUNT; i++)
+        val[i] = cli.val[i] ? cli.val[i] : env.val[i] ? env.val[i] : file.val[i];
+    struct settings *dirs = cli.ndirs ? &cli : &env;
+    const char *env_dirs = getenv("EM_AGENT_DIRS");
+    if (!cli.ndirs && env_dirs && *env_dirs) {
+#ifdef _WIN32
+        const char sep = ';';
+#else
+        const char sep = ':';
+#endif
+        for (const char *p = env_dirs; *p;) {
+            const char *e = strchr(p, sep);
+            size_t n = e ? (size_t)(e - p) : strlen(p);
+            if (n && add_dir(&env, p, n) < 0)
+                goto out;
+            p += n + (e ? 1 : 0);
+        }
+    }
+    if (!dirs->ndirs)
+        dirs = &file;
+    if (!dirs->ndirs) {
+        fprintf(stderr, "em-agent watch: which directory? (see --help)\n");
+        goto out;
+    }
+    /* Logging. */
+    if (val[OPT_VERBOSE]) {
+        char *end;
+        long v = strtol(val[OPT_VERBOSE], &end, 10);
+        if (end == val[OPT_VERBOSE] || *end || v < 0 || v > 2) {
+            fprintf(stderr, "em-agent watch: verbose takes 0, 1 or 2\n");
+            goto out;
+        }
+        if (v > verbose)
+            verbose = (int)v;
+    }
+    enum em_log_level level = em_log_threshold;
+    if (verbose >= 2)
+        level = EM_LOG_DEBUG;
+    else if (verbose == 1 && level < EM_LOG_INFO)
+        level = EM_LOG_INFO;
+    enum em_log_format format = em_log_get_format();
+    if (val[OPT_LOG_FORMAT]) {
+        if (strcmp(val[OPT_LOG_FORMAT], "json") == 0)
+            format = EM_LOG_JSON;
+        else if (strcmp(val[OPT_LOG_FORMAT], "text") == 0)
+            format = EM_LOG_TEXT;
+        else {
+            fprintf(stderr, "em-agent watch: --log-format takes 'text' or 'json'\n");
+            goto out;
+        }
+    }
+    em_log_setup(level, format);
+    if (val[OPT_LOG_FILE] && em_log_open(val[OPT_LOG_FILE]) < 0) {
+        fprintf(stderr, "em-agent watch: %s: cannot open the log file\n", val[OPT_LOG_FILE]);
+        goto out;
+    }
+    struct watch_options o = {0};
+    double settle = 1000, summary = level >= EM_LOG_INFO ? 10 : 0;
+    if ((val[OPT_POLL] && !parse_seconds("poll", val[OPT_POLL], &o.poll_s)) ||
+        (val[OPT_RESCAN] && !parse_seconds("rescan", val[OPT_RESCAN], &o.rescan_s)) ||
+        (val[OPT_SUMMARY] && !parse_seconds("summary", val[OPT_SUMMARY], &summary)) ||
+        (val[OPT_SETTLE] && !parse_seconds("settle", val[OPT_SETTLE], &settle)))
+        goto out;
+    if (val[OPT_POLL] && o.poll_s < 0.01) {
+        fprintf(stderr, "em-agent watch: --poll takes at least 0.01 seconds\n");
+        goto out;
+    }
+    char agent[256];
+    if (val[OPT_AGENT])
+        snprintf(agent, sizeof(agent), "%s", val[OPT_AGENT]);
+    else
+        event_default_agent(agent, sizeof(agent));
+    char *state_dir = val[OPT_STATE_DIR] ? strdup(val[OPT_STATE_DIR]) : default_state_dir();
+    if (!state_dir) {
+        fprintf(stderr, "em-agent watch: no state directory: give --state-dir\n");
+        goto out;
+    }
+    o.dirs = (const char *const *)dirs->dirs;
+    o.ndirs = dirs->ndirs;
+    o.agent = agent;
+    o.state_dir = state_dir;
+    o.out_path = val[OPT_OUT] && strcmp(val[OPT_OUT], "-") != 0 ? val[OPT_OUT] : NULL;
+    o.settle_ms = (unsigned)settle;
+    o.summary_s = summary;
+    o.fsync = truthy(val[OPT_FSYNC]);
+    o.exit_idle = truthy(val[OPT_ONCE]);
+    status = watch_run(&o);
+    free(state_dir);
+    em_log_close();
+out:
+    settings_free(&file);
+    settings_free(&env);
+    settings_free(&cli);
+    return status;
+}

@@ -1,0 +1,583 @@
+/* The journal file, one record per line, fields separated by tabs:
+ *
+ *   em-agent journal 1 <TAB> agent          first line
+ *   S seq delivered                         sequence state (written by compaction)
+ *   K key-hash data-hash                    an entity's last emitted data (compaction)
+ *   E seq key-hash data-hash line           an event; the line is empty once delivered
+ *   D seq                                   the sink took everything up to seq
+ *   F hash size mtime-sec mtime-nsec state path
+ *
+ * Hashes are 16 hex digits. Unknown record letters are skipped, so later versions can add
+ * records. The path is the last field, so it may hold tabs (not newlines: such names are
+ * never journaled).
+ */
+#include "journal.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#ifndef _WIN32
+#include <sys/file.h>
+#endif
+
+#include "em_error.h"
+#include "fsio.h"
+#include "hash.h"
+#include "log.h"
+
+#define JOURNAL_MAGIC "em-agent journal 1"
+#define JOURNAL_MAX (1ull << 32)
+#define COMPACT_MIN (64u << 20)
+
+static const char *file_path_of(const void *v)
+{
+    return ((const struct journal_file *)v)->path;
+}
+
+static int buf_reserve(struct journal *j, size_t more)
+{
+    if (j->len + more <= j->cap)
+        return 0;
+    size_t cap = j->cap ? j->cap : 65536;
+    while (cap < j->len + more)
+        cap *= 2;
+    char *b = realloc(j->buf, cap);
+    if (!b)
+        return -EM_ENOMEM;
+    j->buf = b;
+    j->cap = cap;
+    return 0;
+}
+
+static int buf_printf(struct journal *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static int buf_printf(struct journal *j, const char *fmt, ...)
+{
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(j->buf ? j->buf + j->len : NULL, j->cap - j->len, fmt, ap);
+        va_end(ap);
+        if (n < 0)
+            return -EM_EINVAL;
+        if ((size_t)n < j->cap - j->len) {
+            j->len += (size_t)n;
+            return 0;
+        }
+        if (buf_reserve(j, (size_t)n + 1) < 0)
+            return -EM_ENOMEM;
+    }
+}
+
+static int buf_put(struct journal *j, const char *s, size_t n)
+{
+    if (buf_reserve(j, n) < 0)
+        return -EM_ENOMEM;
+    memcpy(j->buf + j->len, s, n);
+    j->len += n;
+    return 0;
+}
+
+static int write_all(uv_file fd, char *p, size_t n)
+{
+    while (n > 0) {
+        uv_fs_t req;
+        uv_buf_t b = uv_buf_init(p, (unsigned)(n > (1u << 30) ? 1u << 30 : n));
+        int r = uv_fs_write(NULL, &req, fd, &b, 1, -1, NULL);
+        uv_fs_req_cleanup(&req);
+        if (r <= 0)
+            return -EM_EIO;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int sync_fd(uv_file fd)
+{
+    uv_fs_t req;
+    int r = uv_fs_fdatasync(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+    return r < 0 ? -EM_EIO : 0;
+}
+
+static void close_fd(uv_file fd)
+{
+    uv_fs_t req;
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+}
+
+static uv_file open_file(const char *path, int flags)
+{
+    uv_fs_t req;
+    int r = uv_fs_open(NULL, &req, path, flags, 0644, NULL);
+    uv_fs_req_cleanup(&req);
+    return r;
+}
+
+bool journal_entity_same(const struct journal *j, uint64_t key_hash, uint64_t data_hash)
+{
+    const struct hmap_entry *e = hmap_find(&j->entities, key_hash, NULL, NULL);
+    return e && e->v.u == data_hash;
+}
+
+static int entity_set(struct journal *j, uint64_t kh, uint64_t dh)
+{
+    int added;
+    struct hmap_entry *e = hmap_upsert(&j->entities, kh, NULL, NULL, &added);
+    if (!e)
+        return -EM_ENOMEM;
+    e->v.u = dh;
+    return 0;
+}
+
+int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t data_hash,
+                  const char *line)
+{
+    if (entity_set(j, key_hash, data_hash) < 0)
+        return -EM_ENOMEM;
+    size_t before = j->len;
+    if (buf_printf(j, "E\t%" PRIu64 "\t%016" PRIx64 "\t%016" PRIx64 "\t", seq, key_hash,
+                   data_hash) < 0 ||
+        buf_put(j, line, strlen(line)) < 0 || buf_put(j, "\n", 1) < 0) {
+        j->len = before;
+        return -EM_ENOMEM;
+    }
+    j->last_seq = seq;
+    return 0;
+}
+
+int journal_delivered(struct journal *j, uint64_t seq)
+{
+    if (seq <= j->delivered)
+        return 0;
+    j->delivered = seq;
+    return buf_printf(j, "D\t%" PRIu64 "\n", seq);
+}
+
+struct journal_file *journal_file_find(const struct journal *j, const char *path)
+{
+    struct hmap_entry *e = hmap_find(&j->files, hash64_str(path), path, file_path_of);
+    return e ? e->v.p : NULL;
+}
+
+struct journal_file *journal_file_get(struct journal *j, const char *path)
+{
+    int added;
+    struct hmap_entry *e = hmap_upsert(&j->files, hash64_str(path), path, file_path_of, &added);
+    if (!e)
+        return NULL;
+    if (!added)
+        return e->v.p;
+    struct journal_file *f = calloc(1, sizeof(*f));
+    if (!f || !(f->path = strdup(path))) {
+        free(f);
+        e->key = 0;
+        j->files.count--;
+        return NULL;
+    }
+    e->v.p = f;
+    return f;
+}
+
+static int put_file(struct journal *j, const struct journal_file *f)
+{
+    return buf_printf(j, "F\t%016" PRIx64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId32 "\t%u\t%s\n",
+                      f->hash, f->size, f->mtime_sec, f->mtime_nsec, (unsigned)f->state, f->path);
+}
+
+int journal_file_note(struct journal *j, const struct journal_file *f)
+{
+    if (strchr(f->path, '\n'))
+        return 0;
+    return put_file(j, f);
+}
+
+/* ---- compaction ---- */
+
+struct snap_ctx {
+    struct journal *j;
+    int rc;
+};
+
+static void snap_entity(struct journal *j, uint64_t kh, uint64_t dh, int *rc)
+{
+    if (*rc == 0)
+        *rc = buf_printf(j, "K\t%016" PRIx64 "\t%016" PRIx64 "\n", kh, dh);
+}
+
+static void snap_file(union hmap_value *v, void *ctx)
+{
+    struct snap_ctx *c = ctx;
+    const struct journal_file *f = v->p;
+    if (c->rc == 0 && !strchr(f->path, '\n'))
+        c->rc = put_file(c->j, f);
+}
+
+/* Writes the whole state to journal.tmp and renames it over the journal. The buffered
+ * records are part of the state already, so they are dropped. */
+static int compact(struct journal *j)
+{
+    char *saved = j->buf;
+    size_t saved_len = j->len, saved_cap = j->cap;
+    j->buf = NULL;
+    j->len = j->cap = 0;
+    int rc = buf_printf(j, "%s\t%s\nS\t%" PRIu64 "\t%" PRIu64 "\n", JOURNAL_MAGIC, j->agent,
+                        j->last_seq, j->delivered);
+    for (size_t i = 0; i < j->entities.cap && rc == 0; i++)
+        if (j->entities.e[i].key)
+            snap_entity(j, j->entities.e[i].key, j->entities.e[i].v.u, &rc);
+    struct snap_ctx c = {j, rc};
+    hmap_each(&j->files, snap_file, &c);
+    rc = c.rc;
+    for (size_t i = 0; i < j->npending && rc == 0; i++) {
+        const struct journal_pending *p = &j->pending[i];
+        if (p->seq > j->delivered)
+            rc = buf_printf(j, "E\t%" PRIu64 "\t0000000000000000\t0000000000000000\t%s\n", p->seq,
+                            p->line);
+    }
+    char *tmp = fsio_join(j->dir, "journal.tmp");
+    uv_file fd = -1;
+    if (rc == 0 && !tmp)
+        rc = -EM_ENOMEM;
+    if (rc == 0 && (fd = open_file(tmp, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC)) < 0)
+        rc = -EM_EIO;
+    if (rc == 0)
+        rc = write_all(fd, j->buf, j->len);
+    if (rc == 0)
+        rc = sync_fd(fd);
+    if (fd >= 0)
+        close_fd(fd);
+    if (rc == 0) {
+        uv_fs_t req;
+        if (uv_fs_rename(NULL, &req, tmp, j->path, NULL) < 0)
+            rc = -EM_EIO;
+        uv_fs_req_cleanup(&req);
+    }
+    if (rc == 0) {
+        if (j->fd >= 0)
+            close_fd(j->fd);
+        j->fd = open_file(j->path, UV_FS_O_WRONLY | UV_FS_O_APPEND);
+        if (j->fd < 0)
+            rc = -EM_EIO;
+        j->bytes = j->compacted = j->len;
+        free(saved);
+        j->len = 0;
+    } else {
+        free(j->buf);
+        j->buf = saved;
+        j->len = saved_len;
+        j->cap = saved_cap;
+    }
+    free(tmp);
+    return rc;
+}
+
+int journal_commit(struct journal *j)
+{
+    if (j->fd < 0)
+        return -EM_EIO;
+    /* Compaction drops event lines, so it waits until the sink has taken them all. */
+    if (j->delivered == j->last_seq && j->npending == 0 &&
+        j->bytes + j->len > (j->compacted * 2 > COMPACT_MIN ? j->compacted * 2 : COMPACT_MIN))
+        return compact(j);
+    if (j->len == 0)
+        return 0;
+    int rc = write_all(j->fd, j->buf, j->len);
+    if (rc == 0 && j->fsync)
+        rc = sync_fd(j->fd);
+    if (rc == 0) {
+        j->bytes += j->len;
+        j->len = 0;
+    }
+    return rc;
+}
+
+/* ---- loading ---- */
+
+static bool parse_u64(const char **p, uint64_t *v, int base)
+{
+    char *end;
+    errno = 0;
+    unsigned long long x = strtoull(*p, &end, base);
+    if (end == *p || errno || (*end != '\t' && *end != '\0'))
+        return false;
+    *v = (uint64_t)x;
+    *p = *end ? end + 1 : end;
+    return true;
+}
+
+static bool parse_i64(const char **p, int64_t *v)
+{
+    char *end;
+    errno = 0;
+    long long x = strtoll(*p, &end, 10);
+    if (end == *p || errno || (*end != '\t' && *end != '\0'))
+        return false;
+    *v = (int64_t)x;
+    *p = *end ? end + 1 : end;
+    return true;
+}
+
+struct loaded_event {
+    uint64_t seq;
+    const char *line; /* into the loaded buffer, NUL-terminated */
+};
+
+/* Applies one record (NUL-terminated, no newline). Returns false when it is malformed. */
+static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t *nev,
+                  size_t *evcap)
+{
+    const char *p = rec + 2;
+    uint64_t a, b, c;
+    int64_t s, ns;
+    if (rec[0] == '\0' || (rec[1] != '\t' && rec[1] != '\0'))
+        return false;
+    switch (rec[0]) {
+    case 'S':
+        if (!parse_u64(&p, &a, 10) || !parse_u64(&p, &b, 10))
+            return false;
+        j->last_seq = a > j->last_seq ? a : j->last_seq;
+        j->delivered = b > j->delivered ? b : j->delivered;
+        return true;
+    case 'K':
+        return parse_u64(&p, &a, 16) && parse_u64(&p, &b, 16) && entity_set(j, a, b) == 0;
+    case 'D':
+        if (!parse_u64(&p, &a, 10))
+            return false;
+        j->delivered = a > j->delivered ? a : j->delivered;
+        return true;
+    case 'E': {
+        if (!parse_u64(&p, &a, 10) || !parse_u64(&p, &b, 16))
+            return false;
+        /* The data hash ends at a tab; the line follows (empty once delivered). */
+        char *end;
+        c = strtoull(p, &end, 16);
+        if (*end != '\t')
+            return false;
+        if (b && entity_set(j, b, c) < 0)
+            return false;
+        j->last_seq = a > j->last_seq ? a : j->last_seq;
+        if (end[1] != '\0') {
+            if (*nev == *evcap) {
+                size_t cap = *evcap ? *evcap * 2 : 64;
+                struct loaded_event *v = realloc(*ev, cap * sizeof(*v));
+                if (!v)
+                    return false;
+                *ev = v;
+                *evcap = cap;
+            }
+            (*ev)[(*nev)++] = (struct loaded_event){a, end + 1};
+        }
+        return true;
+    }
+    case 'F': {
+        uint64_t size, state;
+        if (!parse_u64(&p, &c, 16) || !parse_u64(&p, &size, 10) || !parse_i64(&p, &s) ||
+            !parse_i64(&p, &ns) || !parse_u64(&p, &state, 10) || !*p)
+            return false;
+        struct journal_file *f = journal_file_get(j, p);
+        if (!f)
+            return false;
+        f->hash = c;
+        f->size = size;
+        f->mtime_sec = s;
+        f->mtime_nsec = (int32_t)ns;
+        f->state = (uint8_t)state;
+        return true;
+    }
+    default:
+        return true; /* a record of a later version */
+    }
+}
+
+static int load(struct journal *j, char *reason, size_t cap)
+{
+    struct fsio_buf b = {0};
+    int rc = fsio_read(j->path, JOURNAL_MAX, &b, NULL);
+    if (rc == -EM_ENOENT)
+        return 0;
+    if (rc < 0) {
+        snprintf(reason, cap, "%s: cannot read: %s", j->path, em_strerror(rc));
+        return rc;
+    }
+    struct loaded_event *ev = NULL;
+    size_t nev = 0, evcap = 0, bad = 0;
+    size_t end = b.len;
+    /* A last line without its newline was torn by a kill: it never happened. */
+    while (end > 0 && b.data[end - 1] != '\n')
+        end--;
+    if (end < b.len)
+        em_log(EM_LOG_INFO, "%s: dropping a torn last record (%zu bytes)", j->path, b.len - end);
+    char *p = b.data, *stop = b.data + end;
+    char *nl = p < stop ? memchr(p, '\n', (size_t)(stop - p)) : NULL;
+    if (end == 0) {
+        fsio_buf_free(&b);
+        return 0;
+    }
+    *nl = '\0';
+    size_t mlen = strlen(JOURNAL_MAGIC);
+    if (strncmp(p, JOURNAL_MAGIC, mlen) != 0 || p[mlen] != '\t') {
+        snprintf(reason, cap, "%s: not an em-agent journal (move it away to start afresh)",
+                 j->path);
+        fsio_buf_free(&b);
+        return -EM_EMALFORMED;
+    }
+    if (strcmp(p + mlen + 1, j->agent) != 0) {
+        snprintf(reason, cap,
+                 "%s belongs to agent '%s', not '%s': use --agent %s or another --state-dir",
+                 j->path, p + mlen + 1, j->agent, p + mlen + 1);
+        fsio_buf_free(&b);
+        return -EM_ESTATE;
+    }
+    for (p = nl + 1; p < stop; p = nl + 1) {
+        nl = memchr(p, '\n', (size_t)(stop - p));
+        *nl = '\0';
+        if (!apply(j, p, &ev, &nev, &evcap))
+            bad++;
+    }
+    if (bad)
+        em_log(EM_LOG_WARN, "%s: %zu unreadable records skipped", j->path, bad);
+    for (size_t i = 0; i < nev; i++) {
+        if (ev[i].seq <= j->delivered)
+            continue;
+        struct journal_pending *v = realloc(j->pending, (j->npending + 1) * sizeof(*v));
+        char *line = strdup(ev[i].line);
+        if (v)
+            j->pending = v;
+        if (!v || !line) {
+            free(line);
+            rc = -EM_ENOMEM;
+            break;
+        }
+        j->pending = v;
+        j->pending[j->npending++] = (struct journal_pending){ev[i].seq, line};
+    }
+    free(ev);
+    fsio_buf_free(&b);
+    return rc;
+}
+
+static int lock_dir(struct journal *j, char *reason, size_t cap)
+{
+    char *path = fsio_join(j->dir, "lock");
+    if (!path)
+        return -EM_ENOMEM;
+    uv_file fd = open_file(path, UV_FS_O_RDWR | UV_FS_O_CREAT);
+    free(path);
+    if (fd < 0) {
+        snprintf(reason, cap, "%s: cannot create the lock file: %s", j->dir, uv_strerror(fd));
+        return -EM_EIO;
+    }
+#ifndef _WIN32
+    if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+        close_fd(fd);
+        snprintf(reason, cap, "%s is in use by another em-agent (one state directory per agent)",
+                 j->dir);
+        return -EM_ESTATE;
+    }
+#endif
+    j->lock = (void *)(intptr_t)(fd + 1);
+    return 0;
+}
+
+static int make_dirs(const char *dir)
+{
+    char *d = strdup(dir);
+    if (!d)
+        return -EM_ENOMEM;
+    for (char *p = d + 1;; p++) {
+        bool last = *p == '\0';
+        if (*p == '/' || last) {
+            char c = *p;
+            *p = '\0';
+            uv_fs_t req;
+            int r = uv_fs_mkdir(NULL, &req, d, 0700, NULL);
+            uv_fs_req_cleanup(&req);
+            *p = c;
+            if (r < 0 && r != UV_EEXIST) {
+                free(d);
+                return -EM_EIO;
+            }
+        }
+        if (last)
+            break;
+    }
+    free(d);
+    return 0;
+}
+
+int journal_open(struct journal *j, const char *dir, const char *agent, char *reason,
+                 size_t reason_cap)
+{
+    memset(j, 0, sizeof(*j));
+    j->fd = -1;
+    reason[0] = '\0';
+    j->dir = strdup(dir);
+    j->agent = strdup(agent);
+    j->path = fsio_join(dir, "journal");
+    if (!j->dir || !j->agent || !j->path)
+        return -EM_ENOMEM;
+    int rc = make_dirs(dir);
+    if (rc < 0) {
+        snprintf(reason, reason_cap, "%s: cannot create the state directory", dir);
+        return rc;
+    }
+    rc = lock_dir(j, reason, reason_cap);
+    if (rc == 0)
+        rc = load(j, reason, reason_cap);
+    if (rc == 0) {
+        /* Start from a compact file; pending lines survive until re-sent and delivered. */
+        rc = compact(j);
+        if (rc < 0)
+            snprintf(reason, reason_cap, "%s: cannot write the journal", j->path);
+    }
+    return rc;
+}
+
+void journal_pending_clear(struct journal *j)
+{
+    for (size_t i = 0; i < j->npending; i++)
+        free(j->pending[i].line);
+    free(j->pending);
+    j->pending = NULL;
+    j->npending = 0;
+}
+
+static void free_file(union hmap_value *v, void *ctx)
+{
+    (void)ctx;
+    struct journal_file *f = v->p;
+    free(f->path);
+    free(f);
+}
+
+int journal_close(struct journal *j)
+{
+    int rc = j->fd >= 0 ? journal_commit(j) : 0;
+    if (j->fd >= 0) {
+        if (rc == 0)
+            sync_fd(j->fd);
+        close_fd(j->fd);
+    }
+    if (j->lock)
+        close_fd((uv_file)((intptr_t)j->lock - 1));
+    journal_pending_clear(j);
+    hmap_each(&j->files, free_file, NULL);
+    hmap_free(&j->files);
+    hmap_free(&j->entities);
+    free(j->buf);
+    free(j->dir);
+    free(j->agent);
+    free(j->path);
+    memset(j, 0, sizeof(*j));
+    j->fd = -1;
+    return rc;
+}

@@ -1,0 +1,104 @@
+/* journal.h — the agent's durable memory in its state directory (DESIGN §5–6).
+ *
+ * One append-only text file, `journal`, holds:
+ *   - per file: size, mtime, content hash and parse state of the version last processed;
+ *   - per emitted event: its seq, the hash of its entity key and of its data, and (until
+ *     the sink has taken it) the event line itself;
+ *   - the highest seq the sink has taken ("delivered").
+ * On open the journal is read back (a torn last line from a kill -9 is dropped) and
+ * rewritten compactly; it is compacted again as it grows. Records reach the file with
+ * one write per journal_commit(), before the events they describe reach the sink, so a
+ * killed agent restarts knowing every event it may have emitted: an entity whose data
+ * hash is unchanged is never emitted again, and an event that was journaled but perhaps
+ * not delivered is sent again with its original seq.
+ *
+ * A lock file keeps a second agent out of the same state directory. One journal belongs
+ * to one thread.
+ */
+#ifndef EM_JOURNAL_H
+#define EM_JOURNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "hmap.h"
+
+enum journal_file_state {
+    JFILE_DONE = 0,    /* parsed; hash is the content's */
+    JFILE_FAILED = 1,  /* malformed or unreadable (reported once) */
+    JFILE_WAITING = 2, /* incomplete: the next change is parsed from the start */
+};
+
+struct journal_file {
+    char *path; /* absolute */
+    uint64_t size;
+    int64_t mtime_sec;
+    int32_t mtime_nsec;
+    uint8_t state;
+    bool seen; /* processed since this run started (not stored) */
+    uint64_t hash;
+};
+
+/* An event journaled but not known to be delivered. */
+struct journal_pending {
+    uint64_t seq;
+    char *line;
+};
+
+struct journal {
+    char *dir, *path;
+    void *lock; /* platform lock handle */
+    int fd;
+    char *agent;
+    uint64_t last_seq;  /* highest seq journaled */
+    uint64_t delivered; /* highest seq the sink took */
+    struct hmap entities; /* key hash -> data hash */
+    struct hmap files;    /* path hash -> struct journal_file * */
+    struct journal_pending *pending; /* seq > delivered at open, ascending */
+    size_t npending;
+    char *buf; /* records not yet written */
+    size_t len, cap;
+    uint64_t bytes;     /* size of the file */
+    uint64_t compacted; /* its size after the last compaction */
+    bool fsync;         /* fdatasync after each commit */
+};
+
+/* Opens (creating) the journal in `dir` for agent `agent`. Fails with EM_ESTATE when
+ * another process holds the directory or the journal belongs to another agent name,
+ * EM_EMALFORMED when it is not a journal, EM_EIO or EM_ENOMEM. *reason gets a message. */
+int journal_open(struct journal *j, const char *dir, const char *agent, char *reason,
+                 size_t reason_cap);
+
+/* Whether the entity `key_hash` was last emitted with `data_hash`. */
+bool journal_entity_same(const struct journal *j, uint64_t key_hash, uint64_t data_hash);
+
+/* Records event `seq` (must be last_seq + 1) and its line (no newline). Buffered until
+ * journal_commit(). Returns 0 or EM_ENOMEM. */
+int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t data_hash,
+                  const char *line);
+
+/* Records that the sink has taken every event up to `seq`. Buffered. */
+int journal_delivered(struct journal *j, uint64_t seq);
+
+/* The record of `path`, or NULL. */
+struct journal_file *journal_file_find(const struct journal *j, const char *path);
+
+/* Finds or creates the record of `path` (new ones are zero, not seen). NULL when out of
+ * memory. */
+struct journal_file *journal_file_get(struct journal *j, const char *path);
+
+/* Records a file's new state (after changing *f). Buffered. */
+int journal_file_note(struct journal *j, const struct journal_file *f);
+
+/* Writes buffered records with one write, compacting first when the file has grown
+ * large. Returns 0 or EM_EIO (the records stay buffered). */
+int journal_commit(struct journal *j);
+
+/* Frees the pending list once it has been re-sent. */
+void journal_pending_clear(struct journal *j);
+
+/* Commits and closes; releases the lock. Returns journal_commit()'s result. */
+int journal_close(struct journal *j);
+
+#endif

@@ -1,0 +1,973 @@
+/* The watch model: merges parsed files into entities and rebuilds the changed ones.
+ *
+ * The merge rules are scan's (scan.c), expressed over stored parts instead of a sorted
+ * walk: a square exists when the session lists it, the linked atlas has a node for it,
+ * or any file lies in its directories; a hole exists when a .dm targets it or an image
+ * of it parsed; the newest image is the one whose path sorts last; a micrograph's
+ * exposure id comes from its own square's .dm by file name.
+ */
+#include "model.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "em_error.h"
+#include "entity.h"
+#include "hash.h"
+#include "hmap.h"
+#include "log.h"
+#include "tree.h"
+
+struct m_exposure {
+    uint64_t name; /* hash of the base file name */
+    int64_t exposure_id;
+};
+
+struct m_atlas {
+    char *rel;
+    struct epu_doc *doc;
+    struct fsio_stat st;
+    bool dirty;
+};
+
+struct m_session;
+
+struct m_square {
+    struct m_session *s;
+    int64_t gs;
+    char *meta_part, *meta_rel;
+    struct fsio_stat meta_st;
+    char *image_part, *image_rel;
+    struct fsio_stat image_st;
+    struct m_exposure *exp; /* sorted by name */
+    size_t nexp;
+    struct m_micro **micros;
+    size_t nmicros, micros_cap;
+    bool dirty;
+};
+
+struct m_hole {
+    struct m_session *s;
+    int64_t fh, gs;
+    bool has_target;
+    struct epu_foilhole_target target; /* `state` points into the model's interned strings */
+    char *image_part, *image_rel;
+    struct fsio_stat image_st;
+    bool dirty;
+};
+
+struct m_micro {
+    struct m_square *q;
+    char *rel;
+    uint64_t name;
+    bool has_exp;
+    int64_t exp;
+    bool dirty;
+};
+
+struct m_session {
+    char *dir;
+    struct epu_doc *doc; /* EpuSession.dm, or NULL while it is missing */
+    char *dm_rel;
+    struct fsio_stat dm_st;
+    struct m_atlas *atlas;
+    struct hmap squares, holes, micros;
+    size_t held; /* entities counted in model->held */
+    bool dirty;
+    bool overflowed; /* parts were dropped: rescan once the id is known */
+};
+
+enum m_type { M_SQUARE, M_HOLE, M_MICRO };
+
+struct m_dirty {
+    enum m_type type;
+    void *e;
+};
+
+struct model {
+    char *root;
+    struct hmap strings; /* interned target states: few distinct values, many holes */
+    struct model_callbacks cb;
+    struct hmap sessions_by_dir, atlases_by_rel;
+    struct m_session **sessions;
+    size_t nsessions, sessions_cap;
+    struct m_atlas **atlases;
+    size_t natlases, atlases_cap;
+    struct m_dirty *dirty;
+    size_t ndirty, dirty_cap;
+    size_t held, dropped;
+    size_t nsquares, nholes, nmicros;
+};
+
+static uint64_t id_key(int64_t v)
+{
+    return (uint64_t)v ^ 0x8000000000000000ull;
+}
+
+static const char *session_dir_of(const void *v)
+{
+    return ((const struct m_session *)v)->dir;
+}
+
+static const char *atlas_rel_of(const void *v)
+{
+    return ((const struct m_atlas *)v)->rel;
+}
+
+static const char *micro_rel_of(const void *v)
+{
+    return ((const struct m_micro *)v)->rel;
+}
+
+static int push_ptr(void ***v, size_t *n, size_t *cap, void *p)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        void **nv = realloc(*v, c * sizeof(*nv));
+        if (!nv)
+            return -EM_ENOMEM;
+        *v = nv;
+        *cap = c;
+    }
+    (*v)[(*n)++] = p;
+    return 0;
+}
+
+static char *print_part(cJSON *part)
+{
+    char *s = part ? cJSON_PrintUnformatted(part) : NULL;
+    cJSON_Delete(part);
+    return s;
+}
+
+static cJSON *parse_part(const char *s)
+{
+    return s ? cJSON_Parse(s) : NULL;
+}
+
+/* Replaces *dst by a copy of `src` (NULL allowed). */
+static int set_str(char **dst, const char *src)
+{
+    char *c = src ? strdup(src) : NULL;
+    if (src && !c)
+        return -EM_ENOMEM;
+    free(*dst);
+    *dst = c;
+    return 0;
+}
+
+/* ---- dirty tracking ---- */
+
+static int mark(struct model *m, enum m_type type, void *e, bool *flag)
+{
+    if (*flag)
+        return 0;
+    if (m->ndirty == m->dirty_cap) {
+        size_t c = m->dirty_cap ? m->dirty_cap * 2 : 256;
+        struct m_dirty *d = realloc(m->dirty, c * sizeof(*d));
+        if (!d)
+            return -EM_ENOMEM;
+        m->dirty = d;
+        m->dirty_cap = c;
+    }
+    *flag = true;
+    m->dirty[m->ndirty++] = (struct m_dirty){type, e};
+    return 0;
+}
+
+static int mark_square(struct model *m, struct m_square *q)
+{
+    return mark(m, M_SQUARE, q, &q->dirty);
+}
+
+static int mark_hole(struct model *m, struct m_hole *h)
+{
+    return mark(m, M_HOLE, h, &h->dirty);
+}
+
+static int mark_micro(struct model *m, struct m_micro *mi)
+{
+    return mark(m, M_MICRO, mi, &mi->dirty);
+}
+
+/* ---- lookups that create ---- */
+
+static struct m_session *session_get(struct model *m, const char *dir)
+{
+    int added;
+    struct hmap_entry *e =
+        hmap_upsert(&m->sessions_by_dir, hash64_str(dir), dir, session_dir_of, &added);
+    if (!e)
+        return NULL;
+    if (!added)
+        return e->v.p;
+    struct m_session *s = calloc(1, sizeof(*s));
+    if (!s || !(s->dir = strdup(dir)) ||
+        push_ptr((void ***)&m->sessions, &m->nsessions, &m->sessions_cap, s) < 0) {
+        /* The entry must not point at nothing: give it a placeholder that never matches. */
+        if (s)
+            free(s->dir);
+        free(s);
+        e->key = 0;
+        m->sessions_by_dir.count--;
+        return NULL;
+    }
+    e->v.p = s;
+    return s;
+}
+
+/* Counts an entity of a session that has no id yet; false when the cap is reached. */
+static bool hold(struct model *m, struct m_session *s)
+{
+    if (s->doc)
+        return true;
+    if (m->held >= MODEL_MAX_HELD) {
+        if (!s->overflowed)
+            em_log(EM_LOG_WARN,
+                   "%s: more than %d entities wait for an EpuSession.dm; dropping parts, the "
+                   "directory is read again when the session file appears",
+                   s->dir, MODEL_MAX_HELD);
+        s->overflowed = true;
+        m->dropped++;
+        return false;
+    }
+    m->held++;
+    s->held++;
+    return true;
+}
+
+static struct m_square *square_get(struct model *m, struct m_session *s, int64_t gs, bool *new_out)
+{
+    int added;
+    struct hmap_entry *e = hmap_upsert(&s->squares, id_key(gs), NULL, NULL, &added);
+    if (new_out)
+        *new_out = added;
+    if (!e)
+        return NULL;
+    if (!added)
+        return e->v.p;
+    struct m_square *q = calloc(1, sizeof(*q));
+    if (!q)
+        return NULL;
+    q->s = s;
+    q->gs = gs;
+    e->v.p = q;
+    m->nsquares++;
+    hold(m, s);
+    return q;
+}
+
+static struct m_hole *hole_get(struct model *m, struct m_session *s, int64_t fh, int64_t gs)
+{
+    int added;
+    struct hmap_entry *e = hmap_upsert(&s->holes, id_key(fh), NULL, NULL, &added);
+    if (!e)
+        return NULL;
+    if (!added)
+        return e->v.p;
+    struct m_hole *h = calloc(1, sizeof(*h));
+    if (!h)
+        return NULL;
+    h->s = s;
+    h->fh = fh;
+    h->gs = gs;
+    e->v.p = h;
+    m->nholes++;
+    hold(m, s);
+    return h;
+}
+
+/* ---- exposures ---- */
+
+static int cmp_exposure(const void *a, const void *b)
+{
+    uint64_t x = ((const struct m_exposure *)a)->name, y = ((const struct m_exposure *)b)->name;
+    return (x > y) - (x < y);
+}
+
+/* Hash of a micrograph's base file name: the last component without ".xml". */
+static uint64_t micro_name(const char *rel)
+{
+    const char *base = strrchr(rel, '/');
+    base = base ? base + 1 : rel;
+    size_t len = strlen(base);
+    if (len > 4 && strcmp(base + len - 4, ".xml") == 0)
+        len -= 4;
+    return hash64_bytes(base, len);
+}
+
+static const struct m_exposure *find_exposure(const struct m_square *q, uint64_t name)
+{
+    struct m_exposure key = {.name = name};
+    return q->nexp ? bsearch(&key, q->exp, q->nexp, sizeof(key), cmp_exposure) : NULL;
+}
+
+/* ---- targets ---- */
+
+static const char *string_of(const void *v)
+{
+    return v;
+}
+
+/* The model's copy of `str`, shared by every hole with the same state. */
+static char *intern(struct model *m, const char *str)
+{
+    int added;
+    struct hmap_entry *e = hmap_upsert(&m->strings, hash64_str(str), str, string_of, &added);
+    if (!e)
+        return NULL;
+    if (added && !(e->v.p = strdup(str))) {
+        e->key = 0;
+        m->strings.count--;
+        return NULL;
+    }
+    return e->v.p;
+}
+
+static bool real_eq(struct epu_real a, struct epu_real b)
+{
+    return a.set == b.set && (!a.set || a.v == b.v || (a.v != a.v && b.v != b.v));
+}
+
+static bool flag_eq(struct epu_flag a, struct epu_flag b)
+{
+    return a.set == b.set && (!a.set || a.v == b.v);
+}
+
+static bool target_equal(const struct epu_foilhole_target *a, const struct epu_foilhole_target *b)
+{
+    return a->foilhole_id.set == b->foilhole_id.set && a->foilhole_id.v == b->foilhole_id.v &&
+           real_eq(a->pixel_x, b->pixel_x) && real_eq(a->pixel_y, b->pixel_y) &&
+           real_eq(a->diameter_px, b->diameter_px) && real_eq(a->stage_x_m, b->stage_x_m) &&
+           real_eq(a->stage_y_m, b->stage_y_m) && flag_eq(a->is_near_grid_bar, b->is_near_grid_bar) &&
+           flag_eq(a->selected, b->selected) && real_eq(a->quality, b->quality) &&
+           ((!a->state && !b->state) || (a->state && b->state && strcmp(a->state, b->state) == 0));
+}
+
+/* ---- emission ---- */
+
+static int emit_micro_doc(struct model *m, struct m_micro *mi, const struct epu_doc *doc,
+                          const struct fsio_stat *st)
+{
+    struct m_session *s = mi->q->s;
+    const struct m_exposure *x = find_exposure(mi->q, mi->name);
+    mi->has_exp = x != NULL;
+    mi->exp = x ? x->exposure_id : 0;
+    cJSON *data =
+        entity_micrograph_data(doc, s->doc->u.session.session_id.v, mi->has_exp, mi->exp);
+    cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, "micrograph_uuid", 0,
+                            doc->u.image.image_uuid);
+    return m->cb.emit(m->cb.ctx, EV_MICROGRAPH, key, data, mi->rel, st);
+}
+
+static int emit_micro(struct model *m, struct m_micro *mi)
+{
+    struct fsio_stat st;
+    struct epu_doc *doc = m->cb.load(m->cb.ctx, mi->rel, EPU_KIND_MICROGRAPH, &st);
+    if (!doc)
+        return 0;
+    int rc = emit_micro_doc(m, mi, doc, &st);
+    epu_doc_free(doc);
+    return rc;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static const struct epu_atlas_square *atlas_node(const struct m_atlas *a, int64_t gs)
+{
+    if (!a || !a->doc)
+        return NULL;
+    const struct epu_atlas *at = &a->doc->u.atlas;
+    size_t lo = 0, hi = at->gridsquare_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t v = at->gridsquares[mid].gridsquare_id.v;
+        if (v == gs)
+            return &at->gridsquares[mid];
+        if (v < gs)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+static int emit_square(struct model *m, struct m_square *q)
+{
+    struct m_session *s = q->s;
+    const struct epu_session *es = &s->doc->u.session;
+    bool in_list = es->gridsquare_count &&
+                   bsearch(&q->gs, es->gridsquare_ids, es->gridsquare_count, sizeof(int64_t),
+                           cmp_i64) != NULL;
+    const struct epu_atlas_square *node = atlas_node(s->atlas, q->gs);
+    cJSON *data = entity_square_data(es->session_id.v, q->gs, node != NULL,
+                                     node ? s->atlas->doc->u.atlas.atlas_id.v : 0, in_list,
+                                     node ? entity_atlas_node_part(node) : NULL,
+                                     parse_part(q->meta_part), parse_part(q->image_part));
+    cJSON *key = entity_key("session_id", es->session_id.v, "gridsquare_id", q->gs, NULL);
+    const char *src = q->meta_part ? q->meta_rel : q->image_part ? q->image_rel : s->dm_rel;
+    const struct fsio_stat *st = q->meta_part ? &q->meta_st : q->image_part ? &q->image_st
+                                                                            : &s->dm_st;
+    return m->cb.emit(m->cb.ctx, EV_GRIDSQUARE, key, data, src, st);
+}
+
+static int emit_hole(struct model *m, struct m_hole *h)
+{
+    struct m_session *s = h->s;
+    int64_t sid = s->doc->u.session.session_id.v;
+    cJSON *data = entity_hole_data(sid, h->gs, h->fh,
+                                   h->has_target ? entity_target_part(&h->target) : NULL,
+                                   parse_part(h->image_part));
+    cJSON *key = entity_key("session_id", sid, "foilhole_id", h->fh, NULL);
+    const char *src = h->image_part ? h->image_rel : NULL;
+    const struct fsio_stat *st = h->image_part ? &h->image_st : NULL;
+    if (!src) {
+        struct hmap_entry *e = hmap_find(&s->squares, id_key(h->gs), NULL, NULL);
+        struct m_square *q = e ? e->v.p : NULL;
+        if (q && q->meta_rel) {
+            src = q->meta_rel;
+            st = &q->meta_st;
+        }
+    }
+    return m->cb.emit(m->cb.ctx, EV_FOILHOLE, key, data, src, st);
+}
+
+/* ---- sessions and atlases ---- */
+
+static struct m_atlas *atlas_get(struct model *m, const char *rel)
+{
+    int added;
+    struct hmap_entry *e =
+        hmap_upsert(&m->atlases_by_rel, hash64_str(rel), rel, atlas_rel_of, &added);
+    if (!e)
+        return NULL;
+    if (!added)
+        return e->v.p;
+    struct m_atlas *a = calloc(1, sizeof(*a));
+    if (!a || !(a->rel = strdup(rel)) ||
+        push_ptr((void ***)&m->atlases, &m->natlases, &m->atlases_cap, a) < 0) {
+        if (a)
+            free(a->rel);
+        free(a);
+        e->key = 0;
+        m->atlases_by_rel.count--;
+        return NULL;
+    }
+    e->v.p = a;
+    return a;
+}
+
+static void mark_all_of(union hmap_value *v, void *ctx)
+{
+    struct model *m = ctx;
+    struct m_square *q = v->p;
+    if (mark_square(m, q) < 0)
+        em_log(EM_LOG_ERROR, "out of memory marking square %lld", (long long)q->gs);
+}
+
+static void mark_hole_cb(union hmap_value *v, void *ctx)
+{
+    if (mark_hole(ctx, v->p) < 0)
+        em_log(EM_LOG_ERROR, "out of memory marking a hole");
+}
+
+static void mark_micro_cb(union hmap_value *v, void *ctx)
+{
+    if (mark_micro(ctx, v->p) < 0)
+        em_log(EM_LOG_ERROR, "out of memory marking a micrograph");
+}
+
+/* Finds the session's atlas on disk; an atlas outside the root is read here, as scan
+ * does. Marks the session's squares when the link changes. */
+static int relink(struct model *m, struct m_session *s)
+{
+    if (!s->doc)
+        return 0;
+    const struct epu_session *es = &s->doc->u.session;
+    char *rel = tree_find_atlas_at(m->root, s->dir, es->atlas_path, es->storage_path);
+    struct m_atlas *a = NULL;
+    if (rel) {
+        struct hmap_entry *e = hmap_find(&m->atlases_by_rel, hash64_str(rel), rel, atlas_rel_of);
+        a = e ? e->v.p : NULL;
+        if (!a && strncmp(rel, "../", 3) == 0) {
+            struct fsio_stat st;
+            struct epu_doc *doc = m->cb.load(m->cb.ctx, rel, EPU_KIND_ATLAS, &st);
+            if (doc && (a = atlas_get(m, rel)) != NULL) {
+                a->doc = doc;
+                a->st = st;
+                a->dirty = true;
+            } else {
+                epu_doc_free(doc);
+            }
+        }
+        free(rel);
+    }
+    if (a && !a->doc)
+        a = NULL;
+    if (a != s->atlas) {
+        s->atlas = a;
+        s->dirty = true;
+    }
+    return 0;
+}
+
+/* Squares named by the session list and the atlas nodes exist even without files. */
+static int ensure_listed_squares(struct model *m, struct m_session *s)
+{
+    const struct epu_session *es = &s->doc->u.session;
+    for (size_t i = 0; i < es->gridsquare_count; i++)
+        if (!square_get(m, s, es->gridsquare_ids[i], NULL))
+            return -EM_ENOMEM;
+    if (s->atlas) {
+        const struct epu_atlas *at = &s->atlas->doc->u.atlas;
+        for (size_t i = 0; i < at->gridsquare_count; i++)
+            if (!square_get(m, s, at->gridsquares[i].gridsquare_id.v, NULL))
+                return -EM_ENOMEM;
+    }
+    return 0;
+}
+
+static int on_session(struct model *m, const char *rel, struct epu_doc *doc,
+                      const struct fsio_stat *st)
+{
+    struct tree_loc loc;
+    int rc = tree_locate(rel, &loc);
+    if (rc < 0) {
+        epu_doc_free(doc);
+        return rc;
+    }
+    struct m_session *s = session_get(m, loc.session_dir);
+    free(loc.session_dir);
+    if (!s) {
+        epu_doc_free(doc);
+        return -EM_ENOMEM;
+    }
+    if (!doc)
+        return 0; /* keep what an earlier version said */
+    if (s->doc && s->doc->u.session.session_id.v != doc->u.session.session_id.v)
+        em_log(EM_LOG_WARN, "%s: session id changed from %lld to %lld", rel,
+               (long long)s->doc->u.session.session_id.v, (long long)doc->u.session.session_id.v);
+    bool first = s->doc == NULL;
+    epu_doc_free(s->doc);
+    s->doc = doc;
+    s->dm_st = *st;
+    if (set_str(&s->dm_rel, rel) < 0)
+        return -EM_ENOMEM;
+    s->dirty = true;
+    if (first) {
+        /* Everything held for this directory can be emitted now. */
+        m->held -= s->held;
+        s->held = 0;
+        hmap_each(&s->squares, mark_all_of, m);
+        hmap_each(&s->holes, mark_hole_cb, m);
+        hmap_each(&s->micros, mark_micro_cb, m);
+        if (s->overflowed && m->cb.rescan) {
+            s->overflowed = false;
+            m->cb.rescan(m->cb.ctx, s->dir);
+        }
+    }
+    return relink(m, s);
+}
+
+static int on_atlas(struct model *m, const char *rel, struct epu_doc *doc,
+                    const struct fsio_stat *st)
+{
+    if (!doc)
+        return 0;
+    struct m_atlas *a = atlas_get(m, rel);
+    if (!a) {
+        epu_doc_free(doc);
+        return -EM_ENOMEM;
+    }
+    epu_doc_free(a->doc);
+    a->doc = doc;
+    a->st = *st;
+    a->dirty = true;
+    /* Any session may have been waiting for this atlas, and its linked sessions changed. */
+    for (size_t i = 0; i < m->nsessions; i++) {
+        struct m_session *s = m->sessions[i];
+        if (s->atlas == a)
+            s->dirty = true;
+        int rc = relink(m, s);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- files of squares ---- */
+
+static int on_metadata(struct model *m, struct m_session *s, struct m_square *q, const char *rel,
+                       struct epu_doc *doc, const struct fsio_stat *st)
+{
+    int rc = mark_square(m, q);
+    if (!doc) {
+        if (q->meta_rel && strcmp(q->meta_rel, rel) == 0) {
+            free(q->meta_part);
+            q->meta_part = NULL;
+        }
+        return rc;
+    }
+    const struct epu_gridsquare_metadata *g = &doc->u.gridsquare;
+    char *part = print_part(entity_metadata_part(g));
+    if (!part || set_str(&q->meta_rel, rel) < 0) {
+        free(part);
+        epu_doc_free(doc);
+        return -EM_ENOMEM;
+    }
+    free(q->meta_part);
+    q->meta_part = part;
+    q->meta_st = *st;
+    for (size_t i = 0; i < g->foilhole_count && rc == 0; i++) {
+        const struct epu_foilhole_target *t = &g->foilholes[i];
+        struct m_hole *h = hole_get(m, s, t->foilhole_id.v, q->gs);
+        if (!h) {
+            rc = -EM_ENOMEM;
+            break;
+        }
+        if (h->has_target && target_equal(&h->target, t))
+            continue;
+        struct epu_foilhole_target copy = *t;
+        copy.state = t->state ? intern(m, t->state) : NULL;
+        if (t->state && !copy.state) {
+            rc = -EM_ENOMEM;
+            break;
+        }
+        h->target = copy;
+        h->has_target = true;
+        rc = mark_hole(m, h);
+    }
+    /* The exposure map, and micrographs whose exposure id it changes. */
+    struct m_exposure *exp = malloc((g->exposure_count ? g->exposure_count : 1) * sizeof(*exp));
+    size_t nexp = 0;
+    if (!exp)
+        rc = -EM_ENOMEM;
+    for (size_t i = 0; exp && i < g->exposure_count; i++)
+        if (g->exposures[i].base_filename)
+            exp[nexp++] = (struct m_exposure){hash64_str(g->exposures[i].base_filename),
+                                              g->exposures[i].exposure_id.v};
+    if (exp) {
+        if (nexp > 1)
+            qsort(exp, nexp, sizeof(*exp), cmp_exposure);
+        free(q->exp);
+        q->exp = exp;
+        q->nexp = nexp;
+        for (size_t i = 0; i < q->nmicros && rc == 0; i++) {
+            struct m_micro *mi = q->micros[i];
+            const struct m_exposure *x = find_exposure(q, mi->name);
+            if ((x != NULL) != mi->has_exp || (x && x->exposure_id != mi->exp))
+                rc = mark_micro(m, mi);
+        }
+    }
+    epu_doc_free(doc);
+    return rc;
+}
+
+/* Whether `rel` is at least as new as the image now kept: names end in _<date>_<time>,
+ * so the path that sorts last is the newest, as in scan. */
+static bool newer(const char *kept, const char *rel)
+{
+    return !kept || strcmp(rel, kept) >= 0;
+}
+
+static int on_square_image(struct model *m, struct m_square *q, const char *rel,
+                           struct epu_doc *doc, const struct fsio_stat *st)
+{
+    int rc = mark_square(m, q);
+    if (doc && newer(q->image_rel, rel)) {
+        char *part =
+            print_part(entity_image_part(&doc->u.image, EPU_KIND_GRIDSQUARE_IMAGE, rel));
+        if (!part || set_str(&q->image_rel, rel) < 0) {
+            free(part);
+            rc = -EM_ENOMEM;
+        } else {
+            free(q->image_part);
+            q->image_part = part;
+            q->image_st = *st;
+        }
+    }
+    epu_doc_free(doc);
+    return rc;
+}
+
+static int on_hole_image(struct model *m, struct m_session *s, struct m_square *q,
+                         const char *rel, struct epu_doc *doc, const struct fsio_stat *st)
+{
+    int rc = 0;
+    if (doc) {
+        struct m_hole *h = hole_get(m, s, doc->u.image.foilhole_id.v, q->gs);
+        if (!h) {
+            rc = -EM_ENOMEM;
+        } else if (newer(h->image_rel, rel)) {
+            char *part =
+                print_part(entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, rel));
+            if (!part || set_str(&h->image_rel, rel) < 0) {
+                free(part);
+                rc = -EM_ENOMEM;
+            } else {
+                free(h->image_part);
+                h->image_part = part;
+                h->image_st = *st;
+                rc = mark_hole(m, h);
+            }
+        }
+    }
+    epu_doc_free(doc);
+    return rc;
+}
+
+static int on_micrograph(struct model *m, struct m_session *s, struct m_square *q,
+                         const char *rel, struct epu_doc *doc, const struct fsio_stat *st)
+{
+    if (!doc)
+        return 0;
+    int added;
+    struct hmap_entry *e = hmap_upsert(&s->micros, hash64_str(rel), rel, micro_rel_of, &added);
+    int rc = e ? 0 : -EM_ENOMEM;
+    struct m_micro *mi = e && !added ? e->v.p : NULL;
+    if (e && added) {
+        mi = calloc(1, sizeof(*mi));
+        if (!mi || !(mi->rel = strdup(rel)) ||
+            push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0) {
+            if (mi)
+                free(mi->rel);
+            free(mi);
+            e->key = 0;
+            s->micros.count--;
+            mi = NULL;
+            rc = -EM_ENOMEM;
+        } else {
+            mi->q = q;
+            mi->name = micro_name(rel);
+            e->v.p = mi;
+            m->nmicros++;
+            hold(m, s);
+        }
+    }
+    if (mi) {
+        /* Without a session id it waits; on_session() marks it when the id arrives. */
+        if (s->doc)
+            rc = emit_micro_doc(m, mi, doc, st);
+    }
+    epu_doc_free(doc);
+    return rc;
+}
+
+int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
+               const struct fsio_stat *st)
+{
+    if (kind == EPU_KIND_SESSION)
+        return on_session(m, rel, doc, st);
+    if (kind == EPU_KIND_ATLAS)
+        return on_atlas(m, rel, doc, st);
+    struct tree_loc loc;
+    int rc = tree_locate(rel, &loc);
+    if (rc < 0 || loc.unplaced || loc.kind != kind || !loc.session_dir) {
+        free(loc.session_dir);
+        epu_doc_free(doc);
+        return rc;
+    }
+    struct m_session *s = session_get(m, loc.session_dir);
+    free(loc.session_dir);
+    bool new_square = false;
+    struct m_square *q = s ? square_get(m, s, loc.gridsquare_id, &new_square) : NULL;
+    if (!q) {
+        epu_doc_free(doc);
+        return -EM_ENOMEM;
+    }
+    if (!s->doc && s->overflowed) {
+        /* Over the cap: the directory is read again once the session id is known. */
+        epu_doc_free(doc);
+        return 0;
+    }
+    switch (kind) {
+    case EPU_KIND_GRIDSQUARE_METADATA:
+        return on_metadata(m, s, q, rel, doc, st);
+    case EPU_KIND_GRIDSQUARE_IMAGE:
+        return on_square_image(m, q, rel, doc, st);
+    case EPU_KIND_FOILHOLE_IMAGE:
+        rc = new_square ? mark_square(m, q) : 0;
+        return rc < 0 ? (epu_doc_free(doc), rc) : on_hole_image(m, s, q, rel, doc, st);
+    case EPU_KIND_MICROGRAPH:
+        rc = new_square ? mark_square(m, q) : 0;
+        return rc < 0 ? (epu_doc_free(doc), rc) : on_micrograph(m, s, q, rel, doc, st);
+    default:
+        epu_doc_free(doc);
+        return 0;
+    }
+}
+
+/* ---- flush ---- */
+
+static int flush_sessions(struct model *m)
+{
+    int rc = 0;
+    for (size_t i = 0; i < m->natlases && rc == 0; i++) {
+        struct m_atlas *a = m->atlases[i];
+        if (!a->dirty || !a->doc)
+            continue;
+        a->dirty = false;
+        cJSON *data = entity_atlas_data(a->doc, a->rel);
+        cJSON *key = entity_key("atlas_id", a->doc->u.atlas.atlas_id.v, NULL, 0, NULL);
+        rc = m->cb.emit(m->cb.ctx, EV_ATLAS, key, data, a->rel, &a->st);
+    }
+    for (size_t i = 0; i < m->nsessions && rc == 0; i++) {
+        struct m_session *s = m->sessions[i];
+        if (!s->dirty || !s->doc)
+            continue;
+        s->dirty = false;
+        /* The list or the atlas may have changed: every square may read differently. */
+        rc = ensure_listed_squares(m, s);
+        if (rc < 0)
+            break;
+        hmap_each(&s->squares, mark_all_of, m);
+        const struct epu_atlas *at = s->atlas ? &s->atlas->doc->u.atlas : NULL;
+        cJSON *data = entity_session_data(s->doc, s->dir, at != NULL, at ? at->atlas_id.v : 0);
+        cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, NULL, 0, NULL);
+        rc = m->cb.emit(m->cb.ctx, EV_SESSION, key, data, s->dm_rel, &s->dm_st);
+    }
+    return rc;
+}
+
+int model_flush(struct model *m)
+{
+    int rc = flush_sessions(m);
+    /* Squares, then holes, then micrographs: parents before children. */
+    for (int pass = M_SQUARE; pass <= M_MICRO && rc == 0; pass++) {
+        for (size_t i = 0; i < m->ndirty && rc == 0; i++) {
+            struct m_dirty *d = &m->dirty[i];
+            if ((int)d->type != pass)
+                continue;
+            if (d->type == M_SQUARE) {
+                struct m_square *q = d->e;
+                q->dirty = false;
+                if (q->s->doc)
+                    rc = emit_square(m, q);
+            } else if (d->type == M_HOLE) {
+                struct m_hole *h = d->e;
+                h->dirty = false;
+                if (h->s->doc)
+                    rc = emit_hole(m, h);
+            } else {
+                struct m_micro *mi = d->e;
+                mi->dirty = false;
+                if (mi->q->s->doc)
+                    rc = emit_micro(m, mi);
+            }
+        }
+    }
+    if (rc == 0)
+        m->ndirty = 0;
+    return rc;
+}
+
+size_t model_dirty(const struct model *m)
+{
+    size_t n = m->ndirty;
+    for (size_t i = 0; i < m->nsessions; i++)
+        n += m->sessions[i]->dirty && m->sessions[i]->doc;
+    for (size_t i = 0; i < m->natlases; i++)
+        n += m->atlases[i]->dirty;
+    return n;
+}
+
+void model_stats(const struct model *m, struct model_stats *st)
+{
+    memset(st, 0, sizeof(*st));
+    for (size_t i = 0; i < m->nsessions; i++)
+        st->sessions += m->sessions[i]->doc != NULL;
+    st->atlases = m->natlases;
+    st->squares = m->nsquares;
+    st->holes = m->nholes;
+    st->micrographs = m->nmicros;
+    st->held = m->held;
+    st->dropped = m->dropped;
+}
+
+struct model *model_new(const char *root, const struct model_callbacks *cb)
+{
+    struct model *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    m->root = strdup(root);
+    if (!m->root) {
+        free(m);
+        return NULL;
+    }
+    m->cb = *cb;
+    return m;
+}
+
+static void free_square(union hmap_value *v, void *ctx)
+{
+    (void)ctx;
+    struct m_square *q = v->p;
+    free(q->meta_part);
+    free(q->meta_rel);
+    free(q->image_part);
+    free(q->image_rel);
+    free(q->exp);
+    free(q->micros);
+    free(q);
+}
+
+static void free_hole(union hmap_value *v, void *ctx)
+{
+    (void)ctx;
+    struct m_hole *h = v->p;
+    free(h->image_part);
+    free(h->image_rel);
+    free(h);
+}
+
+static void free_micro(union hmap_value *v, void *ctx)
+{
+    (void)ctx;
+    struct m_micro *mi = v->p;
+    free(mi->rel);
+    free(mi);
+}
+
+static void free_string(union hmap_value *v, void *ctx)
+{
+    (void)ctx;
+    free(v->p);
+}
+
+void model_free(struct model *m)
+{
+    if (!m)
+        return;
+    for (size_t i = 0; i < m->nsessions; i++) {
+        struct m_session *s = m->sessions[i];
+        hmap_each(&s->squares, free_square, NULL);
+        hmap_each(&s->holes, free_hole, NULL);
+        hmap_each(&s->micros, free_micro, NULL);
+        hmap_free(&s->squares);
+        hmap_free(&s->holes);
+        hmap_free(&s->micros);
+        epu_doc_free(s->doc);
+        free(s->dir);
+        free(s->dm_rel);
+        free(s);
+    }
+    for (size_t i = 0; i < m->natlases; i++) {
+        epu_doc_free(m->atlases[i]->doc);
+        free(m->atlases[i]->rel);
+        free(m->atlases[i]);
+    }
+    free(m->sessions);
+    free(m->atlases);
+    free(m->dirty);
+    hmap_each(&m->strings, free_string, NULL);
+    hmap_free(&m->strings);
+    hmap_free(&m->sessions_by_dir);
+    hmap_free(&m->atlases_by_rel);
+    free(m->root);
+    free(m);
+}

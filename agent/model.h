@@ -1,0 +1,83 @@
+/* model.h — the entity graph of one watched root, built incrementally (DESIGN §5).
+ *
+ * The watcher tells the model about files as they are parsed, in any order; the model
+ * keeps what it needs to rebuild each entity's merged state and, on model_flush(),
+ * rebuilds the entities that may have changed and hands them to the sink. The sink
+ * decides whether the state is new (the journal remembers what was emitted), so the
+ * model never has to.
+ *
+ * What is kept: session and atlas documents (few), one JSON string per source part of
+ * each grid square and foil hole (.dm fields, targets, newest images), the .dm exposure
+ * map, and per micrograph only its path, square and exposure id. A micrograph whose
+ * exposure id changes is re-read through the `load` callback.
+ *
+ * Parents may arrive after children. A square or hole knows its session directory from
+ * its path, so it is emitted as soon as the directory's EpuSession.dm has given the
+ * session id; until then its parts are held (up to MODEL_MAX_HELD entities per root,
+ * beyond which the session directory is handed to `rescan` once its id is known).
+ * Entities of a square whose .dm or image arrive later are emitted again with the
+ * missing parts; an atlas that appears after its session is linked when it appears.
+ *
+ * One model belongs to one thread.
+ */
+#ifndef EM_MODEL_H
+#define EM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cjson/cJSON.h>
+
+#include "epu.h"
+#include "event.h"
+#include "fsio.h"
+
+#define MODEL_MAX_HELD 200000
+
+struct model_callbacks {
+    /* Receives one entity's current state; takes ownership of `key` and `data`.
+     * `source` and `st` describe the file the state mostly comes from and stay valid only
+     * during the call. Returns 0 or a negative EM_E* (which model_flush() passes on). */
+    int (*emit)(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
+                const struct fsio_stat *st);
+    /* Reads and parses the file `rel` (relative to the root) again. Returns a document
+     * you own, or NULL when it is gone or unparseable now (the entity is then skipped
+     * until the file changes again). */
+    struct epu_doc *(*load)(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st);
+    /* Asks for every file under `session_dir` to be handed over again (the model had
+     * to drop held parts). May be NULL. */
+    void (*rescan)(void *ctx, const char *session_dir);
+    void *ctx;
+};
+
+struct model_stats {
+    size_t sessions, atlases, squares, holes, micrographs;
+    size_t held;    /* entities waiting for their session's id */
+    size_t dropped; /* parts dropped because MODEL_MAX_HELD was reached */
+};
+
+struct model;
+
+/* A model for the tree at `root` (used to find atlases on disk). NULL when out of memory. */
+struct model *model_new(const char *root, const struct model_callbacks *cb);
+
+/* Takes note of the file `rel` (relative to the root, '/'-separated) of `kind`: `doc` is
+ * its parsed content, or NULL when it exists but cannot be parsed (a square's file still
+ * makes the square exist, as in scan). Takes ownership of `doc` whatever happens.
+ * A micrograph may be handed to the sink from here. Returns 0, EM_ENOMEM or the sink's
+ * error. */
+int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
+               const struct fsio_stat *st);
+
+/* Rebuilds every entity that may have changed and hands each to the sink, parents
+ * before children. Returns 0 or the first error. */
+int model_flush(struct model *m);
+
+/* Entities waiting to be rebuilt (a flush is due when this is not 0). */
+size_t model_dirty(const struct model *m);
+
+void model_stats(const struct model *m, struct model_stats *st);
+
+void model_free(struct model *m);
+
+#endif

@@ -1,0 +1,1087 @@
+/* em-agent watch: the loop, the per-file incremental parsing and the sink.
+ *
+ * Per file the journal keeps the version last processed (size, mtime, content hash,
+ * state). A file being written is fed to a push parser as it grows ("partials", at most
+ * MAX_PARTIALS at once); when its root element ends or its writer closes it, the document
+ * is finished and handed to the model. A file whose size shrank, whose last fed bytes
+ * differ, or that changes after it was complete is parsed again from its first byte.
+ * A complete document with the content hash of the version already processed is not
+ * handed to the model again.
+ *
+ * Events go to the journal first (commit), then to the sink, then a "delivered" record.
+ */
+#include "watch.h"
+
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "em_error.h"
+#include "epu.h"
+#include "event.h"
+#include "fsio.h"
+#include "hash.h"
+#include "hmap.h"
+#include "journal.h"
+#include "log.h"
+#include "model.h"
+#include "tree.h"
+#include "watcher.h"
+
+#define MAX_PARTIALS 1024
+#define TAIL 64
+#define READ_CHUNK (1u << 20)
+#define OUT_FLUSH (1u << 20)
+#define WALK_MAX_DEPTH 24
+
+struct watch;
+
+struct wroot {
+    struct watch *w;
+    char *path; /* absolute, no trailing '/' */
+    size_t len;
+    struct model *model;
+};
+
+/* A file being fed to its parser as it grows. */
+struct partial {
+    char *path;
+    enum epu_kind kind;
+    struct epu_parser *parser;
+    uint64_t fed;
+    struct hash64 hash;
+    unsigned char tail[TAIL]; /* the last bytes fed */
+    unsigned ntail;
+};
+
+/* A file event waiting for the end of its burst. */
+struct queued {
+    char *path;
+    bool complete;
+};
+
+struct walk_file {
+    char *path;
+    enum epu_kind kind;
+};
+
+struct watch {
+    const struct watch_options *opt;
+    uv_loop_t loop;
+    struct journal j;
+    struct watcher *watcher;
+    struct wroot *roots;
+    size_t nroots;
+    struct hmap partials; /* path hash -> struct partial * (removed entries: key 0 via rebuild) */
+    size_t npartials;
+    struct epu_parser *idle[EPU_KIND_COUNT]; /* one reusable parser per kind */
+    struct fsio_buf rbuf;
+    /* the burst being collected */
+    struct queued *queue;
+    size_t nqueue, queue_cap;
+    struct hmap queued; /* path hash -> index + 1 */
+    bool rescan_all;
+    /* output */
+    FILE *out;
+    uv_file out_fd; /* --out FILE, or -1 */
+    char *obuf;
+    size_t olen, ocap;
+    uint64_t obuf_last_seq;
+    /* timers and signals */
+    uv_timer_t poll_timer, summary_timer, rescan_timer;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    bool walking;
+    bool stopping;
+    int status; /* the exit status so far */
+    /* statistics */
+    uint64_t files_parsed, files_failed, files_waiting, bytes, events[5], events_total;
+    uint64_t last_summary_ns, last_summary_events;
+    double lag_max_ms, lag_sum_ms;
+    uint64_t lag_n;
+};
+
+/* ---- output ---- */
+
+static int write_fd(uv_file fd, char *p, size_t n)
+{
+    while (n > 0) {
+        uv_fs_t req;
+        uv_buf_t b = uv_buf_init(p, (unsigned)(n > (1u << 30) ? 1u << 30 : n));
+        int r = uv_fs_write(NULL, &req, fd, &b, 1, -1, NULL);
+        uv_fs_req_cleanup(&req);
+        if (r <= 0)
+            return -EM_EIO;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}
+
+static int sink_write(struct watch *w, char *p, size_t n)
+{
+    if (w->out_fd >= 0)
+        return write_fd(w->out_fd, p, n);
+    if (fwrite(p, 1, n, w->out) != n || fflush(w->out) != 0)
+        return -EM_EIO;
+    return 0;
+}
+
+static void fail(struct watch *w, int status, const char *what, int rc);
+
+/* Journal first, then the sink, then the delivered mark. */
+static int commit_output(struct watch *w)
+{
+    int rc = journal_commit(&w->j);
+    if (rc < 0) {
+        fail(w, 1, "cannot write the journal", rc);
+        return rc;
+    }
+    if (w->olen == 0)
+        return 0;
+    rc = sink_write(w, w->obuf, w->olen);
+    if (rc < 0) {
+        fail(w, 1, w->opt->out_path ? w->opt->out_path : "cannot write events to stdout", rc);
+        return rc;
+    }
+    w->olen = 0;
+    rc = journal_delivered(&w->j, w->obuf_last_seq);
+    if (rc == 0)
+        rc = journal_commit(&w->j);
+    if (rc < 0)
+        fail(w, 1, "cannot write the journal", rc);
+    return rc;
+}
+
+static int obuf_put(struct watch *w, const char *s, size_t n)
+{
+    if (w->olen + n + 1 > w->ocap) {
+        size_t cap = w->ocap ? w->ocap : OUT_FLUSH * 2;
+        while (cap < w->olen + n + 1)
+            cap *= 2;
+        char *b = realloc(w->obuf, cap);
+        if (!b)
+            return -EM_ENOMEM;
+        w->obuf = b;
+        w->ocap = cap;
+    }
+    memcpy(w->obuf + w->olen, s, n);
+    w->obuf[w->olen + n] = '\n';
+    w->olen += n + 1;
+    return 0;
+}
+
+static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
+                   const struct fsio_stat *st)
+{
+    struct wroot *r = ctx;
+    struct watch *w = r->w;
+    char *k = key ? cJSON_PrintUnformatted(key) : NULL;
+    char *d = data ? cJSON_PrintUnformatted(data) : NULL;
+    if (!k || !d) {
+        cJSON_free(k);
+        cJSON_free(d);
+        cJSON_Delete(key);
+        cJSON_Delete(data);
+        return -EM_ENOMEM;
+    }
+    struct hash64 h;
+    hash64_init(&h);
+    const char *tn = event_type_name(type);
+    hash64_update(&h, tn, strlen(tn) + 1);
+    hash64_update(&h, k, strlen(k));
+    uint64_t kh = hash64_final(&h), dh = hash64_str(d);
+    cJSON_free(k);
+    cJSON_free(d);
+    if (journal_entity_same(&w->j, kh, dh)) {
+        cJSON_Delete(key);
+        cJSON_Delete(data);
+        return 0;
+    }
+    uint64_t seq = w->j.last_seq + 1;
+    char *line = event_format(w->opt->agent, seq, type, key, data, source, st);
+    if (!line)
+        return -EM_ENOMEM;
+    int rc = journal_event(&w->j, seq, kh, dh, line);
+    if (rc == 0)
+        rc = obuf_put(w, line, strlen(line));
+    cJSON_free(line);
+    if (rc < 0)
+        return rc;
+    w->obuf_last_seq = seq;
+    w->events[type]++;
+    w->events_total++;
+    if (!w->walking && st) {
+        uv_timeval64_t now;
+        uv_gettimeofday(&now);
+        double lag = ((double)now.tv_sec - (double)st->mtime_sec) * 1e3 +
+                     ((double)now.tv_usec * 1e3 - (double)st->mtime_nsec) / 1e6;
+        if (lag >= 0) {
+            w->lag_sum_ms += lag;
+            w->lag_n++;
+            if (lag > w->lag_max_ms)
+                w->lag_max_ms = lag;
+        }
+    }
+    if (w->olen >= OUT_FLUSH)
+        return commit_output(w);
+    return 0;
+}
+
+static struct epu_doc *on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st)
+{
+    struct wroot *r = ctx;
+    struct watch *w = r->w;
+    char *path = strcmp(rel, ".") == 0 ? strdup(r->path) : fsio_join(r->path, rel);
+    struct epu_doc *doc = NULL;
+    struct epu_diag diag;
+    if (path && fsio_stat(path, st) == 0 && fsio_read(path, 256u << 20, &w->rbuf, NULL) == 0 &&
+        epu_parse_buffer(kind, path, w->rbuf.data, w->rbuf.len, &doc, &diag) < 0)
+        doc = NULL;
+    free(path);
+    return doc;
+}
+
+static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool force);
+
+static void on_rescan(void *ctx, const char *session_dir)
+{
+    struct wroot *r = ctx;
+    char *path = strcmp(session_dir, ".") == 0 ? strdup(r->path) : fsio_join(r->path, session_dir);
+    if (path) {
+        em_log(EM_LOG_INFO, "%s: reading again now that its session id is known", path);
+        walk_dir(r->w, r, path, true);
+    }
+    free(path);
+}
+
+/* ---- errors ---- */
+
+static void stop(struct watch *w);
+
+static void fail(struct watch *w, int status, const char *what, int rc)
+{
+    em_log(EM_LOG_ERROR, "%s: %s; stopping", what, em_strerror(rc));
+    if (w->status == 0)
+        w->status = status;
+    stop(w);
+}
+
+/* ---- per-file processing ---- */
+
+static const char *partial_path_of(const void *v)
+{
+    return ((const struct partial *)v)->path;
+}
+
+static struct partial *partial_find(struct watch *w, const char *path)
+{
+    struct hmap_entry *e = hmap_find(&w->partials, hash64_str(path), path, partial_path_of);
+    return e && e->v.p ? e->v.p : NULL;
+}
+
+static void parser_release(struct watch *w, enum epu_kind kind, struct epu_parser *p)
+{
+    if (!w->idle[kind])
+        w->idle[kind] = p;
+    else
+        epu_parser_free(p);
+}
+
+static struct epu_parser *parser_take(struct watch *w, enum epu_kind kind)
+{
+    struct epu_parser *p = w->idle[kind];
+    w->idle[kind] = NULL;
+    return p ? p : epu_parser_new(kind, NULL);
+}
+
+/* Entries are never removed from an hmap; a finished partial leaves a NULL value that
+ * the next partial for the same path reuses. */
+static void partial_drop(struct watch *w, struct partial *pt)
+{
+    struct hmap_entry *e =
+        hmap_find(&w->partials, hash64_str(pt->path), pt->path, partial_path_of);
+    if (e) {
+        /* Keep the slot searchable by its path: a tiny stub owns the path. */
+        e->v.p = NULL;
+        e->key = UINT64_MAX - 1; /* unreachable; hmap_clear() reclaims such slots */
+    }
+    parser_release(w, pt->kind, pt->parser);
+    free(pt->path);
+    free(pt);
+    w->npartials--;
+    /* Rebuild when dead slots pile up. */
+    if (w->npartials == 0 && w->partials.count > 4096)
+        hmap_clear(&w->partials);
+}
+
+static struct partial *partial_new(struct watch *w, const char *path, enum epu_kind kind)
+{
+    struct partial *pt = calloc(1, sizeof(*pt));
+    if (!pt || !(pt->path = strdup(path)) || !(pt->parser = parser_take(w, kind)) ||
+        epu_parser_begin(pt->parser, path) < 0) {
+        if (pt && pt->parser)
+            parser_release(w, kind, pt->parser);
+        if (pt)
+            free(pt->path);
+        free(pt);
+        return NULL;
+    }
+    pt->kind = kind;
+    hash64_init(&pt->hash);
+    int added;
+    struct hmap_entry *e =
+        hmap_upsert(&w->partials, hash64_str(path), path, partial_path_of, &added);
+    if (!e) {
+        parser_release(w, kind, pt->parser);
+        free(pt->path);
+        free(pt);
+        return NULL;
+    }
+    e->v.p = pt;
+    w->npartials++;
+    return pt;
+}
+
+static bool same_version(const struct journal_file *f, const struct fsio_stat *st)
+{
+    return f->size == st->size && f->mtime_sec == st->mtime_sec && f->mtime_nsec == st->mtime_nsec;
+}
+
+/* Whether the bytes before pt->fed are still the ones fed (else the file was rewritten). */
+static bool tail_intact(struct watch *w, struct partial *pt)
+{
+    if (pt->ntail == 0)
+        return true;
+    if (fsio_read_at(pt->path, pt->fed - pt->ntail, pt->ntail, &w->rbuf) < 0 ||
+        w->rbuf.len != pt->ntail)
+        return false;
+    return memcmp(w->rbuf.data, pt->tail, pt->ntail) == 0;
+}
+
+static void keep_tail(struct partial *pt, const char *p, size_t n)
+{
+    if (n >= TAIL) {
+        memcpy(pt->tail, p + n - TAIL, TAIL);
+        pt->ntail = TAIL;
+        return;
+    }
+    size_t keep = pt->ntail + n > TAIL ? TAIL - n : pt->ntail;
+    memmove(pt->tail, pt->tail + pt->ntail - keep, keep);
+    memcpy(pt->tail + keep, p, n);
+    pt->ntail = (unsigned)(keep + n);
+}
+
+static void note_file(struct watch *w, struct journal_file *f, const struct fsio_stat *st,
+                      enum journal_file_state state, uint64_t hash)
+{
+    f->size = st->size;
+    f->mtime_sec = st->mtime_sec;
+    f->mtime_nsec = st->mtime_nsec;
+    f->state = (uint8_t)state;
+    f->hash = hash;
+    f->seen = true;
+    if (journal_file_note(&w->j, f) < 0)
+        fail(w, 1, "journal", -EM_ENOMEM);
+}
+
+static struct wroot *root_of(struct watch *w, const char *path)
+{
+    for (size_t i = 0; i < w->nroots; i++) {
+        struct wroot *r = &w->roots[i];
+        if (strncmp(path, r->path, r->len) == 0 && path[r->len] == '/')
+            return r;
+    }
+    return NULL;
+}
+
+/* Reads what is new in `path` and, when the document is complete, hands it over.
+ * `complete`: the writer closed it (or a walk found it), so finish it now. `force`:
+ * process it even if this version was processed already. */
+static void process(struct watch *w, struct wroot *r, const char *path, bool complete, bool force)
+{
+    const char *rel = path + r->len + 1;
+    struct tree_loc loc;
+    if (tree_locate(rel, &loc) < 0) {
+        fail(w, 1, path, -EM_ENOMEM);
+        return;
+    }
+    free(loc.session_dir);
+    if (loc.kind == EPU_KIND_NONE || loc.unplaced)
+        return;
+    struct fsio_stat st;
+    struct partial *pt = partial_find(w, path);
+    if (fsio_stat(path, &st) < 0 || st.type != FSIO_FILE) {
+        if (pt)
+            partial_drop(w, pt); /* gone (renamed or deleted) */
+        return;
+    }
+    struct journal_file *f = journal_file_find(&w->j, path);
+    if (!pt && f && f->seen && !force && same_version(f, &st))
+        return;
+    if (pt && (st.size < pt->fed || !tail_intact(w, pt))) {
+        partial_drop(w, pt);
+        pt = NULL;
+    }
+    if (pt && st.size == pt->fed && !complete)
+        return;
+    if (!pt) {
+        if (!complete && w->npartials >= MAX_PARTIALS)
+            return; /* read it when it is closed */
+        pt = partial_new(w, path, loc.kind);
+        if (!pt) {
+            fail(w, 1, path, -EM_ENOMEM);
+            return;
+        }
+    }
+    /* Feed what is new. */
+    int rc = 0;
+    while (rc == 0 && pt->fed < st.size) {
+        uint64_t want = st.size - pt->fed;
+        rc = fsio_read_at(path, pt->fed, want > READ_CHUNK ? READ_CHUNK : (size_t)want, &w->rbuf);
+        if (rc < 0 || w->rbuf.len == 0)
+            break;
+        hash64_update(&pt->hash, w->rbuf.data, w->rbuf.len);
+        keep_tail(pt, w->rbuf.data, w->rbuf.len);
+        pt->fed += w->rbuf.len;
+        w->bytes += w->rbuf.len;
+        rc = epu_parser_feed(pt->parser, w->rbuf.data, w->rbuf.len);
+    }
+    if (rc == -EM_ENOENT) {
+        partial_drop(w, pt);
+        return;
+    }
+    if (!f && !(f = journal_file_get(&w->j, path))) {
+        fail(w, 1, path, -EM_ENOMEM);
+        return;
+    }
+    struct epu_doc *doc = NULL;
+    if (rc == 0 && !complete && !epu_parser_complete(pt->parser))
+        return; /* more to come */
+    if (rc == 0)
+        rc = epu_parser_finish(pt->parser, &doc);
+    uint64_t hash = hash64_final(&pt->hash);
+    if (rc == -EM_ETRUNCATED) {
+        /* Not written to the end yet: wait for the next change, parse it from the start. */
+        em_log(EM_LOG_DEBUG, "%s: incomplete document, waiting", path);
+        if (!(f->state == JFILE_WAITING && same_version(f, &st)))
+            w->files_waiting++;
+        note_file(w, f, &st, JFILE_WAITING, hash);
+        partial_drop(w, pt);
+        return;
+    }
+    if (rc < 0) {
+        const struct epu_diag *d = epu_parser_diag(pt->parser);
+        if (!(f->state == JFILE_FAILED && same_version(f, &st) && f->seen))
+            em_log(EM_LOG_WARN, "%s:%ld: %s", path, d->line > 0 ? d->line : 1L,
+                   d->reason[0] ? d->reason : em_strerror(rc));
+        w->files_failed++;
+        bool was_seen = f->seen;
+        note_file(w, f, &st, JFILE_FAILED, hash);
+        partial_drop(w, pt);
+        /* Scan counts a square whose file is unreadable, so the model hears of it. */
+        if (!was_seen || force)
+            rc = model_file(r->model, rel, loc.kind, NULL, &st);
+        else
+            rc = 0;
+        if (rc < 0)
+            fail(w, 1, path, rc);
+        return;
+    }
+    bool same = f->seen && !force && f->state == JFILE_DONE && f->hash == hash;
+    note_file(w, f, &st, JFILE_DONE, hash);
+    partial_drop(w, pt);
+    w->files_parsed++;
+    if (same) {
+        epu_doc_free(doc); /* rewritten with the same content */
+        return;
+    }
+    rc = model_file(r->model, rel, loc.kind, doc, &st);
+    if (rc < 0)
+        fail(w, 1, path, rc);
+}
+
+/* ---- walking ---- */
+
+struct walk {
+    struct walk_file *v;
+    size_t n, cap;
+};
+
+static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct walk *out)
+{
+    if (w->watcher) {
+        int rc = watcher_add(w->watcher, dir);
+        if (rc == -EM_ENOENT)
+            return 0;
+        if (rc < 0)
+            return rc;
+    }
+    struct fsio_entry *e;
+    size_t n;
+    int rc = fsio_list(dir, &e, &n);
+    if (rc < 0) {
+        if (rc != -EM_ENOENT)
+            em_log(EM_LOG_WARN, "%s: cannot list directory: %s (skipped)", dir, em_strerror(rc));
+        return 0;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *child = fsio_join(dir, e[i].name);
+        if (!child) {
+            rc = -EM_ENOMEM;
+            break;
+        }
+        if (e[i].type == FSIO_DIR && depth + 1 < WALK_MAX_DEPTH) {
+            rc = walk_collect(w, child, depth + 1, out);
+        } else if (e[i].type == FSIO_FILE) {
+            enum epu_kind kind = epu_classify_path(child);
+            if (kind != EPU_KIND_NONE) {
+                if (out->n == out->cap) {
+                    size_t cap = out->cap ? out->cap * 2 : 256;
+                    struct walk_file *v = realloc(out->v, cap * sizeof(*v));
+                    if (!v) {
+                        free(child);
+                        rc = -EM_ENOMEM;
+                        break;
+                    }
+                    out->v = v;
+                    out->cap = cap;
+                }
+                out->v[out->n++] = (struct walk_file){child, kind};
+                child = NULL;
+            }
+        }
+        free(child);
+    }
+    fsio_entries_free(e, n);
+    return rc;
+}
+
+/* Parents first, so children are emitted once with what their parents say: atlases,
+ * sessions, .dm files, square images, hole images, micrographs; by path within a kind. */
+static int kind_rank(enum epu_kind k)
+{
+    switch (k) {
+    case EPU_KIND_ATLAS:
+        return 0;
+    case EPU_KIND_SESSION:
+        return 1;
+    case EPU_KIND_GRIDSQUARE_METADATA:
+        return 2;
+    case EPU_KIND_GRIDSQUARE_IMAGE:
+        return 3;
+    case EPU_KIND_FOILHOLE_IMAGE:
+        return 4;
+    default:
+        return 5;
+    }
+}
+
+static int cmp_walk_file(const void *a, const void *b)
+{
+    const struct walk_file *x = a, *y = b;
+    int d = kind_rank(x->kind) - kind_rank(y->kind);
+    return d ? d : strcmp(x->path, y->path);
+}
+
+static int flush_models(struct watch *w)
+{
+    for (size_t i = 0; i < w->nroots; i++) {
+        int rc = model_flush(w->roots[i].model);
+        if (rc < 0) {
+            fail(w, 1, w->roots[i].path, rc);
+            return rc;
+        }
+    }
+    return commit_output(w);
+}
+
+/* Walks `dir` of root `r`, watching every directory first, then processes the files
+ * found (all of them when `force`, else those not processed in this version). */
+static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool force)
+{
+    struct walk wk = {0};
+    bool was_walking = w->walking;
+    w->walking = true;
+    int rc = walk_collect(w, dir, 0, &wk);
+    if (rc < 0)
+        fail(w, 1, dir, rc);
+    if (wk.n > 1)
+        qsort(wk.v, wk.n, sizeof(*wk.v), cmp_walk_file);
+    for (size_t i = 0; i < wk.n; i++) {
+        if (!w->stopping) {
+            /* Children are linked once their parents are in: flush before the images. */
+            if (i > 0 && kind_rank(wk.v[i].kind) != kind_rank(wk.v[i - 1].kind) &&
+                kind_rank(wk.v[i].kind) == 5)
+                flush_models(w);
+            process(w, r, wk.v[i].path, true, force);
+        }
+        free(wk.v[i].path);
+    }
+    free(wk.v);
+    w->walking = was_walking;
+    if (!w->stopping)
+        flush_models(w);
+}
+
+static void walk_all(struct watch *w)
+{
+    for (size_t i = 0; i < w->nroots && !w->stopping; i++)
+        walk_dir(w, &w->roots[i], w->roots[i].path, false);
+}
+
+/* ---- watcher callbacks ---- */
+
+static void on_file(void *ctx, const char *path, bool complete)
+{
+    struct watch *w = ctx;
+    if (w->stopping)
+        return;
+    uint64_t key = hash64_str(path);
+    /* The queue is short (one burst); a linear check on hash hits keeps it simple. */
+    struct hmap_entry *e = hmap_find(&w->queued, key, NULL, NULL);
+    if (e && strcmp(w->queue[e->v.u - 1].path, path) == 0) {
+        w->queue[e->v.u - 1].complete |= complete;
+        return;
+    }
+    if (w->nqueue == w->queue_cap) {
+        size_t cap = w->queue_cap ? w->queue_cap * 2 : 256;
+        struct queued *q = realloc(w->queue, cap * sizeof(*q));
+        if (!q) {
+            fail(w, 1, path, -EM_ENOMEM);
+            return;
+        }
+        w->queue = q;
+        w->queue_cap = cap;
+    }
+    char *copy = strdup(path);
+    if (!copy) {
+        fail(w, 1, path, -EM_ENOMEM);
+        return;
+    }
+    w->queue[w->nqueue++] = (struct queued){copy, complete};
+    int added;
+    e = hmap_upsert(&w->queued, key, NULL, NULL, &added);
+    if (e && added)
+        e->v.u = w->nqueue;
+}
+
+static void on_dir(void *ctx, const char *path)
+{
+    struct watch *w = ctx;
+    if (w->stopping)
+        return;
+    struct wroot *r = root_of(w, path);
+    if (r)
+        walk_dir(w, r, path, false);
+}
+
+static void on_overflow(void *ctx, const char *path)
+{
+    struct watch *w = ctx;
+    (void)path;
+    w->rescan_all = true;
+}
+
+static void on_batch(void *ctx)
+{
+    struct watch *w = ctx;
+    for (size_t i = 0; i < w->nqueue; i++) {
+        struct queued *q = &w->queue[i];
+        struct wroot *r = w->stopping ? NULL : root_of(w, q->path);
+        if (r)
+            process(w, r, q->path, q->complete, false);
+        free(q->path);
+    }
+    w->nqueue = 0;
+    hmap_clear(&w->queued);
+    if (w->rescan_all && !w->stopping) {
+        w->rescan_all = false;
+        walk_all(w);
+    }
+    if (!w->stopping)
+        flush_models(w);
+}
+
+/* ---- timers and signals ---- */
+
+static void summary(struct watch *w, bool final)
+{
+    uint64_t now = uv_hrtime();
+    double secs = (double)(now - w->last_summary_ns) / 1e9;
+    double rate = secs > 0 ? (double)(w->events_total - w->last_summary_events) / secs : 0;
+    em_log(EM_LOG_INFO,
+           "%s%llu files parsed (%llu failed, %llu incomplete), %llu events (%.0f/s), lag "
+           "mean %.0f ms max %.0f ms, %zu in progress, %lu directories watched",
+           final ? "stopped: " : "", (unsigned long long)w->files_parsed,
+           (unsigned long long)w->files_failed, (unsigned long long)w->files_waiting,
+           (unsigned long long)w->events_total, rate,
+           w->lag_n ? w->lag_sum_ms / (double)w->lag_n : 0.0, w->lag_max_ms, w->npartials,
+           w->watcher ? watcher_count(w->watcher) : 0ul);
+    w->last_summary_ns = now;
+    w->last_summary_events = w->events_total;
+    w->lag_sum_ms = w->lag_max_ms = 0;
+    w->lag_n = 0;
+}
+
+static void on_summary(uv_timer_t *t)
+{
+    struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, summary_timer));
+    summary(w, false);
+}
+
+static void on_poll(uv_timer_t *t)
+{
+    struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, poll_timer));
+    walk_all(w);
+}
+
+static void on_rescan_timer(uv_timer_t *t)
+{
+    struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, rescan_timer));
+    walk_all(w);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct watch *w = s->data;
+    if (signum == SIGHUP) {
+        if (em_log_reopen() < 0)
+            em_log(EM_LOG_ERROR, "cannot reopen the log file");
+        if (w->out_fd >= 0 && w->opt->out_path) {
+            uv_fs_t req;
+            uv_file fd = uv_fs_open(NULL, &req, w->opt->out_path,
+                                    UV_FS_O_WRONLY | UV_FS_O_APPEND | UV_FS_O_CREAT, 0644, NULL);
+            uv_fs_req_cleanup(&req);
+            if (fd >= 0) {
+                uv_fs_close(NULL, &req, w->out_fd, NULL);
+                uv_fs_req_cleanup(&req);
+                w->out_fd = fd;
+            } else {
+                em_log(EM_LOG_ERROR, "%s: cannot reopen: %s", w->opt->out_path, uv_strerror(fd));
+            }
+        }
+        em_log(EM_LOG_INFO, "reopened the log and output files");
+        return;
+    }
+    em_log(EM_LOG_INFO, "%s: finishing and stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
+    stop(w);
+}
+
+static void close_handle(uv_handle_t *h)
+{
+    if (h->loop && !uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+/* Emits what is pending and closes every handle; the loop then ends. */
+static void stop(struct watch *w)
+{
+    if (w->stopping)
+        return;
+    if (w->status == 0) {
+        /* Drain: the burst being collected and dirty entities. */
+        on_batch(w);
+    }
+    w->stopping = true;
+    if (w->watcher)
+        watcher_close(w->watcher);
+    w->watcher = NULL;
+    close_handle((uv_handle_t *)&w->poll_timer);
+    close_handle((uv_handle_t *)&w->summary_timer);
+    close_handle((uv_handle_t *)&w->rescan_timer);
+    close_handle((uv_handle_t *)&w->sig_term);
+    close_handle((uv_handle_t *)&w->sig_int);
+    close_handle((uv_handle_t *)&w->sig_hup);
+}
+
+/* ---- start-up ---- */
+
+/* With --out FILE the file itself says what reached it: its last complete line's seq.
+ * A torn last line (a kill in the middle of a write) is cut off. */
+static int out_file_last_seq(struct watch *w, uint64_t *seq)
+{
+    *seq = 0;
+    uv_fs_t req;
+    struct fsio_stat st;
+    if (fsio_stat(w->opt->out_path, &st) < 0 || st.size == 0)
+        return 0;
+    uint64_t want = st.size < (4u << 20) ? st.size : (4u << 20);
+    int rc = fsio_read_at(w->opt->out_path, st.size - want, (size_t)want, &w->rbuf);
+    if (rc < 0)
+        return rc;
+    size_t end = w->rbuf.len;
+    while (end > 0 && w->rbuf.data[end - 1] != '\n')
+        end--;
+    if (end < w->rbuf.len) {
+        uint64_t keep = st.size - (w->rbuf.len - end);
+        em_log(EM_LOG_WARN, "%s: cutting a torn last line (%zu bytes)", w->opt->out_path,
+               w->rbuf.len - end);
+        int r = uv_fs_ftruncate(NULL, &req, w->out_fd, (int64_t)keep, NULL);
+        uv_fs_req_cleanup(&req);
+        if (r < 0)
+            return -EM_EIO;
+    }
+    if (end == 0)
+        return 0;
+    size_t start = end - 1;
+    while (start > 0 && w->rbuf.data[start - 1] != '\n')
+        start--;
+    w->rbuf.data[end - 1] = '\0';
+    cJSON *ev = cJSON_Parse(w->rbuf.data + start);
+    const cJSON *s = ev ? cJSON_GetObjectItemCaseSensitive(ev, "seq") : NULL;
+    if (cJSON_IsNumber(s) && s->valuedouble > 0)
+        *seq = (uint64_t)s->valuedouble;
+    cJSON_Delete(ev);
+    return 0;
+}
+
+/* Sends again what the journal holds beyond what the sink is known to have. */
+static int resend_pending(struct watch *w)
+{
+    uint64_t have = w->j.delivered;
+    if (w->out_fd >= 0) {
+        uint64_t in_file;
+        int rc = out_file_last_seq(w, &in_file);
+        if (rc < 0)
+            return rc;
+        if (in_file > have)
+            have = in_file;
+    }
+    size_t sent = 0;
+    for (size_t i = 0; i < w->j.npending; i++) {
+        const struct journal_pending *p = &w->j.pending[i];
+        if (p->seq <= have)
+            continue;
+        int rc = obuf_put(w, p->line, strlen(p->line));
+        if (rc < 0)
+            return rc;
+        w->obuf_last_seq = p->seq;
+        sent++;
+    }
+    if (sent)
+        em_log(EM_LOG_INFO, "re-sending %zu events journaled but not known to be delivered", sent);
+    if (have > w->obuf_last_seq)
+        w->obuf_last_seq = have;
+    int rc = w->olen ? commit_output(w) : 0;
+    if (rc == 0 && w->j.npending) {
+        rc = journal_delivered(&w->j, w->obuf_last_seq);
+        journal_pending_clear(&w->j);
+        if (rc == 0)
+            rc = journal_commit(&w->j);
+    }
+    return rc;
+}
+
+static int open_roots(struct watch *w)
+{
+    w->roots = calloc(w->opt->ndirs, sizeof(*w->roots));
+    if (!w->roots)
+        return -EM_ENOMEM;
+    for (size_t i = 0; i < w->opt->ndirs; i++) {
+        struct wroot *r = &w->roots[w->nroots];
+        uv_fs_t req;
+        int rc = uv_fs_realpath(NULL, &req, w->opt->dirs[i], NULL);
+        char *real = rc == 0 ? strdup(req.ptr) : NULL;
+        uv_fs_req_cleanup(&req);
+        struct fsio_stat st;
+        if (!real || fsio_stat(real, &st) < 0 || st.type != FSIO_DIR) {
+            em_log(EM_LOG_ERROR, "%s: not a directory", w->opt->dirs[i]);
+            free(real);
+            return -EM_ENOENT;
+        }
+        size_t len = strlen(real);
+        while (len > 1 && real[len - 1] == '/')
+            real[--len] = '\0';
+        for (size_t k = 0; k < w->nroots; k++) {
+            const struct wroot *o = &w->roots[k];
+            size_t n = o->len < len ? o->len : len;
+            if (strncmp(o->path, real, n) == 0 && (real[n] == '/' || real[n] == '\0') &&
+                (o->path[n] == '/' || o->path[n] == '\0')) {
+                em_log(EM_LOG_ERROR, "%s and %s overlap: watch one or the other", o->path, real);
+                free(real);
+                return -EM_EINVAL;
+            }
+        }
+        r->w = w;
+        r->path = real;
+        r->len = len;
+        struct model_callbacks cb = {on_emit, on_load, on_rescan, r};
+        r->model = model_new(real, &cb);
+        if (!r->model)
+            return -EM_ENOMEM;
+        w->nroots++;
+    }
+    return 0;
+}
+
+static void free_all(struct watch *w)
+{
+    for (size_t i = 0; i < w->nroots; i++) {
+        model_free(w->roots[i].model);
+        free(w->roots[i].path);
+    }
+    free(w->roots);
+    for (size_t i = 0; i < w->partials.cap; i++) {
+        struct partial *pt = w->partials.e[i].key ? w->partials.e[i].v.p : NULL;
+        if (pt) {
+            epu_parser_free(pt->parser);
+            free(pt->path);
+            free(pt);
+        }
+    }
+    hmap_free(&w->partials);
+    for (int k = 0; k < EPU_KIND_COUNT; k++)
+        epu_parser_free(w->idle[k]);
+    for (size_t i = 0; i < w->nqueue; i++)
+        free(w->queue[i].path);
+    free(w->queue);
+    hmap_free(&w->queued);
+    fsio_buf_free(&w->rbuf);
+    free(w->obuf);
+}
+
+static void walk_close_cb(uv_handle_t *h, void *arg)
+{
+    (void)arg;
+    if (!uv_is_closing(h))
+        uv_close(h, NULL);
+}
+
+static int start(struct watch *w)
+{
+    const struct watch_options *o = w->opt;
+    char reason[512];
+    int rc = journal_open(&w->j, o->state_dir, o->agent, reason, sizeof(reason));
+    if (rc < 0) {
+        em_log(EM_LOG_ERROR, "%s", reason[0] ? reason : em_strerror(rc));
+        return rc == -EM_ESTATE || rc == -EM_EMALFORMED ? 2 : 1;
+    }
+    w->j.fsync = o->fsync;
+    em_log(EM_LOG_INFO, "state in %s: last seq %llu, %zu entities, %zu files", o->state_dir,
+           (unsigned long long)w->j.last_seq, w->j.entities.count, w->j.files.count);
+    if (o->out_path) {
+        uv_fs_t req;
+        w->out_fd = uv_fs_open(NULL, &req, o->out_path,
+                               UV_FS_O_RDWR | UV_FS_O_APPEND | UV_FS_O_CREAT, 0644, NULL);
+        uv_fs_req_cleanup(&req);
+        if (w->out_fd < 0) {
+            em_log(EM_LOG_ERROR, "%s: cannot open: %s", o->out_path, uv_strerror(w->out_fd));
+            return 2;
+        }
+    }
+    rc = open_roots(w);
+    if (rc < 0)
+        return rc == -EM_ENOMEM ? 1 : 2;
+    rc = resend_pending(w);
+    if (rc < 0) {
+        em_log(EM_LOG_ERROR, "cannot re-send pending events: %s", em_strerror(rc));
+        return 1;
+    }
+    if (o->poll_s <= 0) {
+        struct watcher_options wo = {.settle_ms = o->settle_ms};
+        struct watcher_callbacks cb = {on_file, on_dir, on_overflow, on_batch, w};
+        rc = watcher_new(&w->loop, &wo, &cb, &w->watcher);
+        if (rc < 0) {
+            em_log(EM_LOG_ERROR, "cannot start the %s watcher: %s (try --poll)", watcher_backend(),
+                   em_strerror(rc));
+            return 1;
+        }
+    }
+    uv_signal_init(&w->loop, &w->sig_term);
+    uv_signal_init(&w->loop, &w->sig_int);
+    uv_signal_init(&w->loop, &w->sig_hup);
+    w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
+    uv_signal_start(&w->sig_term, on_signal, SIGTERM);
+    uv_signal_start(&w->sig_int, on_signal, SIGINT);
+#ifdef SIGHUP
+    uv_signal_start(&w->sig_hup, on_signal, SIGHUP);
+#endif
+    uv_timer_init(&w->loop, &w->poll_timer);
+    uv_timer_init(&w->loop, &w->summary_timer);
+    uv_timer_init(&w->loop, &w->rescan_timer);
+    w->last_summary_ns = uv_hrtime();
+    uint64_t t0 = uv_hrtime();
+    walk_all(w);
+    if (w->status)
+        return w->status;
+    struct model_stats ms = {0};
+    for (size_t i = 0; i < w->nroots; i++) {
+        struct model_stats one;
+        model_stats(w->roots[i].model, &one);
+        ms.sessions += one.sessions;
+        ms.squares += one.squares;
+        ms.holes += one.holes;
+        ms.micrographs += one.micrographs;
+        ms.held += one.held;
+    }
+    em_log(EM_LOG_INFO,
+           "initial walk: %llu files parsed in %.2f s; %zu sessions, %zu squares, %zu holes, "
+           "%zu micrographs (%zu waiting for a session file); %llu events; watching with %s",
+           (unsigned long long)w->files_parsed, (double)(uv_hrtime() - t0) / 1e9, ms.sessions,
+           ms.squares, ms.holes, ms.micrographs, ms.held, (unsigned long long)w->events_total,
+           o->poll_s > 0 ? "polling" : watcher_backend());
+    if (o->exit_idle) {
+        stop(w);
+        return 0;
+    }
+    if (o->poll_s > 0) {
+        uint64_t ms_period = (uint64_t)(o->poll_s * 1000);
+        uv_timer_start(&w->poll_timer, on_poll, ms_period ? ms_period : 1,
+                       ms_period ? ms_period : 1);
+    }
+    if (o->summary_s > 0)
+        uv_timer_start(&w->summary_timer, on_summary, (uint64_t)(o->summary_s * 1000),
+                       (uint64_t)(o->summary_s * 1000));
+    if (o->rescan_s > 0)
+        uv_timer_start(&w->rescan_timer, on_rescan_timer, (uint64_t)(o->rescan_s * 1000),
+                       (uint64_t)(o->rescan_s * 1000));
+    return 0;
+}
+
+int watch_run(const struct watch_options *opt)
+{
+    struct watch w;
+    memset(&w, 0, sizeof(w));
+    w.opt = opt;
+    w.out = stdout;
+    w.out_fd = -1;
+#ifdef SIGPIPE
+    /* A closed stdout must be an error we report, not a silent death. */
+    signal(SIGPIPE, SIG_IGN);
+#endif
+    if (uv_loop_init(&w.loop) < 0) {
+        em_log(EM_LOG_ERROR, "cannot start the event loop");
+        return 1;
+    }
+    int status = start(&w);
+    if (status != 0) {
+        w.status = status;
+        stop(&w);
+    } else {
+        uv_run(&w.loop, UV_RUN_DEFAULT);
+    }
+    if (w.status == 0 && commit_output(&w) < 0 && w.status == 0)
+        w.status = 1;
+    if (opt->summary_s > 0 || w.status == 0)
+        summary(&w, true);
+    if (w.j.path && journal_close(&w.j) < 0) {
+        em_log(EM_LOG_ERROR, "cannot write the journal on exit");
+        if (w.status == 0)
+            w.status = 1;
+    }
+    if (w.out_fd >= 0) {
+        uv_fs_t req;
+        uv_fs_close(NULL, &req, w.out_fd, NULL);
+        uv_fs_req_cleanup(&req);
+    }
+    /* Close whatever is still open (after a failed start) and let the close callbacks run. */
+    uv_walk(&w.loop, walk_close_cb, NULL);
+    uv_run(&w.loop, UV_RUN_DEFAULT);
+    if (uv_loop_close(&w.loop) != 0)
+        em_log(EM_LOG_WARN, "event loop closed with handles still open");
+    free_all(&w);
+    return w.status;
+}

@@ -1,0 +1,36 @@
+/* watch.h — em-agent watch: follow EPU output live and emit every entity change once
+ * (DESIGN §5–6).
+ *
+ * The run: open the journal (state directory), re-send events it holds that the sink may
+ * not have taken, subscribe to changes, walk each root (adding a watch to each directory
+ * before listing it, so there is no blind window), parse what is there, then follow
+ * changes until SIGTERM or SIGINT. Growing files are fed to the push parser as they grow;
+ * incomplete documents wait; entities whose merged state changed are emitted as JSON
+ * lines with the next seq, journaled before they reach the sink.
+ */
+#ifndef EM_WATCH_H
+#define EM_WATCH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct watch_options {
+    const char *const *dirs; /* storage roots or session directories */
+    size_t ndirs;
+    const char *agent;     /* the events' "agent" */
+    const char *state_dir; /* journal and lock */
+    const char *out_path;  /* NULL: stdout */
+    double poll_s;         /* > 0: poll every this many seconds instead of notifications */
+    unsigned settle_ms;    /* quiet time for the fs-event backend */
+    double summary_s;      /* > 0: log a summary line this often */
+    double rescan_s;       /* > 0: also walk everything this often (insurance) */
+    bool fsync;            /* fdatasync the journal at each commit */
+    bool exit_idle;        /* exit 0 once the initial walk is done (tests, one-shot use) */
+};
+
+/* Runs until stopped. Returns 0 (stopped by a signal, or exit_idle), 1 when the output,
+ * the journal or the watch fails, 2 for a bad setting (missing directory, state
+ * directory in use); the reason is logged. */
+int watch_run(const struct watch_options *opt);
+
+#endif

@@ -1,0 +1,214 @@
+/* The Linux watcher: inotify read directly, because libuv's uv_fs_event hides
+ * IN_CLOSE_WRITE and drops IN_Q_OVERFLOW (reference/watcher-anchors.md §2.5). */
+#include "watcher.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include "em_error.h"
+#include "fsio.h"
+#include "hmap.h"
+#include "log.h"
+
+#define DIR_MASK                                                                               \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF |    \
+     IN_ONLYDIR)
+
+struct watcher {
+    uv_poll_t poll;
+    int fd;
+    struct watcher_callbacks cb;
+    struct hmap dirs; /* wd -> char *path */
+    char *buf;
+    size_t buf_len;
+    bool closing;
+};
+
+const char *watcher_backend(void)
+{
+    return "inotify";
+}
+
+static uint64_t wd_key(int wd)
+{
+    return (uint64_t)(unsigned)wd + 1;
+}
+
+static void on_readable(uv_poll_t *h, int status, int events);
+
+int watcher_new(uv_loop_t *loop, const struct watcher_options *opt,
+                const struct watcher_callbacks *cb, struct watcher **out)
+{
+    struct watcher *w = calloc(1, sizeof(*w));
+    if (!w)
+        return -EM_ENOMEM;
+    w->cb = *cb;
+    /* Big reads empty the kernel queue fast, which is what prevents overflows. */
+    w->buf_len = opt && opt->read_buffer ? opt->read_buffer : 256u << 10;
+    w->buf = malloc(w->buf_len);
+    w->fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (!w->buf || w->fd < 0) {
+        if (w->fd < 0)
+            em_log(EM_LOG_ERROR, "inotify_init1: %s (fs.inotify.max_user_instances?)",
+                   strerror(errno));
+        int rc = w->buf ? -EM_EIO : -EM_ENOMEM;
+        if (w->fd >= 0)
+            close(w->fd);
+        free(w->buf);
+        free(w);
+        return rc;
+    }
+    if (uv_poll_init(loop, &w->poll, w->fd) < 0 ||
+        uv_poll_start(&w->poll, UV_READABLE, on_readable) < 0) {
+        close(w->fd);
+        free(w->buf);
+        free(w);
+        return -EM_EIO;
+    }
+    *out = w;
+    return 0;
+}
+
+int watcher_add(struct watcher *w, const char *path)
+{
+    int wd = inotify_add_watch(w->fd, path, DIR_MASK);
+    if (wd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR)
+            return -EM_ENOENT;
+        if (errno == ENOSPC) {
+            em_log(EM_LOG_ERROR,
+                   "%s: the inotify watch limit is reached: raise fs.inotify.max_user_watches "
+                   "or use --poll",
+                   path);
+            return -EM_ELIMIT;
+        }
+        em_log(EM_LOG_ERROR, "%s: inotify_add_watch: %s", path, strerror(errno));
+        return -EM_EIO;
+    }
+    int added;
+    struct hmap_entry *e = hmap_upsert(&w->dirs, wd_key(wd), NULL, NULL, &added);
+    if (!e)
+        return -EM_ENOMEM;
+    if (!added) {
+        /* The same inode again, perhaps under a new name after a rename. */
+        if (strcmp(e->v.p, path) == 0)
+            return 0;
+        free(e->v.p);
+    }
+    e->v.p = strdup(path);
+    if (!e->v.p) {
+        e->key = 0;
+        w->dirs.count--;
+        return -EM_ENOMEM;
+    }
+    return 0;
+}
+
+unsigned long watcher_count(const struct watcher *w)
+{
+    return (unsigned long)w->dirs.count;
+}
+
+static void handle(struct watcher *w, const struct inotify_event *ev)
+{
+    if (ev->mask & IN_Q_OVERFLOW) {
+        em_log(EM_LOG_WARN, "inotify queue overflowed (fs.inotify.max_queued_events): "
+                            "rescanning everything watched");
+        w->cb.overflow(w->cb.ctx, NULL);
+        return;
+    }
+    struct hmap_entry *e = hmap_find(&w->dirs, wd_key(ev->wd), NULL, NULL);
+    if (!e)
+        return; /* a watch removed a moment ago */
+    const char *dir = e->v.p;
+    if (ev->mask & IN_IGNORED) {
+        /* The directory was deleted or its file system unmounted. */
+        em_log(EM_LOG_DEBUG, "%s: watch removed", dir);
+        free(e->v.p);
+        e->v.p = NULL;
+        /* Keep the slot (entries are never removed) but make it unreachable. */
+        e->key = UINT64_MAX;
+        return;
+    }
+    if (ev->mask & (IN_MOVE_SELF | IN_DELETE_SELF)) {
+        /* Paths under it may have changed: look again from the top. */
+        em_log(EM_LOG_WARN, "%s: directory moved or deleted while watched; rescanning", dir);
+        w->cb.overflow(w->cb.ctx, NULL);
+        return;
+    }
+    if (ev->len == 0)
+        return;
+    char *path = fsio_join(dir, ev->name);
+    if (!path) {
+        w->cb.overflow(w->cb.ctx, dir);
+        return;
+    }
+    if (ev->mask & IN_ISDIR) {
+        if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+            w->cb.dir(w->cb.ctx, path);
+    } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
+        w->cb.file(w->cb.ctx, path, true);
+    } else if (ev->mask & IN_MODIFY) {
+        w->cb.file(w->cb.ctx, path, false);
+    }
+    free(path);
+}
+
+static void on_readable(uv_poll_t *h, int status, int events)
+{
+    struct watcher *w = (struct watcher *)((char *)h - offsetof(struct watcher, poll));
+    (void)events;
+    if (status < 0) {
+        em_log(EM_LOG_ERROR, "inotify poll: %s", uv_strerror(status));
+        return;
+    }
+    for (;;) {
+        ssize_t n = read(w->fd, w->buf, w->buf_len);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno != EAGAIN)
+                em_log(EM_LOG_ERROR, "inotify read: %s", strerror(errno));
+            break;
+        }
+        if (n == 0)
+            break;
+        for (char *p = w->buf; p < w->buf + n;) {
+            const struct inotify_event *ev = (const struct inotify_event *)(void *)p;
+            handle(w, ev);
+            p += sizeof(*ev) + ev->len;
+        }
+        if (w->closing)
+            return;
+    }
+    w->cb.batch(w->cb.ctx);
+}
+
+static void free_dir(union hmap_value *v, void *ctx)
+{
+    (void)ctx;
+    free(v->p);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+    struct watcher *w = (struct watcher *)((char *)h - offsetof(struct watcher, poll));
+    close(w->fd);
+    hmap_each(&w->dirs, free_dir, NULL);
+    hmap_free(&w->dirs);
+    free(w->buf);
+    free(w);
+}
+
+void watcher_close(struct watcher *w)
+{
+    if (!w || w->closing)
+        return;
+    w->closing = true;
+    uv_poll_stop(&w->poll);
+    uv_close((uv_handle_t *)&w->poll, on_closed);
+}

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# End-to-end tests of `em-agent watch` with real files, real timing and real processes.
+#
+#   tests/e2e/watch.sh EM_AGENT [CASE...]      cases: before midway after kill overflow
+#                                              poll ops (default: all)
+#
+# A session is written into a temp dir the way EPU does (epu_writer.py: chunked writes,
+# torn and rewritten .dm files, holes before their .dm, an aborted session, a new
+# Images-Disc2) while the agent runs; then the folded event stream must equal
+# `em-agent scan` of the final tree, with no event repeated. The source is the authored
+# visit-mini plus, when ../shared/testdata is present, a session built from real files.
+set -u
+AGENT=$(realpath "$1")
+shift
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+SHARED="$ROOT/../shared/testdata/epu"
+FOLD="python3 $HERE/fold.py"
+WRITER="python3 $HERE/epu_writer.py"
+TMP=$(mktemp -d)
+PIDS=()
+failures=0
+checks=0
+
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    [ -n "${OLD_QUEUE:-}" ] && echo "$OLD_QUEUE" >/proc/sys/fs/inotify/max_queued_events
+    rm -rf "$TMP"
+}
+trap cleanup EXIT
+
+ok() { checks=$((checks + 1)); echo "ok   $*"; }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
+
+# The source visit.
+SRC="$TMP/src"
+cp -r "$ROOT/testdata/visit-mini" "$SRC"
+if [ -d "$SHARED/nt32457-6" ]; then
+    python3 "$ROOT/bench/gen_session.py" "$SRC/real" --squares 5 --holes 8 --mics 3 >/dev/null ||
+        bad "gen_session.py"
+else
+    echo "note: $SHARED absent; using the authored visit only"
+fi
+
+start_agent() { # NAME ARGS... ; sets APID
+    local name=$1
+    shift
+    "$AGENT" watch --agent e2e --state-dir "$TMP/$name.state" -o "$TMP/$name.jsonl" "$@" \
+        2>>"$TMP/$name.log" &
+    APID=$!
+    PIDS+=("$APID")
+}
+
+# Waits until the events fold to scan's entities for DEST (or TIMEOUT seconds pass).
+wait_equal() { # NAME DEST TIMEOUT
+    local name=$1 dest=$2 limit=$3 i=0
+    "$AGENT" scan --agent e2e "$dest" >"$TMP/$name.scan" 2>/dev/null
+    while [ "$i" -lt $((limit * 10)) ]; do
+        if [ -s "$TMP/$name.jsonl" ] && $FOLD compare "$TMP/$name.scan" "$TMP/$name.jsonl" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    return 1
+}
+
+# Stops the agent with SIGTERM, expects exit 0, then checks the stream.
+finish() { # NAME DEST
+    local name=$1 dest=$2
+    if wait_equal "$name" "$dest" 60; then ok "$name: events fold to scan's entities"; else
+        bad "$name: events differ from scan"
+        $FOLD compare "$TMP/$name.scan" "$TMP/$name.jsonl" | tail -8
+        tail -5 "$TMP/$name.log"
+    fi
+    kill -TERM "$APID"
+    wait "$APID"
+    local rc=$?
+    [ "$rc" -eq 0 ] && ok "$name: SIGTERM exits 0" || bad "$name: SIGTERM gave exit $rc"
+    if $FOLD check "$TMP/$name.jsonl" >"$TMP/$name.check"; then
+        ok "$name: no event repeated, seq increasing ($(tail -1 "$TMP/$name.check" | cut -d: -f2))"
+    else
+        bad "$name: stream check"
+        cat "$TMP/$name.check"
+    fi
+    $FOLD compare "$TMP/$name.scan" "$TMP/$name.jsonl" >/dev/null &&
+        ok "$name: final entities equal scan after stop" || bad "$name: final entities differ"
+}
+
+case_before() { # agent first, then EPU writes
+    local d="$TMP/before.d"
+    mkdir -p "$d"
+    start_agent before "$d"
+    sleep 0.3
+    $WRITER "$SRC" "$d" --seed 1 --disc2-from 2 >/dev/null || bad "writer"
+    finish before "$d"
+}
+
+case_midway() { # EPU writes, the agent joins halfway
+    local d="$TMP/midway.d"
+    mkdir -p "$d"
+    $WRITER "$SRC" "$d" --seed 2 --pace 0.005 --late-session >/dev/null &
+    local wp=$!
+    sleep 0.8
+    start_agent midway "$d"
+    wait "$wp" || bad "writer"
+    finish midway "$d"
+}
+
+case_after() { # EPU has finished before the agent starts
+    local d="$TMP/after.d"
+    mkdir -p "$d"
+    $WRITER "$SRC" "$d" --seed 3 >/dev/null || bad "writer"
+    start_agent after "$d"
+    finish after "$d"
+    # A restart on an unchanged tree emits nothing.
+    local before
+    before=$(wc -l <"$TMP/after.jsonl")
+    start_agent after "$d"
+    sleep 1.5
+    kill -TERM "$APID"
+    wait "$APID"
+    [ "$(wc -l <"$TMP/after.jsonl")" -eq "$before" ] &&
+        ok "after: restart on an unchanged tree emits nothing" ||
+        bad "after: restart emitted $(($(wc -l <"$TMP/after.jsonl") - before)) events"
+}
+
+case_kill() { # SIGKILL at random points while EPU writes, restarted each time
+    local d="$TMP/kill.d" n=${KILLS:-25}
+    mkdir -p "$d"
+    $WRITER "$SRC" "$d" --seed 4 --pace 0.01 --disc2-from 3 >/dev/null &
+    local wp=$!
+    for i in $(seq 1 "$n"); do
+        start_agent kill "$d" -v
+        sleep "0.$((RANDOM % 40 + 5))"
+        kill -9 "$APID"
+        wait "$APID" 2>/dev/null
+    done
+    wait "$wp" || bad "writer"
+    start_agent kill "$d"
+    finish kill "$d"
+    echo "     ($n kills; $(grep -c 'torn last line' "$TMP/kill.log") torn output lines cut," \
+        "$(grep -c 're-sending' "$TMP/kill.log") restarts re-sent events)"
+}
+
+case_overflow() { # a tiny inotify queue forces overflows; rescans must lose nothing
+    local q=/proc/sys/fs/inotify/max_queued_events
+    if ! [ -w "$q" ]; then
+        echo "skip overflow: $q is not writable here (needs root)"
+        return
+    fi
+    local d="$TMP/overflow.d"
+    mkdir -p "$d"
+    OLD_QUEUE=$(cat "$q")
+    echo 4 >"$q"
+    start_agent overflow "$d" -v
+    sleep 0.3
+    echo "$OLD_QUEUE" >"$q"
+    OLD_QUEUE=
+    $WRITER "$SRC" "$d" --seed 5 --disc2-from 1 >/dev/null || bad "writer"
+    finish overflow "$d"
+    local n
+    n=$(grep -c 'queue overflowed' "$TMP/overflow.log")
+    [ "$n" -gt 0 ] && ok "overflow: $n overflows seen and rescanned" || bad "overflow: no overflow happened"
+}
+
+case_poll() { # --poll for network shares
+    local d="$TMP/poll.d"
+    mkdir -p "$d"
+    start_agent poll "$d" --poll 0.2
+    sleep 0.3
+    $WRITER "$SRC" "$d" --seed 6 --disc2-from 2 >/dev/null || bad "writer"
+    finish poll "$d"
+}
+
+case_ops() { # one agent per state dir, exit codes, SIGHUP, config file and environment
+    local d="$TMP/ops.d"
+    mkdir -p "$d"
+    start_agent ops "$d" --log-file "$TMP/ops.logfile" -v
+    local first=$APID
+    sleep 0.5
+    "$AGENT" watch --agent e2e --state-dir "$TMP/ops.state" -o "$TMP/ops2.jsonl" "$d" 2>"$TMP/ops2.err"
+    local rc=$?
+    [ "$rc" -eq 2 ] && grep -q 'in use by another em-agent' "$TMP/ops2.err" &&
+        ok "ops: a second agent on the same state dir exits 2" || bad "ops: second agent exit $rc"
+    mv "$TMP/ops.logfile" "$TMP/ops.logfile.1"
+    kill -HUP "$first"
+    sleep 0.3
+    $WRITER "$ROOT/testdata/visit-mini" "$d" >/dev/null
+    sleep 0.5
+    [ -s "$TMP/ops.logfile" ] && ok "ops: SIGHUP reopens the log file" || bad "ops: no new log file after SIGHUP"
+    APID=$first
+    finish ops "$d"
+    "$AGENT" watch --state-dir "$TMP/x.state" "$TMP/missing" 2>"$TMP/ops3.err"
+    rc=$?
+    [ "$rc" -eq 2 ] && grep -q 'not a directory' "$TMP/ops3.err" &&
+        ok "ops: a missing directory exits 2 with a message" || bad "ops: missing dir exit $rc"
+    "$AGENT" watch --agent other --state-dir "$TMP/ops.state" --once "$d" >/dev/null 2>"$TMP/ops4.err"
+    rc=$?
+    [ "$rc" -eq 2 ] && grep -q "belongs to agent 'e2e'" "$TMP/ops4.err" &&
+        ok "ops: a state dir of another agent name exits 2" || bad "ops: other agent exit $rc"
+    # Settings from a config file and the environment (the command line wins over both).
+    printf '# test\nagent = from-file\nstate-dir = %s\nonce = yes\ndir = %s\n' \
+        "$TMP/cfg.state" "$d" >"$TMP/agent.conf"
+    "$AGENT" watch --config "$TMP/agent.conf" >"$TMP/cfg.jsonl" 2>/dev/null
+    [ "$(head -1 "$TMP/cfg.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["agent"])')" = from-file ] &&
+        ok "ops: config file settings apply" || bad "ops: config file"
+    EM_AGENT_AGENT=from-env "$AGENT" watch --config "$TMP/agent.conf" --state-dir "$TMP/env.state" \
+        >"$TMP/env.jsonl" 2>/dev/null
+    [ "$(head -1 "$TMP/env.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["agent"])')" = from-env ] &&
+        ok "ops: environment overrides the config file" || bad "ops: environment"
+    printf 'bogus = 1\n' >"$TMP/bad.conf"
+    "$AGENT" watch --config "$TMP/bad.conf" "$d" 2>"$TMP/bad.err"
+    rc=$?
+    [ "$rc" -eq 2 ] && grep -q "unknown setting 'bogus'" "$TMP/bad.err" &&
+        ok "ops: an unknown config setting exits 2 naming it" || bad "ops: bad config exit $rc"
+}
+
+cases=("$@")
+[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill overflow poll ops)
+for c in "${cases[@]}"; do
+    "case_$c"
+done
+echo "$checks checks, $failures failed"
+[ "$failures" -eq 0 ]
