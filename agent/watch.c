@@ -397,11 +397,20 @@ static struct wroot *root_of(struct watch *w, const char *path)
     return NULL;
 }
 
+/* How a file came to be looked at. */
+enum reason {
+    BY_WALK,  /* a walk found it: skip it if its size and mtime are those processed */
+    BY_EVENT, /* the system said it changed: read it even if size and mtime look the same,
+               * since a quick rewrite of the same size can keep the mtime (coarse clocks) */
+    BY_FORCE, /* hand it to the model even if its content is the one processed */
+};
+
 /* Reads what is new in `path` and, when the document is complete, hands it over.
- * `complete`: the writer closed it (or a walk found it), so finish it now. `force`:
- * process it even if this version was processed already. */
-static void process(struct watch *w, struct wroot *r, const char *path, bool complete, bool force)
+ * `complete`: the writer closed it (or a walk found it), so finish it now. */
+static void process(struct watch *w, struct wroot *r, const char *path, bool complete,
+                    enum reason why)
 {
+    bool force = why == BY_FORCE;
     const char *rel = path + r->len + 1;
     struct tree_loc loc;
     if (tree_locate(rel, &loc) < 0) {
@@ -419,7 +428,7 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
         return;
     }
     struct journal_file *f = journal_file_find(&w->j, path);
-    if (!pt && f && f->seen && !force && same_version(f, &st))
+    if (!pt && f && f->seen && why == BY_WALK && same_version(f, &st))
         return;
     if (pt && (st.size < pt->fed || !tail_intact(w, pt))) {
         partial_drop(w, pt);
@@ -616,7 +625,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
             if (i > 0 && kind_rank(wk.v[i].kind) != kind_rank(wk.v[i - 1].kind) &&
                 kind_rank(wk.v[i].kind) == 5)
                 flush_models(w);
-            process(w, r, wk.v[i].path, true, force);
+            process(w, r, wk.v[i].path, true, force ? BY_FORCE : BY_WALK);
         }
         free(wk.v[i].path);
     }
@@ -692,7 +701,7 @@ static void on_batch(void *ctx)
         struct queued *q = &w->queue[i];
         struct wroot *r = w->stopping ? NULL : root_of(w, q->path);
         if (r)
-            process(w, r, q->path, q->complete, false);
+            process(w, r, q->path, q->complete, BY_EVENT);
         free(q->path);
     }
     w->nqueue = 0;

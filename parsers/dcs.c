@@ -437,11 +437,12 @@ int dcs_reader_reset(struct dcs_reader *r, void *ud)
     r->in_finish = false;
     memset(&r->diag, 0, sizeof(r->diag));
     refs_clear(r);
+    /* Every document gets a new libxml2 push context. xmlCtxtResetPush() keeps state
+     * it should clear: after a document that began with a byte-order mark, or one that
+     * ended early, the next document fails with "Document is empty" (libxml2 2.9.14). */
     if (r->ctxt && r->started) {
-        if (xmlCtxtResetPush(r->ctxt, NULL, 0, NULL, NULL) != 0) {
-            xmlFreeParserCtxt(r->ctxt);
-            r->ctxt = NULL;
-        }
+        xmlFreeParserCtxt(r->ctxt);
+        r->ctxt = NULL;
     }
     r->started = false;
     return 0;

@@ -25,7 +25,7 @@ checks=0
 cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
     [ -n "${OLD_QUEUE:-}" ] && echo "$OLD_QUEUE" >/proc/sys/fs/inotify/max_queued_events
-    rm -rf "$TMP"
+    if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
 

@@ -483,6 +483,33 @@ static void test_epu__parser_reuse(void **state)
     epu_parser_free(p);
 }
 
+/* Regression: libxml2's xmlCtxtResetPush() kept state after a document with a byte-order
+ * mark, so a reused parser failed every later document with "Document is empty" (the
+ * watch then reported complete files as malformed). */
+static void test_epu__parser_reuse_after_bom_and_torn_documents(void **state)
+{
+    (void)state;
+    size_t len;
+    char *path = tu_path(EM_TESTDATA, MINI_SQ "Data/FoilHole_2001_Data_4001_1_20250101_102100.xml");
+    char *buf = tu_read(path, &len);
+    assert_non_null(buf);
+    assert_memory_equal(buf, "\xef\xbb\xbf<", 4); /* the file begins with a BOM */
+    struct epu_parser *p = epu_parser_new(EPU_KIND_MICROGRAPH, NULL);
+    const size_t cuts[] = {len, len, 1, len, 2, len, len / 2, len, 0, len};
+    for (size_t i = 0; i < sizeof(cuts) / sizeof(cuts[0]); i++) {
+        struct epu_doc *doc = NULL;
+        assert_int_equal(epu_parser_begin(p, path), 0);
+        int rc = epu_parser_feed(p, buf, cuts[i]);
+        if (rc == 0)
+            rc = epu_parser_finish(p, &doc);
+        assert_int_equal(rc, cuts[i] == len ? 0 : -EM_ETRUNCATED);
+        epu_doc_free(doc);
+    }
+    epu_parser_free(p);
+    free(buf);
+    free(path);
+}
+
 int main(void)
 {
     epu_init();
@@ -497,6 +524,7 @@ int main(void)
         cmocka_unit_test(test_epu__limits),
         cmocka_unit_test(test_epu__wrong_kind_by_name),
         cmocka_unit_test(test_epu__parser_reuse),
+        cmocka_unit_test(test_epu__parser_reuse_after_bom_and_torn_documents),
     };
     int failed = cmocka_run_group_tests(tests, NULL, NULL);
     epu_cleanup();

@@ -1,0 +1,194 @@
+/* Tests of the journal: what a restart reads back, a torn last record, events pending
+ * delivery, the lock, the agent name and compaction. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "em_error.h"
+#include "journal.h"
+#include "testutil.h"
+
+static char *new_dir(void)
+{
+    char tmpl[] = "/tmp/em-journal-XXXXXX";
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    return strdup(d);
+}
+
+static void remove_dir(char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(dir);
+}
+
+static void open_ok(struct journal *j, const char *dir, const char *agent)
+{
+    char reason[256];
+    int rc = journal_open(j, dir, agent, reason, sizeof(reason));
+    if (rc != 0)
+        fail_msg("journal_open: %s", reason);
+}
+
+static void test_journal__restart_reads_back_entities_files_and_seq(void **state)
+{
+    (void)state;
+    char *dir = new_dir();
+    struct journal j;
+    open_ok(&j, dir, "a");
+    assert_int_equal(j.last_seq, 0);
+    assert_int_equal(journal_event(&j, 1, 11, 101, "{\"seq\":1}"), 0);
+    assert_int_equal(journal_event(&j, 2, 12, 102, "{\"seq\":2}"), 0);
+    assert_int_equal(journal_event(&j, 3, 11, 103, "{\"seq\":3}"), 0);
+    struct journal_file *f = journal_file_get(&j, "/data/x/File\twith tab.xml");
+    assert_non_null(f);
+    f->size = 42;
+    f->mtime_sec = 1700000000;
+    f->mtime_nsec = 123;
+    f->hash = 0xabcdef;
+    f->state = JFILE_DONE;
+    assert_int_equal(journal_file_note(&j, f), 0);
+    assert_int_equal(journal_commit(&j), 0);
+    assert_int_equal(journal_delivered(&j, 3), 0);
+    assert_int_equal(journal_close(&j), 0);
+
+    open_ok(&j, dir, "a");
+    assert_int_equal(j.last_seq, 3);
+    assert_int_equal(j.delivered, 3);
+    assert_int_equal(j.npending, 0);
+    assert_true(journal_entity_same(&j, 11, 103)); /* the later event wins */
+    assert_false(journal_entity_same(&j, 11, 101));
+    assert_true(journal_entity_same(&j, 12, 102));
+    f = journal_file_find(&j, "/data/x/File\twith tab.xml");
+    assert_non_null(f);
+    assert_int_equal(f->size, 42);
+    assert_int_equal(f->mtime_sec, 1700000000);
+    assert_int_equal(f->mtime_nsec, 123);
+    assert_int_equal(f->hash, 0xabcdef);
+    assert_false(f->seen);
+    assert_int_equal(journal_close(&j), 0);
+    remove_dir(dir);
+}
+
+static void test_journal__undelivered_events_come_back_pending(void **state)
+{
+    (void)state;
+    char *dir = new_dir();
+    struct journal j;
+    open_ok(&j, dir, "a");
+    assert_int_equal(journal_event(&j, 1, 1, 1, "one"), 0);
+    assert_int_equal(journal_commit(&j), 0);
+    assert_int_equal(journal_delivered(&j, 1), 0);
+    assert_int_equal(journal_event(&j, 2, 2, 2, "two"), 0);
+    assert_int_equal(journal_event(&j, 3, 3, 3, "three"), 0);
+    assert_int_equal(journal_commit(&j), 0);
+    /* Killed here: 2 and 3 were journaled, never marked delivered. */
+    assert_int_equal(journal_close(&j), 0);
+    open_ok(&j, dir, "a");
+    assert_int_equal(j.npending, 2);
+    assert_int_equal(j.pending[0].seq, 2);
+    assert_string_equal(j.pending[0].line, "two");
+    assert_string_equal(j.pending[1].line, "three");
+    assert_int_equal(journal_close(&j), 0);
+    /* Compaction kept them: still pending after another restart. */
+    open_ok(&j, dir, "a");
+    assert_int_equal(j.npending, 2);
+    assert_int_equal(j.last_seq, 3);
+    assert_int_equal(journal_close(&j), 0);
+    remove_dir(dir);
+}
+
+static void test_journal__torn_last_record_is_dropped(void **state)
+{
+    (void)state;
+    char *dir = new_dir();
+    struct journal j;
+    open_ok(&j, dir, "a");
+    assert_int_equal(journal_event(&j, 1, 1, 1, "one"), 0);
+    assert_int_equal(journal_commit(&j), 0);
+    assert_int_equal(journal_close(&j), 0);
+    char *path = tu_path(dir, "journal");
+    FILE *fp = fopen(path, "a");
+    assert_non_null(fp);
+    fputs("E\t2\t0000000000000002\t00000000000", fp); /* a write cut by a kill */
+    fclose(fp);
+    open_ok(&j, dir, "a");
+    assert_int_equal(j.last_seq, 1);
+    assert_false(journal_entity_same(&j, 2, 0));
+    assert_int_equal(journal_close(&j), 0);
+    free(path);
+    remove_dir(dir);
+}
+
+static void test_journal__one_agent_per_directory(void **state)
+{
+    (void)state;
+    char *dir = new_dir();
+    struct journal j, k;
+    char reason[256];
+    open_ok(&j, dir, "a");
+    assert_int_equal(journal_open(&k, dir, "a", reason, sizeof(reason)), -EM_ESTATE);
+    assert_non_null(strstr(reason, "in use"));
+    journal_close(&k);
+    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(journal_open(&k, dir, "b", reason, sizeof(reason)), -EM_ESTATE);
+    assert_non_null(strstr(reason, "belongs to agent 'a'"));
+    journal_close(&k);
+    char *path = tu_path(dir, "journal");
+    assert_int_equal(tu_write(path, "hello\n", 6), 0);
+    assert_int_equal(journal_open(&k, dir, "a", reason, sizeof(reason)), -EM_EMALFORMED);
+    journal_close(&k);
+    free(path);
+    remove_dir(dir);
+}
+
+static void test_journal__compaction_keeps_state_and_shrinks(void **state)
+{
+    (void)state;
+    char *dir = new_dir();
+    struct journal j;
+    open_ok(&j, dir, "a");
+    char line[512];
+    memset(line, 'x', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\0';
+    /* 300k events of 500 bytes: well past the 64 MiB compaction threshold. */
+    for (uint64_t seq = 1; seq <= 300000; seq++) {
+        assert_int_equal(journal_event(&j, seq, seq % 1000 + 1, seq, line), 0);
+        if (seq % 1000 == 0) {
+            assert_int_equal(journal_commit(&j), 0);
+            assert_int_equal(journal_delivered(&j, seq), 0);
+            assert_int_equal(journal_commit(&j), 0);
+        }
+    }
+    assert_true(j.compacted > 0);
+    assert_true(j.bytes < (100u << 20));
+    assert_int_equal(journal_close(&j), 0);
+    open_ok(&j, dir, "a");
+    assert_int_equal(j.last_seq, 300000);
+    assert_int_equal(j.entities.count, 1000);
+    assert_true(journal_entity_same(&j, 300000 % 1000 + 1, 300000));
+    assert_true(j.bytes < 100000); /* 1000 entity records and a header */
+    assert_int_equal(journal_close(&j), 0);
+    remove_dir(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_journal__restart_reads_back_entities_files_and_seq),
+        cmocka_unit_test(test_journal__undelivered_events_come_back_pending),
+        cmocka_unit_test(test_journal__torn_last_record_is_dropped),
+        cmocka_unit_test(test_journal__one_agent_per_directory),
+        cmocka_unit_test(test_journal__compaction_keeps_state_and_shrinks),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,364 @@
+/* Tests of the watch model: whatever the order files arrive in, and however often the
+ * model is flushed, the last state of every entity equals what scan gives for the same
+ * tree; orphans wait for their session id; a change re-emits only what it changes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "em_error.h"
+#include "epu.h"
+#include "fsio.h"
+#include "model.h"
+#include "scan.h"
+#include "testutil.h"
+#include "tree.h"
+
+#define VISIT EM_TESTDATA "/visit-mini"
+
+/* The folded stream: one (type+key, data) per entity, last data wins. */
+struct folded {
+    char **key, **data;
+    size_t n, cap;
+    size_t events;
+    char **batch; /* keys emitted since the last reset */
+    size_t nbatch, batch_cap;
+};
+
+static void fold_put(struct folded *f, const char *k, char *d)
+{
+    f->events++;
+    if (f->nbatch == f->batch_cap) {
+        f->batch_cap = f->batch_cap ? f->batch_cap * 2 : 64;
+        f->batch = realloc(f->batch, f->batch_cap * sizeof(char *));
+    }
+    f->batch[f->nbatch++] = strdup(k);
+    for (size_t i = 0; i < f->n; i++) {
+        if (strcmp(f->key[i], k) == 0) {
+            free(f->data[i]);
+            f->data[i] = d;
+            return;
+        }
+    }
+    if (f->n == f->cap) {
+        f->cap = f->cap ? f->cap * 2 : 64;
+        f->key = realloc(f->key, f->cap * sizeof(char *));
+        f->data = realloc(f->data, f->cap * sizeof(char *));
+    }
+    f->key[f->n] = strdup(k);
+    f->data[f->n++] = d;
+}
+
+static void fold_batch_reset(struct folded *f)
+{
+    for (size_t i = 0; i < f->nbatch; i++)
+        free(f->batch[i]);
+    f->nbatch = 0;
+}
+
+static void fold_free(struct folded *f)
+{
+    fold_batch_reset(f);
+    free(f->batch);
+    for (size_t i = 0; i < f->n; i++) {
+        free(f->key[i]);
+        free(f->data[i]);
+    }
+    free(f->key);
+    free(f->data);
+    memset(f, 0, sizeof(*f));
+}
+
+static const char *fold_get(const struct folded *f, const char *k)
+{
+    for (size_t i = 0; i < f->n; i++)
+        if (strcmp(f->key[i], k) == 0)
+            return f->data[i];
+    return NULL;
+}
+
+static char *key_string(const char *type, const cJSON *key)
+{
+    char *k = cJSON_PrintUnformatted(key);
+    size_t n = strlen(type) + strlen(k) + 2;
+    char *s = malloc(n);
+    snprintf(s, n, "%s %s", type, k);
+    cJSON_free(k);
+    return s;
+}
+
+static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
+                   const struct fsio_stat *st)
+{
+    (void)source;
+    (void)st;
+    assert_non_null(key);
+    assert_non_null(data);
+    char *k = key_string(event_type_name(type), key);
+    char *d = cJSON_PrintUnformatted(data);
+    fold_put(ctx, k, strdup(d));
+    free(k);
+    cJSON_free(d);
+    cJSON_Delete(key);
+    cJSON_Delete(data);
+    return 0;
+}
+
+static struct epu_doc *load_rel(const char *rel, enum epu_kind kind, struct fsio_stat *st)
+{
+    char *path = tu_path(VISIT, rel);
+    struct fsio_buf b = {0};
+    struct epu_doc *doc = NULL;
+    struct epu_diag diag;
+    if (fsio_stat(path, st) == 0 && fsio_read(path, 1u << 26, &b, NULL) == 0 &&
+        epu_parse_buffer(kind, path, b.data, b.len, &doc, &diag) < 0)
+        doc = NULL;
+    fsio_buf_free(&b);
+    free(path);
+    return doc;
+}
+
+static struct epu_doc *on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st)
+{
+    (void)ctx;
+    return load_rel(rel, kind, st);
+}
+
+static struct model *new_model(struct folded *f)
+{
+    struct model_callbacks cb = {on_emit, on_load, NULL, f};
+    struct model *m = model_new(VISIT, &cb);
+    assert_non_null(m);
+    return m;
+}
+
+/* Every EPU file of the visit, relative to it. */
+static size_t visit_files(char ***out)
+{
+    struct tree t;
+    assert_int_equal(tree_scan(VISIT, &t), 0);
+    char **v = calloc(256, sizeof(char *));
+    size_t n = 0;
+    for (size_t i = 0; i < t.atlases.n; i++)
+        v[n++] = strdup(t.atlases.v[i]);
+    for (size_t i = 0; i < t.session_count; i++) {
+        struct tree_session *s = &t.sessions[i];
+        if (s->epu_dm)
+            v[n++] = strdup(s->epu_dm);
+        for (size_t j = 0; j < s->square_count; j++) {
+            struct tree_square *q = &s->squares[j];
+            if (q->metadata)
+                v[n++] = strdup(q->metadata);
+            for (size_t k = 0; k < q->images.n; k++)
+                v[n++] = strdup(q->images.v[k]);
+            for (size_t k = 0; k < q->foilholes.n; k++)
+                v[n++] = strdup(q->foilholes.v[k]);
+            for (size_t k = 0; k < q->micrographs.n; k++)
+                v[n++] = strdup(q->micrographs.v[k]);
+        }
+    }
+    tree_free(&t);
+    *out = v;
+    return n;
+}
+
+static void feed(struct model *m, const char *rel)
+{
+    struct tree_loc loc;
+    assert_int_equal(tree_locate(rel, &loc), 0);
+    free(loc.session_dir);
+    struct fsio_stat st;
+    struct epu_doc *doc = load_rel(rel, loc.kind, &st);
+    assert_non_null(doc);
+    assert_int_equal(model_file(m, rel, loc.kind, doc, &st), 0);
+}
+
+/* scan's entities for the visit, folded. */
+static void scan_fold(struct folded *f)
+{
+    FILE *out = tmpfile();
+    struct scan_options opt = {.dir = VISIT, .agent = "t", .threads = 1, .out = out};
+    struct scan_summary sum;
+    assert_int_equal(scan_run(&opt, &sum), 0);
+    rewind(out);
+    char line[1 << 16];
+    while (fgets(line, sizeof(line), out)) {
+        cJSON *e = cJSON_Parse(line);
+        char *k = key_string(cJSON_GetObjectItem(e, "type")->valuestring,
+                             cJSON_GetObjectItem(e, "key"));
+        fold_put(f, k, cJSON_PrintUnformatted(cJSON_GetObjectItem(e, "data")));
+        free(k);
+        cJSON_Delete(e);
+    }
+    fclose(out);
+}
+
+static void assert_same_entities(const struct folded *want, const struct folded *got)
+{
+    assert_int_equal(got->n, want->n);
+    for (size_t i = 0; i < want->n; i++) {
+        const char *d = fold_get(got, want->key[i]);
+        if (!d)
+            fail_msg("missing %s", want->key[i]);
+        if (strcmp(d, want->data[i]) != 0)
+            fail_msg("%s differs:\n want %s\n got  %s", want->key[i], want->data[i], d);
+    }
+}
+
+static uint64_t rng_next(uint64_t *s)
+{
+    *s ^= *s << 13;
+    *s ^= *s >> 7;
+    *s ^= *s << 17;
+    return *s;
+}
+
+static void test_model__any_order_gives_scans_entities(void **state)
+{
+    (void)state;
+    struct folded want = {0};
+    scan_fold(&want);
+    assert_int_equal(want.n, 13);
+    char **files;
+    size_t n = visit_files(&files);
+    assert_int_equal(n, 14);
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    for (int round = 0; round < 300; round++) {
+        /* Shuffle; flush after every file in odd rounds, only at the end in even ones. */
+        for (size_t i = n; i > 1; i--) {
+            size_t j = (size_t)(rng_next(&seed) % i);
+            char *t = files[i - 1];
+            files[i - 1] = files[j];
+            files[j] = t;
+        }
+        struct folded got = {0};
+        struct model *m = new_model(&got);
+        for (size_t i = 0; i < n; i++) {
+            feed(m, files[i]);
+            if (round % 2)
+                assert_int_equal(model_flush(m), 0);
+        }
+        assert_int_equal(model_flush(m), 0);
+        assert_int_equal(model_dirty(m), 0);
+        assert_same_entities(&want, &got);
+        model_free(m);
+        fold_free(&got);
+    }
+    for (size_t i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+    fold_free(&want);
+}
+
+#define S1 "Supervisor_20250101_100000_1_mini_EPU"
+#define ABORTED "Supervisor_20250101_120000_2_aborted_EPU"
+
+static void test_model__orphans_wait_for_the_session_id(void **state)
+{
+    (void)state;
+    struct folded got = {0};
+    struct model *m = new_model(&got);
+    feed(m, S1 "/Images-Disc1/GridSquare_1001/FoilHoles/FoilHole_2001_20250101_102000.xml");
+    feed(m, S1 "/Images-Disc1/GridSquare_1001/Data/FoilHole_2001_Data_4001_1_20250101_102100.xml");
+    feed(m, ABORTED "/Images-Disc1/GridSquare_5001/Data/FoilHole_6001_Data_4001_1_20250101_121000.xml");
+    assert_int_equal(model_flush(m), 0);
+    assert_int_equal(got.events, 0); /* no session id yet: nothing can be keyed */
+    struct model_stats st;
+    model_stats(m, &st);
+    assert_int_equal(st.held, 5); /* 2 squares, 1 hole, 2 micrographs */
+    feed(m, S1 "/EpuSession.dm");
+    assert_int_equal(model_flush(m), 0);
+    /* session + square 1001 + hole 2001 + micrograph, and the listed squares 1002, 1003 */
+    assert_int_equal(got.n, 6);
+    assert_non_null(fold_get(&got, "foilhole {\"session_id\":800001,\"foilhole_id\":2001}"));
+    model_stats(m, &st);
+    assert_int_equal(st.held, 2); /* the aborted session's square and micrograph */
+    model_free(m);
+    fold_free(&got);
+}
+
+static void test_model__a_change_re_emits_only_what_it_changes(void **state)
+{
+    (void)state;
+    struct folded got = {0};
+    struct model *m = new_model(&got);
+    char **files;
+    size_t n = visit_files(&files);
+    for (size_t i = 0; i < n; i++)
+        if (!strstr(files[i], "FoilHole_2002_Data") && !strstr(files[i], "GridSquare_1001.dm"))
+            feed(m, files[i]);
+    assert_int_equal(model_flush(m), 0);
+    fold_batch_reset(&got);
+    /* A micrograph without its .dm: exposure_id null, only the micrograph is emitted. */
+    feed(m, S1 "/Images-Disc1/GridSquare_1001/Data/FoilHole_2002_Data_4001_1_20250101_102200.xml");
+    assert_int_equal(model_flush(m), 0);
+    assert_int_equal(got.nbatch, 1);
+    assert_non_null(strstr(got.batch[0], "micrograph "));
+    const char *d = fold_get(&got, got.batch[0]);
+    assert_non_null(strstr(d, "\"exposure_id\":null"));
+    fold_batch_reset(&got);
+    /* The square's .dm arrives: the square, its targeted holes and the micrographs whose
+     * exposure id it gives are emitted again, nothing else. */
+    feed(m, S1 "/Metadata/GridSquare_1001.dm");
+    assert_int_equal(model_flush(m), 0);
+    size_t squares = 0, micrographs = 0, others = 0;
+    for (size_t i = 0; i < got.nbatch; i++) {
+        if (strncmp(got.batch[i], "gridsquare ", 11) == 0)
+            squares++;
+        else if (strncmp(got.batch[i], "micrograph ", 11) == 0)
+            micrographs++;
+        else if (strncmp(got.batch[i], "foilhole ", 9) != 0)
+            others++;
+    }
+    assert_int_equal(squares, 1);
+    assert_int_equal(others, 0);
+    assert_true(micrographs >= 1);
+    struct folded want = {0};
+    scan_fold(&want);
+    assert_same_entities(&want, &got);
+    fold_free(&want);
+    for (size_t i = 0; i < n; i++)
+        free(files[i]);
+    free(files);
+    model_free(m);
+    fold_free(&got);
+}
+
+static void test_model__unparseable_square_file_still_makes_the_square(void **state)
+{
+    (void)state;
+    struct folded got = {0};
+    struct model *m = new_model(&got);
+    feed(m, S1 "/EpuSession.dm");
+    struct fsio_stat st = {0};
+    assert_int_equal(model_file(m, S1 "/Images-Disc1/GridSquare_7777/GridSquare_20250101_101000.xml",
+                                EPU_KIND_GRIDSQUARE_IMAGE, NULL, &st),
+                     0);
+    assert_int_equal(model_flush(m), 0);
+    const char *d =
+        fold_get(&got, "gridsquare {\"session_id\":800001,\"gridsquare_id\":7777}");
+    assert_non_null(d);
+    assert_non_null(strstr(d, "\"in_session_list\":false"));
+    assert_non_null(strstr(d, "\"image\":null"));
+    model_free(m);
+    fold_free(&got);
+}
+
+int main(void)
+{
+    epu_init();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model__any_order_gives_scans_entities),
+        cmocka_unit_test(test_model__orphans_wait_for_the_session_id),
+        cmocka_unit_test(test_model__a_change_re_emits_only_what_it_changes),
+        cmocka_unit_test(test_model__unparseable_square_file_still_makes_the_square),
+    };
+    int rc = cmocka_run_group_tests(tests, NULL, NULL);
+    epu_cleanup();
+    return rc;
+}
