@@ -56,8 +56,8 @@ struct hmap_entry *hmap_upsert(struct hmap *m, uint64_t key, const char *str, hm
     struct hmap_entry *e = hmap_find(m, key, str, fn);
     if (e)
         return e;
-    /* At most 5/8 full keeps probes short. */
-    if ((m->count + 1) * 8 > m->cap * 5 && grow(m) < 0)
+    /* At most 3/4 full: probes stay short and big maps (100k+ entities) stay small. */
+    if ((m->count + 1) * 4 > m->cap * 3 && grow(m) < 0)
         return NULL;
     size_t i = slot_of(key, m->cap);
     while (m->e[i].key)

@@ -34,6 +34,7 @@
 #define JOURNAL_MAGIC "em-agent journal 1"
 #define JOURNAL_MAX (1ull << 32)
 #define COMPACT_MIN (64u << 20)
+#define JOURNAL_BUF_MAX (1u << 20)
 
 static const char *file_path_of(const void *v)
 {
@@ -197,107 +198,120 @@ int journal_file_note(struct journal *j, const struct journal_file *f)
 {
     if (strchr(f->path, '\n'))
         return 0;
-    return put_file(j, f);
+    int rc = put_file(j, f);
+    /* A walk notes thousands of files before it emits: write them as they come. */
+    if (rc == 0 && j->len >= JOURNAL_BUF_MAX)
+        rc = journal_commit(j);
+    return rc;
 }
 
 /* ---- compaction ---- */
 
-struct snap_ctx {
+/* While compacting, records go to the new file whenever a megabyte has gathered. */
+struct snap {
     struct journal *j;
+    uv_file fd;
     int rc;
 };
 
-static void snap_entity(struct journal *j, uint64_t kh, uint64_t dh, int *rc)
+static void snap_flush(struct snap *c, bool force)
 {
-    if (*rc == 0)
-        *rc = buf_printf(j, "K\t%016" PRIx64 "\t%016" PRIx64 "\n", kh, dh);
+    if (c->rc == 0 && (force || c->j->len >= JOURNAL_BUF_MAX)) {
+        c->rc = write_all(c->fd, c->j->buf, c->j->len);
+        c->j->bytes += c->j->len;
+        c->j->len = 0;
+    }
 }
 
 static void snap_file(union hmap_value *v, void *ctx)
 {
-    struct snap_ctx *c = ctx;
+    struct snap *c = ctx;
     const struct journal_file *f = v->p;
     if (c->rc == 0 && !strchr(f->path, '\n'))
         c->rc = put_file(c->j, f);
+    snap_flush(c, false);
 }
 
 /* Writes the whole state to journal.tmp and renames it over the journal. The buffered
  * records are part of the state already, so they are dropped. */
 static int compact(struct journal *j)
 {
-    char *saved = j->buf;
-    size_t saved_len = j->len, saved_cap = j->cap;
-    j->buf = NULL;
-    j->len = j->cap = 0;
-    int rc = buf_printf(j, "%s\t%s\nS\t%" PRIu64 "\t%" PRIu64 "\n", JOURNAL_MAGIC, j->agent,
-                        j->last_seq, j->delivered);
-    for (size_t i = 0; i < j->entities.cap && rc == 0; i++)
+    char *tmp = fsio_join(j->dir, "journal.tmp");
+    if (!tmp)
+        return -EM_ENOMEM;
+    struct snap c = {j, open_file(tmp, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC), 0};
+    if (c.fd < 0) {
+        free(tmp);
+        return -EM_EIO;
+    }
+    uint64_t saved_bytes = j->bytes;
+    j->len = 0;
+    j->bytes = 0;
+    c.rc = buf_printf(j, "%s\t%s\nS\t%" PRIu64 "\t%" PRIu64 "\n", JOURNAL_MAGIC, j->agent,
+                      j->last_seq, j->delivered);
+    for (size_t i = 0; i < j->entities.cap && c.rc == 0; i++) {
         if (j->entities.e[i].key)
-            snap_entity(j, j->entities.e[i].key, j->entities.e[i].v.u, &rc);
-    struct snap_ctx c = {j, rc};
-    hmap_each(&j->files, snap_file, &c);
-    rc = c.rc;
-    for (size_t i = 0; i < j->npending && rc == 0; i++) {
+            c.rc = buf_printf(j, "K\t%016" PRIx64 "\t%016" PRIx64 "\n", j->entities.e[i].key,
+                              j->entities.e[i].v.u);
+        snap_flush(&c, false);
+    }
+    if (c.rc == 0)
+        hmap_each(&j->files, snap_file, &c);
+    for (size_t i = 0; i < j->npending && c.rc == 0; i++) {
         const struct journal_pending *p = &j->pending[i];
         if (p->seq > j->delivered)
-            rc = buf_printf(j, "E\t%" PRIu64 "\t0000000000000000\t0000000000000000\t%s\n", p->seq,
-                            p->line);
+            c.rc = buf_printf(j, "E\t%" PRIu64 "\t0000000000000000\t0000000000000000\t%s\n",
+                              p->seq, p->line);
+        snap_flush(&c, false);
     }
-    char *tmp = fsio_join(j->dir, "journal.tmp");
-    uv_file fd = -1;
-    if (rc == 0 && !tmp)
-        rc = -EM_ENOMEM;
-    if (rc == 0 && (fd = open_file(tmp, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC)) < 0)
-        rc = -EM_EIO;
-    if (rc == 0)
-        rc = write_all(fd, j->buf, j->len);
-    if (rc == 0)
-        rc = sync_fd(fd);
-    if (fd >= 0)
-        close_fd(fd);
-    if (rc == 0) {
+    snap_flush(&c, true);
+    if (c.rc == 0)
+        c.rc = sync_fd(c.fd);
+    close_fd(c.fd);
+    if (c.rc == 0) {
         uv_fs_t req;
         if (uv_fs_rename(NULL, &req, tmp, j->path, NULL) < 0)
-            rc = -EM_EIO;
+            c.rc = -EM_EIO;
         uv_fs_req_cleanup(&req);
     }
-    if (rc == 0) {
-        if (j->fd >= 0)
-            close_fd(j->fd);
-        j->fd = open_file(j->path, UV_FS_O_WRONLY | UV_FS_O_APPEND);
-        if (j->fd < 0)
-            rc = -EM_EIO;
-        j->bytes = j->compacted = j->len;
-        free(saved);
-        j->len = 0;
-    } else {
-        free(j->buf);
-        j->buf = saved;
-        j->len = saved_len;
-        j->cap = saved_cap;
-    }
     free(tmp);
-    return rc;
+    if (c.rc < 0) {
+        /* The old journal stays as it was (the buffer was empty when we began). */
+        j->bytes = saved_bytes;
+        j->len = 0;
+        return c.rc;
+    }
+    if (j->fd >= 0)
+        close_fd(j->fd);
+    j->fd = open_file(j->path, UV_FS_O_WRONLY | UV_FS_O_APPEND);
+    j->compacted = j->bytes;
+    return j->fd < 0 ? -EM_EIO : 0;
 }
 
 int journal_commit(struct journal *j)
 {
     if (j->fd < 0)
         return -EM_EIO;
-    /* Compaction drops event lines, so it waits until the sink has taken them all. */
-    if (j->delivered == j->last_seq && j->npending == 0 &&
-        j->bytes + j->len > (j->compacted * 2 > COMPACT_MIN ? j->compacted * 2 : COMPACT_MIN))
-        return compact(j);
-    if (j->len == 0)
-        return 0;
-    int rc = write_all(j->fd, j->buf, j->len);
-    if (rc == 0 && j->fsync)
-        rc = sync_fd(j->fd);
-    if (rc == 0) {
+    if (j->len) {
+        int rc = write_all(j->fd, j->buf, j->len);
+        if (rc == 0 && j->fsync)
+            rc = sync_fd(j->fd);
+        if (rc < 0)
+            return rc;
         j->bytes += j->len;
         j->len = 0;
     }
-    return rc;
+    /* Compaction drops event lines, so it waits until the sink has taken them all. */
+    if (j->delivered == j->last_seq && j->npending == 0 &&
+        j->bytes > (j->compacted * 2 > COMPACT_MIN ? j->compacted * 2 : COMPACT_MIN)) {
+        int rc = compact(j);
+        if (rc < 0) {
+            em_log(EM_LOG_WARN, "%s: cannot compact the journal (%s); it keeps growing",
+                   j->path, em_strerror(rc));
+            j->compacted = j->bytes; /* try again once it has doubled */
+        }
+    }
+    return 0;
 }
 
 /* ---- loading ---- */

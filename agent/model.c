@@ -47,13 +47,26 @@ struct m_square {
     bool dirty;
 };
 
+/* A .dm target, packed: a session can have 100k+ holes, most with a target only. */
+struct m_target {
+    double v[6];   /* pixel_x, pixel_y, diameter_px, stage_x_m, stage_y_m, quality */
+    char *state;   /* interned */
+    uint16_t set;  /* bit i: v[i] set; bits 6-9: is_near_grid_bar set/value, selected set/value;
+                    * bit 10: foilhole_id set */
+};
+
+/* The newest image of a hole (about one hole in ten has one). */
+struct m_image {
+    char *part, *rel;
+    struct fsio_stat st;
+};
+
 struct m_hole {
     struct m_session *s;
     int64_t fh, gs;
+    struct m_image *image;
+    struct m_target target;
     bool has_target;
-    struct epu_foilhole_target target; /* `state` points into the model's interned strings */
-    char *image_part, *image_rel;
-    struct fsio_stat image_st;
     bool dirty;
 };
 
@@ -325,24 +338,60 @@ static char *intern(struct model *m, const char *str)
     return e->v.p;
 }
 
-static bool real_eq(struct epu_real a, struct epu_real b)
+static void pack_real(struct m_target *t, int i, struct epu_real r)
 {
-    return a.set == b.set && (!a.set || a.v == b.v || (a.v != a.v && b.v != b.v));
+    if (r.set) {
+        t->v[i] = r.v;
+        t->set |= (uint16_t)(1u << i);
+    }
 }
 
-static bool flag_eq(struct epu_flag a, struct epu_flag b)
+static void pack_flag(struct m_target *t, int bit, struct epu_flag f)
 {
-    return a.set == b.set && (!a.set || a.v == b.v);
+    if (f.set)
+        t->set |= (uint16_t)((1u << bit) | (f.v ? 1u << (bit + 1) : 0u));
 }
 
-static bool target_equal(const struct epu_foilhole_target *a, const struct epu_foilhole_target *b)
+/* Packs `t`; `state` is its interned state. Unused bytes are zero, so memcmp compares. */
+static void target_pack(struct m_target *out, const struct epu_foilhole_target *t, char *state)
 {
-    return a->foilhole_id.set == b->foilhole_id.set && a->foilhole_id.v == b->foilhole_id.v &&
-           real_eq(a->pixel_x, b->pixel_x) && real_eq(a->pixel_y, b->pixel_y) &&
-           real_eq(a->diameter_px, b->diameter_px) && real_eq(a->stage_x_m, b->stage_x_m) &&
-           real_eq(a->stage_y_m, b->stage_y_m) && flag_eq(a->is_near_grid_bar, b->is_near_grid_bar) &&
-           flag_eq(a->selected, b->selected) && real_eq(a->quality, b->quality) &&
-           ((!a->state && !b->state) || (a->state && b->state && strcmp(a->state, b->state) == 0));
+    memset(out, 0, sizeof(*out));
+    pack_real(out, 0, t->pixel_x);
+    pack_real(out, 1, t->pixel_y);
+    pack_real(out, 2, t->diameter_px);
+    pack_real(out, 3, t->stage_x_m);
+    pack_real(out, 4, t->stage_y_m);
+    pack_real(out, 5, t->quality);
+    pack_flag(out, 6, t->is_near_grid_bar);
+    pack_flag(out, 8, t->selected);
+    if (t->foilhole_id.set)
+        out->set |= 1u << 10;
+    out->state = state;
+}
+
+static struct epu_real unpack_real(const struct m_target *t, int i)
+{
+    return (struct epu_real){t->v[i], (t->set >> i) & 1u};
+}
+
+static struct epu_flag unpack_flag(const struct m_target *t, int bit)
+{
+    return (struct epu_flag){(t->set >> (bit + 1)) & 1u, (t->set >> bit) & 1u};
+}
+
+static void target_unpack(const struct m_target *t, int64_t fh, struct epu_foilhole_target *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->foilhole_id = (struct epu_int){fh, (t->set >> 10) & 1u};
+    out->pixel_x = unpack_real(t, 0);
+    out->pixel_y = unpack_real(t, 1);
+    out->diameter_px = unpack_real(t, 2);
+    out->stage_x_m = unpack_real(t, 3);
+    out->stage_y_m = unpack_real(t, 4);
+    out->quality = unpack_real(t, 5);
+    out->is_near_grid_bar = unpack_flag(t, 6);
+    out->selected = unpack_flag(t, 8);
+    out->state = t->state;
 }
 
 /* ---- emission ---- */
@@ -420,12 +469,14 @@ static int emit_hole(struct model *m, struct m_hole *h)
 {
     struct m_session *s = h->s;
     int64_t sid = s->doc->u.session.session_id.v;
-    cJSON *data = entity_hole_data(sid, h->gs, h->fh,
-                                   h->has_target ? entity_target_part(&h->target) : NULL,
-                                   parse_part(h->image_part));
+    struct epu_foilhole_target t;
+    if (h->has_target)
+        target_unpack(&h->target, h->fh, &t);
+    cJSON *data = entity_hole_data(sid, h->gs, h->fh, h->has_target ? entity_target_part(&t) : NULL,
+                                   h->image ? parse_part(h->image->part) : NULL);
     cJSON *key = entity_key("session_id", sid, "foilhole_id", h->fh, NULL);
-    const char *src = h->image_part ? h->image_rel : NULL;
-    const struct fsio_stat *st = h->image_part ? &h->image_st : NULL;
+    const char *src = h->image ? h->image->rel : NULL;
+    const struct fsio_stat *st = h->image ? &h->image->st : NULL;
     if (!src) {
         struct hmap_entry *e = hmap_find(&s->squares, id_key(h->gs), NULL, NULL);
         struct m_square *q = e ? e->v.p : NULL;
@@ -630,15 +681,16 @@ static int on_metadata(struct model *m, struct m_session *s, struct m_square *q,
             rc = -EM_ENOMEM;
             break;
         }
-        if (h->has_target && target_equal(&h->target, t))
-            continue;
-        struct epu_foilhole_target copy = *t;
-        copy.state = t->state ? intern(m, t->state) : NULL;
-        if (t->state && !copy.state) {
+        char *state = t->state ? intern(m, t->state) : NULL;
+        if (t->state && !state) {
             rc = -EM_ENOMEM;
             break;
         }
-        h->target = copy;
+        struct m_target packed;
+        target_pack(&packed, t, state);
+        if (h->has_target && memcmp(&packed, &h->target, sizeof(packed)) == 0)
+            continue;
+        h->target = packed;
         h->has_target = true;
         rc = mark_hole(m, h);
     }
@@ -703,16 +755,18 @@ static int on_hole_image(struct model *m, struct m_session *s, struct m_square *
         struct m_hole *h = hole_get(m, s, doc->u.image.foilhole_id.v, q->gs);
         if (!h) {
             rc = -EM_ENOMEM;
-        } else if (newer(h->image_rel, rel)) {
+        } else if (newer(h->image ? h->image->rel : NULL, rel)) {
             char *part =
                 print_part(entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, rel));
-            if (!part || set_str(&h->image_rel, rel) < 0) {
+            if (!h->image)
+                h->image = calloc(1, sizeof(*h->image));
+            if (!part || !h->image || set_str(&h->image->rel, rel) < 0) {
                 free(part);
                 rc = -EM_ENOMEM;
             } else {
-                free(h->image_part);
-                h->image_part = part;
-                h->image_st = *st;
+                free(h->image->part);
+                h->image->part = part;
+                h->image->st = *st;
                 rc = mark_hole(m, h);
             }
         }
@@ -920,8 +974,11 @@ static void free_hole(union hmap_value *v, void *ctx)
 {
     (void)ctx;
     struct m_hole *h = v->p;
-    free(h->image_part);
-    free(h->image_rel);
+    if (h->image) {
+        free(h->image->part);
+        free(h->image->rel);
+        free(h->image);
+    }
     free(h);
 }
 
