@@ -76,12 +76,18 @@ static const struct {
     const char *name; /* long option and config key */
     bool flag;        /* takes no value on the command line */
 } opts[OPT_COUNT] = {
-    [OPT_OUT] = {"out", false},           [OPT_AGENT] = {"agent", false},
-    [OPT_STATE_DIR] = {"state-dir", false}, [OPT_POLL] = {"poll", false},
-    [OPT_RESCAN] = {"rescan", false},     [OPT_SETTLE] = {"settle", false},
-    [OPT_SUMMARY] = {"summary", false},   [OPT_LOG_FILE] = {"log-file", false},
-    [OPT_LOG_FORMAT] = {"log-format", false}, [OPT_VERBOSE] = {"verbose", false},
-    [OPT_FSYNC] = {"fsync", true},        [OPT_ONCE] = {"once", true},
+    [OPT_OUT] = {"out", false},
+    [OPT_AGENT] = {"agent", false},
+    [OPT_STATE_DIR] = {"state-dir", false},
+    [OPT_POLL] = {"poll", false},
+    [OPT_RESCAN] = {"rescan", false},
+    [OPT_SETTLE] = {"settle", false},
+    [OPT_SUMMARY] = {"summary", false},
+    [OPT_LOG_FILE] = {"log-file", false},
+    [OPT_LOG_FORMAT] = {"log-format", false},
+    [OPT_VERBOSE] = {"verbose", false},
+    [OPT_FSYNC] = {"fsync", true},
+    [OPT_ONCE] = {"once", true},
 };
 
 #define MAX_DIRS 64

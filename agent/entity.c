@@ -77,7 +77,8 @@ cJSON *entity_metadata_part(const struct epu_gridsquare_metadata *g)
 cJSON *entity_image_part(const struct epu_image *img, enum epu_kind kind, const char *rel)
 {
     cJSON *o = cJSON_CreateObject();
-    if (!o || epu_image_fields_to_json(img, kind, o) < 0 || !cJSON_AddStringToObject(o, "path", rel))
+    if (!o || epu_image_fields_to_json(img, kind, o) < 0 ||
+        !cJSON_AddStringToObject(o, "path", rel))
         return fail(o);
     return o;
 }

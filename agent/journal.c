@@ -56,7 +56,8 @@ static int buf_reserve(struct journal *j, size_t more)
     return 0;
 }
 
-static int buf_printf(struct journal *j, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static int buf_printf(struct journal *j, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 static int buf_printf(struct journal *j, const char *fmt, ...)
 {
@@ -260,8 +261,8 @@ static int compact(struct journal *j)
     for (size_t i = 0; i < j->npending && c.rc == 0; i++) {
         const struct journal_pending *p = &j->pending[i];
         if (p->seq > j->delivered)
-            c.rc = buf_printf(j, "E\t%" PRIu64 "\t0000000000000000\t0000000000000000\t%s\n",
-                              p->seq, p->line);
+            c.rc = buf_printf(j, "E\t%" PRIu64 "\t0000000000000000\t0000000000000000\t%s\n", p->seq,
+                              p->line);
         snap_flush(&c, false);
     }
     snap_flush(&c, true);
@@ -306,8 +307,8 @@ int journal_commit(struct journal *j)
         j->bytes > (j->compacted * 2 > COMPACT_MIN ? j->compacted * 2 : COMPACT_MIN)) {
         int rc = compact(j);
         if (rc < 0) {
-            em_log(EM_LOG_WARN, "%s: cannot compact the journal (%s); it keeps growing",
-                   j->path, em_strerror(rc));
+            em_log(EM_LOG_WARN, "%s: cannot compact the journal (%s); it keeps growing", j->path,
+                   em_strerror(rc));
             j->compacted = j->bytes; /* try again once it has doubled */
         }
     }

@@ -51,10 +51,10 @@ struct journal {
     void *lock; /* platform lock handle */
     int fd;
     char *agent;
-    uint64_t last_seq;  /* highest seq journaled */
-    uint64_t delivered; /* highest seq the sink took */
-    struct hmap entities; /* key hash -> data hash */
-    struct hmap files;    /* path hash -> struct journal_file * */
+    uint64_t last_seq;               /* highest seq journaled */
+    uint64_t delivered;              /* highest seq the sink took */
+    struct hmap entities;            /* key hash -> data hash */
+    struct hmap files;               /* path hash -> struct journal_file * */
     struct journal_pending *pending; /* seq > delivered at open, ascending */
     size_t npending;
     char *buf; /* records not yet written */

@@ -9,7 +9,7 @@
 
 enum em_log_level em_log_threshold = EM_LOG_WARN;
 static enum em_log_format log_format = EM_LOG_TEXT;
-static FILE *log_file;       /* NULL: stderr */
+static FILE *log_file;      /* NULL: stderr */
 static char log_path[4096]; /* reopened on request (SIGHUP after a rotation) */
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
@@ -41,8 +41,8 @@ void em_log_write(enum em_log_level level, const char *fmt, ...)
         cJSON_Delete(o);
         return;
     }
-    fprintf(log_file ? log_file : stderr, "em-agent: %s%s%s\n", level == EM_LOG_INFO ? "" : level_names[level],
-            level == EM_LOG_INFO ? "" : ": ", msg);
+    fprintf(log_file ? log_file : stderr, "em-agent: %s%s%s\n",
+            level == EM_LOG_INFO ? "" : level_names[level], level == EM_LOG_INFO ? "" : ": ", msg);
 }
 
 int em_log_open(const char *path)

@@ -49,10 +49,10 @@ struct m_square {
 
 /* A .dm target, packed: a session can have 100k+ holes, most with a target only. */
 struct m_target {
-    double v[6];   /* pixel_x, pixel_y, diameter_px, stage_x_m, stage_y_m, quality */
-    char *state;   /* interned */
-    uint16_t set;  /* bit i: v[i] set; bits 6-9: is_near_grid_bar set/value, selected set/value;
-                    * bit 10: foilhole_id set */
+    double v[6];  /* pixel_x, pixel_y, diameter_px, stage_x_m, stage_y_m, quality */
+    char *state;  /* interned */
+    uint16_t set; /* bit i: v[i] set; bits 6-9: is_near_grid_bar set/value, selected set/value;
+                   * bit 10: foilhole_id set */
 };
 
 /* The newest image of a hole (about one hole in ten has one). */
@@ -403,8 +403,7 @@ static int emit_micro_doc(struct model *m, struct m_micro *mi, const struct epu_
     const struct m_exposure *x = find_exposure(mi->q, mi->name);
     mi->has_exp = x != NULL;
     mi->exp = x ? x->exposure_id : 0;
-    cJSON *data =
-        entity_micrograph_data(doc, s->doc->u.session.session_id.v, mi->has_exp, mi->exp);
+    cJSON *data = entity_micrograph_data(doc, s->doc->u.session.session_id.v, mi->has_exp, mi->exp);
     cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, "micrograph_uuid", 0,
                             doc->u.image.image_uuid);
     return m->cb.emit(m->cb.ctx, EV_MICROGRAPH, key, data, mi->rel, st);
@@ -450,9 +449,8 @@ static int emit_square(struct model *m, struct m_square *q)
 {
     struct m_session *s = q->s;
     const struct epu_session *es = &s->doc->u.session;
-    bool in_list = es->gridsquare_count &&
-                   bsearch(&q->gs, es->gridsquare_ids, es->gridsquare_count, sizeof(int64_t),
-                           cmp_i64) != NULL;
+    bool in_list = es->gridsquare_count && bsearch(&q->gs, es->gridsquare_ids, es->gridsquare_count,
+                                                   sizeof(int64_t), cmp_i64) != NULL;
     const struct epu_atlas_square *node = atlas_node(s->atlas, q->gs);
     cJSON *data = entity_square_data(es->session_id.v, q->gs, node != NULL,
                                      node ? s->atlas->doc->u.atlas.atlas_id.v : 0, in_list,
@@ -460,8 +458,9 @@ static int emit_square(struct model *m, struct m_square *q)
                                      parse_part(q->meta_part), parse_part(q->image_part));
     cJSON *key = entity_key("session_id", es->session_id.v, "gridsquare_id", q->gs, NULL);
     const char *src = q->meta_part ? q->meta_rel : q->image_part ? q->image_rel : s->dm_rel;
-    const struct fsio_stat *st = q->meta_part ? &q->meta_st : q->image_part ? &q->image_st
-                                                                            : &s->dm_st;
+    const struct fsio_stat *st = q->meta_part    ? &q->meta_st
+                                 : q->image_part ? &q->image_st
+                                                 : &s->dm_st;
     return m->cb.emit(m->cb.ctx, EV_GRIDSQUARE, key, data, src, st);
 }
 
@@ -732,8 +731,7 @@ static int on_square_image(struct model *m, struct m_square *q, const char *rel,
 {
     int rc = mark_square(m, q);
     if (doc && newer(q->image_rel, rel)) {
-        char *part =
-            print_part(entity_image_part(&doc->u.image, EPU_KIND_GRIDSQUARE_IMAGE, rel));
+        char *part = print_part(entity_image_part(&doc->u.image, EPU_KIND_GRIDSQUARE_IMAGE, rel));
         if (!part || set_str(&q->image_rel, rel) < 0) {
             free(part);
             rc = -EM_ENOMEM;
@@ -747,8 +745,8 @@ static int on_square_image(struct model *m, struct m_square *q, const char *rel,
     return rc;
 }
 
-static int on_hole_image(struct model *m, struct m_session *s, struct m_square *q,
-                         const char *rel, struct epu_doc *doc, const struct fsio_stat *st)
+static int on_hole_image(struct model *m, struct m_session *s, struct m_square *q, const char *rel,
+                         struct epu_doc *doc, const struct fsio_stat *st)
 {
     int rc = 0;
     if (doc) {
@@ -756,8 +754,7 @@ static int on_hole_image(struct model *m, struct m_session *s, struct m_square *
         if (!h) {
             rc = -EM_ENOMEM;
         } else if (newer(h->image ? h->image->rel : NULL, rel)) {
-            char *part =
-                print_part(entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, rel));
+            char *part = print_part(entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, rel));
             if (!h->image)
                 h->image = calloc(1, sizeof(*h->image));
             if (!part || !h->image || set_str(&h->image->rel, rel) < 0) {
@@ -775,8 +772,8 @@ static int on_hole_image(struct model *m, struct m_session *s, struct m_square *
     return rc;
 }
 
-static int on_micrograph(struct model *m, struct m_session *s, struct m_square *q,
-                         const char *rel, struct epu_doc *doc, const struct fsio_stat *st)
+static int on_micrograph(struct model *m, struct m_session *s, struct m_square *q, const char *rel,
+                         struct epu_doc *doc, const struct fsio_stat *st)
 {
     if (!doc)
         return 0;

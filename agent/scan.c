@@ -286,9 +286,9 @@ static int emit_square(struct scan *sc, struct square_work *w, const struct scan
     cJSON *data = entity_square_data(
         w->session_id, w->gridsquare_id, w->has_atlas, w->atlas_id, w->in_session,
         w->node ? entity_atlas_node_part(w->node) : NULL, g ? entity_metadata_part(g) : NULL,
-        w->image ? entity_image_part(&w->image->doc->u.image, EPU_KIND_GRIDSQUARE_IMAGE,
-                                     w->image_rel)
-                 : NULL);
+        w->image
+            ? entity_image_part(&w->image->doc->u.image, EPU_KIND_GRIDSQUARE_IMAGE, w->image_rel)
+            : NULL);
     cJSON *key = entity_key("session_id", w->session_id, "gridsquare_id", w->gridsquare_id, NULL);
     const char *src = w->meta ? w->meta_rel : w->image ? w->image_rel : s->ts->epu_dm;
     const struct fsio_stat *st = w->meta ? &w->meta->stat : w->image ? &w->image->stat : &s->st;
@@ -300,8 +300,7 @@ static int emit_hole(struct scan *sc, struct square_work *w, int64_t fh,
 {
     cJSON *data = entity_hole_data(
         w->session_id, w->gridsquare_id, fh, target ? entity_target_part(target) : NULL,
-        img ? entity_image_part(&img->job->doc->u.image, EPU_KIND_FOILHOLE_IMAGE, img->rel)
-            : NULL);
+        img ? entity_image_part(&img->job->doc->u.image, EPU_KIND_FOILHOLE_IMAGE, img->rel) : NULL);
     cJSON *key = entity_key("session_id", w->session_id, "foilhole_id", fh, NULL);
     return event_emit(&sc->ev, EV_FOILHOLE, key, data, img ? img->rel : w->meta_rel,
                       img ? &img->job->stat : &w->meta->stat);
@@ -361,8 +360,8 @@ static int emit_micrograph(struct scan *sc, struct square_work *w, struct pool_j
     const struct epu_exposure *e = entity_find_exposure(w->exposures, w->nexposures, rel);
     cJSON *data =
         entity_micrograph_data(j->doc, w->session_id, e != NULL, e ? e->exposure_id.v : 0);
-    cJSON *key = entity_key("session_id", w->session_id, "micrograph_uuid", 0,
-                            j->doc->u.image.image_uuid);
+    cJSON *key =
+        entity_key("session_id", w->session_id, "micrograph_uuid", 0, j->doc->u.image.image_uuid);
     return event_emit(&sc->ev, EV_MICROGRAPH, key, data, rel, &j->stat);
 }
 

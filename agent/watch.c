@@ -301,8 +301,7 @@ static struct epu_parser *parser_take(struct watch *w, enum epu_kind kind)
  * the next partial for the same path reuses. */
 static void partial_drop(struct watch *w, struct partial *pt)
 {
-    struct hmap_entry *e =
-        hmap_find(&w->partials, hash64_str(pt->path), pt->path, partial_path_of);
+    struct hmap_entry *e = hmap_find(&w->partials, hash64_str(pt->path), pt->path, partial_path_of);
     if (e) {
         /* Keep the slot searchable by its path: a tiny stub owns the path. */
         e->v.p = NULL;

@@ -30,7 +30,7 @@ struct watcher_callbacks {
 };
 
 struct watcher_options {
-    unsigned settle_ms; /* fs_event backend: quiet time before a file counts as complete */
+    unsigned settle_ms;   /* fs_event backend: quiet time before a file counts as complete */
     unsigned read_buffer; /* inotify: bytes read per call */
 };
 

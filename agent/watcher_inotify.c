@@ -14,8 +14,8 @@
 #include "hmap.h"
 #include "log.h"
 
-#define DIR_MASK                                                                               \
-    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF |    \
+#define DIR_MASK                                                                                   \
+    (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF |        \
      IN_ONLYDIR)
 
 struct watcher {

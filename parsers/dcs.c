@@ -47,8 +47,8 @@ struct dcs_reader {
     int first_byte; /* first byte that is not white space or a BOM, or -1 */
     int last_byte;  /* last byte that is not white space, or -1 */
     bool failed_in_finish;
-    bool started;  /* any byte fed: the push context exists */
-    bool finished; /* dcs_reader_finish ran */
+    bool started;     /* any byte fed: the push context exists */
+    bool finished;    /* dcs_reader_finish ran */
     bool root_closed; /* the root element's end tag was seen */
     bool failed;
     bool in_finish; /* errors raised while terminating mean "ended early" */

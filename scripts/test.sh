@@ -15,6 +15,13 @@ echo "== build and test (RelWithDebInfo, -Werror)"
 cmake --build "$top/build" -j"$jobs"
 (cd "$top/build" && ctest -j"$jobs" --output-on-failure --timeout 600)
 
+echo "== the portable watcher (uv_fs_event + settle), built and tested on this machine"
+cmake -S "$top" -B "$top/build-fsevent" -DEM_WERROR=ON -DEM_WATCHER=fsevent \
+    -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$top/build-fsevent" -j"$jobs" --target em-agent
+(cd "$top/build-fsevent" && ctest -j"$jobs" --output-on-failure --timeout 600 \
+    -R 'e2e_watch_(before|midway|after|kill|poll|ops)')
+
 echo "== build and test under AddressSanitizer + UBSan"
 cmake -S "$top" -B "$top/build-asan" -DEM_WERROR=ON -DEM_SANITIZE=address,undefined \
     -DCMAKE_BUILD_TYPE=Debug >/dev/null

@@ -189,8 +189,8 @@ static void scan_fold(struct folded *f)
     char line[1 << 16];
     while (fgets(line, sizeof(line), out)) {
         cJSON *e = cJSON_Parse(line);
-        char *k = key_string(cJSON_GetObjectItem(e, "type")->valuestring,
-                             cJSON_GetObjectItem(e, "key"));
+        char *k =
+            key_string(cJSON_GetObjectItem(e, "type")->valuestring, cJSON_GetObjectItem(e, "key"));
         fold_put(f, k, cJSON_PrintUnformatted(cJSON_GetObjectItem(e, "data")));
         free(k);
         cJSON_Delete(e);
@@ -265,7 +265,8 @@ static void test_model__orphans_wait_for_the_session_id(void **state)
     struct model *m = new_model(&got);
     feed(m, S1 "/Images-Disc1/GridSquare_1001/FoilHoles/FoilHole_2001_20250101_102000.xml");
     feed(m, S1 "/Images-Disc1/GridSquare_1001/Data/FoilHole_2001_Data_4001_1_20250101_102100.xml");
-    feed(m, ABORTED "/Images-Disc1/GridSquare_5001/Data/FoilHole_6001_Data_4001_1_20250101_121000.xml");
+    feed(m, ABORTED
+         "/Images-Disc1/GridSquare_5001/Data/FoilHole_6001_Data_4001_1_20250101_121000.xml");
     assert_int_equal(model_flush(m), 0);
     assert_int_equal(got.events, 0); /* no session id yet: nothing can be keyed */
     struct model_stats st;
@@ -336,12 +337,12 @@ static void test_model__unparseable_square_file_still_makes_the_square(void **st
     struct model *m = new_model(&got);
     feed(m, S1 "/EpuSession.dm");
     struct fsio_stat st = {0};
-    assert_int_equal(model_file(m, S1 "/Images-Disc1/GridSquare_7777/GridSquare_20250101_101000.xml",
+    assert_int_equal(model_file(m,
+                                S1 "/Images-Disc1/GridSquare_7777/GridSquare_20250101_101000.xml",
                                 EPU_KIND_GRIDSQUARE_IMAGE, NULL, &st),
                      0);
     assert_int_equal(model_flush(m), 0);
-    const char *d =
-        fold_get(&got, "gridsquare {\"session_id\":800001,\"gridsquare_id\":7777}");
+    const char *d = fold_get(&got, "gridsquare {\"session_id\":800001,\"gridsquare_id\":7777}");
     assert_non_null(d);
     assert_non_null(strstr(d, "\"in_session_list\":false"));
     assert_non_null(strstr(d, "\"image\":null"));
