@@ -126,20 +126,28 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
         return; /* a watch removed a moment ago */
     const char *dir = e->v.p;
     if (ev->mask & IN_IGNORED) {
-        /* The directory was deleted or its file system unmounted. */
-        em_log(EM_LOG_DEBUG, "%s: watch removed", dir);
+        /* The kernel dropped the watch: the directory was deleted, or its file system went
+         * away. If it is still there, events for it were lost: rescan. */
+        struct fsio_stat st;
+        bool still_there = fsio_stat(dir, &st) == 0 && st.type == FSIO_DIR;
+        em_log(still_there ? EM_LOG_WARN : EM_LOG_DEBUG, "%s: watch removed%s", dir,
+               still_there ? " while the directory exists; rescanning" : "");
+        if (still_there)
+            w->cb.overflow(w->cb.ctx, dir);
         free(e->v.p);
         e->v.p = NULL;
         /* Keep the slot (entries are never removed) but make it unreachable. */
         e->key = UINT64_MAX;
         return;
     }
-    if (ev->mask & (IN_MOVE_SELF | IN_DELETE_SELF)) {
-        /* Paths under it may have changed: look again from the top. */
-        em_log(EM_LOG_WARN, "%s: directory moved or deleted while watched; rescanning", dir);
+    if (ev->mask & IN_MOVE_SELF) {
+        /* Paths under it have changed: look again from the top. */
+        em_log(EM_LOG_WARN, "%s: directory moved while watched; rescanning", dir);
         w->cb.overflow(w->cb.ctx, NULL);
         return;
     }
+    if (ev->mask & IN_DELETE_SELF)
+        return; /* IN_IGNORED follows */
     if (ev->len == 0)
         return;
     char *path = fsio_join(dir, ev->name);

@@ -15,5 +15,18 @@ echo "== em-agent scan testdata/visit-mini" >&2
 shared="$top/../shared/testdata/epu/nt32457-6"
 if [ -d "$shared" ]; then
     echo "== em-agent scan $shared (first 3 events)" >&2
-    "$agent" scan "$shared" | head -n 3
+    "$agent" scan "$shared" 2>/dev/null | head -n 3 || true
 fi
+# The main job: follow a session while it is written. The bundled visit is written into a
+# temp dir the way EPU writes (chunks, torn and rewritten .dm files) while watch runs.
+live=$(mktemp -d)
+trap 'rm -rf "$live"' EXIT
+mkdir "$live/epu"
+echo "== em-agent watch $live/epu (while tests/e2e/epu_writer.py writes the visit into it)" >&2
+"$agent" -v watch --agent demo --state-dir "$live/state" --summary 1 "$live/epu" &
+watcher=$!
+sleep 0.5
+python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$live/epu" --pace 0.05 >/dev/null
+sleep 1.5
+kill -TERM "$watcher"
+wait "$watcher"
