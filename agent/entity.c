@@ -176,3 +176,21 @@ const struct epu_exposure *entity_find_exposure(const struct epu_exposure *const
     }
     return NULL;
 }
+
+const struct epu_atlas_square *entity_atlas_node(const struct epu_atlas *at, int64_t gs)
+{
+    if (!at)
+        return NULL;
+    size_t lo = 0, hi = at->gridsquare_count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        int64_t v = at->gridsquares[mid].gridsquare_id.v;
+        if (v == gs)
+            return &at->gridsquares[mid];
+        if (v < gs)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}

@@ -29,6 +29,10 @@ cJSON *entity_session_data(const struct epu_doc *session, const char *dir, bool 
 /* The atlas: Atlas.dm's fields and tiles without its nodes, and its path. */
 cJSON *entity_atlas_data(const struct epu_doc *atlas, const char *rel);
 
+/* The atlas's node for grid square `gs` (nodes are sorted by id), or NULL; `at` may be
+ * NULL. */
+const struct epu_atlas_square *entity_atlas_node(const struct epu_atlas *at, int64_t gs);
+
 /* Parts of a grid square and a foil hole. */
 cJSON *entity_atlas_node_part(const struct epu_atlas_square *node);
 cJSON *entity_metadata_part(const struct epu_gridsquare_metadata *g);

@@ -202,3 +202,18 @@ char *fsio_join(const char *dir, const char *name)
     memcpy(p + a + 1, name, b + 1);
     return p;
 }
+
+int fsio_write_all(int fd, char *p, size_t n)
+{
+    while (n > 0) {
+        uv_fs_t req;
+        uv_buf_t b = uv_buf_init(p, (unsigned)(n > (1u << 30) ? 1u << 30 : n));
+        int r = uv_fs_write(NULL, &req, fd, &b, 1, -1, NULL);
+        uv_fs_req_cleanup(&req);
+        if (r <= 0)
+            return -EM_EIO;
+        p += r;
+        n -= (size_t)r;
+    }
+    return 0;
+}

@@ -86,21 +86,6 @@ static int buf_put(struct journal *j, const char *s, size_t n)
     return 0;
 }
 
-static int write_all(uv_file fd, char *p, size_t n)
-{
-    while (n > 0) {
-        uv_fs_t req;
-        uv_buf_t b = uv_buf_init(p, (unsigned)(n > (1u << 30) ? 1u << 30 : n));
-        int r = uv_fs_write(NULL, &req, fd, &b, 1, -1, NULL);
-        uv_fs_req_cleanup(&req);
-        if (r <= 0)
-            return -EM_EIO;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 static int sync_fd(uv_file fd)
 {
     uv_fs_t req;
@@ -218,7 +203,7 @@ struct snap {
 static void snap_flush(struct snap *c, bool force)
 {
     if (c->rc == 0 && (force || c->j->len >= JOURNAL_BUF_MAX)) {
-        c->rc = write_all(c->fd, c->j->buf, c->j->len);
+        c->rc = fsio_write_all(c->fd, c->j->buf, c->j->len);
         c->j->bytes += c->j->len;
         c->j->len = 0;
     }
@@ -294,7 +279,7 @@ int journal_commit(struct journal *j)
     if (j->fd < 0)
         return -EM_EIO;
     if (j->len) {
-        int rc = write_all(j->fd, j->buf, j->len);
+        int rc = fsio_write_all(j->fd, j->buf, j->len);
         if (rc == 0 && j->fsync)
             rc = sync_fd(j->fd);
         if (rc < 0)

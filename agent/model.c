@@ -428,21 +428,7 @@ static int cmp_i64(const void *a, const void *b)
 
 static const struct epu_atlas_square *atlas_node(const struct m_atlas *a, int64_t gs)
 {
-    if (!a || !a->doc)
-        return NULL;
-    const struct epu_atlas *at = &a->doc->u.atlas;
-    size_t lo = 0, hi = at->gridsquare_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int64_t v = at->gridsquares[mid].gridsquare_id.v;
-        if (v == gs)
-            return &at->gridsquares[mid];
-        if (v < gs)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return a && a->doc ? entity_atlas_node(&a->doc->u.atlas, gs) : NULL;
 }
 
 static int emit_square(struct model *m, struct m_square *q)

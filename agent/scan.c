@@ -246,24 +246,6 @@ static int cmp_i64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-static const struct epu_atlas_square *atlas_node(const struct epu_atlas *at, int64_t gs)
-{
-    if (!at)
-        return NULL;
-    size_t lo = 0, hi = at->gridsquare_count;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        int64_t v = at->gridsquares[mid].gridsquare_id.v;
-        if (v == gs)
-            return &at->gridsquares[mid];
-        if (v < gs)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 /* The square's state while its files are consumed. */
 struct square_work {
     int64_t session_id, gridsquare_id;
@@ -393,7 +375,7 @@ static int do_square(struct scan *sc, struct scan_session *s, int64_t gs,
     struct square_work w = {.session_id = es->session_id.v, .gridsquare_id = gs};
     w.in_session =
         bsearch(&gs, es->gridsquare_ids, es->gridsquare_count, sizeof(int64_t), cmp_i64) != NULL;
-    w.node = atlas_node(at, gs);
+    w.node = entity_atlas_node(at, gs);
     if (w.node) {
         w.has_atlas = true;
         w.atlas_id = at->atlas_id.v;

@@ -105,25 +105,10 @@ struct watch {
 
 /* ---- output ---- */
 
-static int write_fd(uv_file fd, char *p, size_t n)
-{
-    while (n > 0) {
-        uv_fs_t req;
-        uv_buf_t b = uv_buf_init(p, (unsigned)(n > (1u << 30) ? 1u << 30 : n));
-        int r = uv_fs_write(NULL, &req, fd, &b, 1, -1, NULL);
-        uv_fs_req_cleanup(&req);
-        if (r <= 0)
-            return -EM_EIO;
-        p += r;
-        n -= (size_t)r;
-    }
-    return 0;
-}
-
 static int sink_write(struct watch *w, char *p, size_t n)
 {
     if (w->out_fd >= 0)
-        return write_fd(w->out_fd, p, n);
+        return fsio_write_all(w->out_fd, p, n);
     if (fwrite(p, 1, n, w->out) != n || fflush(w->out) != 0)
         return -EM_EIO;
     return 0;
