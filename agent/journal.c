@@ -34,7 +34,7 @@
 #define JOURNAL_MAGIC "em-agent journal 1"
 #define JOURNAL_MAX (1ull << 32)
 #define COMPACT_MIN (64u << 20)
-#define JOURNAL_BUF_MAX (1u << 20)
+#define JOURNAL_BUF_MAX (256u << 10)
 
 static const char *file_path_of(const void *v)
 {

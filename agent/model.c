@@ -57,7 +57,7 @@ struct m_target {
 
 /* The newest image of a hole (about one hole in ten has one). */
 struct m_image {
-    char *part, *rel;
+    char *part, *rel; /* rel borrowed when cb.borrow_paths */
     struct fsio_stat st;
 };
 
@@ -72,7 +72,7 @@ struct m_hole {
 
 struct m_micro {
     struct m_square *q;
-    char *rel;
+    char *rel; /* borrowed when cb.borrow_paths */
     uint64_t name;
     bool has_exp;
     int64_t exp;
@@ -167,6 +167,15 @@ static int set_str(char **dst, const char *src)
         return -EM_ENOMEM;
     free(*dst);
     *dst = c;
+    return 0;
+}
+
+/* Sets a path the model may borrow (see model_callbacks.borrow_paths). */
+static int set_path(struct model *m, char **dst, const char *rel)
+{
+    if (!m->cb.borrow_paths)
+        return set_str(dst, rel);
+    *dst = (char *)(uintptr_t)rel;
     return 0;
 }
 
@@ -743,7 +752,7 @@ static int on_hole_image(struct model *m, struct m_session *s, struct m_square *
             char *part = print_part(entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, rel));
             if (!h->image)
                 h->image = calloc(1, sizeof(*h->image));
-            if (!part || !h->image || set_str(&h->image->rel, rel) < 0) {
+            if (!part || !h->image || set_path(m, &h->image->rel, rel) < 0) {
                 free(part);
                 rc = -EM_ENOMEM;
             } else {
@@ -769,9 +778,9 @@ static int on_micrograph(struct model *m, struct m_session *s, struct m_square *
     struct m_micro *mi = e && !added ? e->v.p : NULL;
     if (e && added) {
         mi = calloc(1, sizeof(*mi));
-        if (!mi || !(mi->rel = strdup(rel)) ||
+        if (!mi || set_path(m, &mi->rel, rel) < 0 ||
             push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0) {
-            if (mi)
+            if (mi && !m->cb.borrow_paths)
                 free(mi->rel);
             free(mi);
             e->key = 0;
@@ -898,8 +907,15 @@ int model_flush(struct model *m)
             }
         }
     }
-    if (rc == 0)
+    if (rc == 0) {
         m->ndirty = 0;
+        /* A big flush (a cold start) need not keep its list for the quiet hours after. */
+        if (m->dirty_cap > 4096) {
+            free(m->dirty);
+            m->dirty = NULL;
+            m->dirty_cap = 0;
+        }
+    }
     return rc;
 }
 
@@ -955,11 +971,12 @@ static void free_square(union hmap_value *v, void *ctx)
 
 static void free_hole(union hmap_value *v, void *ctx)
 {
-    (void)ctx;
+    const struct model *m = ctx;
     struct m_hole *h = v->p;
     if (h->image) {
         free(h->image->part);
-        free(h->image->rel);
+        if (!m->cb.borrow_paths)
+            free(h->image->rel);
         free(h->image);
     }
     free(h);
@@ -967,9 +984,10 @@ static void free_hole(union hmap_value *v, void *ctx)
 
 static void free_micro(union hmap_value *v, void *ctx)
 {
-    (void)ctx;
+    const struct model *m = ctx;
     struct m_micro *mi = v->p;
-    free(mi->rel);
+    if (!m->cb.borrow_paths)
+        free(mi->rel);
     free(mi);
 }
 
@@ -986,8 +1004,8 @@ void model_free(struct model *m)
     for (size_t i = 0; i < m->nsessions; i++) {
         struct m_session *s = m->sessions[i];
         hmap_each(&s->squares, free_square, NULL);
-        hmap_each(&s->holes, free_hole, NULL);
-        hmap_each(&s->micros, free_micro, NULL);
+        hmap_each(&s->holes, free_hole, m);
+        hmap_each(&s->micros, free_micro, m);
         hmap_free(&s->squares);
         hmap_free(&s->holes);
         hmap_free(&s->micros);

@@ -48,6 +48,10 @@ struct model_callbacks {
      * to drop held parts). May be NULL. */
     void (*rescan)(void *ctx, const char *session_dir);
     void *ctx;
+    /* When true, model_file() keeps the `rel` pointers of micrographs and foil-hole
+     * images instead of copies: the caller promises they stay valid and unchanged while
+     * the model lives (the watch passes paths from its journal, which outlives it). */
+    bool borrow_paths;
 };
 
 struct model_stats {

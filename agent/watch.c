@@ -33,8 +33,8 @@
 
 #define MAX_PARTIALS 1024
 #define TAIL 64
-#define READ_CHUNK (1u << 20)
-#define OUT_FLUSH (1u << 20)
+#define READ_CHUNK (256u << 10)
+#define OUT_FLUSH (256u << 10)
 #define WALK_MAX_DEPTH 24
 
 struct watch;
@@ -476,7 +476,7 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
         partial_drop(w, pt);
         /* Scan counts a square whose file is unreadable, so the model hears of it. */
         if (!was_seen || force)
-            rc = model_file(r->model, rel, loc.kind, NULL, &st);
+            rc = model_file(r->model, f->path + r->len + 1, loc.kind, NULL, &st);
         else
             rc = 0;
         if (rc < 0)
@@ -491,7 +491,8 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
         epu_doc_free(doc); /* rewritten with the same content */
         return;
     }
-    rc = model_file(r->model, rel, loc.kind, doc, &st);
+    /* The model keeps this path: the journal's copy lives as long as the model. */
+    rc = model_file(r->model, f->path + r->len + 1, loc.kind, doc, &st);
     if (rc < 0)
         fail(w, 1, path, rc);
 }
@@ -901,7 +902,7 @@ static int open_roots(struct watch *w)
         r->w = w;
         r->path = real;
         r->len = len;
-        struct model_callbacks cb = {on_emit, on_load, on_rescan, r};
+        struct model_callbacks cb = {on_emit, on_load, on_rescan, r, true};
         r->model = model_new(real, &cb);
         if (!r->model)
             return -EM_ENOMEM;
@@ -913,7 +914,8 @@ static int open_roots(struct watch *w)
 static void free_all(struct watch *w)
 {
     for (size_t i = 0; i < w->nroots; i++) {
-        model_free(w->roots[i].model);
+        model_free(w->roots[i].model); /* before the journal, whose paths it borrows */
+        w->roots[i].model = NULL;
         free(w->roots[i].path);
     }
     free(w->roots);
@@ -1060,6 +1062,10 @@ int watch_run(const struct watch_options *opt)
         w.status = 1;
     if (opt->summary_s > 0 || w.status == 0)
         summary(&w, true);
+    for (size_t i = 0; i < w.nroots; i++) {
+        model_free(w.roots[i].model); /* it borrows the journal's paths */
+        w.roots[i].model = NULL;
+    }
     if (w.j.path && journal_close(&w.j) < 0) {
         em_log(EM_LOG_ERROR, "cannot write the journal on exit");
         if (w.status == 0)
