@@ -381,13 +381,11 @@ static struct wroot *root_of(struct watch *w, const char *path)
     return NULL;
 }
 
-/* How a file came to be looked at. */
-enum reason {
-    BY_WALK,  /* a walk found it: skip it if its size and mtime are those processed */
-    BY_EVENT, /* the system said it changed: read it even if size and mtime look the same,
-               * since a quick rewrite of the same size can keep the mtime (coarse clocks) */
-    BY_FORCE, /* hand it to the model even if its content is the one processed */
-};
+/* How a file came to be looked at. A walk or an event skips a file whose size and mtime
+ * are those of the version processed (an event often follows a version already read: the
+ * close after the root element ended); a forced look hands it to the model even if its
+ * content is the one processed. */
+enum reason { BY_WALK, BY_EVENT, BY_FORCE };
 
 /* Reads what is new in `path` and, when the document is complete, hands it over.
  * `complete`: the writer closed it (or a walk found it), so finish it now. */
@@ -412,7 +410,7 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
         return;
     }
     struct journal_file *f = journal_file_find(&w->j, path);
-    if (!pt && f && f->seen && why == BY_WALK && same_version(f, &st))
+    if (!pt && f && f->seen && why != BY_FORCE && same_version(f, &st))
         return;
     if (pt && (st.size < pt->fed || !tail_intact(w, pt))) {
         partial_drop(w, pt);
@@ -707,11 +705,11 @@ static void summary(struct watch *w, bool final)
     double secs = (double)(now - w->last_summary_ns) / 1e9;
     double rate = secs > 0 ? (double)(w->events_total - w->last_summary_events) / secs : 0;
     em_log(EM_LOG_INFO,
-           "%s%llu files parsed (%llu failed, %llu incomplete), %llu events (%.0f/s), lag "
-           "mean %.0f ms max %.0f ms, %zu in progress, %lu directories watched",
+           "%s%llu files parsed (%llu failed, %llu incomplete), %llu bytes read, %llu events "
+           "(%.0f/s), lag mean %.0f ms max %.0f ms, %zu in progress, %lu directories watched",
            final ? "stopped: " : "", (unsigned long long)w->files_parsed,
            (unsigned long long)w->files_failed, (unsigned long long)w->files_waiting,
-           (unsigned long long)w->events_total, rate,
+           (unsigned long long)w->bytes, (unsigned long long)w->events_total, rate,
            w->lag_n ? w->lag_sum_ms / (double)w->lag_n : 0.0, w->lag_max_ms, w->npartials,
            w->watcher ? watcher_count(w->watcher) : 0ul);
     w->last_summary_ns = now;

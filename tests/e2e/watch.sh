@@ -216,8 +216,49 @@ case_ops() { # one agent per state dir, exit codes, SIGHUP, config file and envi
         ok "ops: an unknown config setting exits 2 naming it" || bad "ops: bad config exit $rc"
 }
 
+case_grow() { # a big .dm appended to while open is fed as it grows, not re-read from 0
+    local d="$TMP/grow.d" dm
+    mkdir -p "$d"
+    cp -r "$ROOT/testdata/visit-mini/Supervisor_20250101_100000_1_mini_EPU" "$d/S"
+    rm -rf "$d/S/Metadata"
+    mkdir "$d/S/Metadata"
+    dm=$(ls "$SRC"/real/*/Metadata/GridSquare_*.dm 2>/dev/null | head -1)
+    [ -n "$dm" ] || dm="$ROOT/testdata/visit-mini/Supervisor_20250101_100000_1_mini_EPU/Metadata/GridSquare_1001.dm"
+    start_agent grow "$d" -v
+    sleep 0.5
+    local size
+    size=$(stat -c %s "$dm")
+    python3 - "$dm" "$d/S/Metadata/GridSquare_1001.dm" <<'PY'
+import sys, time
+data = open(sys.argv[1], "rb").read()
+n = 40
+step = len(data) // n + 1
+with open(sys.argv[2], "wb") as f:
+    for i in range(0, len(data), step):
+        f.write(data[i:i + step])
+        f.flush()
+        time.sleep(0.02)
+PY
+    sleep 0.5
+    kill -TERM "$APID"
+    wait "$APID"
+    local read
+    read=$(grep -o 'stopped: .* \([0-9]*\) bytes read' "$TMP/grow.log" | grep -o '[0-9]* bytes read' | cut -d' ' -f1)
+    # The tree holds the session file and a few manifests besides the .dm.
+    local others
+    others=$(find "$d/S" -type f ! -name 'GridSquare_1001.dm' -printf '%s\n' | awk '{s+=$1} END {print s}')
+    if [ -n "$read" ] && [ "$read" -ge "$size" ] && [ "$read" -lt $((size + others + size / 4)) ]; then
+        ok "grow: a $size-byte .dm written in 40 appends was read $read bytes in all"
+    else
+        bad "grow: read ${read:-?} bytes for a $size-byte .dm (re-read from the start?)"
+    fi
+    "$AGENT" scan --agent e2e "$d" >"$TMP/grow.scan" 2>/dev/null
+    $FOLD compare "$TMP/grow.scan" "$TMP/grow.jsonl" >/dev/null &&
+        ok "grow: entities equal scan" || bad "grow: entities differ"
+}
+
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill overflow poll ops)
+[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill overflow poll ops grow)
 for c in "${cases[@]}"; do
     "case_$c"
 done
