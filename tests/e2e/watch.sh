@@ -209,6 +209,11 @@ case_ops() { # one agent per state dir, exit codes, SIGHUP, config file and envi
         >"$TMP/env.jsonl" 2>/dev/null
     [ "$(head -1 "$TMP/env.jsonl" | python3 -c 'import json,sys; print(json.load(sys.stdin)["agent"])')" = from-env ] &&
         ok "ops: environment overrides the config file" || bad "ops: environment"
+    EM_AGENT_LOG_FORMAT=json EM_AGENT_VERBOSE=1 "$AGENT" watch --once --state-dir "$TMP/json.state" \
+        "$d" 2>"$TMP/json.err" >/dev/null
+    python3 -c 'import json,sys; [json.loads(l)["msg"] for l in open(sys.argv[1])]' "$TMP/json.err" &&
+        grep -q '"level":"info"' "$TMP/json.err" &&
+        ok "ops: --log-format json (from the environment) gives JSON log lines" || bad "ops: json log"
     printf 'bogus = 1\n' >"$TMP/bad.conf"
     "$AGENT" watch --config "$TMP/bad.conf" "$d" 2>"$TMP/bad.err"
     rc=$?
