@@ -1,5 +1,6 @@
 #include "hmap.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -67,6 +68,24 @@ struct hmap_entry *hmap_upsert(struct hmap *m, uint64_t key, const char *str, hm
     m->count++;
     *added = 1;
     return &m->e[i];
+}
+
+void hmap_remove(struct hmap *m, struct hmap_entry *e)
+{
+    size_t mask = m->cap - 1, hole = (size_t)(e - m->e);
+    /* Backward shift: entries that probed past the hole move into it, so every probe
+     * sequence stays unbroken without tombstones. */
+    for (size_t j = (hole + 1) & mask; m->e[j].key; j = (j + 1) & mask) {
+        size_t home = slot_of(m->e[j].key, m->cap);
+        bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            m->e[hole] = m->e[j];
+            hole = j;
+        }
+    }
+    m->e[hole].key = 0;
+    m->e[hole].v.u = 0;
+    m->count--;
 }
 
 void hmap_each(const struct hmap *m, void (*fn)(union hmap_value *v, void *ctx), void *ctx)

@@ -2,9 +2,7 @@
  *
  * Keys are hashes (hash.h) or ids; 0 is reserved. Maps that stand for strings check the
  * string too: give hmap_find() the string and a function returning a value's string, so
- * two strings whose hashes collide never share an entry. Entries are never removed
- * one by one (the agent only ever learns about files and entities); hmap_clear() empties
- * the map. Not thread-safe.
+ * two strings whose hashes collide never share an entry. Not thread-safe.
  */
 #ifndef EM_HMAP_H
 #define EM_HMAP_H
@@ -39,6 +37,10 @@ struct hmap_entry *hmap_find(const struct hmap *m, uint64_t key, const char *str
  * which. Returns NULL when out of memory. Valid until the next insertion. */
 struct hmap_entry *hmap_upsert(struct hmap *m, uint64_t key, const char *str, hmap_str_fn fn,
                                int *added);
+
+/* Removes the entry `e` (from hmap_find or hmap_upsert on `m`); its value is yours to
+ * free first. Entries after it may move: earlier entry pointers are invalid. */
+void hmap_remove(struct hmap *m, struct hmap_entry *e);
 
 /* Calls `fn` on each value, in no particular order. */
 void hmap_each(const struct hmap *m, void (*fn)(union hmap_value *v, void *ctx), void *ctx);

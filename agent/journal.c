@@ -166,8 +166,7 @@ struct journal_file *journal_file_get(struct journal *j, const char *path)
     struct journal_file *f = calloc(1, sizeof(*f));
     if (!f || !(f->path = strdup(path))) {
         free(f);
-        e->key = 0;
-        j->files.count--;
+        hmap_remove(&j->files, e);
         return NULL;
     }
     e->v.p = f;

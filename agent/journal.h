@@ -91,8 +91,9 @@ struct journal_file *journal_file_get(struct journal *j, const char *path);
 /* Records a file's new state (after changing *f). Buffered. */
 int journal_file_note(struct journal *j, const struct journal_file *f);
 
-/* Writes buffered records with one write, compacting first when the file has grown
- * large. Returns 0 or EM_EIO (the records stay buffered). */
+/* Writes buffered records with one write, then compacts the file when it has doubled
+ * since the last compaction (at least 64 MiB) and every event is delivered. Returns 0 or EM_EIO
+ * (the records stay buffered). */
 int journal_commit(struct journal *j);
 
 /* Frees the pending list once it has been re-sent. */

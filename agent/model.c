@@ -227,12 +227,11 @@ static struct m_session *session_get(struct model *m, const char *dir)
     struct m_session *s = calloc(1, sizeof(*s));
     if (!s || !(s->dir = strdup(dir)) ||
         push_ptr((void ***)&m->sessions, &m->nsessions, &m->sessions_cap, s) < 0) {
-        /* The entry must not point at nothing: give it a placeholder that never matches. */
+        /* Take the new entry out again: it must not point at nothing. */
         if (s)
             free(s->dir);
         free(s);
-        e->key = 0;
-        m->sessions_by_dir.count--;
+        hmap_remove(&m->sessions_by_dir, e);
         return NULL;
     }
     e->v.p = s;
@@ -340,8 +339,7 @@ static char *intern(struct model *m, const char *str)
     if (!e)
         return NULL;
     if (added && !(e->v.p = strdup(str))) {
-        e->key = 0;
-        m->strings.count--;
+        hmap_remove(&m->strings, e);
         return NULL;
     }
     return e->v.p;
@@ -499,8 +497,7 @@ static struct m_atlas *atlas_get(struct model *m, const char *rel)
         if (a)
             free(a->rel);
         free(a);
-        e->key = 0;
-        m->atlases_by_rel.count--;
+        hmap_remove(&m->atlases_by_rel, e);
         return NULL;
     }
     e->v.p = a;
@@ -783,8 +780,7 @@ static int on_micrograph(struct model *m, struct m_session *s, struct m_square *
             if (mi && !m->cb.borrow_paths)
                 free(mi->rel);
             free(mi);
-            e->key = 0;
-            s->micros.count--;
+            hmap_remove(&s->micros, e);
             mi = NULL;
             rc = -EM_ENOMEM;
         } else {

@@ -75,7 +75,7 @@ struct watch {
     struct watcher *watcher;
     struct wroot *roots;
     size_t nroots;
-    struct hmap partials; /* path hash -> struct partial * (removed entries: key 0 via rebuild) */
+    struct hmap partials; /* path hash -> struct partial * */
     size_t npartials;
     struct epu_parser *idle[EPU_KIND_COUNT]; /* one reusable parser per kind */
     struct fsio_buf rbuf;
@@ -264,7 +264,7 @@ static const char *partial_path_of(const void *v)
 static struct partial *partial_find(struct watch *w, const char *path)
 {
     struct hmap_entry *e = hmap_find(&w->partials, hash64_str(path), path, partial_path_of);
-    return e && e->v.p ? e->v.p : NULL;
+    return e ? e->v.p : NULL;
 }
 
 static void parser_release(struct watch *w, enum epu_kind kind, struct epu_parser *p)
@@ -282,23 +282,15 @@ static struct epu_parser *parser_take(struct watch *w, enum epu_kind kind)
     return p ? p : epu_parser_new(kind, NULL);
 }
 
-/* Entries are never removed from an hmap; a finished partial leaves a NULL value that
- * the next partial for the same path reuses. */
 static void partial_drop(struct watch *w, struct partial *pt)
 {
     struct hmap_entry *e = hmap_find(&w->partials, hash64_str(pt->path), pt->path, partial_path_of);
-    if (e) {
-        /* Keep the slot searchable by its path: a tiny stub owns the path. */
-        e->v.p = NULL;
-        e->key = UINT64_MAX - 1; /* unreachable; hmap_clear() reclaims such slots */
-    }
+    if (e)
+        hmap_remove(&w->partials, e);
     parser_release(w, pt->kind, pt->parser);
     free(pt->path);
     free(pt);
     w->npartials--;
-    /* Rebuild when dead slots pile up. */
-    if (w->npartials == 0 && w->partials.count > 4096)
-        hmap_clear(&w->partials);
 }
 
 static struct partial *partial_new(struct watch *w, const char *path, enum epu_kind kind)
@@ -632,7 +624,8 @@ static void on_file(void *ctx, const char *path, bool complete)
     if (w->stopping)
         return;
     uint64_t key = hash64_str(path);
-    /* The queue is short (one burst); a linear check on hash hits keeps it simple. */
+    /* One entry per path and burst; a path whose hash collides with a queued one is
+     * queued again, which only costs a second look. */
     struct hmap_entry *e = hmap_find(&w->queued, key, NULL, NULL);
     if (e && strcmp(w->queue[e->v.u - 1].path, path) == 0) {
         w->queue[e->v.u - 1].complete |= complete;
@@ -919,7 +912,7 @@ static void free_all(struct watch *w)
     free(w->roots);
     for (size_t i = 0; i < w->partials.cap; i++) {
         struct partial *pt = w->partials.e[i].key ? w->partials.e[i].v.p : NULL;
-        if (pt) {
+        if (pt) { /* still being written when the agent stopped */
             epu_parser_free(pt->parser);
             free(pt->path);
             free(pt);

@@ -30,6 +30,7 @@ struct fsw {
     char *path;
 };
 
+/* A file that changed and has not yet been quiet for settle_ms. */
 struct pending {
     char *path;
     struct fsio_stat st;
@@ -45,7 +46,7 @@ struct watcher {
     struct hmap dirs; /* path hash -> 1: directories watched */
     struct pending *pend;
     size_t npend, pend_cap;
-    struct hmap pend_index; /* path hash -> index + 1, or 0 */
+    struct hmap pend_index; /* path hash -> index in pend + 1 */
     uv_timer_t timer;
     size_t open_handles; /* handles not yet closed, the timer included */
     bool closing;
@@ -183,8 +184,8 @@ static void on_tick(uv_timer_t *t)
             w->cb.file(w->cb.ctx, p->path, true);
         any = true;
         struct hmap_entry *e = hmap_find(&w->pend_index, hash64_str(p->path), NULL, NULL);
-        if (e)
-            e->v.u = 0;
+        if (e && e->v.u == i + 1)
+            hmap_remove(&w->pend_index, e);
         free(p->path);
         w->pend[i] = w->pend[--w->npend];
         if (i < w->npend) {
@@ -193,8 +194,6 @@ static void on_tick(uv_timer_t *t)
                 e->v.u = i + 1;
         }
     }
-    if (w->npend == 0 && w->pend_index.count > 4096)
-        hmap_clear(&w->pend_index);
     if (any)
         w->cb.batch(w->cb.ctx);
 }
@@ -207,7 +206,7 @@ int watcher_add(struct watcher *w, const char *path)
     struct hmap_entry *e = hmap_upsert(&w->dirs, hash64_str(path), NULL, NULL, &added);
     if (!e)
         return -EM_ENOMEM;
-    if (!added && e->v.u)
+    if (!added)
         return 0; /* (a hash collision only costs a missing handle, which rescans cover) */
     struct fsw *f = calloc(1, sizeof(*f));
     if (!f || !(f->path = strdup(path))) {
@@ -221,7 +220,7 @@ int watcher_add(struct watcher *w, const char *path)
     if (rc < 0) {
         free(f->path);
         free(f);
-        e->v.u = 0;
+        hmap_remove(&w->dirs, e);
         if (rc == UV_ENOENT || rc == UV_ENOTDIR)
             return -EM_ENOENT;
         em_log(EM_LOG_ERROR, "%s: cannot watch: %s (try --poll)", path, uv_strerror(rc));

@@ -101,8 +101,7 @@ int watcher_add(struct watcher *w, const char *path)
     }
     e->v.p = strdup(path);
     if (!e->v.p) {
-        e->key = 0;
-        w->dirs.count--;
+        hmap_remove(&w->dirs, e);
         return -EM_ENOMEM;
     }
     return 0;
@@ -135,9 +134,7 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
         if (still_there)
             w->cb.overflow(w->cb.ctx, dir);
         free(e->v.p);
-        e->v.p = NULL;
-        /* Keep the slot (entries are never removed) but make it unreachable. */
-        e->key = UINT64_MAX;
+        hmap_remove(&w->dirs, e);
         return;
     }
     if (ev->mask & IN_MOVE_SELF) {
