@@ -1,5 +1,6 @@
 #include "fsio.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,10 +171,10 @@ int fsio_list(const char *path, struct fsio_entry **out, size_t *count)
     return 0;
 }
 
-int fsio_stat(const char *path, struct fsio_stat *st)
+static int stat_common(const char *path, struct fsio_stat *st, bool follow)
 {
     uv_fs_t req;
-    int rc = uv_fs_stat(NULL, &req, path, NULL);
+    int rc = follow ? uv_fs_stat(NULL, &req, path, NULL) : uv_fs_lstat(NULL, &req, path, NULL);
     if (rc < 0) {
         uv_fs_req_cleanup(&req);
         return from_uv(rc);
@@ -187,6 +188,16 @@ int fsio_stat(const char *path, struct fsio_stat *st)
     st->mtime_nsec = (int32_t)s->st_mtim.tv_nsec;
     uv_fs_req_cleanup(&req);
     return 0;
+}
+
+int fsio_stat(const char *path, struct fsio_stat *st)
+{
+    return stat_common(path, st, true);
+}
+
+int fsio_lstat(const char *path, struct fsio_stat *st)
+{
+    return stat_common(path, st, false);
 }
 
 char *fsio_join(const char *dir, const char *name)

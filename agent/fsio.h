@@ -50,6 +50,9 @@ struct fsio_stat {
 /* Stats `path` following links. Returns 0, EM_ENOENT or EM_EIO. */
 int fsio_stat(const char *path, struct fsio_stat *st);
 
+/* Like fsio_stat() but a symbolic link is reported as FSIO_OTHER, not followed. */
+int fsio_lstat(const char *path, struct fsio_stat *st);
+
 /* Writes all `n` bytes of `p` to the open file `fd` (libuv's uv_file). Returns 0 or
  * EM_EIO. */
 int fsio_write_all(int fd, char *p, size_t n);

@@ -968,7 +968,8 @@ static int start(struct watch *w)
     }
     if (o->poll_s <= 0) {
         struct watcher_options wo = {.settle_ms = o->settle_ms};
-        struct watcher_callbacks cb = {on_file, on_dir, on_overflow, on_batch, w};
+        struct watcher_callbacks cb = {
+            .file = on_file, .dir = on_dir, .overflow = on_overflow, .batch = on_batch, .ctx = w};
         rc = watcher_new(&w->loop, &wo, &cb, &w->watcher);
         if (rc < 0) {
             em_log(EM_LOG_ERROR, "cannot start the %s watcher: %s (try --poll)", watcher_backend(),

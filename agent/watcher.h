@@ -27,6 +27,13 @@ struct watcher_callbacks {
     /* A burst of events has been delivered: a good moment to emit. */
     void (*batch)(void *ctx);
     void *ctx;
+    /* Optional (NULL: not reported; the agent leaves them out). `from` was renamed to `to`
+     * within the watched trees; for a directory the watcher already follows the new
+     * paths. Only the inotify backend pairs renames; elsewhere a rename arrives as
+     * `removed` plus `file`/`dir`. */
+    void (*moved)(void *ctx, const char *from, const char *to, bool is_dir);
+    /* Optional: `path` was deleted or moved out of the watched trees. */
+    void (*removed)(void *ctx, const char *path, bool is_dir);
 };
 
 struct watcher_options {

@@ -93,8 +93,12 @@ static bool covered(const struct watcher *w, const char *path)
 static void note(struct watcher *w, const char *path)
 {
     struct fsio_stat st;
-    if (fsio_stat(path, &st) < 0)
-        return; /* gone again */
+    if (fsio_stat(path, &st) < 0) {
+        /* Gone again, or deleted: the owner knows whether it was a directory. */
+        if (w->cb.removed)
+            w->cb.removed(w->cb.ctx, path, false);
+        return;
+    }
     if (st.type == FSIO_DIR) {
         w->cb.dir(w->cb.ctx, path);
         return;

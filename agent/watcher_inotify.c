@@ -4,6 +4,7 @@
 
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/inotify.h>
@@ -17,6 +18,16 @@
 #define DIR_MASK                                                                                   \
     (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF |        \
      IN_ONLYDIR)
+/* What an owner that follows renames and deletions (the recorder) also needs. */
+#define GONE_MASK (IN_MOVED_FROM | IN_DELETE)
+
+/* The first half of a rename, waiting for its IN_MOVED_TO with the same cookie. */
+struct move_from {
+    uint32_t cookie;
+    bool is_dir;
+    char *path;
+};
+#define MAX_MOVES 64
 
 struct watcher {
     uv_poll_t poll;
@@ -26,6 +37,9 @@ struct watcher {
     char *buf;
     size_t buf_len;
     bool closing;
+    uint32_t mask;
+    struct move_from moves[MAX_MOVES];
+    unsigned nmoves;
 };
 
 const char *watcher_backend(void)
@@ -47,6 +61,7 @@ int watcher_new(uv_loop_t *loop, const struct watcher_options *opt,
     if (!w)
         return -EM_ENOMEM;
     w->cb = *cb;
+    w->mask = DIR_MASK | (cb->moved || cb->removed ? GONE_MASK : 0);
     /* Big reads empty the kernel queue fast, which is what prevents overflows. */
     w->buf_len = opt && opt->read_buffer ? opt->read_buffer : 256u << 10;
     w->buf = malloc(w->buf_len);
@@ -75,7 +90,7 @@ int watcher_new(uv_loop_t *loop, const struct watcher_options *opt,
 
 int watcher_add(struct watcher *w, const char *path)
 {
-    int wd = inotify_add_watch(w->fd, path, DIR_MASK);
+    int wd = inotify_add_watch(w->fd, path, w->mask);
     if (wd < 0) {
         if (errno == ENOENT || errno == ENOTDIR)
             return -EM_ENOENT;
@@ -112,6 +127,69 @@ unsigned long watcher_count(const struct watcher *w)
     return (unsigned long)w->dirs.count;
 }
 
+/* Reports the first halves of renames that found no second half: moved out of the
+ * watched trees, which for the owner is a deletion. */
+static void flush_moves(struct watcher *w)
+{
+    for (unsigned i = 0; i < w->nmoves; i++) {
+        if (w->cb.removed)
+            w->cb.removed(w->cb.ctx, w->moves[i].path, w->moves[i].is_dir);
+        free(w->moves[i].path);
+    }
+    w->nmoves = 0;
+}
+
+/* The watched directories at or below `from` are now at or below `to`. */
+static void rename_watches(struct watcher *w, const char *from, const char *to)
+{
+    size_t n = strlen(from);
+    for (size_t i = 0; i < w->dirs.cap; i++) {
+        struct hmap_entry *e = &w->dirs.e[i];
+        char *old = e->key ? e->v.p : NULL;
+        if (!old || strncmp(old, from, n) != 0 || (old[n] != '\0' && old[n] != '/'))
+            continue;
+        size_t len = strlen(to) + strlen(old + n) + 1;
+        char *p = malloc(len);
+        if (!p)
+            continue; /* the old path stays; its events will look like a lost watch */
+        snprintf(p, len, "%s%s", to, old + n);
+        free(old);
+        e->v.p = p;
+    }
+}
+
+/* A rename's halves: pairs them by cookie when the owner wants renames. Returns true when
+ * the event was consumed. */
+static bool handle_move(struct watcher *w, const struct inotify_event *ev, const char *path)
+{
+    bool is_dir = (ev->mask & IN_ISDIR) != 0;
+    if (ev->mask & IN_MOVED_FROM) {
+        if (w->nmoves == MAX_MOVES)
+            flush_moves(w);
+        char *copy = strdup(path);
+        if (!copy) {
+            w->cb.overflow(w->cb.ctx, NULL);
+            return true;
+        }
+        w->moves[w->nmoves++] = (struct move_from){ev->cookie, is_dir, copy};
+        return true;
+    }
+    if (!(ev->mask & IN_MOVED_TO) || !w->cb.moved)
+        return false;
+    for (unsigned i = 0; i < w->nmoves; i++) {
+        if (w->moves[i].cookie != ev->cookie)
+            continue;
+        char *from = w->moves[i].path;
+        w->moves[i] = w->moves[--w->nmoves];
+        if (is_dir)
+            rename_watches(w, from, path);
+        w->cb.moved(w->cb.ctx, from, path, is_dir);
+        free(from);
+        return true;
+    }
+    return false; /* moved in from outside: a new file or directory */
+}
+
 static void handle(struct watcher *w, const struct inotify_event *ev)
 {
     if (ev->mask & IN_Q_OVERFLOW) {
@@ -138,6 +216,11 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
         return;
     }
     if (ev->mask & IN_MOVE_SELF) {
+        /* An owner that follows renames has had the paths updated already (the rename's
+         * halves come first); a directory still at its recorded path is that case. */
+        struct fsio_stat st;
+        if (w->cb.moved && fsio_stat(dir, &st) == 0 && st.type == FSIO_DIR)
+            return;
         /* Paths under it have changed: look again from the top. */
         em_log(EM_LOG_WARN, "%s: directory moved while watched; rescanning", dir);
         w->cb.overflow(w->cb.ctx, NULL);
@@ -150,6 +233,16 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
     char *path = fsio_join(dir, ev->name);
     if (!path) {
         w->cb.overflow(w->cb.ctx, dir);
+        return;
+    }
+    if ((ev->mask & (IN_MOVED_FROM | IN_MOVED_TO)) && handle_move(w, ev, path)) {
+        free(path);
+        return;
+    }
+    if (ev->mask & IN_DELETE) {
+        if (w->cb.removed)
+            w->cb.removed(w->cb.ctx, path, (ev->mask & IN_ISDIR) != 0);
+        free(path);
         return;
     }
     if (ev->mask & IN_ISDIR) {
@@ -190,6 +283,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
         if (w->closing)
             return;
     }
+    flush_moves(w);
     w->cb.batch(w->cb.ctx);
 }
 
@@ -203,6 +297,8 @@ static void on_closed(uv_handle_t *h)
 {
     struct watcher *w = (struct watcher *)((char *)h - offsetof(struct watcher, poll));
     close(w->fd);
+    for (unsigned i = 0; i < w->nmoves; i++)
+        free(w->moves[i].path);
     hmap_each(&w->dirs, free_dir, NULL);
     hmap_free(&w->dirs);
     free(w->buf);
