@@ -5,7 +5,7 @@ set -euo pipefail
 packages=(
     build-essential cmake pkg-config clang clang-format
     libuv1-dev libxml2-dev libcjson-dev libcmocka-dev
-    libxml2-utils python3 time systemd
+    libarchive-dev libxml2-utils python3 time systemd
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -112,7 +112,7 @@ struct synth {
     struct rec_writer *wr;
     struct hmap dirs;
     struct hmap written; /* files written once already (hash of path -> 1) */
-    double t;         /* seconds of the schedule */
+    double t;            /* seconds of the schedule */
     uint64_t start_ns;
     uint64_t files, bytes, mics_done, mics_total;
     uint64_t counts[5]; /* atlas, session, gridsquare, foilhole, micrograph */
@@ -152,10 +152,9 @@ static double uniform(struct synth *s)
 static void new_uuid(struct synth *s)
 {
     uint64_t a = next_rand(s), b = next_rand(s);
-    snprintf(s->uuid, sizeof(s->uuid), "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-8%03" PRIx64
-             "-%012" PRIx64,
-             a >> 32, (a >> 16) & 0xffff, a & 0xfff, (b >> 48) & 0xfff,
-             (uint64_t)(b & 0xffffffffffffull));
+    snprintf(s->uuid, sizeof(s->uuid),
+             "%08" PRIx64 "-%04" PRIx64 "-4%03" PRIx64 "-8%03" PRIx64 "-%012" PRIx64, a >> 32,
+             (a >> 16) & 0xffff, a & 0xfff, (b >> 48) & 0xfff, (uint64_t)(b & 0xffffffffffffull));
 }
 
 static void clock_parts(int64_t t, struct tm *tm)
@@ -262,8 +261,9 @@ static int load_templates(struct synth *s)
         }
         s->tm[k].real = strstr(text, "{{") == NULL;
         if (s->tm[k].real && (k == T_SESSION || k == T_ATLAS || k == T_SQUARE_DM)) {
-            failf(s, "%s: a real .dm file cannot be a template: its lists are rebuilt for every "
-                     "square; mark it up with {{ }} like tools/templates/%s",
+            failf(s,
+                  "%s: a real .dm file cannot be a template: its lists are rebuilt for every "
+                  "square; mark it up with {{ }} like tools/templates/%s",
                   tnames[k], tnames[k]);
             free(text);
             return -1;
@@ -624,7 +624,9 @@ static void sink_file(struct synth *s, const char *rel, const char *data, size_t
             sha256_update(&sh, data + off, end - off);
             char hex[65];
             sha256_hex(&sh, hex);
-            struct rec_op op = {.type = i > 0 ? REC_APPEND : added ? REC_CREATE : REC_REWRITE,
+            struct rec_op op = {.type = i > 0   ? REC_APPEND
+                                        : added ? REC_CREATE
+                                                : REC_REWRITE,
                                 .t = s->t + i * 0.001,
                                 .path = rel,
                                 .offset = off,
@@ -644,8 +646,8 @@ static void sink_file(struct synth *s, const char *rel, const char *data, size_t
     }
     char *abs = fsio_join(s->o.out, rel);
     uv_fs_t req;
-    int fd = abs ? uv_fs_open(NULL, &req, abs, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC,
-                              0644, NULL)
+    int fd = abs ? uv_fs_open(NULL, &req, abs, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, 0644,
+                              NULL)
                  : UV_ENOMEM;
     if (abs)
         uv_fs_req_cleanup(&req);
@@ -985,8 +987,15 @@ int main(int argc, char **argv)
     if (!s)
         return 1;
     struct options *o = &s->o;
-    *o = (struct options){.sessions = 2, .aborted = 1, .squares = 3, .unimaged = 2, .holes = 4,
-                          .mics = 2, .dm_every = 1, .seed = 1, .images = true};
+    *o = (struct options){.sessions = 2,
+                          .aborted = 1,
+                          .squares = 3,
+                          .unimaged = 2,
+                          .holes = 4,
+                          .mics = 2,
+                          .dm_every = 1,
+                          .seed = 1,
+                          .images = true};
     int rc = 2;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -1134,8 +1143,8 @@ report:
         }
     }
     if (!o->quiet)
-        fprintf(stderr, "em-synth: %" PRIu64 " writes (%.1f MB of XML) to %s: %s\n",
-                s->files, (double)s->bytes / 1e6, o->record ? o->record : o->out, counts);
+        fprintf(stderr, "em-synth: %" PRIu64 " writes (%.1f MB of XML) to %s: %s\n", s->files,
+                (double)s->bytes / 1e6, o->record ? o->record : o->out, counts);
     rc = 0;
 out:
     free_synth(s);

@@ -10,12 +10,12 @@
 struct record_options {
     const char *dir;
     const char *out;
-    bool snapshot;          /* record a finished tree in mtime order, then stop */
-    unsigned chunks;        /* --snapshot: write each file in this many pieces */
-    double chunk_gap;       /* --snapshot: seconds between pieces */
+    bool snapshot;    /* record a finished tree in mtime order, then stop */
+    unsigned chunks;  /* --snapshot: write each file in this many pieces */
+    double chunk_gap; /* --snapshot: seconds between pieces */
     const char *placeholders;
-    unsigned sample_ms;     /* how often a growing file is looked at */
-    double duration;        /* stop after this many seconds (0: at SIGINT/SIGTERM) */
+    unsigned sample_ms; /* how often a growing file is looked at */
+    double duration;    /* stop after this many seconds (0: at SIGINT/SIGTERM) */
     bool quiet;
 };
 

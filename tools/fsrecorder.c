@@ -15,7 +15,8 @@ static const char usage_text[] =
     "  record DIR OUT        record DIR, then every change in it until Ctrl-C/SIGTERM\n"
     "  record --snapshot DIR OUT   record a finished tree in acquisition (mtime) order\n"
     "  replay REC DIR        write the recording into DIR with its timing\n"
-    "  verify REC DIR        check DIR against the recording's final state\n"
+    "  verify REC DIR        check DIR against the recording's final state (-q: only\n"
+    "                        differences)\n"
     "  info REC              what a recording holds\n"
     "  pack IN OUT           copy a recording with other compression (e.g. a .part left\n"
     "                        by a recorder that was killed)\n"
@@ -178,10 +179,20 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "replay") == 0)
         return cmd_replay(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0) {
-        bool quiet = argc == 5 && (strcmp(argv[4], "-q") == 0);
-        if (argc != 4 && !quiet)
-            return usage("verify takes REC and DIR");
-        return fsrec_verify(argv[2], argv[3], quiet);
+        bool quiet = false;
+        const char *pos[2];
+        int npos = 0;
+        for (int i = 2; i < argc; i++) {
+            if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
+                quiet = true;
+            else if (argv[i][0] != '-' && npos < 2)
+                pos[npos++] = argv[i];
+            else
+                return usage("verify takes [-q] REC DIR");
+        }
+        if (npos != 2)
+            return usage("verify takes [-q] REC DIR");
+        return fsrec_verify(pos[0], pos[1], quiet);
     }
     if (strcmp(cmd, "info") == 0) {
         bool json = false, ops = false;

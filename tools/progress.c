@@ -34,8 +34,8 @@ void progress_show(struct progress *p, const char *what, uint64_t done, uint64_t
             bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
         bar[30] = '\0';
         double eta = f > 0.001 ? elapsed / f - elapsed : 0;
-        fprintf(stderr, "\r%s [%s] %3d%% %s, %.0f s, eta %.0f s\033[K", what, bar,
-                (int)(f * 100), detail, elapsed, eta);
+        fprintf(stderr, "\r%s [%s] %3d%% %s, %.0f s, eta %.0f s\033[K", what, bar, (int)(f * 100),
+                detail, elapsed, eta);
     } else {
         fprintf(stderr, "\r%s %s, %.0f s\033[K", what, detail, elapsed);
     }

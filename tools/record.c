@@ -33,7 +33,7 @@
 #include "watcher.h"
 
 #define BLOCK 4096u
-#define FLUSH_NS 500000000ull        /* a segment at least every half second */
+#define FLUSH_NS 500000000ull         /* a segment at least every half second */
 #define FLUSH_BYTES ((size_t)8 << 20) /* or when this much is waiting */
 
 struct tracked {
@@ -360,8 +360,8 @@ static void sample(struct recorder *r, const char *rel)
             free(t->blocks);
             t->blocks = NULL;
             t->nblocks = 0;
-            struct rec_op op = {.type = REC_PLACEHOLDER, .path = rel, .size = st.size,
-                                .mtime_ns = mt};
+            struct rec_op op = {
+                .type = REC_PLACEHOLDER, .path = rel, .size = st.size, .mtime_ns = mt};
             emit(r, &op);
         }
         t->dirty = false;
@@ -668,8 +668,7 @@ static void show_progress(struct recorder *r, bool force)
     rec_writer_totals(r->wr, &tot);
     char detail[160];
     snprintf(detail, sizeof(detail), "%llu operations, %llu files tracked, %.1f MB stored",
-             (unsigned long long)tot.ops, (unsigned long long)r->map.count,
-             (double)tot.data / 1e6);
+             (unsigned long long)tot.ops, (unsigned long long)r->map.count, (double)tot.data / 1e6);
     progress_show(&r->prog, "recording", 0, 0, detail, force);
 }
 
@@ -797,8 +796,7 @@ static int snapshot(struct recorder *r)
     size_t n = 0, cap = 0;
     int rc = collect(r, NULL, &list, &n, &cap);
     if (rc < 0) {
-        snprintf(r->err, sizeof(r->err), "%s: cannot list the tree (%s)", r->root,
-                 em_strerror(rc));
+        snprintf(r->err, sizeof(r->err), "%s: cannot list the tree (%s)", r->root, em_strerror(rc));
         r->failed = true;
     }
     if (n)
@@ -844,8 +842,8 @@ static int snapshot(struct recorder *r)
             ensure_dir(r, parent, false);
         }
         if (ph) {
-            struct rec_op op = {.type = REC_PLACEHOLDER, .path = rel, .size = st.size,
-                                .mtime_ns = mtime_ns(&st)};
+            struct rec_op op = {
+                .type = REC_PLACEHOLDER, .path = rel, .size = st.size, .mtime_ns = mtime_ns(&st)};
             emit(r, &op);
         }
         const unsigned char *p = (const unsigned char *)r->buf.data;
@@ -895,8 +893,9 @@ int fsrec_record(const struct record_options *o)
 {
     enum rec_compression comp;
     if (rec_compression_for(o->out, &comp) < 0) {
-        fprintf(stderr, "fsrecorder: %s: the name must end in .tar, .tar.gz, .tgz, .tar.zst "
-                        "or .tzst (it chooses the compression)\n",
+        fprintf(stderr,
+                "fsrecorder: %s: the name must end in .tar, .tar.gz, .tgz, .tar.zst "
+                "or .tzst (it chooses the compression)\n",
                 o->out);
         return 2;
     }
@@ -963,8 +962,9 @@ int fsrec_record(const struct record_options *o)
         uv_signal_start(&r->sigterm, on_signal, SIGTERM);
         walk(r, NULL);
         if (!o->quiet)
-            fprintf(stderr, "fsrecorder: recording %s into %s (%llu files so far); stop with "
-                            "Ctrl-C or SIGTERM\n",
+            fprintf(stderr,
+                    "fsrecorder: recording %s into %s (%llu files so far); stop with "
+                    "Ctrl-C or SIGTERM\n",
                     r->root, part, (unsigned long long)r->files_seen);
         unsigned ms = o->sample_ms ? o->sample_ms : 25;
         uv_timer_start(&r->tick, on_tick, ms, ms);
@@ -1009,8 +1009,8 @@ int fsrec_record(const struct record_options *o)
                 "fsrecorder: %s: %llu operations in %.1f s (%llu mkdir, %llu create, %llu "
                 "append, %llu write, %llu rewrite, %llu truncate, %llu placeholder, %llu "
                 "rename, %llu delete), %.1f MB of content\n",
-                o->out, (unsigned long long)tot.ops, end,
-                (unsigned long long)r->counts[REC_MKDIR], (unsigned long long)r->counts[REC_CREATE],
+                o->out, (unsigned long long)tot.ops, end, (unsigned long long)r->counts[REC_MKDIR],
+                (unsigned long long)r->counts[REC_CREATE],
                 (unsigned long long)r->counts[REC_APPEND], (unsigned long long)r->counts[REC_WRITE],
                 (unsigned long long)r->counts[REC_REWRITE],
                 (unsigned long long)r->counts[REC_TRUNCATE],

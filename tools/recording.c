@@ -18,9 +18,9 @@
 
 #include "em_error.h"
 
-static const char *const op_names[] = {"mkdir",    "create",      "append", "write",
-                                       "rewrite",  "truncate",    "placeholder",
-                                       "rename",   "delete",      "end",    "unknown"};
+static const char *const op_names[] = {"mkdir",   "create",   "append",      "write",
+                                       "rewrite", "truncate", "placeholder", "rename",
+                                       "delete",  "end",      "unknown"};
 
 const char *rec_op_name(enum rec_op_type t)
 {
@@ -286,8 +286,8 @@ size_t rec_writer_pending(const struct rec_writer *w)
 
 int rec_writer_add(struct rec_writer *w, struct rec_op *op)
 {
-    if (op->type != REC_END && (rec_path_check(op->path) || (op->type == REC_RENAME &&
-                                                             rec_path_check(op->to))))
+    if (op->type != REC_END &&
+        (rec_path_check(op->path) || (op->type == REC_RENAME && rec_path_check(op->to))))
         return -EM_EINVAL;
     op->n = w->totals.ops + 1 + (op->type == REC_END ? 0 : 0);
     size_t mark = w->lines.len;
@@ -449,8 +449,7 @@ int rec_pack(const char *in, const char *out, enum rec_compression c, char *err,
     int hr;
     while ((hr = archive_read_next_header(r, &e)) == ARCHIVE_OK) {
         la_int64_t size = archive_entry_size(e);
-        if (archive_entry_filetype(e) != AE_IFREG || size < 0 ||
-            (uint64_t)size > REC_MAX_DATA)
+        if (archive_entry_filetype(e) != AE_IFREG || size < 0 || (uint64_t)size > REC_MAX_DATA)
             continue;
         /* Whole entries only: a torn last entry (the recorder was killed) is left out
          * rather than padded. */
@@ -564,8 +563,10 @@ static int next_entry(struct rec_reader *r, struct archive_entry **e)
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
         return reader_error(r, -EM_ETRUNCATED, "%s", archive_error_string(r->a));
     if (archive_entry_filetype(*e) != AE_IFREG)
-        return reader_error(r, -EM_EHOSTILE, "%s: not a regular file (links and devices are "
-                            "refused)", archive_entry_pathname(*e));
+        return reader_error(r, -EM_EHOSTILE,
+                            "%s: not a regular file (links and devices are "
+                            "refused)",
+                            archive_entry_pathname(*e));
     return 1;
 }
 
@@ -637,8 +638,7 @@ int rec_reader_open(const char *path, struct rec_reader **out, char *err, size_t
     }
     rc = next_line(r);
     if (rc <= 0) {
-        fail(err, errlen, "%s: not a recording (%s)", path,
-             rc == 0 ? "no manifest" : r->error);
+        fail(err, errlen, "%s: not a recording (%s)", path, rc == 0 ? "no manifest" : r->error);
         rc = rc == 0 ? -EM_EMALFORMED : rc;
         goto bad;
     }
@@ -652,8 +652,8 @@ int rec_reader_open(const char *path, struct rec_reader **out, char *err, size_t
         goto bad;
     }
     if (!cJSON_IsNumber(v) || v->valuedouble != REC_VERSION) {
-        fail(err, errlen, "%s: recording format version %g; this fsrecorder reads version %d",
-             path, cJSON_IsNumber(v) ? v->valuedouble : 0.0, REC_VERSION);
+        fail(err, errlen, "%s: recording format version %g; this fsrecorder reads version %d", path,
+             cJSON_IsNumber(v) ? v->valuedouble : 0.0, REC_VERSION);
         rc = -EM_EMALFORMED;
         goto bad;
     }
@@ -708,8 +708,9 @@ int rec_reader_next(struct rec_reader *r, struct rec_op *op)
         /* The archive stopped before an "end" operation: a killed recorder. */
         r->at_end = true;
         if (rc == 0)
-            snprintf(r->error, sizeof(r->error), "the recording has no end (the recorder "
-                                                 "stopped abruptly)");
+            snprintf(r->error, sizeof(r->error),
+                     "the recording has no end (the recorder "
+                     "stopped abruptly)");
         return 0;
     }
     const cJSON *o = r->line;
@@ -718,8 +719,9 @@ int rec_reader_next(struct rec_reader *r, struct rec_op *op)
     if (!get_u64(o, "n", UINT64_MAX >> 11, &op->n) || !name)
         return reader_error(r, -EM_EMALFORMED, "manifest line without \"n\" or \"op\"");
     if (op->n != r->next_n)
-        return reader_error(r, -EM_EMALFORMED, "operation %" PRIu64 " where %" PRIu64
-                            " was expected", op->n, r->next_n);
+        return reader_error(r, -EM_EMALFORMED,
+                            "operation %" PRIu64 " where %" PRIu64 " was expected", op->n,
+                            r->next_n);
     r->next_n++;
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(o, "t");
     op->t = cJSON_IsNumber(t) && t->valuedouble >= 0 ? t->valuedouble : 0;
@@ -775,12 +777,14 @@ int rec_reader_next(struct rec_reader *r, struct rec_op *op)
         break;
     }
     if (bad)
-        return reader_error(r, -EM_EMALFORMED, "operation %" PRIu64 " (%s) lacks a field",
-                            op->n, name);
+        return reader_error(r, -EM_EMALFORMED, "operation %" PRIu64 " (%s) lacks a field", op->n,
+                            name);
     if (op->type == REC_UNKNOWN && !r->warned_unknown) {
         r->warned_unknown = true;
-        fprintf(stderr, "fsrecorder: warning: operation \"%s\" is unknown to this version; "
-                        "skipping such operations\n", name);
+        fprintf(stderr,
+                "fsrecorder: warning: operation \"%s\" is unknown to this version; "
+                "skipping such operations\n",
+                name);
     }
     if (len) {
         struct archive_entry *e;
@@ -793,7 +797,8 @@ int rec_reader_next(struct rec_reader *r, struct rec_op *op)
         }
         char want[40];
         snprintf(want, sizeof(want), "data/%" PRIu64, op->n);
-        if (strcmp(archive_entry_pathname(e), want) != 0 || archive_entry_size(e) != (la_int64_t)len)
+        if (strcmp(archive_entry_pathname(e), want) != 0 ||
+            archive_entry_size(e) != (la_int64_t)len)
             return reader_error(r, -EM_EMALFORMED, "%s: expected %s of %" PRIu64 " bytes",
                                 archive_entry_pathname(e), want, len);
         if (r->skip_data) {

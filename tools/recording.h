@@ -49,17 +49,17 @@ enum rec_op_type {
 };
 
 struct rec_op {
-    uint64_t n;    /* 1-based position in the recording (the writer assigns it) */
-    double t;      /* seconds since the recording started */
+    uint64_t n; /* 1-based position in the recording (the writer assigns it) */
+    double t;   /* seconds since the recording started */
     enum rec_op_type type;
     const char *path;
-    const char *to;          /* REC_RENAME */
-    uint64_t offset;         /* REC_APPEND, REC_WRITE */
-    uint64_t size;           /* the file's size after the operation */
-    bool same;               /* REC_REWRITE with unchanged content (no data) */
-    bool is_dir;             /* REC_RENAME, REC_DELETE */
-    const char *sha256;      /* the whole file after the operation; NULL for placeholders */
-    int64_t mtime_ns;        /* the source file's mtime (ns since 1970), 0 when unknown */
+    const char *to;     /* REC_RENAME */
+    uint64_t offset;    /* REC_APPEND, REC_WRITE */
+    uint64_t size;      /* the file's size after the operation */
+    bool same;          /* REC_REWRITE with unchanged content (no data) */
+    bool is_dir;        /* REC_RENAME, REC_DELETE */
+    const char *sha256; /* the whole file after the operation; NULL for placeholders */
+    int64_t mtime_ns;   /* the source file's mtime (ns since 1970), 0 when unknown */
     const unsigned char *data;
     size_t len;
 };
@@ -104,8 +104,8 @@ size_t rec_writer_pending(const struct rec_writer *w);
 int rec_writer_flush(struct rec_writer *w, char *err, size_t errlen);
 
 struct rec_totals {
-    uint64_t ops;       /* operations, without "end" */
-    uint64_t data;      /* bytes of content stored */
+    uint64_t ops;  /* operations, without "end" */
+    uint64_t data; /* bytes of content stored */
     uint64_t segments;
 };
 void rec_writer_totals(const struct rec_writer *w, struct rec_totals *t);

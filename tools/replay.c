@@ -20,6 +20,8 @@
 
 #include "em_error.h"
 #include "fsio.h"
+#include "hash.h"
+#include "hmap.h"
 #include "progress.h"
 #include "recording.h"
 #include "treestate.h"
@@ -30,6 +32,7 @@ struct target {
     const char *root;
     char err[600];
     struct fsio_buf buf;
+    struct hmap dirs; /* directories known to be real ones: hash of path -> path */
 };
 
 static int fail_op(struct target *t, const struct rec_op *op, const char *what, int uverr)
@@ -40,33 +43,25 @@ static int fail_op(struct target *t, const struct rec_op *op, const char *what, 
     return -1;
 }
 
-/* Refuses a path whose existing components inside the target include a symbolic link
- * (which could lead outside it). */
-static int check_links(struct target *t, const struct rec_op *op, const char *rel)
+static const char *dir_path(const void *v)
 {
-    char buf[REC_MAX_PATH + 1];
-    snprintf(buf, sizeof(buf), "%s", rel);
-    for (char *p = buf;; p++) {
-        if (*p != '/' && *p != '\0')
-            continue;
-        char c = *p;
-        *p = '\0';
-        char *abs = fsio_join(t->root, buf);
-        struct fsio_stat st;
-        int rc = abs ? fsio_lstat(abs, &st) : -EM_ENOMEM;
-        free(abs);
-        *p = c;
-        if (rc == -EM_ENOENT)
-            return 0; /* nothing further exists */
-        if (rc == 0 && st.type == FSIO_OTHER)
-            return fail_op(t, op, "refusing to write through a symbolic link or special file",
-                           0);
-        if (c == '\0')
-            return 0;
-    }
+    return v;
 }
 
-static int mkdirs(struct target *t, const struct rec_op *op, const char *rel, bool last)
+static void forget_dirs(struct target *t)
+{
+    for (size_t i = 0; i < t->dirs.cap; i++)
+        if (t->dirs.e[i].key)
+            free(t->dirs.e[i].v.p);
+    hmap_clear(&t->dirs);
+}
+
+/* Makes sure the directories leading to `rel` (and `rel` itself with `last`) are real
+ * directories inside the target, creating them with `create`. A symbolic link or special
+ * file on the way is refused: it could lead outside the target. Directories checked once
+ * are remembered until a rename or delete. */
+static int ensure_dirs(struct target *t, const struct rec_op *op, const char *rel, bool last,
+                       bool create)
 {
     char buf[REC_MAX_PATH + 1];
     snprintf(buf, sizeof(buf), "%s", rel);
@@ -77,15 +72,42 @@ static int mkdirs(struct target *t, const struct rec_op *op, const char *rel, bo
             return 0;
         char c = *p;
         *p = '\0';
-        char *abs = fsio_join(t->root, buf);
-        if (!abs)
-            return fail_op(t, op, "out of memory", 0);
-        uv_fs_t req;
-        int rc = uv_fs_mkdir(NULL, &req, abs, 0755, NULL);
-        uv_fs_req_cleanup(&req);
-        free(abs);
-        if (rc < 0 && rc != UV_EEXIST)
-            return fail_op(t, op, "cannot create the directory", rc);
+        uint64_t key = hash64_str(buf);
+        if (!hmap_find(&t->dirs, key, buf, dir_path)) {
+            char *abs = fsio_join(t->root, buf);
+            if (!abs)
+                return fail_op(t, op, "out of memory", 0);
+            struct fsio_stat st;
+            int rc = fsio_lstat(abs, &st);
+            if (rc == -EM_ENOENT && create) {
+                uv_fs_t req;
+                int mrc = uv_fs_mkdir(NULL, &req, abs, 0755, NULL);
+                uv_fs_req_cleanup(&req);
+                if (mrc < 0 && mrc != UV_EEXIST) {
+                    free(abs);
+                    return fail_op(t, op, "cannot create the directory", mrc);
+                }
+                rc = fsio_lstat(abs, &st);
+            }
+            free(abs);
+            if (rc == -EM_ENOENT)
+                return 0; /* nothing further exists; the operation will say what is missing */
+            if (rc < 0 || st.type != FSIO_DIR)
+                return fail_op(t, op,
+                               rc == 0 && st.type == FSIO_OTHER
+                                   ? "refusing to write through a symbolic link or special file"
+                                   : "a file is in the way of a directory",
+                               0);
+            int added;
+            struct hmap_entry *e = hmap_upsert(&t->dirs, key, buf, dir_path, &added);
+            char *copy = e ? strdup(buf) : NULL;
+            if (!copy) {
+                if (e)
+                    hmap_remove(&t->dirs, e);
+                return fail_op(t, op, "out of memory", 0);
+            }
+            e->v.p = copy;
+        }
         *p = c;
         if (c == '\0')
             return 0;
@@ -113,7 +135,8 @@ static int write_at(struct target *t, const struct rec_op *op, uv_file fd, const
     const char *p = data;
     while (len) {
         uv_fs_t req;
-        uv_buf_t b = uv_buf_init((char *)(uintptr_t)p, (unsigned)(len > (1u << 30) ? 1u << 30 : len));
+        uv_buf_t b =
+            uv_buf_init((char *)(uintptr_t)p, (unsigned)(len > (1u << 30) ? 1u << 30 : len));
         int rc = uv_fs_write(NULL, &req, fd, &b, 1, offset, NULL);
         uv_fs_req_cleanup(&req);
         if (rc <= 0)
@@ -173,17 +196,21 @@ static int apply(struct target *t, const struct rec_op *op)
 {
     if (op->type == REC_END || op->type == REC_UNKNOWN)
         return 0;
-    if (check_links(t, op, op->path) < 0 ||
-        (op->type == REC_RENAME && check_links(t, op, op->to) < 0))
+    /* Directories may move or go: check them again from now on. */
+    if (op->type == REC_RENAME || op->type == REC_DELETE)
+        forget_dirs(t);
+    bool creates = op->type == REC_MKDIR || op->type == REC_CREATE || op->type == REC_REWRITE ||
+                   op->type == REC_PLACEHOLDER;
+    if (ensure_dirs(t, op, op->path, op->type == REC_MKDIR, creates) < 0 ||
+        (op->type == REC_RENAME && ensure_dirs(t, op, op->to, false, true) < 0))
         return -1;
     uv_file fd;
     int rc;
     switch (op->type) {
     case REC_MKDIR:
-        return mkdirs(t, op, op->path, true);
+        return 0;
     case REC_CREATE:
-        if (mkdirs(t, op, op->path, false) < 0 ||
-            open_file(t, op, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, &fd) < 0)
+        if (open_file(t, op, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, &fd) < 0)
             return -1;
         rc = write_at(t, op, fd, op->data, op->len, 0);
         close_file(fd);
@@ -210,8 +237,7 @@ static int apply(struct target *t, const struct rec_op *op)
             data = t->buf.data;
             len = t->buf.len;
         }
-        if (mkdirs(t, op, op->path, false) < 0 ||
-            open_file(t, op, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, &fd) < 0)
+        if (open_file(t, op, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC, &fd) < 0)
             return -1;
         rc = write_at(t, op, fd, data, len, 0);
         close_file(fd);
@@ -225,15 +251,12 @@ static int apply(struct target *t, const struct rec_op *op)
         return rc;
     case REC_PLACEHOLDER:
         /* Zeros of the recorded size, sparse where the file system allows. */
-        if (mkdirs(t, op, op->path, false) < 0 ||
-            open_file(t, op, UV_FS_O_WRONLY | UV_FS_O_CREAT, &fd) < 0)
+        if (open_file(t, op, UV_FS_O_WRONLY | UV_FS_O_CREAT, &fd) < 0)
             return -1;
         rc = truncate_to(t, op, fd, op->size);
         close_file(fd);
         return rc;
     case REC_RENAME: {
-        if (mkdirs(t, op, op->to, false) < 0)
-            return -1;
         char *from = fsio_join(t->root, op->path), *to = fsio_join(t->root, op->to);
         uv_fs_t req;
         rc = from && to ? uv_fs_rename(NULL, &req, from, to, NULL) : UV_ENOMEM;
@@ -320,8 +343,9 @@ int fsrec_replay(const struct replay_options *o)
             return 1;
         }
         if (!o->force && !dir_empty(o->dir, first, sizeof(first))) {
-            fprintf(stderr, "fsrecorder: %s is not empty (it has %s); replay into an empty or "
-                            "new directory, or pass --force to write into it anyway\n",
+            fprintf(stderr,
+                    "fsrecorder: %s is not empty (it has %s); replay into an empty or "
+                    "new directory, or pass --force to write into it anyway\n",
                     o->dir, first);
             return 1;
         }
@@ -374,8 +398,8 @@ int fsrec_replay(const struct replay_options *o)
         done += op.type != REC_END;
         bytes += op.len;
         char detail[128];
-        snprintf(detail, sizeof(detail), "%" PRIu64 "/%" PRIu64 " operations, %.1f MB", done,
-                 total, (double)bytes / 1e6);
+        snprintf(detail, sizeof(detail), "%" PRIu64 "/%" PRIu64 " operations, %.1f MB", done, total,
+                 (double)bytes / 1e6);
         progress_show(&prog, "replay", done, total, detail, false);
     }
     progress_done(&prog);
@@ -384,8 +408,8 @@ int fsrec_replay(const struct replay_options *o)
         fprintf(stderr, "fsrecorder: %s: %s\n", o->rec, rec_reader_error(r));
         exit_code = 1;
     } else if (exit_code == 0 && !rec_reader_complete(r)) {
-        fprintf(stderr, "fsrecorder: warning: %s: %s; replayed the %" PRIu64
-                        " operations before it\n",
+        fprintf(stderr,
+                "fsrecorder: warning: %s: %s; replayed the %" PRIu64 " operations before it\n",
                 o->rec, rec_reader_error(r), done);
     }
     rec_reader_close(r);
@@ -398,8 +422,9 @@ int fsrec_replay(const struct replay_options *o)
             fprintf(stderr, "fsrecorder: out of memory while verifying\n");
             exit_code = 1;
         } else if (rep.missing || rep.different) {
-            fprintf(stderr, "fsrecorder: verify: %" PRIu64 " missing, %" PRIu64
-                            " different after the replay\n",
+            fprintf(stderr,
+                    "fsrecorder: verify: %" PRIu64 " missing, %" PRIu64
+                    " different after the replay\n",
                     rep.missing, rep.different);
             exit_code = 1;
         } else if (!o->quiet) {
@@ -409,6 +434,8 @@ int fsrec_replay(const struct replay_options *o)
     }
     treestate_free(&state);
     fsio_buf_free(&t.buf);
+    forget_dirs(&t);
+    hmap_free(&t.dirs);
     return exit_code;
 }
 
@@ -433,8 +460,8 @@ int fsrec_verify(const char *rec, const char *dir, bool quiet)
         fprintf(stderr, "fsrecorder: %s: %s\n", rec, rec_reader_error(r));
         exit_code = 1;
     } else if (!rec_reader_complete(r)) {
-        fprintf(stderr, "fsrecorder: warning: %s: %s; comparing with the state it reached\n",
-                rec, rec_reader_error(r));
+        fprintf(stderr, "fsrecorder: warning: %s: %s; comparing with the state it reached\n", rec,
+                rec_reader_error(r));
     }
     rec_reader_close(r);
     struct fsio_stat st;
@@ -562,8 +589,9 @@ int fsrec_pack(const char *in, const char *out)
 {
     enum rec_compression c;
     if (rec_compression_for(out, &c) < 0) {
-        fprintf(stderr, "fsrecorder: %s: the name must end in .tar, .tar.gz, .tgz, .tar.zst or "
-                        ".tzst\n",
+        fprintf(stderr,
+                "fsrecorder: %s: the name must end in .tar, .tar.gz, .tgz, .tar.zst or "
+                ".tzst\n",
                 out);
         return 2;
     }

@@ -327,14 +327,14 @@ static int compare_dir(struct compare *c, const char *abs, const char *rel)
             c->rep->checked++;
             if ((n->kind == TS_DIR) != (st.type == FSIO_DIR)) {
                 c->rep->different++;
-                report(c, "differs", r, n->kind == TS_DIR ? "a file, not a directory"
-                                                         : "a directory, not a file");
+                report(c, "differs", r,
+                       n->kind == TS_DIR ? "a file, not a directory" : "a directory, not a file");
             } else if (n->kind == TS_DIR) {
                 rc = compare_dir(c, a, r);
             } else if (st.size != n->size) {
                 char d[96];
-                snprintf(d, sizeof(d), "%llu bytes, recorded %llu",
-                         (unsigned long long)st.size, (unsigned long long)n->size);
+                snprintf(d, sizeof(d), "%llu bytes, recorded %llu", (unsigned long long)st.size,
+                         (unsigned long long)n->size);
                 c->rep->different++;
                 report(c, "differs", r, d);
             } else if (n->hashed) {

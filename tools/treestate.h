@@ -18,9 +18,9 @@ struct ts_node {
     char *path;
     enum ts_kind kind;
     uint64_t size;
-    bool hashed;    /* sha256 is known */
+    bool hashed; /* sha256 is known */
     char sha256[65];
-    bool seen;      /* set by treestate_compare */
+    bool seen; /* set by treestate_compare */
 };
 
 struct treestate {

@@ -42,7 +42,7 @@ real) args=(--max-gap 0.05) ;;
 esac
 start=$(date +%s.%N)
 if "$FSR" replay -q "${args[@]}" "$REC" "$TMP/dest" 2>"$TMP/replay.log"; then
-    ok "replay ($SPEED) took $(echo "$(date +%s.%N) - $start" | bc | cut -c1-5) s and verified"
+    ok "replay ($SPEED) took $(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.2f", b - a }') s and verified"
 else
     bad "replay ($SPEED) failed"
     cat "$TMP/replay.log"

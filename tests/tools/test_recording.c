@@ -58,9 +58,8 @@ static void test_recording__path_check_refuses_paths_that_leave_the_tree(void **
     assert_null(rec_path_check("EpuSession.dm"));
     assert_null(rec_path_check("Images-Disc1/GridSquare_1/Data/x.xml"));
     assert_null(rec_path_check("caf\xc3\xa9/..dm"));
-    const char *bad[] = {"",      "/etc/passwd", "../x",     "a/../../b", "a//b",  "a/./b",
-                         "a/",    "..",          "a\\..\\b", "C:x",       "a\x01", "\xff\xfe",
-                         "\xc0\xaf"};
+    const char *bad[] = {"",   "/etc/passwd", "../x", "a/../../b", "a//b",     "a/./b",   "a/",
+                         "..", "a\\..\\b",    "C:x",  "a\x01",     "\xff\xfe", "\xc0\xaf"};
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
         assert_non_null(rec_path_check(bad[i]));
     char deep[4 * (REC_MAX_DEPTH + 1) + 1] = "";
@@ -81,10 +80,33 @@ static void write_sample(const char *path, bool finish)
         bin[i] = (unsigned char)(i * 7);
     struct rec_op ops[] = {
         {.t = 0.0, .type = REC_MKDIR, .path = "d"},
-        {.t = 0.1, .type = REC_CREATE, .path = "d/a.xml", .size = 5, .data = (const void *)"<a/>\n", .len = 5, .sha256 = "00"},
-        {.t = 0.2, .type = REC_APPEND, .path = "d/a.xml", .offset = 5, .size = 300 + 5, .data = bin, .len = 300},
-        {.t = 0.3, .type = REC_WRITE, .path = "d/a.xml", .offset = 2, .size = 305, .data = (const void *)"XY", .len = 2},
-        {.t = 1.0, .type = REC_REWRITE, .path = "d/a.xml", .size = 3, .data = (const void *)"\r\n\0", .len = 3},
+        {.t = 0.1,
+         .type = REC_CREATE,
+         .path = "d/a.xml",
+         .size = 5,
+         .data = (const void *)"<a/>\n",
+         .len = 5,
+         .sha256 = "00"},
+        {.t = 0.2,
+         .type = REC_APPEND,
+         .path = "d/a.xml",
+         .offset = 5,
+         .size = 300 + 5,
+         .data = bin,
+         .len = 300},
+        {.t = 0.3,
+         .type = REC_WRITE,
+         .path = "d/a.xml",
+         .offset = 2,
+         .size = 305,
+         .data = (const void *)"XY",
+         .len = 2},
+        {.t = 1.0,
+         .type = REC_REWRITE,
+         .path = "d/a.xml",
+         .size = 3,
+         .data = (const void *)"\r\n\0",
+         .len = 3},
         {.t = 1.1, .type = REC_REWRITE, .path = "d/a.xml", .size = 3, .same = true},
         {.t = 1.2, .type = REC_TRUNCATE, .path = "d/a.xml", .size = 0},
         {.t = 1.3, .type = REC_PLACEHOLDER, .path = "d/m.jpg", .size = 1u << 30},
@@ -114,9 +136,9 @@ static void test_recording__every_operation_round_trips(void **state)
     assert_string_equal(rec_reader_header(r, "mode"), "live");
     assert_string_equal(rec_reader_header(r, "placeholders"), "jpg");
     struct rec_op op;
-    enum rec_op_type want[] = {REC_MKDIR,   REC_CREATE,   REC_APPEND,      REC_WRITE,
-                               REC_REWRITE, REC_REWRITE,  REC_TRUNCATE,    REC_PLACEHOLDER,
-                               REC_RENAME,  REC_CREATE,   REC_DELETE,      REC_END};
+    enum rec_op_type want[] = {REC_MKDIR,   REC_CREATE,  REC_APPEND,   REC_WRITE,
+                               REC_REWRITE, REC_REWRITE, REC_TRUNCATE, REC_PLACEHOLDER,
+                               REC_RENAME,  REC_CREATE,  REC_DELETE,   REC_END};
     for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++) {
         assert_int_equal(rec_reader_next(r, &op), 1);
         assert_int_equal(op.type, want[i]);
@@ -247,7 +269,8 @@ static void make_archive(const char *path, const struct entry *e, size_t n)
     archive_write_free(a);
 }
 
-#define HEADER "{\"format\":\"em-fsrecording\",\"version\":1,\"mode\":\"live\",\"from\":\"future\"}\n"
+#define HEADER                                                                                     \
+    "{\"format\":\"em-fsrecording\",\"version\":1,\"mode\":\"live\",\"from\":\"future\"}\n"
 
 static void test_recording__unknown_fields_and_operations_are_skipped(void **state)
 {
@@ -337,8 +360,8 @@ static void test_recording__hostile_archives_are_refused(void **state)
     struct entry other[] = {{"etc/passwd", "root:x:0:0", NULL}};
     make_archive(path, other, 1);
     assert_int_equal(read_all(path, err, sizeof(err)), -EM_EMALFORMED);
-    struct entry newer[] = {{"manifest/00000001.jsonl",
-                             "{\"format\":\"em-fsrecording\",\"version\":2}\n", NULL}};
+    struct entry newer[] = {
+        {"manifest/00000001.jsonl", "{\"format\":\"em-fsrecording\",\"version\":2}\n", NULL}};
     make_archive(path, newer, 1);
     assert_int_equal(read_all(path, err, sizeof(err)), -EM_EMALFORMED);
     assert_non_null(strstr(err, "version 2"));
