@@ -28,6 +28,7 @@
 
 #include <uv.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "fsio.h"
 #include "hash.h"
@@ -88,11 +89,6 @@ struct session {
     int64_t start; /* the microscope's clock when the session starts */
 };
 
-struct buf {
-    char *p;
-    size_t len, cap;
-};
-
 struct synth {
     struct options o;
     struct tmpl tm[T_COUNT];
@@ -107,7 +103,7 @@ struct synth {
     struct square *csq;
     int tile, node, hole, exp;
     char uuid[40];
-    struct buf out;
+    struct dynbuf out;
     /* the sink */
     struct rec_writer *wr;
     struct hmap dirs;
@@ -183,24 +179,6 @@ static void name_time(int64_t t, char *out, size_t n)
     clock_parts(t, &tm);
     snprintf(out, n, "%04d%02d%02d_%02d%02d%02d", tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday,
              tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-static int buf_add(struct buf *b, const char *p, size_t n)
-{
-    if (b->len + n + 1 > b->cap) {
-        size_t cap = b->cap ? b->cap : 8192;
-        while (cap < b->len + n + 1)
-            cap *= 2;
-        char *q = realloc(b->p, cap);
-        if (!q)
-            return -EM_ENOMEM;
-        b->p = q;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, p, n);
-    b->len += n;
-    b->p[b->len] = '\0';
-    return 0;
 }
 
 /* ---- templates ---- */
@@ -448,8 +426,8 @@ static int render(struct synth *s, const char *p, const char *end)
     while (p < end) {
         const char *open = strstr(p, "{{");
         if (!open || open >= end)
-            return buf_add(&s->out, p, (size_t)(end - p));
-        if (buf_add(&s->out, p, (size_t)(open - p)) < 0)
+            return dynbuf_add(&s->out, p, (size_t)(end - p));
+        if (dynbuf_add(&s->out, p, (size_t)(open - p)) < 0)
             return -1;
         const char *close = strstr(open, "}}");
         if (!close || close >= end) {
@@ -468,7 +446,7 @@ static int render(struct synth *s, const char *p, const char *end)
                 failf(s, "template: unknown value {{%s}}", name);
                 return -1;
             }
-            if (buf_add(&s->out, v, strlen(v)) < 0)
+            if (dynbuf_add(&s->out, v, strlen(v)) < 0)
                 return -1;
             continue;
         }
@@ -498,7 +476,7 @@ static int render(struct synth *s, const char *p, const char *end)
 }
 
 /* Replaces the text of every <tag>...</tag> with `v` (real files as templates). */
-static void replace_element(struct buf *b, const char *tag, const char *v)
+static void replace_element(struct dynbuf *b, const char *tag, const char *v)
 {
     char open[64], close[64];
     snprintf(open, sizeof(open), "<%s>", tag);
@@ -511,7 +489,7 @@ static void replace_element(struct buf *b, const char *tag, const char *v)
     if (!stop)
         return;
     size_t old = (size_t)(stop - start), nv = strlen(v);
-    if (nv > old && buf_add(b, v, nv - old) < 0) /* grow first; content is moved below */
+    if (nv > old && dynbuf_add(b, v, nv - old) < 0) /* grow first; content is moved below */
         return;
     start = strstr(b->p, open) + strlen(open);
     stop = start + old;
@@ -523,9 +501,9 @@ static void replace_element(struct buf *b, const char *tag, const char *v)
 
 static int render_kind(struct synth *s, enum tkind k)
 {
-    s->out.len = 0;
+    dynbuf_reset(&s->out);
     if (s->tm[k].real) {
-        if (buf_add(&s->out, s->tm[k].text, strlen(s->tm[k].text)) < 0)
+        if (dynbuf_add(&s->out, s->tm[k].text, strlen(s->tm[k].text)) < 0)
             return -1;
         char when[40];
         iso_time(s->clock, when, sizeof(when));
@@ -977,7 +955,7 @@ static void free_synth(struct synth *s)
             free(s->dirs.e[i].v.p);
     hmap_free(&s->dirs);
     hmap_free(&s->written);
-    free(s->out.p);
+    dynbuf_free(&s->out);
 }
 
 int main(int argc, char **argv)
@@ -1067,6 +1045,7 @@ int main(int argc, char **argv)
     }
     rc = 1;
     s->rng = o->seed;
+    dynbuf_init(&s->out, 1u << 30);
     s->clock = 1740816000; /* 2025-03-01T08:00:00Z */
     progress_init(&s->prog, o->quiet);
     if (load_templates(s) < 0)

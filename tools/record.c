@@ -251,18 +251,26 @@ static const char *rel_of(struct recorder *r, const char *abs)
 
 static void walk(struct recorder *r, const char *rel);
 
+static void ensure_dir(struct recorder *r, const char *rel, bool and_walk);
+
+/* Records the directory holding `rel` if it is new. */
+static void ensure_parent(struct recorder *r, const char *rel)
+{
+    const char *slash = strrchr(rel, '/');
+    if (!slash)
+        return;
+    char parent[REC_MAX_PATH + 1];
+    snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rel), rel);
+    ensure_dir(r, parent, false);
+}
+
 /* Records `rel` as a directory if it is new (after its parents). Live recordings watch it. */
 static void ensure_dir(struct recorder *r, const char *rel, bool and_walk)
 {
     struct tracked *t = find(r, rel);
     if (t && t->is_dir)
         return;
-    const char *slash = strrchr(rel, '/');
-    if (slash) {
-        char parent[REC_MAX_PATH + 1];
-        snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rel), rel);
-        ensure_dir(r, parent, false);
-    }
+    ensure_parent(r, rel);
     if (t)
         forget(r, rel); /* a file replaced by a directory */
     if (!add(r, rel, true)) {
@@ -335,12 +343,7 @@ static void sample(struct recorder *r, const char *rel)
             ensure_dir(r, rel, true);
         return;
     }
-    const char *slash = strrchr(rel, '/');
-    if (slash) {
-        char parent[REC_MAX_PATH + 1];
-        snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rel), rel);
-        ensure_dir(r, parent, false);
-    }
+    ensure_parent(r, rel);
     if (t && t->is_dir) {
         record_removed(r, rel); /* a directory replaced by a file */
         t = NULL;
@@ -583,6 +586,27 @@ static void on_overflow(void *ctx, const char *path)
     walk(r, rel);
 }
 
+/* What was recorded for `from` is now `to`'s. */
+static void move_tracked(struct recorder *r, const char *from, const char *to)
+{
+    struct tracked *c = find(r, from);
+    if (!c)
+        return;
+    struct tracked keep = *c;
+    c->blocks = NULL; /* handed over */
+    forget(r, from);
+    struct tracked *d = add(r, to, keep.is_dir);
+    if (!d) {
+        free(keep.blocks);
+        return;
+    }
+    d->placeholder = keep.placeholder;
+    d->size = keep.size;
+    d->mtime_ns = keep.mtime_ns;
+    d->blocks = keep.blocks;
+    d->nblocks = keep.nblocks;
+}
+
 static void on_moved(void *ctx, const char *from, const char *to, bool is_dir)
 {
     struct recorder *r = ctx;
@@ -601,47 +625,21 @@ static void on_moved(void *ctx, const char *from, const char *to, bool is_dir)
     /* The destination is replaced, as rename() does. */
     if (find(r, rt))
         forget(r, rt);
+    bool was_dir = t->is_dir;
     size_t count = 0;
-    char **list = t->is_dir ? tracked_below(r, rf, &count) : NULL;
+    char **list = was_dir ? tracked_below(r, rf, &count) : NULL;
     size_t flen = strlen(rf);
     for (size_t i = 0; i < count; i++) {
-        struct tracked *c = find(r, list[i]);
-        if (!c)
-            continue;
         char moved[2 * REC_MAX_PATH + 2];
         snprintf(moved, sizeof(moved), "%s%s", rt, list[i] + flen);
-        struct tracked keep = *c;
-        c->blocks = NULL;
-        forget(r, list[i]);
-        struct tracked *d = add(r, moved, keep.is_dir);
-        if (d) {
-            d->placeholder = keep.placeholder;
-            d->size = keep.size;
-            d->mtime_ns = keep.mtime_ns;
-            d->blocks = keep.blocks;
-            d->nblocks = keep.nblocks;
-        } else {
-            free(keep.blocks);
-        }
+        move_tracked(r, list[i], moved);
     }
     free_list(list, count);
-    struct tracked keep = *t;
-    t->blocks = NULL;
-    forget(r, rf);
-    struct tracked *d = add(r, rt, keep.is_dir);
-    if (d) {
-        d->placeholder = keep.placeholder;
-        d->size = keep.size;
-        d->mtime_ns = keep.mtime_ns;
-        d->blocks = keep.blocks;
-        d->nblocks = keep.nblocks;
-    } else {
-        free(keep.blocks);
-    }
-    struct rec_op op = {.type = REC_RENAME, .path = rf, .to = rt, .is_dir = keep.is_dir};
+    move_tracked(r, rf, rt);
+    struct rec_op op = {.type = REC_RENAME, .path = rf, .to = rt, .is_dir = was_dir};
     emit(r, &op);
     /* It may have changed before it was renamed. */
-    if (keep.is_dir)
+    if (was_dir)
         walk(r, rt);
     else
         sample(r, rt);
@@ -835,12 +833,7 @@ static int snapshot(struct recorder *r)
          * operations; its directories appear just before its first piece. */
         double first = t - (double)(k - 1) * r->opt->chunk_gap;
         r->snap_t = first > r->snap_t ? first : r->snap_t;
-        const char *slash = strrchr(rel, '/');
-        if (slash) {
-            char parent[REC_MAX_PATH + 1];
-            snprintf(parent, sizeof(parent), "%.*s", (int)(slash - rel), rel);
-            ensure_dir(r, parent, false);
-        }
+        ensure_parent(r, rel);
         if (ph) {
             struct rec_op op = {
                 .type = REC_PLACEHOLDER, .path = rel, .size = st.size, .mtime_ns = mtime_ns(&st)};

@@ -16,6 +16,7 @@
 #include <archive_entry.h>
 #include <cjson/cJSON.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 
 static const char *const op_names[] = {"mkdir",   "create",   "append",      "write",
@@ -126,61 +127,22 @@ int rec_compression_for(const char *path, enum rec_compression *c)
     return 0;
 }
 
-/* ---- a growable byte buffer with a fixed maximum (curl's dynbuf habit) ---- */
-
-struct buf {
-    char *p;
-    size_t len, cap, max;
-};
-
-static int buf_add(struct buf *b, const void *data, size_t n)
-{
-    if (n > b->max - b->len)
-        return -EM_ELIMIT;
-    if (b->len + n > b->cap) {
-        size_t cap = b->cap ? b->cap : 4096;
-        while (cap < b->len + n)
-            cap *= 2;
-        char *p = realloc(b->p, cap);
-        if (!p)
-            return -EM_ENOMEM;
-        b->p = p;
-        b->cap = cap;
-    }
-    memcpy(b->p + b->len, data, n);
-    b->len += n;
-    return 0;
-}
-
-static int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static int buf_printf(struct buf *b, const char *fmt, ...)
-{
-    char tmp[256];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof(tmp))
-        return -EM_EINVAL;
-    return buf_add(b, tmp, (size_t)n);
-}
-
 /* A JSON string; the text is valid UTF-8 (rec_path_check) or plain ASCII. */
-static int buf_json_str(struct buf *b, const char *s)
+static int buf_json_str(struct dynbuf *b, const char *s)
 {
-    int rc = buf_add(b, "\"", 1);
+    int rc = dynbuf_add(b, "\"", 1);
     for (const char *p = s; rc == 0 && *p; p++) {
         unsigned char c = (unsigned char)*p;
         if (c == '"' || c == '\\') {
             char esc[2] = {'\\', (char)c};
-            rc = buf_add(b, esc, 2);
+            rc = dynbuf_add(b, esc, 2);
         } else if (c < 0x20) {
-            rc = buf_printf(b, "\\u%04x", c);
+            rc = dynbuf_printf(b, "\\u%04x", c);
         } else {
-            rc = buf_add(b, p, 1);
+            rc = dynbuf_add(b, p, 1);
         }
     }
-    return rc ? rc : buf_add(b, "\"", 1);
+    return rc ? rc : dynbuf_add(b, "\"", 1);
 }
 
 /* ---- writer ---- */
@@ -195,7 +157,7 @@ struct rec_writer {
     struct archive *a;
     int fd;
     bool durable;
-    struct buf lines;
+    struct dynbuf lines;
     struct pending_data *data;
     size_t ndata, data_cap;
     size_t data_bytes;
@@ -233,7 +195,7 @@ int rec_writer_open(const char *path, const struct rec_header *h, bool durable,
     struct rec_writer *w = calloc(1, sizeof(*w));
     if (!w)
         return -EM_ENOMEM;
-    w->lines.max = REC_MAX_SEGMENT;
+    dynbuf_init(&w->lines, REC_MAX_SEGMENT);
     w->durable = durable;
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) {
@@ -254,24 +216,25 @@ int rec_writer_open(const char *path, const struct rec_header *h, bool durable,
         free(w);
         return -EM_EIO;
     }
-    struct buf *b = &w->lines;
-    int rc = buf_printf(b, "{\"format\":\"%s\",\"version\":%d,\"tool\":", REC_FORMAT, REC_VERSION);
+    struct dynbuf *b = &w->lines;
+    int rc =
+        dynbuf_printf(b, "{\"format\":\"%s\",\"version\":%d,\"tool\":", REC_FORMAT, REC_VERSION);
     rc = rc ? rc : buf_json_str(b, h->tool ? h->tool : "");
-    rc = rc ? rc : buf_add(b, ",\"mode\":", 8);
+    rc = rc ? rc : dynbuf_add(b, ",\"mode\":", 8);
     rc = rc ? rc : buf_json_str(b, h->mode ? h->mode : "");
-    rc = rc ? rc : buf_add(b, ",\"source\":", 10);
+    rc = rc ? rc : dynbuf_add(b, ",\"source\":", 10);
     rc = rc ? rc : buf_json_str(b, h->source ? h->source : "");
-    rc = rc ? rc : buf_add(b, ",\"placeholders\":", 16);
+    rc = rc ? rc : dynbuf_add(b, ",\"placeholders\":", 16);
     rc = rc ? rc : buf_json_str(b, h->placeholders ? h->placeholders : "");
 #ifdef _WIN32
-    rc = rc ? rc : buf_add(b, ",\"platform\":\"windows\"}\n", 23);
+    rc = rc ? rc : dynbuf_add(b, ",\"platform\":\"windows\"}\n", 23);
 #else
-    rc = rc ? rc : buf_add(b, ",\"platform\":\"posix\"}\n", 21);
+    rc = rc ? rc : dynbuf_add(b, ",\"platform\":\"posix\"}\n", 21);
 #endif
     if (rc) {
         archive_write_free(w->a);
         close(w->fd);
-        free(w->lines.p);
+        dynbuf_free(&w->lines);
         free(w);
         return rc;
     }
@@ -291,42 +254,42 @@ int rec_writer_add(struct rec_writer *w, struct rec_op *op)
         return -EM_EINVAL;
     op->n = w->totals.ops + 1 + (op->type == REC_END ? 0 : 0);
     size_t mark = w->lines.len;
-    struct buf *b = &w->lines;
-    int rc = buf_printf(b, "{\"n\":%" PRIu64 ",\"t\":%.6f,\"op\":\"%s\"", op->n,
-                        op->t < 0 ? 0.0 : op->t, rec_op_name(op->type));
+    struct dynbuf *b = &w->lines;
+    int rc = dynbuf_printf(b, "{\"n\":%" PRIu64 ",\"t\":%.6f,\"op\":\"%s\"", op->n,
+                           op->t < 0 ? 0.0 : op->t, rec_op_name(op->type));
     if (op->type != REC_END) {
-        rc = rc ? rc : buf_add(b, ",\"path\":", 8);
+        rc = rc ? rc : dynbuf_add(b, ",\"path\":", 8);
         rc = rc ? rc : buf_json_str(b, op->path);
     }
     if (op->type == REC_RENAME) {
-        rc = rc ? rc : buf_add(b, ",\"to\":", 6);
+        rc = rc ? rc : dynbuf_add(b, ",\"to\":", 6);
         rc = rc ? rc : buf_json_str(b, op->to);
     }
     if ((op->type == REC_RENAME || op->type == REC_DELETE) && op->is_dir)
-        rc = rc ? rc : buf_add(b, ",\"dir\":true", 11);
+        rc = rc ? rc : dynbuf_add(b, ",\"dir\":true", 11);
     if (op->type == REC_APPEND || op->type == REC_WRITE)
-        rc = rc ? rc : buf_printf(b, ",\"offset\":%" PRIu64, op->offset);
+        rc = rc ? rc : dynbuf_printf(b, ",\"offset\":%" PRIu64, op->offset);
     bool has_data = op->type == REC_CREATE || op->type == REC_APPEND || op->type == REC_WRITE ||
                     (op->type == REC_REWRITE && !op->same);
     if (has_data)
-        rc = rc ? rc : buf_printf(b, ",\"len\":%zu", op->len);
+        rc = rc ? rc : dynbuf_printf(b, ",\"len\":%zu", op->len);
     if (op->type == REC_REWRITE && op->same)
-        rc = rc ? rc : buf_add(b, ",\"same\":true", 12);
+        rc = rc ? rc : dynbuf_add(b, ",\"same\":true", 12);
     if (op->type >= REC_CREATE && op->type <= REC_PLACEHOLDER)
-        rc = rc ? rc : buf_printf(b, ",\"size\":%" PRIu64, op->size);
+        rc = rc ? rc : dynbuf_printf(b, ",\"size\":%" PRIu64, op->size);
     if (op->sha256 && op->type >= REC_CREATE && op->type <= REC_TRUNCATE) {
-        rc = rc ? rc : buf_add(b, ",\"sha256\":", 10);
+        rc = rc ? rc : dynbuf_add(b, ",\"sha256\":", 10);
         rc = rc ? rc : buf_json_str(b, op->sha256);
     }
     if (op->mtime_ns > 0)
         rc = rc ? rc
-                : buf_printf(b, ",\"mtime\":[%" PRId64 ",%" PRId64 "]", op->mtime_ns / 1000000000,
-                             op->mtime_ns % 1000000000);
+                : dynbuf_printf(b, ",\"mtime\":[%" PRId64 ",%" PRId64 "]",
+                                op->mtime_ns / 1000000000, op->mtime_ns % 1000000000);
     if (op->type == REC_END)
         rc = rc ? rc
-                : buf_printf(b, ",\"ops\":%" PRIu64 ",\"data\":%" PRIu64, w->totals.ops,
-                             w->totals.data + w->data_bytes);
-    rc = rc ? rc : buf_add(b, "}\n", 2);
+                : dynbuf_printf(b, ",\"ops\":%" PRIu64 ",\"data\":%" PRIu64, w->totals.ops,
+                                w->totals.data + w->data_bytes);
+    rc = rc ? rc : dynbuf_add(b, "}\n", 2);
     if (rc == 0 && has_data && op->len) {
         if (w->ndata == w->data_cap) {
             size_t cap = w->data_cap ? w->data_cap * 2 : 64;
@@ -410,7 +373,7 @@ int rec_writer_close(struct rec_writer *w, double end_time, char *err, size_t er
     for (size_t i = 0; i < w->ndata; i++)
         free(w->data[i].data);
     free(w->data);
-    free(w->lines.p);
+    dynbuf_free(&w->lines);
     free(w);
     return rc;
 }
@@ -502,9 +465,10 @@ struct rec_reader {
     struct archive *a;
     uint64_t file_size;
     cJSON *header;
-    struct buf seg; /* the current manifest segment */
-    size_t pos;     /* next line in seg */
-    cJSON *line;    /* the current operation */
+    unsigned char *seg; /* the current manifest segment */
+    size_t seg_len, seg_cap;
+    size_t pos;  /* next line in seg */
+    cJSON *line; /* the current operation */
     unsigned char *data;
     size_t data_cap;
     uint64_t next_n;
@@ -581,11 +545,9 @@ static int load_segment(struct rec_reader *r)
     if (!name || strncmp(name, "manifest/", 9) != 0)
         return reader_error(r, -EM_EMALFORMED, "%s: expected a manifest segment",
                             name ? name : "(no name)");
-    r->seg.len = 0;
+    r->seg_len = 0;
     r->pos = 0;
-    unsigned char *p = (unsigned char *)r->seg.p;
-    rc = read_body(r, e, &p, &r->seg.cap, &r->seg.len, REC_MAX_SEGMENT);
-    r->seg.p = (char *)p;
+    rc = read_body(r, e, &r->seg, &r->seg_cap, &r->seg_len, REC_MAX_SEGMENT);
     return rc < 0 ? rc : 1;
 }
 
@@ -593,15 +555,15 @@ static int load_segment(struct rec_reader *r)
 static int next_line(struct rec_reader *r)
 {
     for (;;) {
-        if (r->pos >= r->seg.len) {
+        if (r->pos >= r->seg_len) {
             int rc = load_segment(r);
             if (rc <= 0)
                 return rc;
             continue;
         }
-        char *start = r->seg.p + r->pos;
-        char *nl = memchr(start, '\n', r->seg.len - r->pos);
-        size_t n = nl ? (size_t)(nl - start) : r->seg.len - r->pos;
+        const char *start = (const char *)r->seg + r->pos;
+        const char *nl = memchr(start, '\n', r->seg_len - r->pos);
+        size_t n = nl ? (size_t)(nl - start) : r->seg_len - r->pos;
         r->pos += n + 1;
         if (n == 0)
             continue;
@@ -624,7 +586,6 @@ int rec_reader_open(const char *path, struct rec_reader **out, char *err, size_t
     if (!r)
         return -EM_ENOMEM;
     r->file_size = (uint64_t)st.st_size;
-    r->seg.max = REC_MAX_SEGMENT;
     r->next_n = 1;
     r->a = archive_read_new();
     int rc = -EM_EIO;
@@ -863,7 +824,7 @@ void rec_reader_close(struct rec_reader *r)
         archive_read_free(r->a);
     cJSON_Delete(r->header);
     cJSON_Delete(r->line);
-    free(r->seg.p);
+    free(r->seg);
     free(r->data);
     free(r);
 }

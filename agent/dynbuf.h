@@ -1,0 +1,33 @@
+/* dynbuf.h — a growable byte buffer with a maximum size fixed at init (curl's dynbuf
+ * habit): appending past the maximum fails instead of growing without bound. The bytes
+ * are always followed by a NUL, so text can be used as a C string.
+ *
+ * Not thread-safe; any thread may own one.
+ */
+#ifndef EM_DYNBUF_H
+#define EM_DYNBUF_H
+
+#include <stddef.h>
+
+struct dynbuf {
+    char *p; /* NULL until the first append */
+    size_t len, cap, max;
+};
+
+/* An empty buffer that may hold up to `max` bytes. */
+void dynbuf_init(struct dynbuf *b, size_t max);
+
+/* Appends `n` bytes. Returns 0, EM_ELIMIT (past the maximum) or EM_ENOMEM; on failure
+ * the buffer is unchanged. */
+int dynbuf_add(struct dynbuf *b, const void *data, size_t n);
+
+/* Appends formatted text (at most 1 KiB per call). Returns 0 or a negative EM_E* code. */
+int dynbuf_printf(struct dynbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Empties the buffer, keeping its memory. */
+void dynbuf_reset(struct dynbuf *b);
+
+/* Frees the memory; the buffer can be used again as if just initialised. */
+void dynbuf_free(struct dynbuf *b);
+
+#endif
