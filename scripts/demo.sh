@@ -18,7 +18,8 @@ if [ -d "$shared" ]; then
     "$agent" scan "$shared" 2>/dev/null | head -n 3 || true
 fi
 # The main job: follow a session while it is written. The bundled visit is written into a
-# temp dir the way EPU writes (chunks, torn and rewritten .dm files) while watch runs.
+# temp dir the way EPU writes (chunks, torn and rewritten .dm files) while watch runs, and
+# then a committed recording of a synthetic visit is replayed beside it.
 live=$(mktemp -d)
 trap 'rm -rf "$live"' EXIT
 mkdir "$live/epu"
@@ -27,6 +28,10 @@ echo "== em-agent watch $live/epu (while tests/e2e/epu_writer.py writes the visi
 watcher=$!
 sleep 0.5
 python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$live/epu" --pace 0.05 >/dev/null
+# Then a recorded synthetic visit replayed into the same tree with its timing (fsrecorder).
+rec="$top/testdata/recordings/synth-visit.tar.zst"
+echo "== fsrecorder replay $rec (while watch runs)" >&2
+"$top/build/tools/fsrecorder" replay --max-gap 0.02 "$rec" "$live/epu/replayed"
 sleep 1.5
 kill -TERM "$watcher"
 wait "$watcher"

@@ -266,6 +266,13 @@ case_usage() {
     expect_rc 0 "em-synth --help" "$SYNTH" --help
     expect_rc 2 "em-synth without output" "$SYNTH" --squares 2
     expect_rc 2 "em-synth --holes 0" "$SYNTH" --holes 0 "$TMP/v"
+    local rec="$ROOT/testdata/recordings/synth-visit.tar.zst"
+    if command -v script >/dev/null; then
+        script -qc "'$FSR' replay --max-gap 0.01 '$rec' '$TMP/pty'" /dev/null >"$TMP/pty.txt"
+        check "on a terminal, replay draws a progress bar" grep -q 'replay \[.*%' "$TMP/pty.txt"
+    fi
+    "$FSR" replay --burst "$rec" "$TMP/nopty" 2>"$TMP/nopty.txt"
+    check "into a pipe, no progress bar, just the summary" bash -c "! grep -q '%' '$TMP/nopty.txt' && grep -q replayed '$TMP/nopty.txt'"
     mkdir "$TMP/full" && touch "$TMP/full/x"
     expect_rc 1 "em-synth into a non-empty directory" "$SYNTH" -q "$TMP/full"
 }
