@@ -475,7 +475,7 @@ static int render(struct synth *s, const char *p, const char *end)
     return 0;
 }
 
-/* Replaces the text of every <tag>...</tag> with `v` (real files as templates). */
+/* Replaces the text of the first <tag>...</tag> with `v` (real files as templates). */
 static void replace_element(struct dynbuf *b, const char *tag, const char *v)
 {
     char open[64], close[64];
@@ -488,15 +488,15 @@ static void replace_element(struct dynbuf *b, const char *tag, const char *v)
     char *stop = strstr(start, close);
     if (!stop)
         return;
-    size_t old = (size_t)(stop - start), nv = strlen(v);
-    if (nv > old && dynbuf_add(b, v, nv - old) < 0) /* grow first; content is moved below */
+    size_t pre = (size_t)(start - b->p), old = (size_t)(stop - start), nv = strlen(v);
+    size_t tail = b->len - pre - old;
+    /* Make room first (the bytes appended are overwritten below). */
+    if (nv > old && dynbuf_add(b, v, nv - old) < 0)
         return;
-    start = strstr(b->p, open) + strlen(open);
-    stop = start + old;
-    size_t tail = strlen(stop);
-    memmove(start + nv, stop, tail + 1);
-    memcpy(start, v, nv);
-    b->len = (size_t)(start + nv + tail - b->p);
+    memmove(b->p + pre + nv, b->p + pre + old, tail);
+    memcpy(b->p + pre, v, nv);
+    b->len = pre + nv + tail;
+    b->p[b->len] = '\0';
 }
 
 static int render_kind(struct synth *s, enum tkind k)

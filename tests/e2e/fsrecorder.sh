@@ -334,6 +334,15 @@ PY
     local took
     took=$(since "$t0")
     check "--rate paces the writes (12 exposures at 20/s took ${took}s)" awk -v t="$took" 'BEGIN { exit !(t > 0.55) }'
+    # Real-file templates whose values are longer and shorter than the ones put in.
+    mkdir "$TMP/tiny"
+    printf '<MicroscopeImage xmlns="http://schemas.datacontract.org/2004/07/Fei.SharedObjects"><uniqueID>x</uniqueID><microscopeData><acquisition><acquisitionDateTime>2025-01-01T00:00:00.12345678901234567890Z</acquisitionDateTime></acquisition></microscopeData></MicroscopeImage>' >"$TMP/tiny/micrograph.xml"
+    printf '<MicroscopeImage xmlns="http://schemas.datacontract.org/2004/07/Fei.SharedObjects"><uniqueID>%s</uniqueID><microscopeData><acquisition><acquisitionDateTime>1</acquisitionDateTime></acquisition></microscopeData></MicroscopeImage>' \
+        "$(printf 'a%.0s' $(seq 60))" >"$TMP/tiny/foilhole.xml"
+    expect_rc 0 "em-synth --templates with minimal real-style manifests" "$SYNTH" -q --templates "$TMP/tiny" \
+        --expected "$TMP/exp-tiny.json" --sessions 1 --aborted 0 --squares 1 --holes 2 --mics 2 "$TMP/visit-tiny"
+    "$AGENT" scan --agent s "$TMP/visit-tiny" >"$TMP/scan-tiny.jsonl" 2>/dev/null
+    check "their uniqueID and time are replaced whatever their length" counts_equal "$TMP/scan-tiny.jsonl" "$TMP/exp-tiny.json"
     if [ -d "$SHARED/cm40593-1" ]; then
         local sq="$SHARED/cm40593-1/Images-Disc1/GridSquare_8999138"
         mkdir "$TMP/real"
