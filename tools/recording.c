@@ -252,7 +252,7 @@ int rec_writer_add(struct rec_writer *w, struct rec_op *op)
     if (op->type != REC_END &&
         (rec_path_check(op->path) || (op->type == REC_RENAME && rec_path_check(op->to))))
         return -EM_EINVAL;
-    op->n = w->totals.ops + 1 + (op->type == REC_END ? 0 : 0);
+    op->n = w->totals.ops + 1;
     size_t mark = w->lines.len;
     struct dynbuf *b = &w->lines;
     int rc = dynbuf_printf(b, "{\"n\":%" PRIu64 ",\"t\":%.6f,\"op\":\"%s\"", op->n,

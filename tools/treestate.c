@@ -286,7 +286,6 @@ struct compare {
     struct treestate *s;
     struct ts_report *rep;
     unsigned printed, max_print;
-    size_t root_len;
 };
 
 static void report(struct compare *c, const char *what, const char *path, const char *detail)
@@ -367,7 +366,7 @@ int treestate_compare(struct treestate *s, const char *root, unsigned max_print,
                       struct ts_report *rep)
 {
     memset(rep, 0, sizeof(*rep));
-    struct compare c = {s, rep, 0, max_print, strlen(root)};
+    struct compare c = {s, rep, 0, max_print};
     int rc = compare_dir(&c, root, NULL);
     hmap_each(&s->map, unseen, &c);
     if (c.printed > max_print)
