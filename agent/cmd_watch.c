@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "bus.h"
 #include "cli.h"
 #include "event.h"
 #include "fsio.h"
@@ -46,6 +47,23 @@ static const char watch_usage[] =
     "  --fsync                flush the journal to disk at every write (power-loss safety)\n"
     "                         [fsync = yes / EM_AGENT_FSYNC]\n"
     "  --once                 process what is there now, then exit [once]\n"
+    "\n"
+    "Publishing to RabbitMQ (instead of printing):\n"
+    "  --amqp URL             amqp[s]://user:password@host[:port]/vhost: publish each event\n"
+    "                         to the exchange em.events (routing key <agent>.<type>.<op>)\n"
+    "                         with publisher confirms, through a durable outbox in the state\n"
+    "                         directory; while the broker is away events wait on disk\n"
+    "                         [amqp / EM_AGENT_AMQP: prefer these, so that the password\n"
+    "                         stays out of the process list]\n"
+    "  --amqp-ca FILE         CA certificate(s) for amqps://; default the system bundle\n"
+    "                         [amqp-ca]\n"
+    "  --amqp-cert FILE, --amqp-key FILE\n"
+    "                         a client certificate for amqps:// [amqp-cert, amqp-key]\n"
+    "  --amqp-window N        messages awaiting confirmation at once; default 1000\n"
+    "                         [amqp-window]\n"
+    "  --drain SECONDS        on stop, wait up to this long for the broker to confirm what\n"
+    "                         the outbox holds; default 10 (the rest is sent at the next\n"
+    "                         start) [drain]\n"
     "  --config FILE          read settings from FILE (key = value lines, '#' comments;\n"
     "                         `dir = PATH` may repeat); default /etc/em-agent/agent.conf if\n"
     "                         it exists [EM_AGENT_CONFIG]\n"
@@ -69,6 +87,12 @@ enum opt_id {
     OPT_VERBOSE,
     OPT_FSYNC,
     OPT_ONCE,
+    OPT_AMQP,
+    OPT_AMQP_CA,
+    OPT_AMQP_CERT,
+    OPT_AMQP_KEY,
+    OPT_AMQP_WINDOW,
+    OPT_DRAIN,
     OPT_COUNT
 };
 
@@ -88,6 +112,12 @@ static const struct {
     [OPT_VERBOSE] = {"verbose", false},
     [OPT_FSYNC] = {"fsync", true},
     [OPT_ONCE] = {"once", true},
+    [OPT_AMQP] = {"amqp", false},
+    [OPT_AMQP_CA] = {"amqp-ca", false},
+    [OPT_AMQP_CERT] = {"amqp-cert", false},
+    [OPT_AMQP_KEY] = {"amqp-key", false},
+    [OPT_AMQP_WINDOW] = {"amqp-window", false},
+    [OPT_DRAIN] = {"drain", false},
 };
 
 #define MAX_DIRS 64
@@ -404,7 +434,42 @@ int cmd_watch(int argc, char **argv)
     o.summary_s = summary;
     o.fsync = truthy(val[OPT_FSYNC]);
     o.exit_idle = truthy(val[OPT_ONCE]);
+    struct bus_target bus = {0};
+    o.drain_s = 10;
+    if (val[OPT_AMQP]) {
+        char reason[256];
+        if (o.out_path) {
+            fprintf(stderr, "em-agent watch: --out and --amqp exclude each other\n");
+            free(state_dir);
+            goto out;
+        }
+        if (bus_target_parse(&bus, val[OPT_AMQP], val[OPT_AMQP_CA], val[OPT_AMQP_CERT],
+                             val[OPT_AMQP_KEY], reason, sizeof(reason)) < 0) {
+            fprintf(stderr, "em-agent watch: --amqp: %s\n", reason);
+            free(state_dir);
+            goto out;
+        }
+        o.amqp = &bus;
+        if (val[OPT_AMQP_WINDOW]) {
+            char *end;
+            errno = 0;
+            long v = strtol(val[OPT_AMQP_WINDOW], &end, 10);
+            if (end == val[OPT_AMQP_WINDOW] || *end || errno || v < 1 || v > 100000) {
+                fprintf(stderr, "em-agent watch: --amqp-window takes 1 to 100000\n");
+                bus_target_free(&bus);
+                free(state_dir);
+                goto out;
+            }
+            o.amqp_window = (unsigned)v;
+        }
+        if (val[OPT_DRAIN] && !parse_seconds("drain", val[OPT_DRAIN], &o.drain_s)) {
+            bus_target_free(&bus);
+            free(state_dir);
+            goto out;
+        }
+    }
     status = watch_run(&o);
+    bus_target_free(&bus);
     free(state_dir);
     em_log_close();
 out:

@@ -11,6 +11,7 @@ enum em_log_level em_log_threshold = EM_LOG_WARN;
 static enum em_log_format log_format = EM_LOG_TEXT;
 static FILE *log_file;      /* NULL: stderr */
 static char log_path[4096]; /* reopened on request (SIGHUP after a rotation) */
+static const char *log_name = "em-agent";
 
 static const char *const level_names[] = {"error", "warning", "info", "debug"};
 
@@ -41,7 +42,7 @@ void em_log_write(enum em_log_level level, const char *fmt, ...)
         cJSON_Delete(o);
         return;
     }
-    fprintf(log_file ? log_file : stderr, "em-agent: %s%s%s\n",
+    fprintf(log_file ? log_file : stderr, "%s: %s%s%s\n", log_name,
             level == EM_LOG_INFO ? "" : level_names[level], level == EM_LOG_INFO ? "" : ": ", msg);
 }
 
@@ -69,6 +70,11 @@ void em_log_close(void)
         fclose(log_file);
     log_file = NULL;
     log_path[0] = '\0';
+}
+
+void em_log_set_name(const char *name)
+{
+    log_name = name;
 }
 
 enum em_log_format em_log_get_format(void)

@@ -17,6 +17,10 @@ extern enum em_log_level em_log_threshold;
 void em_log_setup(enum em_log_level level, enum em_log_format format);
 enum em_log_format em_log_get_format(void);
 
+/* The program name that starts each text line ("em-agent" unless set). `name` must
+ * stay valid; call from main() before threads start. */
+void em_log_set_name(const char *name);
+
 /* Sends log lines to the file `path` (appending) instead of stderr. Returns 0 or -1.
  * Loop thread only, like em_log_reopen() (for SIGHUP after a log rotation) and
  * em_log_close(). */

@@ -9,6 +9,8 @@
  * handed to the model again.
  *
  * Events go to the journal first (commit), then to the sink, then a "delivered" record.
+ * The sink is stdout, --out FILE, or with --amqp the outbox, from which the publisher
+ * thread sends them to the bus; the loop learns of its progress through a uv_async.
  */
 #include "watch.h"
 
@@ -28,6 +30,8 @@
 #include "journal.h"
 #include "log.h"
 #include "model.h"
+#include "outbox.h"
+#include "publisher.h"
 #include "tree.h"
 #include "watcher.h"
 
@@ -89,7 +93,12 @@ struct watch {
     uv_file out_fd; /* --out FILE, or -1 */
     char *obuf;
     size_t olen, ocap;
-    uint64_t obuf_last_seq;
+    uint64_t obuf_first_seq, obuf_last_seq;
+    /* the bus (--amqp) */
+    struct outbox_writer ob;
+    bool ob_open;
+    struct publisher *pub;
+    struct publisher_stats pub_last; /* as last reported */
     /* timers and signals */
     uv_timer_t poll_timer, summary_timer, rescan_timer;
     uv_signal_t sig_term, sig_int, sig_hup;
@@ -107,6 +116,12 @@ struct watch {
 
 static int sink_write(struct watch *w, char *p, size_t n)
 {
+    if (w->ob_open) {
+        int rc = outbox_write(&w->ob, p, n, w->obuf_first_seq, w->obuf_last_seq);
+        if (rc == 0 && w->pub)
+            publisher_notify(w->pub, w->obuf_last_seq);
+        return rc;
+    }
     if (w->out_fd >= 0)
         return fsio_write_all(w->out_fd, p, n);
     if (fwrite(p, 1, n, w->out) != n || fflush(w->out) != 0)
@@ -128,7 +143,11 @@ static int commit_output(struct watch *w)
         return 0;
     rc = sink_write(w, w->obuf, w->olen);
     if (rc < 0) {
-        fail(w, 1, w->opt->out_path ? w->opt->out_path : "cannot write events to stdout", rc);
+        fail(w, 1,
+             w->ob_open         ? "cannot write events to the outbox"
+             : w->opt->out_path ? w->opt->out_path
+                                : "cannot write events to stdout",
+             rc);
         return rc;
     }
     w->olen = 0;
@@ -140,8 +159,10 @@ static int commit_output(struct watch *w)
     return rc;
 }
 
-static int obuf_put(struct watch *w, const char *s, size_t n)
+static int obuf_put(struct watch *w, const char *s, size_t n, uint64_t seq)
 {
+    if (w->olen == 0)
+        w->obuf_first_seq = seq;
     if (w->olen + n + 1 > w->ocap) {
         size_t cap = w->ocap ? w->ocap : OUT_FLUSH * 2;
         while (cap < w->olen + n + 1)
@@ -191,7 +212,7 @@ static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, con
         return -EM_ENOMEM;
     int rc = journal_event(&w->j, seq, kh, dh, line);
     if (rc == 0)
-        rc = obuf_put(w, line, strlen(line));
+        rc = obuf_put(w, line, strlen(line), seq);
     cJSON_free(line);
     if (rc < 0)
         return rc;
@@ -705,6 +726,17 @@ static void summary(struct watch *w, bool final)
            (unsigned long long)w->bytes, (unsigned long long)w->events_total, rate,
            w->lag_n ? w->lag_sum_ms / (double)w->lag_n : 0.0, w->lag_max_ms, w->npartials,
            w->watcher ? watcher_count(w->watcher) : 0ul);
+    if (w->ob_open) {
+        if (w->pub)
+            publisher_stats(w->pub, &w->pub_last);
+        const struct publisher_stats *b = &w->pub_last;
+        uint64_t last = w->ob.last_seq, waiting = last > b->confirmed ? last - b->confirmed : 0;
+        em_log(EM_LOG_INFO,
+               "bus: %s, %llu published, confirmed up to seq %llu, %llu waiting in "
+               "the outbox",
+               b->connected ? "connected" : "not connected", (unsigned long long)b->acked,
+               (unsigned long long)b->confirmed, (unsigned long long)waiting);
+    }
     w->last_summary_ns = now;
     w->last_summary_events = w->events_total;
     w->lag_sum_ms = w->lag_max_ms = 0;
@@ -780,6 +812,32 @@ static void stop(struct watch *w)
     close_handle((uv_handle_t *)&w->sig_term);
     close_handle((uv_handle_t *)&w->sig_int);
     close_handle((uv_handle_t *)&w->sig_hup);
+    if (w->pub) {
+        /* Everything goes to the outbox first; the loop then runs until the publisher
+         * has sent it (or the drain time is up) and reports that it finished. */
+        if (w->status == 0)
+            commit_output(w);
+        publisher_stop(w->pub, w->status == 0 ? w->opt->drain_s : 0);
+    }
+}
+
+/* The publisher thread's news, on the loop thread. */
+static void on_publisher(struct publisher *p, void *ctx)
+{
+    struct watch *w = ctx;
+    struct publisher_stats st;
+    publisher_stats(p, &st);
+    w->pub_last = st;
+    if (!st.finished)
+        return;
+    publisher_free(p);
+    w->pub = NULL;
+    if (st.failed && w->status == 0)
+        w->status = 1;
+    if (!w->stopping) {
+        em_log(EM_LOG_ERROR, "the bus publisher stopped; stopping");
+        stop(w);
+    }
 }
 
 /* ---- start-up ---- */
@@ -827,6 +885,8 @@ static int out_file_last_seq(struct watch *w, uint64_t *seq)
 static int resend_pending(struct watch *w)
 {
     uint64_t have = w->j.delivered;
+    if (w->ob_open && w->ob.last_seq > have)
+        have = w->ob.last_seq;
     if (w->out_fd >= 0) {
         uint64_t in_file;
         int rc = out_file_last_seq(w, &in_file);
@@ -840,7 +900,7 @@ static int resend_pending(struct watch *w)
         const struct journal_pending *p = &w->j.pending[i];
         if (p->seq <= have)
             continue;
-        int rc = obuf_put(w, p->line, strlen(p->line));
+        int rc = obuf_put(w, p->line, strlen(p->line), p->seq);
         if (rc < 0)
             return rc;
         w->obuf_last_seq = p->seq;
@@ -958,6 +1018,15 @@ static int start(struct watch *w)
             return 2;
         }
     }
+    if (o->amqp) {
+        rc = outbox_open(&w->ob, o->state_dir, o->fsync, reason, sizeof(reason));
+        if (rc < 0) {
+            em_log(EM_LOG_ERROR, "%s", reason);
+            outbox_close(&w->ob);
+            return 1;
+        }
+        w->ob_open = true;
+    }
     rc = open_roots(w);
     if (rc < 0)
         return rc == -EM_ENOMEM ? 1 : 2;
@@ -965,6 +1034,24 @@ static int start(struct watch *w)
     if (rc < 0) {
         em_log(EM_LOG_ERROR, "cannot re-send pending events: %s", em_strerror(rc));
         return 1;
+    }
+    if (o->amqp) {
+        struct publisher_options po = {.target = o->amqp,
+                                       .state_dir = o->state_dir,
+                                       .agent = o->agent,
+                                       .window = o->amqp_window};
+        rc = publisher_start(&w->loop, &po, on_publisher, w, &w->pub);
+        if (rc < 0) {
+            em_log(EM_LOG_ERROR, "cannot start the bus publisher: %s", em_strerror(rc));
+            return 1;
+        }
+        w->pub_last.confirmed = w->ob.confirmed;
+        publisher_notify(w->pub, w->ob.last_seq);
+        em_log(EM_LOG_INFO,
+               "publishing to %s; outbox holds events up to seq %llu, confirmed "
+               "up to %llu",
+               o->amqp->redacted, (unsigned long long)w->ob.last_seq,
+               (unsigned long long)w->ob.confirmed);
     }
     if (o->poll_s <= 0) {
         struct watcher_options wo = {.settle_ms = o->settle_ms};
@@ -1052,8 +1139,24 @@ int watch_run(const struct watch_options *opt)
     }
     if (w.status == 0 && commit_output(&w) < 0 && w.status == 0)
         w.status = 1;
+    if (w.pub) { /* a failed start: no drain */
+        publisher_free(w.pub);
+        w.pub = NULL;
+    }
     if (opt->summary_s > 0 || w.status == 0)
         summary(&w, true);
+    if (w.ob_open) {
+        uint64_t waiting =
+            w.ob.last_seq > w.pub_last.confirmed ? w.ob.last_seq - w.pub_last.confirmed : 0;
+        if (waiting)
+            em_log(EM_LOG_WARN,
+                   "%llu events wait in the outbox (seq %llu to %llu); they are published at "
+                   "the next start",
+                   (unsigned long long)waiting, (unsigned long long)w.pub_last.confirmed + 1,
+                   (unsigned long long)w.ob.last_seq);
+        outbox_close(&w.ob);
+        w.ob_open = false;
+    }
     for (size_t i = 0; i < w.nroots; i++) {
         model_free(w.roots[i].model); /* it borrows the journal's paths */
         w.roots[i].model = NULL;

@@ -14,18 +14,23 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct bus_target;
+
 struct watch_options {
     const char *const *dirs; /* storage roots or session directories */
     size_t ndirs;
-    const char *agent;     /* the events' "agent" */
-    const char *state_dir; /* journal and lock */
-    const char *out_path;  /* NULL: stdout */
-    double poll_s;         /* > 0: poll every this many seconds instead of notifications */
-    unsigned settle_ms;    /* quiet time for the fs-event backend */
-    double summary_s;      /* > 0: log a summary line this often */
-    double rescan_s;       /* > 0: also walk everything this often (insurance) */
-    bool fsync;            /* fdatasync the journal at each commit */
-    bool exit_idle;        /* exit 0 once the initial walk is done (tests, one-shot use) */
+    const char *agent;             /* the events' "agent" */
+    const char *state_dir;         /* journal and lock */
+    const char *out_path;          /* NULL: stdout */
+    double poll_s;                 /* > 0: poll every this many seconds instead of notifications */
+    unsigned settle_ms;            /* quiet time for the fs-event backend */
+    double summary_s;              /* > 0: log a summary line this often */
+    double rescan_s;               /* > 0: also walk everything this often (insurance) */
+    bool fsync;                    /* fdatasync the journal at each commit */
+    bool exit_idle;                /* exit 0 once the initial walk is done (tests, one-shot use) */
+    const struct bus_target *amqp; /* non-NULL: publish through the outbox to this bus */
+    unsigned amqp_window;          /* unconfirmed messages in flight (0: default) */
+    double drain_s;                /* on stop, wait this long for the bus to confirm */
 };
 
 /* Runs until stopped. Returns 0 (stopped by a signal, or exit_idle), 1 when the output,

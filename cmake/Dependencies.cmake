@@ -10,3 +10,8 @@ endif()
 if(EM_TESTS)
     pkg_check_modules(CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 endif()
+# The bus and the store (DESIGN §7-8): rabbitmq-c ships a CMake config; SQLite and libpq
+# have CMake's find modules.
+find_package(rabbitmq-c REQUIRED)
+find_package(SQLite3 REQUIRED)
+find_package(PostgreSQL REQUIRED)

@@ -1,0 +1,34 @@
+/* backend.h — em-backend's commands (DESIGN §1) and the little they share.
+ *
+ * Each command takes its arguments after the command name and returns the process exit
+ * status: 0 success, 1 done but some input was rejected (or a run that failed), 2 bad
+ * usage or a store/bus that cannot be used.
+ */
+#ifndef EM_BACKEND_H
+#define EM_BACKEND_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+enum { BE_OK = 0, BE_REJECTS = 1, BE_USAGE = 2 };
+
+int cmd_ingest(int argc, char **argv);
+int cmd_consume(int argc, char **argv);
+int cmd_query(int argc, char **argv);
+
+/* Whether argv[*i] is the option `name` (--name VALUE or --name=VALUE); then *value is
+ * its value and *i points at the last argument used. Prints an error and sets *bad when
+ * the value is missing. */
+bool be_opt(int argc, char **argv, int *i, const char *name, const char **value, bool *bad);
+
+/* Parses a whole number from lo to hi for option `name`; prints an error on failure. */
+bool be_number(const char *name, const char *v, long lo, long hi, long *out);
+
+/* The store URL from --store, else $EM_BACKEND_STORE; NULL (with an error printed)
+ * when neither is set. */
+const char *be_store_url(const char *opt);
+
+/* -v / -vv handling shared by the commands: returns true when argv[i] was one. */
+bool be_verbose(const char *arg);
+
+#endif

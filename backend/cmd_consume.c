@@ -1,0 +1,546 @@
+/* em-backend consume: the bus into the store (DESIGN §7–8).
+ *
+ * One thread, one AMQP connection, one store connection. Messages are read with manual
+ * acks and a prefetch window and gathered into a batch; a batch is written in one store
+ * transaction and only then acknowledged (in one AMQP transaction together with the
+ * dead letters of the batch's undecodable messages). A crash anywhere before the ack
+ * leaves the messages on the broker, which delivers them again; the store's idempotent
+ * upsert makes the repeat harmless.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "backend.h"
+#include "bus.h"
+#include "em_error.h"
+#include "ev.h"
+#include "log.h"
+#include "store.h"
+
+static const char consume_usage[] =
+    "Usage: em-backend consume [--amqp URL] [--store URL] [OPTIONS]\n"
+    "\n"
+    "Reads entity events from RabbitMQ and keeps the metadata store up to date. Declares\n"
+    "what it needs: the exchange em.events, the durable queue em.backend bound to it\n"
+    "with '#', and the dead-letter exchange and queue em.dead. Several consumers may\n"
+    "share the queue. Runs until SIGTERM or SIGINT (it finishes the batch in hand).\n"
+    "\n"
+    "  --amqp URL        amqp[s]://user:password@host[:port]/vhost [EM_BACKEND_AMQP]\n"
+    "  --store URL       sqlite:PATH or postgresql://user@host/database [EM_BACKEND_STORE]\n"
+    "  --amqp-ca FILE    CA certificate(s) for amqps://; default the system bundle\n"
+    "  --amqp-cert FILE, --amqp-key FILE   a client certificate for amqps://\n"
+    "  --prefetch N      unacknowledged messages the broker may send ahead; default 2000\n"
+    "  --batch N         events per store transaction; default 1000 (at most --prefetch)\n"
+    "  --batch-ms MS     commit a partial batch after this long; default 50\n"
+    "  --idle-exit SECONDS  exit 0 once no message has come for this long (tests, catch-up)\n"
+    "  -v, -vv           more logging (progress every 10 s with -v)\n"
+    "\n"
+    "A message that is not a valid event goes to em.dead with the header x-em-reason and\n"
+    "is acknowledged, so it never blocks the queue. When the store or the broker fails,\n"
+    "nothing is acknowledged; consume reconnects with back-off and the broker delivers\n"
+    "the messages again.\n"
+    "Exit status: 0 stopped by a signal or --idle-exit, 2 bad usage or settings.\n";
+
+static volatile sig_atomic_t stop_requested;
+
+static void on_stop(int sig)
+{
+    (void)sig;
+    stop_requested = 1;
+}
+
+struct poison {
+    amqp_bytes_t body, routing_key, message_id;
+    char reason[256];
+};
+
+struct consumer {
+    struct bus_target target;
+    const char *store_url;
+    unsigned prefetch, batch_max, batch_ms;
+    double idle_exit_s;
+    struct store *store;
+    amqp_connection_state_t conn;
+    struct ev *batch;
+    size_t n;
+    struct poison *poison;
+    size_t npoison;
+    uint64_t last_tag;
+    uint64_t first_ns, last_msg_ns;
+    char last_reason[512];
+    /* totals */
+    uint64_t received, stored, unchanged, dead, batches, redelivered;
+    uint64_t report_ns, report_received;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Sleeps `s` seconds unless a stop is requested. */
+static void pause_s(double s)
+{
+    uint64_t end = now_ns() + (uint64_t)(s * 1e9);
+    while (!stop_requested && now_ns() < end) {
+        struct timespec ts = {0, 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* Logs a failure once per distinct reason (repeats at debug level). */
+static void warn_once(struct consumer *c, const char *reason)
+{
+    if (strcmp(reason, c->last_reason) != 0) {
+        em_log(EM_LOG_WARN, "%s; retrying with back-off", reason);
+        snprintf(c->last_reason, sizeof(c->last_reason), "%s", reason);
+    } else {
+        em_log(EM_LOG_DEBUG, "%s", reason);
+    }
+}
+
+static void drop_batch(struct consumer *c)
+{
+    for (size_t i = 0; i < c->n; i++)
+        ev_free(&c->batch[i]);
+    c->n = 0;
+    for (size_t i = 0; i < c->npoison; i++) {
+        amqp_bytes_free(c->poison[i].body);
+        amqp_bytes_free(c->poison[i].routing_key);
+        amqp_bytes_free(c->poison[i].message_id);
+    }
+    c->npoison = 0;
+    c->last_tag = 0;
+}
+
+static void drop_connection(struct consumer *c, bool polite)
+{
+    /* Unacknowledged messages go back to the queue when the channel closes. */
+    bus_close(c->conn, polite);
+    c->conn = NULL;
+    drop_batch(c);
+}
+
+static bool declare(struct consumer *c, char *reason, size_t cap)
+{
+    amqp_connection_state_t k = c->conn;
+    if (!bus_declare_events(k, reason, cap))
+        return false;
+    amqp_exchange_declare(k, 1, amqp_cstring_bytes(BUS_DEAD_EXCHANGE), amqp_cstring_bytes("fanout"),
+                          0, 1, 0, 0, amqp_empty_table);
+    if (!bus_ok(amqp_get_rpc_reply(k), "cannot declare the exchange " BUS_DEAD_EXCHANGE, reason,
+                cap))
+        return false;
+    amqp_queue_declare(k, 1, amqp_cstring_bytes(BUS_DEAD_QUEUE), 0, 1, 0, 0, amqp_empty_table);
+    if (!bus_ok(amqp_get_rpc_reply(k), "cannot declare the queue " BUS_DEAD_QUEUE, reason, cap))
+        return false;
+    amqp_queue_bind(k, 1, amqp_cstring_bytes(BUS_DEAD_QUEUE), amqp_cstring_bytes(BUS_DEAD_EXCHANGE),
+                    amqp_cstring_bytes(""), amqp_empty_table);
+    if (!bus_ok(amqp_get_rpc_reply(k), "cannot bind " BUS_DEAD_QUEUE, reason, cap))
+        return false;
+    amqp_table_entry_t arg;
+    arg.key = amqp_cstring_bytes("x-dead-letter-exchange");
+    arg.value.kind = AMQP_FIELD_KIND_UTF8;
+    arg.value.value.bytes = amqp_cstring_bytes(BUS_DEAD_EXCHANGE);
+    amqp_table_t args = {1, &arg};
+    amqp_queue_declare(k, 1, amqp_cstring_bytes(BUS_QUEUE), 0, 1, 0, 0, args);
+    if (!bus_ok(amqp_get_rpc_reply(k),
+                "cannot declare the queue " BUS_QUEUE
+                " (if it exists with other arguments, delete it or ask the broker's admin)",
+                reason, cap))
+        return false;
+    amqp_queue_bind(k, 1, amqp_cstring_bytes(BUS_QUEUE), amqp_cstring_bytes(BUS_EXCHANGE),
+                    amqp_cstring_bytes("#"), amqp_empty_table);
+    if (!bus_ok(amqp_get_rpc_reply(k), "cannot bind " BUS_QUEUE, reason, cap))
+        return false;
+    amqp_tx_select(k, 1);
+    if (!bus_ok(amqp_get_rpc_reply(k), "cannot start AMQP transactions", reason, cap))
+        return false;
+    amqp_basic_qos(k, 1, 0, (uint16_t)c->prefetch, 0);
+    if (!bus_ok(amqp_get_rpc_reply(k), "cannot set the prefetch window", reason, cap))
+        return false;
+    amqp_basic_consume(k, 1, amqp_cstring_bytes(BUS_QUEUE), amqp_empty_bytes, 0, 0, 0,
+                       amqp_empty_table);
+    return bus_ok(amqp_get_rpc_reply(k), "cannot consume from " BUS_QUEUE, reason, cap);
+}
+
+static bool connect_bus(struct consumer *c)
+{
+    char reason[512];
+    c->conn = bus_connect(&c->target, 30, 10.0, reason, sizeof(reason));
+    if (c->conn && declare(c, reason, sizeof(reason))) {
+        em_log(EM_LOG_INFO, "consuming %s from %s into %s", BUS_QUEUE, c->target.redacted,
+               c->store->redacted);
+        c->last_reason[0] = '\0';
+        return true;
+    }
+    if (c->conn)
+        drop_connection(c, false);
+    warn_once(c, reason);
+    return false;
+}
+
+static bool open_store(struct consumer *c)
+{
+    char reason[512];
+    int rc = store_open(c->store_url, true, &c->store, reason, sizeof(reason));
+    if (rc == 0)
+        return true;
+    if (rc == -EM_EUSAGE || rc == -EM_ESTATE) {
+        em_log(EM_LOG_ERROR, "%s", reason);
+        stop_requested = 1;
+        return false;
+    }
+    warn_once(c, reason);
+    return false;
+}
+
+static void add_poison(struct consumer *c, const amqp_envelope_t *env, const char *reason)
+{
+    struct poison *p = &c->poison[c->npoison++];
+    p->body = amqp_bytes_malloc_dup(env->message.body);
+    p->routing_key = amqp_bytes_malloc_dup(env->routing_key);
+    p->message_id = (env->message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+                        ? amqp_bytes_malloc_dup(env->message.properties.message_id)
+                        : amqp_empty_bytes;
+    snprintf(p->reason, sizeof(p->reason), "%s", reason);
+    em_log(EM_LOG_WARN, "message %.*s (routing key %.*s): %s; sent to " BUS_DEAD_EXCHANGE,
+           (int)p->message_id.len, p->message_id.len ? (const char *)p->message_id.bytes : "-",
+           (int)p->routing_key.len, (const char *)p->routing_key.bytes, reason);
+}
+
+static bool publish_dead(struct consumer *c, const struct poison *p)
+{
+    amqp_table_entry_t h[2];
+    h[0].key = amqp_cstring_bytes("x-em-reason");
+    h[0].value.kind = AMQP_FIELD_KIND_UTF8;
+    h[0].value.value.bytes = amqp_cstring_bytes(p->reason);
+    h[1].key = amqp_cstring_bytes("x-em-routing-key");
+    h[1].value.kind = AMQP_FIELD_KIND_UTF8;
+    h[1].value.value.bytes = p->routing_key;
+    amqp_basic_properties_t props;
+    memset(&props, 0, sizeof(props));
+    props._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
+    props.headers = (amqp_table_t){2, h};
+    props.delivery_mode = 2;
+    if (p->message_id.len) {
+        props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
+        props.message_id = p->message_id;
+    }
+    return amqp_basic_publish(c->conn, 1, amqp_cstring_bytes(BUS_DEAD_EXCHANGE), p->routing_key, 0,
+                              0, &props, p->body) == AMQP_STATUS_OK;
+}
+
+/* A batch the store refused as a whole: store the events one by one, so that an event the
+ * store cannot take (poison that passed decoding) goes to the dead letters alone. When
+ * every one fails, the store itself is the problem: returns false. */
+static bool apply_one_by_one(struct consumer *c, size_t *changed)
+{
+    size_t ok = 0, k = 0;
+    *changed = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        char reason[512];
+        size_t ch;
+        if (store_apply(c->store, &c->batch[i], 1, &ch, reason, sizeof(reason)) == 0) {
+            ok++;
+            *changed += ch;
+            c->batch[k++] = c->batch[i];
+            continue;
+        }
+        if (c->n == 1)
+            break;
+        /* Keep the reason; the message body is re-created from the event's data. */
+        struct poison *p = &c->poison[c->npoison++];
+        char body[512];
+        int len = snprintf(body, sizeof(body),
+                           "{\"agent\":\"%s\",\"seq\":%" PRIu64
+                           ",\"type\":\"%s\",\"rejected_by_store\":true}",
+                           c->batch[i].agent, c->batch[i].seq, ev_type_name(c->batch[i].type));
+        p->body = amqp_bytes_malloc_dup((amqp_bytes_t){(size_t)len, body});
+        p->routing_key = amqp_bytes_malloc_dup(amqp_cstring_bytes(c->batch[i].agent));
+        p->message_id = amqp_empty_bytes;
+        snprintf(p->reason, sizeof(p->reason), "store refused it: %.200s", reason);
+        em_log(EM_LOG_WARN, "event %s:%" PRIu64 ": %s; sent to " BUS_DEAD_EXCHANGE,
+               c->batch[i].agent, c->batch[i].seq, p->reason);
+        ev_free(&c->batch[i]);
+    }
+    if (ok == 0) {
+        c->n = k;
+        return false;
+    }
+    c->n = k;
+    return true;
+}
+
+/* Store, then acknowledge. On failure nothing is acknowledged and the connection is
+ * dropped, so the broker delivers the batch again. */
+static void flush(struct consumer *c)
+{
+    if (c->n == 0 && c->npoison == 0)
+        return;
+    char reason[512];
+    size_t changed = 0;
+    int rc = store_apply(c->store, c->batch, c->n, &changed, reason, sizeof(reason));
+    if (rc < 0 && c->n > 1) {
+        em_log(EM_LOG_WARN, "%s; storing the batch's events one by one", reason);
+        if (apply_one_by_one(c, &changed))
+            rc = 0;
+    }
+    if (rc < 0) {
+        warn_once(c, reason);
+        store_close(c->store);
+        c->store = NULL;
+        drop_connection(c, false);
+        return;
+    }
+    bool ok = true;
+    for (size_t i = 0; i < c->npoison && ok; i++)
+        ok = publish_dead(c, &c->poison[i]);
+    if (ok)
+        ok = amqp_basic_ack(c->conn, 1, c->last_tag, 1) == AMQP_STATUS_OK;
+    if (ok) {
+        amqp_tx_commit(c->conn, 1);
+        ok = bus_ok(amqp_get_rpc_reply(c->conn), "cannot acknowledge", reason, sizeof(reason));
+    } else {
+        snprintf(reason, sizeof(reason), "cannot acknowledge: the connection failed");
+    }
+    if (!ok) {
+        /* Stored but not acknowledged: the repeat will change nothing. */
+        warn_once(c, reason);
+        drop_connection(c, false);
+        return;
+    }
+    c->stored += changed;
+    c->unchanged += c->n - changed;
+    c->dead += c->npoison;
+    c->batches++;
+    drop_batch(c);
+}
+
+static void progress(struct consumer *c, bool final)
+{
+    uint64_t now = now_ns();
+    double secs = (double)(now - c->report_ns) / 1e9;
+    em_log(EM_LOG_INFO,
+           "%sreceived %" PRIu64 " (%.0f/s), stored %" PRIu64 ", unchanged %" PRIu64
+           ", dead-lettered %" PRIu64 ", %" PRIu64 " batches, %" PRIu64 " redelivered",
+           final ? "stopped: " : "", c->received,
+           secs > 0 ? (double)(c->received - c->report_received) / secs : 0.0, c->stored,
+           c->unchanged, c->dead, c->batches, c->redelivered);
+    c->report_ns = now;
+    c->report_received = c->received;
+}
+
+static void on_message(struct consumer *c, amqp_envelope_t *env)
+{
+    c->received++;
+    if (env->redelivered)
+        c->redelivered++;
+    if (c->n == 0 && c->npoison == 0)
+        c->first_ns = now_ns();
+    c->last_tag = env->delivery_tag;
+    char reason[256];
+    int rc = ev_decode(env->message.body.bytes, env->message.body.len, &c->batch[c->n], reason,
+                       sizeof(reason));
+    if (rc == 0) {
+        c->n++;
+    } else {
+        ev_free(&c->batch[c->n]);
+        add_poison(c, env, rc == -EM_ENOMEM ? "out of memory" : reason);
+    }
+}
+
+/* A frame other than a delivery: the broker closing things, or nothing that matters. */
+static bool other_frame(struct consumer *c)
+{
+    amqp_frame_t f;
+    struct timeval tv = {0, 0};
+    if (amqp_simple_wait_frame_noblock(c->conn, &f, &tv) != AMQP_STATUS_OK)
+        return true;
+    if (f.frame_type != AMQP_FRAME_METHOD)
+        return true;
+    char reason[300];
+    switch (f.payload.method.id) {
+    case AMQP_CHANNEL_CLOSE_METHOD: {
+        const amqp_channel_close_t *m = f.payload.method.decoded;
+        snprintf(reason, sizeof(reason), "the broker closed the channel: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        break;
+    }
+    case AMQP_CONNECTION_CLOSE_METHOD: {
+        const amqp_connection_close_t *m = f.payload.method.decoded;
+        snprintf(reason, sizeof(reason), "the broker closed the connection: %u %.*s", m->reply_code,
+                 (int)m->reply_text.len, (const char *)m->reply_text.bytes);
+        break;
+    }
+    case AMQP_BASIC_CANCEL_METHOD:
+        snprintf(reason, sizeof(reason), "the broker cancelled the consumer (queue deleted?)");
+        break;
+    default:
+        return true;
+    }
+    warn_once(c, reason);
+    return false;
+}
+
+static int run(struct consumer *c)
+{
+    double backoff = 0.25;
+    c->report_ns = c->last_msg_ns = now_ns();
+    uint64_t next_report = c->report_ns + 10ull * 1000000000ull;
+    while (!stop_requested) {
+        if (!c->store && !open_store(c)) {
+            pause_s(backoff);
+            backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+            continue;
+        }
+        if (!c->conn && !connect_bus(c)) {
+            pause_s(backoff);
+            backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+            continue;
+        }
+        backoff = 0.25;
+        uint64_t now = now_ns();
+        if (now >= next_report) {
+            progress(c, false);
+            next_report = now + 10ull * 1000000000ull;
+        }
+        bool pending = c->n || c->npoison;
+        uint64_t wait_ns = 1000000000ull;
+        if (pending) {
+            uint64_t due = c->first_ns + (uint64_t)c->batch_ms * 1000000ull;
+            wait_ns = due > now ? due - now : 0;
+        }
+        struct timeval tv = {(time_t)(wait_ns / 1000000000ull),
+                             (suseconds_t)((wait_ns % 1000000000ull) / 1000)};
+        amqp_envelope_t env;
+        amqp_maybe_release_buffers(c->conn);
+        amqp_rpc_reply_t r = amqp_consume_message(c->conn, &env, &tv, 0);
+        if (r.reply_type == AMQP_RESPONSE_NORMAL) {
+            c->last_msg_ns = now_ns();
+            on_message(c, &env);
+            amqp_destroy_envelope(&env);
+            if (c->n + c->npoison >= c->batch_max)
+                flush(c);
+            continue;
+        }
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_TIMEOUT) {
+            if (pending && now_ns() >= c->first_ns + (uint64_t)c->batch_ms * 1000000ull)
+                flush(c);
+            if (c->idle_exit_s > 0 && !c->n && !c->npoison &&
+                (double)(now_ns() - c->last_msg_ns) / 1e9 >= c->idle_exit_s) {
+                em_log(EM_LOG_INFO, "no message for %.1f s: exiting", c->idle_exit_s);
+                break;
+            }
+            continue;
+        }
+        if (r.reply_type == AMQP_RESPONSE_LIBRARY_EXCEPTION &&
+            r.library_error == AMQP_STATUS_UNEXPECTED_STATE) {
+            if (!other_frame(c))
+                drop_connection(c, false);
+            continue;
+        }
+        char text[256], reason[800];
+        snprintf(reason, sizeof(reason), "%s: connection lost: %s", c->target.redacted,
+                 bus_reply_text(r, text, sizeof(text)));
+        warn_once(c, reason);
+        drop_connection(c, false);
+    }
+    if (c->conn && c->store)
+        flush(c);
+    if (c->conn)
+        drop_connection(c, true);
+    progress(c, true);
+    return BE_OK;
+}
+
+int cmd_consume(int argc, char **argv)
+{
+    const char *amqp = getenv("EM_BACKEND_AMQP"), *store_opt = NULL, *ca = NULL, *cert = NULL,
+               *key = NULL, *prefetch = NULL, *batch = NULL, *batch_ms = NULL, *idle = NULL;
+    bool bad = false;
+    for (int i = 0; i < argc && !bad; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+            fputs(consume_usage, stdout);
+            return BE_OK;
+        }
+        if (be_verbose(a) || be_opt(argc, argv, &i, "amqp", &amqp, &bad) ||
+            be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
+            be_opt(argc, argv, &i, "amqp-ca", &ca, &bad) ||
+            be_opt(argc, argv, &i, "amqp-cert", &cert, &bad) ||
+            be_opt(argc, argv, &i, "amqp-key", &key, &bad) ||
+            be_opt(argc, argv, &i, "prefetch", &prefetch, &bad) ||
+            be_opt(argc, argv, &i, "batch", &batch, &bad) ||
+            be_opt(argc, argv, &i, "batch-ms", &batch_ms, &bad) ||
+            be_opt(argc, argv, &i, "idle-exit", &idle, &bad))
+            continue;
+        fprintf(stderr, "em-backend consume: unknown argument '%s' (see --help)\n", a);
+        return BE_USAGE;
+    }
+    long pf = 2000, bm = 1000, ms = 50, idle_s = 0;
+    if (bad || (prefetch && !be_number("prefetch", prefetch, 1, 65535, &pf)) ||
+        (batch && !be_number("batch", batch, 1, 65535, &bm)) ||
+        (batch_ms && !be_number("batch-ms", batch_ms, 0, 60000, &ms)) ||
+        (idle && !be_number("idle-exit", idle, 1, 86400, &idle_s)))
+        return BE_USAGE;
+    if (bm > pf) {
+        fprintf(stderr,
+                "em-backend consume: --batch %ld is larger than --prefetch %ld: a "
+                "batch could never fill\n",
+                bm, pf);
+        return BE_USAGE;
+    }
+    if (!amqp) {
+        fprintf(stderr, "em-backend consume: which broker? give --amqp amqp://… (or set "
+                        "EM_BACKEND_AMQP)\n");
+        return BE_USAGE;
+    }
+    struct consumer c;
+    memset(&c, 0, sizeof(c));
+    c.store_url = be_store_url(store_opt);
+    if (!c.store_url)
+        return BE_USAGE;
+    char reason[256];
+    if (bus_target_parse(&c.target, amqp, ca, cert, key, reason, sizeof(reason)) < 0) {
+        fprintf(stderr, "em-backend consume: --amqp: %s\n", reason);
+        return BE_USAGE;
+    }
+    c.prefetch = (unsigned)pf;
+    c.batch_max = (unsigned)bm;
+    c.batch_ms = (unsigned)ms;
+    c.idle_exit_s = (double)idle_s;
+    c.batch = calloc(c.batch_max, sizeof(*c.batch));
+    c.poison = calloc(c.batch_max * 2, sizeof(*c.poison));
+    if (!c.batch || !c.poison) {
+        free(c.batch);
+        free(c.poison);
+        bus_target_free(&c.target);
+        return BE_USAGE;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    /* A bad store URL or a store from a newer em-backend is a setting to fix, not to retry. */
+    int status = BE_OK;
+    if (!open_store(&c) && stop_requested)
+        status = BE_USAGE;
+    else
+        status = run(&c);
+    store_close(c.store);
+    free(c.batch);
+    free(c.poison);
+    bus_target_free(&c.target);
+    return status;
+}

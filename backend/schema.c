@@ -1,0 +1,148 @@
+#include "schema.h"
+
+#include <string.h>
+
+#include "em_error.h"
+
+#define COMMON                                                                                     \
+    {"agent", COL_TEXT, 1}, {"seq", COL_ID, 1}, {"deleted", COL_FLAG, 1}, {"data", COL_JSON, 0},   \
+        {"source_path", COL_TEXT, 0}, {"source_mtime", COL_TEXT, 0},                               \
+    {                                                                                              \
+        "emitted_at", COL_TEXT, 0                                                                  \
+    }
+
+static const struct schema_col session_cols[] = {
+    {"session_id", COL_ID, 1}, {"name", COL_TEXT, 0}, {"atlas_id", COL_ID, 0}, COMMON};
+static const struct schema_col atlas_cols[] = {
+    {"atlas_id", COL_ID, 1}, {"name", COL_TEXT, 0}, COMMON};
+static const struct schema_col gridsquare_cols[] = {
+    {"session_id", COL_ID, 1}, {"gridsquare_id", COL_ID, 1}, {"state", COL_TEXT, 0}, COMMON};
+static const struct schema_col foilhole_cols[] = {
+    {"session_id", COL_ID, 1}, {"foilhole_id", COL_ID, 1}, {"gridsquare_id", COL_ID, 0}, COMMON};
+static const struct schema_col micrograph_cols[] = {
+    {"session_id", COL_ID, 1},  {"micrograph_uuid", COL_TEXT, 1}, {"gridsquare_id", COL_ID, 0},
+    {"foilhole_id", COL_ID, 0}, {"acquired_at", COL_TEXT, 0},     COMMON};
+
+#define TABLE(n, c, k)                                                                             \
+    {                                                                                              \
+        n, c, sizeof(c) / sizeof(c[0]), k                                                          \
+    }
+
+static const struct schema_table tables[EVT_COUNT] = {
+    [EVT_SESSION] = TABLE("session", session_cols, 1),
+    [EVT_ATLAS] = TABLE("atlas", atlas_cols, 1),
+    [EVT_GRIDSQUARE] = TABLE("gridsquare", gridsquare_cols, 2),
+    [EVT_FOILHOLE] = TABLE("foilhole", foilhole_cols, 2),
+    [EVT_MICROGRAPH] = TABLE("micrograph", micrograph_cols, 2),
+};
+
+/* Indexes for `em-backend query`: a session's squares, holes and micrographs, and the
+ * most recent micrographs overall and per session. */
+static const struct {
+    const char *name, *table, *cols;
+} indexes[] = {
+    {"foilhole_square", "foilhole", "session_id, gridsquare_id"},
+    {"micrograph_square", "micrograph", "session_id, gridsquare_id"},
+    {"micrograph_acquired", "micrograph", "acquired_at"},
+    {"micrograph_session_acquired", "micrograph", "session_id, acquired_at"},
+};
+
+static const char *const migrations[] = {
+    NULL,
+    "entity tables (session, atlas, gridsquare, foilhole, micrograph) and query indexes",
+};
+
+const struct schema_table *schema_table_of(enum ev_type t)
+{
+    return (unsigned)t < EVT_COUNT ? &tables[t] : NULL;
+}
+
+int schema_version(void)
+{
+    return (int)(sizeof(migrations) / sizeof(migrations[0])) - 1;
+}
+
+const char *schema_migration_what(int version)
+{
+    return version >= 1 && version <= schema_version() ? migrations[version] : "unknown";
+}
+
+static const char *type_sql(enum col_type t, enum sql_dialect d)
+{
+    switch (t) {
+    case COL_ID:
+        return d == SQL_POSTGRES ? "BIGINT" : "INTEGER";
+    case COL_JSON:
+        return d == SQL_POSTGRES ? "JSONB" : "TEXT";
+    case COL_FLAG:
+        return d == SQL_POSTGRES ? "SMALLINT" : "INTEGER";
+    case COL_TEXT:
+    default:
+        return "TEXT";
+    }
+}
+
+static int create_table(const struct schema_table *t, enum sql_dialect d, struct dynbuf *o)
+{
+    int rc = dynbuf_printf(o, "CREATE TABLE IF NOT EXISTS %s (", t->name);
+    for (size_t i = 0; i < t->ncols && rc == 0; i++)
+        rc = dynbuf_printf(o, "%s %s%s%s, ", t->cols[i].name, type_sql(t->cols[i].type, d),
+                           t->cols[i].notnull ? " NOT NULL" : "",
+                           t->cols[i].type == COL_FLAG ? " DEFAULT 0" : "");
+    if (rc == 0)
+        rc = dynbuf_printf(o, "PRIMARY KEY (");
+    for (size_t i = 0; i < t->nkey && rc == 0; i++)
+        rc = dynbuf_printf(o, "%s%s", i ? ", " : "", t->cols[i].name);
+    if (rc == 0)
+        rc = dynbuf_printf(o, "));\n");
+    return rc;
+}
+
+int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
+{
+    int rc = 0;
+    switch (version) {
+    case 1:
+        for (int t = 0; t < EVT_COUNT && rc == 0; t++)
+            rc = create_table(&tables[t], d, out);
+        for (size_t i = 0; i < sizeof(indexes) / sizeof(indexes[0]) && rc == 0; i++)
+            rc = dynbuf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s);\n", indexes[i].name,
+                               indexes[i].table, indexes[i].cols);
+        return rc;
+    default:
+        return -EM_EINVAL;
+    }
+}
+
+static int param(struct dynbuf *o, enum sql_dialect d, size_t n)
+{
+    return dynbuf_printf(o, d == SQL_POSTGRES ? "$%zu" : "?%zu", n);
+}
+
+int schema_upsert_sql(const struct schema_table *t, enum sql_dialect d, struct dynbuf *o)
+{
+    int rc = dynbuf_printf(o, "INSERT INTO %s (", t->name);
+    for (size_t i = 0; i < t->ncols && rc == 0; i++)
+        rc = dynbuf_printf(o, "%s%s", i ? ", " : "", t->cols[i].name);
+    if (rc == 0)
+        rc = dynbuf_printf(o, ") VALUES (");
+    for (size_t i = 0; i < t->ncols && rc == 0; i++) {
+        if (i)
+            rc = dynbuf_printf(o, ", ");
+        if (rc == 0)
+            rc = param(o, d, i + 1);
+    }
+    if (rc == 0)
+        rc = dynbuf_printf(o, ") ON CONFLICT (");
+    for (size_t i = 0; i < t->nkey && rc == 0; i++)
+        rc = dynbuf_printf(o, "%s%s", i ? ", " : "", t->cols[i].name);
+    if (rc == 0)
+        rc = dynbuf_printf(o, ") DO UPDATE SET ");
+    for (size_t i = t->nkey; i < t->ncols && rc == 0; i++)
+        rc = dynbuf_printf(o, "%s%s = excluded.%s", i > t->nkey ? ", " : "", t->cols[i].name,
+                           t->cols[i].name);
+    if (rc == 0)
+        rc = dynbuf_printf(o, " WHERE %s.agent <> excluded.agent OR %s.seq < excluded.seq", t->name,
+                           t->name);
+    return rc;
+}

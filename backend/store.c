@@ -1,0 +1,138 @@
+#include "store.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "em_error.h"
+#include "log.h"
+
+/* "scheme://user:password@host…" → "scheme://user:***@host…" */
+static void redact(const char *url, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s", url);
+    char *scheme = strstr(out, "://");
+    if (!scheme)
+        return;
+    char *auth = scheme + 3, *at = strchr(auth, '@'), *slash = strchr(auth, '/');
+    if (!at || (slash && slash < at))
+        return;
+    char *colon = memchr(auth, ':', (size_t)(at - auth));
+    if (!colon)
+        return;
+    char tail[512];
+    snprintf(tail, sizeof(tail), "%s", at);
+    size_t head = (size_t)(colon - out) + 1;
+    snprintf(out + head, cap - head, "***%s", tail);
+}
+
+int store_open(const char *url, bool durable, struct store **out, char *reason, size_t cap)
+{
+    *out = NULL;
+    int rc;
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        const char *path = url + 7;
+        if (strncmp(path, "//", 2) == 0)
+            path += 2;
+        if (!*path) {
+            snprintf(reason, cap, "sqlite: needs a path, as in sqlite:/var/lib/em/store.db");
+            return -EM_EUSAGE;
+        }
+        rc = store_sqlite_open(path, durable, out, reason, cap);
+    } else if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
+        rc = store_pg_open(url, out, reason, cap);
+    } else {
+        snprintf(reason, cap, "the store must be sqlite:PATH or postgresql://user@host/database");
+        return -EM_EUSAGE;
+    }
+    if (rc < 0)
+        return rc;
+    redact(url, (*out)->redacted, sizeof((*out)->redacted));
+    rc = store_migrate(*out, reason, cap);
+    if (rc < 0) {
+        store_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int read_version(void *ctx, int ncols, const char *const *names, const char *const *vals)
+{
+    (void)names;
+    int *v = ctx;
+    if (ncols > 0 && vals[0]) {
+        char *end;
+        long x = strtol(vals[0], &end, 10);
+        if (end != vals[0] && *end == '\0' && x > *v && x < 1000000)
+            *v = (int)x;
+    }
+    return 0;
+}
+
+int store_migrate(struct store *s, char *reason, size_t cap)
+{
+    int rc = s->ops->exec(s,
+                          "CREATE TABLE IF NOT EXISTS em_schema (version INTEGER PRIMARY KEY, "
+                          "what TEXT NOT NULL)",
+                          reason, cap);
+    if (rc < 0)
+        return rc;
+    int have = 0;
+    rc = s->ops->query(s, "SELECT MAX(version) FROM em_schema", 0, NULL, read_version, &have,
+                       reason, cap);
+    if (rc < 0)
+        return rc;
+    if (have > schema_version()) {
+        snprintf(reason, cap,
+                 "%s has schema version %d, newer than this em-backend knows (%d): upgrade "
+                 "em-backend",
+                 s->redacted, have, schema_version());
+        return -EM_ESTATE;
+    }
+    for (int v = have + 1; v <= schema_version(); v++) {
+        struct dynbuf sql;
+        dynbuf_init(&sql, 1u << 20);
+        rc = dynbuf_add(&sql, "BEGIN;\n", 7);
+        if (rc == 0)
+            rc = schema_migration_sql(v, s->dialect, &sql);
+        if (rc == 0)
+            rc = dynbuf_printf(&sql,
+                               "INSERT INTO em_schema (version, what) VALUES (%d, '%s');\n"
+                               "COMMIT",
+                               v, schema_migration_what(v));
+        if (rc == 0)
+            rc = s->ops->exec(s, sql.p, reason, cap);
+        dynbuf_free(&sql);
+        if (rc < 0) {
+            char ignored[8];
+            s->ops->exec(s, "ROLLBACK", ignored, sizeof(ignored));
+            return rc;
+        }
+        em_log(EM_LOG_INFO, "%s: applied migration %d (%s)", s->redacted, v,
+               schema_migration_what(v));
+    }
+    return 0;
+}
+
+int store_apply(struct store *s, struct ev *evs, size_t n, size_t *changed, char *reason,
+                size_t cap)
+{
+    *changed = 0;
+    if (n == 0)
+        return 0;
+    qsort(evs, n, sizeof(*evs), ev_cmp_key);
+    return s->ops->apply(s, evs, n, changed, reason, cap);
+}
+
+int store_query(struct store *s, const char *sql, size_t nparams, const char *const *params,
+                int (*cb)(void *ctx, int ncols, const char *const *names, const char *const *vals),
+                void *ctx, char *reason, size_t cap)
+{
+    return s->ops->query(s, sql, nparams, params, cb, ctx, reason, cap);
+}
+
+void store_close(struct store *s)
+{
+    if (s)
+        s->ops->close(s);
+}

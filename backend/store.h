@@ -1,0 +1,66 @@
+/* store.h — the metadata store (DESIGN §8): SQLite or PostgreSQL behind one interface.
+ *
+ * store_open() takes "sqlite:PATH" or a libpq URL ("postgresql://…", "postgres://…"),
+ * connects, and applies the migrations the store lacks (schema.h). store_apply() writes a
+ * batch of events in one transaction with the idempotent upsert, so a batch is stored
+ * whole or not at all, and a redelivered or stale event changes nothing.
+ *
+ * A store belongs to one thread.
+ */
+#ifndef EM_STORE_H
+#define EM_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "ev.h"
+#include "schema.h"
+
+struct store;
+
+struct store_ops {
+    int (*apply)(struct store *s, struct ev *evs, size_t n, size_t *changed, char *reason,
+                 size_t cap);
+    int (*query)(struct store *s, const char *sql, size_t nparams, const char *const *params,
+                 int (*cb)(void *ctx, int ncols, const char *const *names, const char *const *vals),
+                 void *ctx, char *reason, size_t cap);
+    int (*exec)(struct store *s, const char *sql, char *reason, size_t cap);
+    void (*close)(struct store *s);
+};
+
+struct store {
+    const struct store_ops *ops;
+    enum sql_dialect dialect;
+    char redacted[512]; /* the URL for messages, without a password */
+    bool durable;       /* SQLite: synchronous=FULL (a commit survives power loss) */
+};
+
+/* Opens the store at `url` and brings its schema up to date. `durable` asks SQLite for
+ * a full sync at each commit (consume acks after commit, so it must). Returns 0 and *out
+ * (free with store_close()), or EM_EUSAGE (bad URL), EM_ESTATE (schema from a newer
+ * em-backend), EM_EIO (cannot connect or migrate) with a reason. */
+int store_open(const char *url, bool durable, struct store **out, char *reason, size_t cap);
+
+/* Writes the `n` events (reordered by key, so that concurrent writers take row locks in
+ * the same order) in one transaction; *changed counts rows inserted or updated. Returns
+ * 0, or EM_EIO with a reason (the transaction is rolled back; try again later). */
+int store_apply(struct store *s, struct ev *evs, size_t n, size_t *changed, char *reason,
+                size_t cap);
+
+/* Runs a query with `?` placeholders (text parameters) and calls `cb` per row with the
+ * values as text (NULL for SQL NULL); a non-zero return from cb stops. Returns 0 or
+ * EM_EIO with a reason. */
+int store_query(struct store *s, const char *sql, size_t nparams, const char *const *params,
+                int (*cb)(void *ctx, int ncols, const char *const *names, const char *const *vals),
+                void *ctx, char *reason, size_t cap);
+
+void store_close(struct store *s);
+
+/* Backends (store_sqlite.c, store_pg.c); store_open() picks one. */
+int store_sqlite_open(const char *path, bool durable, struct store **out, char *reason, size_t cap);
+int store_pg_open(const char *conninfo, struct store **out, char *reason, size_t cap);
+
+/* Applies the migrations the store lacks through s->ops->exec/query (shared by both). */
+int store_migrate(struct store *s, char *reason, size_t cap);
+
+#endif

@@ -1,0 +1,213 @@
+/* The PostgreSQL store. A batch is one transaction sent as a libpq pipeline: BEGIN, one
+ * prepared upsert per event, COMMIT, then one sync, so a batch costs one round trip
+ * instead of one per event. Batches are bounded (consume's --batch), which keeps the
+ * results that queue up during sending well inside the socket buffers. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libpq-fe.h>
+
+#include "em_error.h"
+#include "store.h"
+
+struct pg_store {
+    struct store base;
+    PGconn *c;
+    bool prepared;
+};
+
+static int fail(struct pg_store *s, const char *what, const PGresult *r, char *reason, size_t cap)
+{
+    const char *msg = r ? PQresultErrorMessage(r) : PQerrorMessage(s->c);
+    char text[400];
+    snprintf(text, sizeof(text), "%s", msg && *msg ? msg : "error");
+    size_t n = strlen(text);
+    while (n > 0 && (text[n - 1] == '\n' || text[n - 1] == ' '))
+        text[--n] = '\0';
+    snprintf(reason, cap, "%s: %s: %s", s->base.redacted, what, text);
+    return -EM_EIO;
+}
+
+static int pg_exec(struct store *base, const char *sql, char *reason, size_t cap)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    PGresult *r = PQexec(s->c, sql);
+    ExecStatusType st = PQresultStatus(r);
+    int rc =
+        st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK ? 0 : fail(s, "failed", r, reason, cap);
+    PQclear(r);
+    return rc;
+}
+
+static int prepare_upserts(struct pg_store *s, char *reason, size_t cap)
+{
+    for (int t = 0; t < EVT_COUNT; t++) {
+        const struct schema_table *tab = schema_table_of((enum ev_type)t);
+        struct dynbuf sql;
+        dynbuf_init(&sql, 1u << 16);
+        int rc = schema_upsert_sql(tab, SQL_POSTGRES, &sql);
+        char name[64];
+        snprintf(name, sizeof(name), "em_upsert_%s", tab->name);
+        if (rc == 0) {
+            PGresult *r = PQprepare(s->c, name, sql.p, 0, NULL);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                rc = fail(s, "cannot prepare the upsert", r, reason, cap);
+            PQclear(r);
+        }
+        dynbuf_free(&sql);
+        if (rc < 0)
+            return rc;
+    }
+    s->prepared = true;
+    return 0;
+}
+
+static int pg_apply(struct store *base, struct ev *evs, size_t n, size_t *changed, char *reason,
+                    size_t cap)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (PQstatus(s->c) != CONNECTION_OK) {
+        snprintf(reason, cap, "%s: the connection is lost", s->base.redacted);
+        return -EM_EIO;
+    }
+    if (!s->prepared && prepare_upserts(s, reason, cap) < 0)
+        return -EM_EIO;
+    if (!PQenterPipelineMode(s->c))
+        return fail(s, "cannot enter pipeline mode", NULL, reason, cap);
+    int rc = 0;
+    bool sent = PQsendQueryParams(s->c, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) == 1;
+    for (size_t i = 0; i < n && sent; i++) {
+        const struct schema_table *t = schema_table_of(evs[i].type);
+        const char *vals[16];
+        char nums[16][32];
+        for (size_t c = 0; c < t->ncols; c++)
+            vals[c] = ev_value(&evs[i], t->cols[c].name, nums[c], sizeof(nums[c]));
+        char name[64];
+        snprintf(name, sizeof(name), "em_upsert_%s", t->name);
+        sent = PQsendQueryPrepared(s->c, name, (int)t->ncols, vals, NULL, NULL, 0) == 1;
+    }
+    if (sent)
+        sent = PQsendQueryParams(s->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
+    if (!sent || PQpipelineSync(s->c) != 1) {
+        rc = fail(s, "cannot send the batch", NULL, reason, cap);
+        PQexitPipelineMode(s->c);
+        return rc;
+    }
+    /* Results: BEGIN, n upserts, COMMIT, each followed by NULL, then the sync. */
+    size_t got = 0;
+    for (;;) {
+        PGresult *r = PQgetResult(s->c);
+        if (!r) {
+            if (PQstatus(s->c) != CONNECTION_OK) {
+                rc = rc ? rc : fail(s, "the connection is lost", NULL, reason, cap);
+                break;
+            }
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(r);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            break;
+        }
+        if (st == PGRES_COMMAND_OK) {
+            if (got >= 1 && got <= n) {
+                const char *k = PQcmdTuples(r);
+                *changed += k && *k ? (size_t)strtoul(k, NULL, 10) : 0;
+            }
+        } else if (rc == 0) {
+            rc = fail(s, st == PGRES_PIPELINE_ABORTED ? "batch aborted" : "cannot store the batch",
+                      r, reason, cap);
+        }
+        got++;
+        PQclear(r);
+    }
+    PQexitPipelineMode(s->c);
+    if (rc < 0) {
+        *changed = 0;
+        if (PQtransactionStatus(s->c) == PQTRANS_INERROR) {
+            PGresult *r = PQexec(s->c, "ROLLBACK");
+            PQclear(r);
+        }
+    }
+    return rc;
+}
+
+static int pg_query(struct store *base, const char *sql, size_t nparams, const char *const *params,
+                    int (*cb)(void *ctx, int ncols, const char *const *names,
+                              const char *const *vals),
+                    void *ctx, char *reason, size_t cap)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    /* ? → $n (the project's queries have no '?' inside literals). */
+    struct dynbuf q;
+    dynbuf_init(&q, 1u << 20);
+    int rc = 0;
+    size_t k = 0;
+    for (const char *p = sql; *p && rc == 0; p++)
+        rc = *p == '?' ? dynbuf_printf(&q, "$%zu", ++k) : dynbuf_add(&q, p, 1);
+    if (rc < 0) {
+        dynbuf_free(&q);
+        return rc;
+    }
+    PGresult *r = PQexecParams(s->c, q.p, (int)nparams, NULL, params, NULL, NULL, 0);
+    dynbuf_free(&q);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK && PQresultStatus(r) != PGRES_COMMAND_OK) {
+        rc = fail(s, "query failed", r, reason, cap);
+        PQclear(r);
+        return rc;
+    }
+    int ncols = PQnfields(r), nrows = PQntuples(r);
+    const char **names = calloc((size_t)ncols + 1, sizeof(*names));
+    const char **vals = calloc((size_t)ncols + 1, sizeof(*vals));
+    if (!names || !vals)
+        rc = -EM_ENOMEM;
+    for (int c = 0; c < ncols && rc == 0; c++)
+        names[c] = PQfname(r, c);
+    for (int i = 0; i < nrows && rc == 0; i++) {
+        for (int c = 0; c < ncols; c++)
+            vals[c] = PQgetisnull(r, i, c) ? NULL : PQgetvalue(r, i, c);
+        if (cb(ctx, ncols, names, vals) != 0)
+            break;
+    }
+    free(names);
+    free(vals);
+    PQclear(r);
+    return rc;
+}
+
+static void pg_close(struct store *base)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    PQfinish(s->c);
+    free(s);
+}
+
+static const struct store_ops pg_ops = {pg_apply, pg_query, pg_exec, pg_close};
+
+static void pg_notice(void *arg, const char *message)
+{
+    (void)arg;
+    (void)message; /* "relation already exists, skipping" and the like */
+}
+
+int store_pg_open(const char *conninfo, struct store **out, char *reason, size_t cap)
+{
+    struct pg_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -EM_ENOMEM;
+    s->base.ops = &pg_ops;
+    s->base.dialect = SQL_POSTGRES;
+    s->base.durable = true;
+    s->c = PQconnectdb(conninfo);
+    if (!s->c || PQstatus(s->c) != CONNECTION_OK) {
+        snprintf(s->base.redacted, sizeof(s->base.redacted), "postgresql");
+        int rc = s->c ? fail(s, "cannot connect", NULL, reason, cap) : -EM_ENOMEM;
+        PQfinish(s->c);
+        free(s);
+        return rc;
+    }
+    PQsetNoticeProcessor(s->c, pg_notice, NULL);
+    *out = &s->base;
+    return 0;
+}

@@ -1,0 +1,168 @@
+/* The SQLite store: one file in WAL mode, so `query` reads while `consume` writes. Writers
+ * take the write lock at BEGIN IMMEDIATE and wait up to 30 s for another writer (two
+ * consumers on one file), instead of failing halfway through a batch. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <sqlite3.h>
+
+#include "em_error.h"
+#include "store.h"
+
+struct sqlite_store {
+    struct store base; /* first: the store is found from it */
+    sqlite3 *db;
+    sqlite3_stmt *upsert[EVT_COUNT];
+};
+
+static int fail(struct sqlite_store *s, const char *what, char *reason, size_t cap)
+{
+    snprintf(reason, cap, "%s: %s: %s", s->base.redacted[0] ? s->base.redacted : "sqlite", what,
+             sqlite3_errmsg(s->db));
+    return -EM_EIO;
+}
+
+static int sq_exec(struct store *base, const char *sql, char *reason, size_t cap)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    char *err = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &err) != SQLITE_OK) {
+        snprintf(reason, cap, "%s: %s", s->base.redacted, err ? err : "error");
+        sqlite3_free(err);
+        return -EM_EIO;
+    }
+    return 0;
+}
+
+static int prepare_upserts(struct sqlite_store *s, char *reason, size_t cap)
+{
+    for (int t = 0; t < EVT_COUNT; t++) {
+        struct dynbuf sql;
+        dynbuf_init(&sql, 1u << 16);
+        int rc = schema_upsert_sql(schema_table_of((enum ev_type)t), SQL_SQLITE, &sql);
+        if (rc == 0 && sqlite3_prepare_v2(s->db, sql.p, -1, &s->upsert[t], NULL) != SQLITE_OK)
+            rc = fail(s, "cannot prepare the upsert", reason, cap);
+        dynbuf_free(&sql);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int sq_apply(struct store *base, struct ev *evs, size_t n, size_t *changed, char *reason,
+                    size_t cap)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!s->upsert[0] && prepare_upserts(s, reason, cap) < 0)
+        return -EM_EIO;
+    if (sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+        return fail(s, "cannot begin a transaction", reason, cap);
+    for (size_t i = 0; i < n; i++) {
+        const struct schema_table *t = schema_table_of(evs[i].type);
+        sqlite3_stmt *st = s->upsert[evs[i].type];
+        sqlite3_reset(st);
+        for (size_t c = 0; c < t->ncols; c++) {
+            char num[32];
+            const char *v = ev_value(&evs[i], t->cols[c].name, num, sizeof(num));
+            int k = (int)c + 1;
+            if (!v)
+                sqlite3_bind_null(st, k);
+            else if (t->cols[c].type == COL_ID || t->cols[c].type == COL_FLAG)
+                sqlite3_bind_int64(st, k, strtoll(v, NULL, 10));
+            else
+                sqlite3_bind_text(st, k, v, -1, SQLITE_STATIC);
+        }
+        if (sqlite3_step(st) != SQLITE_DONE) {
+            int rc = fail(s, "cannot store an event", reason, cap);
+            sqlite3_reset(st);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        *changed += (size_t)sqlite3_changes(s->db);
+        sqlite3_clear_bindings(st);
+    }
+    if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
+        int rc = fail(s, "cannot commit", reason, cap);
+        sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+        *changed = 0;
+        return rc;
+    }
+    return 0;
+}
+
+static int sq_query(struct store *base, const char *sql, size_t nparams, const char *const *params,
+                    int (*cb)(void *ctx, int ncols, const char *const *names,
+                              const char *const *vals),
+                    void *ctx, char *reason, size_t cap)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, sql, -1, &st, NULL) != SQLITE_OK)
+        return fail(s, "cannot prepare a query", reason, cap);
+    for (size_t i = 0; i < nparams; i++)
+        sqlite3_bind_text(st, (int)i + 1, params[i], -1, SQLITE_STATIC);
+    int ncols = sqlite3_column_count(st), rc = 0, step;
+    const char **names = calloc((size_t)ncols + 1, sizeof(*names));
+    const char **vals = calloc((size_t)ncols + 1, sizeof(*vals));
+    if (!names || !vals) {
+        rc = -EM_ENOMEM;
+        goto out;
+    }
+    for (int c = 0; c < ncols; c++)
+        names[c] = sqlite3_column_name(st, c);
+    while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < ncols; c++)
+            vals[c] = (const char *)sqlite3_column_text(st, c);
+        if (cb(ctx, ncols, names, vals) != 0)
+            break;
+    }
+    if (step != SQLITE_ROW && step != SQLITE_DONE)
+        rc = fail(s, "query failed", reason, cap);
+out:
+    free(names);
+    free(vals);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+static void sq_close(struct store *base)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    for (int t = 0; t < EVT_COUNT; t++)
+        sqlite3_finalize(s->upsert[t]);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+static const struct store_ops sqlite_ops = {sq_apply, sq_query, sq_exec, sq_close};
+
+int store_sqlite_open(const char *path, bool durable, struct store **out, char *reason, size_t cap)
+{
+    struct sqlite_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -EM_ENOMEM;
+    s->base.ops = &sqlite_ops;
+    s->base.dialect = SQL_SQLITE;
+    s->base.durable = durable;
+    snprintf(s->base.redacted, sizeof(s->base.redacted), "sqlite:%s", path);
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
+        SQLITE_OK) {
+        snprintf(reason, cap, "sqlite:%s: cannot open: %s", path,
+                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+        sqlite3_close(s->db);
+        free(s);
+        return -EM_EIO;
+    }
+    sqlite3_busy_timeout(s->db, 30000);
+    char pragmas[160];
+    snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;",
+             durable ? "FULL" : "NORMAL");
+    int rc = sq_exec(&s->base, pragmas, reason, cap);
+    if (rc < 0) {
+        sq_close(&s->base);
+        return rc;
+    }
+    *out = &s->base;
+    return 0;
+}
