@@ -67,16 +67,23 @@ static int list_segments(const char *dir, uint64_t **out, size_t *count)
 uint64_t outbox_line_seq(const char *line, size_t len)
 {
     size_t lim = len < 64 ? len : 64;
-    for (size_t i = 0; i + 6 < lim; i++) {
-        if (memcmp(line + i, "\"seq\":", 6) != 0)
+    for (size_t i = 0; i + 5 < lim; i++) {
+        if (memcmp(line + i, "\"seq\"", 5) != 0)
             continue;
+        size_t k = i + 5;
+        while (k < len && line[k] == ' ')
+            k++;
+        if (k >= len || line[k++] != ':')
+            return 0;
+        while (k < len && line[k] == ' ')
+            k++;
         uint64_t v = 0;
-        size_t k = i + 6, digits = 0;
+        size_t digits = 0;
         while (k < len && line[k] >= '0' && line[k] <= '9' && digits < 19) {
             v = v * 10 + (uint64_t)(line[k++] - '0');
             digits++;
         }
-        return digits && k < len && (line[k] == ',' || line[k] == '}') ? v : 0;
+        return digits && k < len && (line[k] == ',' || line[k] == '}' || line[k] == ' ') ? v : 0;
     }
     return 0;
 }
@@ -203,6 +210,18 @@ int outbox_open(struct outbox_writer *o, const char *state_dir, bool fsync, char
         if (rc < 0)
             snprintf(reason, cap, "%s: cannot read the outbox segment", path ? path : o->dir);
         free(path);
+    }
+    /* Everything confirmed: the old segments are done with (no reader runs yet). */
+    if (rc == 0 && n > 0 && o->last_seq > 0 && o->confirmed >= o->last_seq) {
+        for (size_t i = 0; i < n; i++) {
+            char *path = segment_path(o->dir, segs[i]);
+            uv_fs_t req;
+            if (path && uv_fs_unlink(NULL, &req, path, NULL) >= 0)
+                em_log(EM_LOG_DEBUG, "%s: confirmed segment removed", path);
+            if (path)
+                uv_fs_req_cleanup(&req);
+            free(path);
+        }
     }
     free(segs);
     if (o->confirmed > o->last_seq)

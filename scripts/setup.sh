@@ -6,6 +6,8 @@ packages=(
     build-essential cmake pkg-config clang clang-format
     libuv1-dev libxml2-dev libcjson-dev libcmocka-dev
     libarchive-dev libxml2-utils python3 time systemd
+    librabbitmq-dev libsqlite3-dev libpq-dev
+    rabbitmq-server postgresql sqlite3 openssl
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,0 +1,419 @@
+#!/usr/bin/env bash
+# agent → RabbitMQ → em-backend → store, with real servers started here and stopped by pid:
+#
+#   tests/e2e/bus.sh EM_AGENT EM_BACKEND EM_SYNTH FSRECORDER CASE PORT
+#
+# Every case ends with the same check: the store's entities (`em-backend query entities`)
+# equal the folded `em-agent scan` of the tree, entity for entity, and the store holds no
+# more rows than there are entities. Cases:
+#   sqlite        a synthetic visit, published by `watch --once`, consumed into SQLite
+#   postgres      a committed recording replayed live into the watched tree, into PostgreSQL
+#   outage        the broker is down while the agent works: events wait in the outbox (and
+#                 survive an agent restart); once the broker is up they are all delivered
+#   restart       the broker is stopped and started again while a session is being written
+#                 and published live; the consumer reconnects on its own
+#   kill          the consumer is killed with SIGKILL in the middle of a batch, then restarted
+#   two           two consumers on one queue, into one SQLite file and into PostgreSQL
+#   duplicate     the same events published twice (same message ids), then a stale event
+#                 (lower seq, other data) for an existing entity: nothing changes
+#   poison        undecodable messages among good ones go to em.dead with a reason; the
+#                 queue keeps moving
+#   tls           amqps:// with the CA file; a wrong CA is refused and nothing is lost
+# PORT: the broker's AMQP port (PORT+1 and PORT+2 are used too), distinct per case so
+# cases can run in parallel.
+set -u
+AGENT=$(realpath "$1")
+BACKEND=$(realpath "$2")
+SYNTH=$(realpath "$3")
+FSR=$(realpath "$4")
+CASE=$5
+PORT=$6
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+FOLD="python3 $HERE/fold.py"
+# shellcheck source=servers.sh
+. "$HERE/servers.sh"
+
+if ! command -v epmd >/dev/null || [ ! -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    echo "SKIP: rabbitmq-server is not installed (scripts/setup.sh installs it)"
+    exit 77
+fi
+
+TMP=$(mktemp -d /tmp/em-bus.XXXXXX)
+failures=0
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    servers_cleanup
+    if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+ok() { echo "ok   $*"; }
+bad() { failures=$((failures + 1)); echo "FAIL $*"; }
+die() { bad "$*"; exit 1; }
+
+rmq_start "$TMP/rmq" "$PORT" || die "the broker did not start"
+URL="amqp://guest:guest@127.0.0.1:$PORT/"
+SQLITE="sqlite:$TMP/store.db"
+
+# consume_until_idle STORE [LOG] [ARGS...]: consumes until the queue has been quiet 3 s.
+consume_until_idle() {
+    local store=$1 log=${2:-$TMP/consume.log}
+    shift 2 || shift $#
+    timeout 300 "$BACKEND" consume --amqp "$URL" --store "$store" --idle-exit 3 -v "$@" \
+        2>>"$log"
+}
+
+# declare_queue: the consumer declares em.backend; until then the broker has nowhere to
+# route events (the agent would keep them, correctly, but the cases want them to flow).
+declare_queue() {
+    timeout 60 "$BACKEND" consume --amqp "$URL" --store "$SQLITE" --idle-exit 1 \
+        2>>"$TMP/declare.log" || die "consume could not declare the queue: $(tail -3 "$TMP/declare.log")"
+}
+
+publish_once() { # publish_once DIR STATE [ARGS...]: watch --once with the bus
+    local dir=$1 state=$2
+    shift 2
+    timeout 120 "$AGENT" watch --once -v --agent krios1 --state-dir "$state" --amqp "$URL" \
+        --drain 30 "$@" "$dir" 2>>"$TMP/agent.log"
+}
+
+# expect_store STORE DIR WHAT: the store equals scan of DIR.
+expect_store() {
+    local store=$1 dir=$2 what=$3
+    "$AGENT" scan "$dir" >"$TMP/scan.jsonl" 2>/dev/null
+    if ! "$BACKEND" query entities --store "$store" >"$TMP/export.jsonl" 2>"$TMP/query.err"; then
+        bad "$what: query failed: $(cat "$TMP/query.err")"
+        return
+    fi
+    local out
+    out=$($FOLD compare "$TMP/scan.jsonl" "$TMP/export.jsonl")
+    local n_scan n_store
+    n_scan=$($FOLD counts "$TMP/scan.jsonl" | python3 -c 'import json,sys; print(sum(json.load(sys.stdin).values()))')
+    n_store=$(wc -l <"$TMP/export.jsonl")
+    if [[ $out == *"-> EQUAL"* ]] && [ "$n_scan" -eq "$n_store" ] && [ "$n_store" -gt 0 ]; then
+        ok "$what: store equals scan ($n_store entities)"
+    else
+        bad "$what: store differs from scan ($n_scan entities in scan, $n_store rows): $out"
+    fi
+}
+
+outbox_waiting() { # events in STATE's outbox not yet confirmed
+    local state=$1 confirmed=0
+    [ -f "$state/outbox/confirmed" ] && confirmed=$(cat "$state/outbox/confirmed")
+    cat "$state"/outbox/*.jsonl 2>/dev/null | python3 -c '
+import json, sys
+c = int(sys.argv[1]); print(sum(1 for l in sys.stdin if l.strip() and json.loads(l)["seq"] > c))' "$confirmed"
+}
+
+synth() { # synth DIR [ARGS...]
+    local dir=$1
+    shift
+    "$SYNTH" -q --seed 7 "$@" "$dir" || die "em-synth failed"
+}
+
+case $CASE in
+sqlite)
+    synth "$TMP/visit" --sessions 2 --squares 4 --holes 5 --mics 3
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    grep -q '0 waiting in the outbox' "$TMP/agent.log" && ok "the outbox is empty" ||
+        bad "events left in the outbox: $(grep waiting "$TMP/agent.log")"
+    [ "$(outbox_waiting "$TMP/state")" -eq 0 ] || bad "unconfirmed lines remain in the outbox"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "sqlite"
+    grep -q 'guest:guest' "$TMP/agent.log" "$TMP/consume.log" && bad "a password reached a log" ||
+        ok "no password in the logs"
+    # Queries a facility runs, against independently known counts (4 squares imaged + 2
+    # listed only, 20 holes, 60 micrographs per session).
+    "$BACKEND" query sessions --json --store "$SQLITE" >"$TMP/sessions.json"
+    python3 - "$TMP/sessions.json" <<'EOF' && ok "query sessions: counts right" || bad "query sessions"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert len(rows) == 2, rows
+for r in rows:
+    assert (r["squares"], r["holes"], r["micrographs"]) == (6, 20, 60), r
+    assert r["last_activity"] and r["last_acquired"], r
+EOF
+    sid=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["session_id"])' "$TMP/sessions.json")
+    "$BACKEND" query squares "$sid" --json --store "$SQLITE" >"$TMP/squares.json"
+    python3 - "$TMP/squares.json" <<'EOF' && ok "query squares: per-square counts right" || bad "query squares"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+imaged = [r for r in rows if r["micrographs"]]
+assert len(rows) == 6 and len(imaged) == 4, rows
+assert all(r["holes"] == 5 and r["micrographs"] == 15 for r in imaged), rows
+EOF
+    "$BACKEND" query micrographs --limit 5 --json --store "$SQLITE" >"$TMP/recent.json"
+    python3 - "$TMP/recent.json" "$TMP/scan.jsonl" <<'EOF' && ok "query micrographs: the 5 most recent" || bad "query micrographs"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+mics = [json.loads(l) for l in open(sys.argv[2])]
+times = sorted((e["data"]["acquired_at"] for e in mics if e["type"] == "micrograph"), reverse=True)
+assert [r["acquired_at"] for r in rows] == times[:5], (rows, times[:5])
+EOF
+    ;;
+postgres)
+    pg_start "$TMP/pg" || die "PostgreSQL did not start"
+    declare_queue
+    mkdir "$TMP/dest"
+    "$AGENT" watch -v --agent krios1 --state-dir "$TMP/state" --amqp "$URL" "$TMP/dest" \
+        2>>"$TMP/agent.log" &
+    APID=$!
+    PIDS+=("$APID")
+    for _ in $(seq 100); do [ -s "$TMP/state/journal" ] && break; sleep 0.05; done
+    timeout 300 "$BACKEND" consume --amqp "$URL" --store "$PG_URL" -v 2>>"$TMP/consume.log" &
+    CPID=$!
+    PIDS+=("$CPID")
+    "$FSR" replay --max-gap 0.02 "$ROOT/testdata/recordings/live-synth.tar.zst" "$TMP/dest" \
+        >/dev/null 2>"$TMP/replay.log" || bad "replay failed: $(tail -2 "$TMP/replay.log")"
+    sleep 1
+    kill -TERM "$APID"
+    wait "$APID" || bad "agent exit status $?"
+    kill -TERM "$CPID"
+    wait "$CPID" || bad "consume exit status $?"
+    expect_store "$PG_URL" "$TMP/dest" "postgres (replayed live-synth)"
+    python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(e["micrograph"])' \
+        "$ROOT/testdata/recordings/live-synth.expected.json" >"$TMP/want"
+    "$BACKEND" query sessions --json --store "$PG_URL" |
+        python3 -c 'import json,sys; print(sum(json.loads(l)["micrographs"] for l in sys.stdin))' >"$TMP/got"
+    cmp -s "$TMP/want" "$TMP/got" && ok "micrographs in the store equal em-synth's count ($(cat "$TMP/got"))" ||
+        bad "micrographs: store $(cat "$TMP/got"), em-synth $(cat "$TMP/want")"
+    ;;
+outage)
+    synth "$TMP/visit" --sessions 2 --squares 3 --holes 4 --mics 2
+    # The second session appears later, while the broker is still down.
+    mkdir "$TMP/hold"
+    second=$(ls -d "$TMP/visit"/Supervisor_*_2_* | head -1)
+    mv "$second" "$TMP/hold/"
+    declare_queue
+    rmq_stop
+    publish_once "$TMP/visit" "$TMP/state" --drain 1 || bad "agent exit status $?"
+    waiting=$(outbox_waiting "$TMP/state")
+    [ "$waiting" -gt 0 ] && ok "broker down: $waiting events wait in the outbox" ||
+        bad "broker down but nothing waits in the outbox"
+    grep -q 'events wait in the outbox' "$TMP/agent.log" && ok "the agent says so" || bad "no warning"
+    # More files while the broker is still down; a second agent run keeps queueing.
+    mv "$TMP/hold"/Supervisor_* "$TMP/visit/"
+    publish_once "$TMP/visit" "$TMP/state" --drain 1 || bad "agent exit status $?"
+    more=$(outbox_waiting "$TMP/state")
+    [ "$more" -gt "$waiting" ] && ok "after a restart the outbox grew to $more" || bad "outbox $more"
+    rmq_start "$TMP/rmq" "$PORT" || die "the broker did not restart"
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    [ "$(outbox_waiting "$TMP/state")" -eq 0 ] && ok "broker back: the outbox drained" ||
+        bad "the outbox did not drain"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "outage"
+    ;;
+restart)
+    declare_queue
+    mkdir "$TMP/dest"
+    "$AGENT" watch -v --agent krios1 --state-dir "$TMP/state" --amqp "$URL" "$TMP/dest" \
+        2>>"$TMP/agent.log" &
+    APID=$!
+    PIDS+=("$APID")
+    for _ in $(seq 100); do [ -s "$TMP/state/journal" ] && break; sleep 0.05; done
+    timeout 300 "$BACKEND" consume --amqp "$URL" --store "$SQLITE" -v 2>>"$TMP/consume.log" &
+    CPID=$!
+    PIDS+=("$CPID")
+    "$SYNTH" -q --seed 9 --sessions 1 --squares 4 --holes 5 --mics 3 --rate 40 "$TMP/dest" &
+    WPID=$!
+    PIDS+=("$WPID")
+    sleep 1.5
+    rmq_stop
+    ok "broker stopped mid-run"
+    sleep 2
+    rmq_start "$TMP/rmq" "$PORT" || die "the broker did not restart"
+    wait "$WPID" || bad "em-synth exit status $?"
+    for _ in $(seq 300); do [ "$(outbox_waiting "$TMP/state")" -eq 0 ] && break; sleep 0.1; done
+    sleep 3.5 # the consumer's batches
+    kill -TERM "$APID"
+    wait "$APID" || bad "agent exit status $?"
+    kill -TERM "$CPID"
+    wait "$CPID" || bad "consume exit status $?"
+    grep -q 'connection lost\|closed the connection\|cannot connect' "$TMP/consume.log" &&
+        ok "the consumer saw the broker go" || bad "the consumer never noticed the restart"
+    expect_store "$SQLITE" "$TMP/dest" "broker restart"
+    ;;
+kill)
+    synth "$TMP/visit" --sessions 2 --squares 5 --holes 10 --mics 5
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    queued=$(rmq_queue_count em.backend)
+    [ "${queued:-0}" -gt 500 ] && ok "$queued events queued" || bad "queued: $queued"
+    # Small batches, a pause between messages, and a kill while a batch is being gathered.
+    "$BACKEND" consume --amqp "$URL" --store "$SQLITE" --batch 100 --prefetch 300 -v \
+        2>>"$TMP/consume.log" &
+    CPID=$!
+    for _ in $(seq 200); do
+        n=$(sqlite3 "$TMP/store.db" 'select count(*) from micrograph' 2>/dev/null || echo 0)
+        [ "${n:-0}" -gt 0 ] && break
+        sleep 0.01
+    done
+    kill -KILL "$CPID"
+    wait "$CPID" 2>/dev/null
+    stored=$(sqlite3 "$TMP/store.db" 'select (select count(*) from micrograph)+(select count(*) from foilhole)+(select count(*) from gridsquare)+(select count(*) from session)+(select count(*) from atlas)')
+    left=$(rmq_queue_count em.backend)
+    ok "killed with $stored rows stored and $left messages still queued"
+    [ "${left:-0}" -gt 0 ] || bad "the consumer finished before the kill: the case proves nothing"
+    consume_until_idle "$SQLITE" "$TMP/consume2.log" || bad "consume exit status $?"
+    grep -q 'redelivered' "$TMP/consume2.log" && ok "$(grep -o '[0-9]* redelivered' "$TMP/consume2.log" | tail -1)"
+    expect_store "$SQLITE" "$TMP/visit" "consumer SIGKILL"
+    [ "$(rmq_queue_count em.backend)" = 0 ] && ok "queue empty" || bad "queue not empty"
+    ;;
+two)
+    pg_start "$TMP/pg" || die "PostgreSQL did not start"
+    synth "$TMP/visit" --sessions 2 --squares 5 --holes 8 --mics 4
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    consume_until_idle "$SQLITE" "$TMP/c1.log" --batch 50 --prefetch 100 &
+    C1=$!
+    consume_until_idle "$SQLITE" "$TMP/c2.log" --batch 50 --prefetch 100 &
+    C2=$!
+    wait "$C1" || bad "consumer 1 exit status"
+    wait "$C2" || bad "consumer 2 exit status"
+    r1=$(grep -o 'received [0-9]*' "$TMP/c1.log" | tail -1)
+    r2=$(grep -o 'received [0-9]*' "$TMP/c2.log" | tail -1)
+    [ "${r1#received }" -gt 0 ] && [ "${r2#received }" -gt 0 ] &&
+        ok "both consumers took a share ($r1, $r2)" || bad "one consumer did all ($r1, $r2)"
+    expect_store "$SQLITE" "$TMP/visit" "two consumers, one SQLite file"
+    # Again into PostgreSQL: publish the same tree from a fresh agent state.
+    publish_once "$TMP/visit" "$TMP/state2" || bad "agent exit status $?"
+    consume_until_idle "$PG_URL" "$TMP/c3.log" --batch 50 --prefetch 100 &
+    C1=$!
+    consume_until_idle "$PG_URL" "$TMP/c4.log" --batch 50 --prefetch 100 &
+    C2=$!
+    wait "$C1" || bad "consumer 3 exit status"
+    wait "$C2" || bad "consumer 4 exit status"
+    expect_store "$PG_URL" "$TMP/visit" "two consumers, PostgreSQL"
+    ;;
+duplicate)
+    synth "$TMP/visit" --sessions 1 --squares 3 --holes 4 --mics 2
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" -o /dev/null 2>/dev/null && bad "--out with --amqp accepted"
+    "$AGENT" scan --agent krios1 "$TMP/visit" >"$TMP/events.jsonl" 2>/dev/null
+    # The same lines (same agent, same seqs, same message ids) through two fresh outboxes.
+    for s in a b; do
+        mkdir -p "$TMP/dup-$s/outbox" "$TMP/empty"
+        cp "$TMP/events.jsonl" "$TMP/dup-$s/outbox/00000000000000000001.jsonl"
+        publish_once "$TMP/empty" "$TMP/dup-$s" || bad "agent exit status $?"
+    done
+    n=$(wc -l <"$TMP/events.jsonl")
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    grep -Eq "received $((2 * n)) \([0-9]+/s\), stored $n, unchanged $n," "$TMP/consume.log" &&
+        ok "$((2 * n)) messages, $n stored, $n unchanged" ||
+        bad "duplicates: $(grep stopped: "$TMP/consume.log")"
+    expect_store "$SQLITE" "$TMP/visit" "published twice"
+    # A stale event: the last micrograph again with a lower seq and other data.
+    python3 - "$TMP/events.jsonl" >"$TMP/stale.jsonl" <<'EOF'
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+m = [e for e in evs if e["type"] == "micrograph"][-1]
+m["seq"] = 1
+m["data"]["defocus_m"] = 12345.0
+print(json.dumps(m, separators=(",", ":")))
+EOF
+    mkdir -p "$TMP/stale/outbox"
+    cp "$TMP/stale.jsonl" "$TMP/stale/outbox/00000000000000000001.jsonl"
+    publish_once "$TMP/empty" "$TMP/stale" || bad "agent exit status $?"
+    consume_until_idle "$SQLITE" "$TMP/consume-stale.log" || bad "consume exit status $?"
+    grep -Eq "received 1 \([0-9]+/s\), stored 0, unchanged 1," "$TMP/consume-stale.log" &&
+        ok "the stale event changed nothing" || bad "stale: $(grep stopped: "$TMP/consume-stale.log")"
+    sqlite3 "$TMP/store.db" "select count(*) from micrograph where data like '%12345%'" | grep -qx 0 ||
+        bad "stale data stored"
+    expect_store "$SQLITE" "$TMP/visit" "after the stale event"
+    # The same through ingest (the embedded path): idempotent too.
+    "$BACKEND" ingest "$TMP/events.jsonl" --store "$SQLITE" 2>"$TMP/ingest.log"
+    grep -q "$n events, 0 stored, $n unchanged" "$TMP/ingest.log" && ok "ingest of the same events: no change" ||
+        bad "ingest: $(cat "$TMP/ingest.log")"
+    ;;
+poison)
+    synth "$TMP/visit" --sessions 1 --squares 2 --holes 3 --mics 2
+    declare_queue
+    "$AGENT" scan --agent krios1 "$TMP/visit" >"$TMP/events.jsonl" 2>/dev/null
+    n=$(wc -l <"$TMP/events.jsonl")
+    # Bad messages between good ones; each carries a seq so the outbox sends it on.
+    python3 - "$TMP/events.jsonl" >"$TMP/mixed.jsonl" <<'EOF'
+import json, sys
+evs = [json.loads(l) for l in open(sys.argv[1])]
+bad = [
+    '{"v":1,"seq":%d,"agent":"krios1","type":"bogus","op":"upsert","key":{},"data":{}}',
+    '{"v":1,"seq":%d,"agent":"krios1","type":"micrograph","op":"upsert","key":{"session_id"',
+    '{"v":1,"seq":%d,"agent":"krios1","type":"micrograph","op":"upsert","key":{"session_id":"x","micrograph_uuid":"u"},"data":{}}',
+    '{"v":1,"seq":%d,"agent":"krios1","type":"session","op":"upsert","key":{"session_id":1},"data":{"name":"\xff\xfe"}}',
+]
+seq = 0
+out = sys.stdout.buffer
+for i, e in enumerate(evs):
+    if i % 5 == 2 and bad:
+        seq += 1
+        out.write((bad.pop(0).replace("%d", str(seq))).encode("latin-1") + b"\n")
+    seq += 1
+    e["seq"] = seq
+    out.write(json.dumps(e, separators=(",", ":")).encode() + b"\n")
+EOF
+    mkdir -p "$TMP/pstate/outbox" "$TMP/empty"
+    cp "$TMP/mixed.jsonl" "$TMP/pstate/outbox/00000000000000000001.jsonl"
+    publish_once "$TMP/empty" "$TMP/pstate" || bad "agent exit status $?"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    dead=$(rmq_queue_count em.dead)
+    [ "$dead" = 4 ] && ok "4 poison messages in em.dead" || bad "em.dead holds $dead"
+    [ "$(rmq_queue_count em.backend)" = 0 ] && ok "em.backend is empty (nothing blocked)" || bad "queue stuck"
+    grep -q 'unknown type' "$TMP/consume.log" && grep -q 'not valid UTF-8' "$TMP/consume.log" &&
+        grep -q 'not a JSON object' "$TMP/consume.log" && ok "each reason logged" ||
+        bad "reasons: $(grep em.dead "$TMP/consume.log")"
+    grep -Eq "received $((n + 4)) \([0-9]+/s\), stored $n," "$TMP/consume.log" && ok "all $n good events stored" ||
+        bad "counts: $(grep stopped: "$TMP/consume.log")"
+    expect_store "$SQLITE" "$TMP/visit" "with poison"
+    ;;
+tls)
+    command -v openssl >/dev/null || { echo "SKIP: no openssl"; exit 77; }
+    rmq_stop
+    C=$TMP/certs
+    mkdir -p "$C"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=em-test-ca -keyout "$C/ca.key" \
+        -out "$C/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$C/server.key" \
+        -out "$C/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\n' >"$C/ext"
+    openssl x509 -req -in "$C/server.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial \
+        -days 2 -extfile "$C/ext" -out "$C/server.pem" 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout "$C/other.key" \
+        -out "$C/other.pem" 2>/dev/null
+    TLS_PORT=$((PORT + 3))
+    cat >"$TMP/rmq/rabbitmq.conf" <<EOF
+listeners.ssl.default = $TLS_PORT
+ssl_options.cacertfile = $C/ca.pem
+ssl_options.certfile = $C/server.pem
+ssl_options.keyfile = $C/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
+    rmq_start "$TMP/rmq" "$PORT" || die "the broker did not start with TLS"
+    for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null && break; sleep 0.1; done
+    declare_queue
+    synth "$TMP/visit" --sessions 1 --squares 2 --holes 3 --mics 2
+    TLS_URL="amqps://guest:guest@localhost:$TLS_PORT/"
+    timeout 60 "$AGENT" watch --once -v --agent krios1 --state-dir "$TMP/state" --amqp "$TLS_URL" \
+        --amqp-ca "$C/other.pem" --drain 2 "$TMP/visit" 2>"$TMP/wrongca.log"
+    grep -qi 'certificate\|verify\|handshake\|ssl' "$TMP/wrongca.log" &&
+        ok "a broker certificate from another CA is refused: $(grep -m1 -o 'cannot connect.*' "$TMP/wrongca.log" | head -c 120)" ||
+        bad "wrong CA: $(grep warning "$TMP/wrongca.log" | head -2)"
+    [ "$(outbox_waiting "$TMP/state")" -gt 0 ] && ok "events kept in the outbox" || bad "events lost"
+    timeout 60 "$AGENT" watch --once -v --agent krios1 --state-dir "$TMP/state" --amqp "$TLS_URL" \
+        --amqp-ca "$C/ca.pem" --drain 30 "$TMP/visit" 2>"$TMP/tls.log" || bad "agent exit status $?"
+    grep -q 'connected to amqps://guest:\*\*\*@localhost' "$TMP/tls.log" && ok "published over TLS" ||
+        bad "TLS: $(grep -m2 warning "$TMP/tls.log")"
+    consume_until_idle "$SQLITE" "$TMP/consume.log" --amqp "$TLS_URL" --amqp-ca "$C/ca.pem" ||
+        bad "consume exit status $?"
+    grep -q "consuming em.backend from amqps" "$TMP/consume.log" && ok "consumed over TLS" ||
+        bad "consume over TLS: $(grep -m2 warning "$TMP/consume.log")"
+    expect_store "$SQLITE" "$TMP/visit" "TLS"
+    ;;
+*)
+    echo "unknown case $CASE"
+    exit 2
+    ;;
+esac
+[ "$failures" -eq 0 ] || exit 1
+echo "bus $CASE: all good"
