@@ -35,3 +35,9 @@ echo "== fsrecorder replay $rec (while watch runs)" >&2
 sleep 1.5
 kill -TERM "$watcher"
 wait "$watcher"
+# The embedded store, no server: the watched tree's events into SQLite, then what a
+# facility looks at (em-backend query; with RabbitMQ it is `em-backend consume`).
+echo "== em-agent scan $live/epu | em-backend ingest - --store sqlite:$live/store.db" >&2
+"$agent" scan -q "$live/epu" | "$top/build/backend/em-backend" ingest - --store "sqlite:$live/store.db"
+echo "== em-backend query sessions" >&2
+"$top/build/backend/em-backend" query sessions --store "sqlite:$live/store.db" >&2

@@ -52,6 +52,32 @@ ok() { echo "ok   $*"; }
 bad() { failures=$((failures + 1)); echo "FAIL $*"; }
 die() { bad "$*"; exit 1; }
 
+if [ "$CASE" = tls ]; then
+    # A CA, a broker certificate for localhost signed by it, another CA, and a broker
+    # with a TLS listener on PORT+3.
+    mkdir -p "$TMP/rmq"
+    command -v openssl >/dev/null || { echo "SKIP: no openssl"; exit 77; }
+    C=$TMP/certs
+    mkdir -p "$C"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=em-test-ca -keyout "$C/ca.key" \
+        -out "$C/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$C/server.key" \
+        -out "$C/server.csr" 2>/dev/null
+    printf 'subjectAltName=DNS:localhost\n' >"$C/ext"
+    openssl x509 -req -in "$C/server.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial \
+        -days 2 -extfile "$C/ext" -out "$C/server.pem" 2>/dev/null
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout "$C/other.key" \
+        -out "$C/other.pem" 2>/dev/null
+    TLS_PORT=$((PORT + 3))
+    cat >"$TMP/rmq/rabbitmq.conf" <<EOF
+listeners.ssl.default = $TLS_PORT
+ssl_options.cacertfile = $C/ca.pem
+ssl_options.certfile = $C/server.pem
+ssl_options.keyfile = $C/server.key
+ssl_options.verify = verify_none
+ssl_options.fail_if_no_peer_cert = false
+EOF
+fi
 rmq_start "$TMP/rmq" "$PORT" || die "the broker did not start"
 URL="amqp://guest:guest@127.0.0.1:$PORT/"
 SQLITE="sqlite:$TMP/store.db"
@@ -367,29 +393,6 @@ EOF
     expect_store "$SQLITE" "$TMP/visit" "with poison"
     ;;
 tls)
-    command -v openssl >/dev/null || { echo "SKIP: no openssl"; exit 77; }
-    rmq_stop
-    C=$TMP/certs
-    mkdir -p "$C"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=em-test-ca -keyout "$C/ca.key" \
-        -out "$C/ca.pem" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj /CN=localhost -keyout "$C/server.key" \
-        -out "$C/server.csr" 2>/dev/null
-    printf 'subjectAltName=DNS:localhost\n' >"$C/ext"
-    openssl x509 -req -in "$C/server.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial \
-        -days 2 -extfile "$C/ext" -out "$C/server.pem" 2>/dev/null
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=other-ca -keyout "$C/other.key" \
-        -out "$C/other.pem" 2>/dev/null
-    TLS_PORT=$((PORT + 3))
-    cat >"$TMP/rmq/rabbitmq.conf" <<EOF
-listeners.ssl.default = $TLS_PORT
-ssl_options.cacertfile = $C/ca.pem
-ssl_options.certfile = $C/server.pem
-ssl_options.keyfile = $C/server.key
-ssl_options.verify = verify_none
-ssl_options.fail_if_no_peer_cert = false
-EOF
-    rmq_start "$TMP/rmq" "$PORT" || die "the broker did not start with TLS"
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null && break; sleep 0.1; done
     declare_queue
     synth "$TMP/visit" --sessions 1 --squares 2 --holes 3 --mics 2

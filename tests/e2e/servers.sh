@@ -82,6 +82,12 @@ rmq_stop() {
     # Whatever of the broker's process group is left (beam, erl_child_setup).
     kill -KILL -- "-$RMQ_PID" 2>/dev/null || true
     RMQ_PID=""
+    # A killed beam lets go of its port a moment later; a restart must not race it.
+    local i
+    for i in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$RMQ_PORT") 2>/dev/null || return 0
+        sleep 0.1
+    done
 }
 
 rmq_queue_count() { # messages ready + unacked in queue $1
