@@ -126,9 +126,13 @@ pg_stop() {
     PG_PID=""
 }
 
+# Safe under `set -e` (bench_bus.sh): no step may end the cleanup early.
 servers_cleanup() {
-    rmq_stop kill
-    [ -n "$RMQ_EPMD_PID" ] && { kill "$RMQ_EPMD_PID" 2>/dev/null; wait "$RMQ_EPMD_PID" 2>/dev/null; }
+    rmq_stop kill || true
+    if [ -n "$RMQ_EPMD_PID" ]; then
+        kill "$RMQ_EPMD_PID" 2>/dev/null || true
+        wait "$RMQ_EPMD_PID" 2>/dev/null || true
+    fi
     RMQ_EPMD_PID=""
-    pg_stop
+    pg_stop || true
 }
