@@ -254,8 +254,6 @@ static bool apply_one_by_one(struct consumer *c, size_t *changed)
             c->batch[k++] = c->batch[i];
             continue;
         }
-        if (c->n == 1)
-            break;
         /* Keep the reason; the message body is re-created from the event's data. */
         struct poison *p = &c->poison[c->npoison++];
         char body[512];

@@ -47,6 +47,25 @@ int tu_write(const char *path, const void *buf, size_t len)
     return fclose(f) == 0 && n == len ? 0 : -1;
 }
 
+char *tu_tmpdir(const char *name)
+{
+    char tmpl[256];
+    snprintf(tmpl, sizeof(tmpl), "/tmp/em-%s-XXXXXX", name);
+    char *d = mkdtemp(tmpl);
+    assert_non_null(d);
+    d = strdup(d);
+    assert_non_null(d);
+    return d;
+}
+
+void tu_rmtree(char *dir)
+{
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
+    assert_int_equal(system(cmd), 0);
+    free(dir);
+}
+
 char *tu_path(const char *dir, const char *rel)
 {
     size_t a = strlen(dir), b = strlen(rel);

@@ -16,6 +16,13 @@ int tu_write(const char *path, const void *buf, size_t len);
 /* A new string: dir + "/" + rel. */
 char *tu_path(const char *dir, const char *rel);
 
+/* A new empty directory /tmp/em-<name>-XXXXXX (you free the string); fails the test
+ * when it cannot be made. */
+char *tu_tmpdir(const char *name);
+
+/* Removes `dir` and everything in it, then frees the string. */
+void tu_rmtree(char *dir);
+
 /* True when ../shared/testdata is there; otherwise prints why a test skips. */
 bool tu_have_shared(void);
 

@@ -15,22 +15,6 @@
 #include "journal.h"
 #include "testutil.h"
 
-static char *new_dir(void)
-{
-    char tmpl[] = "/tmp/em-journal-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
-
-static void remove_dir(char *dir)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    free(dir);
-}
-
 static void open_ok(struct journal *j, const char *dir, const char *agent)
 {
     char reason[256];
@@ -42,7 +26,7 @@ static void open_ok(struct journal *j, const char *dir, const char *agent)
 static void test_journal__restart_reads_back_entities_files_and_seq(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("journal");
     struct journal j;
     open_ok(&j, dir, "a");
     assert_int_equal(j.last_seq, 0);
@@ -76,13 +60,13 @@ static void test_journal__restart_reads_back_entities_files_and_seq(void **state
     assert_int_equal(f->hash, 0xabcdef);
     assert_false(f->seen);
     assert_int_equal(journal_close(&j), 0);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_journal__undelivered_events_come_back_pending(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("journal");
     struct journal j;
     open_ok(&j, dir, "a");
     assert_int_equal(journal_event(&j, 1, 1, 1, "one"), 0);
@@ -104,13 +88,13 @@ static void test_journal__undelivered_events_come_back_pending(void **state)
     assert_int_equal(j.npending, 2);
     assert_int_equal(j.last_seq, 3);
     assert_int_equal(journal_close(&j), 0);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_journal__torn_last_record_is_dropped(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("journal");
     struct journal j;
     open_ok(&j, dir, "a");
     assert_int_equal(journal_event(&j, 1, 1, 1, "one"), 0);
@@ -126,13 +110,13 @@ static void test_journal__torn_last_record_is_dropped(void **state)
     assert_false(journal_entity_same(&j, 2, 0));
     assert_int_equal(journal_close(&j), 0);
     free(path);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_journal__one_agent_per_directory(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("journal");
     struct journal j, k;
     char reason[256];
     open_ok(&j, dir, "a");
@@ -148,13 +132,13 @@ static void test_journal__one_agent_per_directory(void **state)
     assert_int_equal(journal_open(&k, dir, "a", reason, sizeof(reason)), -EM_EMALFORMED);
     journal_close(&k);
     free(path);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_journal__compaction_keeps_state_and_shrinks(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("journal");
     struct journal j;
     open_ok(&j, dir, "a");
     char line[512];
@@ -178,7 +162,7 @@ static void test_journal__compaction_keeps_state_and_shrinks(void **state)
     assert_true(journal_entity_same(&j, 300000 % 1000 + 1, 300000));
     assert_true(j.bytes < 100000); /* 1000 entity records and a header */
     assert_int_equal(journal_close(&j), 0);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 int main(void)

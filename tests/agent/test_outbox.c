@@ -17,22 +17,6 @@
 #include "outbox.h"
 #include "testutil.h"
 
-static char *new_dir(void)
-{
-    char tmpl[] = "/tmp/em-outbox-XXXXXX";
-    char *d = mkdtemp(tmpl);
-    assert_non_null(d);
-    return strdup(d);
-}
-
-static void remove_dir(char *dir)
-{
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
-    free(dir);
-}
-
 static size_t count_segments(const char *dir)
 {
     char cmd[512];
@@ -94,7 +78,7 @@ static void open_writer(struct outbox_writer *o, const char *dir)
 static void test_outbox__reader_gets_every_line_across_segments(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("outbox");
     struct outbox_writer o;
     open_writer(&o, dir);
     struct outbox_reader r;
@@ -127,13 +111,13 @@ static void test_outbox__reader_gets_every_line_across_segments(void **state)
     assert_int_equal(read_all(&r, &expect), 5);
     outbox_reader_close(&r);
     outbox_close(&o);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_outbox__rewind_reads_again_from_the_first_unconfirmed(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("outbox");
     struct outbox_writer o;
     open_writer(&o, dir);
     write_events(&o, 1, 50, 10);
@@ -147,13 +131,13 @@ static void test_outbox__rewind_reads_again_from_the_first_unconfirmed(void **st
     assert_int_equal(read_all(&r, &expect), 30);
     outbox_reader_close(&r);
     outbox_close(&o);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_outbox__unsaved_confirmations_are_sent_again_after_a_crash(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("outbox");
     struct outbox_writer o;
     open_writer(&o, dir);
     write_events(&o, 1, 10, 10);
@@ -171,13 +155,13 @@ static void test_outbox__unsaved_confirmations_are_sent_again_after_a_crash(void
     expect = 5;
     assert_int_equal(read_all(&r, &expect), 6);
     outbox_reader_close(&r);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_outbox__torn_last_line_is_cut_on_open(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("outbox");
     struct outbox_writer o;
     open_writer(&o, dir);
     write_events(&o, 1, 3, 10);
@@ -195,13 +179,13 @@ static void test_outbox__torn_last_line_is_cut_on_open(void **state)
     assert_int_equal(r.skipped, 0);
     outbox_reader_close(&r);
     outbox_close(&o);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_outbox__lines_without_a_seq_are_skipped(void **state)
 {
     (void)state;
-    char *dir = new_dir();
+    char *dir = tu_tmpdir("outbox");
     struct outbox_writer o;
     open_writer(&o, dir);
     char lines[] = "{\"v\":1,\"seq\":1}\nnot an event\n{\"v\":1,\"seq\":2}\n{\"seq\":x}\n"
@@ -214,7 +198,7 @@ static void test_outbox__lines_without_a_seq_are_skipped(void **state)
     assert_int_equal(r.skipped, 2);
     outbox_reader_close(&r);
     outbox_close(&o);
-    remove_dir(dir);
+    tu_rmtree(dir);
 }
 
 static void test_outbox__line_seq(void **state)

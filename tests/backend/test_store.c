@@ -172,10 +172,9 @@ static size_t apply1(struct store *s, struct ev *e)
 static void test_store__sqlite_upserts_are_idempotent_and_never_stale(void **state)
 {
     (void)state;
-    char tmpl[] = "/tmp/em-store-XXXXXX";
-    assert_non_null(mkdtemp(tmpl));
+    char *dir = tu_tmpdir("store");
     char url[128];
-    snprintf(url, sizeof(url), "sqlite:%s/s.db", tmpl);
+    snprintf(url, sizeof(url), "sqlite:%s/s.db", dir);
     struct store *s;
     char reason[256];
     assert_int_equal(store_open(url, true, &s, reason, sizeof(reason)), 0);
@@ -225,9 +224,7 @@ static void test_store__sqlite_upserts_are_idempotent_and_never_stale(void **sta
     store_close(s);
     assert_int_equal(store_open(url, false, &s, reason, sizeof(reason)), -EM_ESTATE);
     assert_non_null(strstr(reason, "newer than this em-backend knows"));
-    char cmd[256];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", tmpl);
-    assert_int_equal(system(cmd), 0);
+    tu_rmtree(dir);
 }
 
 static void test_store__bad_urls_are_usage_errors(void **state)

@@ -132,6 +132,27 @@ import json, sys
 c = int(sys.argv[1]); print(sum(1 for l in sys.stdin if l.strip() and json.loads(l)["seq"] > c))' "$confirmed"
 }
 
+# start_live STORE: `watch --amqp` on the empty $TMP/dest and a consumer into STORE, both
+# in the background (APID, CPID) until stop_live.
+start_live() {
+    mkdir "$TMP/dest"
+    "$AGENT" watch -v --agent krios1 --state-dir "$TMP/state" --amqp "$URL" "$TMP/dest" \
+        2>>"$TMP/agent.log" &
+    APID=$!
+    PIDS+=("$APID")
+    for _ in $(seq 100); do [ -s "$TMP/state/journal" ] && break; sleep 0.05; done
+    timeout 300 "$BACKEND" consume --amqp "$URL" --store "$1" -v 2>>"$TMP/consume.log" &
+    CPID=$!
+    PIDS+=("$CPID")
+}
+
+stop_live() { # SIGTERM to both; each must exit 0
+    kill -TERM "$APID"
+    wait "$APID" || bad "agent exit status $?"
+    kill -TERM "$CPID"
+    wait "$CPID" || bad "consume exit status $?"
+}
+
 synth() { # synth DIR [ARGS...]
     local dir=$1
     shift
@@ -182,22 +203,11 @@ EOF
 postgres)
     pg_start "$TMP/pg" || die "PostgreSQL did not start"
     declare_queue
-    mkdir "$TMP/dest"
-    "$AGENT" watch -v --agent krios1 --state-dir "$TMP/state" --amqp "$URL" "$TMP/dest" \
-        2>>"$TMP/agent.log" &
-    APID=$!
-    PIDS+=("$APID")
-    for _ in $(seq 100); do [ -s "$TMP/state/journal" ] && break; sleep 0.05; done
-    timeout 300 "$BACKEND" consume --amqp "$URL" --store "$PG_URL" -v 2>>"$TMP/consume.log" &
-    CPID=$!
-    PIDS+=("$CPID")
+    start_live "$PG_URL"
     "$FSR" replay --max-gap 0.02 "$ROOT/testdata/recordings/live-synth.tar.zst" "$TMP/dest" \
         >/dev/null 2>"$TMP/replay.log" || bad "replay failed: $(tail -2 "$TMP/replay.log")"
     sleep 1
-    kill -TERM "$APID"
-    wait "$APID" || bad "agent exit status $?"
-    kill -TERM "$CPID"
-    wait "$CPID" || bad "consume exit status $?"
+    stop_live
     expect_store "$PG_URL" "$TMP/dest" "postgres (replayed live-synth)"
     python3 -c 'import json,sys; e=json.load(open(sys.argv[1])); print(e["micrograph"])' \
         "$ROOT/testdata/recordings/live-synth.expected.json" >"$TMP/want"
@@ -233,15 +243,7 @@ outage)
     ;;
 restart)
     declare_queue
-    mkdir "$TMP/dest"
-    "$AGENT" watch -v --agent krios1 --state-dir "$TMP/state" --amqp "$URL" "$TMP/dest" \
-        2>>"$TMP/agent.log" &
-    APID=$!
-    PIDS+=("$APID")
-    for _ in $(seq 100); do [ -s "$TMP/state/journal" ] && break; sleep 0.05; done
-    timeout 300 "$BACKEND" consume --amqp "$URL" --store "$SQLITE" -v 2>>"$TMP/consume.log" &
-    CPID=$!
-    PIDS+=("$CPID")
+    start_live "$SQLITE"
     "$SYNTH" -q --seed 9 --sessions 1 --squares 4 --holes 5 --mics 3 --rate 40 "$TMP/dest" &
     WPID=$!
     PIDS+=("$WPID")
@@ -253,10 +255,7 @@ restart)
     wait "$WPID" || bad "em-synth exit status $?"
     for _ in $(seq 300); do [ "$(outbox_waiting "$TMP/state")" -eq 0 ] && break; sleep 0.1; done
     sleep 3.5 # the consumer's batches
-    kill -TERM "$APID"
-    wait "$APID" || bad "agent exit status $?"
-    kill -TERM "$CPID"
-    wait "$CPID" || bad "consume exit status $?"
+    stop_live
     grep -q 'connection lost\|closed the connection\|cannot connect' "$TMP/consume.log" &&
         ok "the consumer saw the broker go" || bad "the consumer never noticed the restart"
     expect_store "$SQLITE" "$TMP/dest" "broker restart"

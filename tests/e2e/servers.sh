@@ -14,20 +14,22 @@
 RMQ_PID="" RMQ_EPMD_PID="" RMQ_DIR="" RMQ_PORT=""
 PG_PID="" PG_DIR=""
 
-_rmq_env() {
-    env HOME="$RMQ_DIR/home" ERL_EPMD_PORT=$((RMQ_PORT + 1)) \
-        RABBITMQ_NODENAME="em_test_$RMQ_PORT@localhost" \
-        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RMQ_PORT" \
-        RABBITMQ_DIST_PORT=$((RMQ_PORT + 2)) \
-        RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia" RABBITMQ_LOG_BASE="$RMQ_DIR/log" \
-        RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins" \
-        RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf" \
-        RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq" "$@"
+# The broker's environment: its own home (cookie), epmd, node name, ports and data.
+_rmq_vars() {
+    RMQ_VARS=(HOME="$RMQ_DIR/home" ERL_EPMD_PORT=$((RMQ_PORT + 1))
+        RABBITMQ_NODENAME="em_test_$RMQ_PORT@localhost"
+        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RMQ_PORT"
+        RABBITMQ_DIST_PORT=$((RMQ_PORT + 2))
+        RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia" RABBITMQ_LOG_BASE="$RMQ_DIR/log"
+        RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins"
+        RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf"
+        RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq")
 }
 
 rmq_ctl() {
     # Not /usr/sbin/rabbitmqctl: that wrapper switches to the rabbitmq user and its cookie.
-    _rmq_env /usr/lib/rabbitmq/bin/rabbitmqctl -n "em_test_$RMQ_PORT@localhost" "$@"
+    _rmq_vars
+    env "${RMQ_VARS[@]}" /usr/lib/rabbitmq/bin/rabbitmqctl -n "em_test_$RMQ_PORT@localhost" "$@"
 }
 
 # rmq_start DIR PORT: a fresh broker, or the same one again when DIR already holds its data.
@@ -41,17 +43,12 @@ rmq_start() {
         epmd -port $((RMQ_PORT + 1)) </dev/null >/dev/null 2>&1 &
         RMQ_EPMD_PID=$!
     fi
-    # A simple command, not the _rmq_env function: "$!" must be the broker's own pid, and
-    # setsid makes it the leader of a process group that rmq_stop can kill whole.
-    env HOME="$RMQ_DIR/home" ERL_EPMD_PORT=$((RMQ_PORT + 1)) \
-        RABBITMQ_NODENAME="em_test_$RMQ_PORT@localhost" \
-        RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 RABBITMQ_NODE_PORT="$RMQ_PORT" \
-        RABBITMQ_DIST_PORT=$((RMQ_PORT + 2)) \
-        RABBITMQ_MNESIA_BASE="$RMQ_DIR/mnesia" RABBITMQ_LOG_BASE="$RMQ_DIR/log" \
-        RABBITMQ_ENABLED_PLUGINS_FILE="$RMQ_DIR/enabled_plugins" \
-        RABBITMQ_CONF_ENV_FILE="$RMQ_DIR/rabbitmq-env.conf" \
-        RABBITMQ_CONFIG_FILE="$RMQ_DIR/rabbitmq" \
-        setsid /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null >>"$RMQ_DIR/log/out" 2>&1 &
+    # A simple command (not a function, which would run in a subshell): "$!" must be the
+    # broker's own pid, and setsid makes it the leader of a process group that rmq_stop
+    # can kill whole.
+    _rmq_vars
+    env "${RMQ_VARS[@]}" setsid /usr/lib/rabbitmq/bin/rabbitmq-server </dev/null \
+        >>"$RMQ_DIR/log/out" 2>&1 &
     RMQ_PID=$!
     RMQ_URL="amqp://guest:guest@127.0.0.1:$RMQ_PORT/%2f"
     local i
