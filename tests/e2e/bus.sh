@@ -10,6 +10,8 @@
 #   postgres      a committed recording replayed live into the watched tree, into PostgreSQL
 #   outage        the broker is down while the agent works: events wait in the outbox (and
 #                 survive an agent restart); once the broker is up they are all delivered
+#   unrouted      no queue is bound to em.events yet: the broker returns the events, the
+#                 agent keeps them and delivers them once em-backend has declared its queue
 #   restart       the broker is stopped and started again while a session is being written
 #                 and published live; the consumer reconnects on its own
 #   kill          the consumer is killed with SIGKILL in the middle of a batch, then restarted
@@ -241,6 +243,21 @@ outage)
     consume_until_idle "$SQLITE" || bad "consume exit status $?"
     expect_store "$SQLITE" "$TMP/visit" "outage"
     ;;
+unrouted)
+    synth "$TMP/visit" --sessions 1 --squares 2 --holes 3 --mics 2
+    publish_once "$TMP/visit" "$TMP/state" --drain 2 || bad "agent exit status $?"
+    grep -q 'no queue bound to em.events' "$TMP/agent.log" && ok "the agent says no queue is bound" ||
+        bad "no warning: $(grep warning "$TMP/agent.log" | head -2)"
+    waiting=$(outbox_waiting "$TMP/state")
+    [ "$waiting" -gt 0 ] && ok "$waiting returned events kept in the outbox" ||
+        bad "returned events were dropped from the outbox"
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    [ "$(outbox_waiting "$TMP/state")" -eq 0 ] && ok "queue declared: the outbox drained" ||
+        bad "the outbox did not drain"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "unrouted, then routed"
+    ;;
 restart)
     declare_queue
     start_live "$SQLITE"
@@ -351,6 +368,14 @@ EOF
     "$BACKEND" ingest "$TMP/events.jsonl" --store "$SQLITE" 2>"$TMP/ingest.log"
     grep -q "$n events, 0 stored, $n unchanged" "$TMP/ingest.log" && ok "ingest of the same events: no change" ||
         bad "ingest: $(cat "$TMP/ingest.log")"
+    # A bad line among them: reported with its line number, skipped, exit status 1.
+    { head -3 "$TMP/events.jsonl"; echo '{"v":1,"seq":"x"}'; tail -n +4 "$TMP/events.jsonl"; } >"$TMP/bad.jsonl"
+    "$BACKEND" ingest "$TMP/bad.jsonl" --store "$SQLITE" 2>"$TMP/ingest-bad.log"
+    st=$?
+    [ "$st" -eq 1 ] && grep -q 'bad.jsonl:4: "seq" must be a positive integer; skipped' "$TMP/ingest-bad.log" &&
+        grep -q "$n events, 0 stored, $n unchanged (repeated or stale), 1 rejected lines" "$TMP/ingest-bad.log" &&
+        ok "ingest: a bad line is reported by number and skipped (exit 1)" ||
+        bad "ingest of a bad line: exit $st, $(cat "$TMP/ingest-bad.log")"
     ;;
 poison)
     synth "$TMP/visit" --sessions 1 --squares 2 --holes 3 --mics 2
