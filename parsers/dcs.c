@@ -39,6 +39,12 @@ struct dcs_reader {
     char *refs_text;
     size_t refs_text_len;
     size_t refs_text_cap;
+    size_t ref_text_out; /* bytes handed out through z:Ref so far */
+
+    /* A byte-level look at start tags ahead of libxml2, to count attributes. */
+    enum { SCAN_TEXT, SCAN_LT, SCAN_TAG, SCAN_QUOTE, SCAN_OTHER } scan;
+    unsigned char scan_quote;
+    unsigned scan_attrs;
 
     const xmlChar **attrs; /* during a start callback only */
     int nattrs;
@@ -272,13 +278,17 @@ static int ref_store(struct dcs_reader *r, long long id, const char *text, size_
 {
     if (ref_find(r, id))
         return 0; /* ids are unique in a valid document; keep the first */
-    if (len > r->lim.max_refs_bytes - r->refs_text_len)
+    /* z:Id values are unique in serializer output; a repeated one keeps its first text,
+     * so a hostile run of one id cannot turn the table into one long probe chain. */
+    if (ref_find(r, id))
+        return 0;
+    if (len + 1 > r->lim.max_refs_bytes - r->refs_text_len)
         return dcs_fail(r, -EM_ELIMIT, "more than %zu bytes of z:Id text", r->lim.max_refs_bytes);
     if ((r->refs_count + 1) * 2 > r->refs_cap && refs_grow(r) < 0)
         return dcs_fail(r, -EM_ENOMEM, "out of memory storing z:Id %lld", id);
-    if (r->refs_text_len + len > r->refs_text_cap) {
+    if (r->refs_text_len + len + 1 > r->refs_text_cap) {
         size_t cap = r->refs_text_cap ? r->refs_text_cap : 1024;
-        while (cap < r->refs_text_len + len)
+        while (cap < r->refs_text_len + len + 1)
             cap *= 2;
         char *p = realloc(r->refs_text, cap);
         if (!p)
@@ -286,13 +296,14 @@ static int ref_store(struct dcs_reader *r, long long id, const char *text, size_
         r->refs_text = p;
         r->refs_text_cap = cap;
     }
-    if (len > 0) /* refs_text may still be NULL for an empty first value */
+    if (len > 0)
         memcpy(r->refs_text + r->refs_text_len, text, len);
+    r->refs_text[r->refs_text_len + len] = '\0'; /* handed out in place by z:Ref */
     size_t i = ref_slot(id, r->refs_cap);
     while (r->refs[i].id >= 0)
         i = (i + 1) & (r->refs_cap - 1);
     r->refs[i] = (struct dcs_ref){.id = id, .off = r->refs_text_len, .len = len};
-    r->refs_text_len += len;
+    r->refs_text_len += len + 1;
     r->refs_count++;
     return 0;
 }
@@ -326,27 +337,19 @@ static void on_end(void *ud, const xmlChar *localname, const xmlChar *prefix, co
     struct dcs_frame *f = &r->frames[r->depth - 1];
     const char *text = NULL;
     size_t len = 0;
-    char *resolved = NULL;
     if (!f->has_children) {
         if (f->zref >= 0) {
             const struct dcs_ref *ref = ref_find(r, f->zref);
             if (ref) {
-                /* The referenced text is copied into the text buffer, which is free now
-                 * and large enough for anything that was stored. */
-                if (ref->len + 1 > r->text_cap) {
-                    char *p = realloc(r->text, ref->len + 1);
-                    if (!p) {
-                        dcs_fail(r, -EM_ENOMEM, "out of memory resolving z:Ref");
-                        return;
-                    }
-                    r->text = p;
-                    r->text_cap = ref->len + 1;
+                /* The text is handed out where it is stored (no copy), and the total
+                 * handed out is bounded, so many refs to one long value stay cheap. */
+                if (ref->len > r->lim.max_ref_text - r->ref_text_out) {
+                    dcs_fail(r, -EM_ELIMIT, "z:Ref elements repeat more than %zu bytes of text",
+                             r->lim.max_ref_text);
+                    return;
                 }
-                if (ref->len > 0)
-                    memcpy(r->text, r->refs_text + ref->off, ref->len);
-                r->text[ref->len] = '\0';
-                resolved = r->text;
-                text = resolved;
+                r->ref_text_out += ref->len;
+                text = r->refs_text + ref->off;
                 len = ref->len;
             }
         } else if (!f->nil) {
@@ -421,6 +424,7 @@ static void refs_clear(struct dcs_reader *r)
         r->refs[i].id = -1;
     r->refs_count = 0;
     r->refs_text_len = 0;
+    r->ref_text_out = 0;
 }
 
 int dcs_reader_reset(struct dcs_reader *r, void *ud)
@@ -430,6 +434,8 @@ int dcs_reader_reset(struct dcs_reader *r, void *ud)
     r->text_len = 0;
     r->fed = 0;
     r->first_byte = r->last_byte = -1;
+    r->scan = SCAN_TEXT;
+    r->scan_attrs = 0;
     r->failed_in_finish = false;
     r->failed = false;
     r->finished = false;
@@ -455,8 +461,12 @@ static int reader_begin(struct dcs_reader *r)
         if (!r->ctxt)
             return dcs_fail(r, -EM_ENOMEM, "cannot create an xml parser");
         /* No network, no entity substitution, no DTD loading: none of those options
-         * are set, and XML_PARSE_NONET forbids network access outright. */
-        xmlCtxtUseOptions(r->ctxt, XML_PARSE_NONET | XML_PARSE_NOCDATA);
+         * are set, and XML_PARSE_NONET forbids network access outright. XML_PARSE_HUGE
+         * lifts libxml2's own fixed limits (10 MB on one line: "Huge input lookup"),
+         * which a native single-line square .dm passes at about 2,450 holes; our limits
+         * (dcs_limits: document size, depth, text, z:Id memory, attributes) apply
+         * instead, the same in scan and watch. */
+        xmlCtxtUseOptions(r->ctxt, XML_PARSE_NONET | XML_PARSE_NOCDATA | XML_PARSE_HUGE);
     }
     r->started = true;
     return 0;
@@ -482,6 +492,48 @@ static void note_bytes(struct dcs_reader *r, const unsigned char *p, size_t len)
     }
 }
 
+/* Counts the attributes of each start tag before libxml2 sees it (an '=' outside quotes
+ * in a tag is one attribute or namespace declaration). Comments, processing instructions
+ * and declarations are skipped to their '>' — a hostile one can only make the count
+ * larger, never hide a tag. Linear in the input and resumable across chunks. */
+static int count_attrs(struct dcs_reader *r, const unsigned char *p, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        unsigned char c = p[i];
+        switch (r->scan) {
+        case SCAN_TEXT:
+            if (c == '<')
+                r->scan = SCAN_LT;
+            break;
+        case SCAN_LT:
+            r->scan_attrs = 0;
+            r->scan = (c == '!' || c == '?' || c == '/') ? SCAN_OTHER : SCAN_TAG;
+            break;
+        case SCAN_TAG:
+            if (c == '"' || c == '\'') {
+                r->scan_quote = c;
+                r->scan = SCAN_QUOTE;
+            } else if (c == '=') {
+                if (++r->scan_attrs > r->lim.max_attrs)
+                    return dcs_fail(r, -EM_ELIMIT, "an element has more than %u attributes",
+                                    r->lim.max_attrs);
+            } else if (c == '>') {
+                r->scan = SCAN_TEXT;
+            }
+            break;
+        case SCAN_QUOTE:
+            if (c == r->scan_quote)
+                r->scan = SCAN_TAG;
+            break;
+        case SCAN_OTHER:
+            if (c == '>')
+                r->scan = SCAN_TEXT;
+            break;
+        }
+    }
+    return 0;
+}
+
 int dcs_reader_feed(struct dcs_reader *r, const char *buf, size_t len)
 {
     if (r->failed)
@@ -494,9 +546,12 @@ int dcs_reader_feed(struct dcs_reader *r, const char *buf, size_t len)
         return r->diag.code;
     r->fed += len;
     note_bytes(r, (const unsigned char *)buf, len);
-    /* xmlParseChunk takes an int length; feed large buffers in pieces. */
+    /* Pieces of 4 MiB: libxml2 looks ahead within what it was given, and each piece is
+     * checked for attribute floods before libxml2 sees it. */
     while (len > 0 && !r->failed) {
-        size_t n = len > (1u << 30) ? (1u << 30) : len;
+        size_t n = len > (4u << 20) ? (4u << 20) : len;
+        if (count_attrs(r, (const unsigned char *)buf, n) < 0)
+            break;
         int rc = xmlParseChunk(r->ctxt, buf, (int)n, 0);
         if (rc != 0 && !r->failed)
             dcs_fail(r, -EM_EMALFORMED, "xml error %d", rc);

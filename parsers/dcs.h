@@ -35,13 +35,19 @@ struct dcs_limits {
     unsigned max_depth;    /* open elements at once */
     size_t max_text;       /* bytes of text in one leaf */
     size_t max_refs_bytes; /* text kept for z:Ref resolution */
+    unsigned max_attrs;    /* attributes (namespace declarations included) on one element */
+    size_t max_ref_text;   /* bytes handed out through z:Ref in one document */
 };
 
-/* 256 MiB documents, depth 128, 1 MiB text nodes, 16 MiB of z:Id text. Real EPU files
- * are at most a few MB and about 15 levels deep. */
+/* 256 MiB documents, depth 128, 1 MiB text nodes, 16 MiB of z:Id text, 64 attributes on
+ * an element, 64 MiB of resolved z:Ref text. Real EPU files are at most tens of MB, about
+ * 15 levels deep, with at most 6 attributes on an element and z:Refs to short values.
+ * The attribute and z:Ref limits keep the work linear in the input: libxml2 compares
+ * each attribute with every earlier one, and each z:Ref hands its target's text out
+ * again. */
 #define DCS_LIMITS_DEFAULT                                                                         \
     {                                                                                              \
-        256u << 20, 128u, 1u << 20, 16u << 20                                                      \
+        256u << 20, 128u, 1u << 20, 16u << 20, 64u, 64u << 20                                      \
     }
 
 /* Where and why a document failed: the first error wins. */

@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cmocka.h>
@@ -111,6 +112,115 @@ static void test_dcs__limits(void **state)
     dcs_reader_free(r);
 }
 
+static int count_leaves(void *ud, struct dcs_reader *r, const char *text, size_t len)
+{
+    (void)len;
+    if (text && !dcs_top(r)->has_children)
+        (*(size_t *)ud)++;
+    return 0;
+}
+
+/* One line of 12 MB (a native square .dm with about 3,000 holes) parses whole, fed at once
+ * and in pieces: libxml2's own 10 MB lookahead limit ("Huge input lookup") is lifted. */
+static void test_dcs__single_line_over_10mb(void **state)
+{
+    (void)state;
+    static const struct dcs_handler counting = {NULL, count_leaves};
+    const char *leaf = "<TargetLocation><X>0.000123456789</X><Y>1</Y></TargetLocation>";
+    size_t n = (12u << 20) / strlen(leaf) + 1, len = 0;
+    char *doc = malloc(n * strlen(leaf) + 16);
+    assert_non_null(doc);
+    len += (size_t)snprintf(doc, 8, "<R>");
+    for (size_t i = 0; i < n; i++, len += strlen(leaf))
+        memcpy(doc + len, leaf, strlen(leaf));
+    memcpy(doc + len, "</R>", 4);
+    len += 4;
+    assert_true(len > (12u << 20));
+    for (size_t piece = len; piece >= 65536; piece = piece == len ? 65536 : 0) {
+        size_t leaves = 0;
+        struct dcs_reader *r = dcs_reader_new(&counting, &leaves, NULL);
+        int rc = 0;
+        for (size_t off = 0; off < len && rc == 0; off += piece)
+            rc = dcs_reader_feed(r, doc + off, len - off < piece ? len - off : piece);
+        if (rc == 0)
+            rc = dcs_reader_finish(r);
+        assert_int_equal(rc, 0);
+        assert_int_equal(leaves, 2 * n);
+        dcs_reader_free(r);
+    }
+    free(doc);
+}
+
+/* libxml2 compares each attribute with every earlier one: an element with 160,000 of them
+ * took seconds. More than max_attrs on one element is refused before libxml2 sees it,
+ * however the bytes are split; '=' in values, text and comments is not counted. */
+static void test_dcs__attribute_flood_refused(void **state)
+{
+    (void)state;
+    struct seen s;
+    char doc[4096];
+    size_t len = (size_t)snprintf(doc, sizeof(doc), "<R><!-- a=1 b=2 --><a x=\"p=q\" y='=='>k=v</a>");
+    assert_true(len < sizeof(doc));
+    assert_int_equal(run(doc, "a", &s), -EM_ETRUNCATED); /* unclosed R, nothing counted */
+    for (int total = 64; total <= 65; total++) {
+        len = (size_t)snprintf(doc, sizeof(doc), "<R><a");
+        for (int i = 0; i < total; i++)
+            len += (size_t)snprintf(doc + len, sizeof(doc) - len, " a%d=\"=\"", i);
+        len += (size_t)snprintf(doc + len, sizeof(doc) - len, ">1</a></R>");
+        int want = total <= 64 ? 0 : -EM_ELIMIT;
+        assert_int_equal(run(doc, "a", &s), want);
+        struct dcs_reader *r = dcs_reader_new(&handler, &s, NULL);
+        int rc = 0;
+        for (size_t i = 0; i < len && rc == 0; i++) /* one byte at a time */
+            rc = dcs_reader_feed(r, doc + i, 1);
+        if (rc == 0)
+            rc = dcs_reader_finish(r);
+        assert_int_equal(rc, want);
+        if (want)
+            assert_non_null(strstr(dcs_reader_diag(r)->reason, "more than 64 attributes"));
+        dcs_reader_free(r);
+    }
+}
+
+/* Each z:Ref hands its target's text out again; the total is bounded, so 16,000 refs to a
+ * long value fail fast instead of costing 16,000 copies. */
+static void test_dcs__ref_expansion_bounded(void **state)
+{
+    (void)state;
+    struct dcs_limits lim = DCS_LIMITS_DEFAULT;
+    lim.max_ref_text = 100;
+    struct seen s = {0};
+    dcs_path_compile(&s.path, "b");
+    for (int refs = 10; refs <= 11; refs++) {
+        char doc[2048];
+        size_t len = (size_t)snprintf(doc, sizeof(doc), "<R " Z "><a z:Id=\"1\">0123456789</a>");
+        for (int i = 0; i < refs; i++)
+            len += (size_t)snprintf(doc + len, sizeof(doc) - len, "<b z:Ref=\"1\" i:nil=\"true\"/>");
+        len += (size_t)snprintf(doc + len, sizeof(doc) - len, "</R>");
+        s.n = 0;
+        struct dcs_reader *r = dcs_reader_new(&handler, &s, &lim);
+        int rc = dcs_reader_feed(r, doc, len);
+        if (rc == 0)
+            rc = dcs_reader_finish(r);
+        assert_int_equal(rc, refs == 10 ? 0 : -EM_ELIMIT);
+        if (refs == 10)
+            assert_string_equal(s.texts[7], "0123456789");
+        dcs_reader_free(r);
+    }
+}
+
+/* A repeated z:Id keeps its first value (and costs no probe chain). */
+static void test_dcs__repeated_id_keeps_first(void **state)
+{
+    (void)state;
+    struct seen s;
+    const char *doc = "<R " Z "><a z:Id=\"1\">first</a><a z:Id=\"1\">second</a>"
+                      "<b z:Ref=\"1\" i:nil=\"true\"/></R>";
+    assert_int_equal(run(doc, "b", &s), 0);
+    assert_int_equal(s.n, 1);
+    assert_string_equal(s.texts[0], "first");
+}
+
 static void test_dcs__truncation_is_told_apart(void **state)
 {
     (void)state;
@@ -138,6 +248,10 @@ int main(void)
         cmocka_unit_test(test_dcs__ref_resolves_to_earlier_leaf),
         cmocka_unit_test(test_dcs__patterns),
         cmocka_unit_test(test_dcs__limits),
+        cmocka_unit_test(test_dcs__single_line_over_10mb),
+        cmocka_unit_test(test_dcs__attribute_flood_refused),
+        cmocka_unit_test(test_dcs__ref_expansion_bounded),
+        cmocka_unit_test(test_dcs__repeated_id_keeps_first),
         cmocka_unit_test(test_dcs__truncation_is_told_apart),
         cmocka_unit_test(test_dcs__wellformed_check),
     };
