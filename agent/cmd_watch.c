@@ -47,6 +47,12 @@ static const char watch_usage[] =
     "  --fsync                flush the journal to disk at every write (power-loss safety)\n"
     "                         [fsync = yes / EM_AGENT_FSYNC]\n"
     "  --once                 process what is there now, then exit [once]\n"
+    "  --check SECONDS        how often to check that each watched directory is still the\n"
+    "                         one first seen, and to retry directories that could not be\n"
+    "                         read; default 10 [check / EM_AGENT_CHECK]\n"
+    "  --exit-on-root-loss    exit 1 when a watched directory is deleted or renamed, instead\n"
+    "                         of logging an error and waiting for it to come back\n"
+    "                         [exit-on-root-loss = yes]\n"
     "\n"
     "Publishing to RabbitMQ (instead of printing):\n"
     "  --amqp URL             amqp[s]://user:password@host[:port]/vhost: publish each event\n"
@@ -71,8 +77,13 @@ static const char watch_usage[] =
     "\n"
     "Signals: SIGTERM or SIGINT emit what is pending and exit 0; SIGHUP reopens the log\n"
     "and output files.\n"
+    "A directory that cannot be read (permission denied, a name too long) is reported once\n"
+    "and skipped; it is read, with everything written meanwhile, as soon as it can be\n"
+    "(its permissions change, or the next --check). Symbolic links to directories are\n"
+    "never followed.\n"
     "Exit status: 0 stopped by a signal (or --once done), 1 the output, the journal or the\n"
-    "watch failed, 2 bad usage or settings (missing directory, state directory in use).\n";
+    "watch failed (or a watched directory was lost, with --exit-on-root-loss), 2 bad usage\n"
+    "or settings (missing directory, state directory in use).\n";
 
 enum opt_id {
     OPT_OUT,
@@ -93,6 +104,8 @@ enum opt_id {
     OPT_AMQP_KEY,
     OPT_AMQP_WINDOW,
     OPT_DRAIN,
+    OPT_CHECK,
+    OPT_EXIT_ON_ROOT_LOSS,
     OPT_COUNT
 };
 
@@ -118,6 +131,8 @@ static const struct {
     [OPT_AMQP_KEY] = {"amqp-key", false},
     [OPT_AMQP_WINDOW] = {"amqp-window", false},
     [OPT_DRAIN] = {"drain", false},
+    [OPT_CHECK] = {"check", false},
+    [OPT_EXIT_ON_ROOT_LOSS] = {"exit-on-root-loss", true},
 };
 
 #define MAX_DIRS 64
@@ -406,7 +421,9 @@ int cmd_watch(int argc, char **argv)
     }
     struct watch_options o = {0};
     double settle = 1000, summary = level >= EM_LOG_INFO ? 10 : 0;
+    o.check_s = 10;
     if ((val[OPT_POLL] && !parse_seconds("poll", val[OPT_POLL], &o.poll_s)) ||
+        (val[OPT_CHECK] && !parse_seconds("check", val[OPT_CHECK], &o.check_s)) ||
         (val[OPT_RESCAN] && !parse_seconds("rescan", val[OPT_RESCAN], &o.rescan_s)) ||
         (val[OPT_SUMMARY] && !parse_seconds("summary", val[OPT_SUMMARY], &summary)) ||
         (val[OPT_SETTLE] && !parse_seconds("settle", val[OPT_SETTLE], &settle)))
@@ -434,6 +451,7 @@ int cmd_watch(int argc, char **argv)
     o.summary_s = summary;
     o.fsync = truthy(val[OPT_FSYNC]);
     o.exit_idle = truthy(val[OPT_ONCE]);
+    o.exit_on_root_loss = truthy(val[OPT_EXIT_ON_ROOT_LOSS]);
     struct bus_target bus = {0};
     o.drain_s = 10;
     if (val[OPT_AMQP]) {

@@ -1,5 +1,6 @@
 #include "fsio.h"
 
+#include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -8,14 +9,41 @@
 
 #include "em_error.h"
 
-static int from_uv(int err)
+int fsio_error(int err)
 {
-    if (err == UV_ENOENT || err == UV_ENOTDIR)
+    switch (err) {
+    case 0:
+        return 0;
+    case UV_ENOENT:
+    case UV_ENOTDIR:
         return -EM_ENOENT;
-    if (err == UV_ENOMEM)
+    case UV_ENOMEM:
         return -EM_ENOMEM;
-    return -EM_EIO;
+    case UV_EACCES:
+    case UV_EPERM:
+        return -EM_EACCES;
+    case UV_ENOSPC:
+        return -EM_ENOSPC;
+    case UV_EISDIR:
+        return -EM_EISDIR;
+    case UV_ENAMETOOLONG:
+        return -EM_ENAMETOOLONG;
+    case UV_EPIPE:
+        return -EM_EPIPE;
+    case UV_EROFS:
+        return -EM_EROFS;
+    case UV_ELOOP:
+        return -EM_ELOOP;
+#ifdef EDQUOT
+    case -EDQUOT:
+        return -EM_EDQUOT;
+#endif
+    default:
+        return -EM_EIO;
+    }
 }
+
+#define from_uv fsio_error
 
 int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err)
 {
@@ -151,11 +179,18 @@ int fsio_list(const char *path, struct fsio_entry **out, size_t *count)
             e[i].type = FSIO_DIR;
         else if (d.type == UV_DIRENT_FILE)
             e[i].type = FSIO_FILE;
-        else {
-            /* Unknown (some file systems) or a link: ask stat, following links. */
+        else if (d.type == UV_DIRENT_LINK || d.type == UV_DIRENT_UNKNOWN) {
+            /* A link to a file counts as that file; a link to a directory is never
+             * followed (EPU writes none, and `a -> .` would make every walk endless).
+             * Unknown (some file systems): lstat tells, and a link there likewise. */
             struct fsio_stat st;
             char *full = fsio_join(path, d.name);
-            e[i].type = full && fsio_stat(full, &st) == 0 ? st.type : FSIO_OTHER;
+            e[i].type = FSIO_OTHER;
+            if (full && d.type == UV_DIRENT_UNKNOWN && fsio_lstat(full, &st) == 0)
+                e[i].type = st.type;
+            if (full && e[i].type == FSIO_OTHER && fsio_stat(full, &st) == 0 &&
+                st.type == FSIO_FILE)
+                e[i].type = FSIO_FILE;
             free(full);
         }
         i++;
@@ -186,6 +221,8 @@ static int stat_common(const char *path, struct fsio_stat *st, bool follow)
     st->size = s->st_size;
     st->mtime_sec = s->st_mtim.tv_sec;
     st->mtime_nsec = (int32_t)s->st_mtim.tv_nsec;
+    st->dev = s->st_dev;
+    st->ino = s->st_ino;
     uv_fs_req_cleanup(&req);
     return 0;
 }
@@ -221,7 +258,9 @@ int fsio_write_all(int fd, char *p, size_t n)
         uv_buf_t b = uv_buf_init(p, (unsigned)(n > (1u << 30) ? 1u << 30 : n));
         int r = uv_fs_write(NULL, &req, fd, &b, 1, -1, NULL);
         uv_fs_req_cleanup(&req);
-        if (r <= 0)
+        if (r < 0)
+            return fsio_error(r);
+        if (r == 0)
             return -EM_EIO;
         p += r;
         n -= (size_t)r;

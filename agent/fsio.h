@@ -35,8 +35,10 @@ struct fsio_entry {
     enum fsio_type type;
 };
 
-/* Lists the directory `path`, sorted by name (byte order). You own *out: free it with
- * fsio_entries_free(). Returns 0, EM_ENOENT, EM_EIO or EM_ENOMEM. */
+/* Lists the directory `path`, sorted by name (byte order). A symbolic link to a regular
+ * file is listed as FSIO_FILE; any other link (to a directory, dangling) as FSIO_OTHER, so
+ * walks never follow links into directories. You own *out: free it with
+ * fsio_entries_free(). Returns 0, or a negative EM_E* naming the cause (fsio_error()). */
 int fsio_list(const char *path, struct fsio_entry **out, size_t *count);
 void fsio_entries_free(struct fsio_entry *e, size_t count);
 
@@ -45,6 +47,7 @@ struct fsio_stat {
     uint64_t size;
     int64_t mtime_sec;
     int32_t mtime_nsec;
+    uint64_t dev, ino; /* identity: a directory deleted and made again has another */
 };
 
 /* Stats `path` following links. Returns 0, EM_ENOENT or EM_EIO. */
@@ -56,6 +59,10 @@ int fsio_lstat(const char *path, struct fsio_stat *st);
 /* Writes all `n` bytes of `p` to the open file `fd` (libuv's uv_file). Returns 0 or
  * EM_EIO. */
 int fsio_write_all(int fd, char *p, size_t n);
+
+/* Turns a libuv error code (negative errno) into the EM_E* code that names the same cause
+ * (EM_EACCES, EM_ENOSPC, EM_EISDIR, …), EM_EIO for causes without one of their own. */
+int fsio_error(int uv_err);
 
 /* Joins `dir` and `name` with '/' into a new string (you own it); NULL when out of memory. */
 char *fsio_join(const char *dir, const char *name);

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <cjson/cJSON.h>
@@ -23,11 +24,20 @@ void em_log_setup(enum em_log_level level, enum em_log_format format)
 
 void em_log_write(enum em_log_level level, const char *fmt, ...)
 {
-    char msg[2048];
+    char small[2048], *msg = small;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof(msg), fmt, ap);
+    int n = vsnprintf(small, sizeof(small), fmt, ap);
     va_end(ap);
+    /* A message with a long path (up to a few of PATH_MAX) keeps its end, where the
+     * reason is: format it again into a buffer of its size, within 64 KiB. */
+    char *big = NULL;
+    if (n >= (int)sizeof(small) && n < 65536 && (big = malloc((size_t)n + 1)) != NULL) {
+        va_start(ap, fmt);
+        vsnprintf(big, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        msg = big;
+    }
     if (log_format == EM_LOG_JSON) {
         uv_timeval64_t now;
         uv_gettimeofday(&now);
@@ -40,10 +50,12 @@ void em_log_write(enum em_log_level level, const char *fmt, ...)
             fprintf(log_file ? log_file : stderr, "%s\n", line);
         cJSON_free(line);
         cJSON_Delete(o);
-        return;
+    } else {
+        fprintf(log_file ? log_file : stderr, "%s: %s%s%s\n", log_name,
+                level == EM_LOG_INFO ? "" : level_names[level], level == EM_LOG_INFO ? "" : ": ",
+                msg);
     }
-    fprintf(log_file ? log_file : stderr, "%s: %s%s%s\n", log_name,
-            level == EM_LOG_INFO ? "" : level_names[level], level == EM_LOG_INFO ? "" : ": ", msg);
+    free(big);
 }
 
 int em_log_open(const char *path)

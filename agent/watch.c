@@ -48,6 +48,8 @@ struct wroot {
     char *path; /* absolute, no trailing '/' */
     size_t len;
     struct model *model;
+    uint64_t dev, ino; /* the directory first seen at `path` */
+    bool lost;         /* gone, or replaced: reported, waiting for it */
 };
 
 /* A file being fed to its parser as it grows. */
@@ -100,7 +102,10 @@ struct watch {
     struct publisher *pub;
     struct publisher_stats pub_last; /* as last reported */
     /* timers and signals */
-    uv_timer_t poll_timer, summary_timer, rescan_timer;
+    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer;
+    /* directories that could not be read: reported once, retried by the check */
+    char **unreadable;
+    size_t nunreadable, unreadable_cap;
     uv_signal_t sig_term, sig_int, sig_hup;
     bool walking;
     bool stopping;
@@ -515,23 +520,47 @@ struct walk {
     size_t n, cap;
 };
 
+/* Reports a directory that cannot be watched or listed, once, and keeps it for the
+ * check to retry. Fails only when out of memory. */
+static int note_unreadable(struct watch *w, const char *dir, int rc)
+{
+    for (size_t i = 0; i < w->nunreadable; i++)
+        if (strcmp(w->unreadable[i], dir) == 0)
+            return 0;
+    em_log(EM_LOG_WARN, "%s: cannot read the directory: %s; skipped, and read as soon as it can be",
+           dir, em_strerror(rc));
+    if (w->nunreadable == w->unreadable_cap) {
+        size_t cap = w->unreadable_cap ? w->unreadable_cap * 2 : 16;
+        char **v = realloc(w->unreadable, cap * sizeof(*v));
+        if (!v)
+            return -EM_ENOMEM;
+        w->unreadable = v;
+        w->unreadable_cap = cap;
+    }
+    char *copy = strdup(dir);
+    if (!copy)
+        return -EM_ENOMEM;
+    w->unreadable[w->nunreadable++] = copy;
+    return 0;
+}
+
 static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct walk *out)
 {
     if (w->watcher) {
         int rc = watcher_add(w->watcher, dir);
         if (rc == -EM_ENOENT)
             return 0;
-        if (rc < 0)
+        /* The system's watch limit or memory: nothing else can be watched either. */
+        if (rc == -EM_ELIMIT || rc == -EM_ENOMEM)
             return rc;
+        if (rc < 0)
+            return note_unreadable(w, dir, rc);
     }
     struct fsio_entry *e;
     size_t n;
     int rc = fsio_list(dir, &e, &n);
-    if (rc < 0) {
-        if (rc != -EM_ENOENT)
-            em_log(EM_LOG_WARN, "%s: cannot list directory: %s (skipped)", dir, em_strerror(rc));
-        return 0;
-    }
+    if (rc < 0)
+        return rc == -EM_ENOENT ? 0 : rc == -EM_ENOMEM ? rc : note_unreadable(w, dir, rc);
     for (size_t i = 0; i < n && rc == 0; i++) {
         char *child = fsio_join(dir, e[i].name);
         if (!child) {
@@ -631,10 +660,81 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         flush_models(w);
 }
 
+/* Is root `r` still the directory first seen at its path? A root deleted, renamed or
+ * replaced is reported once (an error: nothing under it can be followed); with
+ * --exit-on-root-loss the run ends with status 1. When a directory is at the path again,
+ * it becomes the root and true is returned with *back set: the caller walks it whole. */
+static bool root_present(struct watch *w, struct wroot *r, bool *back)
+{
+    struct fsio_stat st;
+    int rc = fsio_stat(r->path, &st);
+    bool there = rc == 0 && st.type == FSIO_DIR;
+    bool same = there && st.dev == r->dev && st.ino == r->ino;
+    *back = false;
+    if (same && !r->lost)
+        return true;
+    if (!r->lost || (there && !same)) {
+        em_log(EM_LOG_ERROR, "%s: the watched directory %s%s", r->path,
+               there     ? "was replaced by another directory"
+               : rc == 0 ? "is no longer a directory"
+                         : "is gone (deleted or renamed)",
+               w->opt->exit_on_root_loss ? "; exiting (--exit-on-root-loss)"
+               : there                   ? ""
+                                         : "; nothing under it is followed until it is back");
+        r->lost = true;
+        if (w->opt->exit_on_root_loss) {
+            stop(w); /* emits what is pending first */
+            w->status = 1;
+            return false;
+        }
+    }
+    if (!there)
+        return false;
+    em_log(EM_LOG_WARN, "%s: the watched directory is there again: reading it", r->path);
+    r->dev = st.dev;
+    r->ino = st.ino;
+    r->lost = false;
+    *back = true;
+    return true;
+}
+
 static void walk_all(struct watch *w)
 {
-    for (size_t i = 0; i < w->nroots && !w->stopping; i++)
-        walk_dir(w, &w->roots[i], w->roots[i].path, false);
+    for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
+        bool back;
+        if (root_present(w, &w->roots[i], &back))
+            walk_dir(w, &w->roots[i], w->roots[i].path, false);
+    }
+}
+
+/* The periodic check: roots still there, and unreadable directories readable now. */
+static void check(struct watch *w)
+{
+    for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
+        bool back;
+        if (root_present(w, &w->roots[i], &back) && back)
+            walk_dir(w, &w->roots[i], w->roots[i].path, false);
+    }
+    for (size_t i = 0; i < w->nunreadable && !w->stopping;) {
+        char *dir = w->unreadable[i];
+        struct fsio_entry *e;
+        size_t n;
+        int rc = fsio_list(dir, &e, &n);
+        if (rc == -EM_EACCES || rc == -EM_EIO || rc == -EM_ENAMETOOLONG || rc == -EM_ELOOP ||
+            rc == -EM_ENOMEM) {
+            i++;
+            continue;
+        }
+        if (rc == 0)
+            fsio_entries_free(e, n);
+        w->unreadable[i] = w->unreadable[--w->nunreadable];
+        struct wroot *r = rc == 0 ? root_of(w, dir) : NULL;
+        if (r) {
+            em_log(EM_LOG_INFO, "%s: the directory can be read now: reading it", dir);
+            walk_dir(w, r, dir, false);
+        }
+        free(dir);
+    }
 }
 
 /* ---- watcher callbacks ---- */
@@ -682,6 +782,16 @@ static void on_dir(void *ctx, const char *path)
     struct wroot *r = root_of(w, path);
     if (r)
         walk_dir(w, r, path, false);
+}
+
+static void on_gone(void *ctx, const char *path)
+{
+    struct watch *w = ctx;
+    for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
+        bool back;
+        if (strcmp(w->roots[i].path, path) == 0 && root_present(w, &w->roots[i], &back) && back)
+            walk_dir(w, &w->roots[i], w->roots[i].path, false);
+    }
 }
 
 static void on_overflow(void *ctx, const char *path)
@@ -755,6 +865,14 @@ static void on_poll(uv_timer_t *t)
     walk_all(w);
 }
 
+static void on_check_timer(uv_timer_t *t)
+{
+    struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, check_timer));
+    check(w);
+    if (!w->stopping)
+        flush_models(w);
+}
+
 static void on_rescan_timer(uv_timer_t *t)
 {
     struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, rescan_timer));
@@ -809,6 +927,7 @@ static void stop(struct watch *w)
     close_handle((uv_handle_t *)&w->poll_timer);
     close_handle((uv_handle_t *)&w->summary_timer);
     close_handle((uv_handle_t *)&w->rescan_timer);
+    close_handle((uv_handle_t *)&w->check_timer);
     close_handle((uv_handle_t *)&w->sig_term);
     close_handle((uv_handle_t *)&w->sig_int);
     close_handle((uv_handle_t *)&w->sig_hup);
@@ -953,6 +1072,8 @@ static int open_roots(struct watch *w)
         r->w = w;
         r->path = real;
         r->len = len;
+        r->dev = st.dev;
+        r->ino = st.ino;
         struct model_callbacks cb = {on_emit, on_load, on_rescan, r, true};
         r->model = model_new(real, &cb);
         if (!r->model)
@@ -985,6 +1106,9 @@ static void free_all(struct watch *w)
         free(w->queue[i].path);
     free(w->queue);
     hmap_free(&w->queued);
+    for (size_t i = 0; i < w->nunreadable; i++)
+        free(w->unreadable[i]);
+    free(w->unreadable);
     fsio_buf_free(&w->rbuf);
     free(w->obuf);
 }
@@ -1055,8 +1179,12 @@ static int start(struct watch *w)
     }
     if (o->poll_s <= 0) {
         struct watcher_options wo = {.settle_ms = o->settle_ms};
-        struct watcher_callbacks cb = {
-            .file = on_file, .dir = on_dir, .overflow = on_overflow, .batch = on_batch, .ctx = w};
+        struct watcher_callbacks cb = {.file = on_file,
+                                       .dir = on_dir,
+                                       .overflow = on_overflow,
+                                       .batch = on_batch,
+                                       .gone = on_gone,
+                                       .ctx = w};
         rc = watcher_new(&w->loop, &wo, &cb, &w->watcher);
         if (rc < 0) {
             em_log(EM_LOG_ERROR, "cannot start the %s watcher: %s (try --poll)", watcher_backend(),
@@ -1076,6 +1204,7 @@ static int start(struct watch *w)
     uv_timer_init(&w->loop, &w->poll_timer);
     uv_timer_init(&w->loop, &w->summary_timer);
     uv_timer_init(&w->loop, &w->rescan_timer);
+    uv_timer_init(&w->loop, &w->check_timer);
     w->last_summary_ns = uv_hrtime();
     uint64_t t0 = uv_hrtime();
     walk_all(w);
@@ -1109,6 +1238,9 @@ static int start(struct watch *w)
     if (o->summary_s > 0)
         uv_timer_start(&w->summary_timer, on_summary, (uint64_t)(o->summary_s * 1000),
                        (uint64_t)(o->summary_s * 1000));
+    if (o->check_s > 0)
+        uv_timer_start(&w->check_timer, on_check_timer, (uint64_t)(o->check_s * 1000),
+                       (uint64_t)(o->check_s * 1000));
     if (o->rescan_s > 0)
         uv_timer_start(&w->rescan_timer, on_rescan_timer, (uint64_t)(o->rescan_s * 1000),
                        (uint64_t)(o->rescan_s * 1000));

@@ -31,6 +31,8 @@ struct watch_options {
     const struct bus_target *amqp; /* non-NULL: publish through the outbox to this bus */
     unsigned amqp_window;          /* unconfirmed messages in flight (0: default) */
     double drain_s;                /* on stop, wait this long for the bus to confirm */
+    double check_s;                /* > 0: check roots and retry unreadable directories */
+    bool exit_on_root_loss;        /* a root deleted or renamed ends the run with status 1 */
 };
 
 /* Runs until stopped. Returns 0 (stopped by a signal, or exit_idle), 1 when the output,

@@ -20,7 +20,7 @@
 struct watcher_callbacks {
     /* `path` (absolute) changed; `complete` when the writer closed it or moved it in. */
     void (*file)(void *ctx, const char *path, bool complete);
-    /* The directory `path` appeared (created or moved in). */
+    /* The directory `path` appeared (created or moved in), or its permissions changed. */
     void (*dir)(void *ctx, const char *path);
     /* Events were lost under `path` (NULL: anywhere); the owner must rescan it. */
     void (*overflow)(void *ctx, const char *path);
@@ -34,6 +34,9 @@ struct watcher_callbacks {
     void (*moved)(void *ctx, const char *from, const char *to, bool is_dir);
     /* Optional: `path` was deleted or moved out of the watched trees. */
     void (*removed)(void *ctx, const char *path, bool is_dir);
+    /* Optional: the watched directory `path` itself no longer exists (deleted, or its
+     * file system went away); its watch is dropped. */
+    void (*gone)(void *ctx, const char *path);
 };
 
 struct watcher_options {
@@ -50,7 +53,8 @@ int watcher_new(uv_loop_t *loop, const struct watcher_options *opt,
 
 /* Watches the directory `path` (absolute); a second call for the same directory is
  * harmless. Returns 0, EM_ENOENT when it is gone, EM_ELIMIT when the system's watch limit
- * is reached (the message says which setting to raise), or EM_EIO. */
+ * is reached (the message says which setting to raise), or another negative EM_E* naming
+ * the cause (EM_EACCES, EM_ENAMETOOLONG, …), which the caller reports. */
 int watcher_add(struct watcher *w, const char *path);
 
 /* Number of directories watched. */

@@ -227,8 +227,11 @@ int watcher_add(struct watcher *w, const char *path)
         hmap_remove(&w->dirs, e);
         if (rc == UV_ENOENT || rc == UV_ENOTDIR)
             return -EM_ENOENT;
-        em_log(EM_LOG_ERROR, "%s: cannot watch: %s (try --poll)", path, uv_strerror(rc));
-        return rc == UV_ENOSPC ? -EM_ELIMIT : -EM_EIO;
+        if (rc == UV_ENOSPC) {
+            em_log(EM_LOG_ERROR, "%s: cannot watch: %s (try --poll)", path, uv_strerror(rc));
+            return -EM_ELIMIT;
+        }
+        return fsio_error(rc); /* the caller names the directory and the cause */
     }
     if (w->nhandles == w->cap) {
         size_t cap = w->cap ? w->cap * 2 : 64;

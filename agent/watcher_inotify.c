@@ -17,7 +17,7 @@
 
 #define DIR_MASK                                                                                   \
     (IN_CLOSE_WRITE | IN_MOVED_TO | IN_CREATE | IN_MODIFY | IN_DELETE_SELF | IN_MOVE_SELF |        \
-     IN_ONLYDIR)
+     IN_ATTRIB | IN_ONLYDIR)
 /* What an owner that follows renames and deletions (the recorder) also needs. */
 #define GONE_MASK (IN_MOVED_FROM | IN_DELETE)
 
@@ -101,8 +101,8 @@ int watcher_add(struct watcher *w, const char *path)
                    path);
             return -EM_ELIMIT;
         }
-        em_log(EM_LOG_ERROR, "%s: inotify_add_watch: %s", path, strerror(errno));
-        return -EM_EIO;
+        /* Permission denied, a name too long, …: the caller names the directory. */
+        return fsio_error(-errno);
     }
     int added;
     struct hmap_entry *e = hmap_upsert(&w->dirs, wd_key(wd), NULL, NULL, &added);
@@ -211,6 +211,8 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
                still_there ? " while the directory exists; rescanning" : "");
         if (still_there)
             w->cb.overflow(w->cb.ctx, dir);
+        else if (w->cb.gone)
+            w->cb.gone(w->cb.ctx, dir);
         free(e->v.p);
         hmap_remove(&w->dirs, e);
         return;
@@ -246,8 +248,12 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
         return;
     }
     if (ev->mask & IN_ISDIR) {
-        if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+        /* IN_ATTRIB: permissions may have changed, so that a directory skipped as
+         * unreadable can be read now; the owner's walk skips what it has seen. */
+        if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_ATTRIB))
             w->cb.dir(w->cb.ctx, path);
+    } else if (ev->mask & IN_ATTRIB) {
+        /* a file's permissions or times: its content events come on their own */
     } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {
         w->cb.file(w->cb.ctx, path, true);
     } else if (ev->mask & IN_MODIFY) {

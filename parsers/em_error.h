@@ -20,7 +20,15 @@
     X(MISSING, "a required field is missing")                                                      \
     X(VALUE, "a field has an invalid value")                                                       \
     X(STATE, "operation not valid in this state")                                                  \
-    X(USAGE, "usage error")
+    X(USAGE, "usage error")                                                                        \
+    X(ACCES, "permission denied")                                                                  \
+    X(NOSPC, "no space left on device")                                                            \
+    X(ISDIR, "is a directory")                                                                     \
+    X(NAMETOOLONG, "file name too long")                                                           \
+    X(PIPE, "broken pipe")                                                                         \
+    X(ROFS, "read-only file system")                                                               \
+    X(LOOP, "too many levels of symbolic links")                                                   \
+    X(DQUOT, "disk quota exceeded")
 
 enum em_errno {
     EM_OK = 0,

@@ -159,7 +159,8 @@ static void test_dcs__attribute_flood_refused(void **state)
     (void)state;
     struct seen s;
     char doc[4096];
-    size_t len = (size_t)snprintf(doc, sizeof(doc), "<R><!-- a=1 b=2 --><a x=\"p=q\" y='=='>k=v</a>");
+    size_t len =
+        (size_t)snprintf(doc, sizeof(doc), "<R><!-- a=1 b=2 --><a x=\"p=q\" y='=='>k=v</a>");
     assert_true(len < sizeof(doc));
     assert_int_equal(run(doc, "a", &s), -EM_ETRUNCATED); /* unclosed R, nothing counted */
     for (int total = 64; total <= 65; total++) {
@@ -195,7 +196,8 @@ static void test_dcs__ref_expansion_bounded(void **state)
         char doc[2048];
         size_t len = (size_t)snprintf(doc, sizeof(doc), "<R " Z "><a z:Id=\"1\">0123456789</a>");
         for (int i = 0; i < refs; i++)
-            len += (size_t)snprintf(doc + len, sizeof(doc) - len, "<b z:Ref=\"1\" i:nil=\"true\"/>");
+            len +=
+                (size_t)snprintf(doc + len, sizeof(doc) - len, "<b z:Ref=\"1\" i:nil=\"true\"/>");
         len += (size_t)snprintf(doc + len, sizeof(doc) - len, "</R>");
         s.n = 0;
         struct dcs_reader *r = dcs_reader_new(&handler, &s, &lim);

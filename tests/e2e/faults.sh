@@ -1,0 +1,251 @@
+#!/usr/bin/env bash
+# Faults that used to lose, stall or confuse: each case builds the fault with real files
+# and real processes, and ends with the agent's folded events equal to `em-agent scan` of
+# the final tree (the scan itself checked against independently known counts).
+#
+#   tests/e2e/faults.sh EM_AGENT EM_SYNTH CASE
+#
+# Cases:
+#   bigdm       a native one-line square .dm of 11 MB (2,000 holes x 6 exposures) parses in
+#               scan, validate and watch (libxml2's own 10 MB "Huge input lookup" limit)
+#   hostile     an attribute flood, 16,000 z:Refs to a 1 MB value and two symbolic-link
+#               loops (a -> ., b -> .): scan and watch end promptly, report each, and keep
+#               everything else; SIGTERM is obeyed at once
+#   unreadable  as an unprivileged user: a directory without permissions and a path over
+#               4,096 bytes are reported and skipped; the agent keeps watching, and files
+#               written while the directory was unreadable arrive once it can be read
+#   rootloss    the watched root renamed away, deleted and made again: an error is logged,
+#               the agent resumes on the new tree; with --exit-on-root-loss it exits 1
+#   utf8        directory and file names that are not UTF-8: every event line is valid
+#               UTF-8 JSON, and scan and watch name them the same way
+set -u
+AGENT=$(realpath "$1")
+SYNTH=$(realpath "$2")
+CASE=$3
+HERE=$(cd "$(dirname "$0")" && pwd)
+ROOT=$(cd "$HERE/../.." && pwd)
+FOLD="python3 $HERE/fold.py"
+TMP=$(mktemp -d /tmp/em-faults.XXXXXX)
+chmod 755 "$TMP"
+PIDS=()
+failures=0
+checks=0
+cleanup() {
+    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
+    chmod -R u+rwX "$TMP" 2>/dev/null
+    if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+ok() { checks=$((checks + 1)); echo "ok   $*"; }
+bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
+finish() {
+    echo "$((checks - failures)) passed, $failures failed"
+    [ "$failures" -eq 0 ]
+    exit
+}
+
+# compare_scan NAME EVENTS DIR: the folded EVENTS equal scan of DIR.
+compare_scan() {
+    local name=$1 events=$2 dir=$3 out
+    "$AGENT" scan --agent e2e "$dir" >"$TMP/$name.scan" 2>"$TMP/$name.scan.err"
+    out=$($FOLD compare "$TMP/$name.scan" "$events" 2>&1)
+    if [[ $out == *"-> EQUAL"* ]]; then ok "$name: events equal scan ($(wc -l <"$TMP/$name.scan") scan events)"; else bad "$name: $out"; fi
+}
+
+# wait_for FILE PATTERN SECONDS: until FILE holds PATTERN (grep -E).
+wait_for() {
+    local i
+    for i in $(seq 1 $(($3 * 10))); do
+        grep -qE "$2" "$1" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# wait_equal NAME EVENTS DIR SECONDS: until the folded EVENTS equal scan of DIR.
+wait_equal() {
+    local i
+    "$AGENT" scan --agent e2e "$3" >"$TMP/$1.want" 2>/dev/null
+    for i in $(seq 1 $(($4 * 10))); do
+        $FOLD compare "$TMP/$1.want" "$2" >/dev/null 2>&1 && return 0
+        sleep 0.1
+    done
+    return 1
+}
+
+# stop_agent PID WHAT: SIGTERM, then the exit status within 2 s (-1 when it did not stop).
+stop_agent() {
+    local pid=$1 i
+    kill -TERM "$pid" 2>/dev/null
+    for i in $(seq 1 20); do
+        if ! kill -0 "$pid" 2>/dev/null; then
+            wait "$pid"
+            return $?
+        fi
+        sleep 0.1
+    done
+    return 255
+}
+
+# new_micrograph DATA_DIR UUID: a copy of a micrograph manifest there with a new uuid and
+# file name (another exposure of the same hole), so that a new entity must arrive.
+new_micrograph() {
+    local src new
+    src=$(find "$1" -name 'FoilHole_*_Data_*.xml' | head -1)
+    new="$1/$(basename "$src" | sed 's/_Data_\([0-9]*\)_\([0-9]*\)_/_Data_\1_9\2_/')"
+    python3 - "$src" "$new" "$2" <<'EOF'
+import re, sys
+s = open(sys.argv[1], encoding="utf-8-sig").read()
+s = re.sub(r"<uniqueID>[^<]*</uniqueID>", "<uniqueID>%s</uniqueID>" % sys.argv[3], s, count=1)
+open(sys.argv[2] + ".tmp", "w").write(s)
+EOF
+    mv "$new.tmp" "$new"
+}
+
+case $CASE in
+bigdm)
+    "$SYNTH" -q --sessions 1 --aborted 0 --squares 1 --unimaged 0 --holes 2000 --mics 6 \
+        --dm-every 2000 --no-images --expected "$TMP/expected.json" "$TMP/v" || bad "em-synth"
+    dm=$(find "$TMP/v" -name 'GridSquare_*.dm' -size +10M)
+    if [ -n "$dm" ] && [ "$(wc -l <"$dm")" -eq 0 ]; then ok "a one-line square .dm over 10 MB ($(stat -c %s "$dm") bytes)"; else bad "no one-line .dm over 10 MB"; fi
+    if "$AGENT" parse gridsquare-metadata "$dm" >"$TMP/dm.json" 2>"$TMP/parse.err" &&
+        python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); sys.exit(d["foilhole_count"] != 2000 or d["exposure_count"] != 12000)' "$TMP/dm.json"; then
+        ok "parse: 2000 holes and 12000 exposures"
+    else
+        bad "parse: $(cat "$TMP/parse.err")"
+    fi
+    if "$AGENT" scan --strict "$TMP/v" >"$TMP/scan.jsonl" 2>"$TMP/scan.err"; then ok "scan --strict exits 0"; else bad "scan: $(tail -3 "$TMP/scan.err")"; fi
+    holes_with_pixels=$(python3 -c '
+import json, sys
+n = 0
+for l in open(sys.argv[1]):
+    e = json.loads(l)
+    if e["type"] == "foilhole" and (e["data"].get("target") or {}).get("pixel_x") is not None: n += 1
+print(n)' "$TMP/scan.jsonl")
+    if [ "$holes_with_pixels" = 2000 ]; then ok "scan: every hole has its .dm position"; else bad "scan: $holes_with_pixels holes with a .dm position, not 2000"; fi
+    if "$AGENT" validate "$TMP/v" >"$TMP/validate.out" 2>&1; then ok "validate finds nothing"; else bad "validate: $(head -5 "$TMP/validate.out")"; fi
+    "$AGENT" watch --once --agent e2e --state-dir "$TMP/state" "$TMP/v" >"$TMP/watch.jsonl" 2>"$TMP/watch.err" || bad "watch --once failed"
+    compare_scan watch "$TMP/watch.jsonl" "$TMP/v"
+    ;;
+hostile)
+    cp -r "$ROOT/testdata/visit-mini" "$TMP/v"
+    meta=$(find "$TMP/v" -type d -name Metadata | head -1)
+    python3 - "$meta" <<'EOF'
+import sys
+d = sys.argv[1]
+ns = ('xmlns="http://schemas.datacontract.org/2004/07/Applications.Epu.Persistence" '
+      'xmlns:i="http://www.w3.org/2001/XMLSchema-instance" '
+      'xmlns:z="http://schemas.microsoft.com/2003/10/Serialization/"')
+big = "x" * 1000000
+refs = '<State z:Ref="2" i:nil="true"/>' * 16000
+open(f"{d}/GridSquare_77001.dm", "w").write(
+    f'<GridSquareXml z:Id="1" {ns}><Id>77001</Id><Name z:Id="2">{big}</Name>{refs}</GridSquareXml>')
+attrs = " ".join(f'a{i}="{i}"' for i in range(160000))
+open(f"{d}/GridSquare_77002.dm", "w").write(
+    f'<GridSquareXml z:Id="1" {ns} {attrs}><Id>77002</Id></GridSquareXml>')
+EOF
+    ln -s . "$TMP/v/a"
+    ln -s . "$TMP/v/b"
+    start=$(date +%s%N)
+    timeout 60 "$AGENT" scan "$TMP/v" >"$TMP/scan.jsonl" 2>"$TMP/scan.err"
+    rc=$?
+    ms=$((($(date +%s%N) - start) / 1000000))
+    if [ "$rc" -eq 0 ] && [ "$ms" -lt 20000 ]; then ok "scan ends (exit 0, ${ms} ms)"; else bad "scan: exit $rc after ${ms} ms"; fi
+    grep -q "more than 64 attributes" "$TMP/scan.err" && ok "scan reports the attribute flood" || bad "scan: no report of the attribute flood: $(cat "$TMP/scan.err")"
+    grep -q "z:Ref elements repeat" "$TMP/scan.err" && ok "scan reports the z:Ref expansion" || bad "scan: no report of the z:Ref expansion"
+    n=$($FOLD counts "$TMP/scan.jsonl")
+    # The visit's entities, and the two refused squares known only by their file names.
+    [ "$n" = '{"atlas": 1, "foilhole": 4, "gridsquare": 5, "micrograph": 4, "session": 1}' ] &&
+        ok "scan: the visit's entities ($n)" || bad "scan counts $n"
+    "$AGENT" watch --agent e2e --state-dir "$TMP/state" -o "$TMP/watch.jsonl" "$TMP/v" 2>"$TMP/watch.err" &
+    APID=$!
+    PIDS+=("$APID")
+    if wait_for "$TMP/watch.err" "initial walk|z:Ref elements" 30 && wait_equal w "$TMP/watch.jsonl" "$TMP/v" 20; then ok "watch: the visit's entities arrive"; else bad "watch: $(tail -3 "$TMP/watch.err")"; fi
+    # Hostile content written while watching: the loop must stay responsive.
+    cp "$meta/GridSquare_77002.dm" "$meta/GridSquare_77003.dm"
+    stop_agent "$APID"
+    rc=$?
+    [ "$rc" -eq 0 ] && ok "watch stops on SIGTERM within 2 s with exit 0" || bad "watch: exit $rc on SIGTERM"
+    compare_scan watch "$TMP/watch.jsonl" "$TMP/v"
+    ;;
+unreadable)
+    command -v setpriv >/dev/null || { echo "SKIP: no setpriv"; exit 77; }
+    [ "$(id -u)" -eq 0 ] || { echo "SKIP: needs root to switch to an unprivileged user"; exit 77; }
+    # Not a shell function: "$!" must be the agent's own pid.
+    NOBODY=(setpriv --reuid=nobody --regid=nogroup --clear-groups)
+    cp -r "$ROOT/testdata/visit-mini" "$TMP/v"
+    # A path longer than 4,096 bytes (made a step at a time: no single call sees it whole).
+    python3 - "$TMP/v" <<'EOF'
+import os, sys
+os.chdir(sys.argv[1])
+for i in range(18):
+    name = ("deep%02d" % i) + "x" * 240
+    os.mkdir(name)
+    os.chdir(name)
+open("note.txt", "w").write("x")
+EOF
+    chmod -R a+rwX "$TMP/v"
+    data=$(find "$TMP/v" -type d -name Data | head -1)
+    sq=$(dirname "$data")
+    chmod 000 "$data"
+    "${NOBODY[@]}" "$AGENT" scan "$TMP/v" >"$TMP/scan0.jsonl" 2>"$TMP/scan.err"
+    rc=$?
+    [ "$rc" -eq 0 ] && ok "scan as nobody exits 0 with an unreadable directory" || bad "scan exit $rc"
+    grep -q "Data: .*permission denied" "$TMP/scan.err" && ok "scan names the directory and 'permission denied'" || bad "scan: $(cat "$TMP/scan.err")"
+    mkdir -p "$TMP/state" && chmod 777 "$TMP/state"
+    "${NOBODY[@]}" "$AGENT" watch --agent e2e --state-dir "$TMP/state" --check 1 -o "$TMP/state/w.jsonl" "$TMP/v" 2>"$TMP/watch.err" &
+    APID=$!
+    PIDS+=("$APID")
+    wait_for "$TMP/watch.err" "Data: cannot read the directory: permission denied" 10 &&
+        ok "watch warns: Data, permission denied" || bad "watch: $(cat "$TMP/watch.err")"
+    wait_for "$TMP/watch.err" "file name too long" 10 && ok "watch warns about the long path" || bad "watch: no warning for the long path: $(cat "$TMP/watch.err")"
+    sleep 0.5
+    kill -0 "$APID" 2>/dev/null && ok "watch keeps running" || bad "watch exited"
+    # Written while unreadable (as root), then readable again.
+    new_micrograph "$data" aaaaaaaa-0000-0000-0000-000000000001
+    chmod 755 "$data"
+    chmod 644 "$data"/*
+    if wait_equal u "$TMP/state/w.jsonl" "$TMP/v" 15; then ok "after chmod: everything, with the file written meanwhile, arrives"; else bad "after chmod: events differ from scan"; fi
+    grep -q "aaaaaaaa-0000-0000-0000-000000000001" "$TMP/state/w.jsonl" && ok "the new micrograph is there" || bad "the new micrograph is missing"
+    stop_agent "$APID" && ok "watch exits 0 on SIGTERM" || bad "watch exit status"
+    compare_scan unreadable "$TMP/state/w.jsonl" "$TMP/v"
+    ;;
+rootloss)
+    cp -r "$ROOT/testdata/visit-mini" "$TMP/src"
+    cp -r "$TMP/src" "$TMP/v"
+    "$AGENT" watch --agent e2e --state-dir "$TMP/state" --check 1 -o "$TMP/w.jsonl" "$TMP/v" 2>"$TMP/watch.err" &
+    APID=$!
+    PIDS+=("$APID")
+    wait_equal a "$TMP/w.jsonl" "$TMP/v" 10 || bad "first walk"
+    mv "$TMP/v" "$TMP/away"
+    wait_for "$TMP/watch.err" "watched directory is gone" 5 && ok "renamed away: an error is logged" || bad "renamed away: nothing said: $(cat "$TMP/watch.err")"
+    rm -rf "$TMP/away"
+    # Made again, with a micrograph more: it must arrive.
+    mkdir "$TMP/v"
+    cp -r "$TMP/src"/* "$TMP/v/"
+    new_micrograph "$(find "$TMP/v" -type d -name Data | head -1)" bbbbbbbb-0000-0000-0000-000000000002
+    wait_for "$TMP/watch.err" "is there again" 5 && ok "made again: the agent says it resumes" || bad "made again: nothing said"
+    if wait_equal b "$TMP/w.jsonl" "$TMP/v" 10; then ok "the new tree's entities arrive"; else bad "the new tree's entities differ"; fi
+    grep -q bbbbbbbb-0000-0000-0000-000000000002 "$TMP/w.jsonl" && ok "the new micrograph is there" || bad "the new micrograph is missing"
+    kill -0 "$APID" 2>/dev/null && ok "still running" || bad "exited"
+    stop_agent "$APID" && ok "exit 0 on SIGTERM" || bad "exit status on SIGTERM"
+    # Deleted for good with --exit-on-root-loss: exit 1 promptly.
+    "$AGENT" watch --agent e2e --state-dir "$TMP/state2" --check 1 --exit-on-root-loss -o "$TMP/w2.jsonl" "$TMP/v" 2>"$TMP/watch2.err" &
+    APID=$!
+    PIDS+=("$APID")
+    wait_equal c "$TMP/w2.jsonl" "$TMP/v" 10 || bad "second agent's walk"
+    rm -rf "$TMP/v"
+    rc=255
+    for i in $(seq 1 30); do
+        kill -0 "$APID" 2>/dev/null || { wait "$APID"; rc=$?; break; }
+        sleep 0.1
+    done
+    [ "$rc" -eq 1 ] && ok "--exit-on-root-loss: exit 1 within 3 s" || bad "--exit-on-root-loss: exit $rc"
+    grep -q "exiting (--exit-on-root-loss)" "$TMP/watch2.err" && ok "says why it exits" || bad "no reason given: $(cat "$TMP/watch2.err")"
+    ;;
+*)
+    echo "unknown case $CASE"
+    exit 2
+    ;;
+esac
+finish
