@@ -1,10 +1,13 @@
 #include "event.h"
 
+#include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <uv.h>
 
 #include "em_error.h"
+#include "em_utf8.h"
 #include "epu.h"
 
 static const char *const type_names[] = {"session", "atlas", "gridsquare", "foilhole",
@@ -34,9 +37,12 @@ char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON 
                    const char *source_path, const struct fsio_stat *st)
 {
     char *line = NULL;
+    /* As digits: cJSON prints a double, and a seq such as 1796140584410960 would come out
+     * as 1.79614058441096e+15, which readers of the outbox and of --out do not take. */
+    char seqs[24];
+    snprintf(seqs, sizeof(seqs), "%" PRIu64, seq);
     cJSON *ev = cJSON_CreateObject();
-    if (!ev || !cJSON_AddNumberToObject(ev, "v", 1) ||
-        !cJSON_AddNumberToObject(ev, "seq", (double)seq) ||
+    if (!ev || !cJSON_AddNumberToObject(ev, "v", 1) || !cJSON_AddRawToObject(ev, "seq", seqs) ||
         !cJSON_AddStringToObject(ev, "agent", agent) ||
         !cJSON_AddStringToObject(ev, "type", type_names[type]) ||
         !cJSON_AddStringToObject(ev, "op", "upsert")) {
@@ -73,6 +79,16 @@ char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON 
     epu_time_from_unix(now.tv_sec, now.tv_usec * 1000, &t);
     if (cJSON_AddStringToObject(ev, "emitted_at", t.s))
         line = cJSON_PrintUnformatted(ev);
+    /* Paths are bytes: a name that is not UTF-8 is written the one documented way
+     * (em_utf8.h), so that every event line is valid UTF-8 JSON. */
+    size_t n = line ? strlen(line) : 0;
+    if (line && !em_utf8_valid(line, n)) {
+        char *esc = cJSON_malloc(4 * n + 2);
+        if (esc)
+            em_utf8_escape(line, n, esc, true);
+        cJSON_free(line);
+        line = esc;
+    }
 out:
     cJSON_Delete(ev);
     return line;

@@ -397,12 +397,17 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
     }
 }
 
-static int load(struct journal *j, char *reason, size_t cap)
+/* Reads the journal back. A journal that is not one (another file, or its first line
+ * overwritten) or has unreadable records is damaged: `damage` says how, and the caller
+ * starts afresh rather than trust a partial memory (which could make it skip a change). */
+static int load(struct journal *j, char *reason, size_t cap, char *damage, size_t dcap)
 {
     struct fsio_buf b = {0};
     int rc = fsio_read(j->path, JOURNAL_MAX, &b, NULL);
-    if (rc == -EM_ENOENT)
+    if (rc == -EM_ENOENT) {
+        j->fresh = true;
         return 0;
+    }
     if (rc < 0) {
         snprintf(reason, cap, "%s: cannot read: %s", j->path, em_strerror(rc));
         return rc;
@@ -418,16 +423,16 @@ static int load(struct journal *j, char *reason, size_t cap)
     char *p = b.data, *stop = b.data + end;
     char *nl = p < stop ? memchr(p, '\n', (size_t)(stop - p)) : NULL;
     if (end == 0) {
+        j->fresh = true;
         fsio_buf_free(&b);
         return 0;
     }
     *nl = '\0';
     size_t mlen = strlen(JOURNAL_MAGIC);
     if (strncmp(p, JOURNAL_MAGIC, mlen) != 0 || p[mlen] != '\t') {
-        snprintf(reason, cap, "%s: not an em-agent journal (move it away to start afresh)",
-                 j->path);
+        snprintf(damage, dcap, "its first line is not an em-agent journal's");
         fsio_buf_free(&b);
-        return -EM_EMALFORMED;
+        return 0;
     }
     if (strcmp(p + mlen + 1, j->agent) != 0) {
         snprintf(reason, cap,
@@ -443,7 +448,7 @@ static int load(struct journal *j, char *reason, size_t cap)
             bad++;
     }
     if (bad)
-        em_log(EM_LOG_WARN, "%s: %zu unreadable records skipped", j->path, bad);
+        snprintf(damage, dcap, "%zu of its records cannot be read", bad);
     for (size_t i = 0; i < nev; i++) {
         if (ev[i].seq <= j->delivered)
             continue;
@@ -513,6 +518,25 @@ static int make_dirs(const char *dir)
     return 0;
 }
 
+static void free_file(union hmap_value *v, void *ctx);
+
+static uint64_t clock_us(void)
+{
+    uv_timeval64_t tv;
+    uv_gettimeofday(&tv);
+    return (uint64_t)tv.tv_sec * 1000000u + (uint64_t)tv.tv_usec;
+}
+
+void journal_forget(struct journal *j)
+{
+    journal_pending_clear(j);
+    hmap_each(&j->files, free_file, NULL);
+    hmap_free(&j->files);
+    hmap_free(&j->entities);
+    memset(&j->files, 0, sizeof(j->files));
+    memset(&j->entities, 0, sizeof(j->entities));
+}
+
 int journal_open(struct journal *j, const char *dir, const char *agent, char *reason,
                  size_t reason_cap)
 {
@@ -526,18 +550,48 @@ int journal_open(struct journal *j, const char *dir, const char *agent, char *re
         return -EM_ENOMEM;
     int rc = make_dirs(dir);
     if (rc < 0) {
-        snprintf(reason, reason_cap, "%s: cannot create the state directory", dir);
+        snprintf(reason, reason_cap, "%s: cannot create the state directory: %s", dir,
+                 em_strerror(rc));
         return rc;
     }
+    char damage[256] = "";
     rc = lock_dir(j, reason, reason_cap);
     if (rc == 0)
-        rc = load(j, reason, reason_cap);
-    if (rc == 0) {
-        /* Start from a compact file; pending lines survive until re-sent and delivered. */
-        rc = compact(j);
-        if (rc < 0)
-            snprintf(reason, reason_cap, "%s: cannot write the journal", j->path);
+        rc = load(j, reason, reason_cap, damage, sizeof(damage));
+    if (rc < 0)
+        return rc;
+    j->loaded_seq = j->last_seq;
+    j->loaded_delivered = j->delivered;
+    if (damage[0]) {
+        /* Kept for a look, out of the way; the new journal starts empty, so every entity's
+         * current state is emitted again (stores take repeats as no change). */
+        char aside[64];
+        snprintf(aside, sizeof(aside), "journal.damaged-%" PRIu64, clock_us());
+        char *to = fsio_join(dir, aside);
+        uv_fs_t req;
+        int r = to ? uv_fs_rename(NULL, &req, j->path, to, NULL) : UV_ENOMEM;
+        uv_fs_req_cleanup(&req);
+        em_log(EM_LOG_ERROR,
+               "%s is damaged (%s)%s%s; starting a new journal: the current state of every "
+               "entity is emitted again, with new seqs",
+               j->path, damage, r == 0 ? "; kept as " : "", r == 0 ? to : "");
+        free(to);
+        journal_forget(j);
+        j->fresh = true;
     }
+    /* seq never goes back for an agent: a new run starts at least at the clock in
+     * microseconds, above every seq of an earlier run however its journal was lost,
+     * truncated or damaged (a run emits far fewer than a million events a second). */
+    uint64_t floor = clock_us();
+    if (j->last_seq < floor) {
+        if (j->delivered == j->last_seq)
+            j->delivered = floor; /* the seqs skipped were never used */
+        j->last_seq = floor;
+    }
+    /* Start from a compact file; pending lines survive until re-sent and delivered. */
+    rc = compact(j);
+    if (rc < 0)
+        snprintf(reason, reason_cap, "%s: cannot write the journal: %s", j->path, em_strerror(rc));
     return rc;
 }
 

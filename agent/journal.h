@@ -59,14 +59,22 @@ struct journal {
     size_t npending;
     char *buf; /* records not yet written */
     size_t len, cap;
-    uint64_t bytes;     /* size of the file */
-    uint64_t compacted; /* its size after the last compaction */
-    bool fsync;         /* fdatasync after each commit */
+    uint64_t loaded_seq;       /* last_seq and delivered as read back at open, before */
+    uint64_t loaded_delivered; /* the new run's start (0 for a new journal) */
+    bool fresh;                /* no journal was read: new, or damaged and set aside */
+    uint64_t bytes;            /* size of the file */
+    uint64_t compacted;        /* its size after the last compaction */
+    bool fsync;                /* fdatasync after each commit */
 };
 
-/* Opens (creating) the journal in `dir` for agent `agent`. Fails with EM_ESTATE when
- * another process holds the directory or the journal belongs to another agent name,
- * EM_EMALFORMED when it is not a journal, EM_EIO or EM_ENOMEM. *reason gets a message. */
+/* Opens (creating) the journal in `dir` for agent `agent`. A journal that is damaged (not
+ * a journal, unreadable records) is set aside as journal.damaged-<time>, reported as an
+ * error, and replaced by an empty one. The run's seqs start above every earlier seq:
+ * last_seq is raised to the clock in microseconds when lower, so seq never goes back for
+ * an agent even when its journal was lost, truncated or damaged. Fails with EM_ESTATE
+ * when another process holds the directory or the journal belongs to another agent name,
+ * or a negative EM_E* naming the cause (EM_EACCES, EM_ENOSPC, …). *reason gets a
+ * message. */
 int journal_open(struct journal *j, const char *dir, const char *agent, char *reason,
                  size_t reason_cap);
 
@@ -95,6 +103,10 @@ int journal_file_note(struct journal *j, const struct journal_file *f);
  * since the last compaction (at least 64 MiB) and every event is delivered. Returns 0 or EM_EIO
  * (the records stay buffered). */
 int journal_commit(struct journal *j);
+
+/* Forgets every entity and file (not the seq): the next walk parses everything and
+ * emits the current state of every entity again. For state found inconsistent. */
+void journal_forget(struct journal *j);
 
 /* Frees the pending list once it has been re-sent. */
 void journal_pending_clear(struct journal *j);

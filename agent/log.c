@@ -8,6 +8,8 @@
 #include <cjson/cJSON.h>
 #include <uv.h>
 
+#include "em_utf8.h"
+
 enum em_log_level em_log_threshold = EM_LOG_WARN;
 static enum em_log_format log_format = EM_LOG_TEXT;
 static FILE *log_file;      /* NULL: stderr */
@@ -44,7 +46,13 @@ void em_log_write(enum em_log_level level, const char *fmt, ...)
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "ts", (double)now.tv_sec + now.tv_usec / 1e6);
         cJSON_AddStringToObject(o, "level", level_names[level]);
-        cJSON_AddStringToObject(o, "msg", msg);
+        /* A message naming a path that is not UTF-8 must not break the JSON line. */
+        char *esc = NULL;
+        size_t len = strlen(msg);
+        if (!em_utf8_valid(msg, len) && (esc = malloc(4 * len + 1)) != NULL)
+            em_utf8_escape(msg, len, esc, false);
+        cJSON_AddStringToObject(o, "msg", esc ? esc : msg);
+        free(esc);
         char *line = cJSON_PrintUnformatted(o);
         if (line)
             fprintf(log_file ? log_file : stderr, "%s\n", line);

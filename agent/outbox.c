@@ -224,9 +224,27 @@ int outbox_open(struct outbox_writer *o, const char *state_dir, bool fsync, char
         }
     }
     free(segs);
+    o->in_segments = o->last_seq;
+    o->nsegments = n;
     if (o->confirmed > o->last_seq)
         o->last_seq = o->confirmed;
     return rc;
+}
+
+int outbox_forget_confirmed(struct outbox_writer *o)
+{
+    char *path = fsio_join(o->dir, "confirmed");
+    if (!path)
+        return -EM_ENOMEM;
+    uv_fs_t req;
+    int r = uv_fs_unlink(NULL, &req, path, NULL);
+    uv_fs_req_cleanup(&req);
+    free(path);
+    if (r < 0 && r != UV_ENOENT)
+        return fsio_error(r);
+    o->confirmed = 0;
+    o->last_seq = o->in_segments;
+    return 0;
 }
 
 int outbox_write(struct outbox_writer *o, char *buf, size_t len, uint64_t first_seq,

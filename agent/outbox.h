@@ -31,8 +31,10 @@ struct outbox_writer {
     char *dir;
     int fd; /* the newest segment, or -1 before the first write */
     uint64_t seg_bytes;
-    uint64_t last_seq;  /* the last seq in the outbox (or confirmed), 0 when unknown */
-    uint64_t confirmed; /* as read at open */
+    uint64_t last_seq;    /* the last seq in the outbox (or confirmed), 0 when unknown */
+    uint64_t confirmed;   /* as read at open */
+    uint64_t in_segments; /* the last seq found in the segments at open, 0 when none */
+    size_t nsegments;     /* segments found at open */
     bool fsync;
 };
 
@@ -47,6 +49,11 @@ int outbox_open(struct outbox_writer *o, const char *state_dir, bool fsync, char
  * EM_EIO (nothing is appended then, except possibly a torn tail that the next open cuts). */
 int outbox_write(struct outbox_writer *o, char *buf, size_t len, uint64_t first_seq,
                  uint64_t last_seq);
+
+/* Forgets the confirmed mark (it was found ahead of what was journaled), so that every
+ * event still in the outbox is published again. Before the publisher starts. Returns 0
+ * or a negative EM_E* code. */
+int outbox_forget_confirmed(struct outbox_writer *o);
 
 void outbox_close(struct outbox_writer *o);
 

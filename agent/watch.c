@@ -14,6 +14,7 @@
  */
 #include "watch.h"
 
+#include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -784,6 +785,31 @@ static void on_dir(void *ctx, const char *path)
         walk_dir(w, r, path, false);
 }
 
+/* Only a directory skipped as unreadable is looked at again: times change all the time
+ * (a replay sets them), and a walk is not a content event. */
+static void on_dir_attrib(void *ctx, const char *path)
+{
+    struct watch *w = ctx;
+    for (size_t i = 0; i < w->nunreadable && !w->stopping; i++) {
+        if (strcmp(w->unreadable[i], path) != 0)
+            continue;
+        struct fsio_entry *e;
+        size_t n;
+        if (fsio_list(path, &e, &n) != 0)
+            return;
+        fsio_entries_free(e, n);
+        char *dir = w->unreadable[i];
+        w->unreadable[i] = w->unreadable[--w->nunreadable];
+        struct wroot *r = root_of(w, dir);
+        if (r) {
+            em_log(EM_LOG_INFO, "%s: the directory can be read now: reading it", dir);
+            walk_dir(w, r, dir, false);
+        }
+        free(dir);
+        return;
+    }
+}
+
 static void on_gone(void *ctx, const char *path)
 {
     struct watch *w = ctx;
@@ -1039,6 +1065,47 @@ static int resend_pending(struct watch *w)
     return rc;
 }
 
+/* The journal and the outbox must tell one story. When they do not (a deleted outbox
+ * segment, a `confirmed` mark ahead of every journaled event, a journal missing beside
+ * an outbox), say so loudly and recover by sending the current state of every entity
+ * again — repeats are harmless, stores are idempotent — never by skipping. */
+static int check_state(struct watch *w)
+{
+    const struct journal *j = &w->j;
+    const struct outbox_writer *o = &w->ob;
+    char why[256] = "";
+    if (j->fresh && (o->nsegments > 0 || o->confirmed > 0))
+        snprintf(why, sizeof(why),
+                 "no journal, but an outbox with %zu segment%s (confirmed up "
+                 "to seq %" PRIu64 "): the journal was deleted",
+                 o->nsegments, o->nsegments == 1 ? "" : "s", o->confirmed);
+    else if (!j->fresh && o->confirmed > j->loaded_seq)
+        snprintf(why, sizeof(why),
+                 "the outbox's confirmed mark (seq %" PRIu64 ") is ahead of "
+                 "every journaled event (seq %" PRIu64 ")",
+                 o->confirmed, j->loaded_seq);
+    else if (!j->fresh && j->loaded_delivered > o->last_seq)
+        snprintf(why, sizeof(why),
+                 "events up to seq %" PRIu64 " were written to the outbox, "
+                 "but it holds only up to %" PRIu64 " (a segment or the outbox was deleted, or "
+                 "they went to another sink)",
+                 j->loaded_delivered, o->last_seq);
+    if (!why[0])
+        return 0;
+    em_log(EM_LOG_ERROR,
+           "%s: %s; the current state of every entity is sent again (stores take repeats as "
+           "no change)",
+           w->opt->state_dir, why);
+    journal_forget(&w->j);
+    int rc = 0;
+    if (o->confirmed > j->loaded_seq || o->confirmed > o->in_segments)
+        rc = outbox_forget_confirmed(&w->ob);
+    if (rc < 0)
+        em_log(EM_LOG_ERROR, "%s/outbox: cannot reset the confirmed mark: %s", w->opt->state_dir,
+               em_strerror(rc));
+    return rc;
+}
+
 static int open_roots(struct watch *w)
 {
     w->roots = calloc(w->opt->ndirs, sizeof(*w->roots));
@@ -1150,6 +1217,9 @@ static int start(struct watch *w)
             return 1;
         }
         w->ob_open = true;
+        rc = check_state(w);
+        if (rc < 0)
+            return 1;
     }
     rc = open_roots(w);
     if (rc < 0)
@@ -1184,6 +1254,7 @@ static int start(struct watch *w)
                                        .overflow = on_overflow,
                                        .batch = on_batch,
                                        .gone = on_gone,
+                                       .dir_attrib = on_dir_attrib,
                                        .ctx = w};
         rc = watcher_new(&w->loop, &wo, &cb, &w->watcher);
         if (rc < 0) {

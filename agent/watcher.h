@@ -20,7 +20,7 @@
 struct watcher_callbacks {
     /* `path` (absolute) changed; `complete` when the writer closed it or moved it in. */
     void (*file)(void *ctx, const char *path, bool complete);
-    /* The directory `path` appeared (created or moved in), or its permissions changed. */
+    /* The directory `path` appeared (created or moved in). */
     void (*dir)(void *ctx, const char *path);
     /* Events were lost under `path` (NULL: anywhere); the owner must rescan it. */
     void (*overflow)(void *ctx, const char *path);
@@ -34,6 +34,9 @@ struct watcher_callbacks {
     void (*moved)(void *ctx, const char *from, const char *to, bool is_dir);
     /* Optional: `path` was deleted or moved out of the watched trees. */
     void (*removed)(void *ctx, const char *path, bool is_dir);
+    /* Optional: the directory `path`'s attributes changed (permissions, times): one that
+     * could not be read may be readable now. Not a change of its content. */
+    void (*dir_attrib)(void *ctx, const char *path);
     /* Optional: the watched directory `path` itself no longer exists (deleted, or its
      * file system went away); its watch is dropped. */
     void (*gone)(void *ctx, const char *path);

@@ -248,10 +248,10 @@ static void handle(struct watcher *w, const struct inotify_event *ev)
         return;
     }
     if (ev->mask & IN_ISDIR) {
-        /* IN_ATTRIB: permissions may have changed, so that a directory skipped as
-         * unreadable can be read now; the owner's walk skips what it has seen. */
-        if (ev->mask & (IN_CREATE | IN_MOVED_TO | IN_ATTRIB))
+        if (ev->mask & (IN_CREATE | IN_MOVED_TO))
             w->cb.dir(w->cb.ctx, path);
+        else if ((ev->mask & IN_ATTRIB) && w->cb.dir_attrib)
+            w->cb.dir_attrib(w->cb.ctx, path);
     } else if (ev->mask & IN_ATTRIB) {
         /* a file's permissions or times: its content events come on their own */
     } else if (ev->mask & (IN_CLOSE_WRITE | IN_MOVED_TO)) {

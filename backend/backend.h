@@ -15,6 +15,7 @@ enum { BE_OK = 0, BE_REJECTS = 1, BE_USAGE = 2 };
 int cmd_ingest(int argc, char **argv);
 int cmd_consume(int argc, char **argv);
 int cmd_query(int argc, char **argv);
+int cmd_dead(int argc, char **argv);
 
 /* Whether argv[*i] is the option `name` (--name VALUE or --name=VALUE); then *value is
  * its value and *i points at the last argument used. Prints an error and sets *bad when

@@ -40,10 +40,12 @@ static const char consume_usage[] =
     "  --idle-exit SECONDS  exit 0 once no message has come for this long (tests, catch-up)\n"
     "  -v, -vv           more logging (progress every 10 s with -v)\n"
     "\n"
-    "A message that is not a valid event goes to em.dead with the header x-em-reason and\n"
-    "is acknowledged, so it never blocks the queue. When the store or the broker fails,\n"
-    "nothing is acknowledged; consume reconnects with back-off and the broker delivers\n"
-    "the messages again.\n"
+    "A message that is not a valid event (or one the store refuses for its own values)\n"
+    "goes to em.dead unchanged, with the headers x-em-reason and x-em-routing-key, and is\n"
+    "acknowledged, so it never blocks the queue (see `em-backend dead`). When the store\n"
+    "fails (full, I/O, locked, busy, connection lost) or the broker does, nothing is\n"
+    "dead-lettered or acknowledged: the broker delivers the messages again, and consume\n"
+    "retries with back-off (0.25 s doubling to 30 s), logging once per change of state.\n"
     "Exit status: 0 stopped by a signal or --idle-exit, 2 bad usage or settings.\n";
 
 static volatile sig_atomic_t stop_requested;
@@ -54,8 +56,17 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
+/* A message as it came, kept until its batch is acknowledged so that it can go to the
+ * dead letters unchanged: body, routing key, message id, content type and headers. */
+struct original {
+    amqp_bytes_t body, routing_key, message_id, content_type;
+    amqp_table_t headers; /* cloned into pool */
+    amqp_pool_t pool;
+    bool pooled;
+};
+
 struct poison {
-    amqp_bytes_t body, routing_key, message_id;
+    struct original m;
     char reason[256];
 };
 
@@ -67,12 +78,17 @@ struct consumer {
     struct store *store;
     amqp_connection_state_t conn;
     struct ev *batch;
+    struct original *orig; /* batch[i] came as orig[i] */
     size_t n;
     struct poison *poison;
     size_t npoison;
     uint64_t last_tag;
     uint64_t first_ns, last_msg_ns;
     char last_reason[512];
+    double backoff; /* seconds before the next attempt after a failure */
+    bool failing;   /* the last attempt failed: say so when it works again */
+    bool connected_before;
+    uint64_t fail_since_ns;
     /* totals */
     uint64_t received, stored, unchanged, dead, batches, redelivered;
     uint64_t report_ns, report_received;
@@ -106,16 +122,44 @@ static void warn_once(struct consumer *c, const char *reason)
     }
 }
 
+static void original_keep(struct original *m, const amqp_envelope_t *env)
+{
+    const amqp_basic_properties_t *pr = &env->message.properties;
+    memset(m, 0, sizeof(*m));
+    m->body = amqp_bytes_malloc_dup(env->message.body);
+    m->routing_key = amqp_bytes_malloc_dup(env->routing_key);
+    if (pr->_flags & AMQP_BASIC_MESSAGE_ID_FLAG)
+        m->message_id = amqp_bytes_malloc_dup(pr->message_id);
+    if (pr->_flags & AMQP_BASIC_CONTENT_TYPE_FLAG)
+        m->content_type = amqp_bytes_malloc_dup(pr->content_type);
+    if ((pr->_flags & AMQP_BASIC_HEADERS_FLAG) && pr->headers.num_entries > 0) {
+        init_amqp_pool(&m->pool, 4096);
+        m->pooled = true;
+        if (amqp_table_clone(&pr->headers, &m->headers, &m->pool) != AMQP_STATUS_OK)
+            m->headers = amqp_empty_table;
+    }
+}
+
+static void original_free(struct original *m)
+{
+    amqp_bytes_free(m->body);
+    amqp_bytes_free(m->routing_key);
+    amqp_bytes_free(m->message_id);
+    amqp_bytes_free(m->content_type);
+    if (m->pooled)
+        empty_amqp_pool(&m->pool);
+    memset(m, 0, sizeof(*m));
+}
+
 static void drop_batch(struct consumer *c)
 {
-    for (size_t i = 0; i < c->n; i++)
+    for (size_t i = 0; i < c->n; i++) {
         ev_free(&c->batch[i]);
-    c->n = 0;
-    for (size_t i = 0; i < c->npoison; i++) {
-        amqp_bytes_free(c->poison[i].body);
-        amqp_bytes_free(c->poison[i].routing_key);
-        amqp_bytes_free(c->poison[i].message_id);
+        original_free(&c->orig[i]);
     }
+    c->n = 0;
+    for (size_t i = 0; i < c->npoison; i++)
+        original_free(&c->poison[i].m);
     c->npoison = 0;
     c->last_tag = 0;
 }
@@ -176,9 +220,10 @@ static bool connect_bus(struct consumer *c)
     char reason[512];
     c->conn = bus_connect(&c->target, 30, 10.0, reason, sizeof(reason));
     if (c->conn && declare(c, reason, sizeof(reason))) {
-        em_log(EM_LOG_INFO, "consuming %s from %s into %s", BUS_QUEUE, c->target.redacted,
-               c->store->redacted);
-        c->last_reason[0] = '\0';
+        /* Said once; a reconnection after a failure is told by the recovery line. */
+        em_log(c->connected_before ? EM_LOG_DEBUG : EM_LOG_INFO, "consuming %s from %s into %s",
+               BUS_QUEUE, c->target.redacted, c->store->redacted);
+        c->connected_before = true;
         return true;
     }
     if (c->conn)
@@ -205,76 +250,98 @@ static bool open_store(struct consumer *c)
 static void add_poison(struct consumer *c, const amqp_envelope_t *env, const char *reason)
 {
     struct poison *p = &c->poison[c->npoison++];
-    p->body = amqp_bytes_malloc_dup(env->message.body);
-    p->routing_key = amqp_bytes_malloc_dup(env->routing_key);
-    p->message_id = (env->message.properties._flags & AMQP_BASIC_MESSAGE_ID_FLAG)
-                        ? amqp_bytes_malloc_dup(env->message.properties.message_id)
-                        : amqp_empty_bytes;
+    original_keep(&p->m, env);
     snprintf(p->reason, sizeof(p->reason), "%s", reason);
-    em_log(EM_LOG_WARN, "message %.*s (routing key %.*s): %s; sent to " BUS_DEAD_EXCHANGE,
-           (int)p->message_id.len, p->message_id.len ? (const char *)p->message_id.bytes : "-",
-           (int)p->routing_key.len, (const char *)p->routing_key.bytes, reason);
 }
 
+/* Publishes a dead letter: the original body and properties, its headers plus
+ * x-em-reason (why) and x-em-routing-key (where it was going, for `dead replay`). */
 static bool publish_dead(struct consumer *c, const struct poison *p)
 {
-    amqp_table_entry_t h[2];
-    h[0].key = amqp_cstring_bytes("x-em-reason");
-    h[0].value.kind = AMQP_FIELD_KIND_UTF8;
-    h[0].value.value.bytes = amqp_cstring_bytes(p->reason);
-    h[1].key = amqp_cstring_bytes("x-em-routing-key");
-    h[1].value.kind = AMQP_FIELD_KIND_UTF8;
-    h[1].value.value.bytes = p->routing_key;
+    const struct original *m = &p->m;
+    amqp_table_entry_t h[64];
+    int nh = 0;
+    for (int i = 0; i < m->headers.num_entries && nh < 62; i++) {
+        const amqp_table_entry_t *e = &m->headers.entries[i];
+        if (e->key.len >= 5 && memcmp(e->key.bytes, "x-em-", 5) == 0)
+            continue; /* replaced below (a message dead-lettered before and replayed) */
+        h[nh++] = *e;
+    }
+    h[nh].key = amqp_cstring_bytes("x-em-reason");
+    h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
+    h[nh++].value.value.bytes = amqp_cstring_bytes(p->reason);
+    h[nh].key = amqp_cstring_bytes("x-em-routing-key");
+    h[nh].value.kind = AMQP_FIELD_KIND_UTF8;
+    h[nh++].value.value.bytes = m->routing_key;
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_HEADERS_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG;
-    props.headers = (amqp_table_t){2, h};
+    props.headers = (amqp_table_t){nh, h};
     props.delivery_mode = 2;
-    if (p->message_id.len) {
+    if (m->message_id.len) {
         props._flags |= AMQP_BASIC_MESSAGE_ID_FLAG;
-        props.message_id = p->message_id;
+        props.message_id = m->message_id;
     }
-    return amqp_basic_publish(c->conn, 1, amqp_cstring_bytes(BUS_DEAD_EXCHANGE), p->routing_key, 0,
-                              0, &props, p->body) == AMQP_STATUS_OK;
+    if (m->content_type.len) {
+        props._flags |= AMQP_BASIC_CONTENT_TYPE_FLAG;
+        props.content_type = m->content_type;
+    }
+    return amqp_basic_publish(c->conn, 1, amqp_cstring_bytes(BUS_DEAD_EXCHANGE), m->routing_key, 0,
+                              0, &props, m->body) == AMQP_STATUS_OK;
 }
 
-/* A batch the store refused as a whole: store the events one by one, so that an event the
- * store cannot take (poison that passed decoding) goes to the dead letters alone. When
- * every one fails, the store itself is the problem: returns false. */
-static bool apply_one_by_one(struct consumer *c, size_t *changed)
+/* After a failure: the connection (and with it every unacknowledged message) goes back,
+ * the store is closed, and the next attempt waits, twice as long each time up to 30 s. */
+static void give_back(struct consumer *c, const char *reason, bool store_too)
 {
-    size_t ok = 0, k = 0;
+    warn_once(c, reason);
+    if (!c->failing)
+        c->fail_since_ns = now_ns();
+    c->failing = true;
+    if (store_too) {
+        store_close(c->store);
+        c->store = NULL;
+    }
+    drop_connection(c, false);
+    pause_s(c->backoff);
+    c->backoff = c->backoff * 2 > 30 ? 30 : c->backoff * 2;
+}
+
+/* A batch with an event the store refused: store the events one at a time, so that only
+ * an event refused for its own values goes to the dead letters. Returns 0, or EM_EIO as
+ * soon as the store fails for any other reason (full, I/O, connection lost): then the
+ * whole batch is given back to the broker, and nothing is dead-lettered. */
+static int apply_one_by_one(struct consumer *c, size_t *changed, char *reason, size_t cap)
+{
+    size_t k = 0;
     *changed = 0;
     for (size_t i = 0; i < c->n; i++) {
-        char reason[512];
-        size_t ch;
-        if (store_apply(c->store, &c->batch[i], 1, &ch, reason, sizeof(reason)) == 0) {
-            ok++;
-            *changed += ch;
-            c->batch[k++] = c->batch[i];
+        size_t ch = 0;
+        int rc = store_apply(c->store, &c->batch[i], 1, &ch, reason, cap);
+        if (rc == -EM_EVALUE) {
+            struct poison *p = &c->poison[c->npoison++];
+            p->m = c->orig[i];
+            memset(&c->orig[i], 0, sizeof(c->orig[i]));
+            snprintf(p->reason, sizeof(p->reason), "the store refused it: %.200s", reason);
+            ev_free(&c->batch[i]);
             continue;
         }
-        /* Keep the reason; the message body is re-created from the event's data. */
-        struct poison *p = &c->poison[c->npoison++];
-        char body[512];
-        int len = snprintf(body, sizeof(body),
-                           "{\"agent\":\"%s\",\"seq\":%" PRIu64
-                           ",\"type\":\"%s\",\"rejected_by_store\":true}",
-                           c->batch[i].agent, c->batch[i].seq, ev_type_name(c->batch[i].type));
-        p->body = amqp_bytes_malloc_dup((amqp_bytes_t){(size_t)len, body});
-        p->routing_key = amqp_bytes_malloc_dup(amqp_cstring_bytes(c->batch[i].agent));
-        p->message_id = amqp_empty_bytes;
-        snprintf(p->reason, sizeof(p->reason), "store refused it: %.200s", reason);
-        em_log(EM_LOG_WARN, "event %s:%" PRIu64 ": %s; sent to " BUS_DEAD_EXCHANGE,
-               c->batch[i].agent, c->batch[i].seq, p->reason);
-        ev_free(&c->batch[i]);
-    }
-    if (ok == 0) {
-        c->n = k;
-        return false;
+        if (rc < 0) {
+            /* Keep the batch whole (the events already stored are stored again, harmlessly,
+             * when the broker delivers them again). */
+            for (size_t j = i; j < c->n; j++) {
+                c->batch[k] = c->batch[j];
+                c->orig[k++] = c->orig[j];
+            }
+            c->n = k;
+            return rc;
+        }
+        *changed += ch;
+        c->batch[k] = c->batch[i];
+        c->orig[k++] = c->orig[i];
     }
     c->n = k;
-    return true;
+    return 0;
 }
 
 /* Store, then acknowledge. On failure nothing is acknowledged and the connection is
@@ -286,16 +353,12 @@ static void flush(struct consumer *c)
     char reason[512];
     size_t changed = 0;
     int rc = store_apply(c->store, c->batch, c->n, &changed, reason, sizeof(reason));
-    if (rc < 0 && c->n > 1) {
-        em_log(EM_LOG_WARN, "%s; storing the batch's events one by one", reason);
-        if (apply_one_by_one(c, &changed))
-            rc = 0;
+    if (rc == -EM_EVALUE) {
+        em_log(EM_LOG_DEBUG, "%s; storing the batch's events one at a time", reason);
+        rc = apply_one_by_one(c, &changed, reason, sizeof(reason));
     }
     if (rc < 0) {
-        warn_once(c, reason);
-        store_close(c->store);
-        c->store = NULL;
-        drop_connection(c, false);
+        give_back(c, reason, true);
         return;
     }
     bool ok = true;
@@ -311,10 +374,23 @@ static void flush(struct consumer *c)
     }
     if (!ok) {
         /* Stored but not acknowledged: the repeat will change nothing. */
-        warn_once(c, reason);
-        drop_connection(c, false);
+        give_back(c, reason, false);
         return;
     }
+    /* Only now, with the dead letters committed, are they said to be sent. */
+    for (size_t i = 0; i < c->npoison; i++) {
+        const struct original *m = &c->poison[i].m;
+        em_log(EM_LOG_WARN, "message %.*s (routing key %.*s): %s; sent to " BUS_DEAD_EXCHANGE,
+               (int)m->message_id.len, m->message_id.len ? (const char *)m->message_id.bytes : "-",
+               (int)m->routing_key.len, (const char *)m->routing_key.bytes, c->poison[i].reason);
+    }
+    if (c->failing) {
+        em_log(EM_LOG_INFO, "storing again after %.0f s of failures",
+               (double)(now_ns() - c->fail_since_ns) / 1e9);
+        c->failing = false;
+        c->last_reason[0] = '\0';
+    }
+    c->backoff = 0.25;
     c->stored += changed;
     c->unchanged += c->n - changed;
     c->dead += c->npoison;
@@ -348,6 +424,7 @@ static void on_message(struct consumer *c, amqp_envelope_t *env)
     int rc = ev_decode(env->message.body.bytes, env->message.body.len, &c->batch[c->n], reason,
                        sizeof(reason));
     if (rc == 0) {
+        original_keep(&c->orig[c->n], env);
         c->n++;
     } else {
         ev_free(&c->batch[c->n]);
@@ -390,21 +467,20 @@ static bool other_frame(struct consumer *c)
 
 static int run(struct consumer *c)
 {
-    double backoff = 0.25;
+    c->backoff = 0.25;
     c->report_ns = c->last_msg_ns = now_ns();
     uint64_t next_report = c->report_ns + 10ull * 1000000000ull;
     while (!stop_requested) {
         if (!c->store && !open_store(c)) {
-            pause_s(backoff);
-            backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+            pause_s(c->backoff);
+            c->backoff = c->backoff * 2 > 30 ? 30 : c->backoff * 2;
             continue;
         }
         if (!c->conn && !connect_bus(c)) {
-            pause_s(backoff);
-            backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+            pause_s(c->backoff);
+            c->backoff = c->backoff * 2 > 30 ? 30 : c->backoff * 2;
             continue;
         }
-        backoff = 0.25;
         uint64_t now = now_ns();
         if (now >= next_report) {
             progress(c, false);
@@ -449,8 +525,7 @@ static int run(struct consumer *c)
         char text[256], reason[800];
         snprintf(reason, sizeof(reason), "%s: connection lost: %s", c->target.redacted,
                  bus_reply_text(r, text, sizeof(text)));
-        warn_once(c, reason);
-        drop_connection(c, false);
+        give_back(c, reason, false);
     }
     if (c->conn && c->store)
         flush(c);
@@ -517,9 +592,11 @@ int cmd_consume(int argc, char **argv)
     c.batch_ms = (unsigned)ms;
     c.idle_exit_s = (double)idle_s;
     c.batch = calloc(c.batch_max, sizeof(*c.batch));
+    c.orig = calloc(c.batch_max, sizeof(*c.orig));
     c.poison = calloc(c.batch_max * 2, sizeof(*c.poison));
-    if (!c.batch || !c.poison) {
+    if (!c.batch || !c.orig || !c.poison) {
         free(c.batch);
+        free(c.orig);
         free(c.poison);
         bus_target_free(&c.target);
         return BE_USAGE;
@@ -538,6 +615,7 @@ int cmd_consume(int argc, char **argv)
         status = run(&c);
     store_close(c.store);
     free(c.batch);
+    free(c.orig);
     free(c.poison);
     bus_target_free(&c.target);
     return status;

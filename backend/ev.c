@@ -9,6 +9,7 @@
 #include <cjson/cJSON.h>
 
 #include "em_error.h"
+#include "em_utf8.h"
 
 static const char *const type_names[EVT_COUNT] = {"session", "atlas", "gridsquare", "foilhole",
                                                   "micrograph"};
@@ -75,43 +76,6 @@ static int add_proj(struct ev *e, const char *col, const cJSON *o, const char *n
     return 0;
 }
 
-/* Whether `s` is well-formed UTF-8 (a store that checks encodings, as PostgreSQL does,
- * would otherwise reject the whole batch that carries it). */
-static bool utf8_ok(const unsigned char *s, size_t n)
-{
-    size_t i = 0;
-    while (i < n) {
-        unsigned char c = s[i];
-        size_t k;
-        uint32_t cp;
-        if (c < 0x80) {
-            i++;
-            continue;
-        } else if ((c & 0xe0) == 0xc0) {
-            k = 1;
-            cp = c & 0x1f;
-        } else if ((c & 0xf0) == 0xe0) {
-            k = 2;
-            cp = c & 0x0f;
-        } else if ((c & 0xf8) == 0xf0) {
-            k = 3;
-            cp = c & 0x07;
-        } else {
-            return false;
-        }
-        for (size_t j = 1; j <= k; j++) {
-            if (i + j >= n || (s[i + j] & 0xc0) != 0x80)
-                return false;
-            cp = (cp << 6) | (s[i + j] & 0x3f);
-        }
-        if ((k == 1 && cp < 0x80) || (k == 2 && cp < 0x800) || (k == 3 && cp < 0x10000) ||
-            cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-            return false;
-        i += k + 1;
-    }
-    return true;
-}
-
 #define FAIL(code, ...)                                                                            \
     do {                                                                                           \
         snprintf(reason, cap, __VA_ARGS__);                                                        \
@@ -127,7 +91,7 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
     cJSON *root = NULL;
     if (len > EV_MAX_BYTES)
         FAIL(EM_ELIMIT, "message of %zu bytes is larger than %u", len, EV_MAX_BYTES);
-    if (!utf8_ok((const unsigned char *)body, len))
+    if (!em_utf8_valid(body, len))
         FAIL(EM_EMALFORMED, "not valid UTF-8");
     root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root))

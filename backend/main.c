@@ -15,6 +15,7 @@ static const char main_usage[] =
     "  ingest    load an event file, or em-agent's output through a pipe, into the store\n"
     "  query     show sessions and their progress, a session's squares, recent\n"
     "            micrographs, or export every entity\n"
+    "  dead      list the dead letters (events consume could not store) or replay them\n"
     "\n"
     "Stores: --store sqlite:PATH (embedded, the default kind) or\n"
     "        --store postgresql://user[:password]@host[:port]/database\n"
@@ -41,6 +42,8 @@ int main(int argc, char **argv)
         return cmd_consume(argc - 2, argv + 2);
     if (strcmp(cmd, "ingest") == 0)
         return cmd_ingest(argc - 2, argv + 2);
+    if (strcmp(cmd, "dead") == 0)
+        return cmd_dead(argc - 2, argv + 2);
     if (strcmp(cmd, "query") == 0 || strcmp(cmd, "catalog") == 0)
         return cmd_query(argc - 2, argv + 2);
     fprintf(stderr, "em-backend: unknown command '%s'\n\n%s", cmd, main_usage);

@@ -43,7 +43,11 @@ int store_open(const char *url, bool durable, struct store **out, char *reason, 
 
 /* Writes the `n` events (reordered by key, so that concurrent writers take row locks in
  * the same order) in one transaction; *changed counts rows inserted or updated. Returns
- * 0, or EM_EIO with a reason (the transaction is rolled back; try again later). */
+ * 0, or with a reason (the transaction rolled back):
+ *   EM_EVALUE  the store refused an event's own values (a constraint, a type, a size):
+ *              the same event will be refused again;
+ *   EM_EIO     the store itself failed (full, I/O, busy, locked, connection lost, …):
+ *              nothing is wrong with the events; try again later. */
 int store_apply(struct store *s, struct ev *evs, size_t n, size_t *changed, char *reason,
                 size_t cap);
 

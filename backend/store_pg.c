@@ -118,6 +118,12 @@ static int pg_apply(struct store *base, struct ev *evs, size_t n, size_t *change
         } else if (rc == 0) {
             rc = fail(s, st == PGRES_PIPELINE_ABORTED ? "batch aborted" : "cannot store the batch",
                       r, reason, cap);
+            /* SQLSTATE classes 22 (data exception) and 23 (integrity constraint) judge
+             * an event's values; every other failure is the store's. */
+            const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+            if (st == PGRES_FATAL_ERROR && state &&
+                (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0))
+                rc = -EM_EVALUE;
         }
         got++;
         PQclear(r);

@@ -75,6 +75,12 @@ static int sq_apply(struct store *base, struct ev *evs, size_t n, size_t *change
         }
         if (sqlite3_step(st) != SQLITE_DONE) {
             int rc = fail(s, "cannot store an event", reason, cap);
+            /* Only a verdict on the event's own values is about the event; full, I/O,
+             * busy, locked, read-only and the rest are about the store. */
+            int code = sqlite3_errcode(s->db);
+            if (code == SQLITE_CONSTRAINT || code == SQLITE_MISMATCH || code == SQLITE_TOOBIG ||
+                code == SQLITE_RANGE)
+                rc = -EM_EVALUE;
             sqlite3_reset(st);
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
             return rc;

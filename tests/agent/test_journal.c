@@ -29,10 +29,12 @@ static void test_journal__restart_reads_back_entities_files_and_seq(void **state
     char *dir = tu_tmpdir("journal");
     struct journal j;
     open_ok(&j, dir, "a");
-    assert_int_equal(j.last_seq, 0);
-    assert_int_equal(journal_event(&j, 1, 11, 101, "{\"seq\":1}"), 0);
-    assert_int_equal(journal_event(&j, 2, 12, 102, "{\"seq\":2}"), 0);
-    assert_int_equal(journal_event(&j, 3, 11, 103, "{\"seq\":3}"), 0);
+    uint64_t b = j.last_seq;
+    assert_true(b > 1700000000ull * 1000000u); /* a new stream starts at the clock in µs */
+    assert_int_equal(j.delivered, b);
+    assert_int_equal(journal_event(&j, b + 1, 11, 101, "{\"seq\":1}"), 0);
+    assert_int_equal(journal_event(&j, b + 2, 12, 102, "{\"seq\":2}"), 0);
+    assert_int_equal(journal_event(&j, b + 3, 11, 103, "{\"seq\":3}"), 0);
     struct journal_file *f = journal_file_get(&j, "/data/x/File\twith tab.xml");
     assert_non_null(f);
     f->size = 42;
@@ -42,12 +44,13 @@ static void test_journal__restart_reads_back_entities_files_and_seq(void **state
     f->state = JFILE_DONE;
     assert_int_equal(journal_file_note(&j, f), 0);
     assert_int_equal(journal_commit(&j), 0);
-    assert_int_equal(journal_delivered(&j, 3), 0);
+    assert_int_equal(journal_delivered(&j, b + 3), 0);
     assert_int_equal(journal_close(&j), 0);
 
     open_ok(&j, dir, "a");
-    assert_int_equal(j.last_seq, 3);
-    assert_int_equal(j.delivered, 3);
+    /* The next run goes on above: at the clock, which has moved on by more than 3 µs. */
+    assert_true(j.last_seq > b + 3);
+    assert_int_equal(j.delivered, j.last_seq);
     assert_int_equal(j.npending, 0);
     assert_true(journal_entity_same(&j, 11, 103)); /* the later event wins */
     assert_false(journal_entity_same(&j, 11, 101));
@@ -69,24 +72,27 @@ static void test_journal__undelivered_events_come_back_pending(void **state)
     char *dir = tu_tmpdir("journal");
     struct journal j;
     open_ok(&j, dir, "a");
-    assert_int_equal(journal_event(&j, 1, 1, 1, "one"), 0);
+    uint64_t b = j.last_seq;
+    assert_int_equal(journal_event(&j, b + 1, 1, 1, "one"), 0);
     assert_int_equal(journal_commit(&j), 0);
-    assert_int_equal(journal_delivered(&j, 1), 0);
-    assert_int_equal(journal_event(&j, 2, 2, 2, "two"), 0);
-    assert_int_equal(journal_event(&j, 3, 3, 3, "three"), 0);
+    assert_int_equal(journal_delivered(&j, b + 1), 0);
+    assert_int_equal(journal_event(&j, b + 2, 2, 2, "two"), 0);
+    assert_int_equal(journal_event(&j, b + 3, 3, 3, "three"), 0);
     assert_int_equal(journal_commit(&j), 0);
     /* Killed here: 2 and 3 were journaled, never marked delivered. */
     assert_int_equal(journal_close(&j), 0);
     open_ok(&j, dir, "a");
     assert_int_equal(j.npending, 2);
-    assert_int_equal(j.pending[0].seq, 2);
+    assert_int_equal(j.pending[0].seq, b + 2);
+    assert_true(j.last_seq > b + 3);
+    assert_true(j.delivered < j.last_seq); /* b + 2 and b + 3 are not delivered */
     assert_string_equal(j.pending[0].line, "two");
     assert_string_equal(j.pending[1].line, "three");
     assert_int_equal(journal_close(&j), 0);
     /* Compaction kept them: still pending after another restart. */
     open_ok(&j, dir, "a");
     assert_int_equal(j.npending, 2);
-    assert_int_equal(j.last_seq, 3);
+    assert_int_equal(j.pending[1].seq, b + 3);
     assert_int_equal(journal_close(&j), 0);
     tu_rmtree(dir);
 }
@@ -97,7 +103,8 @@ static void test_journal__torn_last_record_is_dropped(void **state)
     char *dir = tu_tmpdir("journal");
     struct journal j;
     open_ok(&j, dir, "a");
-    assert_int_equal(journal_event(&j, 1, 1, 1, "one"), 0);
+    uint64_t b = j.last_seq;
+    assert_int_equal(journal_event(&j, b + 1, 1, 1, "one"), 0);
     assert_int_equal(journal_commit(&j), 0);
     assert_int_equal(journal_close(&j), 0);
     char *path = tu_path(dir, "journal");
@@ -106,8 +113,10 @@ static void test_journal__torn_last_record_is_dropped(void **state)
     fputs("E\t2\t0000000000000002\t00000000000", fp); /* a write cut by a kill */
     fclose(fp);
     open_ok(&j, dir, "a");
-    assert_int_equal(j.last_seq, 1);
+    assert_true(j.last_seq > b + 1);
+    assert_true(journal_entity_same(&j, 1, 1));
     assert_false(journal_entity_same(&j, 2, 0));
+    assert_int_equal(j.npending, 1); /* b + 1 was never marked delivered */
     assert_int_equal(journal_close(&j), 0);
     free(path);
     tu_rmtree(dir);
@@ -127,10 +136,69 @@ static void test_journal__one_agent_per_directory(void **state)
     assert_int_equal(journal_open(&k, dir, "b", reason, sizeof(reason)), -EM_ESTATE);
     assert_non_null(strstr(reason, "belongs to agent 'a'"));
     journal_close(&k);
+    tu_rmtree(dir);
+}
+
+/* A journal that is damaged (not a journal, unreadable records), truncated or deleted
+ * never makes seq go back, and a damaged one is set aside and forgotten whole, so that
+ * every entity is emitted again rather than some skipped. */
+static void test_journal__damage_never_regresses_seq(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal");
     char *path = tu_path(dir, "journal");
+    struct journal j;
+    open_ok(&j, dir, "a");
+    uint64_t b = j.last_seq;
+    for (uint64_t i = 1; i <= 100; i++)
+        assert_int_equal(journal_event(&j, b + i, i, i, "x"), 0);
+    assert_int_equal(journal_commit(&j), 0);
+    assert_int_equal(journal_delivered(&j, b + 100), 0);
+    assert_int_equal(journal_close(&j), 0);
+
+    /* Truncated to its header: the records of the 100 events are gone. */
+    FILE *fp = fopen(path, "r+");
+    assert_non_null(fp);
+    char head[256];
+    assert_non_null(fgets(head, sizeof(head), fp));
+    fclose(fp);
+    assert_int_equal(truncate(path, (off_t)strlen(head)), 0);
+    open_ok(&j, dir, "a");
+    assert_true(j.last_seq > b + 100);
+    assert_false(journal_entity_same(&j, 1, 1)); /* emitted again */
+    uint64_t c = j.last_seq;
+    assert_int_equal(journal_event(&j, c + 1, 7, 7, "y"), 0);
+    assert_int_equal(journal_close(&j), 0);
+
+    /* Unreadable records: set aside, forgotten whole. */
+    fp = fopen(path, "a");
+    assert_non_null(fp);
+    fputs("K\tnot-hex\t12\n", fp);
+    fclose(fp);
+    open_ok(&j, dir, "a");
+    assert_true(j.last_seq > c + 1);
+    assert_false(journal_entity_same(&j, 7, 7));
+    assert_int_equal(j.npending, 0);
+    assert_int_equal(journal_close(&j), 0);
+    int aside = 0;
+    char cmd[512];
+    snprintf(cmd, sizeof(cmd), "ls %s | grep -c '^journal.damaged-'", dir);
+    FILE *ls = popen(cmd, "r");
+    assert_non_null(ls);
+    assert_int_equal(fscanf(ls, "%d", &aside), 1);
+    pclose(ls);
+    assert_int_equal(aside, 1);
+
+    /* Not a journal at all, then deleted: a new one, seq still above. */
     assert_int_equal(tu_write(path, "hello\n", 6), 0);
-    assert_int_equal(journal_open(&k, dir, "a", reason, sizeof(reason)), -EM_EMALFORMED);
-    journal_close(&k);
+    open_ok(&j, dir, "a");
+    uint64_t d = j.last_seq;
+    assert_true(d > c + 1);
+    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(unlink(path), 0);
+    open_ok(&j, dir, "a");
+    assert_true(j.last_seq > d);
+    assert_int_equal(journal_close(&j), 0);
     free(path);
     tu_rmtree(dir);
 }
@@ -141,13 +209,14 @@ static void test_journal__compaction_keeps_state_and_shrinks(void **state)
     char *dir = tu_tmpdir("journal");
     struct journal j;
     open_ok(&j, dir, "a");
+    uint64_t b = j.last_seq;
     char line[512];
     memset(line, 'x', sizeof(line) - 1);
     line[sizeof(line) - 1] = '\0';
     /* 300k events of 500 bytes: well past the 64 MiB compaction threshold. */
-    for (uint64_t seq = 1; seq <= 300000; seq++) {
+    for (uint64_t seq = b + 1; seq <= b + 300000; seq++) {
         assert_int_equal(journal_event(&j, seq, seq % 1000 + 1, seq, line), 0);
-        if (seq % 1000 == 0) {
+        if ((seq - b) % 1000 == 0) {
             assert_int_equal(journal_commit(&j), 0);
             assert_int_equal(journal_delivered(&j, seq), 0);
             assert_int_equal(journal_commit(&j), 0);
@@ -157,9 +226,9 @@ static void test_journal__compaction_keeps_state_and_shrinks(void **state)
     assert_true(j.bytes < (100u << 20));
     assert_int_equal(journal_close(&j), 0);
     open_ok(&j, dir, "a");
-    assert_int_equal(j.last_seq, 300000);
+    assert_true(j.last_seq >= b + 300000);
     assert_int_equal(j.entities.count, 1000);
-    assert_true(journal_entity_same(&j, 300000 % 1000 + 1, 300000));
+    assert_true(journal_entity_same(&j, (b + 300000) % 1000 + 1, b + 300000));
     assert_true(j.bytes < 100000); /* 1000 entity records and a header */
     assert_int_equal(journal_close(&j), 0);
     tu_rmtree(dir);
@@ -173,6 +242,7 @@ int main(void)
         cmocka_unit_test(test_journal__torn_last_record_is_dropped),
         cmocka_unit_test(test_journal__one_agent_per_directory),
         cmocka_unit_test(test_journal__compaction_keeps_state_and_shrinks),
+        cmocka_unit_test(test_journal__damage_never_regresses_seq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

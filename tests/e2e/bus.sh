@@ -21,6 +21,15 @@
 #   poison        undecodable messages among good ones go to em.dead with a reason; the
 #                 queue keeps moving
 #   tls           amqps:// with the CA file; a wrong CA is refused and nothing is lost
+#   state         the agent's state damaged between runs: the journal deleted, truncated or
+#                 overwritten, a confirmed mark ahead of the outbox, a deleted outbox
+#                 segment; each is reported and every later change still reaches the store
+#   storefull     the SQLite store's disk fills up while consuming: nothing is dead-lettered,
+#                 consume backs off and finishes once there is room again
+#   pgcrash       PostgreSQL crashes in the middle of consuming and comes back: nothing is
+#                 dead-lettered or lost
+#   pglocked      a table stays locked past the store's lock_timeout while consuming: the
+#                 events for other tables store, the rest wait; nothing is dead-lettered
 # PORT: the broker's AMQP port (PORT+1 and PORT+2 are used too), distinct per case so
 # cases can run in parallel.
 set -u
@@ -47,6 +56,7 @@ PIDS=()
 cleanup() {
     for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
     servers_cleanup
+    mountpoint -q "$TMP/small" 2>/dev/null && umount "$TMP/small"
     if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
 trap cleanup EXIT
@@ -415,6 +425,158 @@ EOF
     grep -Eq "received $((n + 4)) \([0-9]+/s\), stored $n," "$TMP/consume.log" && ok "all $n good events stored" ||
         bad "counts: $(grep stopped: "$TMP/consume.log")"
     expect_store "$SQLITE" "$TMP/visit" "with poison"
+    # The dead letters are the messages as they came, with the reason; replay sends them
+    # back to em.events, where consume dead-letters them again (they are still bad).
+    "$BACKEND" dead list --json --amqp "$URL" >"$TMP/dead.json" 2>"$TMP/dead.err" || bad "dead list exit status $?"
+    python3 - "$TMP/dead.json" "$TMP/mixed.jsonl" <<'EOF' && ok "dead list: 4 letters, original bodies and reasons" || bad "dead list: $(cat "$TMP/dead.json")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+lines = set(open(sys.argv[2], "rb").read().split(b"\n"))
+assert len(rows) == 4, rows
+for r in rows:
+    assert bytes.fromhex(r["body_hex"]) in lines, r
+    assert r["reason"] and r["routing_key"].startswith("krios1."), r
+EOF
+    [ "$(rmq_queue_count em.dead)" = 4 ] && ok "dead list leaves the letters in place" || bad "dead list took letters"
+    "$BACKEND" dead replay --limit 3 --amqp "$URL" 2>"$TMP/replay.err" || bad "dead replay exit status $?"
+    grep -q "3 dead letters sent back to em.events" "$TMP/replay.err" && ok "dead replay --limit 3" || bad "replay: $(cat "$TMP/replay.err")"
+    [ "$(rmq_queue_count em.dead)" = 1 ] && ok "1 letter left" || bad "em.dead holds $(rmq_queue_count em.dead)"
+    consume_until_idle "$SQLITE" "$TMP/consume2.log" || bad "consume exit status $?"
+    [ "$(rmq_queue_count em.dead)" = 4 ] && ok "the replayed letters are refused again, with their reasons" || bad "em.dead holds $(rmq_queue_count em.dead)"
+    "$BACKEND" dead list --json --amqp "$URL" >"$TMP/dead2.json" 2>/dev/null
+    python3 - "$TMP/dead.json" "$TMP/dead2.json" <<'EOF' && ok "replayed and dead-lettered again: same bodies" || bad "bodies changed"
+import json, sys
+a = sorted(json.loads(l)["body_hex"] for l in open(sys.argv[1]))
+b = sorted(json.loads(l)["body_hex"] for l in open(sys.argv[2]))
+assert a == b
+EOF
+    expect_store "$SQLITE" "$TMP/visit" "after replay"
+    ;;
+state)
+    synth "$TMP/visit" --sessions 1 --squares 3 --holes 4 --mics 2
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "first run"
+    mic=$(find "$TMP/visit" -path '*Data/*.xml' | sort | head -1)
+    # change_mic N: a new defocus in the first micrograph: a change the store must take.
+    change_mic() { sed -i "0,/<Defocus>[^<]*</s//<Defocus>-$1e-06</" "$mic"; }
+    : >"$TMP/agent.log"
+    rm "$TMP/state/journal"
+    change_mic 1.1
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    grep -q "the journal was deleted" "$TMP/agent.log" && ok "deleted journal: reported" || bad "deleted journal: not reported: $(grep -i error "$TMP/agent.log")"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "deleted journal, then a change"
+    # Truncated to its first line: seq must not go back, or the change below is "stale".
+    head -1 "$TMP/state/journal" >"$TMP/j" && cat "$TMP/j" >"$TMP/state/journal"
+    change_mic 2.2
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "truncated journal, then a change"
+    : >"$TMP/agent.log"
+    printf 'garbage\n' >"$TMP/state/journal"
+    change_mic 3.3
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    grep -q "journal is damaged" "$TMP/agent.log" && ls "$TMP/state"/journal.damaged-* >/dev/null 2>&1 &&
+        ok "overwritten journal: reported and kept aside" || bad "overwritten journal: $(grep -i error "$TMP/agent.log")"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "overwritten journal, then a change"
+    # A confirmed mark far ahead: the outbox would skip everything it holds.
+    rmq_stop
+    change_mic 4.4
+    publish_once "$TMP/visit" "$TMP/state" --drain 1
+    echo 99999999999999999 >"$TMP/state/outbox/confirmed"
+    rmq_start "$TMP/rmq" "$PORT" || die "the broker did not restart"
+    : >"$TMP/agent.log"
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    grep -q "confirmed mark (seq 99999999999999999) is ahead" "$TMP/agent.log" && ok "confirmed mark ahead: reported" ||
+        bad "confirmed ahead: not reported: $(grep -i error "$TMP/agent.log")"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "confirmed mark ahead"
+    # A segment deleted while its events wait for the broker.
+    rmq_stop
+    change_mic 5.5
+    publish_once "$TMP/visit" "$TMP/state" --drain 1
+    ls "$TMP/state/outbox/"*.jsonl >/dev/null 2>&1 && ok "events wait in a segment" || bad "no segment waiting"
+    rm -f "$TMP/state/outbox/"*.jsonl
+    rmq_start "$TMP/rmq" "$PORT" || die "the broker did not restart"
+    : >"$TMP/agent.log"
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    grep -q "a segment or the outbox was deleted" "$TMP/agent.log" && ok "deleted segment: reported" ||
+        bad "deleted segment: not reported: $(grep -i error "$TMP/agent.log")"
+    consume_until_idle "$SQLITE" || bad "consume exit status $?"
+    expect_store "$SQLITE" "$TMP/visit" "deleted outbox segment"
+    ;;
+storefull)
+    [ "$(id -u)" -eq 0 ] || { echo "SKIP: mounting a small tmpfs needs root"; exit 77; }
+    synth "$TMP/visit" --sessions 2 --squares 8 --holes 12 --mics 5
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    total=$(rmq_queue_count em.backend)
+    mkdir -p "$TMP/small"
+    mount -t tmpfs -o size=1m tmpfs "$TMP/small" || { echo "SKIP: cannot mount a tmpfs"; exit 77; }
+    SMALL="sqlite:$TMP/small/store.db"
+    timeout 300 "$BACKEND" consume --amqp "$URL" --store "$SMALL" --idle-exit 5 -v \
+        2>>"$TMP/consume.log" &
+    CPID=$!
+    PIDS+=("$CPID")
+    for _ in $(seq 300); do grep -q "full" "$TMP/consume.log" && break; sleep 0.1; done
+    grep -q "database or disk is full" "$TMP/consume.log" && ok "the disk fills up ($total events queued)" ||
+        bad "the disk never filled: $(tail -3 "$TMP/consume.log")"
+    sleep 3 # several attempts while full
+    [ "$(rmq_queue_count em.dead)" = 0 ] && ok "nothing dead-lettered while the disk is full" ||
+        bad "$(rmq_queue_count em.dead) good events dead-lettered"
+    mount -o remount,size=64m "$TMP/small"
+    wait "$CPID" || bad "consume exit status $?"
+    n_full=$(grep -c "disk is full; retrying" "$TMP/consume.log")
+    [ "$n_full" -le 2 ] && ok "the failure logged once ($n_full lines), not per retry" || bad "$n_full log lines for one failure"
+    grep -q "storing again after" "$TMP/consume.log" && ok "recovery logged" || bad "no recovery line"
+    [ "$(rmq_queue_count em.dead)" = 0 ] && ok "em.dead is empty" || bad "em.dead holds $(rmq_queue_count em.dead)"
+    expect_store "$SMALL" "$TMP/visit" "after the disk was full"
+    ;;
+pgcrash)
+    pg_start "$TMP/pg" || die "PostgreSQL did not start"
+    synth "$TMP/visit" --sessions 2 --squares 8 --holes 12 --mics 5
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    timeout 300 "$BACKEND" consume --amqp "$URL" --store "$PG_URL" --batch 50 --prefetch 100 \
+        --idle-exit 5 -v 2>>"$TMP/consume.log" &
+    CPID=$!
+    PIDS+=("$CPID")
+    for _ in $(seq 200); do
+        n=$(psql "$PG_URL" -qtAc 'select count(*) from micrograph' 2>/dev/null || echo 0)
+        [ "${n:-0}" -gt 0 ] && break
+        sleep 0.02
+    done
+    pg_crash
+    ok "PostgreSQL crashed after $n micrographs were stored"
+    sleep 2
+    [ "$(rmq_queue_count em.dead)" = 0 ] && ok "nothing dead-lettered while the store is down" ||
+        bad "$(rmq_queue_count em.dead) good events dead-lettered"
+    pg_restart || die "PostgreSQL did not restart"
+    wait "$CPID" || bad "consume exit status $?"
+    [ "$(rmq_queue_count em.dead)" = 0 ] && ok "em.dead is empty" || bad "em.dead holds $(rmq_queue_count em.dead)"
+    grep -q "storing again after" "$TMP/consume.log" && ok "recovery logged" || bad "no recovery line: $(grep -i warn "$TMP/consume.log" | head -3)"
+    expect_store "$PG_URL" "$TMP/visit" "after a PostgreSQL crash"
+    ;;
+pglocked)
+    pg_start "$TMP/pg" || die "PostgreSQL did not start"
+    psql "$PG_URL" -qc "ALTER ROLE em SET lock_timeout = '200ms'" || die "psql"
+    "$BACKEND" query sessions --store "$PG_URL" >/dev/null 2>&1 || die "migrations"
+    synth "$TMP/visit" --sessions 2 --squares 8 --holes 12 --mics 5
+    declare_queue
+    publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"
+    psql "$PG_URL" -qc "BEGIN; LOCK TABLE gridsquare IN EXCLUSIVE MODE; SELECT pg_sleep(4); COMMIT;" \
+        >/dev/null 2>&1 &
+    LPID=$!
+    sleep 0.5
+    consume_until_idle "$PG_URL" "$TMP/consume.log" --batch 100 || bad "consume exit status $?"
+    wait "$LPID"
+    grep -q "lock timeout" "$TMP/consume.log" && ok "the lock timed out while consuming" || bad "no lock timeout seen"
+    [ "$(rmq_queue_count em.dead)" = 0 ] && ok "nothing dead-lettered" || bad "em.dead holds $(rmq_queue_count em.dead)"
+    grep -q "storing again after" "$TMP/consume.log" && ok "recovery logged" || bad "no recovery line"
+    expect_store "$PG_URL" "$TMP/visit" "after a locked table"
     ;;
 tls)
     for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$TLS_PORT") 2>/dev/null && break; sleep 0.1; done

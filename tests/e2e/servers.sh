@@ -8,6 +8,7 @@
 #   rmq_ctl ARGS...        rabbitmqctl against it
 #   pg_start DIR           starts PostgreSQL on a unix socket in DIR; sets PG_PID, PG_URL
 #   pg_stop                stops it
+#   pg_crash, pg_restart   kills it as a crash would; starts it again on the same data
 # Servers still running when the test's shell exits are stopped by servers_cleanup, which
 # the test should call from its EXIT trap.
 
@@ -114,6 +115,33 @@ pg_start() {
     done
     echo "servers.sh: PostgreSQL did not start" >&2
     return 1
+}
+
+# pg_restart: starts PostgreSQL again on the data of the last pg_start (after pg_stop or
+# pg_crash); crash recovery runs first when it was not shut down cleanly.
+pg_restart() {
+    local bin=/usr/lib/postgresql/15/bin
+    unshare --user --map-user=1000 --map-group=1000 -- \
+        "$bin/postgres" -D "$PG_DIR/data" -k "$PG_DIR" -c listen_addresses= -c fsync=off \
+        >>"$PG_DIR/server.log" 2>&1 &
+    PG_PID=$!
+    local i
+    for i in $(seq 1 200); do
+        psql "$PG_URL" -qtAc 'select 1' >/dev/null 2>&1 && return 0
+        kill -0 "$PG_PID" 2>/dev/null || { tail -20 "$PG_DIR/server.log" >&2; return 1; }
+        sleep 0.05
+    done
+    echo "servers.sh: PostgreSQL did not restart" >&2
+    return 1
+}
+
+# pg_crash: the server dies at once, as in a crash (SIGQUIT: no checkpoint, connections
+# cut; the next start recovers from the write-ahead log).
+pg_crash() {
+    [ -n "$PG_PID" ] || return 0
+    kill -QUIT "$PG_PID" 2>/dev/null || true
+    wait "$PG_PID" 2>/dev/null || true
+    PG_PID=""
 }
 
 pg_stop() {
