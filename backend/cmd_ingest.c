@@ -1,5 +1,9 @@
 /* em-backend ingest: an event file (or a pipe from `em-agent watch`) into the store. */
+/* realpath(3) */
+#define _XOPEN_SOURCE 700
+#include <dirent.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <poll.h>
@@ -7,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
@@ -18,21 +24,30 @@
 
 static const char ingest_usage[] =
     "Usage: em-backend ingest FILE.jsonl|- [--store URL] [--batch N] [-v]\n"
+    "       em-backend ingest --follow FILE.jsonl [--store URL] [--batch N] [-v]\n"
     "\n"
     "Loads entity events (JSON lines, as `em-agent scan` or `em-agent watch` print them)\n"
-    "into the metadata store: the embedded path, with no broker. With '-' it reads stdin\n"
-    "and commits whenever the input pauses, so `em-agent watch DIR | em-backend ingest -`\n"
-    "keeps a store up to date live.\n"
+    "into the metadata store: the embedded path, with no broker.\n"
     "\n"
+    "  --follow      keep reading FILE as it grows (`em-agent watch --out FILE`), across\n"
+    "                rotation (rename, then SIGHUP to the agent), until SIGTERM or SIGINT.\n"
+    "                The position read to is committed in the same transaction as the\n"
+    "                events, so after any crash (of either program) ingest resumes exactly\n"
+    "                where the store ends: nothing lost, nothing applied twice. A store\n"
+    "                that fails (disk full, database down) is retried with back-off.\n"
     "  --store URL   sqlite:PATH or postgresql://user@host/database\n"
     "                [EM_BACKEND_STORE]\n"
     "  --batch N     events per transaction; default 1000\n"
     "  -v, -vv       more logging\n"
     "\n"
+    "With '-' it reads stdin and commits whenever the input pauses. A pipe is not\n"
+    "crash-safe: when ingest dies, the lines in the pipe and in its hands are gone, and the\n"
+    "agent, which counted them delivered, does not send them again. Use --follow.\n"
     "Events are upserted by their natural keys: loading the same file twice, or an older\n"
     "event after a newer one from the same agent, changes nothing. A line that is not a\n"
     "valid event is reported with its line number and skipped.\n"
-    "Exit status: 0 all lines stored; 1 some lines rejected; 2 usage, input or store error.\n";
+    "Exit status: 0 all lines stored (--follow: stopped by a signal); 1 some lines rejected;\n"
+    "2 usage, input or store error.\n";
 
 #define READ_CHUNK 65536
 #define MAX_REPORTED 20
@@ -51,10 +66,19 @@ struct line_reader {
     struct dynbuf buf;
     size_t pos;
     bool eof, skipping; /* skipping: the rest of an over-long line */
+    bool follow;        /* at the end of the file, return 4 instead of ending */
+    uint64_t base;      /* file offset of buf.p[0] */
 };
+
+/* The file offset just past the last whole line returned. */
+static uint64_t consumed(const struct line_reader *r)
+{
+    return r->base + r->pos;
+}
 
 /* 1: a line in *line and *len (NUL-terminated, valid until the next call); 0: end of input;
  * 2: a line that was too long (skipped); 3: no whole line within `wait_ms` (pipes);
+ * 4: following, at the end of the file for now (a partial last line stays unread);
  * negative: read error. */
 static int next_line(struct line_reader *r, char **line, size_t *len, int wait_ms)
 {
@@ -94,9 +118,11 @@ static int next_line(struct line_reader *r, char **line, size_t *len, int wait_m
             memmove(r->buf.p, r->buf.p + r->pos, rest);
             r->buf.len = rest;
             r->buf.p[rest] = '\0';
+            r->base += r->pos;
             r->pos = 0;
         }
         if (r->buf.len > EV_MAX_BYTES) {
+            r->base += r->buf.len;
             dynbuf_reset(&r->buf);
             r->skipping = true;
         }
@@ -119,6 +145,8 @@ static int next_line(struct line_reader *r, char **line, size_t *len, int wait_m
             return -EM_EIO;
         }
         if (got == 0) {
+            if (r->follow)
+                return 4;
             r->eof = true;
             continue;
         }
@@ -128,7 +156,7 @@ static int next_line(struct line_reader *r, char **line, size_t *len, int wait_m
 }
 
 struct totals {
-    uint64_t lines, events, changed, rejected;
+    uint64_t lines, events, changed, rejected, failed;
 };
 
 static int flush(struct store *s, struct ev *batch, size_t *n, struct totals *t)
@@ -138,25 +166,427 @@ static int flush(struct store *s, struct ev *batch, size_t *n, struct totals *t)
     char reason[512];
     size_t changed;
     int rc = store_apply(s, batch, *n, &changed, reason, sizeof(reason));
-    if (rc < 0)
+    if (rc < 0) {
         em_log(EM_LOG_ERROR, "%s", reason);
-    else
+        t->failed += *n; /* not stored: not "unchanged" either */
+    } else {
         t->changed += changed;
+    }
     for (size_t i = 0; i < *n; i++)
         ev_free(&batch[i]);
     *n = 0;
     return rc;
 }
 
+/* ---- --follow ---- */
+
+#define FOLLOW_PAUSE_MS 200
+#define ROTATE_GRACE_S 2.0 /* a rotated file may still be written until its writer reopens */
+
+struct followed {
+    char source[PATH_MAX + 256]; /* absolute path of FILE */
+    int fd;           /* the file being read (FILE, or what FILE was before a rotation) */
+    char file_id[64]; /* "device:inode" of fd */
+    dev_t dev;
+    ino_t ino;
+    double rotated_at; /* > 0: FILE is another file now; switch once this one is quiet */
+    struct line_reader r;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    nanosleep(&ts, NULL);
+}
+
+/* Reads `fd` from `offset` on (a new reader). */
+static int follow_open_fd(struct followed *f, int fd, uint64_t offset)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0)
+        return -EM_EIO;
+    if (f->fd >= 0)
+        close(f->fd);
+    f->fd = fd;
+    f->dev = st.st_dev;
+    f->ino = st.st_ino;
+    snprintf(f->file_id, sizeof(f->file_id), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+    f->rotated_at = 0;
+    if ((uint64_t)st.st_size < offset) {
+        em_log(EM_LOG_WARN,
+               "%s: shorter (%jd bytes) than the position read to (%" PRIu64
+               "): it was truncated; reading it from the start",
+               f->source, (intmax_t)st.st_size, offset);
+        offset = 0;
+    }
+    if (lseek(fd, (off_t)offset, SEEK_SET) < 0)
+        return -EM_EIO;
+    dynbuf_reset(&f->r.buf);
+    f->r.fd = fd;
+    f->r.pos = 0;
+    f->r.base = offset;
+    f->r.eof = f->r.skipping = false;
+    f->r.follow = true;
+    return 0;
+}
+
+/* The file in FILE's directory whose identity is `file_id` (a rotated FILE), opened, or
+ * -1. */
+static int find_rotated(const char *source, const char *file_id)
+{
+    char dir[PATH_MAX + 256];
+    snprintf(dir, sizeof(dir), "%s", source);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    DIR *d = opendir(dir[0] ? dir : "/");
+    if (!d)
+        return -1;
+    int fd = -1;
+    struct dirent *e;
+    while (fd < 0 && (e = readdir(d)) != NULL) {
+        char path[PATH_MAX + 512], id[64];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode))
+            continue;
+        snprintf(id, sizeof(id), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+        if (strcmp(id, file_id) == 0) {
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+            if (fd >= 0)
+                em_log(EM_LOG_INFO, "%s: the file read last was rotated to %s: finishing it first",
+                       source, path);
+        }
+    }
+    closedir(d);
+    return fd;
+}
+
+/* Stores the batch's events one at a time: an event the store refuses for its own values
+ * is reported and counted as rejected; the others are stored. Returns 0, or the first
+ * failure of the store itself. */
+static int apply_singly(struct store *s, struct ev *batch, size_t n, struct totals *t, char *reason,
+                        size_t cap)
+{
+    for (size_t i = 0; i < n; i++) {
+        size_t changed = 0;
+        int rc = store_apply(s, &batch[i], 1, &changed, reason, cap);
+        if (rc == -EM_EVALUE) {
+            em_log(EM_LOG_WARN, "event %s:%" PRIu64 ": %s; skipped", batch[i].agent, batch[i].seq,
+                   reason);
+            t->rejected++;
+            t->events--;
+        } else if (rc < 0) {
+            return rc;
+        }
+        t->changed += changed;
+    }
+    return 0;
+}
+
+/* Commits the batch together with the position read to, retrying (the store reopened,
+ * back-off doubling to 30 s, one log line per new reason) until it is stored. Returns 0
+ * once committed, or EM_ESTATE when stopped first: then nothing of the batch is recorded
+ * as read, and the next run reads it again. */
+static int follow_commit(struct store **s, const char *url, struct ev *batch, size_t *n,
+                         const struct followed *f, struct totals *t)
+{
+    struct store_position pos = {f->source, f->file_id, consumed(&f->r)};
+    double backoff = 0.25;
+    char last[512] = "";
+    for (;;) {
+        char reason[512];
+        size_t changed = 0;
+        int rc = *s ? 0 : store_open(url, true, s, reason, sizeof(reason));
+        if (rc == 0)
+            rc = store_apply_at(*s, batch, *n, &pos, &changed, reason, sizeof(reason));
+        if (rc == -EM_EVALUE) {
+            /* An event the store refuses: the others are stored one by one, then the
+             * position alone. */
+            rc = apply_singly(*s, batch, *n, t, reason, sizeof(reason));
+            if (rc == 0)
+                rc = store_apply_at(*s, NULL, 0, &pos, &changed, reason, sizeof(reason));
+            changed = 0;
+        }
+        if (rc == 0) {
+            if (last[0])
+                em_log(EM_LOG_INFO, "%s: storing again", (*s)->redacted);
+            t->changed += changed;
+            for (size_t i = 0; i < *n; i++)
+                ev_free(&batch[i]);
+            *n = 0;
+            return 0;
+        }
+        if (strcmp(reason, last) != 0) {
+            em_log(EM_LOG_WARN, "%s; retrying with back-off", reason);
+            snprintf(last, sizeof(last), "%s", reason);
+        }
+        store_close(*s);
+        *s = NULL;
+        for (double slept = 0; slept < backoff; slept += 0.05) {
+            if (stop_requested)
+                return -EM_ESTATE;
+            sleep_ms(50);
+        }
+        backoff = backoff * 2 > 30 ? 30 : backoff * 2;
+    }
+}
+
+static bool compressed(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (strcmp(dot, ".gz") == 0 || strcmp(dot, ".zst") == 0 || strcmp(dot, ".xz") == 0 ||
+                   strcmp(dot, ".bz2") == 0);
+}
+
+/* The file that came after the one being read: among FILE and its rotated copies
+ * (FILE.<anything>, not compressed) other than the current one, the one written least
+ * recently that was written after the current one's last write. Rotation only ever
+ * renames, so this walks the chain in order even when several rotations happened while
+ * ingest was down. Opened, or -1 when there is none yet. */
+static int next_after(const struct followed *f)
+{
+    struct stat cur;
+    if (fstat(f->fd, &cur) < 0)
+        return -1;
+    char dir[PATH_MAX + 256];
+    snprintf(dir, sizeof(dir), "%s", f->source);
+    char *slash = strrchr(dir, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    const char *base = slash + 1 - dir + f->source;
+    size_t blen = strlen(base);
+    DIR *d = opendir(dir[0] ? dir : "/");
+    if (!d)
+        return -1;
+    char best[PATH_MAX + 512] = "";
+    struct timespec best_t = {0, 0};
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        if (strncmp(e->d_name, base, blen) != 0 ||
+            (e->d_name[blen] != '\0' && e->d_name[blen] != '.') || compressed(e->d_name))
+            continue;
+        char path[PATH_MAX + 512];
+        struct stat st;
+        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+        if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) ||
+            (st.st_dev == f->dev && st.st_ino == f->ino))
+            continue;
+        bool after =
+            st.st_mtim.tv_sec > cur.st_mtim.tv_sec ||
+            (st.st_mtim.tv_sec == cur.st_mtim.tv_sec && st.st_mtim.tv_nsec >= cur.st_mtim.tv_nsec);
+        bool older = !best[0] || st.st_mtim.tv_sec < best_t.tv_sec ||
+                     (st.st_mtim.tv_sec == best_t.tv_sec && st.st_mtim.tv_nsec < best_t.tv_nsec);
+        if (after && older) {
+            snprintf(best, sizeof(best), "%s", path);
+            best_t = st.st_mtim;
+        }
+    }
+    closedir(d);
+    if (!best[0])
+        return -1;
+    int fd = open(best, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0)
+        em_log(EM_LOG_INFO, "%s: rotated; going on with %s", f->source, best);
+    return fd;
+}
+
+/* At the end of the file for now: has FILE been rotated or truncated? Goes on with the
+ * next file once this one has been quiet for ROTATE_GRACE_S after the rotation was seen.
+ * Returns 0, or a negative EM_E* when the file can no longer be read. */
+static int follow_check(struct followed *f)
+{
+    struct stat st, cur;
+    if (fstat(f->fd, &cur) == 0 && (uint64_t)cur.st_size < consumed(&f->r)) {
+        em_log(EM_LOG_WARN, "%s: truncated under us (copytruncate?); reading it from the start",
+               f->source);
+        return follow_open_fd(f, f->fd, 0) == 0 ? 0 : -EM_EIO;
+    }
+    bool moved = stat(f->source, &st) != 0 || st.st_dev != f->dev || st.st_ino != f->ino;
+    if (!moved) {
+        f->rotated_at = 0;
+        return 0;
+    }
+    if (f->rotated_at == 0) {
+        f->rotated_at = now_s();
+        return 0;
+    }
+    if (now_s() - f->rotated_at < ROTATE_GRACE_S)
+        return 0;
+    int fd = next_after(f);
+    if (fd < 0)
+        return 0; /* not there yet: the agent makes it at its next write or SIGHUP */
+    return follow_open_fd(f, fd, 0);
+}
+
+static int follow(const char *path, const char *url, size_t batch_max)
+{
+    struct followed f;
+    memset(&f, 0, sizeof(f));
+    f.fd = -1;
+    /* The position is kept under the absolute path, so it is found from any directory. */
+    char dir[PATH_MAX];
+    snprintf(dir, sizeof(dir), "%s", path);
+    char *slash = strrchr(dir, '/');
+    const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    if (strlen(base) > 255) {
+        fprintf(stderr, "em-backend ingest: %s: file name too long\n", path);
+        return BE_USAGE;
+    }
+    if (slash)
+        *slash = '\0';
+    char real[PATH_MAX];
+    if (!realpath(slash ? (dir[0] ? dir : "/") : ".", real)) {
+        fprintf(stderr, "em-backend ingest: %s: %s\n", path, strerror(errno));
+        return BE_USAGE;
+    }
+    snprintf(f.source, sizeof(f.source), "%s/%s", strcmp(real, "/") == 0 ? "" : real, base);
+    struct store *s = NULL;
+    char reason[512];
+    if (store_open(url, true, &s, reason, sizeof(reason)) < 0) {
+        fprintf(stderr, "em-backend ingest: %s\n", reason);
+        return BE_USAGE;
+    }
+    char file_id[64] = "";
+    uint64_t offset = 0;
+    int found =
+        store_position_get(s, f.source, file_id, sizeof(file_id), &offset, reason, sizeof(reason));
+    if (found < 0) {
+        fprintf(stderr, "em-backend ingest: %s\n", reason);
+        store_close(s);
+        return BE_USAGE;
+    }
+    dynbuf_init(&f.r.buf, EV_MAX_BYTES + 2 * READ_CHUNK);
+    int fd = open(f.source, O_RDONLY | O_CLOEXEC);
+    struct stat st;
+    char id_now[64] = "";
+    if (fd >= 0 && fstat(fd, &st) == 0)
+        snprintf(id_now, sizeof(id_now), "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
+    int rc = 0;
+    if (found && strcmp(id_now, file_id) != 0) {
+        /* The file read last is not FILE any more: finish it first when it can be found. */
+        int old = find_rotated(f.source, file_id);
+        if (old >= 0) {
+            if (fd >= 0)
+                close(fd);
+            rc = follow_open_fd(&f, old, offset);
+            f.rotated_at = now_s();
+        } else {
+            em_log(EM_LOG_WARN,
+                   "%s: the file read last (%s, up to byte %" PRIu64 ") is gone; events written "
+                   "to it after that are not in the store. Reading %s from its start",
+                   f.source, file_id, offset, f.source);
+            offset = 0;
+            found = 0;
+        }
+    }
+    if (f.fd < 0) {
+        if (fd < 0) {
+            em_log(EM_LOG_INFO, "%s: waiting for the file to appear", f.source);
+            while (!stop_requested && (fd = open(f.source, O_RDONLY | O_CLOEXEC)) < 0)
+                sleep_ms(FOLLOW_PAUSE_MS);
+        }
+        rc = fd >= 0 ? follow_open_fd(&f, fd, found ? offset : 0) : 0;
+    }
+    if (rc < 0) {
+        fprintf(stderr, "em-backend ingest: %s: cannot read\n", f.source);
+        store_close(s);
+        dynbuf_free(&f.r.buf);
+        return BE_USAGE;
+    }
+    if (f.fd >= 0)
+        em_log(EM_LOG_INFO, "following %s from byte %" PRIu64 " into %s", f.source, consumed(&f.r),
+               s->redacted);
+    struct ev *batch = calloc(batch_max, sizeof(*batch));
+    struct totals t = {0};
+    size_t n = 0;
+    int status = BE_OK;
+    uint64_t committed = consumed(&f.r);
+    while (batch && f.fd >= 0) {
+        char *line;
+        size_t len;
+        int got = stop_requested ? 4 : next_line(&f.r, &line, &len, -1);
+        if (got == 4) {
+            /* At the end for now: commit what was read, with the position. */
+            if ((n > 0 || consumed(&f.r) != committed) &&
+                follow_commit(&s, url, batch, &n, &f, &t) == 0)
+                committed = consumed(&f.r);
+            if (stop_requested)
+                break;
+            rc = follow_check(&f);
+            if (rc < 0) {
+                em_log(EM_LOG_ERROR, "%s: cannot read: %s", f.source, em_strerror(rc));
+                status = BE_USAGE;
+                break;
+            }
+            sleep_ms(f.rotated_at > 0 ? 50 : FOLLOW_PAUSE_MS);
+            continue;
+        }
+        if (got < 0) {
+            em_log(EM_LOG_ERROR, "%s: cannot read: %s", f.source, em_strerror(got));
+            status = BE_USAGE;
+            break;
+        }
+        t.lines++;
+        if (got == 2) {
+            em_log(EM_LOG_WARN, "%s: byte %" PRIu64 ": line longer than %u bytes; skipped",
+                   f.source, consumed(&f.r), EV_MAX_BYTES);
+            t.rejected++;
+            continue;
+        }
+        if (len == 0)
+            continue;
+        if (ev_decode(line, len, &batch[n], reason, sizeof(reason)) < 0) {
+            ev_free(&batch[n]);
+            em_log(EM_LOG_WARN, "%s: line ending at byte %" PRIu64 ": %s; skipped", f.source,
+                   consumed(&f.r), reason);
+            t.rejected++;
+            continue;
+        }
+        t.events++;
+        if (++n == batch_max) {
+            if (follow_commit(&s, url, batch, &n, &f, &t) < 0)
+                break;
+            committed = consumed(&f.r);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        ev_free(&batch[i]);
+    free(batch);
+    fprintf(stderr,
+            "em-backend: ingest --follow %s: stopped at byte %" PRIu64 ": %" PRIu64
+            " events, %" PRIu64 " stored, %" PRIu64 " unchanged (repeated or stale), %" PRIu64
+            " rejected lines\n",
+            f.source, committed, t.events, t.changed, t.events - t.changed, t.rejected);
+    if (f.fd >= 0)
+        close(f.fd);
+    dynbuf_free(&f.r.buf);
+    store_close(s);
+    return status;
+}
+
 int cmd_ingest(int argc, char **argv)
 {
     const char *path = NULL, *store_opt = NULL, *batch_opt = NULL;
-    bool bad = false;
+    bool bad = false, follow_mode = false;
     for (int i = 0; i < argc && !bad; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(ingest_usage, stdout);
             return BE_OK;
+        }
+        if (strcmp(a, "--follow") == 0) {
+            follow_mode = true;
+            continue;
         }
         if (be_verbose(a) || be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
             be_opt(argc, argv, &i, "batch", &batch_opt, &bad))
@@ -181,6 +611,19 @@ int cmd_ingest(int argc, char **argv)
     const char *url = be_store_url(store_opt);
     if (!url)
         return BE_USAGE;
+    if (follow_mode) {
+        if (strcmp(path, "-") == 0) {
+            fprintf(stderr, "em-backend ingest: --follow takes a file, not '-' (a pipe cannot "
+                            "be resumed after a crash)\n");
+            return BE_USAGE;
+        }
+        struct sigaction sa;
+        memset(&sa, 0, sizeof(sa));
+        sa.sa_handler = on_stop;
+        sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGTERM, &sa, NULL);
+        return follow(path, url, (size_t)batch_max);
+    }
     bool from_stdin = strcmp(path, "-") == 0;
     int fd = from_stdin ? 0 : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -199,7 +642,7 @@ int cmd_ingest(int argc, char **argv)
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
     struct ev *batch = calloc((size_t)batch_max, sizeof(*batch));
-    struct line_reader r = {fd, {0}, 0, false, false};
+    struct line_reader r = {fd, {0}, 0, false, false, false, 0};
     dynbuf_init(&r.buf, EV_MAX_BYTES + 2 * READ_CHUNK);
     struct totals t = {0};
     size_t n = 0;
@@ -258,8 +701,10 @@ int cmd_ingest(int argc, char **argv)
                t.rejected - MAX_REPORTED);
     fprintf(stderr,
             "em-backend: ingest %s: %" PRIu64 " events, %" PRIu64 " stored, %" PRIu64
-            " unchanged (repeated or stale), %" PRIu64 " rejected lines\n",
-            from_stdin ? "stdin" : path, t.events, t.changed, t.events - t.changed, t.rejected);
+            " unchanged (repeated or stale), %" PRIu64 " not stored (store error), %" PRIu64
+            " rejected lines\n",
+            from_stdin ? "stdin" : path, t.events, t.changed, t.events - t.changed - t.failed,
+            t.failed, t.rejected);
     if (status == BE_OK && t.rejected)
         status = BE_REJECTS;
 out:

@@ -50,6 +50,7 @@ static const struct {
 static const char *const migrations[] = {
     NULL,
     "entity tables (session, atlas, gridsquare, foilhole, micrograph) and query indexes",
+    "ingest_position: where `ingest --follow` has read each event file to",
 };
 
 const struct schema_table *schema_table_of(enum ev_type t)
@@ -109,9 +110,30 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
             rc = dynbuf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s);\n", indexes[i].name,
                                indexes[i].table, indexes[i].cols);
         return rc;
+    case 2:
+        /* One row per followed file: its path, the identity of the file read (device and
+         * inode, so a rotated file is found again), and the offset after the last line
+         * committed — written in the transaction of that line's event. */
+        return dynbuf_printf(out,
+                             "CREATE TABLE IF NOT EXISTS ingest_position (source TEXT PRIMARY KEY, "
+                             "file_id TEXT NOT NULL, byte_offset %s NOT NULL, updated_at TEXT);\n",
+                             type_sql(COL_ID, d));
     default:
         return -EM_EINVAL;
     }
+}
+
+const char *schema_position_upsert_sql(enum sql_dialect d)
+{
+    return d == SQL_POSTGRES
+               ? "INSERT INTO ingest_position (source, file_id, byte_offset, updated_at) VALUES "
+                 "($1, $2, $3, now()::text) ON CONFLICT (source) DO UPDATE SET file_id = "
+                 "excluded.file_id, byte_offset = excluded.byte_offset, updated_at = "
+                 "excluded.updated_at"
+               : "INSERT INTO ingest_position (source, file_id, byte_offset, updated_at) VALUES "
+                 "(?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (source) DO "
+                 "UPDATE SET file_id = excluded.file_id, byte_offset = excluded.byte_offset, "
+                 "updated_at = excluded.updated_at";
 }
 
 static int param(struct dynbuf *o, enum sql_dialect d, size_t n)

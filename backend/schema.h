@@ -47,6 +47,10 @@ int schema_version(void);
  * negative EM_E* code. */
 int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out);
 
+/* The statement that records a followed file's position (parameters: source, file_id,
+ * byte_offset), for the transaction that stores the events read up to it. */
+const char *schema_position_upsert_sql(enum sql_dialect d);
+
 /* A one-line description of migration `version`. */
 const char *schema_migration_what(int version);
 

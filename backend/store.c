@@ -117,11 +117,47 @@ int store_migrate(struct store *s, char *reason, size_t cap)
 int store_apply(struct store *s, struct ev *evs, size_t n, size_t *changed, char *reason,
                 size_t cap)
 {
+    return store_apply_at(s, evs, n, NULL, changed, reason, cap);
+}
+
+int store_apply_at(struct store *s, struct ev *evs, size_t n, const struct store_position *pos,
+                   size_t *changed, char *reason, size_t cap)
+{
     *changed = 0;
-    if (n == 0)
+    if (n == 0 && !pos)
         return 0;
-    qsort(evs, n, sizeof(*evs), ev_cmp_key);
-    return s->ops->apply(s, evs, n, changed, reason, cap);
+    if (n > 1)
+        qsort(evs, n, sizeof(*evs), ev_cmp_key);
+    return s->ops->apply(s, evs, n, pos, changed, reason, cap);
+}
+
+struct position_row {
+    char *file_id;
+    size_t cap;
+    uint64_t *offset;
+    int found;
+};
+
+static int read_position(void *ctx, int ncols, const char *const *names, const char *const *vals)
+{
+    (void)names;
+    struct position_row *p = ctx;
+    if (ncols == 2 && vals[0] && vals[1]) {
+        snprintf(p->file_id, p->cap, "%s", vals[0]);
+        *p->offset = strtoull(vals[1], NULL, 10);
+        p->found = 1;
+    }
+    return 1;
+}
+
+int store_position_get(struct store *s, const char *source, char *file_id, size_t cap,
+                       uint64_t *offset, char *reason, size_t rcap)
+{
+    struct position_row p = {file_id, cap, offset, 0};
+    const char *params[1] = {source};
+    int rc = s->ops->query(s, "SELECT file_id, byte_offset FROM ingest_position WHERE source = ?",
+                           1, params, read_position, &p, reason, rcap);
+    return rc < 0 ? rc : p.found;
 }
 
 int store_query(struct store *s, const char *sql, size_t nparams, const char *const *params,

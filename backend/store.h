@@ -12,15 +12,23 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "ev.h"
 #include "schema.h"
 
 struct store;
 
+/* Where a followed event file has been read to (ingest --follow). */
+struct store_position {
+    const char *source;  /* the file's path as given */
+    const char *file_id; /* "device:inode" of the file read */
+    uint64_t offset;     /* bytes of whole lines consumed */
+};
+
 struct store_ops {
-    int (*apply)(struct store *s, struct ev *evs, size_t n, size_t *changed, char *reason,
-                 size_t cap);
+    int (*apply)(struct store *s, struct ev *evs, size_t n, const struct store_position *pos,
+                 size_t *changed, char *reason, size_t cap);
     int (*query)(struct store *s, const char *sql, size_t nparams, const char *const *params,
                  int (*cb)(void *ctx, int ncols, const char *const *names, const char *const *vals),
                  void *ctx, char *reason, size_t cap);
@@ -50,6 +58,16 @@ int store_open(const char *url, bool durable, struct store **out, char *reason, 
  *              nothing is wrong with the events; try again later. */
 int store_apply(struct store *s, struct ev *evs, size_t n, size_t *changed, char *reason,
                 size_t cap);
+
+/* store_apply() that also records `pos` in the same transaction: after any crash the
+ * store holds exactly the events up to the recorded position. */
+int store_apply_at(struct store *s, struct ev *evs, size_t n, const struct store_position *pos,
+                   size_t *changed, char *reason, size_t cap);
+
+/* Reads the recorded position of `source` into file_id (cap bytes) and *offset. Returns 1
+ * when there is one, 0 when not, or EM_EIO with a reason. */
+int store_position_get(struct store *s, const char *source, char *file_id, size_t cap,
+                       uint64_t *offset, char *reason, size_t rcap);
 
 /* Runs a query with `?` placeholders (text parameters) and calls `cb` per row with the
  * values as text (NULL for SQL NULL); a non-zero return from cb stops. Returns 0 or

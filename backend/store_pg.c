@@ -2,6 +2,7 @@
  * prepared upsert per event, COMMIT, then one sync, so a batch costs one round trip
  * instead of one per event. Batches are bounded (consume's --batch), which keeps the
  * results that queue up during sending well inside the socket buffers. */
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -63,8 +64,8 @@ static int prepare_upserts(struct pg_store *s, char *reason, size_t cap)
     return 0;
 }
 
-static int pg_apply(struct store *base, struct ev *evs, size_t n, size_t *changed, char *reason,
-                    size_t cap)
+static int pg_apply(struct store *base, struct ev *evs, size_t n, const struct store_position *pos,
+                    size_t *changed, char *reason, size_t cap)
 {
     struct pg_store *s = (struct pg_store *)base;
     if (PQstatus(s->c) != CONNECTION_OK) {
@@ -86,6 +87,13 @@ static int pg_apply(struct store *base, struct ev *evs, size_t n, size_t *change
         char name[64];
         snprintf(name, sizeof(name), "em_upsert_%s", t->name);
         sent = PQsendQueryPrepared(s->c, name, (int)t->ncols, vals, NULL, NULL, 0) == 1;
+    }
+    char off[24];
+    if (sent && pos) {
+        snprintf(off, sizeof(off), "%" PRIu64, pos->offset);
+        const char *vals[3] = {pos->source, pos->file_id, off};
+        sent = PQsendQueryParams(s->c, schema_position_upsert_sql(SQL_POSTGRES), 3, NULL, vals,
+                                 NULL, NULL, 0) == 1;
     }
     if (sent)
         sent = PQsendQueryParams(s->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;

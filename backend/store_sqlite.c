@@ -14,6 +14,7 @@ struct sqlite_store {
     struct store base; /* first: the store is found from it */
     sqlite3 *db;
     sqlite3_stmt *upsert[EVT_COUNT];
+    sqlite3_stmt *position;
 };
 
 static int fail(struct sqlite_store *s, const char *what, char *reason, size_t cap)
@@ -50,8 +51,8 @@ static int prepare_upserts(struct sqlite_store *s, char *reason, size_t cap)
     return 0;
 }
 
-static int sq_apply(struct store *base, struct ev *evs, size_t n, size_t *changed, char *reason,
-                    size_t cap)
+static int sq_apply(struct store *base, struct ev *evs, size_t n, const struct store_position *pos,
+                    size_t *changed, char *reason, size_t cap)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
     if (!s->upsert[0] && prepare_upserts(s, reason, cap) < 0)
@@ -87,6 +88,24 @@ static int sq_apply(struct store *base, struct ev *evs, size_t n, size_t *change
         }
         *changed += (size_t)sqlite3_changes(s->db);
         sqlite3_clear_bindings(st);
+    }
+    if (pos) {
+        if (!s->position && sqlite3_prepare_v2(s->db, schema_position_upsert_sql(SQL_SQLITE), -1,
+                                               &s->position, NULL) != SQLITE_OK) {
+            int rc = fail(s, "cannot prepare the position update", reason, cap);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
+        sqlite3_reset(s->position);
+        sqlite3_bind_text(s->position, 1, pos->source, -1, SQLITE_STATIC);
+        sqlite3_bind_text(s->position, 2, pos->file_id, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(s->position, 3, (sqlite3_int64)pos->offset);
+        if (sqlite3_step(s->position) != SQLITE_DONE) {
+            int rc = fail(s, "cannot record the read position", reason, cap);
+            sqlite3_reset(s->position);
+            sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+            return rc;
+        }
     }
     if (sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK) {
         int rc = fail(s, "cannot commit", reason, cap);
@@ -137,6 +156,7 @@ static void sq_close(struct store *base)
     struct sqlite_store *s = (struct sqlite_store *)base;
     for (int t = 0; t < EVT_COUNT; t++)
         sqlite3_finalize(s->upsert[t]);
+    sqlite3_finalize(s->position);
     sqlite3_close(s->db);
     free(s);
 }

@@ -3,7 +3,7 @@
 # and real processes, and ends with the agent's folded events equal to `em-agent scan` of
 # the final tree (the scan itself checked against independently known counts).
 #
-#   tests/e2e/faults.sh EM_AGENT EM_SYNTH CASE
+#   tests/e2e/faults.sh EM_AGENT EM_BACKEND EM_SYNTH CASE
 #
 # Cases:
 #   bigdm       a native one-line square .dm of 11 MB (2,000 holes x 6 exposures) parses in
@@ -17,11 +17,18 @@
 #   rootloss    the watched root renamed away, deleted and made again: an error is logged,
 #               the agent resumes on the new tree; with --exit-on-root-loss it exits 1
 #   utf8        directory and file names that are not UTF-8: every event line is valid
-#               UTF-8 JSON, and scan and watch name them the same way
+#               UTF-8 JSON, scan and watch name them the same way, and the store takes them
+#   follow      the embedded recipe, `watch --out FILE` and `ingest --follow FILE`, while a
+#               session is written: ingest killed with SIGKILL and restarted, the agent
+#               killed and restarted, FILE rotated (rename + SIGHUP), ingest restarted while
+#               FILE was rotated; the store ends equal to scan
+#   followfull  ingest --follow into an SQLite store whose disk fills up: it waits and
+#               retries, and nothing is lost once there is room
 set -u
 AGENT=$(realpath "$1")
-SYNTH=$(realpath "$2")
-CASE=$3
+BACKEND=$(realpath "$2")
+SYNTH=$(realpath "$3")
+CASE=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 FOLD="python3 $HERE/fold.py"
@@ -242,6 +249,84 @@ rootloss)
     done
     [ "$rc" -eq 1 ] && ok "--exit-on-root-loss: exit 1 within 3 s" || bad "--exit-on-root-loss: exit $rc"
     grep -q "exiting (--exit-on-root-loss)" "$TMP/watch2.err" && ok "says why it exits" || bad "no reason given: $(cat "$TMP/watch2.err")"
+    ;;
+follow | followfull)
+    DEST="$TMP/dest"
+    OUT="$TMP/events.jsonl"
+    STORE="sqlite:$TMP/store.db"
+    if [ "$CASE" = followfull ]; then
+        [ "$(id -u)" -eq 0 ] || { echo "SKIP: mounting a small tmpfs needs root"; exit 77; }
+        mkdir "$TMP/small"
+        mount -t tmpfs -o size=700k tmpfs "$TMP/small" || { echo "SKIP: cannot mount a tmpfs"; exit 77; }
+        trap 'umount "$TMP/small" 2>/dev/null; cleanup' EXIT
+        STORE="sqlite:$TMP/small/store.db"
+    fi
+    mkdir "$DEST"
+    start_agent() {
+        "$AGENT" watch --agent e2e --state-dir "$TMP/state" --out "$OUT" "$DEST" 2>>"$TMP/agent.log" &
+        APID=$!
+        PIDS+=("$APID")
+    }
+    start_ingest() {
+        "$BACKEND" ingest --follow "$OUT" --store "$STORE" --batch 50 -v 2>>"$TMP/ingest.log" &
+        IPID=$!
+        PIDS+=("$IPID")
+    }
+    start_agent
+    start_ingest
+    "$SYNTH" -q --seed 3 --sessions 2 --squares 4 --holes 6 --mics 4 --rate 40 "$DEST" &
+    SPID=$!
+    PIDS+=("$SPID")
+    if [ "$CASE" = follow ]; then
+        sleep 1
+        kill -9 "$IPID"; wait "$IPID" 2>/dev/null
+        ok "ingest killed (SIGKILL) at $(stat -c %s "$OUT") bytes"
+        sleep 0.5
+        start_ingest
+        sleep 0.7
+        kill -9 "$APID"; wait "$APID" 2>/dev/null
+        start_agent
+        ok "agent killed (SIGKILL) and restarted"
+        sleep 0.5
+        mv "$OUT" "$OUT.1"
+        kill -HUP "$APID"
+        ok "events file rotated (rename, SIGHUP)"
+        sleep 0.5
+        kill -9 "$IPID"; wait "$IPID" 2>/dev/null
+        mv "$OUT" "$OUT.2" 2>/dev/null
+        kill -HUP "$APID"
+        sleep 0.3
+        start_ingest
+        ok "ingest killed, the file rotated while it was down, ingest restarted"
+    else
+        for _ in $(seq 300); do grep -q "full" "$TMP/ingest.log" && break; sleep 0.1; done
+        grep -q "database or disk is full; retrying" "$TMP/ingest.log" && ok "the store's disk fills up; ingest retries" ||
+            bad "the disk never filled: $(tail -3 "$TMP/ingest.log")"
+        sleep 2
+        kill -0 "$IPID" 2>/dev/null && ok "ingest waits, still running" || bad "ingest exited"
+        mount -o remount,size=64m "$TMP/small"
+    fi
+    wait "$SPID" || bad "em-synth failed"
+    "$AGENT" scan --agent e2e "$DEST" >"$TMP/want.jsonl" 2>/dev/null
+    want=$($FOLD counts "$TMP/want.jsonl" | python3 -c 'import json,sys; print(sum(json.load(sys.stdin).values()))')
+    for _ in $(seq 300); do
+        got=$("$BACKEND" query entities --store "$STORE" 2>/dev/null | wc -l)
+        [ "$got" -ge "$want" ] && break
+        sleep 0.1
+    done
+    sleep 1 # the last changes of entities already there
+    stop_agent "$APID" || bad "agent exit status"
+    sleep 1
+    stop_agent "$IPID" && ok "ingest --follow exits 0 on SIGTERM" || bad "ingest exit status"
+    "$BACKEND" query entities --store "$STORE" >"$TMP/store.jsonl" 2>"$TMP/query.err" || bad "query: $(cat "$TMP/query.err")"
+    out=$($FOLD compare "$TMP/want.jsonl" "$TMP/store.jsonl" 2>&1)
+    n=$(wc -l <"$TMP/store.jsonl")
+    if [[ $out == *"-> EQUAL"* ]] && [ "$n" -eq "$want" ]; then ok "the store equals scan ($n entities)"; else bad "store differs from scan: $out"; fi
+    if [ "$CASE" = follow ]; then
+        grep -q "rotated to .*events.jsonl.[12]: finishing it first" "$TMP/ingest.log" && ok "the file rotated while ingest was down was finished first" ||
+            bad "no resume of the rotated file: $(grep -i rotat "$TMP/ingest.log")"
+        grep -q "rotated; going on with .*events.jsonl" "$TMP/ingest.log" && ok "live rotation followed" || bad "live rotation not followed"
+    fi
     ;;
 *)
     echo "unknown case $CASE"
