@@ -383,7 +383,7 @@ EOF
     "$BACKEND" ingest "$TMP/bad.jsonl" --store "$SQLITE" 2>"$TMP/ingest-bad.log"
     st=$?
     [ "$st" -eq 1 ] && grep -q 'bad.jsonl:4: "seq" must be a positive integer; skipped' "$TMP/ingest-bad.log" &&
-        grep -q "$n events, 0 stored, $n unchanged (repeated or stale), 1 rejected lines" "$TMP/ingest-bad.log" &&
+        grep -q "$n events, 0 stored, $n unchanged (repeated or stale), 0 not stored (store error), 1 rejected lines" "$TMP/ingest-bad.log" &&
         ok "ingest: a bad line is reported by number and skipped (exit 1)" ||
         bad "ingest of a bad line: exit $st, $(cat "$TMP/ingest-bad.log")"
     ;;
