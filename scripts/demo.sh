@@ -21,12 +21,25 @@ fi
 # temp dir the way EPU writes (chunks, torn and rewritten .dm files) while watch runs, and
 # then a committed recording of a synthetic visit is replayed beside it.
 live=$(mktemp -d)
-trap 'rm -rf "$live"' EXIT
+pids=()
+trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$live"' EXIT
 mkdir "$live/epu"
-echo "== em-agent watch $live/epu (while tests/e2e/epu_writer.py writes the visit into it)" >&2
-"$agent" -v watch --agent demo --state-dir "$live/state" --summary 1 "$live/epu" &
+backend="$top/build/backend/em-backend"
+# The embedded path, crash-safe on both sides: the agent appends events to a file, and
+# `em-backend ingest --follow` loads them into SQLite as they come, committing its read
+# position with the events (no server). The events are also shown here as they arrive.
+echo "== em-agent watch --out $live/events.jsonl $live/epu (while tests/e2e/epu_writer.py writes the visit into it)" >&2
+"$agent" -v watch --agent demo --state-dir "$live/state" --summary 1 --out "$live/events.jsonl" \
+    "$live/epu" &
 watcher=$!
+pids+=("$watcher")
+echo "== em-backend ingest --follow $live/events.jsonl --store sqlite:$live/store.db" >&2
+"$backend" ingest --follow "$live/events.jsonl" --store "sqlite:$live/store.db" &
+ingest=$!
+pids+=("$ingest")
 sleep 0.5
+tail -n +1 -f "$live/events.jsonl" &
+pids+=("$!")
 python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$live/epu" --pace 0.05 >/dev/null
 # Then a recorded synthetic visit replayed into the same tree with its timing (fsrecorder).
 rec="$top/testdata/recordings/synth-visit.tar.zst"
@@ -35,9 +48,9 @@ echo "== fsrecorder replay $rec (while watch runs)" >&2
 sleep 1.5
 kill -TERM "$watcher"
 wait "$watcher"
-# The embedded store, no server: the watched tree's events into SQLite, then what a
-# facility looks at (em-backend query; with RabbitMQ it is `em-backend consume`).
-echo "== em-agent scan $live/epu | em-backend ingest - --store sqlite:$live/store.db" >&2
-"$agent" scan -q "$live/epu" | "$top/build/backend/em-backend" ingest - --store "sqlite:$live/store.db"
-echo "== em-backend query sessions" >&2
-"$top/build/backend/em-backend" query sessions --store "sqlite:$live/store.db" >&2
+sleep 0.5
+kill -TERM "$ingest"
+wait "$ingest"
+# What a facility looks at (with RabbitMQ it is `em-backend consume` that fills the store).
+echo "== em-backend query sessions --store sqlite:$live/store.db" >&2
+"$backend" query sessions --store "sqlite:$live/store.db" >&2
