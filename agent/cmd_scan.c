@@ -32,29 +32,31 @@ static const char scan_usage[] =
     "Exit status: 0 scanned; 1 with --strict, some files failed; 2 usage error, DIR is\n"
     "not a directory, or the output could not be written.\n";
 
+/* Through the log, so that --log-format json gets JSON lines; shown unless -q, whatever
+ * the level. */
 static void print_summary(const char *dir, const struct scan_summary *s)
 {
     uint64_t total = 0;
     for (int i = 0; i < 5; i++)
         total += s->events[i];
-    fprintf(stderr,
-            "em-agent: scan %s: %llu sessions, %llu atlases, %llu grid squares, %llu foil "
-            "holes, %llu micrographs (%llu events) from %zu EPU files (%.1f MB) in %.2f s\n",
-            dir, (unsigned long long)s->events[0], (unsigned long long)s->events[1],
-            (unsigned long long)s->events[2], (unsigned long long)s->events[3],
-            (unsigned long long)s->events[4], (unsigned long long)total, s->files_parsed,
-            (double)s->bytes / 1e6, s->seconds);
+    em_log_write(EM_LOG_INFO,
+                 "scan %s: %llu sessions, %llu atlases, %llu grid squares, %llu foil "
+                 "holes, %llu micrographs (%llu events) from %zu EPU files (%.1f MB) in %.2f s",
+                 dir, (unsigned long long)s->events[0], (unsigned long long)s->events[1],
+                 (unsigned long long)s->events[2], (unsigned long long)s->events[3],
+                 (unsigned long long)s->events[4], (unsigned long long)total, s->files_parsed,
+                 (double)s->bytes / 1e6, s->seconds);
     if (s->files_failed)
-        fprintf(stderr, "em-agent: scan: %zu EPU files could not be parsed (see warnings)\n",
-                s->files_failed);
+        em_log_write(EM_LOG_INFO, "scan: %zu EPU files could not be parsed (see warnings)",
+                     s->files_failed);
     if (s->files_skipped)
-        fprintf(stderr,
-                "em-agent: scan: %zu EPU files in %zu session directories without a usable "
-                "EpuSession.dm were not emitted\n",
-                s->files_skipped, s->sessions_skipped);
+        em_log_write(EM_LOG_INFO,
+                     "scan: %zu EPU files in %zu session directories without a usable "
+                     "EpuSession.dm were not emitted",
+                     s->files_skipped, s->sessions_skipped);
     if (s->unplaced)
-        fprintf(stderr, "em-agent: scan: %zu EPU-named files outside a session layout ignored\n",
-                s->unplaced);
+        em_log_write(EM_LOG_INFO, "scan: %zu EPU-named files outside a session layout ignored",
+                     s->unplaced);
 }
 
 int cmd_scan(int argc, char **argv)

@@ -6,6 +6,7 @@
 
 #include <libxml/parser.h>
 #include <libxml/parserInternals.h>
+#include <libxml/xmlerror.h>
 
 #include "em_error.h"
 #include "epu_internal.h"
@@ -79,10 +80,22 @@ static xmlParserInputPtr refuse_external(const char *url, const char *id, xmlPar
     return NULL;
 }
 
+/* libxml2 reports some errors (input conversion, I/O) only through its generic handler,
+ * which writes raw lines to stderr: into the middle of a JSON log. The same errors make
+ * the parse fail, and the reader reports that with the path; the raw lines are dropped. */
+static void quiet(void *ctx, const char *msg, ...)
+{
+    (void)ctx;
+    (void)msg;
+}
+
 void epu_init(void)
 {
     xmlInitParser();
     xmlSetExternalEntityLoader(refuse_external);
+    /* For this thread and, as the default, for every thread made later (the parse pool). */
+    xmlSetGenericErrorFunc(NULL, quiet);
+    xmlThrDefSetGenericErrorFunc(NULL, quiet);
 }
 
 void epu_cleanup(void)
@@ -95,9 +108,13 @@ static int wrap_start(void *ud, struct dcs_reader *r)
     struct epu_parser *p = ud;
     if (dcs_depth(r) == 1) {
         const struct dcs_frame *root = dcs_top(r);
-        if (strcmp(root->name, p->ops->root_name) != 0 || strcmp(root->uri, p->ops->root_uri) != 0)
+        if (strcmp(root->name, p->ops->root_name) != 0)
             return dcs_fail(r, -EM_EWRONGKIND, "root element is <%s> in namespace '%s', not <%s>",
                             root->name, root->uri, p->ops->root_name);
+        if (strcmp(root->uri, p->ops->root_uri) != 0)
+            return dcs_fail(r, -EM_EWRONGKIND,
+                            "root element <%s> is in namespace '%s', not in EPU's '%s'", root->name,
+                            root->uri, p->ops->root_uri);
     }
     return p->ops->h.start ? p->ops->h.start(p->state, r) : 0;
 }

@@ -250,6 +250,41 @@ rootloss)
     [ "$rc" -eq 1 ] && ok "--exit-on-root-loss: exit 1 within 3 s" || bad "--exit-on-root-loss: exit $rc"
     grep -q "exiting (--exit-on-root-loss)" "$TMP/watch2.err" && ok "says why it exits" || bad "no reason given: $(cat "$TMP/watch2.err")"
     ;;
+utf8)
+    mkdir "$TMP/v"
+    cp -r "$ROOT/testdata/visit-mini/"* "$TMP/v/"
+    sess=$(find "$TMP/v" -maxdepth 1 -name 'Supervisor_*_mini_EPU')
+    bad_name=$(printf '%s' "$sess" | sed 's/_mini_EPU$//')$(printf '_mini\xe9\xff_EPU')
+    mv "$sess" "$bad_name"
+    printf 'x' >"$bad_name/notes-$(printf '\xc3\x28').txt"
+    # The aborted session (no EpuSession.dm) gets a bad name too: scan warns naming it.
+    ab=$(find "$TMP/v" -maxdepth 1 -name 'Supervisor_*_aborted_EPU')
+    mv "$ab" "${ab%_EPU}$(printf '\xfe')_EPU"
+    # A .dm whose declared encoding its bytes break: libxml2 would print raw lines.
+    meta=$(find "$TMP/v" -type d -name Metadata | head -1)
+    printf '<?xml version="1.0" encoding="EUC-JP"?><GridSquareXml>\xff\xff\xff\xff\xff</GridSquareXml>' >"$meta/GridSquare_77009.dm"
+    "$AGENT" scan --agent e2e "$TMP/v" >"$TMP/scan.jsonl" 2>"$TMP/scan.err" || bad "scan exit $?"
+    "$AGENT" watch --once --agent e2e --state-dir "$TMP/state" "$TMP/v" >"$TMP/watch.jsonl" 2>"$TMP/watch.err" || bad "watch exit $?"
+    "$AGENT" --log-format json scan --agent e2e "$TMP/v" >/dev/null 2>"$TMP/scan-log.json" || bad "scan (json log) exit $?"
+    grep -q "GridSquare_77009.dm" "$TMP/scan-log.json" && ! grep -q "input conversion failed" "$TMP/scan-log.json" &&
+        ok "the broken encoding is reported in the JSON log, with no raw libxml2 lines" || bad "JSON log: $(cat "$TMP/scan-log.json")"
+    grep -q 'aborted\\\\xfe_EPU' "$TMP/scan-log.json" && ok "the JSON log names the directory with \\xfe" || bad "JSON log: $(cat "$TMP/scan-log.json")"
+    for f in scan.jsonl watch.jsonl scan-log.json; do
+        python3 - "$TMP/$f" <<'EOF' && ok "$f: every line is valid UTF-8 JSON" || bad "$f: not valid UTF-8 JSON"
+import json, sys
+data = open(sys.argv[1], "rb").read()
+text = data.decode("utf-8")  # strict: raises on any invalid byte
+n = 0
+for line in text.splitlines():
+    json.loads(line)
+    n += 1
+assert n > 0
+EOF
+    done
+    grep -q 'mini\\\\xe9\\\\xff_EPU' "$TMP/scan.jsonl" && ok "the name is written as \\xe9\\xff" || bad "no \\xHH escape in: $(grep -m1 -o '"path":"[^"]*' "$TMP/scan.jsonl")"
+    compare_scan watch "$TMP/watch.jsonl" "$TMP/v"
+    "$BACKEND" ingest "$TMP/scan.jsonl" --store "sqlite:$TMP/store.db" 2>"$TMP/ingest.err" && ok "the store takes every event" || bad "ingest: $(cat "$TMP/ingest.err")"
+    ;;
 follow | followfull)
     DEST="$TMP/dest"
     OUT="$TMP/events.jsonl"
