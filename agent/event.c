@@ -9,6 +9,7 @@
 #include "em_error.h"
 #include "em_utf8.h"
 #include "epu.h"
+#include "log.h"
 
 static const char *const type_names[] = {"session", "atlas", "gridsquare", "foilhole",
                                          "micrograph"};
@@ -94,11 +95,27 @@ out:
     return line;
 }
 
+bool event_size_ok(const char *line, enum event_type type, const char *source_path)
+{
+    size_t n = strlen(line);
+    if (n <= EVENT_MAX_BYTES)
+        return true;
+    em_log(EM_LOG_ERROR,
+           "%s: its %s event is %zu bytes, over the %u bytes a consumer takes: "
+           "not emitted",
+           source_path ? source_path : "?", type_names[type], n, EVENT_MAX_BYTES);
+    return false;
+}
+
 int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *data,
                const char *source_path, const struct fsio_stat *st)
 {
     uint64_t seq = w->seq + 1;
     char *line = event_format(w->agent, seq, type, key, data, source_path, st);
+    if (line && !event_size_ok(line, type, source_path)) {
+        cJSON_free(line);
+        return 0;
+    }
     int rc = line ? 0 : -EM_ENOMEM;
     if (line && (fputs(line, w->out) < 0 || fputc('\n', w->out) < 0))
         rc = -EM_EIO;

@@ -7,6 +7,7 @@
 #ifndef EM_EVENT_H
 #define EM_EVENT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -23,6 +24,15 @@ struct event_writer {
 };
 
 enum event_type { EV_SESSION, EV_ATLAS, EV_GRIDSQUARE, EV_FOILHOLE, EV_MICROGRAPH };
+
+/* The largest event line the rest of the system takes (em-backend's EV_MAX_BYTES: a
+ * larger message is poison). A larger event is refused when it is made, with the reason,
+ * rather than written where it would block or be dead-lettered. Real events are a few
+ * kB; only a hostile file could make one this large. */
+#define EVENT_MAX_BYTES (8u << 20)
+
+/* Whether `line` may be emitted; logs an error naming `source_path` when not. */
+bool event_size_ok(const char *line, enum event_type type, const char *source_path);
 
 /* Prepares a writer to `out` for `agent`; seq continues after `last_seq`. */
 void event_writer_init(struct event_writer *w, FILE *out, const char *agent, uint64_t last_seq);

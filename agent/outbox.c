@@ -323,6 +323,7 @@ static void reader_close_segment(struct outbox_reader *r)
     r->fd = -1;
     dynbuf_reset(&r->buf);
     r->pos = 0;
+    r->skipping = false;
 }
 
 void outbox_reader_rewind(struct outbox_reader *r)
@@ -492,9 +493,18 @@ int outbox_reader_next(struct outbox_reader *r, char **line, size_t *len, uint64
         char *nl = start ? memchr(start, '\n', r->buf.len - r->pos) : NULL;
         if (!nl) {
             if (r->buf.len - r->pos > OUTBOX_LINE_MAX) {
-                em_log(EM_LOG_ERROR, "%s: an event line longer than %u bytes: outbox corrupt",
-                       r->dir, OUTBOX_LINE_MAX);
-                return -EM_EIO;
+                /* No broker or consumer takes it: skipping it (loudly) beats blocking
+                 * every event behind it at every start. */
+                if (!r->skipping) {
+                    em_log(EM_LOG_ERROR,
+                           "%s: an event line longer than %u bytes (no consumer takes it): "
+                           "skipped",
+                           r->dir, OUTBOX_LINE_MAX);
+                    r->skipped++;
+                }
+                r->skipping = true;
+                dynbuf_reset(&r->buf);
+                r->pos = 0;
             }
             int rc = reader_fill(r);
             if (rc <= 0)
@@ -503,6 +513,10 @@ int outbox_reader_next(struct outbox_reader *r, char **line, size_t *len, uint64
         }
         size_t n = (size_t)(nl - start);
         r->pos += n + 1;
+        if (r->skipping) { /* the end of the over-long line */
+            r->skipping = false;
+            continue;
+        }
         uint64_t s = outbox_line_seq(start, n);
         if (s == 0) {
             if (n > 0) {

@@ -74,6 +74,7 @@ struct outbox_reader {
     struct dynbuf buf; /* bytes read, from `pos` on not yet returned */
     size_t pos;
     uint64_t skipped; /* corrupt lines skipped */
+    bool skipping;    /* inside a line over OUTBOX_LINE_MAX: dropped up to its newline */
 };
 
 /* Opens the outbox of `state_dir` for reading from the first unconfirmed event.

@@ -216,6 +216,10 @@ static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, con
     char *line = event_format(w->opt->agent, seq, type, key, data, source, st);
     if (!line)
         return -EM_ENOMEM;
+    if (!event_size_ok(line, type, source)) {
+        cJSON_free(line);
+        return 0;
+    }
     int rc = journal_event(&w->j, seq, kh, dh, line);
     if (rc == 0)
         rc = obuf_put(w, line, strlen(line), seq);

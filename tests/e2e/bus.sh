@@ -413,8 +413,14 @@ for i, e in enumerate(evs):
     out.write(json.dumps(e, separators=(",", ":")).encode() + b"\n")
 EOF
     mkdir -p "$TMP/pstate/outbox" "$TMP/empty"
-    cp "$TMP/mixed.jsonl" "$TMP/pstate/outbox/00000000000000000001.jsonl"
+    # And a line over the outbox's 16 MiB limit (an older agent could write one): skipped
+    # with an error, never blocking what follows it.
+    { head -2 "$TMP/mixed.jsonl"
+      python3 -c 'import sys; sys.stdout.write("{\"v\":1,\"seq\":999999,\"data\":\"" + "x" * (17 << 20) + "\"}\n")'
+      tail -n +3 "$TMP/mixed.jsonl"; } >"$TMP/pstate/outbox/00000000000000000001.jsonl"
     publish_once "$TMP/empty" "$TMP/pstate" || bad "agent exit status $?"
+    grep -q "an event line longer than 16777216 bytes (no consumer takes it): skipped" "$TMP/agent.log" &&
+        ok "a 17 MiB outbox line is skipped with an error" || bad "the long line: $(grep -i error "$TMP/agent.log" | head -3)"
     consume_until_idle "$SQLITE" || bad "consume exit status $?"
     dead=$(rmq_queue_count em.dead)
     [ "$dead" = 4 ] && ok "4 poison messages in em.dead" || bad "em.dead holds $dead"

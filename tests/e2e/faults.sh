@@ -18,6 +18,8 @@
 #               the agent resumes on the new tree; with --exit-on-root-loss it exits 1
 #   utf8        directory and file names that are not UTF-8: every event line is valid
 #               UTF-8 JSON, scan and watch name them the same way, and the store takes them
+#   bigevent    a session file whose event would be over 8 MiB (the most a consumer takes):
+#               scan and watch refuse that event, say why, and emit everything else
 #   follow      the embedded recipe, `watch --out FILE` and `ingest --follow FILE`, while a
 #               session is written: ingest killed with SIGKILL and restarted, the agent
 #               killed and restarted, FILE rotated (rename + SIGHUP), ingest restarted while
@@ -249,6 +251,32 @@ rootloss)
     done
     [ "$rc" -eq 1 ] && ok "--exit-on-root-loss: exit 1 within 3 s" || bad "--exit-on-root-loss: exit $rc"
     grep -q "exiting (--exit-on-root-loss)" "$TMP/watch2.err" && ok "says why it exits" || bad "no reason given: $(cat "$TMP/watch2.err")"
+    ;;
+bigevent)
+    cp -r "$ROOT/testdata/visit-mini" "$TMP/v"
+    sess=$(find "$TMP/v" -name EpuSession.dm | head -1)
+    # Four text fields (the name through its z:Ref) of 1 MiB of '"', each 2 MiB once escaped
+    # in JSON: an event over 8 MiB.
+    python3 - "$sess" <<'EOF'
+import re, sys
+p = sys.argv[1]
+s = open(p, encoding="utf-8-sig").read()
+q = '"' * (1 << 20)
+for pat in (r"(<ClusteringMode>)[^<]*(</ClusteringMode>)", r"(<ImageFileFormat>)[^<]*(</ImageFileFormat>)",
+            r"(<AtlasId[^>]*>)[^<]*(</AtlasId>)", r'(<(\w+)[^>]*z:Id="2"[^>]*>)[^<]*(</\2>)'):
+    s, n = re.subn(pat, lambda m: m.group(1) + q + m.group(m.lastindex), s, count=1)
+    assert n == 1, pat
+open(p, "w").write(s)
+EOF
+    "$AGENT" scan --agent e2e "$TMP/v" >"$TMP/scan.jsonl" 2>"$TMP/scan.err" || bad "scan exit $?"
+    grep -q "EpuSession.dm: its session event is [0-9]* bytes, over the 8388608 bytes a consumer takes: not emitted" "$TMP/scan.err" &&
+        ok "scan refuses the session event, saying why" || bad "scan: $(cut -c1-300 "$TMP/scan.err")"
+    n=$($FOLD counts "$TMP/scan.jsonl")
+    [ "$n" = '{"atlas": 1, "foilhole": 4, "gridsquare": 3, "micrograph": 4}' ] && ok "scan emits everything else ($n)" || bad "scan counts $n"
+    awk 'length($0) > 8388608 { exit 1 }' "$TMP/scan.jsonl" && ok "no line over 8 MiB" || bad "a line over 8 MiB"
+    "$AGENT" watch --once --agent e2e --state-dir "$TMP/state" "$TMP/v" >"$TMP/watch.jsonl" 2>"$TMP/watch.err" || bad "watch exit $?"
+    grep -q "its session event is" "$TMP/watch.err" && ok "watch refuses it too" || bad "watch: $(cut -c1-300 "$TMP/watch.err")"
+    compare_scan watch "$TMP/watch.jsonl" "$TMP/v"
     ;;
 utf8)
     mkdir "$TMP/v"
