@@ -91,7 +91,7 @@ static int sync_fd(uv_file fd)
     uv_fs_t req;
     int r = uv_fs_fdatasync(NULL, &req, fd, NULL);
     uv_fs_req_cleanup(&req);
-    return r < 0 ? -EM_EIO : 0;
+    return r < 0 ? fsio_error(r) : 0;
 }
 
 static void close_fd(uv_file fd)
@@ -227,7 +227,7 @@ static int compact(struct journal *j)
     struct snap c = {j, open_file(tmp, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC), 0};
     if (c.fd < 0) {
         free(tmp);
-        return -EM_EIO;
+        return fsio_error(c.fd);
     }
     uint64_t saved_bytes = j->bytes;
     j->len = 0;
@@ -255,8 +255,14 @@ static int compact(struct journal *j)
     close_fd(c.fd);
     if (c.rc == 0) {
         uv_fs_t req;
-        if (uv_fs_rename(NULL, &req, tmp, j->path, NULL) < 0)
-            c.rc = -EM_EIO;
+        int r = uv_fs_rename(NULL, &req, tmp, j->path, NULL);
+        if (r < 0)
+            c.rc = fsio_error(r);
+        uv_fs_req_cleanup(&req);
+    }
+    if (c.rc < 0) { /* no half-written copy is left behind (it would only take space) */
+        uv_fs_t req;
+        uv_fs_unlink(NULL, &req, tmp, NULL);
         uv_fs_req_cleanup(&req);
     }
     free(tmp);

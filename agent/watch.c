@@ -1368,8 +1368,9 @@ int watch_run(const struct watch_options *opt)
         model_free(w.roots[i].model); /* it borrows the journal's paths */
         w.roots[i].model = NULL;
     }
-    if (w.j.path && journal_close(&w.j) < 0) {
-        em_log(EM_LOG_ERROR, "cannot write the journal on exit");
+    int jrc = w.j.path ? journal_close(&w.j) : 0;
+    if (jrc < 0) {
+        em_log(EM_LOG_ERROR, "cannot write the journal on exit: %s", em_strerror(jrc));
         if (w.status == 0)
             w.status = 1;
     }

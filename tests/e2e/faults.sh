@@ -18,6 +18,9 @@
 #               the agent resumes on the new tree; with --exit-on-root-loss it exits 1
 #   utf8        directory and file names that are not UTF-8: every event line is valid
 #               UTF-8 JSON, scan and watch name them the same way, and the store takes them
+#   statefull   the state directory's disk is full: watch stops with "no space left on
+#               device" (not an I/O error, no journal.tmp left behind), refuses to start
+#               while it is full, and once there is room the events of all runs fold to scan
 #   bigevent    a session file whose event would be over 8 MiB (the most a consumer takes):
 #               scan and watch refuse that event, say why, and emit everything else
 #   follow      the embedded recipe, `watch --out FILE` and `ingest --follow FILE`, while a
@@ -251,6 +254,26 @@ rootloss)
     done
     [ "$rc" -eq 1 ] && ok "--exit-on-root-loss: exit 1 within 3 s" || bad "--exit-on-root-loss: exit $rc"
     grep -q "exiting (--exit-on-root-loss)" "$TMP/watch2.err" && ok "says why it exits" || bad "no reason given: $(cat "$TMP/watch2.err")"
+    ;;
+statefull)
+    [ "$(id -u)" -eq 0 ] || { echo "SKIP: mounting a small tmpfs needs root"; exit 77; }
+    "$SYNTH" -q --sessions 1 --squares 10 --holes 10 --mics 3 "$TMP/v" || bad "em-synth"
+    mkdir "$TMP/st"
+    mount -t tmpfs -o size=64k tmpfs "$TMP/st" || { echo "SKIP: cannot mount a tmpfs"; exit 77; }
+    trap 'umount "$TMP/st" 2>/dev/null; cleanup' EXIT
+    run() { "$AGENT" watch --once --agent e2e --state-dir "$TMP/st" "$TMP/v" >>"$TMP/all.jsonl" 2>"$TMP/$1.err"; }
+    run first
+    rc=$?
+    [ "$rc" -eq 1 ] && grep -q "cannot write the journal: no space left on device" "$TMP/first.err" &&
+        ok "full: exit 1, 'cannot write the journal: no space left on device'" || bad "full: exit $rc: $(cat "$TMP/first.err")"
+    grep -qi "input/output error\|out of memory" "$TMP/first.err" && bad "a misleading cause: $(cat "$TMP/first.err")"
+    run second
+    rc=$?
+    [ "$rc" -eq 1 ] && grep -q "no space left on device" "$TMP/second.err" && [ ! -e "$TMP/st/journal.tmp" ] &&
+        ok "restart while full: exit 1 with the reason, no journal.tmp left" || bad "restart: exit $rc: $(cat "$TMP/second.err"); $(ls "$TMP/st")"
+    mount -o remount,size=64m "$TMP/st"
+    run third || bad "with room: exit $?: $(cat "$TMP/third.err")"
+    compare_scan "all runs" "$TMP/all.jsonl" "$TMP/v"
     ;;
 bigevent)
     cp -r "$ROOT/testdata/visit-mini" "$TMP/v"
