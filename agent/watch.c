@@ -488,10 +488,18 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     }
     if (rc < 0) {
         const struct epu_diag *d = epu_parser_diag(pt->parser);
-        if (!(f->state == JFILE_FAILED && same_version(f, &st) && f->seen))
+        /* Once per failure: a file that keeps changing and keeps failing (appended to
+         * after its document ended) is not reported at every change; it is again after
+         * it parsed, and at the next start. */
+        bool told = f->state == JFILE_FAILED && f->seen;
+        if (told)
+            em_log(EM_LOG_DEBUG, "%s:%ld: %s (still)", path, d->line > 0 ? d->line : 1L,
+                   d->reason[0] ? d->reason : em_strerror(rc));
+        else
             em_log(EM_LOG_WARN, "%s:%ld: %s", path, d->line > 0 ? d->line : 1L,
                    d->reason[0] ? d->reason : em_strerror(rc));
-        w->files_failed++;
+        if (!told)
+            w->files_failed++;
         bool was_seen = f->seen;
         note_file(w, f, &st, JFILE_FAILED, hash);
         partial_drop(w, pt);

@@ -175,6 +175,16 @@ EOF
     if wait_for "$TMP/watch.err" "initial walk|z:Ref elements" 30 && wait_equal w "$TMP/watch.jsonl" "$TMP/v" 20; then ok "watch: the visit's entities arrive"; else bad "watch: $(tail -3 "$TMP/watch.err")"; fi
     # Hostile content written while watching: the loop must stay responsive.
     cp "$meta/GridSquare_77002.dm" "$meta/GridSquare_77003.dm"
+    # A complete document that keeps growing: reported once, not at every append.
+    mic=$(find "$TMP/v" -path '*Data/*.xml' | head -1)
+    cp "$mic" "$TMP/mic.orig"
+    for _ in $(seq 50); do printf 'junk' >>"$mic"; sleep 0.04; done
+    sleep 0.5
+    n=$(grep -c "$(basename "$mic")" "$TMP/watch.err")
+    [ "$n" -eq 1 ] && ok "a document appended to 50 times after its end: one warning" || bad "$n warnings for $(basename "$mic")"
+    # Put back (a file that stays broken is like a deleted one: see the README's limits).
+    cat "$TMP/mic.orig" >"$mic"
+    sleep 0.5
     stop_agent "$APID"
     rc=$?
     [ "$rc" -eq 0 ] && ok "watch stops on SIGTERM within 2 s with exit 0" || bad "watch: exit $rc on SIGTERM"
