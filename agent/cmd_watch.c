@@ -50,6 +50,11 @@ static const char watch_usage[] =
     "  --check SECONDS        how often to check that each watched directory is still the\n"
     "                         one first seen, and to retry directories that could not be\n"
     "                         read; default 10 [check / EM_AGENT_CHECK]\n"
+    "  --incomplete-after SECONDS\n"
+    "                         a document (.dm) that stays empty or cut short this long is\n"
+    "                         taken as unreadable, as scan takes it: what its last complete\n"
+    "                         version said is withdrawn; default 60, 0 keeps it for good\n"
+    "                         [incomplete-after]\n"
     "  --exit-on-root-loss    exit 1 when a watched directory is deleted or renamed, instead\n"
     "                         of logging an error and waiting for it to come back\n"
     "                         [exit-on-root-loss = yes]\n"
@@ -106,6 +111,7 @@ enum opt_id {
     OPT_DRAIN,
     OPT_CHECK,
     OPT_EXIT_ON_ROOT_LOSS,
+    OPT_INCOMPLETE_AFTER,
     OPT_COUNT
 };
 
@@ -133,6 +139,7 @@ static const struct {
     [OPT_DRAIN] = {"drain", false},
     [OPT_CHECK] = {"check", false},
     [OPT_EXIT_ON_ROOT_LOSS] = {"exit-on-root-loss", true},
+    [OPT_INCOMPLETE_AFTER] = {"incomplete-after", false},
 };
 
 #define MAX_DIRS 64
@@ -422,7 +429,10 @@ int cmd_watch(int argc, char **argv)
     struct watch_options o = {0};
     double settle = 1000, summary = level >= EM_LOG_INFO ? 10 : 0;
     o.check_s = 10;
+    o.incomplete_s = 60;
     if ((val[OPT_POLL] && !parse_seconds("poll", val[OPT_POLL], &o.poll_s)) ||
+        (val[OPT_INCOMPLETE_AFTER] &&
+         !parse_seconds("incomplete-after", val[OPT_INCOMPLETE_AFTER], &o.incomplete_s)) ||
         (val[OPT_CHECK] && !parse_seconds("check", val[OPT_CHECK], &o.check_s)) ||
         (val[OPT_RESCAN] && !parse_seconds("rescan", val[OPT_RESCAN], &o.rescan_s)) ||
         (val[OPT_SUMMARY] && !parse_seconds("summary", val[OPT_SUMMARY], &summary)) ||

@@ -34,8 +34,9 @@ void event_default_agent(char *buf, size_t cap)
         snprintf(buf, cap, "em-agent");
 }
 
-char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON *key, cJSON *data,
-                   const char *source_path, const struct fsio_stat *st)
+/* `data` NULL with `deleted`: a delete carries "data": null. */
+static char *format(const char *agent, uint64_t seq, enum event_type type, bool deleted, cJSON *key,
+                    cJSON *data, const char *source_path, const struct fsio_stat *st)
 {
     char *line = NULL;
     /* As digits: cJSON prints a double, and a seq such as 1796140584410960 would come out
@@ -46,7 +47,7 @@ char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON 
     if (!ev || !cJSON_AddNumberToObject(ev, "v", 1) || !cJSON_AddRawToObject(ev, "seq", seqs) ||
         !cJSON_AddStringToObject(ev, "agent", agent) ||
         !cJSON_AddStringToObject(ev, "type", type_names[type]) ||
-        !cJSON_AddStringToObject(ev, "op", "upsert")) {
+        !cJSON_AddStringToObject(ev, "op", deleted ? "delete" : "upsert")) {
         cJSON_Delete(key);
         cJSON_Delete(data);
         goto out;
@@ -56,7 +57,8 @@ char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON 
         cJSON_Delete(data);
         goto out;
     }
-    if (!data || !cJSON_AddItemToObject(ev, "data", data)) {
+    if (deleted ? !cJSON_AddNullToObject(ev, "data")
+                : (!data || !cJSON_AddItemToObject(ev, "data", data))) {
         cJSON_Delete(data);
         goto out;
     }
@@ -93,6 +95,18 @@ char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON 
 out:
     cJSON_Delete(ev);
     return line;
+}
+
+char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON *key, cJSON *data,
+                   const char *source_path, const struct fsio_stat *st)
+{
+    return format(agent, seq, type, false, key, data, source_path, st);
+}
+
+char *event_format_delete(const char *agent, uint64_t seq, enum event_type type, cJSON *key,
+                          const char *source_path)
+{
+    return format(agent, seq, type, true, key, NULL, source_path, NULL);
 }
 
 bool event_size_ok(const char *line, enum event_type type, const char *source_path)

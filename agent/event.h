@@ -49,6 +49,11 @@ int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *
 char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON *key, cJSON *data,
                    const char *source_path, const struct fsio_stat *st);
 
+/* The `delete` event line for the entity `key` (takes ownership of it): "data" is null.
+ * `source_path` names what went (the directory or file), or NULL. Free with cJSON_free(). */
+char *event_format_delete(const char *agent, uint64_t seq, enum event_type type, cJSON *key,
+                          const char *source_path);
+
 const char *event_type_name(enum event_type type);
 
 /* The local host name, as the default agent name (falls back to "em-agent"). */

@@ -115,6 +115,31 @@ bool journal_entity_same(const struct journal *j, uint64_t key_hash, uint64_t da
     return e && e->v.u == data_hash;
 }
 
+struct unsee {
+    const char *dir;
+    size_t len;
+};
+
+static void unsee_one(union hmap_value *v, void *ctx)
+{
+    const struct unsee *u = ctx;
+    struct journal_file *f = v->p;
+    if (strncmp(f->path, u->dir, u->len) == 0 && f->path[u->len] == '/')
+        f->seen = false;
+}
+
+void journal_files_unsee(struct journal *j, const char *dir)
+{
+    struct unsee u = {dir, strlen(dir)};
+    hmap_each(&j->files, unsee_one, &u);
+}
+
+bool journal_entity_live(const struct journal *j, uint64_t key_hash)
+{
+    const struct hmap_entry *e = hmap_find(&j->entities, key_hash, NULL, NULL);
+    return e && e->v.u != 0;
+}
+
 static int entity_set(struct journal *j, uint64_t kh, uint64_t dh)
 {
     int added;

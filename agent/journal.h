@@ -81,6 +81,10 @@ int journal_open(struct journal *j, const char *dir, const char *agent, char *re
 /* Whether the entity `key_hash` was last emitted with `data_hash`. */
 bool journal_entity_same(const struct journal *j, uint64_t key_hash, uint64_t data_hash);
 
+/* Whether the entity `key_hash` was emitted and not deleted since (a delete is journaled
+ * with data hash 0). */
+bool journal_entity_live(const struct journal *j, uint64_t key_hash);
+
 /* Records event `seq` (must be last_seq + 1) and its line (no newline). Buffered until
  * journal_commit(). Returns 0 or EM_ENOMEM. */
 int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t data_hash,
@@ -95,6 +99,10 @@ struct journal_file *journal_file_find(const struct journal *j, const char *path
 /* Finds or creates the record of `path` (new ones are zero, not seen). NULL when out of
  * memory. */
 struct journal_file *journal_file_get(struct journal *j, const char *path);
+
+/* Marks every file under the directory `dir` (absolute) as not processed in this run,
+ * so that files there are read again even when their size and mtime are unchanged. */
+void journal_files_unsee(struct journal *j, const char *dir);
 
 /* Records a file's new state (after changing *f). Buffered. */
 int journal_file_note(struct journal *j, const struct journal_file *f);

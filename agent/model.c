@@ -72,7 +72,8 @@ struct m_hole {
 
 struct m_micro {
     struct m_square *q;
-    char *rel; /* borrowed when cb.borrow_paths */
+    char *rel;  /* borrowed when cb.borrow_paths */
+    char *uuid; /* its key, kept when the owner retracts (cb.retract) */
     uint64_t name;
     bool has_exp;
     int64_t exp;
@@ -89,6 +90,7 @@ struct m_session {
     size_t held; /* entities counted in model->held */
     bool dirty;
     bool overflowed; /* parts were dropped: rescan once the id is known */
+    bool dup;        /* another directory earlier in the tree holds the same session id */
 };
 
 enum m_type { M_SQUARE, M_HOLE, M_MICRO };
@@ -112,6 +114,13 @@ struct model {
     size_t held, dropped;
     size_t nsquares, nholes, nmicros;
 };
+
+/* Whether the session directory's entities are emitted: its id is known, and no directory
+ * earlier in the tree holds the same id (scan's rule for copied session directories). */
+static bool live(const struct m_session *s)
+{
+    return s->doc && !s->dup;
+}
 
 static uint64_t id_key(int64_t v)
 {
@@ -574,6 +583,183 @@ static int ensure_listed_squares(struct model *m, struct m_session *s)
     return 0;
 }
 
+static void free_square(union hmap_value *v, void *ctx);
+static void free_hole(union hmap_value *v, void *ctx);
+static void free_micro(union hmap_value *v, void *ctx);
+
+struct retraction {
+    struct model *m;
+    int64_t sid;
+    const char *source;
+    int rc;
+};
+
+static void retract_one(struct retraction *r, enum event_type type, cJSON *key)
+{
+    if (r->rc == 0)
+        r->rc = key ? r->m->cb.retract(r->m->cb.ctx, type, key, r->source) : -EM_ENOMEM;
+    else
+        cJSON_Delete(key);
+}
+
+static void retract_square(union hmap_value *v, void *ctx)
+{
+    struct retraction *r = ctx;
+    const struct m_square *q = v->p;
+    retract_one(r, EV_GRIDSQUARE, entity_key("session_id", r->sid, "gridsquare_id", q->gs, NULL));
+}
+
+static void retract_hole(union hmap_value *v, void *ctx)
+{
+    struct retraction *r = ctx;
+    const struct m_hole *h = v->p;
+    retract_one(r, EV_FOILHOLE, entity_key("session_id", r->sid, "foilhole_id", h->fh, NULL));
+}
+
+static void retract_micro(union hmap_value *v, void *ctx)
+{
+    struct retraction *r = ctx;
+    const struct m_micro *mi = v->p;
+    if (mi->uuid)
+        retract_one(r, EV_MICROGRAPH,
+                    entity_key("session_id", r->sid, "micrograph_uuid", 0, mi->uuid));
+}
+
+/* Retracts every entity the session directory `s` gave under the session id `sid`. */
+static int retract_session(struct model *m, struct m_session *s, int64_t sid, const char *source)
+{
+    if (!m->cb.retract)
+        return 0;
+    struct retraction r = {m, sid, source, 0};
+    hmap_each(&s->micros, retract_micro, &r);
+    hmap_each(&s->holes, retract_hole, &r);
+    hmap_each(&s->squares, retract_square, &r);
+    retract_one(&r, EV_SESSION, entity_key("session_id", sid, NULL, 0, NULL));
+    return r.rc;
+}
+
+static struct m_session *owner_of(const struct m_dirty *d)
+{
+    switch (d->type) {
+    case M_SQUARE:
+        return ((const struct m_square *)d->e)->s;
+    case M_HOLE:
+        return ((const struct m_hole *)d->e)->s;
+    default:
+        return ((const struct m_micro *)d->e)->q->s;
+    }
+}
+
+/* Forgets everything of the session directory `s` but its path. */
+static void session_reset(struct model *m, struct m_session *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < m->ndirty; i++)
+        if (owner_of(&m->dirty[i]) != s)
+            m->dirty[k++] = m->dirty[i];
+    m->ndirty = k;
+    m->nsquares -= s->squares.count;
+    m->nholes -= s->holes.count;
+    m->nmicros -= s->micros.count;
+    hmap_each(&s->squares, free_square, NULL);
+    hmap_each(&s->holes, free_hole, m);
+    hmap_each(&s->micros, free_micro, m);
+    hmap_free(&s->squares);
+    hmap_free(&s->holes);
+    hmap_free(&s->micros);
+    memset(&s->squares, 0, sizeof(s->squares));
+    memset(&s->holes, 0, sizeof(s->holes));
+    memset(&s->micros, 0, sizeof(s->micros));
+    m->held -= s->held;
+    s->held = 0;
+    epu_doc_free(s->doc);
+    s->doc = NULL;
+    s->atlas = NULL;
+    s->dirty = false;
+    s->overflowed = false;
+    s->dup = false;
+}
+
+static int resolve_owner(struct model *m, int64_t id);
+
+int model_forget_dir(struct model *m, const char *dir)
+{
+    struct hmap_entry *e = hmap_find(&m->sessions_by_dir, hash64_str(dir), dir, session_dir_of);
+    if (!e)
+        return 0;
+    struct m_session *s = e->v.p;
+    int64_t id = s->doc ? s->doc->u.session.session_id.v : -1;
+    int rc = live(s) ? retract_session(m, s, id, dir) : 0;
+    session_reset(m, s);
+    if (rc == 0 && id >= 0)
+        rc = resolve_owner(m, id); /* a copy elsewhere may own the id now */
+    return rc < 0 ? rc : 1;
+}
+
+static void mark_all_of(union hmap_value *v, void *ctx);
+static void mark_hole_cb(union hmap_value *v, void *ctx);
+static void mark_micro_cb(union hmap_value *v, void *ctx);
+
+/* Marks every entity of the directory for the next flush (its id became known, changed,
+ * or it became the owner of its id). */
+static void mark_session_all(struct model *m, struct m_session *s)
+{
+    m->held -= s->held;
+    s->held = 0;
+    s->dirty = true;
+    hmap_each(&s->squares, mark_all_of, m);
+    hmap_each(&s->holes, mark_hole_cb, m);
+    hmap_each(&s->micros, mark_micro_cb, m);
+    if (s->overflowed && m->cb.rescan) {
+        s->overflowed = false;
+        m->cb.rescan(m->cb.ctx, s->dir);
+    }
+}
+
+/* Tree order: the order of a depth-first walk that lists each directory by name, i.e.
+ * paths compared component by component ('/' before any other byte). */
+static int tree_order(const char *a, const char *b)
+{
+    for (;; a++, b++) {
+        unsigned char x = *a == '/' ? 1 : (unsigned char)*a, y = *b == '/' ? 1 : (unsigned char)*b;
+        if (x != y || !x)
+            return (x > y) - (x < y);
+    }
+}
+
+/* Of the directories that hold session `id`, the first in tree order owns it, as in scan;
+ * the others are copies whose entities are not emitted (a copy that had emitted them
+ * retracts them first, and the owner emits its own). */
+static int resolve_owner(struct model *m, int64_t id)
+{
+    struct m_session *owner = NULL;
+    for (size_t i = 0; i < m->nsessions; i++) {
+        struct m_session *s = m->sessions[i];
+        if (s->doc && s->doc->u.session.session_id.v == id &&
+            (!owner || tree_order(s->dir, owner->dir) < 0))
+            owner = s;
+    }
+    for (size_t i = 0; i < m->nsessions; i++) {
+        struct m_session *s = m->sessions[i];
+        if (s == owner || !s->doc || s->doc->u.session.session_id.v != id || s->dup)
+            continue;
+        em_log(EM_LOG_WARN,
+               "%s: session id %lld already held by %s, earlier in the tree: its "
+               "files are not emitted (a copy?)",
+               s->dir, (long long)id, owner->dir);
+        int rc = retract_session(m, s, id, s->dir);
+        s->dup = true;
+        if (rc < 0)
+            return rc;
+        mark_session_all(m, owner);
+    }
+    if (owner && owner->dup) {
+        owner->dup = false;
+        mark_session_all(m, owner);
+    }
+    return 0;
+}
+
 static int on_session(struct model *m, const char *rel, struct epu_doc *doc,
                       const struct fsio_stat *st)
 {
@@ -591,28 +777,37 @@ static int on_session(struct model *m, const char *rel, struct epu_doc *doc,
     }
     if (!doc)
         return 0; /* keep what an earlier version said */
-    if (s->doc && s->doc->u.session.session_id.v != doc->u.session.session_id.v)
-        em_log(EM_LOG_WARN, "%s: session id changed from %lld to %lld", rel,
-               (long long)s->doc->u.session.session_id.v, (long long)doc->u.session.session_id.v);
     bool first = s->doc == NULL;
+    int64_t old_id = s->doc ? s->doc->u.session.session_id.v : -1;
+    if (s->doc && s->doc->u.session.session_id.v != doc->u.session.session_id.v) {
+        /* Everything of the directory is keyed by the old id: it goes (delete events),
+         * and comes again under the new id, as scan of the tree would give it. */
+        em_log(EM_LOG_WARN,
+               "%s: session id changed from %lld to %lld: its entities are "
+               "deleted under the old id and emitted under the new one",
+               rel, (long long)s->doc->u.session.session_id.v,
+               (long long)doc->u.session.session_id.v);
+        int rrc = s->dup ? 0 : retract_session(m, s, s->doc->u.session.session_id.v, rel);
+        s->dup = false;
+        if (rrc < 0) {
+            epu_doc_free(doc);
+            return rrc;
+        }
+        first = true;
+    }
     epu_doc_free(s->doc);
     s->doc = doc;
     s->dm_st = *st;
     if (set_str(&s->dm_rel, rel) < 0)
         return -EM_ENOMEM;
     s->dirty = true;
-    if (first) {
-        /* Everything held for this directory can be emitted now. */
-        m->held -= s->held;
-        s->held = 0;
-        hmap_each(&s->squares, mark_all_of, m);
-        hmap_each(&s->holes, mark_hole_cb, m);
-        hmap_each(&s->micros, mark_micro_cb, m);
-        if (s->overflowed && m->cb.rescan) {
-            s->overflowed = false;
-            m->cb.rescan(m->cb.ctx, s->dir);
-        }
-    }
+    if (first)
+        mark_session_all(m, s);
+    rc = resolve_owner(m, doc->u.session.session_id.v);
+    if (rc == 0 && old_id >= 0 && old_id != doc->u.session.session_id.v)
+        rc = resolve_owner(m, old_id);
+    if (rc < 0)
+        return rc;
     return relink(m, s);
 }
 
@@ -791,9 +986,13 @@ static int on_micrograph(struct model *m, struct m_session *s, struct m_square *
             hold(m, s);
         }
     }
+    if (mi && m->cb.retract && (!mi->uuid || strcmp(mi->uuid, doc->u.image.image_uuid) != 0)) {
+        free(mi->uuid);
+        mi->uuid = doc->u.image.image_uuid ? strdup(doc->u.image.image_uuid) : NULL;
+    }
     if (mi) {
         /* Without a session id it waits; on_session() marks it when the id arrives. */
-        if (s->doc)
+        if (live(s))
             rc = emit_micro_doc(m, mi, doc, st);
     }
     epu_doc_free(doc);
@@ -844,6 +1043,76 @@ int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_
     }
 }
 
+/* ---- withdrawal ---- */
+
+struct withdraw_ctx {
+    struct model *m;
+    struct m_session *s;
+    int64_t gs;
+    int rc;
+};
+
+static void withdraw_target(union hmap_value *v, void *ctx)
+{
+    struct withdraw_ctx *c = ctx;
+    struct m_hole *h = v->p;
+    if (c->rc < 0 || h->gs != c->gs || !h->has_target)
+        return;
+    h->has_target = false;
+    if (h->image) {
+        c->rc = mark_hole(c->m, h);
+    } else if (live(c->s) && c->m->cb.retract) {
+        /* Known from the .dm alone: with the .dm unreadable the hole is not there. */
+        c->rc = c->m->cb.retract(
+            c->m->cb.ctx, EV_FOILHOLE,
+            entity_key("session_id", c->s->doc->u.session.session_id.v, "foilhole_id", h->fh, NULL),
+            c->s->dir);
+    }
+}
+
+int model_withdraw(struct model *m, const char *rel, enum epu_kind kind)
+{
+    struct tree_loc loc;
+    int rc = tree_locate(rel, &loc);
+    if (rc < 0)
+        return rc;
+    struct hmap_entry *e = loc.session_dir
+                               ? hmap_find(&m->sessions_by_dir, hash64_str(loc.session_dir),
+                                           loc.session_dir, session_dir_of)
+                               : NULL;
+    free(loc.session_dir);
+    struct m_session *s = e ? e->v.p : NULL;
+    if (!s)
+        return 0;
+    if (kind == EPU_KIND_SESSION) {
+        if (!s->doc || !s->dm_rel || strcmp(s->dm_rel, rel) != 0)
+            return 0;
+        int64_t id = s->doc->u.session.session_id.v;
+        rc = live(s) ? retract_session(m, s, id, rel) : 0;
+        session_reset(m, s);
+        s->overflowed = true; /* read the directory again once the id is back */
+        return rc == 0 ? resolve_owner(m, id) : rc;
+    }
+    if (kind != EPU_KIND_GRIDSQUARE_METADATA)
+        return 0;
+    struct hmap_entry *qe = hmap_find(&s->squares, id_key(loc.gridsquare_id), NULL, NULL);
+    struct m_square *q = qe ? qe->v.p : NULL;
+    if (!q || !q->meta_rel || strcmp(q->meta_rel, rel) != 0)
+        return 0;
+    rc = mark_square(m, q);
+    free(q->meta_part);
+    q->meta_part = NULL;
+    free(q->exp);
+    q->exp = NULL;
+    q->nexp = 0;
+    for (size_t i = 0; i < q->nmicros && rc == 0; i++)
+        if (q->micros[i]->has_exp)
+            rc = mark_micro(m, q->micros[i]);
+    struct withdraw_ctx c = {m, s, q->gs, rc};
+    hmap_each(&s->holes, withdraw_target, &c);
+    return c.rc;
+}
+
 /* ---- flush ---- */
 
 static int flush_sessions(struct model *m)
@@ -860,7 +1129,7 @@ static int flush_sessions(struct model *m)
     }
     for (size_t i = 0; i < m->nsessions && rc == 0; i++) {
         struct m_session *s = m->sessions[i];
-        if (!s->dirty || !s->doc)
+        if (!s->dirty || !live(s))
             continue;
         s->dirty = false;
         /* The list or the atlas may have changed: every square may read differently. */
@@ -888,17 +1157,17 @@ int model_flush(struct model *m)
             if (d->type == M_SQUARE) {
                 struct m_square *q = d->e;
                 q->dirty = false;
-                if (q->s->doc)
+                if (live(q->s))
                     rc = emit_square(m, q);
             } else if (d->type == M_HOLE) {
                 struct m_hole *h = d->e;
                 h->dirty = false;
-                if (h->s->doc)
+                if (live(h->s) && (h->has_target || h->image))
                     rc = emit_hole(m, h);
             } else {
                 struct m_micro *mi = d->e;
                 mi->dirty = false;
-                if (mi->q->s->doc)
+                if (live(mi->q->s))
                     rc = emit_micro(m, mi);
             }
         }
@@ -984,6 +1253,7 @@ static void free_micro(union hmap_value *v, void *ctx)
     struct m_micro *mi = v->p;
     if (!m->cb.borrow_paths)
         free(mi->rel);
+    free(mi->uuid);
     free(mi);
 }
 

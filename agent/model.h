@@ -40,6 +40,10 @@ struct model_callbacks {
      * during the call. Returns 0 or a negative EM_E* (which model_flush() passes on). */
     int (*emit)(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
                 const struct fsio_stat *st);
+    /* The entity `key` (of `type`; ownership taken) no longer exists under that key: its
+     * session's id changed, or its session directory went away. `source` names why. May be
+     * NULL (then nothing is retracted). Returns 0 or a negative EM_E*. */
+    int (*retract)(void *ctx, enum event_type type, cJSON *key, const char *source);
     /* Reads and parses the file `rel` (relative to the root) again. Returns a document
      * you own, or NULL when it is gone or unparseable now (the entity is then skipped
      * until the file changes again). */
@@ -72,6 +76,19 @@ struct model *model_new(const char *root, const struct model_callbacks *cb);
  * error. */
 int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
                const struct fsio_stat *st);
+
+/* The session directory `dir` (relative to the root) is gone: every entity it gave is
+ * retracted and forgotten, so that a directory made again at that path is read afresh.
+ * Returns 1 when `dir` was a session directory, 0 when not, or a negative EM_E*. */
+int model_forget_dir(struct model *m, const char *dir);
+
+/* The file `rel` of `kind` stays unreadable (incomplete for good): what it said is
+ * withdrawn, so the entities become what scan gives for a tree where the file cannot be
+ * parsed. For a square's .dm: its metadata, hole targets (a hole known only from it is
+ * retracted) and exposure map; for an EpuSession.dm: the whole session directory, read
+ * again once the file parses. Other kinds keep their last version. Returns 0 or a
+ * negative EM_E*. */
+int model_withdraw(struct model *m, const char *rel, enum epu_kind kind);
 
 /* Rebuilds every entity that may have changed and hands each to the sink, parents
  * before children. Returns 0 or the first error. */

@@ -107,6 +107,13 @@ struct watch {
     /* directories that could not be read: reported once, retried by the check */
     char **unreadable;
     size_t nunreadable, unreadable_cap;
+    /* documents found incomplete, and since when (ms): withdrawn by the check when they
+     * stay so for --incomplete-after */
+    struct waiting {
+        char *path;
+        uint64_t since_ms;
+    } * waiting;
+    size_t nwaiting, waiting_cap;
     uv_signal_t sig_term, sig_int, sig_hup;
     bool walking;
     bool stopping;
@@ -185,27 +192,76 @@ static int obuf_put(struct watch *w, const char *s, size_t n, uint64_t seq)
     return 0;
 }
 
-static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
-                   const struct fsio_stat *st)
+/* The journal's name for an entity: a hash of its type and key. */
+static int key_hash(enum event_type type, const cJSON *key, uint64_t *out)
 {
-    struct wroot *r = ctx;
-    struct watch *w = r->w;
     char *k = key ? cJSON_PrintUnformatted(key) : NULL;
-    char *d = data ? cJSON_PrintUnformatted(data) : NULL;
-    if (!k || !d) {
-        cJSON_free(k);
-        cJSON_free(d);
-        cJSON_Delete(key);
-        cJSON_Delete(data);
+    if (!k)
         return -EM_ENOMEM;
-    }
     struct hash64 h;
     hash64_init(&h);
     const char *tn = event_type_name(type);
     hash64_update(&h, tn, strlen(tn) + 1);
     hash64_update(&h, k, strlen(k));
-    uint64_t kh = hash64_final(&h), dh = hash64_str(d);
+    *out = hash64_final(&h);
     cJSON_free(k);
+    return 0;
+}
+
+/* Journals and queues one event line with the next seq. */
+static int put_event(struct watch *w, enum event_type type, uint64_t seq, uint64_t kh, uint64_t dh,
+                     char *line)
+{
+    int rc = journal_event(&w->j, seq, kh, dh, line);
+    if (rc == 0)
+        rc = obuf_put(w, line, strlen(line), seq);
+    cJSON_free(line);
+    if (rc < 0)
+        return rc;
+    w->obuf_last_seq = seq;
+    w->events[type]++;
+    w->events_total++;
+    return 0;
+}
+
+/* An entity that no longer exists under its key: a `delete` event, once. */
+static int on_retract(void *ctx, enum event_type type, cJSON *key, const char *source)
+{
+    struct wroot *r = ctx;
+    struct watch *w = r->w;
+    uint64_t kh;
+    if (key_hash(type, key, &kh) < 0) {
+        cJSON_Delete(key);
+        return -EM_ENOMEM;
+    }
+    if (!journal_entity_live(&w->j, kh)) {
+        cJSON_Delete(key); /* never emitted, or deleted already */
+        return 0;
+    }
+    uint64_t seq = w->j.last_seq + 1;
+    char *line = event_format_delete(w->opt->agent, seq, type, key, source);
+    if (!line)
+        return -EM_ENOMEM;
+    int rc = put_event(w, type, seq, kh, 0, line);
+    if (rc == 0 && w->olen >= OUT_FLUSH)
+        rc = commit_output(w);
+    return rc;
+}
+
+static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
+                   const struct fsio_stat *st)
+{
+    struct wroot *r = ctx;
+    struct watch *w = r->w;
+    char *d = data ? cJSON_PrintUnformatted(data) : NULL;
+    uint64_t kh;
+    if (!d || key_hash(type, key, &kh) < 0) {
+        cJSON_free(d);
+        cJSON_Delete(key);
+        cJSON_Delete(data);
+        return -EM_ENOMEM;
+    }
+    uint64_t dh = hash64_str(d);
     cJSON_free(d);
     if (journal_entity_same(&w->j, kh, dh)) {
         cJSON_Delete(key);
@@ -220,15 +276,9 @@ static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, con
         cJSON_free(line);
         return 0;
     }
-    int rc = journal_event(&w->j, seq, kh, dh, line);
-    if (rc == 0)
-        rc = obuf_put(w, line, strlen(line), seq);
-    cJSON_free(line);
+    int rc = put_event(w, type, seq, kh, dh, line);
     if (rc < 0)
         return rc;
-    w->obuf_last_seq = seq;
-    w->events[type]++;
-    w->events_total++;
     if (!w->walking && st) {
         uv_timeval64_t now;
         uv_gettimeofday(&now);
@@ -404,6 +454,60 @@ static struct wroot *root_of(struct watch *w, const char *path)
     return NULL;
 }
 
+/* Remembers since when `path` has been an incomplete document (once per version). */
+static void note_waiting(struct watch *w, const char *path)
+{
+    if (w->opt->incomplete_s <= 0)
+        return;
+    uint64_t now = uv_hrtime() / 1000000u;
+    for (size_t i = 0; i < w->nwaiting; i++) {
+        if (strcmp(w->waiting[i].path, path) == 0) {
+            w->waiting[i].since_ms = now; /* changed, still incomplete: the clock restarts */
+            return;
+        }
+    }
+    if (w->nwaiting == w->waiting_cap) {
+        size_t cap = w->waiting_cap ? w->waiting_cap * 2 : 16;
+        struct waiting *v = realloc(w->waiting, cap * sizeof(*v));
+        if (!v)
+            return; /* then it is not withdrawn: the last complete version stays */
+        w->waiting = v;
+        w->waiting_cap = cap;
+    }
+    char *copy = strdup(path);
+    if (copy)
+        w->waiting[w->nwaiting++] = (struct waiting){copy, now};
+}
+
+/* Documents incomplete for longer than --incomplete-after are taken as unreadable, as
+ * scan takes them: what their last complete version said is withdrawn. */
+static void check_waiting(struct watch *w)
+{
+    uint64_t now = uv_hrtime() / 1000000u, limit = (uint64_t)(w->opt->incomplete_s * 1000);
+    for (size_t i = 0; i < w->nwaiting && !w->stopping;) {
+        struct waiting *x = &w->waiting[i];
+        const struct journal_file *f = journal_file_find(&w->j, x->path);
+        bool still = f && f->state == JFILE_WAITING;
+        if (still && now - x->since_ms < limit) {
+            i++;
+            continue;
+        }
+        struct wroot *r = still ? root_of(w, x->path) : NULL;
+        if (r) {
+            enum epu_kind kind = epu_classify_path(x->path);
+            em_log(EM_LOG_WARN,
+                   "%s: still an incomplete document after %.0f s: taken as unreadable, as scan "
+                   "takes it (what its last complete version said is withdrawn)",
+                   x->path, w->opt->incomplete_s);
+            int rc = model_withdraw(r->model, x->path + r->len + 1, kind);
+            if (rc < 0)
+                fail(w, 1, x->path, rc);
+        }
+        free(x->path);
+        *x = w->waiting[--w->nwaiting];
+    }
+}
+
 /* How a file came to be looked at. A walk or an event skips a file whose size and mtime
  * are those of the version processed (an event often follows a version already read: the
  * close after the root element ended); a forced look hands it to the model even if its
@@ -480,8 +584,10 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     if (rc == -EM_ETRUNCATED) {
         /* Not written to the end yet: wait for the next change, parse it from the start. */
         em_log(EM_LOG_DEBUG, "%s: incomplete document, waiting", path);
-        if (!(f->state == JFILE_WAITING && same_version(f, &st)))
+        if (!(f->state == JFILE_WAITING && same_version(f, &st))) {
             w->files_waiting++;
+            note_waiting(w, path);
+        }
         note_file(w, f, &st, JFILE_WAITING, hash);
         partial_drop(w, pt);
         return;
@@ -720,9 +826,11 @@ static void walk_all(struct watch *w)
     }
 }
 
-/* The periodic check: roots still there, and unreadable directories readable now. */
+/* The periodic check: roots still there, unreadable directories readable now, documents
+ * incomplete for too long. */
 static void check(struct watch *w)
 {
+    check_waiting(w);
     for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
         bool back;
         if (root_present(w, &w->roots[i], &back) && back)
@@ -825,6 +933,20 @@ static void on_dir_attrib(void *ctx, const char *path)
 static void on_gone(void *ctx, const char *path)
 {
     struct watch *w = ctx;
+    /* A session directory deleted: its entities go (delete events), and one made again
+     * at that path is read afresh, as scan of the tree would read it. */
+    struct wroot *sr = w->stopping ? NULL : root_of(w, path);
+    if (sr && strlen(path) > sr->len) {
+        int rc = model_forget_dir(sr->model, path + sr->len + 1);
+        if (rc > 0) {
+            em_log(EM_LOG_WARN, "%s: the session directory was deleted: its entities are deleted",
+                   path);
+            journal_files_unsee(&w->j, path);
+            rc = flush_models(w);
+        }
+        if (rc < 0)
+            fail(w, 1, path, rc);
+    }
     for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
         bool back;
         if (strcmp(w->roots[i].path, path) == 0 && root_present(w, &w->roots[i], &back) && back)
@@ -1153,7 +1275,7 @@ static int open_roots(struct watch *w)
         r->len = len;
         r->dev = st.dev;
         r->ino = st.ino;
-        struct model_callbacks cb = {on_emit, on_load, on_rescan, r, true};
+        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan, r, true};
         r->model = model_new(real, &cb);
         if (!r->model)
             return -EM_ENOMEM;
@@ -1188,6 +1310,9 @@ static void free_all(struct watch *w)
     for (size_t i = 0; i < w->nunreadable; i++)
         free(w->unreadable[i]);
     free(w->unreadable);
+    for (size_t i = 0; i < w->nwaiting; i++)
+        free(w->waiting[i].path);
+    free(w->waiting);
     fsio_buf_free(&w->rbuf);
     free(w->obuf);
 }

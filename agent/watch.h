@@ -33,6 +33,7 @@ struct watch_options {
     double drain_s;                /* on stop, wait this long for the bus to confirm */
     double check_s;                /* > 0: check roots and retry unreadable directories */
     bool exit_on_root_loss;        /* a root deleted or renamed ends the run with status 1 */
+    double incomplete_s;           /* > 0: a document incomplete this long counts as unreadable */
 };
 
 /* Runs until stopped. Returns 0 (stopped by a signal, or exit_idle), 1 when the output,

@@ -131,7 +131,7 @@ static struct epu_doc *on_load(void *ctx, const char *rel, enum epu_kind kind, s
 
 static struct model *new_model(struct folded *f)
 {
-    struct model_callbacks cb = {on_emit, on_load, NULL, f, false};
+    struct model_callbacks cb = {on_emit, NULL, on_load, NULL, f, false};
     struct model *m = model_new(VISIT, &cb);
     assert_non_null(m);
     return m;

@@ -23,6 +23,12 @@
 #               while it is full, and once there is room the events of all runs fold to scan
 #   bigevent    a session file whose event would be over 8 MiB (the most a consumer takes):
 #               scan and watch refuse that event, say why, and emit everything else
+#   agree       watch and scan agree, with watch running while: a square's .dm or the
+#               EpuSession.dm is left empty or cut short for good (and then put back), a
+#               session directory is copied elsewhere in the tree (after or before it in
+#               tree order, then the copy deleted), a session id changes in place, a
+#               session directory is deleted, or deleted and made again (whole, partly,
+#               with another id)
 #   follow      the embedded recipe, `watch --out FILE` and `ingest --follow FILE`, while a
 #               session is written: ingest killed with SIGKILL and restarted, the agent
 #               killed and restarted, FILE rotated (rename + SIGHUP), ingest restarted while
@@ -79,6 +85,7 @@ wait_equal() {
     local i
     "$AGENT" scan --agent e2e "$3" >"$TMP/$1.want" 2>/dev/null
     for i in $(seq 1 $(($4 * 10))); do
+        [ $((i % 10)) -eq 0 ] && "$AGENT" scan --agent e2e "$3" >"$TMP/$1.want" 2>/dev/null
         $FOLD compare "$TMP/$1.want" "$2" >/dev/null 2>&1 && return 0
         sleep 0.1
     done
@@ -345,6 +352,47 @@ EOF
     grep -q 'mini\\\\xe9\\\\xff_EPU' "$TMP/scan.jsonl" && ok "the name is written as \\xe9\\xff" || bad "no \\xHH escape in: $(grep -m1 -o '"path":"[^"]*' "$TMP/scan.jsonl")"
     compare_scan watch "$TMP/watch.jsonl" "$TMP/v"
     "$BACKEND" ingest "$TMP/scan.jsonl" --store "sqlite:$TMP/store.db" 2>"$TMP/ingest.err" && ok "the store takes every event" || bad "ingest: $(cat "$TMP/ingest.err")"
+    ;;
+agree)
+    for sub in dm-empty dm-half dm-back session-empty session-back copy-after copy-before \
+        copy-deleted id-change dir-deleted dir-again dir-again-part dir-again-newid; do
+        W="$TMP/$sub"
+        mkdir -p "$W/v"
+        "$AGENT" watch --agent e2e --state-dir "$W/state" --check 0.3 --incomplete-after 1 \
+            -o "$W/w.jsonl" "$W/v" 2>"$W/err" &
+        APID=$!
+        PIDS+=("$APID")
+        sleep 0.3
+        cp -r "$ROOT/testdata/visit-mini/"* "$W/v/"
+        S=$(find "$W/v" -maxdepth 1 -name 'Supervisor_*_mini_EPU')
+        DM=$(find "$S/Metadata" -name '*.dm' | sort | head -1)
+        wait_equal "$sub-start" "$W/w.jsonl" "$W/v" 10 || bad "$sub: first walk"
+        case $sub in
+        dm-empty) : >"$DM" ;;
+        dm-half) head -c 300 "$DM" >"$W/x" && cat "$W/x" >"$DM" ;;
+        dm-back) cp "$DM" "$W/x" && : >"$DM" && sleep 2 && cat "$W/x" >"$DM" ;;
+        session-empty) : >"$S/EpuSession.dm" ;;
+        session-back) cp "$S/EpuSession.dm" "$W/x" && : >"$S/EpuSession.dm" && sleep 2 && cat "$W/x" >"$S/EpuSession.dm" ;;
+        copy-after) cp -r "$S" "$W/v/copy_of_session" ;;
+        copy-before) cp -r "$S" "$W/v/A_copy" ;;
+        copy-deleted) cp -r "$S" "$W/v/A_copy" && sleep 0.8 && rm -rf "$W/v/A_copy" ;;
+        id-change) sed -i "0,/>800001</s//>800777</" "$S/EpuSession.dm" ;;
+        dir-deleted) rm -rf "$S" ;;
+        dir-again) cp -r "$S" "$W/keep" && rm -rf "$S" && sleep 0.5 && cp -r "$W/keep" "$S" ;;
+        dir-again-part) cp -r "$S" "$W/keep" && rm -rf "$S" && sleep 0.5 && mkdir "$S" &&
+            cp "$W/keep/EpuSession.dm" "$S/" && cp -r "$W/keep/Metadata" "$S/" ;;
+        dir-again-newid) cp -r "$S" "$W/keep" && rm -rf "$S" && sleep 0.5 && cp -r "$W/keep" "$S" &&
+            sed -i "0,/>800001</s//>800777</" "$S/EpuSession.dm" ;;
+        esac
+        if wait_equal "$sub" "$W/w.jsonl" "$W/v" 8; then ok "$sub: watch folds to scan of the final tree"; else
+            bad "$sub: $($FOLD compare "$TMP/$sub.want" "$W/w.jsonl" 2>&1 | tail -2)"; fi
+        stop_agent "$APID" || bad "$sub: exit status $?"
+        $FOLD check "$W/w.jsonl" >/dev/null || bad "$sub: stream check: $($FOLD check "$W/w.jsonl" | tail -3)"
+        case $sub in
+        id-change | dir-deleted | dir-again-part | dir-again-newid | dm-empty)
+            grep -q '"op":"delete"' "$W/w.jsonl" && ok "$sub: with delete events" || bad "$sub: no delete event" ;;
+        esac
+    done
     ;;
 follow | followfull)
     DEST="$TMP/dest"

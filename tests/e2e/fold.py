@@ -6,7 +6,7 @@
     fold.py compare A B             the folded entities of A and B are equal
     fold.py counts EVENTS           entities per type, as JSON
 
-Folding keeps each entity's last data, keyed by (type, key). Exit 0 when the check or
+Folding keeps each entity's last data, keyed by (type, key); a delete removes it. Exit 0 when the check or
 comparison holds, 1 with a report when it does not.
 """
 import json
@@ -28,9 +28,13 @@ def key_of(ev):
 
 
 def fold(events):
+    """Each entity's last data; an entity whose last event is a delete is gone."""
     state = {}
     for ev in events:
-        state[key_of(ev)] = ev["data"]
+        if ev.get("op") == "delete":
+            state.pop(key_of(ev), None)
+        else:
+            state[key_of(ev)] = ev["data"]
     return state
 
 
