@@ -650,6 +650,20 @@ static struct m_session *owner_of(const struct m_dirty *d)
     }
 }
 
+/* Frees the squares, holes and micrographs of `s`, leaving its maps empty. */
+static void free_parts(struct model *m, struct m_session *s)
+{
+    hmap_each(&s->squares, free_square, NULL);
+    hmap_each(&s->holes, free_hole, m);
+    hmap_each(&s->micros, free_micro, m);
+    hmap_free(&s->squares);
+    hmap_free(&s->holes);
+    hmap_free(&s->micros);
+    memset(&s->squares, 0, sizeof(s->squares));
+    memset(&s->holes, 0, sizeof(s->holes));
+    memset(&s->micros, 0, sizeof(s->micros));
+}
+
 /* Forgets everything of the session directory `s` but its path. */
 static void session_reset(struct model *m, struct m_session *s)
 {
@@ -661,15 +675,7 @@ static void session_reset(struct model *m, struct m_session *s)
     m->nsquares -= s->squares.count;
     m->nholes -= s->holes.count;
     m->nmicros -= s->micros.count;
-    hmap_each(&s->squares, free_square, NULL);
-    hmap_each(&s->holes, free_hole, m);
-    hmap_each(&s->micros, free_micro, m);
-    hmap_free(&s->squares);
-    hmap_free(&s->holes);
-    hmap_free(&s->micros);
-    memset(&s->squares, 0, sizeof(s->squares));
-    memset(&s->holes, 0, sizeof(s->holes));
-    memset(&s->micros, 0, sizeof(s->micros));
+    free_parts(m, s);
     m->held -= s->held;
     s->held = 0;
     epu_doc_free(s->doc);
@@ -1269,12 +1275,7 @@ void model_free(struct model *m)
         return;
     for (size_t i = 0; i < m->nsessions; i++) {
         struct m_session *s = m->sessions[i];
-        hmap_each(&s->squares, free_square, NULL);
-        hmap_each(&s->holes, free_hole, m);
-        hmap_each(&s->micros, free_micro, m);
-        hmap_free(&s->squares);
-        hmap_free(&s->holes);
-        hmap_free(&s->micros);
+        free_parts(m, s);
         epu_doc_free(s->doc);
         free(s->dir);
         free(s->dm_rel);
