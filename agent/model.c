@@ -91,6 +91,8 @@ struct m_session {
     bool dirty;
     bool overflowed; /* parts were dropped: rescan once the id is known */
     bool dup;        /* another directory earlier in the tree holds the same session id */
+    bool seen_id;    /* dev and ino hold the directory's identity, as last checked */
+    uint64_t dev, ino;
 };
 
 enum m_type { M_SQUARE, M_HOLE, M_MICRO };
@@ -764,6 +766,43 @@ static int resolve_owner(struct model *m, int64_t id)
         mark_session_all(m, owner);
     }
     return 0;
+}
+
+int model_forget_missing(struct model *m,
+                         int (*identify)(void *ctx, const char *dir, uint64_t *dev, uint64_t *ino),
+                         void *ctx)
+{
+    int n = 0;
+    for (size_t i = 0; i < m->nsessions; i++) {
+        struct m_session *s = m->sessions[i];
+        bool has = s->doc || s->squares.count || s->holes.count || s->micros.count;
+        uint64_t dev = 0, ino = 0;
+        int known = identify(ctx, s->dir, &dev, &ino);
+        if (known < 0)
+            continue;
+        bool there = known > 0;
+        if (there && (!s->seen_id || (dev == s->dev && ino == s->ino))) {
+            s->seen_id = true;
+            s->dev = dev;
+            s->ino = ino;
+            continue;
+        }
+        if (!has && there) { /* nothing to forget: remember the new directory */
+            s->dev = dev;
+            s->ino = ino;
+            continue;
+        }
+        int rc = model_forget_dir(m, s->dir);
+        if (rc < 0)
+            return rc;
+        n++;
+        s->seen_id = there;
+        s->dev = dev;
+        s->ino = ino;
+        if (there && m->cb.rescan)
+            m->cb.rescan(m->cb.ctx, s->dir);
+    }
+    return n;
 }
 
 static int on_session(struct model *m, const char *rel, struct epu_doc *doc,

@@ -23,6 +23,7 @@
 #ifndef EM_MODEL_H
 #define EM_MODEL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -81,6 +82,16 @@ int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_
  * retracted and forgotten, so that a directory made again at that path is read afresh.
  * Returns 1 when `dir` was a session directory, 0 when not, or a negative EM_E*. */
 int model_forget_dir(struct model *m, const char *dir);
+
+/* Forgets (as model_forget_dir()) every session directory that `identify` says is gone
+ * (returns 0; 1 when there, with its identity; -1 when it cannot tell) or is another directory than
+ * the one first seen there (device and inode differ: deleted and made again between two looks); one
+ * made again is handed to `rescan` to be read afresh. The periodic check's way to see what no watch
+ * event tells (polling, the portable backend, a quick delete and copy). Returns the number
+ * forgotten, or a negative EM_E*. */
+int model_forget_missing(struct model *m,
+                         int (*identify)(void *ctx, const char *dir, uint64_t *dev, uint64_t *ino),
+                         void *ctx);
 
 /* The file `rel` of `kind` stays unreadable (incomplete for good): what it said is
  * withdrawn, so the entities become what scan gives for a tree where the file cannot be

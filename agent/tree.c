@@ -283,11 +283,32 @@ static int note_dir(struct tree *t, const char *rel, const char *name)
     return 0;
 }
 
-static int walk(struct tree *t, const char *rel, unsigned depth)
+/* The directories on the way down, by identity: a directory that is its own ancestor (a
+ * bind mount of a tree into itself) is not walked again, so a walk always ends. */
+struct ancestry {
+    uint64_t dev[TREE_MAX_DEPTH], ino[TREE_MAX_DEPTH];
+};
+
+static int walk(struct tree *t, const char *rel, unsigned depth, struct ancestry *up)
 {
     char *abs = tree_abs(t, rel);
     if (!abs)
         return -EM_ENOMEM;
+    struct fsio_stat dst;
+    if (fsio_stat(abs, &dst) == 0) {
+        for (unsigned i = 0; i < depth; i++) {
+            if (up->dev[i] == dst.dev && up->ino[i] == dst.ino) {
+                em_log(EM_LOG_WARN,
+                       "%s: the same directory as one above it (a bind mount?): "
+                       "not walked again",
+                       rel);
+                free(abs);
+                return 0;
+            }
+        }
+        up->dev[depth] = dst.dev;
+        up->ino[depth] = dst.ino;
+    }
     struct fsio_entry *e;
     size_t n;
     int rc = fsio_list(abs, &e, &n);
@@ -308,7 +329,7 @@ static int walk(struct tree *t, const char *rel, unsigned depth)
         if (e[i].type == FSIO_DIR) {
             rc = note_dir(t, child, e[i].name);
             if (rc == 0 && depth + 1 < TREE_MAX_DEPTH)
-                rc = walk(t, child, depth + 1);
+                rc = walk(t, child, depth + 1, up);
             else if (rc == 0)
                 em_log(EM_LOG_WARN, "%s: deeper than %d levels (not walked)", child,
                        TREE_MAX_DEPTH);
@@ -341,7 +362,9 @@ int tree_scan(const char *root, struct tree *t)
     t->root = strdup(root);
     if (!t->root)
         return -EM_ENOMEM;
-    rc = walk(t, ".", 0);
+    struct ancestry up;
+    memset(&up, 0, sizeof(up));
+    rc = walk(t, ".", 0, &up);
     if (rc < 0) {
         tree_free(t);
         return rc;

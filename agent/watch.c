@@ -317,7 +317,9 @@ static void on_rescan(void *ctx, const char *session_dir)
     struct wroot *r = ctx;
     char *path = strcmp(session_dir, ".") == 0 ? strdup(r->path) : fsio_join(r->path, session_dir);
     if (path) {
-        em_log(EM_LOG_INFO, "%s: reading again now that its session id is known", path);
+        em_log(EM_LOG_INFO, "%s: reading the session directory again", path);
+        /* Files that come later are read too, even when unchanged in size and time. */
+        journal_files_unsee(&r->w->j, path);
         walk_dir(r->w, r, path, true);
     }
     free(path);
@@ -637,6 +639,7 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
 struct walk {
     struct walk_file *v;
     size_t n, cap;
+    uint64_t dev[WALK_MAX_DEPTH], ino[WALK_MAX_DEPTH]; /* the directories on the way down */
 };
 
 /* Reports a directory that cannot be watched or listed, once, and keeps it for the
@@ -665,6 +668,22 @@ static int note_unreadable(struct watch *w, const char *dir, int rc)
 
 static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct walk *out)
 {
+    /* A directory that is its own ancestor (a bind mount of the tree into itself) is not
+     * walked again, so a walk always ends. */
+    struct fsio_stat dst;
+    if (fsio_stat(dir, &dst) == 0) {
+        for (unsigned i = 0; i < depth; i++) {
+            if (out->dev[i] == dst.dev && out->ino[i] == dst.ino) {
+                em_log(EM_LOG_WARN,
+                       "%s: the same directory as one above it (a bind mount?): "
+                       "not walked again",
+                       dir);
+                return 0;
+            }
+        }
+        out->dev[depth] = dst.dev;
+        out->ino[depth] = dst.ino;
+    }
     if (w->watcher) {
         int rc = watcher_add(w->watcher, dir);
         if (rc == -EM_ENOENT)
@@ -828,9 +847,41 @@ static void walk_all(struct watch *w)
 
 /* The periodic check: roots still there, unreadable directories readable now, documents
  * incomplete for too long. */
+static int session_dir_identity(void *ctx, const char *dir, uint64_t *dev, uint64_t *ino)
+{
+    const struct wroot *r = ctx;
+    char *path = strcmp(dir, ".") == 0 ? strdup(r->path) : fsio_join(r->path, dir);
+    struct fsio_stat st;
+    int rc = path ? fsio_stat(path, &st) : -EM_ENOMEM;
+    int known = rc == 0 && st.type == FSIO_DIR ? 1 : rc == 0 || rc == -EM_ENOENT ? 0 : -1;
+    if (known == 1) {
+        *dev = st.dev;
+        *ino = st.ino;
+    } else if (known == 0) {
+        /* Gone: one made again there later is read afresh, whatever its files' times. */
+        journal_files_unsee(&r->w->j, path);
+    }
+    free(path);
+    return known;
+}
+
 static void check(struct watch *w)
 {
     check_waiting(w);
+    /* Session directories deleted without a watch event saying so. */
+    for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
+        struct wroot *r = &w->roots[i];
+        if (r->lost)
+            continue;
+        int n = model_forget_missing(r->model, session_dir_identity, r);
+        if (n > 0)
+            em_log(EM_LOG_WARN,
+                   "%s: %d session director%s deleted (or made again): their entities are "
+                   "deleted, and what is there now is read afresh",
+                   r->path, n, n == 1 ? "y was" : "ies were");
+        if (n < 0)
+            fail(w, 1, r->path, n);
+    }
     for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
         bool back;
         if (root_present(w, &w->roots[i], &back) && back)

@@ -28,6 +28,7 @@ struct fsw {
     uv_fs_event_t h;
     struct watcher *w;
     char *path;
+    uint64_t dev, ino; /* the directory watched: another one at the path needs a new start */
 };
 
 /* A file that changed and has not yet been quiet for settle_ms. */
@@ -43,7 +44,7 @@ struct watcher {
     unsigned settle_ms;
     struct fsw **handles;
     size_t nhandles, cap;
-    struct hmap dirs; /* path hash -> 1: directories watched */
+    struct hmap dirs; /* path hash -> struct fsw *: directories watched */
     struct pending *pend;
     size_t npend, pend_cap;
     struct hmap pend_index; /* path hash -> index in pend + 1 */
@@ -210,8 +211,25 @@ int watcher_add(struct watcher *w, const char *path)
     struct hmap_entry *e = hmap_upsert(&w->dirs, hash64_str(path), NULL, NULL, &added);
     if (!e)
         return -EM_ENOMEM;
-    if (!added)
-        return 0; /* (a hash collision only costs a missing handle, which rescans cover) */
+    struct fsio_stat st;
+    bool known = fsio_stat(path, &st) == 0;
+    if (!added) {
+        /* A directory deleted and made again at the path: the old handle watches a
+         * directory that is gone, so start it again on the new one. (A hash collision only
+         * costs a missing handle, which rescans cover.) */
+        struct fsw *old = e->v.p;
+        if (old && known && (old->dev != st.dev || old->ino != st.ino) &&
+            strcmp(old->path, path) == 0) {
+            uv_fs_event_stop(&old->h);
+            int rc =
+                uv_fs_event_start(&old->h, on_event, path, RECURSIVE ? UV_FS_EVENT_RECURSIVE : 0);
+            if (rc < 0)
+                return rc == UV_ENOENT || rc == UV_ENOTDIR ? -EM_ENOENT : fsio_error(rc);
+            old->dev = st.dev;
+            old->ino = st.ino;
+        }
+        return 0;
+    }
     struct fsw *f = calloc(1, sizeof(*f));
     if (!f || !(f->path = strdup(path))) {
         free(f);
@@ -219,6 +237,8 @@ int watcher_add(struct watcher *w, const char *path)
     }
     f->w = w;
     f->h.data = f;
+    f->dev = known ? st.dev : 0;
+    f->ino = known ? st.ino : 0;
     uv_fs_event_init(w->loop, &f->h);
     int rc = uv_fs_event_start(&f->h, on_event, path, RECURSIVE ? UV_FS_EVENT_RECURSIVE : 0);
     if (rc < 0) {
@@ -245,7 +265,7 @@ int watcher_add(struct watcher *w, const char *path)
     }
     w->handles[w->nhandles++] = f;
     w->open_handles++;
-    e->v.u = 1;
+    e->v.p = f;
     return 0;
 }
 

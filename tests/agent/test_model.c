@@ -109,6 +109,28 @@ static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, con
     return 0;
 }
 
+/* A delete: the entity leaves the folded state (and counts as an event of the batch). */
+static int on_retract(void *ctx, enum event_type type, cJSON *key, const char *source)
+{
+    (void)source;
+    struct folded *f = ctx;
+    char *k = key_string(event_type_name(type), key);
+    cJSON_Delete(key);
+    bool found = false;
+    for (size_t i = 0; i < f->n && !found; i++) {
+        if (strcmp(f->key[i], k) == 0) {
+            free(f->key[i]);
+            free(f->data[i]);
+            f->key[i] = f->key[--f->n];
+            f->data[i] = f->data[f->n];
+            found = true;
+        }
+    }
+    f->events++;
+    free(k);
+    return found ? 0 : -EM_ESTATE; /* a delete of what was never emitted is a bug */
+}
+
 static struct epu_doc *load_rel(const char *rel, enum epu_kind kind, struct fsio_stat *st)
 {
     char *path = tu_path(VISIT, rel);
@@ -350,6 +372,86 @@ static void test_model__unparseable_square_file_still_makes_the_square(void **st
     fold_free(&got);
 }
 
+static struct model *new_model_retracting(struct folded *f)
+{
+    struct model_callbacks cb = {on_emit, on_retract, on_load, NULL, f, false};
+    struct model *m = model_new(VISIT, &cb);
+    assert_non_null(m);
+    return m;
+}
+
+static void feed_all(struct model *m, const char *except)
+{
+    char **files;
+    size_t n = visit_files(&files);
+    for (size_t i = 0; i < n; i++) {
+        if (!except || strcmp(files[i], except) != 0)
+            feed(m, files[i]);
+        free(files[i]);
+    }
+    free(files);
+    assert_int_equal(model_flush(m), 0);
+}
+
+/* A session directory that goes takes every entity it gave with it (one delete each), and
+ * the model forgets it. */
+static void test_model__forgotten_directory_retracts_its_entities(void **state)
+{
+    (void)state;
+    struct folded got = {0};
+    struct model *m = new_model_retracting(&got);
+    feed_all(m, NULL);
+    assert_int_equal(got.n, 13);
+    size_t before = got.events;
+    assert_int_equal(model_forget_dir(m, "no/such/dir"), 0);
+    assert_int_equal(model_forget_dir(m, S1), 1);
+    assert_int_equal(model_flush(m), 0);
+    assert_int_equal(got.n, 1); /* the atlas is not the directory's */
+    assert_non_null(strstr(got.key[0], "atlas "));
+    assert_int_equal(got.events - before, 12);
+    struct model_stats st;
+    model_stats(m, &st);
+    assert_int_equal(st.squares + st.holes + st.micrographs, 2); /* the aborted session's */
+    /* Made again: read afresh, the same entities as before. */
+    feed_all(m, NULL);
+    struct folded want = {0};
+    scan_fold(&want);
+    assert_same_entities(&want, &got);
+    fold_free(&want);
+    model_free(m);
+    fold_free(&got);
+}
+
+/* A square's .dm withdrawn (incomplete for good) leaves the entities a model gives when
+ * that .dm exists but cannot be parsed, which is what scan gives for such a tree. */
+static void test_model__withdrawn_dm_equals_an_unparseable_one(void **state)
+{
+    (void)state;
+    const char *dm = S1 "/Metadata/GridSquare_1001.dm";
+    struct folded got = {0}, want = {0};
+    struct model *m = new_model_retracting(&got);
+    feed_all(m, NULL);
+    assert_int_equal(model_withdraw(m, dm, EPU_KIND_GRIDSQUARE_METADATA), 0);
+    assert_int_equal(model_flush(m), 0);
+    struct model *w = new_model_retracting(&want);
+    struct fsio_stat st = {0};
+    assert_int_equal(model_file(w, dm, EPU_KIND_GRIDSQUARE_METADATA, NULL, &st), 0);
+    feed_all(w, dm);
+    assert_true(want.n < 13); /* a hole known only from the .dm is gone */
+    assert_same_entities(&want, &got);
+    /* The .dm back: everything as before. */
+    feed(m, dm);
+    assert_int_equal(model_flush(m), 0);
+    struct folded all = {0};
+    scan_fold(&all);
+    assert_same_entities(&all, &got);
+    fold_free(&all);
+    model_free(w);
+    model_free(m);
+    fold_free(&want);
+    fold_free(&got);
+}
+
 int main(void)
 {
     epu_init();
@@ -358,6 +460,8 @@ int main(void)
         cmocka_unit_test(test_model__orphans_wait_for_the_session_id),
         cmocka_unit_test(test_model__a_change_re_emits_only_what_it_changes),
         cmocka_unit_test(test_model__unparseable_square_file_still_makes_the_square),
+        cmocka_unit_test(test_model__forgotten_directory_retracts_its_entities),
+        cmocka_unit_test(test_model__withdrawn_dm_equals_an_unparseable_one),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     epu_cleanup();

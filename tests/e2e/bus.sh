@@ -539,6 +539,8 @@ storefull)
     [ "$n_full" -le 2 ] && ok "the failure logged once ($n_full lines), not per retry" || bad "$n_full log lines for one failure"
     grep -q "storing again after" "$TMP/consume.log" && ok "recovery logged" || bad "no recovery line"
     [ "$(rmq_queue_count em.dead)" = 0 ] && ok "em.dead is empty" || bad "em.dead holds $(rmq_queue_count em.dead)"
+    grep -q "sent to em.dead" "$TMP/consume.log" && bad "consume says it dead-lettered events it did not" ||
+        ok "no false 'sent to em.dead' in the log"
     expect_store "$SMALL" "$TMP/visit" "after the disk was full"
     ;;
 pgcrash)

@@ -8,9 +8,10 @@
 # Cases:
 #   bigdm       a native one-line square .dm of 11 MB (2,000 holes x 6 exposures) parses in
 #               scan, validate and watch (libxml2's own 10 MB "Huge input lookup" limit)
-#   hostile     an attribute flood, 16,000 z:Refs to a 1 MB value and two symbolic-link
-#               loops (a -> ., b -> .): scan and watch end promptly, report each, and keep
-#               everything else; SIGTERM is obeyed at once
+#   hostile     an attribute flood, 16,000 z:Refs to a 1 MB value, two symbolic-link
+#               loops (a -> ., b -> .) and the tree bind-mounted into itself: scan and
+#               watch end promptly, report each, and keep everything else; SIGTERM is
+#               obeyed at once
 #   unreadable  as an unprivileged user: a directory without permissions and a path over
 #               4,096 bytes are reported and skipped; the agent keeps watching, and files
 #               written while the directory was unreadable arrive once it can be read
@@ -165,6 +166,12 @@ open(f"{d}/GridSquare_77002.dm", "w").write(
 EOF
     ln -s . "$TMP/v/a"
     ln -s . "$TMP/v/b"
+    # And the tree bind-mounted into itself (root only): found by device and inode.
+    bound=""
+    if [ "$(id -u)" -eq 0 ] && mkdir "$TMP/v/bind" && mount --bind "$TMP/v" "$TMP/v/bind" 2>/dev/null; then
+        bound=1
+        trap 'umount "$TMP/v/bind" 2>/dev/null; cleanup' EXIT
+    fi
     start=$(date +%s%N)
     timeout 60 "$AGENT" scan "$TMP/v" >"$TMP/scan.jsonl" 2>"$TMP/scan.err"
     rc=$?
@@ -172,6 +179,9 @@ EOF
     if [ "$rc" -eq 0 ] && [ "$ms" -lt 20000 ]; then ok "scan ends (exit 0, ${ms} ms)"; else bad "scan: exit $rc after ${ms} ms"; fi
     grep -q "more than 64 attributes" "$TMP/scan.err" && ok "scan reports the attribute flood" || bad "scan: no report of the attribute flood: $(cat "$TMP/scan.err")"
     grep -q "z:Ref elements repeat" "$TMP/scan.err" && ok "scan reports the z:Ref expansion" || bad "scan: no report of the z:Ref expansion"
+    if [ -n "$bound" ]; then
+        grep -q "bind: the same directory as one above it" "$TMP/scan.err" && ok "scan: the bind mount is not walked again" || bad "scan: no report of the bind mount"
+    fi
     n=$($FOLD counts "$TMP/scan.jsonl")
     # The visit's entities, and the two refused squares known only by their file names.
     [ "$n" = '{"atlas": 1, "foilhole": 4, "gridsquare": 5, "micrograph": 4, "session": 1}' ] &&
@@ -183,7 +193,7 @@ EOF
     # Hostile content written while watching: the loop must stay responsive.
     cp "$meta/GridSquare_77002.dm" "$meta/GridSquare_77003.dm"
     # A complete document that keeps growing: reported once, not at every append.
-    mic=$(find "$TMP/v" -path '*Data/*.xml' | head -1)
+    mic=$(find "$TMP/v" -path '*Data/*.xml' 2>/dev/null | head -1)
     cp "$mic" "$TMP/mic.orig"
     for _ in $(seq 50); do printf 'junk' >>"$mic"; sleep 0.04; done
     sleep 0.5
@@ -195,6 +205,9 @@ EOF
     stop_agent "$APID"
     rc=$?
     [ "$rc" -eq 0 ] && ok "watch stops on SIGTERM within 2 s with exit 0" || bad "watch: exit $rc on SIGTERM"
+    if [ -n "$bound" ]; then
+        grep -q "bind: the same directory as one above it" "$TMP/watch.err" && ok "watch: the bind mount is not walked again" || bad "watch: no report of the bind mount"
+    fi
     compare_scan watch "$TMP/watch.jsonl" "$TMP/v"
     ;;
 unreadable)
@@ -448,6 +461,14 @@ follow | followfull)
             bad "the disk never filled: $(tail -3 "$TMP/ingest.log")"
         sleep 2
         kill -0 "$IPID" 2>/dev/null && ok "ingest waits, still running" || bad "ingest exited"
+        # A one-shot ingest into the full store says the events were not stored (not
+        # "unchanged"), and fails.
+        cp "$OUT" "$TMP/copy.jsonl"
+        "$BACKEND" ingest "$TMP/copy.jsonl" --store "$STORE" 2>"$TMP/oneshot.err"
+        st=$?
+        n_fail=$(grep -o '[0-9]* not stored (store error)' "$TMP/oneshot.err" | cut -d' ' -f1)
+        [ "$st" -eq 2 ] && [ "${n_fail:-0}" -gt 0 ] && ok "one-shot ingest into the full store: exit 2, $n_fail not stored" ||
+            bad "one-shot ingest: exit $st: $(tail -1 "$TMP/oneshot.err")"
         mount -o remount,size=64m "$TMP/small"
     fi
     wait "$SPID" || bad "em-synth failed"
