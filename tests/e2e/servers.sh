@@ -54,8 +54,10 @@ rmq_start() {
     RMQ_URL="amqp://guest:guest@127.0.0.1:$RMQ_PORT/%2f"
     local i
     for i in $(seq 1 300); do
-        # The AMQP listener opens last in the boot.
+        # The AMQP listener opens last in the boot; on a loaded machine the broker may still
+        # turn logins away for a moment, so wait for it to say it has started.
         if (exec 3<>"/dev/tcp/127.0.0.1/$RMQ_PORT") 2>/dev/null; then
+            timeout 60 bash -c "$(declare -f _rmq_vars rmq_ctl); RMQ_DIR='$RMQ_DIR' RMQ_PORT='$RMQ_PORT' rmq_ctl -q await_startup" >/dev/null 2>&1 || true
             return 0
         fi
         if ! kill -0 "$RMQ_PID" 2>/dev/null; then
