@@ -846,10 +846,11 @@ static int on_session(struct model *m, const char *rel, struct epu_doc *doc,
     if (set_str(&s->dm_rel, rel) < 0)
         return -EM_ENOMEM;
     s->dirty = true;
+    int64_t new_id = doc->u.session.session_id.v;
     if (first)
         mark_session_all(m, s);
-    rc = resolve_owner(m, doc->u.session.session_id.v);
-    if (rc == 0 && old_id >= 0 && old_id != doc->u.session.session_id.v)
+    rc = resolve_owner(m, new_id);
+    if (rc == 0 && old_id >= 0 && old_id != new_id)
         rc = resolve_owner(m, old_id);
     if (rc < 0)
         return rc;

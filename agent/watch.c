@@ -107,6 +107,9 @@ struct watch {
     /* directories that could not be read: reported once, retried by the check */
     char **unreadable;
     size_t nunreadable, unreadable_cap;
+    /* session directories the model asked to read again, walked at the next flush */
+    char **rescans;
+    size_t nrescans, rescans_cap;
     /* documents found incomplete, and since when (ms): withdrawn by the check when they
      * stay so for --incomplete-after */
     struct waiting {
@@ -311,18 +314,54 @@ static struct epu_doc *on_load(void *ctx, const char *rel, enum epu_kind kind, s
 }
 
 static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool force);
+static struct wroot *root_of(struct watch *w, const char *path);
 
+/* The model asks for a session directory to be read again. It asks from inside its own
+ * work (while it takes in a file), so the walk is queued and done at the next flush, not
+ * here: a walk hands it files, and the model must not be re-entered. */
 static void on_rescan(void *ctx, const char *session_dir)
 {
     struct wroot *r = ctx;
+    struct watch *w = r->w;
     char *path = strcmp(session_dir, ".") == 0 ? strdup(r->path) : fsio_join(r->path, session_dir);
-    if (path) {
-        em_log(EM_LOG_INFO, "%s: reading the session directory again", path);
-        /* Files that come later are read too, even when unchanged in size and time. */
-        journal_files_unsee(&r->w->j, path);
-        walk_dir(r->w, r, path, true);
+    if (!path) {
+        w->rescan_all = true; /* out of memory: the next batch walks everything */
+        return;
     }
-    free(path);
+    for (size_t i = 0; i < w->nrescans; i++) {
+        if (strcmp(w->rescans[i], path) == 0) {
+            free(path);
+            return;
+        }
+    }
+    if (w->nrescans == w->rescans_cap) {
+        size_t cap = w->rescans_cap ? w->rescans_cap * 2 : 8;
+        char **v = realloc(w->rescans, cap * sizeof(*v));
+        if (!v) {
+            free(path);
+            w->rescan_all = true;
+            return;
+        }
+        w->rescans = v;
+        w->rescans_cap = cap;
+    }
+    w->rescans[w->nrescans++] = path;
+}
+
+/* Walks the session directories the model asked to read again. */
+static void drain_rescans(struct watch *w)
+{
+    while (w->nrescans > 0 && !w->stopping) {
+        char *path = w->rescans[--w->nrescans];
+        struct wroot *r = root_of(w, path);
+        if (r) {
+            em_log(EM_LOG_INFO, "%s: reading the session directory again", path);
+            /* Files that come later are read too, even when unchanged in size and time. */
+            journal_files_unsee(&w->j, path);
+            walk_dir(w, r, path, true);
+        }
+        free(path);
+    }
 }
 
 /* ---- errors ---- */
@@ -760,6 +799,7 @@ static int cmp_walk_file(const void *a, const void *b)
 
 static int flush_models(struct watch *w)
 {
+    drain_rescans(w);
     for (size_t i = 0; i < w->nroots; i++) {
         int rc = model_flush(w->roots[i].model);
         if (rc < 0) {
@@ -1364,6 +1404,9 @@ static void free_all(struct watch *w)
     for (size_t i = 0; i < w->nwaiting; i++)
         free(w->waiting[i].path);
     free(w->waiting);
+    for (size_t i = 0; i < w->nrescans; i++)
+        free(w->rescans[i]);
+    free(w->rescans);
     fsio_buf_free(&w->rbuf);
     free(w->obuf);
 }
