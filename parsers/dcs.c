@@ -496,39 +496,43 @@ static void note_bytes(struct dcs_reader *r, const unsigned char *p, size_t len)
  * in a tag is one attribute or namespace declaration). Comments, processing instructions
  * and declarations are skipped to their '>' — a hostile one can only make the count
  * larger, never hide a tag. Linear in the input and resumable across chunks. */
+static const unsigned char tag_special[256] = {['"'] = 1, ['\''] = 1, ['='] = 1, ['>'] = 1};
+
 static int count_attrs(struct dcs_reader *r, const unsigned char *p, size_t len)
 {
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = p[i];
-        switch (r->scan) {
-        case SCAN_TEXT:
-            if (c == '<')
-                r->scan = SCAN_LT;
-            break;
-        case SCAN_LT:
+    const unsigned char *end = p + len;
+    while (p < end) {
+        /* Text, quoted values and declarations are skipped with memchr: most bytes. */
+        if (r->scan == SCAN_TEXT || r->scan == SCAN_QUOTE || r->scan == SCAN_OTHER) {
+            int want = r->scan == SCAN_TEXT ? '<' : r->scan == SCAN_QUOTE ? r->scan_quote : '>';
+            const unsigned char *hit = memchr(p, want, (size_t)(end - p));
+            if (!hit)
+                return 0;
+            p = hit + 1;
+            r->scan = r->scan == SCAN_TEXT ? SCAN_LT : r->scan == SCAN_QUOTE ? SCAN_TAG : SCAN_TEXT;
+            continue;
+        }
+        unsigned char c = *p++;
+        if (r->scan == SCAN_LT) {
             r->scan_attrs = 0;
             r->scan = (c == '!' || c == '?' || c == '/') ? SCAN_OTHER : SCAN_TAG;
-            break;
-        case SCAN_TAG:
-            if (c == '"' || c == '\'') {
-                r->scan_quote = c;
-                r->scan = SCAN_QUOTE;
-            } else if (c == '=') {
-                if (++r->scan_attrs > r->lim.max_attrs)
-                    return dcs_fail(r, -EM_ELIMIT, "an element has more than %u attributes",
-                                    r->lim.max_attrs);
-            } else if (c == '>') {
-                r->scan = SCAN_TEXT;
-            }
-            break;
-        case SCAN_QUOTE:
-            if (c == r->scan_quote)
-                r->scan = SCAN_TAG;
-            break;
-        case SCAN_OTHER:
-            if (c == '>')
-                r->scan = SCAN_TEXT;
-            break;
+            continue;
+        }
+        /* SCAN_TAG: names and spaces are passed over a table lookup at a time. */
+        if (!tag_special[c]) {
+            while (p < end && !tag_special[*p])
+                p++;
+            continue;
+        }
+        if (c == '"' || c == '\'') {
+            r->scan_quote = c;
+            r->scan = SCAN_QUOTE;
+        } else if (c == '=') {
+            if (++r->scan_attrs > r->lim.max_attrs)
+                return dcs_fail(r, -EM_ELIMIT, "an element has more than %u attributes",
+                                r->lim.max_attrs);
+        } else if (c == '>') {
+            r->scan = SCAN_TEXT;
         }
     }
     return 0;

@@ -1,6 +1,7 @@
 #include "em_utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 size_t em_utf8_seq(const unsigned char *s, size_t n)
 {
@@ -39,7 +40,16 @@ size_t em_utf8_seq(const unsigned char *s, size_t n)
 bool em_utf8_valid(const void *p, size_t n)
 {
     const unsigned char *s = p;
-    for (size_t i = 0; i < n;) {
+    size_t i = 0;
+    /* ASCII, the common case, eight bytes at a time. */
+    while (i + 8 <= n) {
+        uint64_t w;
+        memcpy(&w, s + i, 8);
+        if (w & 0x8080808080808080ull)
+            break;
+        i += 8;
+    }
+    while (i < n) {
         size_t k = em_utf8_seq(s + i, n - i);
         if (k == 0)
             return false;
