@@ -237,6 +237,16 @@ int fsio_lstat(const char *path, struct fsio_stat *st)
     return stat_common(path, st, false);
 }
 
+bool fsio_dir_seen_above(uint64_t *dev, uint64_t *ino, unsigned depth, const struct fsio_stat *st)
+{
+    for (unsigned i = 0; i < depth; i++)
+        if (dev[i] == st->dev && ino[i] == st->ino)
+            return true;
+    dev[depth] = st->dev;
+    ino[depth] = st->ino;
+    return false;
+}
+
 char *fsio_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);

@@ -6,6 +6,7 @@
 #ifndef EM_FSIO_H
 #define EM_FSIO_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -59,6 +60,11 @@ int fsio_lstat(const char *path, struct fsio_stat *st);
 /* Writes all `n` bytes of `p` to the open file `fd` (libuv's uv_file). Returns 0 or
  * EM_EIO. */
 int fsio_write_all(int fd, char *p, size_t n);
+
+/* For walks: whether the directory `st` is one of the `depth` directories above it, whose
+ * devices and inodes are dev[0..depth) and ino[0..depth) (a tree bind-mounted into
+ * itself). When not, records it at position `depth`. */
+bool fsio_dir_seen_above(uint64_t *dev, uint64_t *ino, unsigned depth, const struct fsio_stat *st);
 
 /* Turns a libuv error code (negative errno) into the EM_E* code that names the same cause
  * (EM_EACCES, EM_ENOSPC, EM_EISDIR, …), EM_EIO for causes without one of their own. */

@@ -295,19 +295,11 @@ static int walk(struct tree *t, const char *rel, unsigned depth, struct ancestry
     if (!abs)
         return -EM_ENOMEM;
     struct fsio_stat dst;
-    if (fsio_stat(abs, &dst) == 0) {
-        for (unsigned i = 0; i < depth; i++) {
-            if (up->dev[i] == dst.dev && up->ino[i] == dst.ino) {
-                em_log(EM_LOG_WARN,
-                       "%s: the same directory as one above it (a bind mount?): "
-                       "not walked again",
-                       rel);
-                free(abs);
-                return 0;
-            }
-        }
-        up->dev[depth] = dst.dev;
-        up->ino[depth] = dst.ino;
+    if (fsio_stat(abs, &dst) == 0 && fsio_dir_seen_above(up->dev, up->ino, depth, &dst)) {
+        em_log(EM_LOG_WARN,
+               "%s: the same directory as one above it (a bind mount?): not walked again", rel);
+        free(abs);
+        return 0;
     }
     struct fsio_entry *e;
     size_t n;

@@ -710,18 +710,10 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
     /* A directory that is its own ancestor (a bind mount of the tree into itself) is not
      * walked again, so a walk always ends. */
     struct fsio_stat dst;
-    if (fsio_stat(dir, &dst) == 0) {
-        for (unsigned i = 0; i < depth; i++) {
-            if (out->dev[i] == dst.dev && out->ino[i] == dst.ino) {
-                em_log(EM_LOG_WARN,
-                       "%s: the same directory as one above it (a bind mount?): "
-                       "not walked again",
-                       dir);
-                return 0;
-            }
-        }
-        out->dev[depth] = dst.dev;
-        out->ino[depth] = dst.ino;
+    if (fsio_stat(dir, &dst) == 0 && fsio_dir_seen_above(out->dev, out->ino, depth, &dst)) {
+        em_log(EM_LOG_WARN,
+               "%s: the same directory as one above it (a bind mount?): not walked again", dir);
+        return 0;
     }
     if (w->watcher) {
         int rc = watcher_add(w->watcher, dir);
