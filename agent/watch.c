@@ -105,11 +105,9 @@ struct watch {
     /* timers and signals */
     uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer;
     /* directories that could not be read: reported once, retried by the check */
-    char **unreadable;
-    size_t nunreadable, unreadable_cap;
+    struct strvec unreadable;
     /* session directories the model asked to read again, walked at the next flush */
-    char **rescans;
-    size_t nrescans, rescans_cap;
+    struct strvec rescans;
     /* documents found incomplete, and since when (ms): withdrawn by the check when they
      * stay so for --incomplete-after */
     struct waiting {
@@ -328,31 +326,22 @@ static void on_rescan(void *ctx, const char *session_dir)
         w->rescan_all = true; /* out of memory: the next batch walks everything */
         return;
     }
-    for (size_t i = 0; i < w->nrescans; i++) {
-        if (strcmp(w->rescans[i], path) == 0) {
+    for (size_t i = 0; i < w->rescans.n; i++) {
+        if (strcmp(w->rescans.v[i], path) == 0) {
             free(path);
             return;
         }
     }
-    if (w->nrescans == w->rescans_cap) {
-        size_t cap = w->rescans_cap ? w->rescans_cap * 2 : 8;
-        char **v = realloc(w->rescans, cap * sizeof(*v));
-        if (!v) {
-            free(path);
-            w->rescan_all = true;
-            return;
-        }
-        w->rescans = v;
-        w->rescans_cap = cap;
-    }
-    w->rescans[w->nrescans++] = path;
+    if (strvec_push(&w->rescans, path) < 0)
+        w->rescan_all = true; /* out of memory: the next batch walks everything */
+    free(path);
 }
 
 /* Walks the session directories the model asked to read again. */
 static void drain_rescans(struct watch *w)
 {
-    while (w->nrescans > 0 && !w->stopping) {
-        char *path = w->rescans[--w->nrescans];
+    while (w->rescans.n > 0 && !w->stopping) {
+        char *path = w->rescans.v[--w->rescans.n];
         struct wroot *r = root_of(w, path);
         if (r) {
             em_log(EM_LOG_INFO, "%s: reading the session directory again", path);
@@ -685,24 +674,12 @@ struct walk {
  * check to retry. Fails only when out of memory. */
 static int note_unreadable(struct watch *w, const char *dir, int rc)
 {
-    for (size_t i = 0; i < w->nunreadable; i++)
-        if (strcmp(w->unreadable[i], dir) == 0)
+    for (size_t i = 0; i < w->unreadable.n; i++)
+        if (strcmp(w->unreadable.v[i], dir) == 0)
             return 0;
     em_log(EM_LOG_WARN, "%s: cannot read the directory: %s; skipped, and read as soon as it can be",
            dir, em_strerror(rc));
-    if (w->nunreadable == w->unreadable_cap) {
-        size_t cap = w->unreadable_cap ? w->unreadable_cap * 2 : 16;
-        char **v = realloc(w->unreadable, cap * sizeof(*v));
-        if (!v)
-            return -EM_ENOMEM;
-        w->unreadable = v;
-        w->unreadable_cap = cap;
-    }
-    char *copy = strdup(dir);
-    if (!copy)
-        return -EM_ENOMEM;
-    w->unreadable[w->nunreadable++] = copy;
-    return 0;
+    return strvec_push(&w->unreadable, dir);
 }
 
 static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct walk *out)
@@ -919,8 +896,8 @@ static void check(struct watch *w)
         if (root_present(w, &w->roots[i], &back) && back)
             walk_dir(w, &w->roots[i], w->roots[i].path, false);
     }
-    for (size_t i = 0; i < w->nunreadable && !w->stopping;) {
-        char *dir = w->unreadable[i];
+    for (size_t i = 0; i < w->unreadable.n && !w->stopping;) {
+        char *dir = w->unreadable.v[i];
         struct fsio_entry *e;
         size_t n;
         int rc = fsio_list(dir, &e, &n);
@@ -931,7 +908,7 @@ static void check(struct watch *w)
         }
         if (rc == 0)
             fsio_entries_free(e, n);
-        w->unreadable[i] = w->unreadable[--w->nunreadable];
+        w->unreadable.v[i] = w->unreadable.v[--w->unreadable.n];
         struct wroot *r = rc == 0 ? root_of(w, dir) : NULL;
         if (r) {
             em_log(EM_LOG_INFO, "%s: the directory can be read now: reading it", dir);
@@ -993,16 +970,16 @@ static void on_dir(void *ctx, const char *path)
 static void on_dir_attrib(void *ctx, const char *path)
 {
     struct watch *w = ctx;
-    for (size_t i = 0; i < w->nunreadable && !w->stopping; i++) {
-        if (strcmp(w->unreadable[i], path) != 0)
+    for (size_t i = 0; i < w->unreadable.n && !w->stopping; i++) {
+        if (strcmp(w->unreadable.v[i], path) != 0)
             continue;
         struct fsio_entry *e;
         size_t n;
         if (fsio_list(path, &e, &n) != 0)
             return;
         fsio_entries_free(e, n);
-        char *dir = w->unreadable[i];
-        w->unreadable[i] = w->unreadable[--w->nunreadable];
+        char *dir = w->unreadable.v[i];
+        w->unreadable.v[i] = w->unreadable.v[--w->unreadable.n];
         struct wroot *r = root_of(w, dir);
         if (r) {
             em_log(EM_LOG_INFO, "%s: the directory can be read now: reading it", dir);
@@ -1390,15 +1367,11 @@ static void free_all(struct watch *w)
         free(w->queue[i].path);
     free(w->queue);
     hmap_free(&w->queued);
-    for (size_t i = 0; i < w->nunreadable; i++)
-        free(w->unreadable[i]);
-    free(w->unreadable);
+    strvec_free(&w->unreadable);
     for (size_t i = 0; i < w->nwaiting; i++)
         free(w->waiting[i].path);
     free(w->waiting);
-    for (size_t i = 0; i < w->nrescans; i++)
-        free(w->rescans[i]);
-    free(w->rescans);
+    strvec_free(&w->rescans);
     fsio_buf_free(&w->rbuf);
     free(w->obuf);
 }
