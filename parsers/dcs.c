@@ -700,9 +700,15 @@ static bool seg_match(const struct dcs_seg *g, const struct dcs_frame *f)
         return false;
     if (!g->prefix && f->name[g->len] != '\0')
         return false;
-    if (g->key)
-        return f->key_set && strlen(f->key) == g->keylen && memcmp(f->key, g->key, g->keylen) == 0;
-    return true;
+    if (!g->key)
+        return true;
+    if (!f->key_set)
+        return false;
+    size_t klen = strlen(f->key);
+    if (g->keylen > 0 && g->key[0] == '*') /* `Name=*suffix`: the key ends with suffix */
+        return klen >= g->keylen - 1 &&
+               memcmp(f->key + klen - (g->keylen - 1), g->key + 1, g->keylen - 1) == 0;
+    return klen == g->keylen && memcmp(f->key, g->key, g->keylen) == 0;
 }
 
 bool dcs_match(const struct dcs_reader *r, unsigned base, const struct dcs_path *p)

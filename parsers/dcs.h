@@ -84,7 +84,8 @@ struct dcs_handler {
 
 /* A compiled path pattern: segments separated by '/', each a local name, a prefix
  * ending in '*' (`KeyValuePairOfintNodeXml*`, for hash-suffixed generic names), or
- * `Name=Key` to select an element named Name whose `Key` child had that text. */
+ * `Name=Key` to select an element named Name whose `Key` child had that text, or
+ * `Name=*suffix` for a Key that ends with suffix (`*].DoseRate`). */
 struct dcs_path {
     unsigned n;
     struct dcs_seg {

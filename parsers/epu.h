@@ -85,7 +85,7 @@ struct epu_atlas_square {
     struct epu_int gridsquare_id;
     struct epu_real center_x_px, center_y_px, width_px, height_px, rotation_rad;
     struct epu_real physical_x_m, physical_y_m, stage_x_m, stage_y_m;
-    char *category;
+    struct epu_int category;
     struct epu_tile_position *tiles; /* ascending tile_id */
     size_t tile_count;
 };
@@ -147,6 +147,7 @@ struct epu_image {
     struct epu_real exposure_time_s, dose, dose_rate;
     struct epu_int fractions;
     struct epu_real accelerating_voltage_v, stage_x_m, stage_y_m, stage_z_m;
+    char *camera_name; /* the internal name ("BM-Falcon"); detector_name falls back to it */
 };
 
 struct epu_doc {

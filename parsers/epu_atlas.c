@@ -44,7 +44,7 @@ static const struct epu_field square_fields[] = {
     EPU_FIELD("physical_y_m", "value/PositionOnTheAtlas/Physical/y", EPU_T_REAL, Q, physical_y_m),
     EPU_FIELD("stage_x_m", "value/StagePosition/X", EPU_T_REAL, Q, stage_x_m),
     EPU_FIELD("stage_y_m", "value/StagePosition/Y", EPU_T_REAL, Q, stage_y_m),
-    EPU_FIELD("category", "value/Category", EPU_T_STR, Q, category),
+    EPU_FIELD("category", "value/Category", EPU_T_INT, Q, category),
 };
 #undef Q
 

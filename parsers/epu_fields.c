@@ -402,7 +402,8 @@ static bool take_literal(const char **s, const char *end, const char *lit)
     return true;
 }
 
-/* `_<8 digits>_<6 digits>.xml` to the end of the component. */
+/* `_<8 digits>_<6 digits>.xml` to the end of the component; EPU 1.x writes the time
+ * with 4 digits (`_20171201_1435.xml`). */
 static bool take_stamp_xml(const char *s, const char *end)
 {
     int64_t v;
@@ -410,7 +411,7 @@ static bool take_stamp_xml(const char *s, const char *end)
     if (!take_literal(&p, end, "_") || !take_number(&p, end, &v) || p - s != 9)
         return false;
     const char *q = p;
-    if (!take_literal(&q, end, "_") || !take_number(&q, end, &v) || q - p != 7)
+    if (!take_literal(&q, end, "_") || !take_number(&q, end, &v) || (q - p != 7 && q - p != 5))
         return false;
     return take_literal(&q, end, ".xml") && q == end;
 }

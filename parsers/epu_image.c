@@ -37,6 +37,8 @@ static const struct epu_field common_fields[] = {
               computer_name),
     EPU_FIELD("epu_version", "microscopeData/core/ApplicationSoftwareVersion", EPU_T_STR, I,
               epu_version),
+    /* EPU before 3.x writes no commercial name; the camera's internal name stands in. */
+    EPU_FIELD(NULL, CAMERA "Name", EPU_T_STR, I, camera_name),
 };
 
 static const struct epu_field foilhole_fields[] = {
@@ -58,6 +60,8 @@ static const struct epu_field micrograph_fields[] = {
     EPU_FIELD("exposure_time_s", CAMERA "ExposureTime", EPU_T_REAL, I, exposure_time_s),
     EPU_FIELD("dose", CUSTOM("Dose"), EPU_T_REAL, I, dose),
     EPU_FIELD("dose_rate", CUSTOM("DoseRate"), EPU_T_REAL, I, dose_rate),
+    /* Falcon 4i: the key names the detector, "Detectors[EF-Falcon].DoseRate" */
+    EPU_FIELD(NULL, CUSTOM("*].DoseRate"), EPU_T_REAL, I, dose_rate),
     EPU_FIELD("fractions",
               CAMERA "CameraSpecificInput/KeyValueOfstringanyType=FractionationSettings/Value/"
                      "NumberOffractions",
@@ -106,10 +110,18 @@ static struct image_layout layout_of(enum epu_kind kind)
     }
 }
 
+/* Falcon 2/3/3EC (VaridistantFractionation) list their fractions one by one instead of
+ * giving NumberOffractions: each ends with an EndFrameNumber here. */
+#define DOSE_FRACTION_END                                                                          \
+    CAMERA "CameraSpecificInput/KeyValueOfstringanyType=FractionationSettings/Value/"              \
+           "DoseFractions/anyType/EndFrameNumber"
+
 struct image_state {
     enum epu_kind kind;
     struct epu_field *table; /* uuid + common + kind-specific, for parsing */
     struct epu_fieldset fields;
+    struct dcs_path fraction_end;
+    int64_t fractions_listed;
     struct epu_doc *doc;
 };
 
@@ -125,7 +137,8 @@ static int image_init_kind(struct image_state *st, enum epu_kind kind)
     memcpy(st->table + 1, common_fields, sizeof(common_fields));
     if (l.n_extra)
         memcpy(st->table + 1 + N_OF(common_fields), l.extra, l.n_extra * sizeof(*l.extra));
-    return epu_fieldset_init(&st->fields, st->table, n);
+    int rc = dcs_path_compile(&st->fraction_end, DOSE_FRACTION_END);
+    return rc < 0 ? rc : epu_fieldset_init(&st->fields, st->table, n);
 }
 
 static int init_gridsquare(void *state)
@@ -153,6 +166,7 @@ static int image_begin(void *state, struct epu_doc *doc, const char *path, struc
     struct image_state *st = state;
     struct epu_image *img = &doc->u.image;
     st->doc = doc;
+    st->fractions_listed = 0;
     int64_t gs, hole_fh, mic_fh, area;
     /* A manifest's kind shows in its name; parsing one kind as another is a mistake that
      * the shared root element would not reveal. */
@@ -189,6 +203,10 @@ static int image_end(void *state, struct dcs_reader *r, const char *text, size_t
     struct image_state *st = state;
     if (dcs_top(r)->has_children)
         return 0;
+    if (st->kind == EPU_KIND_MICROGRAPH && dcs_match(r, 0, &st->fraction_end)) {
+        st->fractions_listed++;
+        return 0;
+    }
     int rc = epu_fieldset_leaf(&st->fields, r, 0, &st->doc->u.image, &st->doc->arena, text, len);
     return rc < 0 ? rc : 0;
 }
@@ -196,7 +214,11 @@ static int image_end(void *state, struct dcs_reader *r, const char *text, size_t
 static int image_finish(void *state, struct epu_doc *doc, struct dcs_reader *r)
 {
     struct image_state *st = state;
-    const struct epu_image *img = &doc->u.image;
+    struct epu_image *img = &doc->u.image;
+    if (!img->detector_name)
+        img->detector_name = img->camera_name;
+    if (!img->fractions.set && st->fractions_listed > 0)
+        img->fractions = (struct epu_int){st->fractions_listed, true};
     if (!img->image_uuid || !img->image_uuid[0])
         return dcs_fail(r, -EM_EMISSING, "required field %s (<uniqueID>) is missing",
                         st->kind == EPU_KIND_MICROGRAPH ? "micrograph_uuid" : "image_uuid");

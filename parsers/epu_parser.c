@@ -295,12 +295,14 @@ static bool gridsquare_name(const char *s, const char *end, const char *suffix)
 
 static bool gridsquare_image_name(const char *s, const char *end)
 {
-    /* GridSquare_<8 digits>_<6 digits>.xml */
-    const char *p = s + strlen("GridSquare_");
-    if ((size_t)(end - s) != strlen("GridSquare_") + 8 + 1 + 6 + 4 ||
-        memcmp(s, "GridSquare_", strlen("GridSquare_")) != 0)
+    /* GridSquare_<8 digits>_<6 digits>.xml, or _<4 digits> for the time (EPU 1.x) */
+    size_t n = strlen("GridSquare_");
+    size_t len = (size_t)(end - s);
+    if ((len != n + 8 + 1 + 6 + 4 && len != n + 8 + 1 + 4 + 4) || memcmp(s, "GridSquare_", n) != 0)
         return false;
-    for (int i = 0; i < 15; i++, p++)
+    size_t time_digits = len - n - 8 - 1 - 4;
+    const char *p = s + n;
+    for (size_t i = 0; i < 9 + time_digits; i++, p++)
         if (i == 8 ? *p != '_' : (*p < '0' || *p > '9'))
             return false;
     return name_is(p, end, ".xml");
