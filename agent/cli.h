@@ -11,6 +11,15 @@ int cmd_parse(int argc, char **argv);
 int cmd_validate(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
+int cmd_status(int argc, char **argv);
+
+/* The state directory of a watch (new strings, NULL when none can be found):
+ * state_service_dir(): $STATE_DIRECTORY (the service's), or NULL;
+ * state_base_dir(): $XDG_STATE_HOME/em-agent, else ~/.local/state/em-agent;
+ * state_default_dir(): the service's, else base/<agent>-<hash of the absolute roots>. */
+char *state_service_dir(void);
+char *state_base_dir(void);
+char *state_default_dir(const char *agent, char *const *dirs, size_t ndirs);
 
 /* Parses the value of -j/--jobs for command `cmd` into *out (1 to 64). Prints the error
  * and returns false on a bad value. */

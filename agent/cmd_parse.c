@@ -1,8 +1,12 @@
 /* em-agent parse KIND FILE: one EPU file to one JSON object (DESIGN §4). */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "cli.h"
+#include "log.h"
 #include "em_error.h"
 #include "epu.h"
 #include "fsio.h"
@@ -28,8 +32,8 @@ static const char parse_usage[] =
     "  -h, --help show this help\n"
     "\n"
     "Exit status: 0 parsed; 1 the file is malformed, truncated, empty, hostile or of\n"
-    "another kind (\"em-agent: FILE:LINE: reason\" on stderr); 2 usage error or the file\n"
-    "cannot be read.\n";
+    "another kind, or cannot be read (\"em-agent: FILE:LINE: reason\" on stderr); 2 usage\n"
+    "error.\n";
 
 int cmd_parse(int argc, char **argv)
 {
@@ -43,17 +47,18 @@ int cmd_parse(int argc, char **argv)
         } else if (strcmp(argv[i], "--pretty") == 0) {
             pretty = true;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0' && nargs < 2) {
-            fprintf(stderr, "em-agent parse: unknown option '%s'\n%s", argv[i], parse_usage);
+            fprintf(stderr, "em-agent: parse: %s: unknown option (see 'em-agent help parse')\n",
+                    argv[i]);
             return EXIT_USAGE;
         } else if (nargs < 2) {
             args[nargs++] = argv[i];
         } else {
-            fprintf(stderr, "em-agent parse: too many arguments\n%s", parse_usage);
+            fprintf(stderr, "em-agent: parse: %s: too many arguments (KIND FILE)\n", argv[i]);
             return EXIT_USAGE;
         }
     }
     if (nargs != 2) {
-        fprintf(stderr, "em-agent parse: expected KIND and FILE\n%s", parse_usage);
+        fprintf(stderr, "em-agent: parse: expected KIND and FILE (see 'em-agent help parse')\n");
         return EXIT_USAGE;
     }
     const char *path = args[1];
@@ -62,38 +67,40 @@ int cmd_parse(int argc, char **argv)
     if (kind == EPU_KIND_NONE) {
         if (strcmp(args[0], "auto") == 0)
             fprintf(stderr,
-                    "em-agent parse: cannot tell the kind of '%s' from its path; name it "
-                    "(see --help)\n",
+                    "em-agent: %s: cannot tell the kind from the path; name it (see 'em-agent "
+                    "help parse')\n",
                     path);
         else
-            fprintf(stderr, "em-agent parse: unknown KIND '%s'\n%s", args[0], parse_usage);
+            fprintf(stderr, "em-agent: parse: %s: unknown KIND (see 'em-agent help parse')\n",
+                    args[0]);
         return EXIT_USAGE;
     }
 
     struct fsio_buf buf = {0};
     int rc = fsio_read(path, PARSE_MAX_FILE, &buf, NULL);
     if (rc < 0) {
-        fprintf(stderr, "em-agent: %s: cannot read: %s\n", path, em_strerror(rc));
+        em_log(EM_LOG_ERROR, "%s: cannot read: %s", path, em_strerror(rc));
         fsio_buf_free(&buf);
-        return rc == -EM_ELIMIT ? EXIT_BAD_INPUT : EXIT_USAGE;
+        return EXIT_BAD_INPUT;
     }
     struct epu_doc *doc = NULL;
     struct epu_diag diag;
     rc = epu_parse_buffer(kind, path, buf.data, buf.len, &doc, &diag);
     fsio_buf_free(&buf);
     if (rc < 0) {
-        fprintf(stderr, "em-agent: %s:%ld: %s\n", path, diag.line > 0 ? diag.line : 1, diag.reason);
+        em_log(EM_LOG_ERROR, "%s:%ld: %s", path, diag.line > 0 ? diag.line : 1, diag.reason);
         return EXIT_BAD_INPUT;
     }
     cJSON *json = epu_doc_to_json(doc);
     char *text = json ? (pretty ? cJSON_Print(json) : cJSON_PrintUnformatted(json)) : NULL;
     int status = EXIT_OK;
     if (!text) {
-        fprintf(stderr, "em-agent: %s: out of memory\n", path);
-        status = EXIT_USAGE;
+        em_log(EM_LOG_ERROR, "%s: out of memory", path);
+        status = EXIT_BAD_INPUT;
     } else if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
-        fprintf(stderr, "em-agent: cannot write to stdout\n");
-        status = EXIT_USAGE;
+        em_log(EM_LOG_ERROR, "standard output: cannot write: %s",
+               em_strerror(fsio_error(uv_translate_sys_error(errno))));
+        status = EXIT_BAD_INPUT;
     }
     cJSON_free(text);
     cJSON_Delete(json);

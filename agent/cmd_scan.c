@@ -1,11 +1,15 @@
 /* em-agent scan DIR */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_common.h"
+#include "fsio.h"
 #include "em_error.h"
 #include "event.h"
 #include "log.h"
@@ -25,12 +29,15 @@ static const char scan_usage[] =
     "  --agent NAME       the events' \"agent\" field (default: this host's name)\n"
     "  -j, --jobs N       parser threads (default: the number of CPUs)\n"
     "  --no-progress      no progress line, even on a terminal\n"
-    "  --strict           exit 1 when any EPU file could not be parsed\n"
+    "  --strict           exit 1 when an EPU file or a directory could not be read or\n"
+    "                     parsed, or DIR holds no EPU session\n"
+    "  --json             the summary as one JSON object (on stderr)\n"
     "  -q, --quiet        no summary\n"
     "  -h, --help         show this help\n"
     "\n"
-    "Exit status: 0 scanned; 1 with --strict, some files failed; 2 usage error, DIR is\n"
-    "not a directory, or the output could not be written.\n";
+    "Exit status: 0 scanned; 1 DIR is not a directory, the events could not be written,\n"
+    "or (with --strict) a file or directory could not be read or parsed or DIR holds no\n"
+    "EPU session; 2 usage error.\n";
 
 /* Through the log, so that --log-format json gets JSON lines; shown unless -q, whatever
  * the level. */
@@ -47,8 +54,11 @@ static void print_summary(const char *dir, const struct scan_summary *s)
                  (unsigned long long)s->events[4], (unsigned long long)total, s->files_parsed,
                  (double)s->bytes / 1e6, s->seconds);
     if (s->files_failed)
-        em_log_write(EM_LOG_INFO, "scan: %zu EPU files could not be parsed (see warnings)",
+        em_log_write(EM_LOG_INFO, "scan: %zu EPU files could not be read or parsed (see warnings)",
                      s->files_failed);
+    if (s->dirs_failed)
+        em_log_write(EM_LOG_INFO, "scan: %zu directories could not be read (see warnings)",
+                     s->dirs_failed);
     if (s->files_skipped)
         em_log_write(EM_LOG_INFO,
                      "scan: %zu EPU files in %zu session directories without a usable "
@@ -59,12 +69,42 @@ static void print_summary(const char *dir, const struct scan_summary *s)
                      s->unplaced);
 }
 
+/* The summary as one JSON object on stderr (stdout carries the events). */
+static void print_summary_json(const char *dir, const struct scan_summary *s, bool no_session)
+{
+    static const char *const names[5] = {"sessions", "atlases", "gridsquares", "foilholes",
+                                         "micrographs"};
+    cJSON *o = cJSON_CreateObject();
+    cJSON_AddStringToObject(o, "dir", dir);
+    uint64_t total = 0;
+    for (int i = 0; i < 5; i++) {
+        cJSON_AddNumberToObject(o, names[i], (double)s->events[i]);
+        total += s->events[i];
+    }
+    cJSON_AddNumberToObject(o, "events", (double)total);
+    cJSON_AddNumberToObject(o, "files_walked", (double)s->files_walked);
+    cJSON_AddNumberToObject(o, "files_parsed", (double)s->files_parsed);
+    cJSON_AddNumberToObject(o, "files_failed", (double)s->files_failed);
+    cJSON_AddNumberToObject(o, "dirs_failed", (double)s->dirs_failed);
+    cJSON_AddNumberToObject(o, "files_skipped", (double)s->files_skipped);
+    cJSON_AddNumberToObject(o, "sessions_skipped", (double)s->sessions_skipped);
+    cJSON_AddNumberToObject(o, "unplaced", (double)s->unplaced);
+    cJSON_AddNumberToObject(o, "bytes", (double)s->bytes);
+    cJSON_AddNumberToObject(o, "seconds", s->seconds);
+    cJSON_AddBoolToObject(o, "no_session", no_session);
+    char *line = cJSON_PrintUnformatted(o);
+    if (line)
+        fprintf(stderr, "%s\n", line);
+    cJSON_free(line);
+    cJSON_Delete(o);
+}
+
 int cmd_scan(int argc, char **argv)
 {
     struct scan_options opt = {.progress = true, .out = stdout};
     const char *out_path = NULL, *dir = NULL;
     char host[256];
-    bool strict = false, quiet = false;
+    bool strict = false, quiet = cli_quiet, json = false;
     opt.threads = uv_available_parallelism();
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
@@ -83,21 +123,23 @@ int cmd_scan(int argc, char **argv)
             opt.progress = false;
         } else if (strcmp(a, "--strict") == 0) {
             strict = true;
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            quiet = true;
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
         } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "em-agent scan: unknown option or missing value '%s'\n%s", a,
-                    scan_usage);
+            fprintf(
+                stderr,
+                "em-agent: scan: %s: unknown option or missing value (see 'em-agent help scan')\n",
+                a);
             return EXIT_USAGE;
         } else if (!dir) {
             dir = a;
         } else {
-            fprintf(stderr, "em-agent scan: one DIR only\n%s", scan_usage);
+            fprintf(stderr, "em-agent: scan: %s: one DIR only (see 'em-agent help scan')\n", a);
             return EXIT_USAGE;
         }
     }
     if (!dir) {
-        fprintf(stderr, "em-agent scan: expected DIR\n%s", scan_usage);
+        fprintf(stderr, "em-agent: scan: which directory? (see 'em-agent help scan')\n");
         return EXIT_USAGE;
     }
     opt.dir = dir;
@@ -108,8 +150,9 @@ int cmd_scan(int argc, char **argv)
     opt.progress = opt.progress && !quiet && uv_guess_handle(2) == UV_TTY;
     FILE *out = stdout;
     if (out_path && !(out = fopen(out_path, "w"))) {
-        fprintf(stderr, "em-agent: %s: cannot open for writing\n", out_path);
-        return EXIT_USAGE;
+        fprintf(stderr, "em-agent: %s: cannot open for writing: %s\n", out_path,
+                em_strerror(fsio_error(uv_translate_sys_error(errno))));
+        return EXIT_BAD_INPUT;
     }
     static char outbuf[1 << 16];
     setvbuf(out, outbuf, _IOFBF, sizeof(outbuf));
@@ -117,16 +160,27 @@ int cmd_scan(int argc, char **argv)
     struct scan_summary sum;
     int rc = scan_run(&opt, &sum);
     if (out != stdout && fclose(out) != 0 && rc == 0)
-        rc = -EM_EIO;
-    if (rc == -EM_ENOENT) {
-        fprintf(stderr, "em-agent: %s: not a directory\n", dir);
-        return EXIT_USAGE;
+        rc = fsio_error(uv_translate_sys_error(errno));
+    if (rc == -EM_ENOENT && !sum.output_failed) {
+        struct fsio_stat st;
+        fprintf(stderr, "em-agent: %s: %s\n", dir,
+                fsio_stat(dir, &st) == 0 ? "not a directory" : em_strerror(rc));
+        return EXIT_BAD_INPUT;
     }
+    if (rc == -EM_EPIPE && sum.output_failed && !out_path)
+        return EXIT_BAD_INPUT; /* the reader went away (| head): nothing to report */
     if (rc < 0) {
-        fprintf(stderr, "em-agent: scan %s: %s\n", dir, em_strerror(rc));
-        return EXIT_USAGE;
+        fprintf(stderr, "em-agent: %s: %s\n",
+                sum.output_failed ? (out_path ? out_path : "standard output") : dir,
+                em_strerror(rc));
+        return EXIT_BAD_INPUT;
     }
-    if (!quiet)
+    bool no_session = sum.events[0] == 0 && sum.sessions_skipped == 0;
+    if (no_session)
+        em_log(EM_LOG_WARN, "%s: no EPU session here (no EpuSession.dm below it)", dir);
+    if (json)
+        print_summary_json(dir, &sum, no_session);
+    else if (!quiet)
         print_summary(dir, &sum);
-    return strict && sum.files_failed ? EXIT_BAD_INPUT : EXIT_OK;
+    return strict && (sum.files_failed || sum.dirs_failed || no_session) ? EXIT_BAD_INPUT : EXIT_OK;
 }

@@ -32,7 +32,10 @@ static const char validate_usage[] =
     "  -j, --jobs N parser threads (default: the number of CPUs)\n"
     "  -h, --help   show this help\n"
     "\n"
-    "Exit status: 0 valid; 1 findings; 2 usage error or DIR cannot be read.\n";
+    "A directory that cannot be read is a finding (\"cannot read the directory: permission\n"
+    "denied\"), and so is a DIR that holds no EPU session.\n"
+    "\n"
+    "Exit status: 0 valid; 1 findings, or DIR cannot be read; 2 usage error.\n";
 
 struct finding {
     char *path;
@@ -124,6 +127,18 @@ static int hole_known(const struct epu_gridsquare_metadata *g, int64_t fh)
     return 0;
 }
 
+/* A session's Metadata/ that could not be read: what is in it is not "missing" (the
+ * directory's own finding says why). */
+static bool metadata_unreadable(const struct validation *v, const struct tree_session *ts)
+{
+    char rel[4200];
+    if (strcmp(ts->dir, ".") == 0)
+        snprintf(rel, sizeof(rel), "Metadata");
+    else
+        snprintf(rel, sizeof(rel), "%s/Metadata", ts->dir);
+    return tree_under_unreadable(&v->tree, rel);
+}
+
 static void check_square(struct validation *v, struct session_report *r,
                          const struct tree_square *q, struct pool *pool, const char **rels,
                          size_t *at)
@@ -156,7 +171,7 @@ static void check_square(struct validation *v, struct session_report *r,
         r->squares_with_metadata++;
     if (imaged) {
         r->squares_imaged++;
-        if (!q->metadata)
+        if (!q->metadata && !metadata_unreadable(v, r->ts))
             add_finding(v, dir, 0,
                         "grid square %lld is imaged but Metadata/GridSquare_%lld.dm is missing",
                         (long long)q->gridsquare_id, (long long)q->gridsquare_id);
@@ -292,6 +307,9 @@ static int validate_run(struct validation *v, unsigned threads)
         add_finding(v, t->unplaced.v[i], 0,
                     "EPU file outside a session's Metadata/ or "
                     "Images-Disc<N>/GridSquare_<gs>/ layout");
+    for (size_t i = 0; i < t->unreadable.n; i++)
+        add_finding(v, t->unreadable.v[i], 0, "cannot read the directory: %s",
+                    t->unreadable_why.v[i]);
     if (t->session_count == 0)
         add_finding(v, ".", 0,
                     "no EPU session directory found (no EpuSession.dm, Metadata/ or "
@@ -429,34 +447,39 @@ int cmd_validate(int argc, char **argv)
             if (!cli_parse_jobs("validate", argv[++i], &threads))
                 return EXIT_USAGE;
         } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr, "em-agent validate: unknown option '%s'\n%s", argv[i], validate_usage);
+            fprintf(stderr,
+                    "em-agent: validate: %s: unknown option (see 'em-agent help validate')\n",
+                    argv[i]);
             return EXIT_USAGE;
         } else if (!dir) {
             dir = argv[i];
         } else {
-            fprintf(stderr, "em-agent validate: one DIR only\n%s", validate_usage);
+            fprintf(stderr, "em-agent: validate: %s: one DIR only (see 'em-agent help validate')\n",
+                    argv[i]);
             return EXIT_USAGE;
         }
     }
     if (!dir) {
-        fprintf(stderr, "em-agent validate: expected DIR\n%s", validate_usage);
+        fprintf(stderr, "em-agent: validate: which directory? (see 'em-agent help validate')\n");
         return EXIT_USAGE;
     }
     struct validation v = {0};
     int rc = tree_scan(dir, &v.tree);
     if (rc < 0) {
+        struct fsio_stat st;
         fprintf(stderr, "em-agent: %s: %s\n", dir,
-                rc == -EM_ENOENT ? "not a directory" : em_strerror(rc));
-        return EXIT_USAGE;
+                rc == -EM_ENOENT && fsio_stat(dir, &st) == 0 ? "not a directory" : em_strerror(rc));
+        tree_free(&v.tree);
+        return EXIT_BAD_INPUT;
     }
     rc = validate_run(&v, threads);
     if (rc == 0)
         rc = json ? print_json(&v, dir) : (print_text(&v, dir), 0);
-    int status = rc < 0 ? EXIT_USAGE : v.nfindings ? EXIT_BAD_INPUT : EXIT_OK;
+    int status = rc < 0 || v.nfindings ? EXIT_BAD_INPUT : EXIT_OK;
     if (rc < 0)
-        fprintf(stderr, "em-agent: validate %s: %s\n", dir, em_strerror(rc));
+        fprintf(stderr, "em-agent: %s: %s\n", dir, em_strerror(rc));
     if (fflush(stdout) != 0)
-        status = EXIT_USAGE;
+        status = EXIT_BAD_INPUT;
     validation_free(&v);
     return status;
 }

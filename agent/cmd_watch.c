@@ -1,4 +1,4 @@
-/* em-agent watch: options from the command line, the environment and a config file.
+/* em-agent: watch: options from the command line, the environment and a config file.
  *
  * Every option has a config-file key (its long name without the dashes) and an
  * environment variable (EM_AGENT_ and the name in upper case with '_' for '-').
@@ -13,8 +13,11 @@
 
 #include "bus.h"
 #include "cli.h"
+#include "cli_common.h"
+#include "em_error.h"
 #include "event.h"
 #include "fsio.h"
+#include "hash.h"
 #include "log.h"
 #include "watch.h"
 
@@ -30,9 +33,13 @@ static const char watch_usage[] =
     "  -o, --out FILE         append events to FILE instead of stdout [out / EM_AGENT_OUT]\n"
     "  --agent NAME           the events' agent name; default: the host name\n"
     "                         [agent / EM_AGENT_AGENT]\n"
-    "  --state-dir DIR        journal and seq; default $STATE_DIRECTORY, else\n"
-    "                         $XDG_STATE_HOME/em-agent, else ~/.local/state/em-agent\n"
+    "  --state-dir DIR        journal, seq and lock; default $STATE_DIRECTORY (the\n"
+    "                         service's), else one per agent name and set of DIRs:\n"
+    "                         ~/.local/state/em-agent/AGENT-HASH ($XDG_STATE_HOME too)\n"
     "                         [state-dir / EM_AGENT_STATE_DIR]\n"
+    "  --from-start           emit the current state of every entity again, with new seqs\n"
+    "                         (stores take them as updates); without it a restart emits\n"
+    "                         only what changed since the last run\n"
     "  --poll SECONDS         poll instead of change notifications (network shares)\n"
     "                         [poll / EM_AGENT_POLL]\n"
     "  --rescan SECONDS       also walk everything this often, as insurance; default 0 (off)\n"
@@ -76,8 +83,8 @@ static const char watch_usage[] =
     "                         the outbox holds; default 10 (the rest is sent at the next\n"
     "                         start) [drain]\n"
     "  --config FILE          read settings from FILE (key = value lines, '#' comments;\n"
-    "                         `dir = PATH` may repeat); default /etc/em-agent/agent.conf if\n"
-    "                         it exists [EM_AGENT_CONFIG]\n"
+    "                         `dir = PATH` may repeat); none is read unless named (the\n"
+    "                         service names /etc/em-agent/agent.conf) [EM_AGENT_CONFIG]\n"
     "  EM_AGENT_DIRS          directories to watch when none is given (':'-separated)\n"
     "\n"
     "Signals: SIGTERM or SIGINT emit what is pending and exit 0; SIGHUP reopens the log\n"
@@ -86,9 +93,11 @@ static const char watch_usage[] =
     "and skipped; it is read, with everything written meanwhile, as soon as it can be\n"
     "(its permissions change, or the next --check). Symbolic links to directories are\n"
     "never followed.\n"
+    "At start it says what it resumes: \"resuming STATE: N entities already emitted up to\n"
+    "seq S; only changes follow\". `em-agent status` shows a state directory.\n"
     "Exit status: 0 stopped by a signal (or --once done), 1 the output, the journal or the\n"
     "watch failed (or a watched directory was lost, with --exit-on-root-loss), 2 bad usage\n"
-    "or settings (missing directory, state directory in use).\n";
+    "or settings (no directory, an unreadable config, the state directory in use).\n";
 
 enum opt_id {
     OPT_OUT,
@@ -171,7 +180,7 @@ static int set(struct settings *s, int id, const char *v)
 static int add_dir(struct settings *s, const char *d, size_t len)
 {
     if (s->ndirs == MAX_DIRS) {
-        fprintf(stderr, "em-agent watch: at most %d directories\n", MAX_DIRS);
+        fprintf(stderr, "em-agent: watch: at most %d directories\n", MAX_DIRS);
         return -1;
     }
     s->dirs[s->ndirs] = strndup(d, len);
@@ -188,16 +197,14 @@ static char *trim(char *p)
     return p;
 }
 
-/* Reads `key = value` lines. `required`: a missing file is an error. */
-static int read_config(struct settings *s, const char *path, bool required)
+/* Reads `key = value` lines. */
+static int read_config(struct settings *s, const char *path)
 {
     struct fsio_buf b = {0};
     int rc = fsio_read(path, 1u << 20, &b, NULL);
     if (rc < 0) {
         fsio_buf_free(&b);
-        if (!required)
-            return 0;
-        fprintf(stderr, "em-agent watch: %s: cannot read the config file\n", path);
+        fprintf(stderr, "em-agent: %s: cannot read the config file: %s\n", path, em_strerror(rc));
         return -1;
     }
     char *text = malloc(b.len + 1);
@@ -220,7 +227,7 @@ static int read_config(struct settings *s, const char *path, bool required)
             continue;
         char *eq = strchr(p, '=');
         if (!eq) {
-            fprintf(stderr, "em-agent watch: %s:%d: expected 'key = value'\n", path, lineno);
+            fprintf(stderr, "em-agent: watch: %s:%d: expected 'key = value'\n", path, lineno);
             rc = -1;
             break;
         }
@@ -232,7 +239,7 @@ static int read_config(struct settings *s, const char *path, bool required)
         }
         int id = find_opt(key, strlen(key));
         if (id < 0) {
-            fprintf(stderr, "em-agent watch: %s:%d: unknown setting '%s'\n", path, lineno, key);
+            fprintf(stderr, "em-agent: watch: %s:%d: unknown setting '%s'\n", path, lineno, key);
             rc = -1;
         } else {
             rc = set(s, id, val);
@@ -269,20 +276,26 @@ static bool parse_seconds(const char *name, const char *v, double *out)
     errno = 0;
     double d = strtod(v, &end);
     if (end == v || *end || errno || d < 0 || d > 86400) {
-        fprintf(stderr, "em-agent watch: --%s takes seconds from 0 to 86400, not '%s'\n", name, v);
+        fprintf(stderr, "em-agent: watch: --%s takes seconds from 0 to 86400, not '%s'\n", name, v);
         return false;
     }
     *out = d;
     return true;
 }
 
-static char *default_state_dir(void)
+char *state_service_dir(void)
 {
     const char *v = getenv("STATE_DIRECTORY"); /* systemd's StateDirectory= */
     if (v && *v) {
         const char *colon = strchr(v, ':');
         return colon ? strndup(v, (size_t)(colon - v)) : strdup(v);
     }
+    return NULL;
+}
+
+char *state_base_dir(void)
+{
+    const char *v;
 #ifdef _WIN32
     v = getenv("LOCALAPPDATA");
     if (v && *v)
@@ -302,6 +315,68 @@ static char *default_state_dir(void)
     return NULL;
 }
 
+/* The absolute form of `dir` (symbolic links resolved when it exists). */
+static char *absolute(const char *dir)
+{
+    uv_fs_t req;
+    char *abs = NULL;
+    if (uv_fs_realpath(NULL, &req, dir, NULL) == 0)
+        abs = strdup(req.ptr);
+    uv_fs_req_cleanup(&req);
+    if (abs || dir[0] == '/')
+        return abs ? abs : strdup(dir);
+    char cwd[4096];
+    size_t len = sizeof(cwd);
+    return uv_cwd(cwd, &len) == 0 ? fsio_join(cwd, dir) : strdup(dir);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+char *state_default_dir(const char *agent, char *const *dirs, size_t ndirs)
+{
+    char *svc = state_service_dir();
+    if (svc)
+        return svc;
+    char *base = state_base_dir();
+    if (!base || ndirs == 0)
+        return base;
+    /* One state per agent name and set of roots: watching another tree never inherits
+     * an unrelated journal. The roots are hashed absolute and sorted. */
+    char **abs = calloc(ndirs, sizeof(*abs));
+    struct hash64 h;
+    hash64_init(&h);
+    bool ok = abs != NULL;
+    for (size_t i = 0; ok && i < ndirs; i++)
+        ok = (abs[i] = absolute(dirs[i])) != NULL;
+    if (ok) {
+        qsort(abs, ndirs, sizeof(*abs), cmp_str);
+        for (size_t i = 0; i < ndirs; i++)
+            hash64_update(&h, abs[i], strlen(abs[i]) + 1);
+    }
+    for (size_t i = 0; abs && i < ndirs; i++)
+        free(abs[i]);
+    free(abs);
+    if (!ok) {
+        free(base);
+        return NULL;
+    }
+    char name[160];
+    size_t n = 0;
+    for (const char *p = agent; *p && n < 100; p++)
+        name[n++] = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                            (*p >= '0' && *p <= '9') || *p == '.' || *p == '-' || *p == '_'
+                        ? *p
+                        : '_';
+    snprintf(name + n, sizeof(name) - n, "-%08llx",
+             (unsigned long long)(hash64_final(&h) & 0xffffffffu));
+    char *dir = fsio_join(base, name);
+    free(base);
+    return dir;
+}
+
 static void settings_free(struct settings *s)
 {
     for (int i = 0; i < OPT_COUNT; i++)
@@ -315,7 +390,10 @@ int cmd_watch(int argc, char **argv)
     struct settings file = {0}, env = {0}, cli = {0};
     int status = EXIT_USAGE;
     const char *config = getenv("EM_AGENT_CONFIG");
-    int verbose = 0;
+    if (config && !*config)
+        config = NULL;
+    int verbose = cli_verbose;
+    bool from_start = false;
     for (int i = 0; i < argc; i++) {
         const char *a = argv[i];
         if (cli_is_help(a)) {
@@ -334,14 +412,18 @@ int cmd_watch(int argc, char **argv)
         }
         const char *name = strcmp(a, "-o") == 0 ? "out" : a + 2;
         if (strncmp(a, "--", 2) != 0 && strcmp(a, "-o") != 0) {
-            fprintf(stderr, "em-agent watch: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "em-agent: watch: unknown option '%s' (see --help)\n", a);
             goto out;
         }
         const char *eq = strchr(name, '=');
         size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
+        if (strcmp(a, "--from-start") == 0) {
+            from_start = true;
+            continue;
+        }
         if (nlen == 6 && strncmp(name, "config", 6) == 0) {
             if (!eq && i + 1 >= argc) {
-                fprintf(stderr, "em-agent watch: --config needs a file\n");
+                fprintf(stderr, "em-agent: watch: --config needs a file\n");
                 goto out;
             }
             config = eq ? eq + 1 : argv[++i];
@@ -349,7 +431,7 @@ int cmd_watch(int argc, char **argv)
         }
         int id = find_opt(name, nlen);
         if (id < 0) {
-            fprintf(stderr, "em-agent watch: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "em-agent: watch: unknown option '%s' (see --help)\n", a);
             goto out;
         }
         const char *v = eq ? eq + 1 : NULL;
@@ -357,7 +439,7 @@ int cmd_watch(int argc, char **argv)
             v = "yes";
         if (!v) {
             if (i + 1 >= argc) {
-                fprintf(stderr, "em-agent watch: --%s needs a value\n", opts[id].name);
+                fprintf(stderr, "em-agent: watch: --%s needs a value\n", opts[id].name);
                 goto out;
             }
             v = argv[++i];
@@ -365,8 +447,9 @@ int cmd_watch(int argc, char **argv)
         if (set(&cli, id, v) < 0)
             goto out;
     }
-    if (read_config(&file, config ? config : "/etc/em-agent/agent.conf", config != NULL) < 0 ||
-        read_env(&env) < 0)
+    /* Only the file named: the system's /etc/em-agent/agent.conf is the service's (its unit
+     * names it), not every interactive run's. */
+    if ((config && read_config(&file, config) < 0) || read_env(&env) < 0)
         goto out;
     /* Precedence: command line, environment, file. */
     const char *val[OPT_COUNT];
@@ -391,7 +474,7 @@ int cmd_watch(int argc, char **argv)
     if (!dirs->ndirs)
         dirs = &file;
     if (!dirs->ndirs) {
-        fprintf(stderr, "em-agent watch: which directory? (see --help)\n");
+        fprintf(stderr, "em-agent: watch: which directory? (see --help)\n");
         goto out;
     }
     /* Logging. */
@@ -399,7 +482,7 @@ int cmd_watch(int argc, char **argv)
         char *end;
         long v = strtol(val[OPT_VERBOSE], &end, 10);
         if (end == val[OPT_VERBOSE] || *end || v < 0 || v > 2) {
-            fprintf(stderr, "em-agent watch: verbose takes 0, 1 or 2\n");
+            fprintf(stderr, "em-agent: watch: verbose takes 0, 1 or 2\n");
             goto out;
         }
         if (v > verbose)
@@ -417,13 +500,13 @@ int cmd_watch(int argc, char **argv)
         else if (strcmp(val[OPT_LOG_FORMAT], "text") == 0)
             format = EM_LOG_TEXT;
         else {
-            fprintf(stderr, "em-agent watch: --log-format takes 'text' or 'json'\n");
+            fprintf(stderr, "em-agent: watch: --log-format takes 'text' or 'json'\n");
             goto out;
         }
     }
     em_log_setup(level, format);
     if (val[OPT_LOG_FILE] && em_log_open(val[OPT_LOG_FILE]) < 0) {
-        fprintf(stderr, "em-agent watch: %s: cannot open the log file\n", val[OPT_LOG_FILE]);
+        fprintf(stderr, "em-agent: watch: %s: cannot open the log file\n", val[OPT_LOG_FILE]);
         goto out;
     }
     struct watch_options o = {0};
@@ -439,7 +522,7 @@ int cmd_watch(int argc, char **argv)
         (val[OPT_SETTLE] && !parse_seconds("settle", val[OPT_SETTLE], &settle)))
         goto out;
     if (val[OPT_POLL] && o.poll_s < 0.01) {
-        fprintf(stderr, "em-agent watch: --poll takes at least 0.01 seconds\n");
+        fprintf(stderr, "em-agent: watch: --poll takes at least 0.01 seconds\n");
         goto out;
     }
     char agent[256];
@@ -447,9 +530,10 @@ int cmd_watch(int argc, char **argv)
         snprintf(agent, sizeof(agent), "%s", val[OPT_AGENT]);
     else
         event_default_agent(agent, sizeof(agent));
-    char *state_dir = val[OPT_STATE_DIR] ? strdup(val[OPT_STATE_DIR]) : default_state_dir();
+    char *state_dir = val[OPT_STATE_DIR] ? strdup(val[OPT_STATE_DIR])
+                                         : state_default_dir(agent, dirs->dirs, dirs->ndirs);
     if (!state_dir) {
-        fprintf(stderr, "em-agent watch: no state directory: give --state-dir\n");
+        fprintf(stderr, "em-agent: watch: no state directory: give --state-dir\n");
         goto out;
     }
     o.dirs = (const char *const *)dirs->dirs;
@@ -462,18 +546,20 @@ int cmd_watch(int argc, char **argv)
     o.fsync = truthy(val[OPT_FSYNC]);
     o.exit_idle = truthy(val[OPT_ONCE]);
     o.exit_on_root_loss = truthy(val[OPT_EXIT_ON_ROOT_LOSS]);
+    o.from_start = from_start;
+    o.config_path = config;
     struct bus_target bus = {0};
     o.drain_s = 10;
     if (val[OPT_AMQP]) {
         char reason[256];
         if (o.out_path) {
-            fprintf(stderr, "em-agent watch: --out and --amqp exclude each other\n");
+            fprintf(stderr, "em-agent: watch: --out and --amqp exclude each other\n");
             free(state_dir);
             goto out;
         }
         if (bus_target_parse(&bus, val[OPT_AMQP], val[OPT_AMQP_CA], val[OPT_AMQP_CERT],
                              val[OPT_AMQP_KEY], reason, sizeof(reason)) < 0) {
-            fprintf(stderr, "em-agent watch: --amqp: %s\n", reason);
+            fprintf(stderr, "em-agent: watch: --amqp: %s\n", reason);
             free(state_dir);
             goto out;
         }
@@ -483,7 +569,7 @@ int cmd_watch(int argc, char **argv)
             errno = 0;
             long v = strtol(val[OPT_AMQP_WINDOW], &end, 10);
             if (end == val[OPT_AMQP_WINDOW] || *end || errno || v < 1 || v > 100000) {
-                fprintf(stderr, "em-agent watch: --amqp-window takes 1 to 100000\n");
+                fprintf(stderr, "em-agent: watch: --amqp-window takes 1 to 100000\n");
                 bus_target_free(&bus);
                 free(state_dir);
                 goto out;

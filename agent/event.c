@@ -1,5 +1,7 @@
 #include "event.h"
+#include "fsio.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
@@ -132,7 +134,7 @@ int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *
     }
     int rc = line ? 0 : -EM_ENOMEM;
     if (line && (fputs(line, w->out) < 0 || fputc('\n', w->out) < 0))
-        rc = -EM_EIO;
+        rc = errno ? fsio_error(uv_translate_sys_error(errno)) : -EM_EIO;
     cJSON_free(line);
     if (rc == 0) {
         w->seq = seq;

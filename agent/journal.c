@@ -6,6 +6,7 @@
  *   E seq key-hash data-hash line           an event; the line is empty once delivered
  *   D seq                                   the sink took everything up to seq
  *   F hash size mtime-sec mtime-nsec state path
+ *   T unix-microseconds                     when the last event was journaled
  *
  * Hashes are 16 hex digits. Unknown record letters are skipped, so later versions can add
  * records. The path is the last field, so it may hold tabs (not newlines: such names are
@@ -35,6 +36,8 @@
 #define JOURNAL_MAX (1ull << 32)
 #define COMPACT_MIN (64u << 20)
 #define JOURNAL_BUF_MAX (256u << 10)
+
+static uint64_t clock_us(void);
 
 static const char *file_path_of(const void *v)
 {
@@ -163,6 +166,7 @@ int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t d
         return -EM_ENOMEM;
     }
     j->last_seq = seq;
+    j->events_uncommitted = true;
     return 0;
 }
 
@@ -259,6 +263,8 @@ static int compact(struct journal *j)
     j->bytes = 0;
     c.rc = buf_printf(j, "%s\t%s\nS\t%" PRIu64 "\t%" PRIu64 "\n", JOURNAL_MAGIC, j->agent,
                       j->last_seq, j->delivered);
+    if (c.rc == 0 && j->last_event_us)
+        c.rc = buf_printf(j, "T\t%" PRIu64 "\n", j->last_event_us);
     for (size_t i = 0; i < j->entities.cap && c.rc == 0; i++) {
         if (j->entities.e[i].key)
             c.rc = buf_printf(j, "K\t%016" PRIx64 "\t%016" PRIx64 "\n", j->entities.e[i].key,
@@ -308,6 +314,12 @@ int journal_commit(struct journal *j)
 {
     if (j->fd < 0)
         return -EM_EIO;
+    if (j->events_uncommitted) {
+        j->last_event_us = clock_us();
+        if (buf_printf(j, "T\t%" PRIu64 "\n", j->last_event_us) < 0)
+            return -EM_ENOMEM;
+        j->events_uncommitted = false;
+    }
     if (j->len) {
         int rc = fsio_write_all(j->fd, j->buf, j->len);
         if (rc == 0 && j->fsync)
@@ -379,6 +391,11 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
         return true;
     case 'K':
         return parse_u64(&p, &a, 16) && parse_u64(&p, &b, 16) && entity_set(j, a, b) == 0;
+    case 'T':
+        if (!parse_u64(&p, &a, 10))
+            return false;
+        j->last_event_us = a > j->last_event_us ? a : j->last_event_us;
+        return true;
     case 'D':
         if (!parse_u64(&p, &a, 10))
             return false;
@@ -465,7 +482,13 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
         fsio_buf_free(&b);
         return 0;
     }
-    if (strcmp(p + mlen + 1, j->agent) != 0) {
+    if (!j->agent) { /* journal_peek: whoever it belongs to */
+        j->agent = strdup(p + mlen + 1);
+        if (!j->agent) {
+            fsio_buf_free(&b);
+            return -EM_ENOMEM;
+        }
+    } else if (strcmp(p + mlen + 1, j->agent) != 0) {
         snprintf(reason, cap,
                  "%s belongs to agent '%s', not '%s': use --agent %s or another --state-dir",
                  j->path, p + mlen + 1, j->agent, p + mlen + 1);
@@ -500,27 +523,80 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
     return rc;
 }
 
+/* The pid written into a lock file, or 0. */
+static long lock_holder(const char *lock_path)
+{
+    struct fsio_buf b = {0};
+    long pid = 0;
+    if (fsio_read(lock_path, 64, &b, NULL) == 0 && b.len > 0 && b.len < 32) {
+        char text[32];
+        memcpy(text, b.data, b.len);
+        text[b.len] = '\0';
+        pid = strtol(text, NULL, 10);
+    }
+    fsio_buf_free(&b);
+    return pid > 0 ? pid : 0;
+}
+
 static int lock_dir(struct journal *j, char *reason, size_t cap)
 {
     char *path = fsio_join(j->dir, "lock");
     if (!path)
         return -EM_ENOMEM;
     uv_file fd = open_file(path, UV_FS_O_RDWR | UV_FS_O_CREAT);
-    free(path);
     if (fd < 0) {
-        snprintf(reason, cap, "%s: cannot create the lock file: %s", j->dir, uv_strerror(fd));
-        return -EM_EIO;
+        snprintf(reason, cap, "%s: cannot create the lock file: %s", path,
+                 em_strerror(fsio_error(fd)));
+        free(path);
+        return fsio_error(fd);
     }
 #ifndef _WIN32
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         close_fd(fd);
-        snprintf(reason, cap, "%s is in use by another em-agent (one state directory per agent)",
-                 j->dir);
+        long pid = lock_holder(path);
+        if (pid)
+            snprintf(reason, cap,
+                     "%s is in use by another em-agent (pid %ld); one state directory per agent",
+                     j->dir, pid);
+        else
+            snprintf(reason, cap, "%s is in use by another em-agent; one state directory per agent",
+                     j->dir);
+        free(path);
         return -EM_ESTATE;
     }
+    /* Who holds it, for `em-agent status` and the error above. */
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)uv_os_getpid());
+    uv_fs_t req;
+    uv_fs_ftruncate(NULL, &req, fd, 0, NULL);
+    uv_fs_req_cleanup(&req);
+    uv_buf_t buf = uv_buf_init(pid, (unsigned)n);
+    uv_fs_write(NULL, &req, fd, &buf, 1, 0, NULL);
+    uv_fs_req_cleanup(&req);
 #endif
+    free(path);
     j->lock = (void *)(intptr_t)(fd + 1);
     return 0;
+}
+
+long journal_lock_holder(const char *dir)
+{
+    char *path = fsio_join(dir, "lock");
+    if (!path)
+        return 0;
+    long pid = 0;
+#ifndef _WIN32
+    uv_file fd = open_file(path, UV_FS_O_RDONLY);
+    if (fd >= 0) {
+        if (flock(fd, LOCK_SH | LOCK_NB) < 0)
+            pid = lock_holder(path);
+        else
+            flock(fd, LOCK_UN);
+        close_fd(fd);
+    }
+#endif
+    free(path);
+    return pid;
 }
 
 static int make_dirs(const char *dir)
@@ -539,7 +615,7 @@ static int make_dirs(const char *dir)
             *p = c;
             if (r < 0 && r != UV_EEXIST) {
                 free(d);
-                return -EM_EIO;
+                return fsio_error(r);
             }
         }
         if (last)
@@ -561,6 +637,11 @@ static uint64_t clock_us(void)
 void journal_forget(struct journal *j)
 {
     journal_pending_clear(j);
+    journal_forget_entities(j);
+}
+
+void journal_forget_entities(struct journal *j)
+{
     hmap_each(&j->files, free_file, NULL);
     hmap_free(&j->files);
     hmap_free(&j->entities);
@@ -624,6 +705,43 @@ int journal_open(struct journal *j, const char *dir, const char *agent, char *re
     if (rc < 0)
         snprintf(reason, reason_cap, "%s: cannot write the journal: %s", j->path, em_strerror(rc));
     return rc;
+}
+
+int journal_peek(struct journal *j, const char *dir, char *reason, size_t reason_cap)
+{
+    memset(j, 0, sizeof(*j));
+    j->fd = -1;
+    reason[0] = '\0';
+    j->dir = strdup(dir);
+    j->path = fsio_join(dir, "journal");
+    if (!j->dir || !j->path)
+        return -EM_ENOMEM;
+    struct fsio_stat st;
+    int rc = fsio_stat(j->path, &st);
+    if (rc < 0) {
+        snprintf(reason, reason_cap, "%s: %s", j->path, em_strerror(rc));
+        return rc;
+    }
+    char damage[256] = "";
+    rc = load(j, reason, reason_cap, damage, sizeof(damage));
+    if (rc == 0 && damage[0]) {
+        snprintf(reason, reason_cap, "%s is damaged (%s)", j->path, damage);
+        rc = -EM_ESTATE;
+    }
+    if (rc == 0 && !j->agent) {
+        snprintf(reason, reason_cap, "%s is empty", j->path);
+        rc = -EM_ENOENT;
+    }
+    return rc;
+}
+
+size_t journal_live_entities(const struct journal *j)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < j->entities.cap; i++)
+        if (j->entities.e[i].key && j->entities.e[i].v.u != 0)
+            n++;
+    return n;
 }
 
 void journal_pending_clear(struct journal *j)

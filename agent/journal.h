@@ -65,6 +65,8 @@ struct journal {
     uint64_t bytes;            /* size of the file */
     uint64_t compacted;        /* its size after the last compaction */
     bool fsync;                /* fdatasync after each commit */
+    uint64_t last_event_us;    /* when the last event was journaled (0: never) */
+    bool events_uncommitted;
 };
 
 /* Opens (creating) the journal in `dir` for agent `agent`. A journal that is damaged (not
@@ -77,6 +79,18 @@ struct journal {
  * message. */
 int journal_open(struct journal *j, const char *dir, const char *agent, char *reason,
                  size_t reason_cap);
+
+/* The pid of the process holding the state directory `dir`, or 0 when none does. */
+long journal_lock_holder(const char *dir);
+
+/* Reads the journal of `dir` without locking or changing it (for `em-agent status`):
+ * agent, last_seq, delivered, entities (live ones), files and last_event_us are filled.
+ * Returns 0, EM_ENOENT when there is no journal, or another negative EM_E* code (with a
+ * reason). Free with journal_close(). */
+int journal_peek(struct journal *j, const char *dir, char *reason, size_t reason_cap);
+
+/* Entities emitted and not deleted since. */
+size_t journal_live_entities(const struct journal *j);
 
 /* Whether the entity `key_hash` was last emitted with `data_hash`. */
 bool journal_entity_same(const struct journal *j, uint64_t key_hash, uint64_t data_hash);
@@ -115,6 +129,10 @@ int journal_commit(struct journal *j);
 /* Forgets every entity and file (not the seq): the next walk parses everything and
  * emits the current state of every entity again. For state found inconsistent. */
 void journal_forget(struct journal *j);
+
+/* Like journal_forget(), but events journaled and not yet delivered are still re-sent
+ * (--from-start: a delete among them must not be lost). */
+void journal_forget_entities(struct journal *j);
 
 /* Frees the pending list once it has been re-sent. */
 void journal_pending_clear(struct journal *j);

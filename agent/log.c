@@ -1,6 +1,7 @@
 #include "log.h"
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -59,9 +60,12 @@ void em_log_write(enum em_log_level level, const char *fmt, ...)
         cJSON_free(line);
         cJSON_Delete(o);
     } else {
+        /* "prog: subject: reason" on a terminal; warnings and debug lines say so, and a
+         * log file labels errors too (it is read later, among other lines). */
+        bool label = level == EM_LOG_WARN || level == EM_LOG_DEBUG ||
+                     (level == EM_LOG_ERROR && log_file != NULL);
         fprintf(log_file ? log_file : stderr, "%s: %s%s%s\n", log_name,
-                level == EM_LOG_INFO ? "" : level_names[level], level == EM_LOG_INFO ? "" : ": ",
-                msg);
+                label ? level_names[level] : "", label ? ": " : "", msg);
     }
     free(big);
 }

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_common.h"
 #include "epu.h"
 #include "log.h"
 
@@ -12,7 +13,7 @@
 #endif
 
 static const char main_usage[] =
-    "Usage: em-agent [-v|-vv] [--log-format text|json] COMMAND [ARGS]\n"
+    "Usage: em-agent [OPTIONS] COMMAND [ARGS]\n"
     "\n"
     "Turn an EPU session directory into typed metadata and entity events.\n"
     "\n"
@@ -21,16 +22,19 @@ static const char main_usage[] =
     "  validate DIR      check a grid (session) directory or a whole visit\n"
     "  scan DIR          parse a session or visit once; print its entities as events\n"
     "  watch DIR...      follow sessions live; print every entity change once\n"
+    "  status            what a watch has emitted and is waiting to deliver; who runs it\n"
     "  help [COMMAND]    show help for a command\n"
     "\n"
-    "Options:\n"
+    "Options (before or after the command):\n"
     "  -v, -vv                more logging on stderr (info, debug)\n"
+    "  -q, --quiet            errors only: no summary, no progress\n"
     "  --log-format text|json log lines as text (default) or JSON objects\n"
     "  --version              print the version\n"
     "  -h, --help             show this help\n"
     "\n"
-    "Exit status: 0 success; 1 bad input or validation findings; 2 usage or I/O error.\n"
-    "Run 'em-agent COMMAND --help' for a command's options.\n";
+    "Exit status: 0 success; 1 bad input, findings or a failed run; 2 usage or settings\n"
+    "(the reason is printed). Messages read \"em-agent: subject: reason\".\n"
+    "Run 'em-agent help COMMAND' for a command's options.\n";
 
 bool cli_is_help(const char *arg)
 {
@@ -42,7 +46,7 @@ bool cli_parse_jobs(const char *cmd, const char *value, unsigned *out)
     char *end;
     long n = strtol(value, &end, 10);
     if (end == value || *end != '\0' || n < 1 || n > 64) {
-        fprintf(stderr, "em-agent %s: --jobs takes a number from 1 to 64, not '%s'\n", cmd, value);
+        fprintf(stderr, "em-agent: %s: --jobs takes a number from 1 to 64, not '%s'\n", cmd, value);
         return false;
     }
     *out = (unsigned)n;
@@ -59,60 +63,44 @@ static int dispatch(const char *cmd, int argc, char **argv)
         return cmd_scan(argc, argv);
     if (strcmp(cmd, "watch") == 0)
         return cmd_watch(argc, argv);
-    fprintf(stderr, "em-agent: unknown command '%s'\n\n%s", cmd, main_usage);
+    if (strcmp(cmd, "status") == 0)
+        return cmd_status(argc, argv);
+    fprintf(stderr, "em-agent: %s: unknown command (see 'em-agent --help')\n", cmd);
     return EXIT_USAGE;
 }
 
 int main(int argc, char **argv)
 {
-    enum em_log_level level = EM_LOG_WARN;
-    enum em_log_format format = EM_LOG_TEXT;
-    int i = 1;
-    for (; i < argc && argv[i][0] == '-'; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(main_usage, stdout);
-            return EXIT_OK;
-        } else if (strcmp(a, "--version") == 0) {
-            printf("em-agent %s\n", EM_VERSION);
-            return EXIT_OK;
-        } else if (strcmp(a, "-v") == 0 || strcmp(a, "--verbose") == 0) {
-            level = level < EM_LOG_INFO ? EM_LOG_INFO : EM_LOG_DEBUG;
-        } else if (strcmp(a, "-vv") == 0) {
-            level = EM_LOG_DEBUG;
-        } else if (strcmp(a, "--log-format") == 0 && i + 1 < argc) {
-            const char *f = argv[++i];
-            if (strcmp(f, "json") == 0)
-                format = EM_LOG_JSON;
-            else if (strcmp(f, "text") == 0)
-                format = EM_LOG_TEXT;
-            else {
-                fprintf(stderr, "em-agent: --log-format takes 'text' or 'json'\n");
-                return EXIT_USAGE;
-            }
-        } else {
-            fprintf(stderr, "em-agent: unknown option '%s'\n\n%s", a, main_usage);
-            return EXIT_USAGE;
-        }
-    }
-    if (i >= argc) {
-        fputs(main_usage, stderr);
+    int early = cli_globals("em-agent", EM_VERSION, &argc, argv);
+    if (early >= 0)
+        return early;
+    if (argc < 2) {
+        fprintf(stderr, "em-agent: which command? (parse, validate, scan, watch, status)\n\n%s",
+                main_usage);
         return EXIT_USAGE;
     }
-    em_log_setup(level, format);
+    const char *cmd = argv[1];
+    if (cli_is_help(cmd)) {
+        fputs(main_usage, stdout);
+        return EXIT_OK;
+    }
+    if (cmd[0] == '-') {
+        fprintf(stderr, "em-agent: %s: unknown option (see 'em-agent --help')\n", cmd);
+        return EXIT_USAGE;
+    }
     epu_init();
     int status;
-    if (strcmp(argv[i], "help") == 0) {
-        if (i + 1 < argc) {
+    if (strcmp(cmd, "help") == 0) {
+        if (argc > 2) {
             char help[] = "--help";
-            char *args[] = {help};
-            status = dispatch(argv[i + 1], 1, args);
+            char *args[] = {help, NULL};
+            status = dispatch(argv[2], 1, args);
         } else {
             fputs(main_usage, stdout);
             status = EXIT_OK;
         }
     } else {
-        status = dispatch(argv[i], argc - i - 1, argv + i + 1);
+        status = dispatch(cmd, argc - 2, argv + 2);
     }
     epu_cleanup();
     return status;

@@ -9,6 +9,7 @@
  */
 #include "scan.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -580,9 +581,12 @@ int scan_run(const struct scan_options *opt, struct scan_summary *sum)
     event_writer_init(&sc.ev, opt->out, opt->agent, 0);
     rc = run(&sc);
     progress(&sc, true);
-    if (fflush(opt->out) != 0 && rc == 0)
-        rc = -EM_EIO;
+    bool flush_failed = fflush(opt->out) != 0;
+    if (flush_failed && rc == 0)
+        rc = errno ? fsio_error(uv_translate_sys_error(errno)) : -EM_EIO;
+    sum->output_failed = rc < 0 && (sc.ev.error != 0 || flush_failed);
     sum->files_walked = sc.tree.files;
+    sum->dirs_failed = sc.tree.dirs_failed;
     sum->files_parsed = sc.files_parsed;
     sum->files_failed = sc.files_failed;
     sum->files_skipped = sc.files_skipped;

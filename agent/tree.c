@@ -73,6 +73,8 @@ void tree_free(struct tree *t)
     strvec_free(&t->atlases);
     strvec_free(&t->other_xml);
     strvec_free(&t->unplaced);
+    strvec_free(&t->unreadable);
+    strvec_free(&t->unreadable_why);
     memset(t, 0, sizeof(*t));
 }
 
@@ -308,7 +310,11 @@ static int walk(struct tree *t, const char *rel, unsigned depth, struct ancestry
     if (rc < 0) {
         if (depth == 0)
             return rc;
-        em_log(EM_LOG_WARN, "%s: cannot list directory: %s (skipped)", rel, em_strerror(rc));
+        em_log(EM_LOG_WARN, "%s: cannot list the directory: %s (skipped)", rel, em_strerror(rc));
+        t->dirs_failed++;
+        if (strvec_push(&t->unreadable, rel) < 0 ||
+            strvec_push(&t->unreadable_why, em_strerror(rc)) < 0)
+            return -EM_ENOMEM;
         return 0;
     }
     t->dirs++;
@@ -486,4 +492,15 @@ out:
     free(buf);
     free(sbuf);
     return found;
+}
+
+bool tree_under_unreadable(const struct tree *t, const char *rel)
+{
+    for (size_t i = 0; i < t->unreadable.n; i++) {
+        const char *u = t->unreadable.v[i];
+        size_t n = strlen(u);
+        if (strncmp(rel, u, n) == 0 && (rel[n] == '\0' || rel[n] == '/'))
+            return true;
+    }
+    return false;
 }

@@ -49,12 +49,18 @@ struct tree {
     struct tree_session *sessions; /* in walk order (sorted names) */
     size_t session_count;
     size_t session_cap;
-    struct strvec atlases;   /* .../Atlas/Atlas.dm */
-    struct strvec other_xml; /* other .xml and .dm files (tiles, Sample.dm, ...) */
-    struct strvec unplaced;  /* EPU files outside any session layout */
-    size_t files;            /* regular files seen */
-    size_t dirs;             /* directories walked */
+    struct strvec atlases;        /* .../Atlas/Atlas.dm */
+    struct strvec other_xml;      /* other .xml and .dm files (tiles, Sample.dm, ...) */
+    struct strvec unplaced;       /* EPU files outside any session layout */
+    size_t files;                 /* regular files seen */
+    size_t dirs;                  /* directories walked */
+    size_t dirs_failed;           /* directories that could not be listed (each logged) */
+    struct strvec unreadable;     /* those directories, relative to the root */
+    struct strvec unreadable_why; /* and why, in the same order ("permission denied") */
 };
+
+/* Whether `rel` is one of the unreadable directories or lies below one. */
+bool tree_under_unreadable(const struct tree *t, const char *rel);
 
 /* Walks `root`. Returns 0, EM_ENOENT (root missing or not a directory), EM_EIO or
  * EM_ENOMEM. Unreadable subdirectories are skipped with a warning in the log. You own

@@ -1,4 +1,4 @@
-/* em-agent watch: the loop, the per-file incremental parsing and the sink.
+/* em-agent: watch: the loop, the per-file incremental parsing and the sink.
  *
  * Per file the journal keeps the version last processed (size, mtime, content hash,
  * state). A file being written is fed to a push parser as it grows ("partials", at most
@@ -14,6 +14,7 @@
  */
 #include "watch.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -28,6 +29,7 @@
 #include "fsio.h"
 #include "hash.h"
 #include "hmap.h"
+#include "cli_common.h"
 #include "journal.h"
 #include "log.h"
 #include "model.h"
@@ -116,7 +118,12 @@ struct watch {
     } * waiting;
     size_t nwaiting, waiting_cap;
     uv_signal_t sig_term, sig_int, sig_hup;
+    uv_async_t sig_async; /* SIGTERM/SIGINT, from the handler (see on_stop_signal) */
     bool walking;
+    /* the walk's progress line on a terminal */
+    bool progress;
+    uint64_t progress_ns;
+    size_t walk_found, walk_done, walk_total;
     bool stopping;
     int status; /* the exit status so far */
     /* statistics */
@@ -124,6 +131,7 @@ struct watch {
     uint64_t last_summary_ns, last_summary_events;
     double lag_max_ms, lag_sum_ms;
     uint64_t lag_n;
+    bool failed; /* fail() was called: the run is stopping */
 };
 
 /* ---- output ---- */
@@ -138,30 +146,49 @@ static int sink_write(struct watch *w, char *p, size_t n)
     }
     if (w->out_fd >= 0)
         return fsio_write_all(w->out_fd, p, n);
+    errno = 0;
     if (fwrite(p, 1, n, w->out) != n || fflush(w->out) != 0)
-        return -EM_EIO;
+        return errno ? fsio_error(uv_translate_sys_error(errno)) : -EM_EIO;
     return 0;
 }
 
 static void fail(struct watch *w, int status, const char *what, int rc);
+
+/* A start-up line shown whatever the log level, unless -q. */
+#define notice(...)                                                                                \
+    do {                                                                                           \
+        if (!cli_quiet)                                                                            \
+            em_log_write(EM_LOG_INFO, __VA_ARGS__);                                                \
+    } while (0)
+
+/* A write to the journal, the outbox or the output failed: names the file and the cause. */
+static void fail_write(struct watch *w, const char *what, int rc)
+{
+    char msg[4200];
+    if (rc == -EM_EPIPE && strcmp(what, "standard output") == 0)
+        snprintf(msg, sizeof(msg), "standard output (the reader went away)");
+    else
+        snprintf(msg, sizeof(msg), "%s: cannot write", what);
+    fail(w, 1, msg, rc);
+}
 
 /* Journal first, then the sink, then the delivered mark. */
 static int commit_output(struct watch *w)
 {
     int rc = journal_commit(&w->j);
     if (rc < 0) {
-        fail(w, 1, "cannot write the journal", rc);
+        fail_write(w, w->j.path, rc);
         return rc;
     }
     if (w->olen == 0)
         return 0;
     rc = sink_write(w, w->obuf, w->olen);
     if (rc < 0) {
-        fail(w, 1,
-             w->ob_open         ? "cannot write events to the outbox"
-             : w->opt->out_path ? w->opt->out_path
-                                : "cannot write events to stdout",
-             rc);
+        fail_write(w,
+                   w->ob_open         ? w->ob.dir
+                   : w->opt->out_path ? w->opt->out_path
+                                      : "standard output",
+                   rc);
         return rc;
     }
     w->olen = 0;
@@ -169,7 +196,7 @@ static int commit_output(struct watch *w)
     if (rc == 0)
         rc = journal_commit(&w->j);
     if (rc < 0)
-        fail(w, 1, "cannot write the journal", rc);
+        fail_write(w, w->j.path, rc);
     return rc;
 }
 
@@ -357,8 +384,71 @@ static void drain_rescans(struct watch *w)
 
 static void stop(struct watch *w);
 
+/* SIGTERM and SIGINT take effect within a second at any moment, even in the middle of
+ * a walk of a large tree (libuv would only run its signal callback after the walk): the
+ * handler records the signal and wakes the loop, and walks look at the flag as they go.
+ * Stopping mid-walk is safe: the journal knows which files were processed, and the next
+ * run continues from there. */
+static volatile sig_atomic_t stop_signal;
+static uv_async_t *stop_async;
+
+#ifndef _WIN32
+static void on_stop_signal(int signum)
+{
+    stop_signal = signum;
+    if (stop_async)
+        uv_async_send(stop_async); /* async-signal-safe */
+}
+#endif
+
+/* Whether a stop was asked for; the first time, stops. For the loops of a walk. */
+static bool stop_requested(struct watch *w)
+{
+    if (stop_signal && !w->stopping) {
+        em_log(EM_LOG_INFO, "%s: finishing and stopping",
+               stop_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        stop(w);
+    }
+    return w->stopping;
+}
+
+static void on_stop_async(uv_async_t *a)
+{
+    stop_requested(a->data);
+}
+
+/* "walking DIR: N files found" then "parsing: i of n files", on stderr when it is a
+ * terminal, at most 5 times a second. */
+static void walk_progress(struct watch *w, const char *dir, bool parsing)
+{
+    if (!w->progress)
+        return;
+    uint64_t now = uv_hrtime();
+    if (now - w->progress_ns < 200000000u)
+        return;
+    w->progress_ns = now;
+    if (parsing)
+        fprintf(stderr, "\r\033[Kem-agent: parsing %zu of %zu files (%.0f %%)", w->walk_done,
+                w->walk_total,
+                w->walk_total ? 100.0 * (double)w->walk_done / (double)w->walk_total : 100.0);
+    else
+        fprintf(stderr, "\r\033[Kem-agent: walking %s: %zu EPU files found", dir, w->walk_found);
+}
+
+static void walk_progress_end(struct watch *w)
+{
+    if (w->progress && w->progress_ns)
+        fprintf(stderr, "\r\033[K");
+    w->progress_ns = 0;
+}
+
 static void fail(struct watch *w, int status, const char *what, int rc)
 {
+    /* The first failure is the cause; what fails after it (the same error passed up
+     * through the callers) would only blame other paths. */
+    if (w->failed)
+        return;
+    w->failed = true;
     em_log(EM_LOG_ERROR, "%s: %s; stopping", what, em_strerror(rc));
     if (w->status == 0)
         w->status = status;
@@ -702,12 +792,15 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         if (rc < 0)
             return note_unreadable(w, dir, rc);
     }
+    if (stop_requested(w))
+        return 0;
+    walk_progress(w, dir, false);
     struct fsio_entry *e;
     size_t n;
     int rc = fsio_list(dir, &e, &n);
     if (rc < 0)
         return rc == -EM_ENOENT ? 0 : rc == -EM_ENOMEM ? rc : note_unreadable(w, dir, rc);
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    for (size_t i = 0; i < n && rc == 0 && !w->stopping; i++) {
         char *child = fsio_join(dir, e[i].name);
         if (!child) {
             rc = -EM_ENOMEM;
@@ -730,6 +823,7 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
                     out->cap = cap;
                 }
                 out->v[out->n++] = (struct walk_file){child, kind};
+                w->walk_found++;
                 child = NULL;
             }
         }
@@ -786,12 +880,19 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     struct walk wk = {0};
     bool was_walking = w->walking;
     w->walking = true;
+    w->walk_found = 0;
     int rc = walk_collect(w, dir, 0, &wk);
     if (rc < 0)
         fail(w, 1, dir, rc);
-    if (wk.n > 1)
+    if (wk.n > 1 && !w->stopping)
         qsort(wk.v, wk.n, sizeof(*wk.v), cmp_walk_file);
+    w->walk_total = wk.n;
     for (size_t i = 0; i < wk.n; i++) {
+        w->walk_done = i;
+        if ((i & 63) == 0 && !w->stopping) {
+            stop_requested(w);
+            walk_progress(w, dir, true);
+        }
         if (!w->stopping) {
             /* Children are linked once their parents are in: flush before the images. */
             if (i > 0 && kind_rank(wk.v[i].kind) != kind_rank(wk.v[i - 1].kind) &&
@@ -802,6 +903,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         free(wk.v[i].path);
     }
     free(wk.v);
+    walk_progress_end(w);
     w->walking = was_walking;
     if (!w->stopping)
         flush_models(w);
@@ -1151,6 +1253,15 @@ static void stop(struct watch *w)
     close_handle((uv_handle_t *)&w->sig_term);
     close_handle((uv_handle_t *)&w->sig_int);
     close_handle((uv_handle_t *)&w->sig_hup);
+    close_handle((uv_handle_t *)&w->sig_async);
+    stop_async = NULL;
+#ifndef _WIN32
+    /* A second SIGTERM/SIGINT during the drain ends the process at once, as before. */
+    if (stop_signal) {
+        signal(SIGTERM, SIG_DFL);
+        signal(SIGINT, SIG_DFL);
+    }
+#endif
     if (w->pub) {
         /* Everything goes to the outbox first; the loop then runs until the publisher
          * has sent it (or the drain time is up) and reports that it finished. */
@@ -1393,8 +1504,23 @@ static int start(struct watch *w)
         return rc == -EM_ESTATE || rc == -EM_EMALFORMED ? 2 : 1;
     }
     w->j.fsync = o->fsync;
-    em_log(EM_LOG_INFO, "state in %s: last seq %llu, %zu entities, %zu files", o->state_dir,
-           (unsigned long long)w->j.last_seq, w->j.entities.count, w->j.files.count);
+    /* Said without -v: a watch that prints nothing because everything was already emitted
+     * must not look broken. */
+    if (o->config_path)
+        notice("settings read from %s", o->config_path);
+    size_t live = journal_live_entities(&w->j);
+    if (w->j.fresh)
+        notice("new state in %s: the current state of every entity is emitted", o->state_dir);
+    else if (o->from_start)
+        notice("%s: --from-start: the current state of every entity is emitted again (%zu "
+               "emitted before, up to seq %llu; new seqs follow)",
+               o->state_dir, live, (unsigned long long)w->j.loaded_seq);
+    else
+        notice("resuming %s: %zu entities already emitted up to seq %llu; only changes follow "
+               "(--from-start emits everything again)",
+               o->state_dir, live, (unsigned long long)w->j.loaded_seq);
+    if (o->from_start && !w->j.fresh)
+        journal_forget_entities(&w->j);
     if (o->out_path) {
         uv_fs_t req;
         w->out_fd = uv_fs_open(NULL, &req, o->out_path,
@@ -1463,8 +1589,23 @@ static int start(struct watch *w)
     uv_signal_init(&w->loop, &w->sig_int);
     uv_signal_init(&w->loop, &w->sig_hup);
     w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
+    uv_async_init(&w->loop, &w->sig_async, on_stop_async);
+    w->sig_async.data = w;
+    stop_signal = 0;
+    stop_async = &w->sig_async;
+#ifdef _WIN32
     uv_signal_start(&w->sig_term, on_signal, SIGTERM);
     uv_signal_start(&w->sig_int, on_signal, SIGINT);
+#else
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+#endif
+    w->progress = !cli_quiet && uv_guess_handle(2) == UV_TTY;
 #ifdef SIGHUP
     uv_signal_start(&w->sig_hup, on_signal, SIGHUP);
 #endif

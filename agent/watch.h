@@ -1,4 +1,4 @@
-/* watch.h — em-agent watch: follow EPU output live and emit every entity change once
+/* watch.h — em-agent: watch: follow EPU output live and emit every entity change once
  * (DESIGN §5–6).
  *
  * The run: open the journal (state directory), re-send events it holds that the sink may
@@ -34,6 +34,8 @@ struct watch_options {
     double check_s;                /* > 0: check roots and retry unreadable directories */
     bool exit_on_root_loss;        /* a root deleted or renamed ends the run with status 1 */
     double incomplete_s;           /* > 0: a document incomplete this long counts as unreadable */
+    bool from_start;               /* emit the current state of every entity again */
+    const char *config_path;       /* the config file read, for the start-up notice (or NULL) */
 };
 
 /* Runs until stopped. Returns 0 (stopped by a signal, or exit_idle), 1 when the output,

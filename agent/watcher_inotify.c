@@ -1,6 +1,7 @@
 /* The Linux watcher: inotify read directly, because libuv's uv_fs_event hides
  * IN_CLOSE_WRITE and drops IN_Q_OVERFLOW (reference/watcher-anchors.md §2.5). */
 #include "watcher.h"
+#include "cli_common.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -69,7 +70,7 @@ int watcher_new(uv_loop_t *loop, const struct watcher_options *opt,
     if (!w->buf || w->fd < 0) {
         if (w->fd < 0)
             em_log(EM_LOG_ERROR, "inotify_init1: %s (fs.inotify.max_user_instances?)",
-                   strerror(errno));
+                   cli_strerror(errno));
         int rc = w->buf ? -EM_EIO : -EM_ENOMEM;
         if (w->fd >= 0)
             close(w->fd);
@@ -276,7 +277,7 @@ static void on_readable(uv_poll_t *h, int status, int events)
             if (errno == EINTR)
                 continue;
             if (errno != EAGAIN)
-                em_log(EM_LOG_ERROR, "inotify read: %s", strerror(errno));
+                em_log(EM_LOG_ERROR, "inotify read: %s", cli_strerror(errno));
             break;
         }
         if (n == 0)

@@ -10,7 +10,10 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-enum { BE_OK = 0, BE_REJECTS = 1, BE_USAGE = 2 };
+/* Exit statuses, the same for every program: 0 success; 1 bad input or a failed run
+ * (some events rejected, a store or broker that fails, a file that cannot be read);
+ * 2 usage or settings (the reason is printed). */
+enum { BE_OK = 0, BE_REJECTS = 1, BE_FAILED = 1, BE_USAGE = 2 };
 
 int cmd_ingest(int argc, char **argv);
 int cmd_consume(int argc, char **argv);

@@ -1,4 +1,4 @@
-/* em-backend consume: the bus into the store (DESIGN §7–8).
+/* em-backend: consume: the bus into the store (DESIGN §7–8).
  *
  * One thread, one AMQP connection, one store connection. Messages are read with manual
  * acks and a prefetch window and gathered into a batch; a batch is written in one store
@@ -46,7 +46,8 @@ static const char consume_usage[] =
     "fails (full, I/O, locked, busy, connection lost) or the broker does, nothing is\n"
     "dead-lettered or acknowledged: the broker delivers the messages again, and consume\n"
     "retries with back-off (0.25 s doubling to 30 s), logging once per change of state.\n"
-    "Exit status: 0 stopped by a signal or --idle-exit, 2 bad usage or settings.\n";
+    "Exit status: 0 stopped by a signal or --idle-exit; 1 stopped before the store could be\n"
+    "opened; 2 bad usage or settings.\n";
 
 static volatile sig_atomic_t stop_requested;
 
@@ -556,7 +557,7 @@ int cmd_consume(int argc, char **argv)
             be_opt(argc, argv, &i, "batch-ms", &batch_ms, &bad) ||
             be_opt(argc, argv, &i, "idle-exit", &idle, &bad))
             continue;
-        fprintf(stderr, "em-backend consume: unknown argument '%s' (see --help)\n", a);
+        fprintf(stderr, "em-backend: consume: unknown argument '%s' (see --help)\n", a);
         return BE_USAGE;
     }
     long pf = 2000, bm = 1000, ms = 50, idle_s = 0;
@@ -567,13 +568,13 @@ int cmd_consume(int argc, char **argv)
         return BE_USAGE;
     if (bm > pf) {
         fprintf(stderr,
-                "em-backend consume: --batch %ld is larger than --prefetch %ld: a "
+                "em-backend: consume: --batch %ld is larger than --prefetch %ld: a "
                 "batch could never fill\n",
                 bm, pf);
         return BE_USAGE;
     }
     if (!amqp) {
-        fprintf(stderr, "em-backend consume: which broker? give --amqp amqp://… (or set "
+        fprintf(stderr, "em-backend: consume: which broker? give --amqp amqp://… (or set "
                         "EM_BACKEND_AMQP)\n");
         return BE_USAGE;
     }
@@ -584,7 +585,7 @@ int cmd_consume(int argc, char **argv)
         return BE_USAGE;
     char reason[256];
     if (bus_target_parse(&c.target, amqp, ca, cert, key, reason, sizeof(reason)) < 0) {
-        fprintf(stderr, "em-backend consume: --amqp: %s\n", reason);
+        fprintf(stderr, "em-backend: consume: --amqp: %s\n", reason);
         return BE_USAGE;
     }
     c.prefetch = (unsigned)pf;
@@ -610,7 +611,7 @@ int cmd_consume(int argc, char **argv)
     /* A bad store URL or a store from a newer em-backend is a setting to fix, not to retry. */
     int status = BE_OK;
     if (!open_store(&c) && stop_requested)
-        status = BE_USAGE;
+        status = BE_FAILED;
     else
         status = run(&c);
     store_close(c.store);

@@ -1,4 +1,4 @@
-/* em-backend dead: look at the dead letters (em.dead) and send them back to em.events.
+/* em-backend: dead: look at the dead letters (em.dead) and send them back to em.events.
  *
  * consume dead-letters a message unchanged, adding the headers x-em-reason and
  * x-em-routing-key. `list` reads the queue without taking anything from it (the messages
@@ -36,7 +36,7 @@ static const char dead_usage[] =
     "  --amqp URL        amqp[s]://user:password@host[:port]/vhost [EM_BACKEND_AMQP]\n"
     "  --amqp-ca FILE, --amqp-cert FILE, --amqp-key FILE   for amqps://\n"
     "\n"
-    "Exit status: 0 done, 2 bad usage or the broker cannot be used.\n";
+    "Exit status: 0 done; 1 the broker cannot be reached or fails; 2 bad usage or settings.\n";
 
 static const amqp_table_entry_t *header(const amqp_basic_properties_t *p, const char *key)
 {
@@ -146,8 +146,8 @@ static int list(amqp_connection_state_t k, bool json)
         uint64_t tag;
         int got = get_one(k, &m, &tag, reason, sizeof(reason));
         if (got < 0) {
-            fprintf(stderr, "em-backend dead: %s\n", reason);
-            return BE_USAGE;
+            fprintf(stderr, "em-backend: dead: %s\n", reason);
+            return BE_FAILED;
         }
         if (got == 0)
             break;
@@ -158,7 +158,7 @@ static int list(amqp_connection_state_t k, bool json)
         amqp_destroy_message(&m);
         n++;
     }
-    fprintf(stderr, "em-backend dead: %zu dead letter%s in %s\n", n, n == 1 ? "" : "s",
+    fprintf(stderr, "em-backend: dead: %zu dead letter%s in %s\n", n, n == 1 ? "" : "s",
             BUS_DEAD_QUEUE);
     return BE_OK;
 }
@@ -168,8 +168,8 @@ static int replay(amqp_connection_state_t k, long limit)
     char reason[512];
     amqp_tx_select(k, 1);
     if (!bus_ok(amqp_get_rpc_reply(k), "cannot start AMQP transactions", reason, sizeof(reason))) {
-        fprintf(stderr, "em-backend dead: %s\n", reason);
-        return BE_USAGE;
+        fprintf(stderr, "em-backend: dead: %s\n", reason);
+        return BE_FAILED;
     }
     long n = 0;
     while (limit < 0 || n < limit) {
@@ -177,8 +177,8 @@ static int replay(amqp_connection_state_t k, long limit)
         uint64_t tag;
         int got = get_one(k, &m, &tag, reason, sizeof(reason));
         if (got < 0) {
-            fprintf(stderr, "em-backend dead: %s (%ld replayed)\n", reason, n);
-            return BE_USAGE;
+            fprintf(stderr, "em-backend: dead: %s (%ld replayed)\n", reason, n);
+            return BE_FAILED;
         }
         if (got == 0)
             break;
@@ -207,12 +207,12 @@ static int replay(amqp_connection_state_t k, long limit)
             snprintf(reason, sizeof(reason), "the connection failed");
         }
         if (!ok) {
-            fprintf(stderr, "em-backend dead: %s (%ld replayed)\n", reason, n);
-            return BE_USAGE;
+            fprintf(stderr, "em-backend: dead: %s (%ld replayed)\n", reason, n);
+            return BE_FAILED;
         }
         n++;
     }
-    fprintf(stderr, "em-backend dead: %ld dead letter%s sent back to %s\n", n, n == 1 ? "" : "s",
+    fprintf(stderr, "em-backend: dead: %ld dead letter%s sent back to %s\n", n, n == 1 ? "" : "s",
             BUS_EXCHANGE);
     return BE_OK;
 }
@@ -242,37 +242,37 @@ int cmd_dead(int argc, char **argv)
             action = a;
             continue;
         }
-        fprintf(stderr, "em-backend dead: unknown argument '%s' (see --help)\n", a);
+        fprintf(stderr, "em-backend: dead: unknown argument '%s' (see --help)\n", a);
         return BE_USAGE;
     }
     long limit = -1;
     if (bad || (limit_s && !be_number("limit", limit_s, 0, 1000000000L, &limit)))
         return BE_USAGE;
     if (!action) {
-        fprintf(stderr, "em-backend dead: say `list` or `replay` (see --help)\n");
+        fprintf(stderr, "em-backend: dead: say `list` or `replay` (see --help)\n");
         return BE_USAGE;
     }
     if (!amqp) {
-        fprintf(stderr, "em-backend dead: which broker? give --amqp amqp://… (or set "
+        fprintf(stderr, "em-backend: dead: which broker? give --amqp amqp://… (or set "
                         "EM_BACKEND_AMQP)\n");
         return BE_USAGE;
     }
     struct bus_target target;
     char reason[512];
     if (bus_target_parse(&target, amqp, ca, cert, key, reason, sizeof(reason)) < 0) {
-        fprintf(stderr, "em-backend dead: --amqp: %s\n", reason);
+        fprintf(stderr, "em-backend: dead: --amqp: %s\n", reason);
         return BE_USAGE;
     }
     amqp_connection_state_t k = bus_connect(&target, 30, 10.0, reason, sizeof(reason));
-    int status = BE_USAGE;
+    int status = BE_FAILED;
     if (!k) {
-        fprintf(stderr, "em-backend dead: %s\n", reason);
+        fprintf(stderr, "em-backend: dead: %s\n", reason);
     } else {
         /* The queue may not exist yet: declaring it (as consume does) is harmless. */
         amqp_queue_declare(k, 1, amqp_cstring_bytes(BUS_DEAD_QUEUE), 0, 1, 0, 0, amqp_empty_table);
         if (!bus_ok(amqp_get_rpc_reply(k), "cannot declare " BUS_DEAD_QUEUE, reason,
                     sizeof(reason)))
-            fprintf(stderr, "em-backend dead: %s\n", reason);
+            fprintf(stderr, "em-backend: dead: %s\n", reason);
         else
             status = strcmp(action, "list") == 0 ? list(k, json) : replay(k, limit);
         bus_close(k, true);

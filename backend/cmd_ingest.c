@@ -1,4 +1,4 @@
-/* em-backend ingest: an event file (or a pipe from `em-agent watch`) into the store. */
+/* em-backend: ingest: an event file (or a pipe from `em-agent watch`) into the store. */
 /* realpath(3) */
 #define _XOPEN_SOURCE 700
 #include <dirent.h>
@@ -15,7 +15,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cjson/cJSON.h>
+
 #include "backend.h"
+#include "cli_common.h"
 #include "dynbuf.h"
 #include "em_error.h"
 #include "ev.h"
@@ -38,7 +41,8 @@ static const char ingest_usage[] =
     "  --store URL   sqlite:PATH or postgresql://user@host/database\n"
     "                [EM_BACKEND_STORE]\n"
     "  --batch N     events per transaction; default 1000\n"
-    "  -v, -vv       more logging\n"
+    "  --json        the summary as one JSON object (on stderr)\n"
+    "  -v, -vv, -q   more logging; errors only and no summary\n"
     "\n"
     "With '-' it reads stdin and commits whenever the input pauses. A pipe is not\n"
     "crash-safe: when ingest dies, the lines in the pipe and in its hands are gone, and the\n"
@@ -46,8 +50,8 @@ static const char ingest_usage[] =
     "Events are upserted by their natural keys: loading the same file twice, or an older\n"
     "event after a newer one from the same agent, changes nothing. A line that is not a\n"
     "valid event is reported with its line number and skipped.\n"
-    "Exit status: 0 all lines stored (--follow: stopped by a signal); 1 some lines rejected;\n"
-    "2 usage, input or store error.\n";
+    "Exit status: 0 all lines stored (--follow: stopped by a signal); 1 some lines rejected,\n"
+    "the input cannot be read or the store fails; 2 usage or settings.\n";
 
 #define READ_CHUNK 65536
 #define MAX_REPORTED 20
@@ -158,6 +162,43 @@ static int next_line(struct line_reader *r, char **line, size_t *len, int wait_m
 struct totals {
     uint64_t lines, events, changed, rejected, failed;
 };
+
+static bool summary_json; /* --json */
+
+/* The summary on stderr: a line of text (unless -q), or with --json one JSON object. */
+static void print_totals(const char *source, const struct totals *t, bool follow,
+                         uint64_t stopped_at)
+{
+    uint64_t unchanged = t->events - t->changed - t->failed;
+    if (summary_json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "source", source);
+        cJSON_AddNumberToObject(o, "events", (double)t->events);
+        cJSON_AddNumberToObject(o, "stored", (double)t->changed);
+        cJSON_AddNumberToObject(o, "unchanged", (double)unchanged);
+        cJSON_AddNumberToObject(o, "not_stored", (double)t->failed);
+        cJSON_AddNumberToObject(o, "rejected", (double)t->rejected);
+        if (follow)
+            cJSON_AddNumberToObject(o, "stopped_at_byte", (double)stopped_at);
+        char *line = cJSON_PrintUnformatted(o);
+        if (line)
+            fprintf(stderr, "%s\n", line);
+        cJSON_free(line);
+        cJSON_Delete(o);
+        return;
+    }
+    if (cli_quiet)
+        return;
+    if (follow)
+        fprintf(stderr, "em-backend: ingest --follow %s: stopped at byte %" PRIu64 ": ", source,
+                stopped_at);
+    else
+        fprintf(stderr, "em-backend: ingest %s: ", source);
+    fprintf(stderr,
+            "%" PRIu64 " events, %" PRIu64 " stored, %" PRIu64 " unchanged (repeated or stale), "
+            "%" PRIu64 " not stored (store error), %" PRIu64 " rejected lines\n",
+            t->events, t->changed, unchanged, t->failed, t->rejected);
+}
 
 static int flush(struct store *s, struct ev *batch, size_t *n, struct totals *t)
 {
@@ -439,31 +480,32 @@ static int follow(const char *path, const char *url, size_t batch_max)
     char *slash = strrchr(dir, '/');
     const char *base = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
     if (strlen(base) > 255) {
-        fprintf(stderr, "em-backend ingest: %s: file name too long\n", path);
+        fprintf(stderr, "em-backend: ingest: %s: file name too long\n", path);
         return BE_USAGE;
     }
     if (slash)
         *slash = '\0';
     char real[PATH_MAX];
     if (!realpath(slash ? (dir[0] ? dir : "/") : ".", real)) {
-        fprintf(stderr, "em-backend ingest: %s: %s\n", path, strerror(errno));
-        return BE_USAGE;
+        fprintf(stderr, "em-backend: ingest: %s: %s\n", path, cli_strerror(errno));
+        return BE_FAILED;
     }
     snprintf(f.source, sizeof(f.source), "%s/%s", strcmp(real, "/") == 0 ? "" : real, base);
     struct store *s = NULL;
     char reason[512];
-    if (store_open(url, true, &s, reason, sizeof(reason)) < 0) {
-        fprintf(stderr, "em-backend ingest: %s\n", reason);
-        return BE_USAGE;
+    int orc = store_open(url, true, &s, reason, sizeof(reason));
+    if (orc < 0) {
+        fprintf(stderr, "em-backend: ingest: %s\n", reason);
+        return orc == -EM_EUSAGE ? BE_USAGE : BE_FAILED;
     }
     char file_id[64] = "";
     uint64_t offset = 0;
     int found =
         store_position_get(s, f.source, file_id, sizeof(file_id), &offset, reason, sizeof(reason));
     if (found < 0) {
-        fprintf(stderr, "em-backend ingest: %s\n", reason);
+        fprintf(stderr, "em-backend: ingest: %s\n", reason);
         store_close(s);
-        return BE_USAGE;
+        return BE_FAILED;
     }
     dynbuf_init(&f.r.buf, EV_MAX_BYTES + 2 * READ_CHUNK);
     int fd = open(f.source, O_RDONLY | O_CLOEXEC);
@@ -498,10 +540,10 @@ static int follow(const char *path, const char *url, size_t batch_max)
         rc = fd >= 0 ? follow_open_fd(&f, fd, found ? offset : 0) : 0;
     }
     if (rc < 0) {
-        fprintf(stderr, "em-backend ingest: %s: cannot read\n", f.source);
+        fprintf(stderr, "em-backend: ingest: %s: cannot read\n", f.source);
         store_close(s);
         dynbuf_free(&f.r.buf);
-        return BE_USAGE;
+        return BE_FAILED;
     }
     if (f.fd >= 0)
         em_log(EM_LOG_INFO, "following %s from byte %" PRIu64 " into %s", f.source, consumed(&f.r),
@@ -525,7 +567,7 @@ static int follow(const char *path, const char *url, size_t batch_max)
             rc = follow_check(&f);
             if (rc < 0) {
                 em_log(EM_LOG_ERROR, "%s: cannot read: %s", f.source, em_strerror(rc));
-                status = BE_USAGE;
+                status = BE_FAILED;
                 break;
             }
             sleep_ms(f.rotated_at > 0 ? 50 : FOLLOW_PAUSE_MS);
@@ -533,7 +575,7 @@ static int follow(const char *path, const char *url, size_t batch_max)
         }
         if (got < 0) {
             em_log(EM_LOG_ERROR, "%s: cannot read: %s", f.source, em_strerror(got));
-            status = BE_USAGE;
+            status = BE_FAILED;
             break;
         }
         t.lines++;
@@ -562,11 +604,7 @@ static int follow(const char *path, const char *url, size_t batch_max)
     for (size_t i = 0; i < n; i++)
         ev_free(&batch[i]);
     free(batch);
-    fprintf(stderr,
-            "em-backend: ingest --follow %s: stopped at byte %" PRIu64 ": %" PRIu64
-            " events, %" PRIu64 " stored, %" PRIu64 " unchanged (repeated or stale), %" PRIu64
-            " rejected lines\n",
-            f.source, committed, t.events, t.changed, t.events - t.changed, t.rejected);
+    print_totals(f.source, &t, true, committed);
     if (f.fd >= 0)
         close(f.fd);
     dynbuf_free(&f.r.buf);
@@ -588,15 +626,20 @@ int cmd_ingest(int argc, char **argv)
             follow_mode = true;
             continue;
         }
+        if (strcmp(a, "--json") == 0) {
+            summary_json = true;
+            continue;
+        }
         if (be_verbose(a) || be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
             be_opt(argc, argv, &i, "batch", &batch_opt, &bad))
             continue;
         if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "em-backend ingest: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr,
+                    "em-backend: ingest: %s: unknown option (see 'em-backend help ingest')\n", a);
             return BE_USAGE;
         }
         if (path) {
-            fprintf(stderr, "em-backend ingest: one input at a time\n");
+            fprintf(stderr, "em-backend: ingest: one input at a time\n");
             return BE_USAGE;
         }
         path = a;
@@ -605,7 +648,7 @@ int cmd_ingest(int argc, char **argv)
     if (bad || (batch_opt && !be_number("batch", batch_opt, 1, 100000, &batch_max)))
         return BE_USAGE;
     if (!path) {
-        fprintf(stderr, "em-backend ingest: which file? ('-' for stdin; see --help)\n");
+        fprintf(stderr, "em-backend: ingest: which file? ('-' for stdin; see --help)\n");
         return BE_USAGE;
     }
     const char *url = be_store_url(store_opt);
@@ -613,7 +656,7 @@ int cmd_ingest(int argc, char **argv)
         return BE_USAGE;
     if (follow_mode) {
         if (strcmp(path, "-") == 0) {
-            fprintf(stderr, "em-backend ingest: --follow takes a file, not '-' (a pipe cannot "
+            fprintf(stderr, "em-backend: ingest: --follow takes a file, not '-' (a pipe cannot "
                             "be resumed after a crash)\n");
             return BE_USAGE;
         }
@@ -627,17 +670,17 @@ int cmd_ingest(int argc, char **argv)
     bool from_stdin = strcmp(path, "-") == 0;
     int fd = from_stdin ? 0 : open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
-        fprintf(stderr, "em-backend ingest: %s: %s\n", path, strerror(errno));
-        return BE_USAGE;
+        fprintf(stderr, "em-backend: ingest: %s: %s\n", path, cli_strerror(errno));
+        return BE_FAILED;
     }
     struct store *s;
     char reason[512];
     int rc = store_open(url, false, &s, reason, sizeof(reason));
     if (rc < 0) {
-        fprintf(stderr, "em-backend ingest: %s\n", reason);
+        fprintf(stderr, "em-backend: ingest: %s\n", reason);
         if (!from_stdin)
             close(fd);
-        return BE_USAGE;
+        return rc == -EM_EUSAGE ? BE_USAGE : BE_FAILED;
     }
     signal(SIGINT, on_stop);
     signal(SIGTERM, on_stop);
@@ -648,7 +691,7 @@ int cmd_ingest(int argc, char **argv)
     size_t n = 0;
     int status = BE_OK;
     if (!batch) {
-        status = BE_USAGE;
+        status = BE_FAILED;
         goto out;
     }
     for (;;) {
@@ -658,14 +701,14 @@ int cmd_ingest(int argc, char **argv)
         int got = next_line(&r, &line, &len, from_stdin && n > 0 ? 200 : -1);
         if (got == 3) {
             if (flush(s, batch, &n, &t) < 0) {
-                status = BE_USAGE;
+                status = BE_FAILED;
                 break;
             }
             continue;
         }
         if (got < 0) {
             em_log(EM_LOG_ERROR, "%s: cannot read: %s", path, em_strerror(got));
-            status = BE_USAGE;
+            status = BE_FAILED;
             break;
         }
         if (got == 0)
@@ -688,23 +731,18 @@ int cmd_ingest(int argc, char **argv)
         }
         t.events++;
         if (++n == (size_t)batch_max && flush(s, batch, &n, &t) < 0) {
-            status = BE_USAGE;
+            status = BE_FAILED;
             break;
         }
     }
     if (status == BE_OK && flush(s, batch, &n, &t) < 0)
-        status = BE_USAGE;
+        status = BE_FAILED;
     for (size_t i = 0; i < n; i++)
         ev_free(&batch[i]);
     if (t.rejected > MAX_REPORTED)
         em_log(EM_LOG_WARN, "%s: %" PRIu64 " more rejected lines not shown", path,
                t.rejected - MAX_REPORTED);
-    fprintf(stderr,
-            "em-backend: ingest %s: %" PRIu64 " events, %" PRIu64 " stored, %" PRIu64
-            " unchanged (repeated or stale), %" PRIu64 " not stored (store error), %" PRIu64
-            " rejected lines\n",
-            from_stdin ? "stdin" : path, t.events, t.changed, t.events - t.changed - t.failed,
-            t.failed, t.rejected);
+    print_totals(from_stdin ? "stdin" : path, &t, false, 0);
     if (status == BE_OK && t.rejected)
         status = BE_REJECTS;
 out:

@@ -1,7 +1,9 @@
-/* em-backend query: what a facility wants to see in the store. */
+/* em-backend: query: what a facility wants to see in the store. */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
 
@@ -13,46 +15,142 @@ static const char query_usage[] =
     "Usage: em-backend query [WHAT] [--store URL] [--json] [OPTIONS]\n"
     "\n"
     "WHAT is one of:\n"
-    "  sessions              every session with its progress: squares, foil holes and\n"
-    "                        micrographs stored, the newest micrograph's acquisition time\n"
-    "                        and the last file activity (the default)\n"
-    "  squares SESSION_ID    one session's grid squares with their state, hole and\n"
-    "                        micrograph counts\n"
+    "  sessions              every session with its progress (the default): squares\n"
+    "                        listed and imaged, foil holes and those with exposures,\n"
+    "                        micrographs, when it started, micrographs per hour, the\n"
+    "                        newest acquisition, the newest file written (last_activity),\n"
+    "                        and whether it is acquiring or idle since\n"
+    "  squares SESSION       one session's grid squares: state, imaged, holes, micrographs\n"
+    "  foilholes SESSION SQUARE\n"
+    "                        one square's foil holes: state, selected, near the grid bar,\n"
+    "                        micrographs\n"
     "  micrographs           the most recent micrographs (--session ID, --limit N;\n"
     "                        default 20)\n"
+    "  atlases               every atlas: squares on it, tiles, sessions using it\n"
     "  entities              every stored entity as a JSON line {type, key, data} (an\n"
     "                        export; compare it with `em-agent scan`)\n"
     "\n"
-    "  --store URL   sqlite:PATH or postgresql://user@host/database [EM_BACKEND_STORE]\n"
+    "  --store URL   sqlite:PATH or postgresql://user@host/database [EM_BACKEND_STORE];\n"
+    "                opened read-only: a store that does not exist is an error\n"
     "  --json        one JSON object per row instead of a table\n"
-    "Exit status: 0 success, 2 usage or store error.\n";
+    "A session counts as acquiring while its newest micrograph is less than 15 minutes\n"
+    "old (by this machine's clock), else idle since that micrograph. Sessions EPU\n"
+    "aborted before writing EpuSession.dm have no session id: em-agent does not emit\n"
+    "them, so they are not in the store (em-agent scan and validate list them).\n"
+    "Exit status: 0 success; 1 the store cannot be read, or the session or square is\n"
+    "not in it; 2 usage error.\n";
 
-static const char sessions_sql[] =
-    "SELECT s.session_id, s.name, s.agent,"
-    " (SELECT COUNT(*) FROM gridsquare g WHERE g.session_id = s.session_id AND g.deleted = 0)"
-    " AS squares,"
-    " (SELECT COUNT(*) FROM foilhole f WHERE f.session_id = s.session_id AND f.deleted = 0)"
-    " AS holes,"
-    " (SELECT COUNT(*) FROM micrograph m WHERE m.session_id = s.session_id AND m.deleted = 0)"
-    " AS micrographs,"
-    " (SELECT MAX(m.acquired_at) FROM micrograph m WHERE m.session_id = s.session_id)"
-    " AS last_acquired,"
-    " (SELECT MAX(x) FROM ("
-    "   SELECT s.source_mtime AS x"
-    "   UNION ALL SELECT MAX(g.source_mtime) FROM gridsquare g WHERE g.session_id = s.session_id"
-    "   UNION ALL SELECT MAX(f.source_mtime) FROM foilhole f WHERE f.session_id = s.session_id"
-    "   UNION ALL SELECT MAX(m.source_mtime) FROM micrograph m WHERE m.session_id = s.session_id"
-    " ) AS t) AS last_activity"
-    " FROM session s WHERE s.deleted = 0 ORDER BY s.session_id";
+#define IDLE_AFTER_S (15 * 60)
 
-static const char squares_sql[] =
-    "SELECT g.gridsquare_id, g.state,"
-    " (SELECT COUNT(*) FROM foilhole f WHERE f.session_id = g.session_id"
-    "  AND f.gridsquare_id = g.gridsquare_id AND f.deleted = 0) AS holes,"
-    " (SELECT COUNT(*) FROM micrograph m WHERE m.session_id = g.session_id"
-    "  AND m.gridsquare_id = g.gridsquare_id AND m.deleted = 0) AS micrographs,"
-    " g.source_mtime AS last_change"
-    " FROM gridsquare g WHERE g.session_id = ? AND g.deleted = 0 ORDER BY g.gridsquare_id";
+/* `alias.data` at a JSON path, as text: SQLite json_extract, PostgreSQL #>>. `path` is
+ * dotted ("target.state"). */
+static void json_text(enum sql_dialect d, char *buf, size_t cap, const char *alias,
+                      const char *path)
+{
+    if (d == SQL_POSTGRES) {
+        char p[64];
+        snprintf(p, sizeof(p), "%s", path);
+        for (char *c = p; *c; c++)
+            if (*c == '.')
+                *c = ',';
+        snprintf(buf, cap, "(%s.data #>> '{%s}')", alias, p);
+    } else {
+        snprintf(buf, cap, "json_extract(%s.data, '$.%s')", alias, path);
+    }
+}
+
+static void sessions_sql(enum sql_dialect d, char *sql, size_t cap)
+{
+    char started[160], image[160], hole_image[160];
+    json_text(d, started, sizeof(started), "s", "started_at");
+    json_text(d, image, sizeof(image), "g", "image.image_uuid");
+    json_text(d, hole_image, sizeof(hole_image), "f", "image.image_uuid");
+    snprintf(
+        sql, cap,
+        "SELECT s.session_id, s.name, s.agent, %s AS started_at,"
+        " (SELECT COUNT(*) FROM gridsquare g WHERE g.session_id = s.session_id AND g.deleted = 0)"
+        " AS squares,"
+        " (SELECT COUNT(*) FROM gridsquare g WHERE g.session_id = s.session_id AND g.deleted = 0"
+        "  AND (%s IS NOT NULL OR EXISTS (SELECT 1 FROM foilhole f WHERE f.session_id ="
+        "  g.session_id AND f.gridsquare_id = g.gridsquare_id AND f.deleted = 0"
+        "  AND %s IS NOT NULL) OR EXISTS"
+        "  (SELECT 1 FROM micrograph m WHERE m.session_id = g.session_id AND m.gridsquare_id ="
+        "  g.gridsquare_id AND m.deleted = 0))) AS imaged,"
+        " (SELECT COUNT(*) FROM foilhole f WHERE f.session_id = s.session_id AND f.deleted = 0)"
+        " AS holes,"
+        " (SELECT COUNT(DISTINCT m.foilhole_id) FROM micrograph m WHERE m.session_id ="
+        " s.session_id AND m.deleted = 0) AS holes_exposed,"
+        " (SELECT COUNT(*) FROM micrograph m WHERE m.session_id = s.session_id AND m.deleted = 0)"
+        " AS micrographs,"
+        " (SELECT MIN(m.acquired_at) FROM micrograph m WHERE m.session_id = s.session_id"
+        "  AND m.deleted = 0) AS first_acquired,"
+        " (SELECT MAX(m.acquired_at) FROM micrograph m WHERE m.session_id = s.session_id"
+        "  AND m.deleted = 0) AS last_acquired,"
+        " (SELECT MAX(x) FROM ("
+        "   SELECT s.source_mtime AS x"
+        "   UNION ALL SELECT MAX(g.source_mtime) FROM gridsquare g WHERE g.session_id = "
+        "s.session_id"
+        "   UNION ALL SELECT MAX(f.source_mtime) FROM foilhole f WHERE f.session_id = s.session_id"
+        "   UNION ALL SELECT MAX(m.source_mtime) FROM micrograph m WHERE m.session_id = "
+        "s.session_id"
+        " ) AS t) AS last_activity"
+        " FROM session s WHERE s.deleted = 0 ORDER BY s.session_id",
+        started, image, hole_image);
+}
+
+static void squares_sql(enum sql_dialect d, char *sql, size_t cap)
+{
+    char image[160];
+    json_text(d, image, sizeof(image), "g", "image.image_uuid");
+    snprintf(sql, cap,
+             "SELECT g.gridsquare_id, g.state,"
+             " CASE WHEN %s IS NOT NULL THEN 'yes' ELSE 'no' END AS has_image,"
+             " (SELECT COUNT(*) FROM foilhole f WHERE f.session_id = g.session_id"
+             "  AND f.gridsquare_id = g.gridsquare_id AND f.deleted = 0) AS holes,"
+             " (SELECT COUNT(*) FROM micrograph m WHERE m.session_id = g.session_id"
+             "  AND m.gridsquare_id = g.gridsquare_id AND m.deleted = 0) AS micrographs,"
+             " g.source_mtime AS last_change"
+             " FROM gridsquare g WHERE g.session_id = ? AND g.deleted = 0"
+             " ORDER BY g.gridsquare_id",
+             image);
+}
+
+static void foilholes_sql(enum sql_dialect d, char *sql, size_t cap)
+{
+    char state[160], selected[160], near[160], image_at[160];
+    json_text(d, state, sizeof(state), "f", "target.state");
+    json_text(d, selected, sizeof(selected), "f", "target.selected");
+    json_text(d, near, sizeof(near), "f", "target.is_near_grid_bar");
+    json_text(d, image_at, sizeof(image_at), "f", "image.acquired_at");
+    snprintf(sql, cap,
+             "SELECT f.foilhole_id, %s AS state, %s AS selected, %s AS near_grid_bar,"
+             " %s AS imaged_at,"
+             " (SELECT COUNT(*) FROM micrograph m WHERE m.session_id = f.session_id"
+             "  AND m.foilhole_id = f.foilhole_id AND m.deleted = 0) AS micrographs"
+             " FROM foilhole f WHERE f.session_id = ? AND f.gridsquare_id = ? AND f.deleted = 0"
+             " ORDER BY f.foilhole_id",
+             state, selected, near, image_at);
+}
+
+static void atlases_sql(enum sql_dialect d, char *sql, size_t cap)
+{
+    char at[160], squares[160], tiles[160], path[160];
+    json_text(d, at, sizeof(at), "a", "acquired_at");
+    json_text(d, squares, sizeof(squares), "a", "gridsquare_count");
+    json_text(d, tiles, sizeof(tiles), "a", "tile_count");
+    json_text(d, path, sizeof(path), "a", "path");
+    snprintf(sql, cap,
+             "SELECT a.atlas_id, a.name, %s AS acquired_at, %s AS squares, %s AS tiles,"
+             " (SELECT COUNT(*) FROM session s WHERE s.atlas_id = a.atlas_id AND s.deleted = 0)"
+             " AS sessions, %s AS path"
+             " FROM atlas a WHERE a.deleted = 0 ORDER BY a.atlas_id",
+             at, squares, tiles, path);
+}
+
+static const char session_exists_sql[] =
+    "SELECT COUNT(*) FROM session WHERE session_id = ? AND deleted = 0";
+static const char square_exists_sql[] =
+    "SELECT COUNT(*) FROM gridsquare WHERE session_id = ? AND gridsquare_id = ? AND deleted = 0";
 
 static const char micrographs_all_sql[] =
     "SELECT m.session_id, m.micrograph_uuid, m.gridsquare_id, m.foilhole_id, m.acquired_at"
@@ -109,8 +207,131 @@ static int collect(void *ctx, int ncols, const char *const *names, const char *c
 
 static bool numeric(const char *name)
 {
-    return strstr(name, "_id") || strcmp(name, "squares") == 0 || strcmp(name, "holes") == 0 ||
-           strcmp(name, "micrographs") == 0;
+    static const char *const counts[] = {"squares",     "imaged",   "holes", "holes_exposed",
+                                         "micrographs", "sessions", "tiles", "per_hour"};
+    if (strcmp(name, "micrograph_uuid") == 0)
+        return false;
+    if (strstr(name, "_id"))
+        return true;
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++)
+        if (strcmp(name, counts[i]) == 0)
+            return true;
+    return false;
+}
+
+static bool flag_column(const char *name)
+{
+    return strcmp(name, "selected") == 0 || strcmp(name, "near_grid_bar") == 0 ||
+           strcmp(name, "has_image") == 0;
+}
+
+/* SQLite gives JSON booleans as 1/0, PostgreSQL as true/false: both become yes/no. */
+static void normalize_flags(struct rows *r)
+{
+    for (int c = 0; c < r->ncols; c++) {
+        if (!flag_column(r->names[c]))
+            continue;
+        for (size_t i = 0; i < r->n; i++) {
+            char *v = r->vals[i][c];
+            if (!v)
+                continue;
+            const char *yn = strcmp(v, "1") == 0 || strcmp(v, "true") == 0    ? "yes"
+                             : strcmp(v, "0") == 0 || strcmp(v, "false") == 0 ? "no"
+                                                                              : NULL;
+            if (yn) {
+                free(v);
+                r->vals[i][c] = strdup(yn);
+            }
+        }
+    }
+}
+
+/* "2025-01-01T10:21:00.1234567Z" (or with a +HH:MM offset, or a space) to Unix seconds;
+ * false when it is not such a time. */
+static bool parse_time(const char *s, double *out)
+{
+    int y, mo, d, h, mi;
+    double sec;
+    char sep;
+    int n = 0;
+    if (!s || sscanf(s, "%4d-%2d-%2d%c%2d:%2d:%lf%n", &y, &mo, &d, &sep, &h, &mi, &sec, &n) < 7 ||
+        (sep != 'T' && sep != ' '))
+        return false;
+    /* days since 1970-01-01 of a civil date (proleptic Gregorian) */
+    long yy = mo <= 2 ? y - 1 : y;
+    long era = (yy >= 0 ? yy : yy - 399) / 400;
+    long yoe = yy - era * 400;
+    long doy = (153 * (mo + (mo > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    long days = era * 146097 + doe - 719468;
+    double t = (double)days * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
+    const char *z = s + n;
+    if ((*z == '+' || *z == '-') && strlen(z) >= 6) {
+        int oh = atoi(z + 1), om = atoi(z + 4);
+        t -= (*z == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
+    }
+    *out = t;
+    return true;
+}
+
+static int add_column(struct rows *r, const char *name)
+{
+    char **names = realloc(r->names, (size_t)(r->ncols + 1) * sizeof(*names));
+    if (!names)
+        return -EM_ENOMEM;
+    r->names = names;
+    if (!(r->names[r->ncols] = strdup(name)))
+        return -EM_ENOMEM;
+    for (size_t i = 0; i < r->n; i++) {
+        char **row = realloc(r->vals[i], (size_t)(r->ncols + 1) * sizeof(*row));
+        if (!row)
+            return -EM_ENOMEM;
+        row[r->ncols] = NULL;
+        r->vals[i] = row;
+    }
+    r->ncols++;
+    return 0;
+}
+
+static int column(const struct rows *r, const char *name)
+{
+    for (int c = 0; c < r->ncols; c++)
+        if (strcmp(r->names[c], name) == 0)
+            return c;
+    return -1;
+}
+
+/* sessions: micrographs per hour between the first and the newest, and the state. */
+static int session_rates(struct rows *r, double now)
+{
+    if (!r->names)
+        return 0;
+    int n = column(r, "micrographs"), first = column(r, "first_acquired"),
+        last = column(r, "last_acquired");
+    int rc;
+    if ((rc = add_column(r, "per_hour")) < 0 || (rc = add_column(r, "state")) < 0)
+        return rc;
+    int ph = r->ncols - 2, st = r->ncols - 1;
+    for (size_t i = 0; i < r->n; i++) {
+        char **row = r->vals[i];
+        double t0, t1;
+        long count = row[n] ? strtol(row[n], NULL, 10) : 0;
+        bool have = parse_time(row[first], &t0) && parse_time(row[last], &t1);
+        char buf[96];
+        if (have && count > 1 && t1 > t0) {
+            snprintf(buf, sizeof(buf), "%.1f", (double)(count - 1) * 3600.0 / (t1 - t0));
+            row[ph] = strdup(buf);
+        }
+        if (!have)
+            snprintf(buf, sizeof(buf), "no exposures yet");
+        else if (now - t1 < IDLE_AFTER_S)
+            snprintf(buf, sizeof(buf), "acquiring");
+        else
+            snprintf(buf, sizeof(buf), "idle since %.19sZ", row[last]);
+        row[st] = strdup(buf);
+    }
+    /* first_acquired only served the rate */
+    return 0;
 }
 
 static void print_rows(const struct rows *r)
@@ -122,7 +343,9 @@ static void print_rows(const struct rows *r)
                 const char *v = r->vals[i][c];
                 if (!v)
                     cJSON_AddNullToObject(o, r->names[c]);
-                else if (numeric(r->names[c]) && strcmp(r->names[c], "micrograph_uuid") != 0)
+                else if (flag_column(r->names[c]))
+                    cJSON_AddBoolToObject(o, r->names[c], strcmp(v, "yes") == 0);
+                else if (numeric(r->names[c]))
                     cJSON_AddNumberToObject(o, r->names[c], strtod(v, NULL));
                 else
                     cJSON_AddStringToObject(o, r->names[c], v);
@@ -155,9 +378,8 @@ static void print_rows(const struct rows *r)
     for (size_t i = 0; i < r->n; i++)
         for (int c = 0; c < r->ncols; c++) {
             const char *v = r->vals[i][c] ? r->vals[i][c] : "-";
-            printf(numeric(r->names[c]) && strcmp(r->names[c], "micrograph_uuid") != 0 ? "%*s%s"
-                                                                                       : "%-*s%s",
-                   (int)w[c], v, c + 1 < r->ncols ? "  " : "\n");
+            printf(numeric(r->names[c]) ? "%*s%s" : "%-*s%s", (int)w[c], v,
+                   c + 1 < r->ncols ? "  " : "\n");
         }
     free(w);
 }
@@ -229,9 +451,71 @@ static int export_all(struct store *s, char *reason, size_t cap)
     return 0;
 }
 
+/* An id argument: a whole number, or a message naming what was expected. */
+static bool id_arg(const char *what, const char *v, long *out)
+{
+    char *end;
+    errno = 0;
+    long x = v ? strtol(v, &end, 10) : 0;
+    if (!v) {
+        fprintf(stderr,
+                "em-backend: query: %s: which one? give its id (see 'em-backend query "
+                "sessions')\n",
+                what);
+        return false;
+    }
+    if (end == v || *end || errno || x < 0) {
+        fprintf(stderr, "em-backend: query: %s: '%s' is not an id (a whole number)\n", what, v);
+        return false;
+    }
+    *out = x;
+    return true;
+}
+
+static int count_of(void *ctx, int ncols, const char *const *names, const char *const *vals)
+{
+    (void)names;
+    long *n = ctx;
+    *n = ncols > 0 && vals[0] ? strtol(vals[0], NULL, 10) : 0;
+    return 0;
+}
+
+/* Whether the session (and square) exist; prints why not. Returns 0, 1 absent, <0 error. */
+static int must_exist(struct store *s, const char *session, const char *square, char *reason,
+                      size_t cap)
+{
+    long n = 0;
+    const char *p[2] = {session, square};
+    int rc = store_query(s, session_exists_sql, 1, p, count_of, &n, reason, cap);
+    if (rc < 0)
+        return rc;
+    if (n == 0) {
+        fprintf(stderr,
+                "em-backend: query: session %s is not in %s (see 'em-backend query "
+                "sessions')\n",
+                session, s->redacted);
+        return 1;
+    }
+    if (!square)
+        return 0;
+    rc = store_query(s, square_exists_sql, 2, p, count_of, &n, reason, cap);
+    if (rc < 0)
+        return rc;
+    if (n == 0) {
+        fprintf(stderr,
+                "em-backend: query: grid square %s of session %s is not in %s (see "
+                "'em-backend query squares %s')\n",
+                square, session, s->redacted, session);
+        return 1;
+    }
+    return 0;
+}
+
 int cmd_query(int argc, char **argv)
 {
-    const char *store_opt = NULL, *session = NULL, *limit_opt = NULL, *what = NULL, *arg = NULL;
+    const char *store_opt = NULL, *session = NULL, *limit_opt = NULL, *what = NULL;
+    const char *args[2] = {NULL, NULL};
+    int nargs = 0;
     bool json = false, bad = false;
     for (int i = 0; i < argc && !bad; i++) {
         const char *a = argv[i];
@@ -248,60 +532,123 @@ int cmd_query(int argc, char **argv)
             be_opt(argc, argv, &i, "limit", &limit_opt, &bad))
             continue;
         if (a[0] == '-') {
-            fprintf(stderr, "em-backend query: unknown option '%s' (see --help)\n", a);
+            fprintf(stderr, "em-backend: query: %s: unknown option (see 'em-backend help query')\n",
+                    a);
             return BE_USAGE;
         }
-        if (!what)
+        if (!what) {
             what = a;
-        else if (!arg)
-            arg = a;
-        else {
-            fprintf(stderr, "em-backend query: unexpected '%s' (see --help)\n", a);
+        } else if (nargs < 2) {
+            args[nargs++] = a;
+        } else {
+            fprintf(stderr,
+                    "em-backend: query: %s: one argument too many (see 'em-backend help "
+                    "query')\n",
+                    a);
             return BE_USAGE;
         }
     }
-    long limit = 20, id;
-    if (bad || (limit_opt && !be_number("limit", limit_opt, 1, 1000000, &limit)))
+    if (bad)
         return BE_USAGE;
     if (!what)
         what = "sessions";
-    const char *sql = NULL;
-    const char *params[2];
-    size_t nparams = 0;
-    char limit_text[24];
-    snprintf(limit_text, sizeof(limit_text), "%ld", limit);
-    if (strcmp(what, "sessions") == 0 && !arg) {
-        sql = sessions_sql;
-    } else if (strcmp(what, "squares") == 0) {
-        if (!arg || !be_number("squares SESSION_ID", arg, 0, 0x7fffffffffffffffL, &id))
-            return BE_USAGE;
-        sql = squares_sql;
-        params[nparams++] = arg;
-    } else if (strcmp(what, "micrographs") == 0 && !arg) {
-        if (session) {
-            if (!be_number("session", session, 0, 0x7fffffffffffffffL, &id))
-                return BE_USAGE;
-            params[nparams++] = session;
-            sql = micrographs_session_sql;
-        } else {
-            sql = micrographs_all_sql;
-        }
-        params[nparams++] = limit_text;
-    } else if (strcmp(what, "entities") != 0 || arg) {
-        fprintf(stderr, "em-backend query: unknown query '%s' (see --help)\n", what);
+    /* What each query takes: arguments, and which options apply. */
+    struct {
+        const char *name;
+        int nargs;
+        bool session, limit, json;
+    } const queries[] = {
+        {"sessions", 0, false, false, true},  {"squares", 1, false, false, true},
+        {"foilholes", 2, false, false, true}, {"micrographs", 0, true, true, true},
+        {"atlases", 0, false, false, true},   {"entities", 0, false, false, false},
+    };
+    int q = -1;
+    for (int i = 0; i < (int)(sizeof(queries) / sizeof(queries[0])); i++)
+        if (strcmp(what, queries[i].name) == 0)
+            q = i;
+    if (q < 0) {
+        fprintf(stderr,
+                "em-backend: query: %s: unknown query (sessions, squares, foilholes, "
+                "micrographs, atlases, entities)\n",
+                what);
         return BE_USAGE;
     }
+    long id;
+    if (q == 1 && !id_arg("squares SESSION", args[0], &id))
+        return BE_USAGE;
+    if (q == 2 && (!id_arg("foilholes SESSION", args[0], &id) ||
+                   !id_arg("foilholes SESSION SQUARE", args[1] ? args[1] : NULL, &id)))
+        return BE_USAGE;
+    if (nargs > queries[q].nargs) {
+        fprintf(stderr, "em-backend: query: %s takes %s, not '%s'\n", what,
+                queries[q].nargs == 0   ? "no argument"
+                : queries[q].nargs == 1 ? "one argument"
+                                        : "two arguments",
+                args[queries[q].nargs]);
+        return BE_USAGE;
+    }
+    if ((session && !queries[q].session) || (limit_opt && !queries[q].limit) ||
+        (json && !queries[q].json)) {
+        fprintf(stderr, "em-backend: query: %s does not apply to `query %s`\n",
+                session     ? "--session"
+                : limit_opt ? "--limit"
+                            : "--json (it is JSON already)",
+                what);
+        return BE_USAGE;
+    }
+    long limit = 20;
+    if (limit_opt && !be_number("limit", limit_opt, 1, 1000000, &limit))
+        return BE_USAGE;
+    if (session && !id_arg("--session", session, &id))
+        return BE_USAGE;
     const char *url = be_store_url(store_opt);
     if (!url)
         return BE_USAGE;
     struct store *s;
     char reason[512];
-    if (store_open(url, false, &s, reason, sizeof(reason)) < 0) {
-        fprintf(stderr, "em-backend query: %s\n", reason);
-        return BE_USAGE;
+    int rc = store_open_readonly(url, &s, reason, sizeof(reason));
+    if (rc < 0) {
+        fprintf(stderr, "em-backend: %s\n", reason);
+        return rc == -EM_EUSAGE ? BE_USAGE : BE_FAILED;
     }
-    int rc;
-    if (!sql) {
+    char sql[4096];
+    const char *params[2];
+    size_t nparams = 0;
+    char limit_text[24];
+    snprintf(limit_text, sizeof(limit_text), "%ld", limit);
+    switch (q) {
+    case 0:
+        sessions_sql(s->dialect, sql, sizeof(sql));
+        break;
+    case 1:
+        squares_sql(s->dialect, sql, sizeof(sql));
+        params[nparams++] = args[0];
+        rc = must_exist(s, args[0], NULL, reason, sizeof(reason));
+        break;
+    case 2:
+        foilholes_sql(s->dialect, sql, sizeof(sql));
+        params[nparams++] = args[0];
+        params[nparams++] = args[1];
+        rc = must_exist(s, args[0], args[1], reason, sizeof(reason));
+        break;
+    case 3:
+        if (session)
+            params[nparams++] = session;
+        snprintf(sql, sizeof(sql), "%s", session ? micrographs_session_sql : micrographs_all_sql);
+        params[nparams++] = limit_text;
+        break;
+    case 4:
+        atlases_sql(s->dialect, sql, sizeof(sql));
+        break;
+    default:
+        sql[0] = '\0';
+    }
+    if (rc == 1) {
+        store_close(s);
+        return BE_FAILED;
+    }
+    if (rc < 0) {
+    } else if (q == 5) {
         rc = export_all(s, reason, sizeof(reason));
     } else {
         struct rows r = {.json = json};
@@ -309,13 +656,17 @@ int cmd_query(int argc, char **argv)
         if (rc == 0 && r.err)
             rc = r.err;
         if (rc == 0)
+            normalize_flags(&r);
+        if (rc == 0 && q == 0)
+            rc = session_rates(&r, (double)time(NULL));
+        if (rc == 0)
             print_rows(&r);
         rows_free(&r);
     }
     store_close(s);
     if (rc < 0) {
-        fprintf(stderr, "em-backend query: %s\n", rc == -EM_EIO ? reason : em_strerror(rc));
-        return BE_USAGE;
+        fprintf(stderr, "em-backend: query: %s\n", rc == -EM_EIO ? reason : em_strerror(rc));
+        return BE_FAILED;
     }
-    return fflush(stdout) == 0 ? BE_OK : BE_USAGE;
+    return fflush(stdout) == 0 ? BE_OK : BE_FAILED;
 }

@@ -1,8 +1,11 @@
 #include "store.h"
+#include "cli_common.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "em_error.h"
 #include "log.h"
@@ -26,29 +29,92 @@ static void redact(const char *url, char *out, size_t cap)
     snprintf(out + head, cap - head, "***%s", tail);
 }
 
+/* Which kind of store `url` names: 1 SQLite (*path set), 2 PostgreSQL, or EM_EUSAGE with a
+ * reason. */
+static int store_kind(const char *url, const char **path, char *reason, size_t cap)
+{
+    if (strncmp(url, "sqlite:", 7) == 0) {
+        *path = url + 7;
+        if (strncmp(*path, "//", 2) == 0)
+            *path += 2;
+        if (**path)
+            return 1;
+        snprintf(reason, cap, "sqlite: needs a path, as in sqlite:/var/lib/em/store.db");
+        return -EM_EUSAGE;
+    }
+    if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0)
+        return 2;
+    snprintf(reason, cap, "the store must be sqlite:PATH or postgresql://user@host/database");
+    return -EM_EUSAGE;
+}
+
 int store_open(const char *url, bool durable, struct store **out, char *reason, size_t cap)
 {
     *out = NULL;
-    int rc;
-    if (strncmp(url, "sqlite:", 7) == 0) {
-        const char *path = url + 7;
-        if (strncmp(path, "//", 2) == 0)
-            path += 2;
-        if (!*path) {
-            snprintf(reason, cap, "sqlite: needs a path, as in sqlite:/var/lib/em/store.db");
-            return -EM_EUSAGE;
-        }
-        rc = store_sqlite_open(path, durable, out, reason, cap);
-    } else if (strncmp(url, "postgresql://", 13) == 0 || strncmp(url, "postgres://", 11) == 0) {
-        rc = store_pg_open(url, out, reason, cap);
-    } else {
-        snprintf(reason, cap, "the store must be sqlite:PATH or postgresql://user@host/database");
-        return -EM_EUSAGE;
-    }
+    const char *path = NULL;
+    int rc = store_kind(url, &path, reason, cap);
+    if (rc < 0)
+        return rc;
+    rc = rc == 1 ? store_sqlite_open(path, durable, false, out, reason, cap)
+                 : store_pg_open(url, out, reason, cap);
     if (rc < 0)
         return rc;
     redact(url, (*out)->redacted, sizeof((*out)->redacted));
     rc = store_migrate(*out, reason, cap);
+    if (rc < 0) {
+        store_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+static int read_version(void *ctx, int ncols, const char *const *names, const char *const *vals);
+
+int store_open_readonly(const char *url, struct store **out, char *reason, size_t cap)
+{
+    *out = NULL;
+    const char *path = NULL;
+    int rc = store_kind(url, &path, reason, cap);
+    if (rc < 0)
+        return rc;
+    if (rc == 1) {
+        struct stat st;
+        if (stat(path, &st) != 0) {
+            int e = errno;
+            snprintf(reason, cap,
+                     "sqlite:%s: %s (a store is made by `em-backend ingest` or `consume`; "
+                     "check --store)",
+                     path, e == ENOENT ? "no such store" : cli_strerror(e));
+            return e == ENOENT ? -EM_ENOENT : -EM_EIO;
+        }
+        rc = store_sqlite_open(path, false, true, out, reason, cap);
+    } else {
+        rc = store_pg_open(url, out, reason, cap);
+        if (rc == 0)
+            rc = (*out)->ops->exec(*out, "SET default_transaction_read_only = on", reason, cap);
+    }
+    if (rc < 0) {
+        if (*out)
+            store_close(*out);
+        *out = NULL;
+        return rc;
+    }
+    redact(url, (*out)->redacted, sizeof((*out)->redacted));
+    int have = 0;
+    char ignored[256];
+    rc = (*out)->ops->query(*out, "SELECT MAX(version) FROM em_schema", 0, NULL, read_version,
+                            &have, ignored, sizeof(ignored));
+    if (rc < 0 || have == 0) {
+        snprintf(reason, cap, "%s is not an em-backend store (no schema version)",
+                 (*out)->redacted);
+        rc = -EM_ESTATE;
+    } else if (have != schema_version()) {
+        snprintf(reason, cap, "%s has schema version %d, this em-backend reads %d: %s",
+                 (*out)->redacted, have, schema_version(),
+                 have < schema_version() ? "run `em-backend ingest` or `consume` once to migrate it"
+                                         : "upgrade em-backend");
+        rc = -EM_ESTATE;
+    }
     if (rc < 0) {
         store_close(*out);
         *out = NULL;

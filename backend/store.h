@@ -49,6 +49,12 @@ struct store {
  * em-backend), EM_EIO (cannot connect or migrate) with a reason. */
 int store_open(const char *url, bool durable, struct store **out, char *reason, size_t cap);
 
+/* Opens an existing store for reading only (query): nothing is created or migrated. Fails
+ * with EM_ENOENT when the SQLite file does not exist (a typo must not make an empty
+ * store), EM_ESTATE when it is not an em-backend store or its schema is older or newer
+ * than this em-backend's, EM_EUSAGE for a bad URL, EM_EIO otherwise; with a reason. */
+int store_open_readonly(const char *url, struct store **out, char *reason, size_t cap);
+
 /* Writes the `n` events (reordered by key, so that concurrent writers take row locks in
  * the same order) in one transaction; *changed counts rows inserted or updated. Returns
  * 0, or with a reason (the transaction rolled back):
@@ -79,7 +85,8 @@ int store_query(struct store *s, const char *sql, size_t nparams, const char *co
 void store_close(struct store *s);
 
 /* Backends (store_sqlite.c, store_pg.c); store_open() picks one. */
-int store_sqlite_open(const char *path, bool durable, struct store **out, char *reason, size_t cap);
+int store_sqlite_open(const char *path, bool durable, bool readonly, struct store **out,
+                      char *reason, size_t cap);
 int store_pg_open(const char *conninfo, struct store **out, char *reason, size_t cap);
 
 /* Applies the migrations the store lacks through s->ops->exec/query (shared by both). */

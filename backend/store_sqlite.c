@@ -163,7 +163,8 @@ static void sq_close(struct store *base)
 
 static const struct store_ops sqlite_ops = {sq_apply, sq_query, sq_exec, sq_close};
 
-int store_sqlite_open(const char *path, bool durable, struct store **out, char *reason, size_t cap)
+int store_sqlite_open(const char *path, bool durable, bool readonly, struct store **out,
+                      char *reason, size_t cap)
 {
     struct sqlite_store *s = calloc(1, sizeof(*s));
     if (!s)
@@ -172,8 +173,8 @@ int store_sqlite_open(const char *path, bool durable, struct store **out, char *
     s->base.dialect = SQL_SQLITE;
     s->base.durable = durable;
     snprintf(s->base.redacted, sizeof(s->base.redacted), "sqlite:%s", path);
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, NULL) !=
-        SQLITE_OK) {
+    int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
+    if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
         snprintf(reason, cap, "sqlite:%s: cannot open: %s", path,
                  s->db ? sqlite3_errmsg(s->db) : "out of memory");
         sqlite3_close(s->db);
@@ -181,6 +182,10 @@ int store_sqlite_open(const char *path, bool durable, struct store **out, char *
         return -EM_EIO;
     }
     sqlite3_busy_timeout(s->db, 30000);
+    if (readonly) {
+        *out = &s->base;
+        return 0;
+    }
     char pragmas[160];
     snprintf(pragmas, sizeof(pragmas), "PRAGMA journal_mode=WAL; PRAGMA synchronous=%s;",
              durable ? "FULL" : "NORMAL");

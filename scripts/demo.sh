@@ -4,10 +4,10 @@
 # they are beside the checkout). Events go to stdout as JSON lines.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
-"$top/scripts/setup.sh"
-cmake -S "$top" -B "$top/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$top/build" -j"$(nproc)"
-agent="$top/build/agent/em-agent"
+"$top/scripts/setup.sh" build
+cmake -S "$top" -B "$top/build-demo" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DEM_TESTS=OFF >/dev/null
+cmake --build "$top/build-demo" -j"$(nproc)"
+agent="$top/build-demo/agent/em-agent"
 echo "== em-agent validate testdata/visit-mini" >&2
 "$agent" validate "$top/testdata/visit-mini" >&2 || true
 echo "== em-agent scan testdata/visit-mini" >&2
@@ -24,7 +24,7 @@ live=$(mktemp -d)
 pids=()
 trap 'kill "${pids[@]}" 2>/dev/null; rm -rf "$live"' EXIT
 mkdir "$live/epu"
-backend="$top/build/backend/em-backend"
+backend="$top/build-demo/backend/em-backend"
 # The embedded path, crash-safe on both sides: the agent appends events to a file, and
 # `em-backend ingest --follow` loads them into SQLite as they come, committing its read
 # position with the events (no server). The events are also shown here as they arrive.
@@ -44,7 +44,7 @@ python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$live/epu" --
 # Then a recorded synthetic visit replayed into the same tree with its timing (fsrecorder).
 rec="$top/testdata/recordings/synth-visit.tar.zst"
 echo "== fsrecorder replay $rec (while watch runs)" >&2
-"$top/build/tools/fsrecorder" replay --max-gap 0.02 "$rec" "$live/epu/replayed"
+"$top/build-demo/tools/fsrecorder" replay --max-gap 0.02 "$rec" "$live/epu/replayed"
 sleep 1.5
 kill -TERM "$watcher"
 wait "$watcher"

@@ -5,10 +5,11 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
-"$top/scripts/setup.sh"
+"$top/scripts/setup.sh" test
 
 echo "== format check"
-cmake -S "$top" -B "$top/build" -DEM_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$top" -B "$top/build" -DEM_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
 cmake --build "$top/build" --target format-check
 
 echo "== build and test (RelWithDebInfo, -Werror)"

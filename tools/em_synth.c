@@ -33,6 +33,7 @@
 #include "fsio.h"
 #include "hash.h"
 #include "hmap.h"
+#include "cli_common.h"
 #include "log.h"
 #include "progress.h"
 #include "recording.h"
@@ -886,8 +887,10 @@ static void write_visit(struct synth *s)
 
 static int usage(const char *msg)
 {
-    if (msg)
-        fprintf(stderr, "em-synth: %s\n", msg);
+    if (msg) {
+        fprintf(stderr, "em-synth: %s (see 'em-synth --help')\n", msg);
+        return 2;
+    }
     fputs("usage: em-synth [OPTIONS] OUT_DIR\n"
           "       em-synth [OPTIONS] --record REC.tar.zst\n"
           "\n"
@@ -911,11 +914,12 @@ static int usage(const char *msg)
           "  --seed N         ids, uuids and positions are reproducible from N (default 1)\n"
           "  --expected FILE  write the entity counts em-agent must find, as JSON\n"
           "  -q, --quiet      no progress or summary\n"
+          "  -v, --log-format text|json, --version, -h/--help (or `em-synth help`)\n"
           "\n"
           "A visit of 200 squares x 50 holes x 5 micrographs is 50,000 micrographs.\n"
           "exit status: 0 success, 1 failure, 2 usage error\n",
-          msg ? stderr : stdout);
-    return msg ? 2 : 0;
+          stdout);
+    return 0;
 }
 
 static int int_arg(const char *opt, const char *v, int min, int max, int *out)
@@ -960,7 +964,11 @@ static void free_synth(struct synth *s)
 
 int main(int argc, char **argv)
 {
-    em_log_setup(EM_LOG_WARN, EM_LOG_TEXT);
+    int early = cli_globals("em-synth", EM_VERSION, &argc, argv);
+    if (early >= 0)
+        return early;
+    if (argc == 2 && strcmp(argv[1], "help") == 0)
+        return usage(NULL);
     struct synth *s = calloc(1, sizeof(*s));
     if (!s)
         return 1;
@@ -973,6 +981,7 @@ int main(int argc, char **argv)
                           .mics = 2,
                           .dm_every = 1,
                           .seed = 1,
+                          .quiet = cli_quiet,
                           .images = true};
     int rc = 2;
     for (int i = 1; i < argc; i++) {
@@ -1029,8 +1038,9 @@ int main(int argc, char **argv)
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o->quiet = true;
         } else if (a[0] == '-') {
-            fprintf(stderr, "em-synth: unknown option or missing value: %s\n", a);
-            rc = usage("see the options above");
+            fprintf(stderr,
+                    "em-synth: %s: unknown option or missing value (see 'em-synth --help')\n", a);
+            rc = 2;
             goto out;
         } else if (!o->out) {
             o->out = a;
@@ -1075,7 +1085,7 @@ int main(int argc, char **argv)
         if (crc < 0)
             s->failed = true;
         else if (!s->failed && comp == REC_PLAIN && rename(part, o->record) < 0)
-            failf(s, "%s: %s", o->record, strerror(errno));
+            failf(s, "%s: %s", o->record, cli_strerror(errno));
         else if (!s->failed && comp != REC_PLAIN) {
             if (rec_pack(part, o->record, comp, s->err, sizeof(s->err)) < 0)
                 s->failed = true;
@@ -1117,7 +1127,7 @@ report:
     if (o->expected) {
         FILE *f = fopen(o->expected, "w");
         if (!f || fprintf(f, "%s\n", counts) < 0 || fclose(f) != 0) {
-            fprintf(stderr, "em-synth: %s: %s\n", o->expected, strerror(errno));
+            fprintf(stderr, "em-synth: %s: %s\n", o->expected, cli_strerror(errno));
             goto out;
         }
     }

@@ -32,7 +32,7 @@ struct replay_options {
 
 int fsrec_record(const struct record_options *o);
 int fsrec_replay(const struct replay_options *o);
-int fsrec_verify(const char *rec, const char *dir, bool quiet);
+int fsrec_verify(const char *rec, const char *dir, bool quiet, bool json);
 int fsrec_info(const char *rec, bool json, bool ops);
 int fsrec_pack(const char *in, const char *out);
 

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "fsrec.h"
+#include "cli_common.h"
 #include "log.h"
 
 static const char usage_text[] =
@@ -16,7 +17,7 @@ static const char usage_text[] =
     "  record --snapshot DIR OUT   record a finished tree in acquisition (mtime) order\n"
     "  replay REC DIR        write the recording into DIR with its timing\n"
     "  verify REC DIR        check DIR against the recording's final state (-q: only\n"
-    "                        differences)\n"
+    "                        differences; --json: the counts as one JSON object)\n"
     "  info REC              what a recording holds\n"
     "  pack IN OUT           copy a recording with other compression (e.g. a .part left\n"
     "                        by a recorder that was killed)\n"
@@ -44,13 +45,17 @@ static const char usage_text[] =
     "\n"
     "info options: --json (machine-readable), --ops (list every operation)\n"
     "\n"
+    "global options (before or after the command): -v, -q, --log-format text|json,\n"
+    "--version, -h; `fsrecorder help COMMAND` shows this help\n"
+    "\n"
     "exit status: 0 success, 1 failure (the reason on stderr), 2 usage error\n";
 
 static int usage(const char *msg)
 {
     if (msg)
-        fprintf(stderr, "fsrecorder: %s\n", msg);
-    fputs(usage_text, stderr);
+        fprintf(stderr, "fsrecorder: %s (see 'fsrecorder --help')\n", msg);
+    else
+        fputs(usage_text, stderr);
     return 2;
 }
 
@@ -69,7 +74,8 @@ static int number(const char *opt, const char *s, double min, double *out)
 
 static int cmd_record(int argc, char **argv)
 {
-    struct record_options o = {.placeholders = FSREC_DEFAULT_PLACEHOLDERS, .chunk_gap = 0.01};
+    struct record_options o = {
+        .placeholders = FSREC_DEFAULT_PLACEHOLDERS, .chunk_gap = 0.01, .quiet = cli_quiet};
     const char *pos[2];
     int npos = 0;
     for (int i = 0; i < argc; i++) {
@@ -97,8 +103,11 @@ static int cmd_record(int argc, char **argv)
             if (number(a, argv[++i], 0, &o.chunk_gap) < 0)
                 return 2;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "fsrecorder: record: unknown option or missing value: %s\n", a);
-            return usage(NULL);
+            fprintf(stderr,
+                    "fsrecorder: record: %s: unknown option or missing value (see 'fsrecorder "
+                    "--help')\n",
+                    a);
+            return 2;
         } else if (npos < 2) {
             pos[npos++] = a;
         } else {
@@ -116,7 +125,7 @@ static int cmd_record(int argc, char **argv)
 
 static int cmd_replay(int argc, char **argv)
 {
-    struct replay_options o = {.speed = 1, .max_gap = 1, .verify = true};
+    struct replay_options o = {.speed = 1, .max_gap = 1, .verify = true, .quiet = cli_quiet};
     const char *pos[2];
     int npos = 0;
     for (int i = 0; i < argc; i++) {
@@ -140,8 +149,11 @@ static int cmd_replay(int argc, char **argv)
         } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
             o.quiet = true;
         } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr, "fsrecorder: replay: unknown option or missing value: %s\n", a);
-            return usage(NULL);
+            fprintf(stderr,
+                    "fsrecorder: replay: %s: unknown option or missing value (see 'fsrecorder "
+                    "--help')\n",
+                    a);
+            return 2;
         } else if (npos < 2) {
             pos[npos++] = a;
         } else {
@@ -157,16 +169,14 @@ static int cmd_replay(int argc, char **argv)
 
 int main(int argc, char **argv)
 {
-    em_log_setup(EM_LOG_WARN, EM_LOG_TEXT);
+    int early = cli_globals("fsrecorder", EM_VERSION, &argc, argv);
+    if (early >= 0)
+        return early;
     if (argc < 2)
-        return usage(NULL);
+        return usage("which command? (record, replay, verify, info, pack)");
     const char *cmd = argv[1];
     if (strcmp(cmd, "--help") == 0 || strcmp(cmd, "-h") == 0 || strcmp(cmd, "help") == 0) {
         fputs(usage_text, stdout);
-        return 0;
-    }
-    if (strcmp(cmd, "--version") == 0) {
-        printf("fsrecorder %s\n", EM_VERSION);
         return 0;
     }
     for (int i = 2; i < argc; i++)
@@ -179,20 +189,20 @@ int main(int argc, char **argv)
     if (strcmp(cmd, "replay") == 0)
         return cmd_replay(argc - 2, argv + 2);
     if (strcmp(cmd, "verify") == 0) {
-        bool quiet = false;
+        bool json = false;
         const char *pos[2];
         int npos = 0;
         for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "-q") == 0 || strcmp(argv[i], "--quiet") == 0)
-                quiet = true;
+            if (strcmp(argv[i], "--json") == 0)
+                json = true;
             else if (argv[i][0] != '-' && npos < 2)
                 pos[npos++] = argv[i];
             else
-                return usage("verify takes [-q] REC DIR");
+                return usage("verify takes [-q] [--json] REC DIR");
         }
         if (npos != 2)
-            return usage("verify takes [-q] REC DIR");
-        return fsrec_verify(pos[0], pos[1], quiet);
+            return usage("verify takes [-q] [--json] REC DIR");
+        return fsrec_verify(pos[0], pos[1], cli_quiet, json);
     }
     if (strcmp(cmd, "info") == 0) {
         bool json = false, ops = false;
@@ -216,6 +226,6 @@ int main(int argc, char **argv)
             return usage("pack takes IN and OUT");
         return fsrec_pack(argv[2], argv[3]);
     }
-    fprintf(stderr, "fsrecorder: unknown command '%s'\n", cmd);
-    return usage(NULL);
+    fprintf(stderr, "fsrecorder: %s: unknown command (see 'fsrecorder --help')\n", cmd);
+    return 2;
 }

@@ -10,6 +10,7 @@
  * else (in particular a rewrite that grows) is a rewrite with the full content.
  */
 #include "fsrec.h"
+#include "cli_common.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -985,7 +986,7 @@ int fsrec_record(const struct record_options *o)
     if (comp == REC_PLAIN) {
         if (rename(part, o->out) < 0) {
             fprintf(stderr, "fsrecorder: %s: %s (the recording is in %s)\n", o->out,
-                    strerror(errno), part);
+                    cli_strerror(errno), part);
             goto out;
         }
     } else {

@@ -1,6 +1,7 @@
 /* The recording archive: a writer that streams segments into a plain tar, a packer that
  * recompresses, and a reader that streams operations back out (recording.h). */
 #include "recording.h"
+#include "cli_common.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -199,7 +200,7 @@ int rec_writer_open(const char *path, const struct rec_header *h, bool durable,
     w->durable = durable;
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        fail(err, errlen, "%s: %s", path, cli_strerror(errno));
         free(w);
         return errno == ENOENT ? -EM_ENOENT : -EM_EIO;
     }
@@ -342,7 +343,7 @@ int rec_writer_flush(struct rec_writer *w, char *err, size_t errlen)
         rc = -EM_EIO;
     if (rc)
         fail(err, errlen, "writing the recording: %s",
-             archive_error_string(w->a) ? archive_error_string(w->a) : strerror(errno));
+             archive_error_string(w->a) ? archive_error_string(w->a) : cli_strerror(errno));
     return rc;
 }
 
@@ -444,7 +445,7 @@ int rec_pack(const char *in, const char *out, enum rec_compression c, char *err,
         goto out;
     }
     if (rename(tmp, out) < 0) {
-        fail(err, errlen, "%s: %s", out, strerror(errno));
+        fail(err, errlen, "%s: %s", out, cli_strerror(errno));
         goto out;
     }
     rc = 0;
@@ -579,7 +580,7 @@ int rec_reader_open(const char *path, struct rec_reader **out, char *err, size_t
 {
     struct stat st;
     if (stat(path, &st) < 0) {
-        fail(err, errlen, "%s: %s", path, strerror(errno));
+        fail(err, errlen, "%s: %s", path, cli_strerror(errno));
         return errno == ENOENT ? -EM_ENOENT : -EM_EIO;
     }
     struct rec_reader *r = calloc(1, sizeof(*r));

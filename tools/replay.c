@@ -439,7 +439,7 @@ int fsrec_replay(const struct replay_options *o)
     return exit_code;
 }
 
-int fsrec_verify(const char *rec, const char *dir, bool quiet)
+int fsrec_verify(const char *rec, const char *dir, bool quiet, bool json)
 {
     char err[600];
     struct rec_reader *r;
@@ -474,7 +474,12 @@ int fsrec_verify(const char *rec, const char *dir, bool quiet)
         if (treestate_compare(&state, dir, 50, &rep) < 0) {
             exit_code = 1;
         } else {
-            if (!quiet || rep.missing || rep.different)
+            if (json)
+                printf("{\"checked\":%" PRIu64 ",\"missing\":%" PRIu64 ",\"different\":%" PRIu64
+                       ",\"extra\":%" PRIu64 ",\"equal\":%s}\n",
+                       rep.checked, rep.missing, rep.different, rep.extra,
+                       rep.missing || rep.different ? "false" : "true");
+            else if (!quiet || rep.missing || rep.different)
                 printf("%" PRIu64 " entries checked: %" PRIu64 " missing, %" PRIu64
                        " different, %" PRIu64 " not in the recording\n",
                        rep.checked, rep.missing, rep.different, rep.extra);

@@ -191,8 +191,9 @@ import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
 assert len(rows) == 2, rows
 for r in rows:
-    assert (r["squares"], r["holes"], r["micrographs"]) == (6, 20, 60), r
-    assert r["last_activity"] and r["last_acquired"], r
+    assert (r["squares"], r["imaged"], r["holes"], r["micrographs"]) == (6, 4, 20, 60), r
+    assert r["holes_exposed"] == 20 and r["per_hour"] > 0, r
+    assert r["last_activity"] and r["last_acquired"] and r["state"].startswith(("idle since", "acquiring")), r
 EOF
     sid=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["session_id"])' "$TMP/sessions.json")
     "$BACKEND" query squares "$sid" --json --store "$SQLITE" >"$TMP/squares.json"
@@ -227,6 +228,19 @@ postgres)
         python3 -c 'import json,sys; print(sum(json.loads(l)["micrographs"] for l in sys.stdin))' >"$TMP/got"
     cmp -s "$TMP/want" "$TMP/got" && ok "micrographs in the store equal em-synth's count ($(cat "$TMP/got"))" ||
         bad "micrographs: store $(cat "$TMP/got"), em-synth $(cat "$TMP/want")"
+    # The queries' JSON paths in PostgreSQL's dialect (#>>) give what SQLite's give.
+    "$BACKEND" query sessions --json --store "$PG_URL" >"$TMP/pg-sessions.json"
+    python3 - "$TMP/pg-sessions.json" <<'EOF' && ok "PostgreSQL: sessions with imaged squares, exposed holes and a start" || bad "PostgreSQL sessions: $(head -c 300 "$TMP/pg-sessions.json")"
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1])]
+assert rows and all(r["imaged"] > 0 and r["holes_exposed"] > 0 and r["started_at"] for r in rows), rows
+EOF
+    sid=$(python3 -c 'import json,sys; print(json.loads(open(sys.argv[1]).readline())["session_id"])' "$TMP/pg-sessions.json")
+    sq=$("$BACKEND" query squares "$sid" --json --store "$PG_URL" | python3 -c 'import json,sys; print(next(r["gridsquare_id"] for r in map(json.loads, sys.stdin) if r["holes"]))')
+    "$BACKEND" query foilholes "$sid" "$sq" --json --store "$PG_URL" >"$TMP/pg-holes.json" &&
+        python3 -c 'import json,sys; rows=[json.loads(l) for l in open(sys.argv[1])]; assert rows and all(r["selected"] in (True, False) for r in rows), rows' "$TMP/pg-holes.json" &&
+        ok "PostgreSQL: foilholes with selected as a boolean" || bad "PostgreSQL foilholes: $(head -c 300 "$TMP/pg-holes.json")"
+    "$BACKEND" query atlases --store "$PG_URL" >/dev/null && ok "PostgreSQL: query atlases" || bad "PostgreSQL: query atlases"
     ;;
 outage)
     synth "$TMP/visit" --sessions 2 --squares 3 --holes 4 --mics 2
@@ -571,7 +585,7 @@ pgcrash)
 pglocked)
     pg_start "$TMP/pg" || die "PostgreSQL did not start"
     psql "$PG_URL" -qc "ALTER ROLE em SET lock_timeout = '200ms'" || die "psql"
-    "$BACKEND" query sessions --store "$PG_URL" >/dev/null 2>&1 || die "migrations"
+    "$BACKEND" ingest --store "$PG_URL" /dev/null >/dev/null 2>&1 || die "migrations"
     synth "$TMP/visit" --sessions 2 --squares 8 --holes 12 --mics 5
     declare_queue
     publish_once "$TMP/visit" "$TMP/state" || bad "agent exit status $?"

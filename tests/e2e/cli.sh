@@ -47,7 +47,7 @@ grep -q '"kind":"gridsquare_metadata"' "$tmp/out" && passes=$((passes + 1)) || {
 check "usage: no args" 2 "$agent" parse
 check "usage: bad kind" 2 "$agent" parse sessions "$sess/EpuSession.dm"
 check "usage: auto unknown" 2 "$agent" parse auto "$mini/../golden/mini_session.json"
-check "missing file" 2 "$agent" parse session "$tmp/none.dm"
+check "missing file" 1 "$agent" parse session "$tmp/none.dm"
 check "unknown command" 2 "$agent" frobnicate
 check "help" 0 "$agent" --help
 check "parse help" 0 "$agent" parse --help
@@ -79,7 +79,7 @@ check "scan -o" 0 "$agent" scan -q -o "$tmp/o.jsonl" --agent t "$mini"
 check "scan bad jobs" 2 "$agent" scan -j 0 "$mini"
 expect_err "scan bad jobs message" "--jobs takes a number from 1 to 64, not '0'"
 check "validate bad jobs" 2 "$agent" validate -j x "$mini"
-check "scan not a dir" 2 "$agent" scan "$tmp/none"
+check "scan not a dir" 1 "$agent" scan "$tmp/none"
 cp -r "$mini" "$tmp/broken"
 head -c 500 "$mini/Supervisor_20250101_100000_1_mini_EPU/Metadata/GridSquare_1003.dm" >"$tmp/broken/Supervisor_20250101_100000_1_mini_EPU/Metadata/GridSquare_1003.dm"
 check "scan broken lenient" 0 "$agent" scan -q "$tmp/broken"
@@ -91,7 +91,7 @@ check "validate session" 0 "$agent" validate "$sess"
 check "validate json" 1 "$agent" validate --json "$tmp/broken"
 python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert not d["valid"]; assert any("GridSquare_1003.dm" in f["path"] and f["line"] for f in d["findings"])' "$tmp/out" \
     && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL validate json"; }
-check "validate missing dir" 2 "$agent" validate "$tmp/none"
+check "validate missing dir" 1 "$agent" validate "$tmp/none"
 mkdir -p "$tmp/emptydir"
 check "validate empty dir" 1 "$agent" validate "$tmp/emptydir"
 

@@ -1,15 +1,28 @@
 #!/usr/bin/env bash
-# The systemd unit is valid and starts the binary it names: systemd-analyze verify on
-# packaging/em-agent.service with ExecStart pointed at the built em-agent.
+# The systemd units are valid and start the binaries they name: systemd-analyze verify on
+# the configured em-agent.service and em-backend.service with ExecStart pointed at the
+# built binaries.
+#   unit.sh EM_AGENT EM_BACKEND BUILD_DIR
 set -eu
 AGENT=$(realpath "$1")
-UNIT=$2
+BACKEND=$(realpath "$2")
+BUILD=$3
 command -v systemd-analyze >/dev/null || { echo "skip: no systemd-analyze"; exit 77; }
 TMP=$(mktemp -d)
 trap 'rm -rf "$TMP"' EXIT
-sed "s|/usr/bin/em-agent|$AGENT|" "$UNIT" >"$TMP/em-agent.service"
-systemd-analyze verify "$TMP/em-agent.service"
-grep -q '^ExecStart=.* watch --config /etc/em-agent/agent.conf$' "$UNIT"
-grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$UNIT"
-grep -q '^StateDirectory=em-agent$' "$UNIT"
-echo "ok: $UNIT verifies"
+for unit in em-agent em-backend; do
+    src=$BUILD/packaging/$unit.service
+    sed -e "s|^ExecStart=[^ ]*/em-agent |ExecStart=$AGENT |" -e "s|^ExecStart=[^ ]*/em-backend |ExecStart=$BACKEND |" \
+        -e "s|^EnvironmentFile=|EnvironmentFile=-|" "$src" >"$TMP/$unit.service"
+    systemd-analyze verify --man=no "$TMP/$unit.service"
+done
+U=$BUILD/packaging/em-agent.service
+grep -q '^ExecStart=.*/em-agent watch --config /etc/em-agent/agent.conf$' "$U"
+grep -q '^ExecReload=/bin/kill -HUP \$MAINPID$' "$U"
+grep -q '^StateDirectory=em-agent$' "$U"
+grep -q '^User=em-agent$' "$U"
+if grep -q '^DynamicUser=yes' "$U"; then echo "FAIL: DynamicUser cannot read a root-owned 600 config"; exit 1; fi
+B=$BUILD/packaging/em-backend.service
+grep -q '^ExecStart=.*/em-backend consume$' "$B"
+grep -q '^EnvironmentFile=/etc/em-agent/backend.env$' "$B"
+echo "ok: the units verify"

@@ -1,0 +1,260 @@
+/* em-agent status: what a watch's state directory says, without disturbing the watch. */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <cjson/cJSON.h>
+#include <uv.h>
+
+#include "cli.h"
+#include "cli_common.h"
+#include "em_error.h"
+#include "event.h"
+#include "fsio.h"
+#include "journal.h"
+#include "outbox.h"
+
+static const char status_usage[] =
+    "Usage: em-agent status [--state-dir DIR | [--agent NAME] DIR...] [--json]\n"
+    "\n"
+    "Show what a watch has done, read from its state directory (safe while it runs):\n"
+    "agent name, last seq, entities emitted, files known, events waiting in the outbox\n"
+    "(for --amqp), when the last event was emitted, and the pid of the running watch.\n"
+    "\n"
+    "Which state directory:\n"
+    "  --state-dir DIR   this one\n"
+    "  DIR...            the default one of `em-agent watch DIR...` (same --agent)\n"
+    "  (neither)         $STATE_DIRECTORY if set, else every state directory under\n"
+    "                    ~/.local/state/em-agent ($XDG_STATE_HOME/em-agent)\n"
+    "\n"
+    "Options:\n"
+    "  --agent NAME      the agent name the watch used (default: this host's name)\n"
+    "  --json            one JSON object per state directory\n"
+    "  -h, --help        show this help\n"
+    "\n"
+    "Exit status: 0 shown; 1 no state found there, or it cannot be read; 2 usage error.\n";
+
+/* Events in the outbox after the confirmed mark, and whether there is an outbox. */
+static int outbox_waiting(const char *state_dir, bool *present, uint64_t *waiting)
+{
+    *present = false;
+    *waiting = 0;
+    char *dir = fsio_join(state_dir, "outbox");
+    if (!dir)
+        return -EM_ENOMEM;
+    struct fsio_stat st;
+    bool there = fsio_stat(dir, &st) == 0 && st.type == FSIO_DIR;
+    free(dir);
+    if (!there)
+        return 0;
+    *present = true;
+    struct outbox_reader r;
+    int rc = outbox_reader_open(&r, state_dir);
+    if (rc < 0)
+        return rc;
+    char *line;
+    size_t len;
+    uint64_t seq;
+    while ((rc = outbox_reader_next(&r, &line, &len, &seq)) == 1)
+        (*waiting)++;
+    outbox_reader_close(&r);
+    return rc < 0 ? rc : 0;
+}
+
+static void format_time(uint64_t us, char *buf, size_t cap)
+{
+    if (!us) {
+        snprintf(buf, cap, "never");
+        return;
+    }
+    time_t t = (time_t)(us / 1000000u);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+/* Shows one state directory. Returns 0, or 1 when it holds no readable state. */
+static int show(const char *state_dir, bool json)
+{
+    struct journal j;
+    char reason[512];
+    int rc = journal_peek(&j, state_dir, reason, sizeof(reason));
+    if (rc < 0) {
+        if (rc == -EM_ENOENT)
+            fprintf(stderr, "em-agent: %s: no watch state here (no journal)\n", state_dir);
+        else
+            fprintf(stderr, "em-agent: %s\n", reason);
+        journal_close(&j);
+        return 1;
+    }
+    long pid = journal_lock_holder(state_dir);
+    bool have_outbox;
+    uint64_t waiting;
+    int orc = outbox_waiting(state_dir, &have_outbox, &waiting);
+    char when[64];
+    format_time(j.last_event_us, when, sizeof(when));
+    size_t live = journal_live_entities(&j);
+    uint64_t undelivered = j.last_seq > j.delivered ? j.last_seq - j.delivered : 0;
+    if (json) {
+        cJSON *o = cJSON_CreateObject();
+        cJSON_AddStringToObject(o, "state_dir", state_dir);
+        cJSON_AddStringToObject(o, "agent", j.agent);
+        char seq[32];
+        snprintf(seq, sizeof(seq), "%" PRIu64, j.last_seq);
+        cJSON_AddRawToObject(o, "last_seq", seq); /* 16 digits: beyond a double's */
+        cJSON_AddNumberToObject(o, "entities", (double)live);
+        cJSON_AddNumberToObject(o, "files", (double)j.files.count);
+        cJSON_AddNumberToObject(o, "undelivered", (double)undelivered);
+        if (have_outbox && orc == 0)
+            cJSON_AddNumberToObject(o, "outbox_waiting", (double)waiting);
+        else
+            cJSON_AddNullToObject(o, "outbox_waiting");
+        if (j.last_event_us)
+            cJSON_AddStringToObject(o, "last_event_at", when);
+        else
+            cJSON_AddNullToObject(o, "last_event_at");
+        if (pid)
+            cJSON_AddNumberToObject(o, "pid", (double)pid);
+        else
+            cJSON_AddNullToObject(o, "pid");
+        cJSON_AddBoolToObject(o, "running", pid != 0);
+        char *line = cJSON_PrintUnformatted(o);
+        if (line)
+            printf("%s\n", line);
+        cJSON_free(line);
+        cJSON_Delete(o);
+    } else {
+        printf("%s\n", state_dir);
+        printf("  agent:          %s\n", j.agent);
+        if (pid)
+            printf("  running:        yes, pid %ld (holds the lock)\n", pid);
+        else
+            printf("  running:        no\n");
+        printf("  last seq:       %" PRIu64 "\n", j.last_seq);
+        printf("  entities:       %zu emitted (and not deleted)\n", live);
+        printf("  files known:    %zu\n", j.files.count);
+        printf("  last event:     %s\n", when);
+        if (undelivered)
+            printf("  not delivered:  %" PRIu64 " events (sent again at the next start)\n",
+                   undelivered);
+        if (have_outbox && orc == 0)
+            printf("  outbox:         %" PRIu64 " events waiting for the broker\n", waiting);
+        else if (have_outbox)
+            printf("  outbox:         cannot be read: %s\n", em_strerror(orc));
+    }
+    journal_close(&j);
+    return 0;
+}
+
+/* Every subdirectory of `base` holding a journal (and base itself, the layout before
+ * per-agent directories). Returns how many were shown, or -1 when base cannot be read. */
+static int show_all(const char *base, bool json, int *status)
+{
+    struct fsio_entry *e;
+    size_t n;
+    int rc = fsio_list(base, &e, &n);
+    if (rc < 0)
+        return -1;
+    int shown = 0;
+    struct fsio_stat st;
+    char *own = fsio_join(base, "journal");
+    if (own && fsio_stat(own, &st) == 0) {
+        *status |= show(base, json);
+        shown++;
+    }
+    free(own);
+    for (size_t i = 0; i < n; i++) {
+        if (e[i].type != FSIO_DIR)
+            continue;
+        char *dir = fsio_join(base, e[i].name);
+        char *jp = dir ? fsio_join(dir, "journal") : NULL;
+        if (jp && fsio_stat(jp, &st) == 0) {
+            if (shown && !json)
+                printf("\n");
+            *status |= show(dir, json);
+            shown++;
+        }
+        free(jp);
+        free(dir);
+    }
+    fsio_entries_free(e, n);
+    return shown;
+}
+
+int cmd_status(int argc, char **argv)
+{
+    const char *state_dir = NULL, *agent = NULL;
+    bool json = false;
+    char **dirs = calloc((size_t)argc + 1, sizeof(*dirs));
+    size_t ndirs = 0;
+    int status = EXIT_USAGE;
+    if (!dirs)
+        return EXIT_BAD_INPUT;
+    for (int i = 0; i < argc; i++) {
+        const char *a = argv[i];
+        if (cli_is_help(a)) {
+            fputs(status_usage, stdout);
+            status = EXIT_OK;
+            goto out;
+        } else if (strcmp(a, "--state-dir") == 0 && i + 1 < argc) {
+            state_dir = argv[++i];
+        } else if (strcmp(a, "--agent") == 0 && i + 1 < argc) {
+            agent = argv[++i];
+        } else if (strcmp(a, "--json") == 0) {
+            json = true;
+        } else if (a[0] == '-' && a[1]) {
+            fprintf(stderr,
+                    "em-agent: status: %s: unknown option or missing value (see 'em-agent help "
+                    "status')\n",
+                    a);
+            goto out;
+        } else {
+            dirs[ndirs++] = argv[i];
+        }
+    }
+    if (state_dir && ndirs) {
+        fprintf(stderr, "em-agent: status: give --state-dir or the watched directories, not "
+                        "both\n");
+        goto out;
+    }
+    if (state_dir) {
+        status = show(state_dir, json);
+        goto out;
+    }
+    char host[256];
+    if (!agent) {
+        event_default_agent(host, sizeof(host));
+        agent = host;
+    }
+    char *svc = state_service_dir();
+    if (svc || ndirs) {
+        char *dir = svc ? svc : state_default_dir(agent, dirs, ndirs);
+        if (!dir) {
+            fprintf(stderr, "em-agent: status: no state directory (no home directory): give "
+                            "--state-dir\n");
+            status = EXIT_BAD_INPUT;
+            goto out;
+        }
+        status = show(dir, json);
+        free(dir);
+        goto out;
+    }
+    char *base = state_base_dir();
+    int st = 0;
+    int shown = base ? show_all(base, json, &st) : -1;
+    if (shown <= 0) {
+        fprintf(stderr,
+                "em-agent: %s: no watch state found; give --state-dir DIR, or the directories "
+                "the watch follows\n",
+                base ? base : "~/.local/state/em-agent");
+        status = EXIT_BAD_INPUT;
+    } else {
+        status = st ? EXIT_BAD_INPUT : EXIT_OK;
+    }
+    free(base);
+out:
+    free(dirs);
+    return status;
+}
