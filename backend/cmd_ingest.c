@@ -16,8 +16,10 @@
 #include <unistd.h>
 
 #include <cjson/cJSON.h>
+#include <uv.h>
 
 #include "backend.h"
+#include "fsio.h"
 #include "cli_common.h"
 #include "dynbuf.h"
 #include "em_error.h"
@@ -146,7 +148,7 @@ static int next_line(struct line_reader *r, char **line, size_t *len, int wait_m
                     r->eof = true;
                 continue;
             }
-            return -EM_EIO;
+            return fsio_error(uv_translate_sys_error(errno));
         }
         if (got == 0) {
             if (r->follow)

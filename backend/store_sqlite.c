@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 
 #include "em_error.h"
+#include "cli_common.h"
 #include "store.h"
 
 struct sqlite_store {
@@ -175,8 +176,12 @@ int store_sqlite_open(const char *path, bool durable, bool readonly, struct stor
     snprintf(s->base.redacted, sizeof(s->base.redacted), "sqlite:%s", path);
     int flags = readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE;
     if (sqlite3_open_v2(path, &s->db, flags, NULL) != SQLITE_OK) {
+        /* SQLite says "unable to open database file"; the system's errno says why. */
+        int sys = s->db ? sqlite3_system_errno(s->db) : 0;
         snprintf(reason, cap, "sqlite:%s: cannot open: %s", path,
-                 s->db ? sqlite3_errmsg(s->db) : "out of memory");
+                 !s->db ? "out of memory"
+                 : sys  ? cli_strerror(sys)
+                        : sqlite3_errmsg(s->db));
         sqlite3_close(s->db);
         free(s);
         return -EM_EIO;

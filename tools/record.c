@@ -904,8 +904,10 @@ int fsrec_record(const struct record_options *o)
         r->root = strdup(rp.ptr);
     uv_fs_req_cleanup(&rp);
     struct fsio_stat st;
-    if (!r->root || fsio_stat(r->root, &st) < 0 || st.type != FSIO_DIR) {
-        fprintf(stderr, "fsrecorder: %s: not a directory\n", o->dir);
+    int src = r->root ? fsio_stat(r->root, &st) : fsio_stat(o->dir, &st);
+    if (src < 0 || st.type != FSIO_DIR) {
+        fprintf(stderr, "fsrecorder: %s: %s\n", o->dir,
+                src < 0 ? em_strerror(src) : "not a directory");
         goto out;
     }
     r->root_len = strlen(r->root);

@@ -465,8 +465,10 @@ int fsrec_verify(const char *rec, const char *dir, bool quiet, bool json)
     }
     rec_reader_close(r);
     struct fsio_stat st;
-    if (exit_code == 0 && (fsio_stat(dir, &st) < 0 || st.type != FSIO_DIR)) {
-        fprintf(stderr, "fsrecorder: %s: not a directory\n", dir);
+    int src = exit_code == 0 ? fsio_stat(dir, &st) : 0;
+    if (exit_code == 0 && (src < 0 || st.type != FSIO_DIR)) {
+        fprintf(stderr, "fsrecorder: %s: %s\n", dir,
+                src < 0 ? em_strerror(src) : "not a directory");
         exit_code = 1;
     }
     if (exit_code == 0) {

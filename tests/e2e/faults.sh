@@ -44,24 +44,7 @@ CASE=$4
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 FOLD="python3 $HERE/fold.py"
-TMP=$(mktemp -d /tmp/em-faults.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-failures=0
-checks=0
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    chmod -R u+rwX "$TMP" 2>/dev/null
-    if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-ok() { checks=$((checks + 1)); echo "ok   $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
-finish() {
-    echo "$((checks - failures)) passed, $failures failed"
-    [ "$failures" -eq 0 ]
-    exit
-}
+. "$HERE/checks.sh" faults
 
 # compare_scan NAME EVENTS DIR: the folded EVENTS equal scan of DIR.
 compare_scan() {

@@ -35,25 +35,7 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 MINI=$ROOT/testdata/visit-mini
 FOLD="python3 $HERE/fold.py"
-TMP=$(mktemp -d /tmp/em-firstday.XXXXXX)
-chmod 755 "$TMP"
-PIDS=()
-failures=0
-checks=0
-cleanup() {
-    for p in "${PIDS[@]}"; do kill -9 "$p" 2>/dev/null; done
-    chmod -R u+rwX "$TMP" 2>/dev/null
-    mountpoint -q "$TMP/small" 2>/dev/null && umount "$TMP/small"
-    if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-ok() { checks=$((checks + 1)); echo "ok   $*"; }
-bad() { checks=$((checks + 1)); failures=$((failures + 1)); echo "FAIL $*"; }
-finish() {
-    echo "$((checks - failures)) passed, $failures failed"
-    [ "$failures" -eq 0 ]
-    exit
-}
+. "$HERE/checks.sh" firstday
 # run NAME WANT_STATUS CMD...: stdout to $TMP/out, stderr to $TMP/err.
 run() {
     local name=$1 want=$2
@@ -124,6 +106,9 @@ cli)
     run "fsrecorder verify --json" 0 "$FSREC" verify --json "$TMP/r.tar" "$TMP/replayed"
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["equal"] and d["missing"]==0 and d["checked"]>0, d' "$TMP/out" \
         && ok "fsrecorder verify --json: equal" || bad "verify --json: $(cat "$TMP/out")"
+    run "parse error with --log-format json" 1 "$AGENT" parse session "$TMP/none.dm" --log-format json
+    python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read()); assert d["level"]=="error" and "no such file or directory" in d["msg"], d' "$TMP/err" \
+        && ok "parse errors are JSON lines with --log-format json" || bad "parse --log-format json: $(cat "$TMP/err")"
     run "em-synth help" 0 "$SYNTH" help
     [ ! -e help ] && ok "em-synth help writes nothing" || bad "em-synth help made a directory 'help'"
     ;;
@@ -144,6 +129,13 @@ errors)
     err_has "parse: the cause" "^em-agent: $TMP/none.dm: cannot read: no such file or directory"
     run "parse of a directory" 1 "$AGENT" parse session "$TMP"
     err_has "parse of a directory: is a directory" "is a directory"
+    run "ingest of a directory" 1 "$BACKEND" ingest --store "sqlite:$TMP/i.db" "$TMP"
+    err_has "ingest: the directory and 'is a directory'" "^em-backend: $TMP: cannot read: is a directory"
+    run "a store in a missing directory" 1 "$BACKEND" ingest --store "sqlite:$TMP/nodir/s.db" /dev/null
+    err_has "the store: the cause" "sqlite:$TMP/nodir/s.db: cannot open: no such file or directory"
+    run "fsrecorder record of a missing directory" 1 "$FSREC" record "$TMP/nope" "$TMP/r.tar"
+    err_has "fsrecorder: the cause" "^fsrecorder: $TMP/nope: no such file or directory"
+    err_lacks "fsrecorder: no I/O error" "input/output error"
     # watch | head -1: the pipe closes; nothing blames the watched directory
     "$SYNTH" -q --sessions 2 --aborted 0 --squares 10 --holes 10 --mics 2 --no-images "$TMP/many"
     "$AGENT" watch --state-dir "$TMP/st-pipe" "$TMP/many" 2>"$TMP/err" | head -1 >/dev/null
