@@ -50,17 +50,8 @@ static int outbox_waiting(const char *state_dir, bool *present, uint64_t *waitin
     if (!there)
         return 0;
     *present = true;
-    struct outbox_reader r;
-    int rc = outbox_reader_open(&r, state_dir);
-    if (rc < 0)
-        return rc;
-    char *line;
-    size_t len;
-    uint64_t seq;
-    while ((rc = outbox_reader_next(&r, &line, &len, &seq)) == 1)
-        (*waiting)++;
-    outbox_reader_close(&r);
-    return rc < 0 ? rc : 0;
+    uint64_t first, last;
+    return outbox_count_waiting(state_dir, waiting, &first, &last);
 }
 
 static void format_time(uint64_t us, char *buf, size_t cap)

@@ -584,3 +584,23 @@ void outbox_reader_close(struct outbox_reader *r)
     memset(r, 0, sizeof(*r));
     r->fd = -1;
 }
+
+int outbox_count_waiting(const char *state_dir, uint64_t *n, uint64_t *first, uint64_t *last)
+{
+    *n = *first = *last = 0;
+    struct outbox_reader r;
+    int rc = outbox_reader_open(&r, state_dir);
+    if (rc < 0)
+        return rc;
+    char *line;
+    size_t len;
+    uint64_t seq;
+    while ((rc = outbox_reader_next(&r, &line, &len, &seq)) == 1) {
+        if (!*first)
+            *first = seq;
+        *last = seq;
+        (*n)++;
+    }
+    outbox_reader_close(&r);
+    return rc < 0 ? rc : 0;
+}

@@ -98,6 +98,11 @@ int outbox_reader_save(struct outbox_reader *r);
 
 void outbox_reader_close(struct outbox_reader *r);
 
+/* Counts the events of `state_dir`'s outbox not yet confirmed by the broker, and their
+ * first and last seq (0 when none). Reads the segments; changes nothing. Returns 0 or a
+ * negative EM_E* code. Any thread that does not also read the outbox. */
+int outbox_count_waiting(const char *state_dir, uint64_t *n, uint64_t *first, uint64_t *last);
+
 /* The seq of an event line ({"v":1,"seq":N,...}), or 0 when it has none. */
 uint64_t outbox_line_seq(const char *line, size_t len);
 

@@ -102,6 +102,8 @@ struct watch {
     /* the bus (--amqp) */
     struct outbox_writer ob;
     bool ob_open;
+    uint64_t ob_waiting_at_start; /* unconfirmed events found in the outbox at start */
+    uint64_t ob_written;          /* events written to it in this run */
     struct publisher *pub;
     struct publisher_stats pub_last; /* as last reported */
     /* timers and signals */
@@ -140,6 +142,8 @@ static int sink_write(struct watch *w, char *p, size_t n)
 {
     if (w->ob_open) {
         int rc = outbox_write(&w->ob, p, n, w->obuf_first_seq, w->obuf_last_seq);
+        if (rc == 0)
+            w->ob_written += w->obuf_last_seq - w->obuf_first_seq + 1; /* dense in a run */
         if (rc == 0 && w->pub)
             publisher_notify(w->pub, w->obuf_last_seq);
         return rc;
@@ -1162,7 +1166,10 @@ static void summary(struct watch *w, bool final)
         if (w->pub)
             publisher_stats(w->pub, &w->pub_last);
         const struct publisher_stats *b = &w->pub_last;
-        uint64_t last = w->ob.last_seq, waiting = last > b->confirmed ? last - b->confirmed : 0;
+        /* Seqs are not dense across runs (each starts at the clock): counted, not
+         * subtracted. */
+        uint64_t in = w->ob_waiting_at_start + w->ob_written,
+                 waiting = in > b->acked ? in - b->acked : 0;
         em_log(EM_LOG_INFO,
                "bus: %s, %llu published, confirmed up to seq %llu, %llu waiting in "
                "the outbox",
@@ -1542,6 +1549,9 @@ static int start(struct watch *w)
         rc = check_state(w);
         if (rc < 0)
             return 1;
+        uint64_t first, last;
+        if (outbox_count_waiting(o->state_dir, &w->ob_waiting_at_start, &first, &last) < 0)
+            w->ob_waiting_at_start = 0;
     }
     rc = open_roots(w);
     if (rc < 0)
@@ -1686,16 +1696,16 @@ int watch_run(const struct watch_options *opt)
     if (opt->summary_s > 0 || w.status == 0)
         summary(&w, true);
     if (w.ob_open) {
-        uint64_t waiting =
-            w.ob.last_seq > w.pub_last.confirmed ? w.ob.last_seq - w.pub_last.confirmed : 0;
-        if (waiting)
+        outbox_close(&w.ob);
+        w.ob_open = false;
+        /* Seqs are not dense (each run starts at the clock), so the events are counted. */
+        uint64_t waiting, first, last;
+        if (outbox_count_waiting(opt->state_dir, &waiting, &first, &last) == 0 && waiting)
             em_log(EM_LOG_WARN,
                    "%llu events wait in the outbox (seq %llu to %llu); they are published at "
                    "the next start",
-                   (unsigned long long)waiting, (unsigned long long)w.pub_last.confirmed + 1,
-                   (unsigned long long)w.ob.last_seq);
-        outbox_close(&w.ob);
-        w.ob_open = false;
+                   (unsigned long long)waiting, (unsigned long long)first,
+                   (unsigned long long)last);
     }
     for (size_t i = 0; i < w.nroots; i++) {
         model_free(w.roots[i].model); /* it borrows the journal's paths */

@@ -228,6 +228,19 @@ EOF
     kill -TERM "$APID"
     wait "$APID"
     [ $? -eq 0 ] && ok "watch: SIGTERM, exit 0" || bad "watch exit on SIGTERM"
+    # A broker that is not there: the events wait in the outbox, counted (seqs are not
+    # dense across runs, so last seq minus confirmed would be a clock, not a count).
+    port=$((41000 + RANDOM % 1000))
+    for run in 1 2; do
+        from=()
+        [ "$run" -eq 2 ] && from=(--from-start)
+        "$AGENT" watch --once "${from[@]}" --agent ob --state-dir "$TMP/ob" \
+            --amqp "amqp://guest:guest@127.0.0.1:$port/" --drain 1 "$MINI" 2>"$TMP/err"
+    done
+    err_has "at exit: the events waiting, counted" "warning: 26 events wait in the outbox \(seq [0-9]+ to [0-9]+\)"
+    run "status of an outbox" 0 "$AGENT" status --json --state-dir "$TMP/ob"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["outbox_waiting"]==26, d' "$TMP/out" \
+        && ok "status: 26 events waiting in the outbox" || bad "status outbox: $(cat "$TMP/out")"
     run "status --state-dir with no state" 1 "$AGENT" status --state-dir "$TMP/nothing"
     err_has "status: says there is none" "$TMP/nothing: no watch state here"
     # /etc/em-agent/agent.conf only when named
