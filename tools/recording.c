@@ -41,6 +41,18 @@ static void fail(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
+/* libarchive's message for the last error, lower case like every message here
+ * ("Unrecognized archive format" -> "unrecognized archive format"). */
+static const char *arc_msg(struct archive *a)
+{
+    static _Thread_local char buf[256];
+    const char *m = archive_error_string(a);
+    snprintf(buf, sizeof(buf), "%s", m ? m : "unknown error");
+    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
+        buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
 /* Length of the UTF-8 sequence starting at p (1..4), or 0 when it is not valid. */
 static size_t utf8_len(const unsigned char *p)
 {
@@ -210,7 +222,7 @@ int rec_writer_open(const char *path, const struct rec_header *h, bool durable,
         /* No blocking: every entry reaches the file as soon as it is written. */
         archive_write_set_bytes_per_block(w->a, 0) != ARCHIVE_OK ||
         archive_write_open_fd(w->a, w->fd) != ARCHIVE_OK) {
-        fail(err, errlen, "%s: %s", path, w->a ? archive_error_string(w->a) : "out of memory");
+        fail(err, errlen, "%s: %s", path, w->a ? arc_msg(w->a) : "out of memory");
         if (w->a)
             archive_write_free(w->a);
         close(w->fd);
@@ -343,7 +355,7 @@ int rec_writer_flush(struct rec_writer *w, char *err, size_t errlen)
         rc = -EM_EIO;
     if (rc)
         fail(err, errlen, "writing the recording: %s",
-             archive_error_string(w->a) ? archive_error_string(w->a) : cli_strerror(errno));
+             archive_error_string(w->a) ? arc_msg(w->a) : cli_strerror(errno));
     return rc;
 }
 
@@ -363,7 +375,7 @@ int rec_writer_close(struct rec_writer *w, double end_time, char *err, size_t er
     int rc2 = rec_writer_flush(w, err, errlen);
     rc = rc ? rc : rc2;
     if (archive_write_close(w->a) != ARCHIVE_OK && !rc) {
-        fail(err, errlen, "closing the recording: %s", archive_error_string(w->a));
+        fail(err, errlen, "closing the recording: %s", arc_msg(w->a));
         rc = -EM_EIO;
     }
     archive_write_free(w->a);
@@ -396,7 +408,7 @@ int rec_pack(const char *in, const char *out, enum rec_compression c, char *err,
     archive_read_support_filter_all(r);
     archive_read_support_format_tar(r);
     if (archive_read_open_filename(r, in, 1 << 16) != ARCHIVE_OK) {
-        fail(err, errlen, "%s: %s", in, archive_error_string(r));
+        fail(err, errlen, "%s: %s", in, arc_msg(r));
         goto out;
     }
     archive_write_set_format_pax_restricted(w);
@@ -404,7 +416,7 @@ int rec_pack(const char *in, const char *out, enum rec_compression c, char *err,
               : c == REC_ZSTD ? archive_write_add_filter_zstd(w)
                               : archive_write_add_filter_none(w);
     if (frc != ARCHIVE_OK || archive_write_open_filename(w, tmp) != ARCHIVE_OK) {
-        fail(err, errlen, "%s: %s", tmp, archive_error_string(w));
+        fail(err, errlen, "%s: %s", tmp, arc_msg(w));
         goto out;
     }
     struct archive_entry *e;
@@ -434,14 +446,14 @@ int rec_pack(const char *in, const char *out, enum rec_compression c, char *err,
             break;
         if (archive_write_header(w, e) != ARCHIVE_OK ||
             archive_write_data(w, body, got) != (la_ssize_t)got) {
-            fail(err, errlen, "%s: %s", tmp, archive_error_string(w));
+            fail(err, errlen, "%s: %s", tmp, arc_msg(w));
             free(body);
             goto out;
         }
     }
     free(body);
     if (archive_write_close(w) != ARCHIVE_OK) {
-        fail(err, errlen, "%s: %s", tmp, archive_error_string(w));
+        fail(err, errlen, "%s: %s", tmp, arc_msg(w));
         goto out;
     }
     if (rename(tmp, out) < 0) {
@@ -510,7 +522,7 @@ static int read_body(struct rec_reader *r, struct archive_entry *e, unsigned cha
         la_ssize_t k = archive_read_data(r->a, *p + got, (size_t)size - got);
         if (k <= 0)
             return reader_error(r, -EM_ETRUNCATED, "%s: %s", archive_entry_pathname(e),
-                                k < 0 ? archive_error_string(r->a) : "ends early");
+                                k < 0 ? arc_msg(r->a) : "ends early");
         got += (size_t)k;
     }
     (*p)[got] = '\0';
@@ -526,7 +538,7 @@ static int next_entry(struct rec_reader *r, struct archive_entry **e)
     if (rc == ARCHIVE_EOF)
         return 0;
     if (rc != ARCHIVE_OK && rc != ARCHIVE_WARN)
-        return reader_error(r, -EM_ETRUNCATED, "%s", archive_error_string(r->a));
+        return reader_error(r, -EM_ETRUNCATED, "%s", arc_msg(r->a));
     if (archive_entry_filetype(*e) != AE_IFREG)
         return reader_error(r, -EM_EHOSTILE,
                             "%s: not a regular file (links and devices are "
@@ -595,7 +607,7 @@ int rec_reader_open(const char *path, struct rec_reader **out, char *err, size_t
     archive_read_support_filter_all(r->a);
     archive_read_support_format_tar(r->a);
     if (archive_read_open_filename(r->a, path, 1 << 16) != ARCHIVE_OK) {
-        fail(err, errlen, "%s: %s", path, archive_error_string(r->a));
+        fail(err, errlen, "%s: %s", path, arc_msg(r->a));
         goto bad;
     }
     rc = next_line(r);
@@ -766,7 +778,7 @@ int rec_reader_next(struct rec_reader *r, struct rec_op *op)
         if (r->skip_data) {
             if (archive_read_data_skip(r->a) != ARCHIVE_OK) {
                 r->at_end = true;
-                reader_error(r, -EM_ETRUNCATED, "%s: %s", want, archive_error_string(r->a));
+                reader_error(r, -EM_ETRUNCATED, "%s: %s", want, arc_msg(r->a));
                 return 0;
             }
             op->len = (size_t)len;
