@@ -44,15 +44,16 @@ static const char scan_usage[] =
 static void print_summary(const char *dir, const struct scan_summary *s)
 {
     uint64_t total = 0;
-    for (int i = 0; i < 5; i++)
+    for (int i = 0; i < EV_TYPE_COUNT; i++)
         total += s->events[i];
     em_log_write(EM_LOG_INFO,
                  "scan %s: %llu sessions, %llu atlases, %llu grid squares, %llu foil "
-                 "holes, %llu micrographs (%llu events) from %zu EPU files (%.1f MB) in %.2f s",
+                 "holes, %llu micrographs, %llu aborted sessions (%llu events) from %zu EPU "
+                 "files (%.1f MB) in %.2f s",
                  dir, (unsigned long long)s->events[0], (unsigned long long)s->events[1],
                  (unsigned long long)s->events[2], (unsigned long long)s->events[3],
-                 (unsigned long long)s->events[4], (unsigned long long)total, s->files_parsed,
-                 (double)s->bytes / 1e6, s->seconds);
+                 (unsigned long long)s->events[4], (unsigned long long)s->events[5],
+                 (unsigned long long)total, s->files_parsed, (double)s->bytes / 1e6, s->seconds);
     if (s->files_failed)
         em_log_write(EM_LOG_INFO, "scan: %zu EPU files could not be read or parsed (see warnings)",
                      s->files_failed);
@@ -62,7 +63,8 @@ static void print_summary(const char *dir, const struct scan_summary *s)
     if (s->files_skipped)
         em_log_write(EM_LOG_INFO,
                      "scan: %zu EPU files in %zu session directories without a usable "
-                     "EpuSession.dm were not emitted",
+                     "EpuSession.dm were not emitted (each directory is an aborted_session "
+                     "event)",
                      s->files_skipped, s->sessions_skipped);
     if (s->unplaced)
         em_log_write(EM_LOG_INFO, "scan: %zu EPU-named files outside a session layout ignored",
@@ -72,12 +74,12 @@ static void print_summary(const char *dir, const struct scan_summary *s)
 /* The summary as one JSON object on stderr (stdout carries the events). */
 static void print_summary_json(const char *dir, const struct scan_summary *s, bool no_session)
 {
-    static const char *const names[5] = {"sessions", "atlases", "gridsquares", "foilholes",
-                                         "micrographs"};
+    static const char *const names[EV_TYPE_COUNT] = {
+        "sessions", "atlases", "gridsquares", "foilholes", "micrographs", "aborted_sessions"};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "dir", dir);
     uint64_t total = 0;
-    for (int i = 0; i < 5; i++) {
+    for (int i = 0; i < EV_TYPE_COUNT; i++) {
         cJSON_AddNumberToObject(o, names[i], (double)s->events[i]);
         total += s->events[i];
     }

@@ -194,3 +194,17 @@ const struct epu_atlas_square *entity_atlas_node(const struct epu_atlas *at, int
     }
     return NULL;
 }
+
+cJSON *entity_aborted_key(const char *dir, cJSON **data)
+{
+    cJSON *key = cJSON_CreateObject();
+    *data = cJSON_CreateObject();
+    if (!key || !*data || !cJSON_AddStringToObject(key, "path", dir) ||
+        !cJSON_AddStringToObject(*data, "path", dir)) {
+        cJSON_Delete(key);
+        cJSON_Delete(*data);
+        *data = NULL;
+        return NULL;
+    }
+    return key;
+}

@@ -21,6 +21,10 @@
  * NULL) replaces v2 with a string. */
 cJSON *entity_key(const char *k1, int64_t v1, const char *k2, int64_t v2, const char *s2);
 
+/* The key and the data of an aborted_session event (event.h): {"path": dir} both, `dir`
+ * relative to the watched or scanned directory. `*data` NULL when out of memory. */
+cJSON *entity_aborted_key(const char *dir, cJSON **data);
+
 /* The session: EpuSession.dm's fields without its square list, its directory (relative
  * to the watched root) and its atlas's id (`has_atlas` false: null). */
 cJSON *entity_session_data(const struct epu_doc *session, const char *dir, bool has_atlas,

@@ -13,8 +13,8 @@
 #include "epu.h"
 #include "log.h"
 
-static const char *const type_names[] = {"session", "atlas", "gridsquare", "foilhole",
-                                         "micrograph"};
+static const char *const type_names[EV_TYPE_COUNT] = {"session",  "atlas",      "gridsquare",
+                                                      "foilhole", "micrograph", "aborted_session"};
 
 const char *event_type_name(enum event_type type)
 {

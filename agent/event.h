@@ -15,15 +15,27 @@
 
 #include "fsio.h"
 
+/* aborted_session: a session directory holding EPU files but no usable EpuSession.dm (EPU
+ * aborted the grid, or its session file cannot be read): it has no session id, so its
+ * files are not emitted; the event says that the directory is there, keyed by its path
+ * relative to the watched (or scanned) directory. */
+enum event_type {
+    EV_SESSION,
+    EV_ATLAS,
+    EV_GRIDSQUARE,
+    EV_FOILHOLE,
+    EV_MICROGRAPH,
+    EV_ABORTED_SESSION,
+    EV_TYPE_COUNT
+};
+
 struct event_writer {
     FILE *out;
     const char *agent;
-    uint64_t seq;      /* the last seq written */
-    uint64_t count[5]; /* events written per type, in event_type order */
-    int error;         /* first write error (negative EM_E*), sticky */
+    uint64_t seq;                  /* the last seq written */
+    uint64_t count[EV_TYPE_COUNT]; /* events written per type, in event_type order */
+    int error;                     /* first write error (negative EM_E*), sticky */
 };
-
-enum event_type { EV_SESSION, EV_ATLAS, EV_GRIDSQUARE, EV_FOILHOLE, EV_MICROGRAPH };
 
 /* The largest event line the rest of the system takes (em-backend's EV_MAX_BYTES: a
  * larger message is poison). A larger event is refused when it is made, with the reason,

@@ -89,9 +89,12 @@ struct m_session {
     struct hmap squares, holes, micros;
     size_t held; /* entities counted in model->held */
     bool dirty;
-    bool overflowed; /* parts were dropped: rescan once the id is known */
-    bool dup;        /* another directory earlier in the tree holds the same session id */
-    bool seen_id;    /* dev and ino hold the directory's identity, as last checked */
+    bool overflowed;  /* parts were dropped: rescan once the id is known */
+    bool dup;         /* another directory earlier in the tree holds the same session id */
+    bool seen_id;     /* dev and ino hold the directory's identity, as last checked */
+    bool has_files;   /* an EPU file other than EpuSession.dm was placed in it (kept when
+                         the session file is withdrawn, cleared when the directory goes) */
+    bool aborted_out; /* its aborted_session event was emitted and not retracted */
     uint64_t dev, ino;
 };
 
@@ -627,6 +630,27 @@ static void retract_micro(union hmap_value *v, void *ctx)
                     entity_key("session_id", r->sid, "micrograph_uuid", 0, mi->uuid));
 }
 
+/* A directory with EPU files but no usable EpuSession.dm: scan lists it as an aborted
+ * session (event.h), and so does the model. */
+static bool aborted(const struct m_session *s)
+{
+    return !s->doc && s->has_files;
+}
+
+/* The directory is no longer an aborted session (its session file came, or it went). */
+static int retract_aborted(struct model *m, struct m_session *s, const char *source)
+{
+    if (!s->aborted_out)
+        return 0;
+    s->aborted_out = false;
+    if (!m->cb.retract)
+        return 0;
+    cJSON *data;
+    cJSON *key = entity_aborted_key(s->dir, &data);
+    cJSON_Delete(data);
+    return key ? m->cb.retract(m->cb.ctx, EV_ABORTED_SESSION, key, source) : -EM_ENOMEM;
+}
+
 /* Retracts every entity the session directory `s` gave under the session id `sid`. */
 static int retract_session(struct model *m, struct m_session *s, int64_t sid, const char *source)
 {
@@ -697,8 +721,9 @@ int model_forget_dir(struct model *m, const char *dir)
         return 0;
     struct m_session *s = e->v.p;
     int64_t id = s->doc ? s->doc->u.session.session_id.v : -1;
-    int rc = live(s) ? retract_session(m, s, id, dir) : 0;
+    int rc = live(s) ? retract_session(m, s, id, dir) : retract_aborted(m, s, dir);
     session_reset(m, s);
+    s->has_files = false;
     if (rc == 0 && id >= 0)
         rc = resolve_owner(m, id); /* a copy elsewhere may own the id now */
     return rc < 0 ? rc : 1;
@@ -823,6 +848,10 @@ static int on_session(struct model *m, const char *rel, struct epu_doc *doc,
     if (!doc)
         return 0; /* keep what an earlier version said */
     bool first = s->doc == NULL;
+    if (first && (rc = retract_aborted(m, s, rel)) < 0) {
+        epu_doc_free(doc);
+        return rc;
+    }
     int64_t old_id = s->doc ? s->doc->u.session.session_id.v : -1;
     if (s->doc && s->doc->u.session.session_id.v != doc->u.session.session_id.v) {
         /* Everything of the directory is keyed by the old id: it goes (delete events),
@@ -1067,6 +1096,10 @@ int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_
         epu_doc_free(doc);
         return -EM_ENOMEM;
     }
+    if (!s->has_files) {
+        s->has_files = true;
+        s->dirty = true; /* without a session file it is now an aborted session */
+    }
     if (!s->doc && s->overflowed) {
         /* Over the cap: the directory is read again once the session id is known. */
         epu_doc_free(doc);
@@ -1137,6 +1170,7 @@ int model_withdraw(struct model *m, const char *rel, enum epu_kind kind)
         rc = live(s) ? retract_session(m, s, id, rel) : 0;
         session_reset(m, s);
         s->overflowed = true; /* read the directory again once the id is back */
+        s->dirty = true;      /* with files and no session file: an aborted session */
         return rc == 0 ? resolve_owner(m, id) : rc;
     }
     if (kind != EPU_KIND_GRIDSQUARE_METADATA)
@@ -1175,6 +1209,15 @@ static int flush_sessions(struct model *m)
     }
     for (size_t i = 0; i < m->nsessions && rc == 0; i++) {
         struct m_session *s = m->sessions[i];
+        if (s->dirty && aborted(s)) {
+            s->dirty = false;
+            cJSON *data;
+            cJSON *key = entity_aborted_key(s->dir, &data);
+            rc = key ? m->cb.emit(m->cb.ctx, EV_ABORTED_SESSION, key, data, s->dir, NULL)
+                     : -EM_ENOMEM;
+            s->aborted_out = rc == 0;
+            continue;
+        }
         if (!s->dirty || !live(s))
             continue;
         s->dirty = false;
@@ -1234,7 +1277,7 @@ size_t model_dirty(const struct model *m)
 {
     size_t n = m->ndirty;
     for (size_t i = 0; i < m->nsessions; i++)
-        n += m->sessions[i]->dirty && m->sessions[i]->doc;
+        n += m->sessions[i]->dirty && (m->sessions[i]->doc || aborted(m->sessions[i]));
     for (size_t i = 0; i < m->natlases; i++)
         n += m->atlases[i]->dirty;
     return n;

@@ -37,6 +37,7 @@ struct scan_session {
     struct epu_doc *doc; /* NULL when missing or unparseable */
     struct fsio_stat st;
     int atlas; /* index into atlases, or -1 */
+    bool dup;  /* its EpuSession.dm holds an id seen earlier in the tree (a copy) */
 };
 
 /* One foil-hole image kept until its square is emitted. */
@@ -466,6 +467,15 @@ static int do_session(struct scan *sc, struct scan_session *s)
     return rc;
 }
 
+static int emit_aborted(struct scan *sc, const struct tree_session *ts)
+{
+    cJSON *data;
+    cJSON *key = entity_aborted_key(ts->dir, &data);
+    if (!key)
+        return -EM_ENOMEM;
+    return event_emit(&sc->ev, EV_ABORTED_SESSION, key, data, ts->dir, NULL);
+}
+
 /* Consumes a session's square jobs without emitting (its EpuSession.dm failed). */
 static void skip_session(struct scan *sc, const struct tree_session *ts)
 {
@@ -535,17 +545,20 @@ static int run(struct scan *sc)
                        sc->sessions[k].ts->epu_dm);
                 epu_doc_free(s->doc);
                 s->doc = NULL;
+                s->dup = true;
             }
         }
     }
     for (size_t i = 0; i < t->session_count && rc == 0; i++) {
         struct scan_session *s = &sc->sessions[i];
-        if (!s->ts->epu_dm)
-            continue;
         if (s->doc)
             rc = do_session(sc, s);
-        else
+        else if (s->ts->epu_dm)
             skip_session(sc, s->ts);
+        /* EPU files but no usable EpuSession.dm: the directory is listed as aborted (not
+         * a copy: that has an id, held by the directory earlier in the tree). */
+        if (rc == 0 && !s->doc && !s->dup && s->ts->square_count > 0)
+            rc = emit_aborted(sc, s->ts);
     }
     return rc < 0 ? rc : sc->ev.error;
 }

@@ -129,7 +129,7 @@ struct watch {
     bool stopping;
     int status; /* the exit status so far */
     /* statistics */
-    uint64_t files_parsed, files_failed, files_waiting, bytes, events[5], events_total;
+    uint64_t files_parsed, files_failed, files_waiting, bytes, events[EV_TYPE_COUNT], events_total;
     uint64_t last_summary_ns, last_summary_events;
     double lag_max_ms, lag_sum_ms;
     uint64_t lag_n;

@@ -147,6 +147,14 @@ static void atlases_sql(enum sql_dialect d, char *sql, size_t cap)
              at, squares, tiles, path);
 }
 
+/* Aborted sessions (directories with EPU files but no usable EpuSession.dm) as rows of the
+ * sessions table: no id, the path as the name. */
+static const char aborted_sql[] =
+    "SELECT NULL AS session_id, a.path AS name, a.agent, NULL AS started_at, NULL AS squares,"
+    " NULL AS imaged, NULL AS holes, NULL AS holes_exposed, NULL AS micrographs,"
+    " NULL AS first_acquired, NULL AS last_acquired, a.emitted_at AS last_activity"
+    " FROM aborted_session a WHERE a.deleted = 0 ORDER BY a.agent, a.path";
+
 static const char session_exists_sql[] =
     "SELECT COUNT(*) FROM session WHERE session_id = ? AND deleted = 0";
 static const char square_exists_sql[] =
@@ -318,6 +326,10 @@ static int session_rates(struct rows *r, double now)
         long count = row[n] ? strtol(row[n], NULL, 10) : 0;
         bool have = parse_time(row[first], &t0) && parse_time(row[last], &t1);
         char buf[96];
+        if (!row[0]) { /* no session id: an aborted session */
+            row[st] = strdup("aborted (no EpuSession.dm)");
+            continue;
+        }
         if (have && count > 1 && t1 > t0) {
             snprintf(buf, sizeof(buf), "%.1f", (double)(count - 1) * 3600.0 / (t1 - t0));
             row[ph] = strdup(buf);
@@ -411,6 +423,8 @@ static int export_row(void *ctx, int ncols, const char *const *names, const char
     cJSON *o = cJSON_CreateObject(), *key = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "type", ev_type_name(x->type));
     for (size_t c = 0; c < x->t->nkey && (int)c < ncols; c++) {
+        if (strcmp(names[c], "agent") == 0)
+            continue; /* aborted_session: keyed by agent and path; the event's key is the path */
         if (x->t->cols[c].type == COL_ID)
             cJSON_AddNumberToObject(key, names[c], strtod(vals[c] ? vals[c] : "0", NULL));
         else
@@ -653,6 +667,8 @@ int cmd_query(int argc, char **argv)
     } else {
         struct rows r = {.json = json};
         rc = store_query(s, sql, nparams, params, collect, &r, reason, sizeof(reason));
+        if (rc == 0 && q == 0)
+            rc = store_query(s, aborted_sql, 0, NULL, collect, &r, reason, sizeof(reason));
         if (rc == 0 && r.err)
             rc = r.err;
         if (rc == 0)

@@ -11,8 +11,8 @@
 #include "em_error.h"
 #include "em_utf8.h"
 
-static const char *const type_names[EVT_COUNT] = {"session", "atlas", "gridsquare", "foilhole",
-                                                  "micrograph"};
+static const char *const type_names[EVT_COUNT] = {"session",  "atlas",      "gridsquare",
+                                                  "foilhole", "micrograph", "aborted_session"};
 
 const char *ev_type_name(enum ev_type t)
 {
@@ -22,6 +22,7 @@ const char *ev_type_name(enum ev_type t)
 void ev_free(struct ev *e)
 {
     free(e->data);
+    free(e->path);
     free(e->source_path);
     free(e->source_mtime);
     free(e->emitted_at);
@@ -153,6 +154,14 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
         snprintf(e->micrograph_uuid, sizeof(e->micrograph_uuid), "%s", u->valuestring);
         break;
     }
+    case EVT_ABORTED_SESSION: {
+        const cJSON *p = cJSON_GetObjectItemCaseSensitive(key, "path");
+        if (!cJSON_IsString(p) || !p->valuestring[0] || !text_ok(p->valuestring, 4096))
+            FAIL(EM_EVALUE, "key needs a path");
+        if (!(e->path = strdup(p->valuestring)))
+            FAIL(EM_ENOMEM, "out of memory");
+        break;
+    }
     default:
         break;
     }
@@ -219,6 +228,8 @@ const char *ev_value(const struct ev *e, const char *col, char *buf, size_t cap)
         }
     if (strcmp(col, "agent") == 0)
         return e->agent;
+    if (strcmp(col, "path") == 0)
+        return e->path;
     if (strcmp(col, "seq") == 0) {
         snprintf(buf, cap, "%" PRIu64, e->seq);
         return buf;
@@ -253,6 +264,11 @@ int ev_cmp_key(const void *a, const void *b)
         c = strcmp(x->foilhole_id, y->foilhole_id);
     if (!c)
         c = strcmp(x->micrograph_uuid, y->micrograph_uuid);
+    if (!c && x->type == EVT_ABORTED_SESSION) {
+        c = strcmp(x->agent, y->agent);
+        if (!c)
+            c = strcmp(x->path ? x->path : "", y->path ? y->path : "");
+    }
     if (!c)
         c = x->seq < y->seq ? -1 : x->seq > y->seq;
     return c;

@@ -12,7 +12,17 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum ev_type { EVT_SESSION, EVT_ATLAS, EVT_GRIDSQUARE, EVT_FOILHOLE, EVT_MICROGRAPH, EVT_COUNT };
+/* EVT_ABORTED_SESSION: a session directory with EPU files but no usable EpuSession.dm,
+ * keyed by the agent and its path (relative to what the agent watches). */
+enum ev_type {
+    EVT_SESSION,
+    EVT_ATLAS,
+    EVT_GRIDSQUARE,
+    EVT_FOILHOLE,
+    EVT_MICROGRAPH,
+    EVT_ABORTED_SESSION,
+    EVT_COUNT
+};
 
 #define EV_MAX_BYTES (8u << 20) /* a larger message is poison */
 #define EV_MAX_PROJ 4
@@ -25,6 +35,7 @@ struct ev {
     /* key fields, as text ready for the store; unused ones are empty */
     char session_id[24], atlas_id[24], gridsquare_id[24], foilhole_id[24];
     char micrograph_uuid[72];
+    char *path; /* aborted_session: the directory (owned) */
     char *data; /* the data object as JSON text (owned); NULL for a delete */
     char *source_path, *source_mtime, *emitted_at; /* owned, may be NULL */
     /* values the store keeps in their own columns for its queries (owned, may be NULL) */

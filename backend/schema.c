@@ -23,6 +23,13 @@ static const struct schema_col micrograph_cols[] = {
     {"session_id", COL_ID, 1},  {"micrograph_uuid", COL_TEXT, 1}, {"gridsquare_id", COL_ID, 0},
     {"foilhole_id", COL_ID, 0}, {"acquired_at", COL_TEXT, 0},     COMMON};
 
+/* Keyed by the agent and the path: the same relative path under two microscopes is two
+ * directories. */
+static const struct schema_col aborted_session_cols[] = {
+    {"agent", COL_TEXT, 1},        {"path", COL_TEXT, 1},      {"seq", COL_ID, 1},
+    {"deleted", COL_FLAG, 1},      {"data", COL_JSON, 0},      {"source_path", COL_TEXT, 0},
+    {"source_mtime", COL_TEXT, 0}, {"emitted_at", COL_TEXT, 0}};
+
 #define TABLE(n, c, k)                                                                             \
     {                                                                                              \
         n, c, sizeof(c) / sizeof(c[0]), k                                                          \
@@ -34,6 +41,7 @@ static const struct schema_table tables[EVT_COUNT] = {
     [EVT_GRIDSQUARE] = TABLE("gridsquare", gridsquare_cols, 2),
     [EVT_FOILHOLE] = TABLE("foilhole", foilhole_cols, 2),
     [EVT_MICROGRAPH] = TABLE("micrograph", micrograph_cols, 2),
+    [EVT_ABORTED_SESSION] = TABLE("aborted_session", aborted_session_cols, 2),
 };
 
 /* Indexes for `em-backend query`: a session's squares, holes and micrographs, and the
@@ -51,6 +59,7 @@ static const char *const migrations[] = {
     NULL,
     "entity tables (session, atlas, gridsquare, foilhole, micrograph) and query indexes",
     "ingest_position: where `ingest --follow` has read each event file to",
+    "aborted_session: session directories with EPU files but no usable EpuSession.dm",
 };
 
 const struct schema_table *schema_table_of(enum ev_type t)
@@ -104,7 +113,7 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
     int rc = 0;
     switch (version) {
     case 1:
-        for (int t = 0; t < EVT_COUNT && rc == 0; t++)
+        for (int t = 0; t <= EVT_MICROGRAPH && rc == 0; t++)
             rc = create_table(&tables[t], d, out);
         for (size_t i = 0; i < sizeof(indexes) / sizeof(indexes[0]) && rc == 0; i++)
             rc = dynbuf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s);\n", indexes[i].name,
@@ -118,6 +127,8 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
                              "CREATE TABLE IF NOT EXISTS ingest_position (source TEXT PRIMARY KEY, "
                              "file_id TEXT NOT NULL, byte_offset %s NOT NULL, updated_at TEXT);\n",
                              type_sql(COL_ID, d));
+    case 3:
+        return create_table(&tables[EVT_ABORTED_SESSION], d, out);
     default:
         return -EM_EINVAL;
     }

@@ -240,12 +240,14 @@ static uint64_t rng_next(uint64_t *s)
     return *s;
 }
 
+static struct model *new_model_retracting(struct folded *f);
+
 static void test_model__any_order_gives_scans_entities(void **state)
 {
     (void)state;
     struct folded want = {0};
     scan_fold(&want);
-    assert_int_equal(want.n, 13);
+    assert_int_equal(want.n, 14); /* 13 entities and the aborted session directory */
     char **files;
     size_t n = visit_files(&files);
     assert_int_equal(n, 14);
@@ -259,7 +261,7 @@ static void test_model__any_order_gives_scans_entities(void **state)
             files[j] = t;
         }
         struct folded got = {0};
-        struct model *m = new_model(&got);
+        struct model *m = new_model_retracting(&got);
         for (size_t i = 0; i < n; i++) {
             feed(m, files[i]);
             if (round % 2)
@@ -284,20 +286,27 @@ static void test_model__orphans_wait_for_the_session_id(void **state)
 {
     (void)state;
     struct folded got = {0};
-    struct model *m = new_model(&got);
+    struct model *m = new_model_retracting(&got);
     feed(m, S1 "/Images-Disc1/GridSquare_1001/FoilHoles/FoilHole_2001_20250101_102000.xml");
     feed(m, S1 "/Images-Disc1/GridSquare_1001/Data/FoilHole_2001_Data_4001_1_20250101_102100.xml");
     feed(m, ABORTED
          "/Images-Disc1/GridSquare_5001/Data/FoilHole_6001_Data_4001_1_20250101_121000.xml");
     assert_int_equal(model_flush(m), 0);
-    assert_int_equal(got.events, 0); /* no session id yet: nothing can be keyed */
+    /* No session id yet: nothing can be keyed by it; both directories are, for now,
+     * sessions without a session file (aborted_session, keyed by the path). */
+    assert_int_equal(got.events, 2);
+    assert_non_null(fold_get(&got, "aborted_session {\"path\":\"" S1 "\"}"));
+    assert_non_null(fold_get(&got, "aborted_session {\"path\":\"" ABORTED "\"}"));
     struct model_stats st;
     model_stats(m, &st);
     assert_int_equal(st.held, 5); /* 2 squares, 1 hole, 2 micrographs */
     feed(m, S1 "/EpuSession.dm");
     assert_int_equal(model_flush(m), 0);
-    /* session + square 1001 + hole 2001 + micrograph, and the listed squares 1002, 1003 */
-    assert_int_equal(got.n, 6);
+    /* session + square 1001 + hole 2001 + micrograph, and the listed squares 1002, 1003;
+     * S1 is no longer an aborted session (a delete), the other directory still is */
+    assert_int_equal(got.n, 7);
+    assert_null(fold_get(&got, "aborted_session {\"path\":\"" S1 "\"}"));
+    assert_non_null(fold_get(&got, "aborted_session {\"path\":\"" ABORTED "\"}"));
     assert_non_null(fold_get(&got, "foilhole {\"session_id\":800001,\"foilhole_id\":2001}"));
     model_stats(m, &st);
     assert_int_equal(st.held, 2); /* the aborted session's square and micrograph */
@@ -401,17 +410,22 @@ static void test_model__forgotten_directory_retracts_its_entities(void **state)
     struct folded got = {0};
     struct model *m = new_model_retracting(&got);
     feed_all(m, NULL);
-    assert_int_equal(got.n, 13);
+    assert_int_equal(got.n, 14);
     size_t before = got.events;
     assert_int_equal(model_forget_dir(m, "no/such/dir"), 0);
     assert_int_equal(model_forget_dir(m, S1), 1);
     assert_int_equal(model_flush(m), 0);
-    assert_int_equal(got.n, 1); /* the atlas is not the directory's */
-    assert_non_null(strstr(got.key[0], "atlas "));
+    /* the atlas is not the directory's, nor the other (aborted) session directory */
+    assert_int_equal(got.n, 2);
+    assert_non_null(fold_get(&got, "aborted_session {\"path\":\"" ABORTED "\"}"));
     assert_int_equal(got.events - before, 12);
+    /* The aborted directory going takes its aborted_session with it. */
+    assert_int_equal(model_forget_dir(m, ABORTED), 1);
+    assert_int_equal(got.n, 1);
+    assert_non_null(strstr(got.key[0], "atlas "));
     struct model_stats st;
     model_stats(m, &st);
-    assert_int_equal(st.squares + st.holes + st.micrographs, 2); /* the aborted session's */
+    assert_int_equal(st.squares + st.holes + st.micrographs, 0);
     /* Made again: read afresh, the same entities as before. */
     feed_all(m, NULL);
     struct folded want = {0};
@@ -437,7 +451,7 @@ static void test_model__withdrawn_dm_equals_an_unparseable_one(void **state)
     struct fsio_stat st = {0};
     assert_int_equal(model_file(w, dm, EPU_KIND_GRIDSQUARE_METADATA, NULL, &st), 0);
     feed_all(w, dm);
-    assert_true(want.n < 13); /* a hole known only from the .dm is gone */
+    assert_true(want.n < 14); /* a hole known only from the .dm is gone */
     assert_same_entities(&want, &got);
     /* The .dm back: everything as before. */
     feed(m, dm);

@@ -102,8 +102,9 @@ static void test_scan__entities_of_the_mini_visit(void **state)
     (void)state;
     struct scan_summary sum;
     cJSON *all = scan_events(VISIT, 2, &sum);
-    assert_int_equal(cJSON_GetArraySize(all), 13);
+    assert_int_equal(cJSON_GetArraySize(all), 14);
     assert_int_equal(sum.events[0], 1);     /* session */
+    assert_int_equal(sum.events[5], 1);     /* the aborted session directory */
     assert_int_equal(sum.events[1], 1);     /* atlas */
     assert_int_equal(sum.events[2], 3);     /* squares 1001-1003 */
     assert_int_equal(sum.events[3], 4);     /* holes 2001-2003, 2101 */

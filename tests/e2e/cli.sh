@@ -75,7 +75,7 @@ got=$(count_types "$tmp/mini.jsonl")
 [ "$got" = "session=1 atlas=1 gridsquare=3 foilhole=4 micrograph=4" ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL scan mini counts: $got"; }
 expect_err "scan summary" "1 sessions, 1 atlases, 3 grid squares, 4 foil holes, 4 micrographs"
 check "scan -o" 0 "$agent" scan -q -o "$tmp/o.jsonl" --agent t "$mini"
-[ "$(wc -l <"$tmp/o.jsonl")" -eq 13 ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL scan -o lines"; }
+[ "$(wc -l <"$tmp/o.jsonl")" -eq 14 ] && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL scan -o lines"; }
 check "scan bad jobs" 2 "$agent" scan -j 0 "$mini"
 expect_err "scan bad jobs message" "--jobs takes a number from 1 to 64, not '0'"
 check "validate bad jobs" 2 "$agent" validate -j x "$mini"

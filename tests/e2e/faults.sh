@@ -167,7 +167,7 @@ EOF
     fi
     n=$($FOLD counts "$TMP/scan.jsonl")
     # The visit's entities, and the two refused squares known only by their file names.
-    [ "$n" = '{"atlas": 1, "foilhole": 4, "gridsquare": 5, "micrograph": 4, "session": 1}' ] &&
+    [ "$n" = '{"aborted_session": 1, "atlas": 1, "foilhole": 4, "gridsquare": 5, "micrograph": 4, "session": 1}' ] &&
         ok "scan: the visit's entities ($n)" || bad "scan counts $n"
     "$AGENT" watch --agent e2e --state-dir "$TMP/state" -o "$TMP/watch.jsonl" "$TMP/v" 2>"$TMP/watch.err" &
     APID=$!
@@ -308,7 +308,7 @@ EOF
     grep -q "EpuSession.dm: its session event is [0-9]* bytes, over the 8388608 bytes a consumer takes: not emitted" "$TMP/scan.err" &&
         ok "scan refuses the session event, saying why" || bad "scan: $(cut -c1-300 "$TMP/scan.err")"
     n=$($FOLD counts "$TMP/scan.jsonl")
-    [ "$n" = '{"atlas": 1, "foilhole": 4, "gridsquare": 3, "micrograph": 4}' ] && ok "scan emits everything else ($n)" || bad "scan counts $n"
+    [ "$n" = '{"aborted_session": 1, "atlas": 1, "foilhole": 4, "gridsquare": 3, "micrograph": 4}' ] && ok "scan emits everything else ($n)" || bad "scan counts $n"
     awk 'length($0) > 8388608 { exit 1 }' "$TMP/scan.jsonl" && ok "no line over 8 MiB" || bad "a line over 8 MiB"
     "$AGENT" watch --once --agent e2e --state-dir "$TMP/state" "$TMP/v" >"$TMP/watch.jsonl" 2>"$TMP/watch.err" || bad "watch exit $?"
     grep -q "its session event is" "$TMP/watch.err" && ok "watch refuses it too" || bad "watch: $(cut -c1-300 "$TMP/watch.err")"

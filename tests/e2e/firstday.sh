@@ -96,11 +96,11 @@ cli)
     [ ! -s "$TMP/err" ] && ok "em-backend -q: no summary" || bad "em-backend -q: $(cat "$TMP/err")"
     # --json summaries
     "$AGENT" scan --json "$MINI" >"$TMP/scan.jsonl" 2>"$TMP/err"
-    tail -1 "$TMP/err" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["sessions"]==1 and d["micrographs"]==4 and d["events"]==13, d' \
-        && ok "scan --json: the summary as JSON (1 session, 4 micrographs, 13 events)" || bad "scan --json: $(tail -1 "$TMP/err")"
+    tail -1 "$TMP/err" | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d["sessions"]==1 and d["micrographs"]==4 and d["aborted_sessions"]==1 and d["events"]==14, d' \
+        && ok "scan --json: the summary as JSON (1 session, 4 micrographs, 1 aborted session, 14 events)" || bad "scan --json: $(tail -1 "$TMP/err")"
     "$BACKEND" ingest --json --store "sqlite:$TMP/j.db" "$TMP/scan.jsonl" 2>"$TMP/err"
-    python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert d["events"]==13 and d["stored"]==13 and d["rejected"]==0, d' "$TMP/err" \
-        && ok "ingest --json: 13 events, 13 stored" || bad "ingest --json: $(cat "$TMP/err")"
+    python3 -c 'import json,sys; d=json.loads(open(sys.argv[1]).read().splitlines()[-1]); assert d["events"]==14 and d["stored"]==14 and d["rejected"]==0, d' "$TMP/err" \
+        && ok "ingest --json: 14 events, 14 stored" || bad "ingest --json: $(cat "$TMP/err")"
     "$SYNTH" -q --sessions 1 --aborted 0 --squares 1 --holes 1 --mics 1 --record "$TMP/r.tar" 2>"$TMP/err"
     "$FSREC" -q replay --burst --no-verify "$TMP/r.tar" "$TMP/replayed" 2>>"$TMP/err"
     run "fsrecorder verify --json" 0 "$FSREC" verify --json "$TMP/r.tar" "$TMP/replayed"
@@ -184,13 +184,13 @@ state)
     run "first watch" 0 "$AGENT" watch --once --agent fd -o "$TMP/a.jsonl" "$MINI"
     err_has "first watch: new state" "new state in $TMP/xdg/em-agent/fd-[0-9a-f]{8}: the current state of every entity is emitted"
     first=$(wc -l <"$TMP/a.jsonl")
-    [ "$first" -eq 13 ] && ok "first watch: 13 events" || bad "first watch: $first events"
+    [ "$first" -eq 14 ] && ok "first watch: 14 events (13 entities and the aborted session)" || bad "first watch: $first events"
     run "second watch" 0 "$AGENT" watch --once --agent fd -o "$TMP/a.jsonl" "$MINI"
-    err_has "second watch says what it resumes (without -v)" "resuming $TMP/xdg/em-agent/fd-[0-9a-f]{8}: 13 entities already emitted up to seq [0-9]+; only changes follow"
-    [ "$(wc -l <"$TMP/a.jsonl")" -eq 13 ] && ok "second watch: nothing new" || bad "second watch emitted again"
+    err_has "second watch says what it resumes (without -v)" "resuming $TMP/xdg/em-agent/fd-[0-9a-f]{8}: 14 entities already emitted up to seq [0-9]+; only changes follow"
+    [ "$(wc -l <"$TMP/a.jsonl")" -eq 14 ] && ok "second watch: nothing new" || bad "second watch emitted again"
     run "--from-start" 0 "$AGENT" watch --once --from-start --agent fd -o "$TMP/a.jsonl" "$MINI"
     err_has "--from-start says so" "--from-start: the current state of every entity is emitted again"
-    [ "$(wc -l <"$TMP/a.jsonl")" -eq 26 ] && ok "--from-start: all 13 again" || bad "--from-start: $(wc -l <"$TMP/a.jsonl") lines"
+    [ "$(wc -l <"$TMP/a.jsonl")" -eq 28 ] && ok "--from-start: all 14 again" || bad "--from-start: $(wc -l <"$TMP/a.jsonl") lines"
     $FOLD check "$TMP/a.jsonl" >/dev/null 2>&1 || true
     python3 - "$TMP/a.jsonl" <<'EOF' && ok "--from-start: new seqs, above every earlier one" || bad "--from-start seqs"
 import json, sys
@@ -207,7 +207,7 @@ EOF
     # status
     run "status of one tree" 0 "$AGENT" status --agent fd "$MINI"
     out_has "status: agent" "agent: +fd$"
-    out_has "status: entities" "entities: +13 emitted"
+    out_has "status: entities" "entities: +14 emitted"
     out_has "status: not running" "running: +no"
     run "status of all" 0 "$AGENT" status
     [ "$(grep -c '^  agent:' "$TMP/out")" -eq 3 ] && ok "status lists the 3 state directories" || bad "status: $(cat "$TMP/out")"
@@ -220,7 +220,7 @@ EOF
 import json, sys
 d = json.load(open(sys.argv[1]))
 assert d["pid"] == int(sys.argv[2]) and d["running"] is True, d
-assert d["entities"] == 13 and d["files"] >= 13 and d["agent"] == "fd", d
+assert d["entities"] == 14 and d["files"] >= 13 and d["agent"] == "fd", d
 assert d["last_event_at"].endswith("Z") and isinstance(d["last_seq"], int), d
 EOF
     run "a second watch on the same state" 2 "$AGENT" watch --once --agent fd -o "$TMP/e.jsonl" "$MINI"
@@ -237,10 +237,10 @@ EOF
         "$AGENT" watch --once "${from[@]}" --agent ob --state-dir "$TMP/ob" \
             --amqp "amqp://guest:guest@127.0.0.1:$port/" --drain 1 "$MINI" 2>"$TMP/err"
     done
-    err_has "at exit: the events waiting, counted" "warning: 26 events wait in the outbox \(seq [0-9]+ to [0-9]+\)"
+    err_has "at exit: the events waiting, counted" "warning: 28 events wait in the outbox \(seq [0-9]+ to [0-9]+\)"
     run "status of an outbox" 0 "$AGENT" status --json --state-dir "$TMP/ob"
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["outbox_waiting"]==26, d' "$TMP/out" \
-        && ok "status: 26 events waiting in the outbox" || bad "status outbox: $(cat "$TMP/out")"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["outbox_waiting"]==28, d' "$TMP/out" \
+        && ok "status: 28 events waiting in the outbox" || bad "status outbox: $(cat "$TMP/out")"
     run "status --state-dir with no state" 1 "$AGENT" status --state-dir "$TMP/nothing"
     err_has "status: says there is none" "$TMP/nothing: no watch state here"
     # /etc/em-agent/agent.conf only when named
@@ -313,11 +313,14 @@ query)
     # Known from the authored visit: 3 squares listed, 2 imaged (1001 has a square image and
     # holes; 1002 has an exposure), 4 hole entities, 3 of them with exposures, 4
     # micrographs from 10:21:00.12 to 12:22:00 (3 intervals in 2.0164 h: 1.5 per hour).
-    python3 - "$TMP/out" <<'EOF' && ok "sessions: listed/imaged squares, exposed holes, rate, idle since" || bad "sessions: $(cat "$TMP/out")"
+    python3 - "$TMP/out" <<'EOF' && ok "sessions: listed/imaged squares, exposed holes, rate, idle since; the aborted one" || bad "sessions: $(cat "$TMP/out")"
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1])]
-assert len(rows) == 1, rows
-d = rows[0]
+assert len(rows) == 2, rows
+d, a = rows
+# the visit's aborted session directory, listed as such
+assert a["session_id"] is None and a["name"] == "Supervisor_20250101_120000_2_aborted_EPU", a
+assert a["state"] == "aborted (no EpuSession.dm)", a
 assert d["session_id"] == 800001 and d["squares"] == 3 and d["imaged"] == 2, d
 assert d["holes"] == 4 and d["holes_exposed"] == 3 and d["micrographs"] == 4, d
 assert d["started_at"] == "2025-01-01T09:00:00.1234567Z", d

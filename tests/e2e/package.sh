@@ -73,8 +73,8 @@ if [ "$(id -u)" -eq 0 ] && command -v setpriv >/dev/null; then
         setpriv --reuid=nobody --regid=$gid --clear-groups "$BUILD/agent/em-agent" watch --once \
         --config "$TMP/agent.conf" 2>"$TMP/svc.err"
     rc=$?
-    [ "$rc" -eq 0 ] && [ "$(wc -l <"$TMP/state/events.jsonl")" -eq 13 ] &&
-        ok "as the service user (group em-agent, config 640): runs, 13 events" || bad "service user: exit $rc: $(cat "$TMP/svc.err")"
+    [ "$rc" -eq 0 ] && [ "$(wc -l <"$TMP/state/events.jsonl")" -eq 14 ] &&
+        ok "as the service user (group em-agent, config 640): runs, 14 events" || bad "service user: exit $rc: $(cat "$TMP/svc.err")"
     grep -q "settings read from $TMP/agent.conf" "$TMP/svc.err" && ok "the config read is logged" || bad "no 'settings read from'"
     chown root:root "$TMP/agent.conf" && chmod 600 "$TMP/agent.conf"
     STATE_DIRECTORY=$TMP/state setpriv --reuid=nobody --regid=$gid --clear-groups \
