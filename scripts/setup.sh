@@ -69,15 +69,24 @@ if [ ${#new_servers[@]} -gt 0 ]; then
         esac
     done
     for u in "${units[@]}"; do
-        # Works with or without a running systemd (it only removes the enablement links).
-        $sudo deb-systemd-helper disable "$u" >/dev/null 2>&1 || true
-        if [ -d /run/systemd/system ]; then
-            $sudo systemctl stop "$u" >/dev/null 2>&1 || true
+        # `systemctl disable` works with or without a running systemd (it removes the
+        # enablement links, and the SysV ones through systemd-sysv-install).
+        if command -v systemctl >/dev/null; then
+            $sudo systemctl disable "$u" >/dev/null 2>&1 || true
+            if [ -d /run/systemd/system ]; then
+                $sudo systemctl stop "$u" >/dev/null 2>&1 || true
+            fi
         fi
     done
+    if ! command -v systemctl >/dev/null; then
+        for p in "${new_servers[@]}"; do $sudo update-rc.d "$p" disable >/dev/null 2>&1 || true; done
+    fi
     # Without systemd (containers), stop what an init script may have started anyway.
     command -v service >/dev/null && for s in rabbitmq-server postgresql; do
         $sudo service "$s" stop >/dev/null 2>&1 || true
     done
+    # For tests/e2e/hostservices.sh: these servers were installed here, for the tests.
+    $sudo mkdir -p /var/lib/em-agent-setup
+    printf '%s\n' "${new_servers[@]}" | $sudo tee /var/lib/em-agent-setup/test-servers >/dev/null
     echo "setup: installed ${new_servers[*]} for the tests only: disabled and stopped on this host"
 fi
