@@ -638,9 +638,12 @@ static bool aborted(const struct m_session *s)
 }
 
 /* The directory is no longer an aborted session (its session file came, or it went). */
-static int retract_aborted(struct model *m, struct m_session *s, const char *source)
+/* `maybe`: also when this run did not emit it; an earlier run may have (a restart reads
+ * EpuSession.dm before the files that made the directory aborted), and the caller's
+ * journal knows (watch emits a delete only for an entity it emitted). */
+static int retract_aborted(struct model *m, struct m_session *s, const char *source, bool maybe)
 {
-    if (!s->aborted_out)
+    if (!s->aborted_out && !maybe)
         return 0;
     s->aborted_out = false;
     if (!m->cb.retract)
@@ -721,7 +724,7 @@ int model_forget_dir(struct model *m, const char *dir)
         return 0;
     struct m_session *s = e->v.p;
     int64_t id = s->doc ? s->doc->u.session.session_id.v : -1;
-    int rc = live(s) ? retract_session(m, s, id, dir) : retract_aborted(m, s, dir);
+    int rc = live(s) ? retract_session(m, s, id, dir) : retract_aborted(m, s, dir, false);
     session_reset(m, s);
     s->has_files = false;
     if (rc == 0 && id >= 0)
@@ -848,7 +851,7 @@ static int on_session(struct model *m, const char *rel, struct epu_doc *doc,
     if (!doc)
         return 0; /* keep what an earlier version said */
     bool first = s->doc == NULL;
-    if (first && (rc = retract_aborted(m, s, rel)) < 0) {
+    if (first && (rc = retract_aborted(m, s, rel, m->cb.retract_unknown)) < 0) {
         epu_doc_free(doc);
         return rc;
     }

@@ -57,6 +57,10 @@ struct model_callbacks {
      * images instead of copies: the caller promises they stay valid and unchanged while
      * the model lives (the watch passes paths from its journal, which outlives it). */
     bool borrow_paths;
+    /* When true, `retract` may also be called for an entity this model did not emit, when
+     * an earlier run (whose state the caller keeps) may have: the caller sends a delete
+     * only for what it emitted. The watch sets it; its journal decides. */
+    bool retract_unknown;
 };
 
 struct model_stats {

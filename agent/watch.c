@@ -1453,7 +1453,7 @@ static int open_roots(struct watch *w)
         r->len = len;
         r->dev = st.dev;
         r->ino = st.ino;
-        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan, r, true};
+        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan, r, true, true};
         r->model = model_new(real, &cb);
         if (!r->model)
             return -EM_ENOMEM;

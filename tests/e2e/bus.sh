@@ -300,7 +300,10 @@ restart)
     rmq_start "$TMP/rmq" "$PORT" || die "the broker did not restart"
     wait "$WPID" || bad "em-synth exit status $?"
     for _ in $(seq 300); do [ "$(outbox_waiting "$TMP/state")" -eq 0 ] && break; sleep 0.1; done
-    sleep 3.5 # the consumer's batches
+    # The consumer reconnects with back-off (up to 30 s) and may not be back yet: wait
+    # until the queue is empty (ready and unacknowledged), then for its last batch.
+    for _ in $(seq 600); do [ "$(rmq_queue_count em.backend)" = 0 ] && break; sleep 0.1; done
+    sleep 3.5
     stop_live
     grep -q 'connection lost\|closed the connection\|cannot connect' "$TMP/consume.log" &&
         ok "the consumer saw the broker go" || bad "the consumer never noticed the restart"
