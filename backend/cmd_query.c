@@ -34,9 +34,9 @@ static const char query_usage[] =
     "                opened read-only: a store that does not exist is an error\n"
     "  --json        one JSON object per row instead of a table\n"
     "A session counts as acquiring while its newest micrograph is less than 15 minutes\n"
-    "old (by this machine's clock), else idle since that micrograph. Sessions EPU\n"
-    "aborted before writing EpuSession.dm have no session id: em-agent does not emit\n"
-    "them, so they are not in the store (em-agent scan and validate list them).\n"
+    "old (by this machine's clock), else idle since that micrograph. Aborted sessions\n"
+    "(a directory with EPU files but no usable EpuSession.dm, so no session id) follow\n"
+    "the sessions, with the directory as the name and the state \"aborted\".\n"
     "Exit status: 0 success; 1 the store cannot be read, or the session or square is\n"
     "not in it; 2 usage error.\n";
 
