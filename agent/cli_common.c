@@ -57,12 +57,16 @@ int cli_globals(const char *prog, const char *version, int *argc, char **argv)
     return -1;
 }
 
-const char *cli_strerror(int errnum)
+const char *cli_lower(const char *msg)
 {
-    static _Thread_local char buf[128];
-    snprintf(buf, sizeof(buf), "%s", strerror(errnum));
-    /* glibc capitalises the first word ("Permission denied"); leave acronyms alone */
+    static _Thread_local char buf[256];
+    snprintf(buf, sizeof(buf), "%s", msg ? msg : "unknown error");
     if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
         buf[0] = (char)(buf[0] - 'A' + 'a');
     return buf;
+}
+
+const char *cli_strerror(int errnum)
+{
+    return cli_lower(strerror(errnum));
 }

@@ -33,8 +33,12 @@ extern int cli_verbose;
  * command to answer. */
 int cli_globals(const char *prog, const char *version, int *argc, char **argv);
 
-/* strerror(errnum) in lower case ("permission denied"), as messages want it. The text is
- * in a per-thread buffer, valid until the next call on the thread. */
+/* `msg` with its first word in lower case ("Permission denied" -> "permission denied"),
+ * as messages want it; acronyms ("EOF") are left alone. The text is in a per-thread
+ * buffer, valid until the next call on the thread. */
+const char *cli_lower(const char *msg);
+
+/* strerror(errnum) through cli_lower(). */
 const char *cli_strerror(int errnum);
 
 #endif

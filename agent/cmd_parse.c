@@ -98,8 +98,7 @@ int cmd_parse(int argc, char **argv)
         em_log(EM_LOG_ERROR, "%s: out of memory", path);
         status = EXIT_BAD_INPUT;
     } else if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
-        em_log(EM_LOG_ERROR, "standard output: cannot write: %s",
-               em_strerror(fsio_error(uv_translate_sys_error(errno))));
+        em_log(EM_LOG_ERROR, "standard output: cannot write: %s", em_strerror(fsio_errno(errno)));
         status = EXIT_BAD_INPUT;
     }
     cJSON_free(text);

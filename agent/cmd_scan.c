@@ -153,7 +153,7 @@ int cmd_scan(int argc, char **argv)
     FILE *out = stdout;
     if (out_path && !(out = fopen(out_path, "w"))) {
         fprintf(stderr, "em-agent: %s: cannot open for writing: %s\n", out_path,
-                em_strerror(fsio_error(uv_translate_sys_error(errno))));
+                em_strerror(fsio_errno(errno)));
         return EXIT_BAD_INPUT;
     }
     static char outbuf[1 << 16];
@@ -162,7 +162,7 @@ int cmd_scan(int argc, char **argv)
     struct scan_summary sum;
     int rc = scan_run(&opt, &sum);
     if (out != stdout && fclose(out) != 0 && rc == 0)
-        rc = fsio_error(uv_translate_sys_error(errno));
+        rc = fsio_errno(errno);
     if (rc == -EM_ENOENT && !sum.output_failed) {
         struct fsio_stat st;
         fprintf(stderr, "em-agent: %s: %s\n", dir,

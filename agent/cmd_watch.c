@@ -401,10 +401,6 @@ int cmd_watch(int argc, char **argv)
             status = EXIT_OK;
             goto out;
         }
-        if (strcmp(a, "-v") == 0 || strcmp(a, "-vv") == 0) {
-            verbose += a[2] ? 2 : 1;
-            continue;
-        }
         if (a[0] != '-' || strcmp(a, "-") == 0) {
             if (add_dir(&cli, a, strlen(a)) < 0)
                 goto out;

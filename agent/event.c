@@ -134,7 +134,7 @@ int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *
     }
     int rc = line ? 0 : -EM_ENOMEM;
     if (line && (fputs(line, w->out) < 0 || fputc('\n', w->out) < 0))
-        rc = errno ? fsio_error(uv_translate_sys_error(errno)) : -EM_EIO;
+        rc = fsio_errno(errno);
     cJSON_free(line);
     if (rc == 0) {
         w->seq = seq;

@@ -596,7 +596,7 @@ int scan_run(const struct scan_options *opt, struct scan_summary *sum)
     progress(&sc, true);
     bool flush_failed = fflush(opt->out) != 0;
     if (flush_failed && rc == 0)
-        rc = errno ? fsio_error(uv_translate_sys_error(errno)) : -EM_EIO;
+        rc = fsio_errno(errno);
     sum->output_failed = rc < 0 && (sc.ev.error != 0 || flush_failed);
     sum->files_walked = sc.tree.files;
     sum->dirs_failed = sc.tree.dirs_failed;

@@ -152,7 +152,7 @@ static int sink_write(struct watch *w, char *p, size_t n)
         return fsio_write_all(w->out_fd, p, n);
     errno = 0;
     if (fwrite(p, 1, n, w->out) != n || fflush(w->out) != 0)
-        return errno ? fsio_error(uv_translate_sys_error(errno)) : -EM_EIO;
+        return fsio_errno(errno);
     return 0;
 }
 

@@ -32,7 +32,4 @@ bool be_number(const char *name, const char *v, long lo, long hi, long *out);
  * when neither is set. */
 const char *be_store_url(const char *opt);
 
-/* -v / -vv handling shared by the commands: returns true when argv[i] was one. */
-bool be_verbose(const char *arg);
-
 #endif

@@ -547,7 +547,7 @@ int cmd_consume(int argc, char **argv)
             fputs(consume_usage, stdout);
             return BE_OK;
         }
-        if (be_verbose(a) || be_opt(argc, argv, &i, "amqp", &amqp, &bad) ||
+        if (be_opt(argc, argv, &i, "amqp", &amqp, &bad) ||
             be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
             be_opt(argc, argv, &i, "amqp-ca", &ca, &bad) ||
             be_opt(argc, argv, &i, "amqp-cert", &cert, &bad) ||

@@ -232,7 +232,7 @@ int cmd_dead(int argc, char **argv)
             json = true;
             continue;
         }
-        if (be_verbose(a) || be_opt(argc, argv, &i, "amqp", &amqp, &bad) ||
+        if (be_opt(argc, argv, &i, "amqp", &amqp, &bad) ||
             be_opt(argc, argv, &i, "amqp-ca", &ca, &bad) ||
             be_opt(argc, argv, &i, "amqp-cert", &cert, &bad) ||
             be_opt(argc, argv, &i, "amqp-key", &key, &bad) ||

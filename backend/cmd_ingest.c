@@ -148,7 +148,7 @@ static int next_line(struct line_reader *r, char **line, size_t *len, int wait_m
                     r->eof = true;
                 continue;
             }
-            return fsio_error(uv_translate_sys_error(errno));
+            return fsio_errno(errno);
         }
         if (got == 0) {
             if (r->follow)
@@ -632,7 +632,7 @@ int cmd_ingest(int argc, char **argv)
             summary_json = true;
             continue;
         }
-        if (be_verbose(a) || be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
+        if (be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
             be_opt(argc, argv, &i, "batch", &batch_opt, &bad))
             continue;
         if (a[0] == '-' && a[1] != '\0') {

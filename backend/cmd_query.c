@@ -541,7 +541,7 @@ int cmd_query(int argc, char **argv)
             json = true;
             continue;
         }
-        if (be_verbose(a) || be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
+        if (be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
             be_opt(argc, argv, &i, "session", &session, &bad) ||
             be_opt(argc, argv, &i, "limit", &limit_opt, &bad))
             continue;

@@ -52,17 +52,3 @@ const char *be_store_url(const char *opt)
                     "--store postgresql://… (or set EM_BACKEND_STORE)\n");
     return NULL;
 }
-
-bool be_verbose(const char *arg)
-{
-    if (strcmp(arg, "-v") == 0) {
-        if (em_log_threshold < EM_LOG_INFO)
-            em_log_setup(EM_LOG_INFO, em_log_get_format());
-        return true;
-    }
-    if (strcmp(arg, "-vv") == 0) {
-        em_log_setup(EM_LOG_DEBUG, em_log_get_format());
-        return true;
-    }
-    return false;
-}

@@ -41,16 +41,10 @@ static void fail(char *err, size_t errlen, const char *fmt, ...)
     va_end(ap);
 }
 
-/* libarchive's message for the last error, lower case like every message here
- * ("Unrecognized archive format" -> "unrecognized archive format"). */
+/* libarchive's message for the last error, lower case like every message here. */
 static const char *arc_msg(struct archive *a)
 {
-    static _Thread_local char buf[256];
-    const char *m = archive_error_string(a);
-    snprintf(buf, sizeof(buf), "%s", m ? m : "unknown error");
-    if (buf[0] >= 'A' && buf[0] <= 'Z' && !(buf[1] >= 'A' && buf[1] <= 'Z'))
-        buf[0] = (char)(buf[0] - 'A' + 'a');
-    return buf;
+    return cli_lower(archive_error_string(a));
 }
 
 /* Length of the UTF-8 sequence starting at p (1..4), or 0 when it is not valid. */
