@@ -98,7 +98,8 @@ int cmd_parse(int argc, char **argv)
         em_log(EM_LOG_ERROR, "%s: out of memory", path);
         status = EXIT_BAD_INPUT;
     } else if (printf("%s\n", text) < 0 || fflush(stdout) != 0) {
-        em_log(EM_LOG_ERROR, "standard output: cannot write: %s", em_strerror(fsio_errno(errno)));
+        em_log(EM_LOG_ERROR, "standard output: cannot write: %s",
+               em_strerror(em_from_errno(errno)));
         status = EXIT_BAD_INPUT;
     }
     cJSON_free(text);

@@ -44,7 +44,7 @@ static const char scan_usage[] =
 static void print_summary(const char *dir, const struct scan_summary *s)
 {
     uint64_t total = 0;
-    for (int i = 0; i < EV_TYPE_COUNT; i++)
+    for (int i = 0; i < WIRE_TYPE_COUNT; i++)
         total += s->events[i];
     em_log_write(EM_LOG_INFO,
                  "scan %s: %llu sessions, %llu atlases, %llu grid squares, %llu foil "
@@ -74,12 +74,12 @@ static void print_summary(const char *dir, const struct scan_summary *s)
 /* The summary as one JSON object on stderr (stdout carries the events). */
 static void print_summary_json(const char *dir, const struct scan_summary *s, bool no_session)
 {
-    static const char *const names[EV_TYPE_COUNT] = {
+    static const char *const names[WIRE_TYPE_COUNT] = {
         "sessions", "atlases", "gridsquares", "foilholes", "micrographs", "aborted_sessions"};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "dir", dir);
     uint64_t total = 0;
-    for (int i = 0; i < EV_TYPE_COUNT; i++) {
+    for (int i = 0; i < WIRE_TYPE_COUNT; i++) {
         cJSON_AddNumberToObject(o, names[i], (double)s->events[i]);
         total += s->events[i];
     }
@@ -153,7 +153,7 @@ int cmd_scan(int argc, char **argv)
     FILE *out = stdout;
     if (out_path && !(out = fopen(out_path, "w"))) {
         fprintf(stderr, "em-agent: %s: cannot open for writing: %s\n", out_path,
-                em_strerror(fsio_errno(errno)));
+                em_strerror(em_from_errno(errno)));
         return EXIT_BAD_INPUT;
     }
     static char outbuf[1 << 16];
@@ -162,7 +162,7 @@ int cmd_scan(int argc, char **argv)
     struct scan_summary sum;
     int rc = scan_run(&opt, &sum);
     if (out != stdout && fclose(out) != 0 && rc == 0)
-        rc = fsio_errno(errno);
+        rc = em_from_errno(errno);
     if (rc == -EM_ENOENT && !sum.output_failed) {
         struct fsio_stat st;
         fprintf(stderr, "em-agent: %s: %s\n", dir,

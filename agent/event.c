@@ -13,14 +13,6 @@
 #include "epu.h"
 #include "log.h"
 
-static const char *const type_names[EV_TYPE_COUNT] = {"session",  "atlas",      "gridsquare",
-                                                      "foilhole", "micrograph", "aborted_session"};
-
-const char *event_type_name(enum event_type type)
-{
-    return type_names[type];
-}
-
 void event_writer_init(struct event_writer *w, FILE *out, const char *agent, uint64_t last_seq)
 {
     memset(w, 0, sizeof(*w));
@@ -37,7 +29,7 @@ void event_default_agent(char *buf, size_t cap)
 }
 
 /* `data` NULL with `deleted`: a delete carries "data": null. */
-static char *format(const char *agent, uint64_t seq, enum event_type type, bool deleted, cJSON *key,
+static char *format(const char *agent, uint64_t seq, enum wire_type type, bool deleted, cJSON *key,
                     cJSON *data, const char *source_path, const struct fsio_stat *st)
 {
     char *line = NULL;
@@ -46,10 +38,10 @@ static char *format(const char *agent, uint64_t seq, enum event_type type, bool 
     char seqs[24];
     snprintf(seqs, sizeof(seqs), "%" PRIu64, seq);
     cJSON *ev = cJSON_CreateObject();
-    if (!ev || !cJSON_AddNumberToObject(ev, "v", 1) || !cJSON_AddRawToObject(ev, "seq", seqs) ||
-        !cJSON_AddStringToObject(ev, "agent", agent) ||
-        !cJSON_AddStringToObject(ev, "type", type_names[type]) ||
-        !cJSON_AddStringToObject(ev, "op", deleted ? "delete" : "upsert")) {
+    if (!ev || !cJSON_AddNumberToObject(ev, "v", WIRE_VERSION) ||
+        !cJSON_AddRawToObject(ev, "seq", seqs) || !cJSON_AddStringToObject(ev, "agent", agent) ||
+        !cJSON_AddStringToObject(ev, "type", wire_type_name(type)) ||
+        !cJSON_AddStringToObject(ev, "op", wire_op_name(deleted ? WIRE_DELETE : WIRE_UPSERT))) {
         cJSON_Delete(key);
         cJSON_Delete(data);
         goto out;
@@ -99,31 +91,31 @@ out:
     return line;
 }
 
-char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON *key, cJSON *data,
+char *event_format(const char *agent, uint64_t seq, enum wire_type type, cJSON *key, cJSON *data,
                    const char *source_path, const struct fsio_stat *st)
 {
     return format(agent, seq, type, false, key, data, source_path, st);
 }
 
-char *event_format_delete(const char *agent, uint64_t seq, enum event_type type, cJSON *key,
+char *event_format_delete(const char *agent, uint64_t seq, enum wire_type type, cJSON *key,
                           const char *source_path)
 {
     return format(agent, seq, type, true, key, NULL, source_path, NULL);
 }
 
-bool event_size_ok(const char *line, enum event_type type, const char *source_path)
+bool event_size_ok(const char *line, enum wire_type type, const char *source_path)
 {
     size_t n = strlen(line);
-    if (n <= EVENT_MAX_BYTES)
+    if (n <= WIRE_MAX_BYTES)
         return true;
     em_log(EM_LOG_ERROR,
            "%s: its %s event is %zu bytes, over the %u bytes a consumer takes: "
            "not emitted",
-           source_path ? source_path : "?", type_names[type], n, EVENT_MAX_BYTES);
+           source_path ? source_path : "?", wire_type_name(type), n, WIRE_MAX_BYTES);
     return false;
 }
 
-int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *data,
+int event_emit(struct event_writer *w, enum wire_type type, cJSON *key, cJSON *data,
                const char *source_path, const struct fsio_stat *st)
 {
     uint64_t seq = w->seq + 1;
@@ -134,7 +126,7 @@ int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *
     }
     int rc = line ? 0 : -EM_ENOMEM;
     if (line && (fputs(line, w->out) < 0 || fputc('\n', w->out) < 0))
-        rc = fsio_errno(errno);
+        rc = em_from_errno(errno);
     cJSON_free(line);
     if (rc == 0) {
         w->seq = seq;

@@ -1,7 +1,8 @@
 /* event.h — writes entity events as JSON lines (DESIGN §5).
  *
- * {"v":1,"seq":N,"agent":A,"type":T,"op":"upsert","key":{...},"data":{...},
- *  "source":{"path":P,"size":S,"mtime":M},"emitted_at":E}
+ * The format, its names and limits are those of wire.h. Events larger than WIRE_MAX_BYTES
+ * are refused when they are made, with the reason, rather than written where they would
+ * block or be dead-lettered.
  * One writer belongs to one thread.
  */
 #ifndef EM_EVENT_H
@@ -14,37 +15,18 @@
 #include <cjson/cJSON.h>
 
 #include "fsio.h"
-
-/* aborted_session: a session directory holding EPU files but no usable EpuSession.dm (EPU
- * aborted the grid, or its session file cannot be read): it has no session id, so its
- * files are not emitted; the event says that the directory is there, keyed by its path
- * relative to the watched (or scanned) directory. */
-enum event_type {
-    EV_SESSION,
-    EV_ATLAS,
-    EV_GRIDSQUARE,
-    EV_FOILHOLE,
-    EV_MICROGRAPH,
-    EV_ABORTED_SESSION,
-    EV_TYPE_COUNT
-};
+#include "wire.h"
 
 struct event_writer {
     FILE *out;
     const char *agent;
-    uint64_t seq;                  /* the last seq written */
-    uint64_t count[EV_TYPE_COUNT]; /* events written per type, in event_type order */
-    int error;                     /* first write error (negative EM_E*), sticky */
+    uint64_t seq;                    /* the last seq written */
+    uint64_t count[WIRE_TYPE_COUNT]; /* events written per type, in event_type order */
+    int error;                       /* first write error (negative EM_E*), sticky */
 };
 
-/* The largest event line the rest of the system takes (em-backend's EV_MAX_BYTES: a
- * larger message is poison). A larger event is refused when it is made, with the reason,
- * rather than written where it would block or be dead-lettered. Real events are a few
- * kB; only a hostile file could make one this large. */
-#define EVENT_MAX_BYTES (8u << 20)
-
 /* Whether `line` may be emitted; logs an error naming `source_path` when not. */
-bool event_size_ok(const char *line, enum event_type type, const char *source_path);
+bool event_size_ok(const char *line, enum wire_type type, const char *source_path);
 
 /* Prepares a writer to `out` for `agent`; seq continues after `last_seq`. */
 void event_writer_init(struct event_writer *w, FILE *out, const char *agent, uint64_t last_seq);
@@ -52,21 +34,19 @@ void event_writer_init(struct event_writer *w, FILE *out, const char *agent, uin
 /* Writes one upsert event; takes ownership of `key` and `data` whatever happens.
  * `source_path` (relative, '/'-separated) and `st` may be NULL. Returns 0, EM_ENOMEM
  * or EM_EIO. */
-int event_emit(struct event_writer *w, enum event_type type, cJSON *key, cJSON *data,
+int event_emit(struct event_writer *w, enum wire_type type, cJSON *key, cJSON *data,
                const char *source_path, const struct fsio_stat *st);
 
 /* The event line (no newline) for `seq`; takes ownership of `key` and `data` (either
  * may be NULL after an allocation failure, giving NULL). You own the result: free it
  * with cJSON_free(). NULL when out of memory. */
-char *event_format(const char *agent, uint64_t seq, enum event_type type, cJSON *key, cJSON *data,
+char *event_format(const char *agent, uint64_t seq, enum wire_type type, cJSON *key, cJSON *data,
                    const char *source_path, const struct fsio_stat *st);
 
 /* The `delete` event line for the entity `key` (takes ownership of it): "data" is null.
  * `source_path` names what went (the directory or file), or NULL. Free with cJSON_free(). */
-char *event_format_delete(const char *agent, uint64_t seq, enum event_type type, cJSON *key,
+char *event_format_delete(const char *agent, uint64_t seq, enum wire_type type, cJSON *key,
                           const char *source_path);
-
-const char *event_type_name(enum event_type type);
 
 /* The local host name, as the default agent name (falls back to "em-agent"). */
 void event_default_agent(char *buf, size_t cap);

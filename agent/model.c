@@ -427,7 +427,7 @@ static int emit_micro_doc(struct model *m, struct m_micro *mi, const struct epu_
     cJSON *data = entity_micrograph_data(doc, s->doc->u.session.session_id.v, mi->has_exp, mi->exp);
     cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, "micrograph_uuid", 0,
                             doc->u.image.image_uuid);
-    return m->cb.emit(m->cb.ctx, EV_MICROGRAPH, key, data, mi->rel, st);
+    return m->cb.emit(m->cb.ctx, WIRE_MICROGRAPH, key, data, mi->rel, st);
 }
 
 static int emit_micro(struct model *m, struct m_micro *mi)
@@ -468,7 +468,7 @@ static int emit_square(struct model *m, struct m_square *q)
     const struct fsio_stat *st = q->meta_part    ? &q->meta_st
                                  : q->image_part ? &q->image_st
                                                  : &s->dm_st;
-    return m->cb.emit(m->cb.ctx, EV_GRIDSQUARE, key, data, src, st);
+    return m->cb.emit(m->cb.ctx, WIRE_GRIDSQUARE, key, data, src, st);
 }
 
 static int emit_hole(struct model *m, struct m_hole *h)
@@ -491,7 +491,7 @@ static int emit_hole(struct model *m, struct m_hole *h)
             st = &q->meta_st;
         }
     }
-    return m->cb.emit(m->cb.ctx, EV_FOILHOLE, key, data, src, st);
+    return m->cb.emit(m->cb.ctx, WIRE_FOILHOLE, key, data, src, st);
 }
 
 /* ---- sessions and atlases ---- */
@@ -599,7 +599,7 @@ struct retraction {
     int rc;
 };
 
-static void retract_one(struct retraction *r, enum event_type type, cJSON *key)
+static void retract_one(struct retraction *r, enum wire_type type, cJSON *key)
 {
     if (r->rc == 0)
         r->rc = key ? r->m->cb.retract(r->m->cb.ctx, type, key, r->source) : -EM_ENOMEM;
@@ -611,14 +611,14 @@ static void retract_square(union hmap_value *v, void *ctx)
 {
     struct retraction *r = ctx;
     const struct m_square *q = v->p;
-    retract_one(r, EV_GRIDSQUARE, entity_key("session_id", r->sid, "gridsquare_id", q->gs, NULL));
+    retract_one(r, WIRE_GRIDSQUARE, entity_key("session_id", r->sid, "gridsquare_id", q->gs, NULL));
 }
 
 static void retract_hole(union hmap_value *v, void *ctx)
 {
     struct retraction *r = ctx;
     const struct m_hole *h = v->p;
-    retract_one(r, EV_FOILHOLE, entity_key("session_id", r->sid, "foilhole_id", h->fh, NULL));
+    retract_one(r, WIRE_FOILHOLE, entity_key("session_id", r->sid, "foilhole_id", h->fh, NULL));
 }
 
 static void retract_micro(union hmap_value *v, void *ctx)
@@ -626,7 +626,7 @@ static void retract_micro(union hmap_value *v, void *ctx)
     struct retraction *r = ctx;
     const struct m_micro *mi = v->p;
     if (mi->uuid)
-        retract_one(r, EV_MICROGRAPH,
+        retract_one(r, WIRE_MICROGRAPH,
                     entity_key("session_id", r->sid, "micrograph_uuid", 0, mi->uuid));
 }
 
@@ -651,7 +651,7 @@ static int retract_aborted(struct model *m, struct m_session *s, const char *sou
     cJSON *data;
     cJSON *key = entity_aborted_key(s->dir, &data);
     cJSON_Delete(data);
-    return key ? m->cb.retract(m->cb.ctx, EV_ABORTED_SESSION, key, source) : -EM_ENOMEM;
+    return key ? m->cb.retract(m->cb.ctx, WIRE_ABORTED_SESSION, key, source) : -EM_ENOMEM;
 }
 
 /* Retracts every entity the session directory `s` gave under the session id `sid`. */
@@ -663,7 +663,7 @@ static int retract_session(struct model *m, struct m_session *s, int64_t sid, co
     hmap_each(&s->micros, retract_micro, &r);
     hmap_each(&s->holes, retract_hole, &r);
     hmap_each(&s->squares, retract_square, &r);
-    retract_one(&r, EV_SESSION, entity_key("session_id", sid, NULL, 0, NULL));
+    retract_one(&r, WIRE_SESSION, entity_key("session_id", sid, NULL, 0, NULL));
     return r.rc;
 }
 
@@ -1146,7 +1146,7 @@ static void withdraw_target(union hmap_value *v, void *ctx)
     } else if (live(c->s) && c->m->cb.retract) {
         /* Known from the .dm alone: with the .dm unreadable the hole is not there. */
         c->rc = c->m->cb.retract(
-            c->m->cb.ctx, EV_FOILHOLE,
+            c->m->cb.ctx, WIRE_FOILHOLE,
             entity_key("session_id", c->s->doc->u.session.session_id.v, "foilhole_id", h->fh, NULL),
             c->s->dir);
     }
@@ -1208,7 +1208,7 @@ static int flush_sessions(struct model *m)
         a->dirty = false;
         cJSON *data = entity_atlas_data(a->doc, a->rel);
         cJSON *key = entity_key("atlas_id", a->doc->u.atlas.atlas_id.v, NULL, 0, NULL);
-        rc = m->cb.emit(m->cb.ctx, EV_ATLAS, key, data, a->rel, &a->st);
+        rc = m->cb.emit(m->cb.ctx, WIRE_ATLAS, key, data, a->rel, &a->st);
     }
     for (size_t i = 0; i < m->nsessions && rc == 0; i++) {
         struct m_session *s = m->sessions[i];
@@ -1216,7 +1216,7 @@ static int flush_sessions(struct model *m)
             s->dirty = false;
             cJSON *data;
             cJSON *key = entity_aborted_key(s->dir, &data);
-            rc = key ? m->cb.emit(m->cb.ctx, EV_ABORTED_SESSION, key, data, s->dir, NULL)
+            rc = key ? m->cb.emit(m->cb.ctx, WIRE_ABORTED_SESSION, key, data, s->dir, NULL)
                      : -EM_ENOMEM;
             s->aborted_out = rc == 0;
             continue;
@@ -1232,7 +1232,7 @@ static int flush_sessions(struct model *m)
         const struct epu_atlas *at = s->atlas ? &s->atlas->doc->u.atlas : NULL;
         cJSON *data = entity_session_data(s->doc, s->dir, at != NULL, at ? at->atlas_id.v : 0);
         cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, NULL, 0, NULL);
-        rc = m->cb.emit(m->cb.ctx, EV_SESSION, key, data, s->dm_rel, &s->dm_st);
+        rc = m->cb.emit(m->cb.ctx, WIRE_SESSION, key, data, s->dm_rel, &s->dm_st);
     }
     return rc;
 }

@@ -39,12 +39,12 @@ struct model_callbacks {
     /* Receives one entity's current state; takes ownership of `key` and `data`.
      * `source` and `st` describe the file the state mostly comes from and stay valid only
      * during the call. Returns 0 or a negative EM_E* (which model_flush() passes on). */
-    int (*emit)(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
+    int (*emit)(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const char *source,
                 const struct fsio_stat *st);
     /* The entity `key` (of `type`; ownership taken) no longer exists under that key: its
      * session's id changed, or its session directory went away. `source` names why. May be
      * NULL (then nothing is retracted). Returns 0 or a negative EM_E*. */
-    int (*retract)(void *ctx, enum event_type type, cJSON *key, const char *source);
+    int (*retract)(void *ctx, enum wire_type type, cJSON *key, const char *source);
     /* Reads and parses the file `rel` (relative to the root) again. Returns a document
      * you own, or NULL when it is gone or unparseable now (the entity is then skipped
      * until the file changes again). */

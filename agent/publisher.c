@@ -8,6 +8,7 @@
 #include "em_error.h"
 #include "log.h"
 #include "outbox.h"
+#include "wire.h"
 
 #define IDLE_WAIT_NS (200ull * 1000 * 1000)
 #define SAVE_EVERY_NS (500ull * 1000 * 1000)
@@ -149,8 +150,8 @@ static int publish_one(struct publisher *p, char *line, size_t len, uint64_t seq
         snprintf(type, sizeof(type), "unknown");
         snprintf(op, sizeof(op), "unknown");
     }
-    snprintf(key, sizeof(key), "%s.%s.%s", p->opt.agent, type, op);
-    snprintf(id, sizeof(id), "%s:%" PRIu64, p->opt.agent, seq);
+    wire_routing_key(key, sizeof(key), p->opt.agent, type, op);
+    wire_message_id(id, sizeof(id), p->opt.agent, seq);
     amqp_basic_properties_t props;
     memset(&props, 0, sizeof(props));
     props._flags = AMQP_BASIC_CONTENT_TYPE_FLAG | AMQP_BASIC_DELIVERY_MODE_FLAG |

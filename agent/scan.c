@@ -183,7 +183,7 @@ static int emit_atlas(struct scan *sc, struct scan_atlas *a)
 {
     cJSON *data = entity_atlas_data(a->doc, a->rel);
     cJSON *key = entity_key("atlas_id", a->doc->u.atlas.atlas_id.v, NULL, 0, NULL);
-    return event_emit(&sc->ev, EV_ATLAS, key, data, a->rel, &a->st);
+    return event_emit(&sc->ev, WIRE_ATLAS, key, data, a->rel, &a->st);
 }
 
 static int emit_session(struct scan *sc, struct scan_session *s)
@@ -191,7 +191,7 @@ static int emit_session(struct scan *sc, struct scan_session *s)
     const struct epu_atlas *at = s->atlas >= 0 ? &sc->atlases[s->atlas].doc->u.atlas : NULL;
     cJSON *data = entity_session_data(s->doc, s->ts->dir, at != NULL, at ? at->atlas_id.v : 0);
     cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, NULL, 0, NULL);
-    return event_emit(&sc->ev, EV_SESSION, key, data, s->ts->epu_dm, &s->st);
+    return event_emit(&sc->ev, WIRE_SESSION, key, data, s->ts->epu_dm, &s->st);
 }
 
 /* Resolves each session's atlas; parses atlases that lie outside the scanned tree. */
@@ -276,7 +276,7 @@ static int emit_square(struct scan *sc, struct square_work *w, const struct scan
     cJSON *key = entity_key("session_id", w->session_id, "gridsquare_id", w->gridsquare_id, NULL);
     const char *src = w->meta ? w->meta_rel : w->image ? w->image_rel : s->ts->epu_dm;
     const struct fsio_stat *st = w->meta ? &w->meta->stat : w->image ? &w->image->stat : &s->st;
-    return event_emit(&sc->ev, EV_GRIDSQUARE, key, data, src, st);
+    return event_emit(&sc->ev, WIRE_GRIDSQUARE, key, data, src, st);
 }
 
 static int emit_hole(struct scan *sc, struct square_work *w, int64_t fh,
@@ -286,7 +286,7 @@ static int emit_hole(struct scan *sc, struct square_work *w, int64_t fh,
         w->session_id, w->gridsquare_id, fh, target ? entity_target_part(target) : NULL,
         img ? entity_image_part(&img->job->doc->u.image, EPU_KIND_FOILHOLE_IMAGE, img->rel) : NULL);
     cJSON *key = entity_key("session_id", w->session_id, "foilhole_id", fh, NULL);
-    return event_emit(&sc->ev, EV_FOILHOLE, key, data, img ? img->rel : w->meta_rel,
+    return event_emit(&sc->ev, WIRE_FOILHOLE, key, data, img ? img->rel : w->meta_rel,
                       img ? &img->job->stat : &w->meta->stat);
 }
 
@@ -346,7 +346,7 @@ static int emit_micrograph(struct scan *sc, struct square_work *w, struct pool_j
         entity_micrograph_data(j->doc, w->session_id, e != NULL, e ? e->exposure_id.v : 0);
     cJSON *key =
         entity_key("session_id", w->session_id, "micrograph_uuid", 0, j->doc->u.image.image_uuid);
-    return event_emit(&sc->ev, EV_MICROGRAPH, key, data, rel, &j->stat);
+    return event_emit(&sc->ev, WIRE_MICROGRAPH, key, data, rel, &j->stat);
 }
 
 static void square_work_free(struct square_work *w)
@@ -473,7 +473,7 @@ static int emit_aborted(struct scan *sc, const struct tree_session *ts)
     cJSON *key = entity_aborted_key(ts->dir, &data);
     if (!key)
         return -EM_ENOMEM;
-    return event_emit(&sc->ev, EV_ABORTED_SESSION, key, data, ts->dir, NULL);
+    return event_emit(&sc->ev, WIRE_ABORTED_SESSION, key, data, ts->dir, NULL);
 }
 
 /* Consumes a session's square jobs without emitting (its EpuSession.dm failed). */
@@ -596,7 +596,7 @@ int scan_run(const struct scan_options *opt, struct scan_summary *sum)
     progress(&sc, true);
     bool flush_failed = fflush(opt->out) != 0;
     if (flush_failed && rc == 0)
-        rc = fsio_errno(errno);
+        rc = em_from_errno(errno);
     sum->output_failed = rc < 0 && (sc.ev.error != 0 || flush_failed);
     sum->files_walked = sc.tree.files;
     sum->dirs_failed = sc.tree.dirs_failed;

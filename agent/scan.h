@@ -19,15 +19,15 @@ struct scan_options {
 };
 
 struct scan_summary {
-    size_t files_walked;            /* regular files under dir */
-    size_t files_parsed;            /* EPU files parsed */
-    size_t files_failed;            /* unreadable or malformed EPU files (each logged) */
-    size_t dirs_failed;             /* directories that could not be listed (each logged) */
-    size_t files_skipped;           /* EPU files of sessions without a usable EpuSession.dm */
-    size_t sessions_skipped;        /* session dirs without EpuSession.dm */
-    size_t unplaced;                /* EPU-named files outside any session layout */
-    size_t bytes;                   /* bytes parsed */
-    uint64_t events[EV_TYPE_COUNT]; /* per event type (event.h order) */
+    size_t files_walked;              /* regular files under dir */
+    size_t files_parsed;              /* EPU files parsed */
+    size_t files_failed;              /* unreadable or malformed EPU files (each logged) */
+    size_t dirs_failed;               /* directories that could not be listed (each logged) */
+    size_t files_skipped;             /* EPU files of sessions without a usable EpuSession.dm */
+    size_t sessions_skipped;          /* session dirs without EpuSession.dm */
+    size_t unplaced;                  /* EPU-named files outside any session layout */
+    size_t bytes;                     /* bytes parsed */
+    uint64_t events[WIRE_TYPE_COUNT]; /* per event type (event.h order) */
     double seconds;
     bool output_failed; /* the error returned came from writing the events */
 };

@@ -129,7 +129,8 @@ struct watch {
     bool stopping;
     int status; /* the exit status so far */
     /* statistics */
-    uint64_t files_parsed, files_failed, files_waiting, bytes, events[EV_TYPE_COUNT], events_total;
+    uint64_t files_parsed, files_failed, files_waiting, bytes, events[WIRE_TYPE_COUNT],
+        events_total;
     uint64_t last_summary_ns, last_summary_events;
     double lag_max_ms, lag_sum_ms;
     uint64_t lag_n;
@@ -152,7 +153,7 @@ static int sink_write(struct watch *w, char *p, size_t n)
         return fsio_write_all(w->out_fd, p, n);
     errno = 0;
     if (fwrite(p, 1, n, w->out) != n || fflush(w->out) != 0)
-        return fsio_errno(errno);
+        return em_from_errno(errno);
     return 0;
 }
 
@@ -225,14 +226,14 @@ static int obuf_put(struct watch *w, const char *s, size_t n, uint64_t seq)
 }
 
 /* The journal's name for an entity: a hash of its type and key. */
-static int key_hash(enum event_type type, const cJSON *key, uint64_t *out)
+static int key_hash(enum wire_type type, const cJSON *key, uint64_t *out)
 {
     char *k = key ? cJSON_PrintUnformatted(key) : NULL;
     if (!k)
         return -EM_ENOMEM;
     struct hash64 h;
     hash64_init(&h);
-    const char *tn = event_type_name(type);
+    const char *tn = wire_type_name(type);
     hash64_update(&h, tn, strlen(tn) + 1);
     hash64_update(&h, k, strlen(k));
     *out = hash64_final(&h);
@@ -241,7 +242,7 @@ static int key_hash(enum event_type type, const cJSON *key, uint64_t *out)
 }
 
 /* Journals and queues one event line with the next seq. */
-static int put_event(struct watch *w, enum event_type type, uint64_t seq, uint64_t kh, uint64_t dh,
+static int put_event(struct watch *w, enum wire_type type, uint64_t seq, uint64_t kh, uint64_t dh,
                      char *line)
 {
     int rc = journal_event(&w->j, seq, kh, dh, line);
@@ -257,7 +258,7 @@ static int put_event(struct watch *w, enum event_type type, uint64_t seq, uint64
 }
 
 /* An entity that no longer exists under its key: a `delete` event, once. */
-static int on_retract(void *ctx, enum event_type type, cJSON *key, const char *source)
+static int on_retract(void *ctx, enum wire_type type, cJSON *key, const char *source)
 {
     struct wroot *r = ctx;
     struct watch *w = r->w;
@@ -280,7 +281,7 @@ static int on_retract(void *ctx, enum event_type type, cJSON *key, const char *s
     return rc;
 }
 
-static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
+static int on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const char *source,
                    const struct fsio_stat *st)
 {
     struct wroot *r = ctx;

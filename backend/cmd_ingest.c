@@ -19,7 +19,6 @@
 #include <uv.h>
 
 #include "backend.h"
-#include "fsio.h"
 #include "cli_common.h"
 #include "dynbuf.h"
 #include "em_error.h"
@@ -66,7 +65,7 @@ static void on_stop(int sig)
     stop_requested = 1;
 }
 
-/* Reads lines from a file descriptor, bounded by EV_MAX_BYTES per line. */
+/* Reads lines from a file descriptor, bounded by WIRE_MAX_BYTES per line. */
 struct line_reader {
     int fd;
     struct dynbuf buf;
@@ -127,7 +126,7 @@ static int next_line(struct line_reader *r, char **line, size_t *len, int wait_m
             r->base += r->pos;
             r->pos = 0;
         }
-        if (r->buf.len > EV_MAX_BYTES) {
+        if (r->buf.len > WIRE_MAX_BYTES) {
             r->base += r->buf.len;
             dynbuf_reset(&r->buf);
             r->skipping = true;
@@ -148,7 +147,7 @@ static int next_line(struct line_reader *r, char **line, size_t *len, int wait_m
                     r->eof = true;
                 continue;
             }
-            return fsio_errno(errno);
+            return em_from_errno(errno);
         }
         if (got == 0) {
             if (r->follow)
@@ -509,7 +508,7 @@ static int follow(const char *path, const char *url, size_t batch_max)
         store_close(s);
         return BE_FAILED;
     }
-    dynbuf_init(&f.r.buf, EV_MAX_BYTES + 2 * READ_CHUNK);
+    dynbuf_init(&f.r.buf, WIRE_MAX_BYTES + 2 * READ_CHUNK);
     int fd = open(f.source, O_RDONLY | O_CLOEXEC);
     struct stat st;
     char id_now[64] = "";
@@ -583,7 +582,7 @@ static int follow(const char *path, const char *url, size_t batch_max)
         t.lines++;
         if (got == 2) {
             em_log(EM_LOG_WARN, "%s: byte %" PRIu64 ": line longer than %u bytes; skipped",
-                   f.source, consumed(&f.r), EV_MAX_BYTES);
+                   f.source, consumed(&f.r), WIRE_MAX_BYTES);
             t.rejected++;
             continue;
         }
@@ -688,7 +687,7 @@ int cmd_ingest(int argc, char **argv)
     signal(SIGTERM, on_stop);
     struct ev *batch = calloc((size_t)batch_max, sizeof(*batch));
     struct line_reader r = {fd, {0}, 0, false, false, false, 0};
-    dynbuf_init(&r.buf, EV_MAX_BYTES + 2 * READ_CHUNK);
+    dynbuf_init(&r.buf, WIRE_MAX_BYTES + 2 * READ_CHUNK);
     struct totals t = {0};
     size_t n = 0;
     int status = BE_OK;
@@ -719,7 +718,7 @@ int cmd_ingest(int argc, char **argv)
         if (got == 2) {
             if (t.rejected++ < MAX_REPORTED)
                 em_log(EM_LOG_WARN, "%s:%" PRIu64 ": line longer than %u bytes; skipped", path,
-                       t.lines, EV_MAX_BYTES);
+                       t.lines, WIRE_MAX_BYTES);
             continue;
         }
         if (len == 0)

@@ -412,7 +412,7 @@ static void rows_free(struct rows *r)
 /* `entities`: streamed, one JSON line per entity, in key order. */
 struct export
 {
-    enum ev_type type;
+    enum wire_type type;
     const struct schema_table *t;
     int err;
 };
@@ -421,7 +421,7 @@ static int export_row(void *ctx, int ncols, const char *const *names, const char
 {
     struct export *x = ctx;
     cJSON *o = cJSON_CreateObject(), *key = cJSON_CreateObject();
-    cJSON_AddStringToObject(o, "type", ev_type_name(x->type));
+    cJSON_AddStringToObject(o, "type", wire_type_name(x->type));
     for (size_t c = 0; c < x->t->nkey && (int)c < ncols; c++) {
         if (strcmp(names[c], "agent") == 0)
             continue; /* aborted_session: keyed by agent and path; the event's key is the path */
@@ -445,8 +445,8 @@ static int export_row(void *ctx, int ncols, const char *const *names, const char
 
 static int export_all(struct store *s, char *reason, size_t cap)
 {
-    for (int t = 0; t < EVT_COUNT; t++) {
-        struct export x = {(enum ev_type)t, schema_table_of((enum ev_type)t), 0};
+    for (int t = 0; t < WIRE_TYPE_COUNT; t++) {
+        struct export x = {(enum wire_type)t, schema_table_of((enum wire_type)t), 0};
         char sql[512];
         int n = snprintf(sql, sizeof(sql), "SELECT ");
         for (size_t c = 0; c < x.t->nkey; c++)

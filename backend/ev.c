@@ -11,14 +11,6 @@
 #include "em_error.h"
 #include "em_utf8.h"
 
-static const char *const type_names[EVT_COUNT] = {"session",  "atlas",      "gridsquare",
-                                                  "foilhole", "micrograph", "aborted_session"};
-
-const char *ev_type_name(enum ev_type t)
-{
-    return (unsigned)t < EVT_COUNT ? type_names[t] : "unknown";
-}
-
 void ev_free(struct ev *e)
 {
     free(e->data);
@@ -90,15 +82,15 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
     reason[0] = '\0';
     int rc = 0;
     cJSON *root = NULL;
-    if (len > EV_MAX_BYTES)
-        FAIL(EM_ELIMIT, "message of %zu bytes is larger than %u", len, EV_MAX_BYTES);
+    if (len > WIRE_MAX_BYTES)
+        FAIL(EM_ELIMIT, "message of %zu bytes is larger than %u", len, WIRE_MAX_BYTES);
     if (!em_utf8_valid(body, len))
         FAIL(EM_EMALFORMED, "not valid UTF-8");
     root = cJSON_ParseWithLength(body, len);
     if (!cJSON_IsObject(root))
         FAIL(EM_EMALFORMED, "not a JSON object");
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "v");
-    if (!cJSON_IsNumber(v) || v->valuedouble != 1)
+    if (!cJSON_IsNumber(v) || v->valuedouble != WIRE_VERSION)
         FAIL(EM_EVALUE, "unsupported event version (want \"v\":1)");
     const cJSON *seq = cJSON_GetObjectItemCaseSensitive(root, "seq");
     if (!cJSON_IsNumber(seq) ||
@@ -113,40 +105,38 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
     const cJSON *type = cJSON_GetObjectItemCaseSensitive(root, "type");
     if (!cJSON_IsString(type))
         FAIL(EM_EMISSING, "no \"type\"");
-    e->type = EVT_COUNT;
-    for (int t = 0; t < EVT_COUNT; t++)
-        if (strcmp(type->valuestring, type_names[t]) == 0)
-            e->type = (enum ev_type)t;
-    if (e->type == EVT_COUNT)
+    int t = wire_type_from_name(type->valuestring);
+    if (t < 0)
         FAIL(EM_EVALUE, "unknown type \"%.40s\"", type->valuestring);
+    e->type = (enum wire_type)t;
     const cJSON *op = cJSON_GetObjectItemCaseSensitive(root, "op");
-    if (!cJSON_IsString(op) ||
-        (strcmp(op->valuestring, "upsert") != 0 && strcmp(op->valuestring, "delete") != 0))
+    if (!cJSON_IsString(op) || (strcmp(op->valuestring, wire_op_name(WIRE_UPSERT)) != 0 &&
+                                strcmp(op->valuestring, wire_op_name(WIRE_DELETE)) != 0))
         FAIL(EM_EVALUE, "\"op\" must be \"upsert\" or \"delete\"");
-    e->deleted = strcmp(op->valuestring, "delete") == 0;
+    e->deleted = strcmp(op->valuestring, wire_op_name(WIRE_DELETE)) == 0;
     const cJSON *key = cJSON_GetObjectItemCaseSensitive(root, "key");
     if (!cJSON_IsObject(key))
         FAIL(EM_EMISSING, "no \"key\" object");
     switch (e->type) {
-    case EVT_SESSION:
+    case WIRE_SESSION:
         if (!get_id(key, "session_id", e->session_id, sizeof(e->session_id)))
             FAIL(EM_EVALUE, "key.session_id must be an integer id");
         break;
-    case EVT_ATLAS:
+    case WIRE_ATLAS:
         if (!get_id(key, "atlas_id", e->atlas_id, sizeof(e->atlas_id)))
             FAIL(EM_EVALUE, "key.atlas_id must be an integer id");
         break;
-    case EVT_GRIDSQUARE:
+    case WIRE_GRIDSQUARE:
         if (!get_id(key, "session_id", e->session_id, sizeof(e->session_id)) ||
             !get_id(key, "gridsquare_id", e->gridsquare_id, sizeof(e->gridsquare_id)))
             FAIL(EM_EVALUE, "key needs integer session_id and gridsquare_id");
         break;
-    case EVT_FOILHOLE:
+    case WIRE_FOILHOLE:
         if (!get_id(key, "session_id", e->session_id, sizeof(e->session_id)) ||
             !get_id(key, "foilhole_id", e->foilhole_id, sizeof(e->foilhole_id)))
             FAIL(EM_EVALUE, "key needs integer session_id and foilhole_id");
         break;
-    case EVT_MICROGRAPH: {
+    case WIRE_MICROGRAPH: {
         const cJSON *u = cJSON_GetObjectItemCaseSensitive(key, "micrograph_uuid");
         if (!get_id(key, "session_id", e->session_id, sizeof(e->session_id)) ||
             !cJSON_IsString(u) || !text_ok(u->valuestring, sizeof(e->micrograph_uuid) - 1))
@@ -154,7 +144,7 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
         snprintf(e->micrograph_uuid, sizeof(e->micrograph_uuid), "%s", u->valuestring);
         break;
     }
-    case EVT_ABORTED_SESSION: {
+    case WIRE_ABORTED_SESSION: {
         const cJSON *p = cJSON_GetObjectItemCaseSensitive(key, "path");
         if (!cJSON_IsString(p) || !p->valuestring[0] || !text_ok(p->valuestring, 4096))
             FAIL(EM_EVALUE, "key needs a path");
@@ -174,20 +164,20 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
             FAIL(EM_ENOMEM, "out of memory");
         /* Parent ids and the few values the queries need get their own columns. */
         switch (e->type) {
-        case EVT_SESSION:
+        case WIRE_SESSION:
             get_id(data, "atlas_id", e->atlas_id, sizeof(e->atlas_id));
             rc = add_proj(e, "name", data, "name");
             break;
-        case EVT_ATLAS:
+        case WIRE_ATLAS:
             rc = add_proj(e, "name", data, "name");
             break;
-        case EVT_GRIDSQUARE:
+        case WIRE_GRIDSQUARE:
             rc = add_proj(e, "state", cJSON_GetObjectItemCaseSensitive(data, "metadata"), "state");
             break;
-        case EVT_FOILHOLE:
+        case WIRE_FOILHOLE:
             get_id(data, "gridsquare_id", e->gridsquare_id, sizeof(e->gridsquare_id));
             break;
-        case EVT_MICROGRAPH:
+        case WIRE_MICROGRAPH:
             get_id(data, "gridsquare_id", e->gridsquare_id, sizeof(e->gridsquare_id));
             get_id(data, "foilhole_id", e->foilhole_id, sizeof(e->foilhole_id));
             rc = add_proj(e, "acquired_at", data, "acquired_at");
@@ -258,13 +248,13 @@ int ev_cmp_key(const void *a, const void *b)
     int c = strcmp(x->session_id, y->session_id);
     if (!c)
         c = strcmp(x->atlas_id, y->atlas_id);
-    if (!c && (x->type == EVT_GRIDSQUARE))
+    if (!c && (x->type == WIRE_GRIDSQUARE))
         c = strcmp(x->gridsquare_id, y->gridsquare_id);
-    if (!c && (x->type == EVT_FOILHOLE))
+    if (!c && (x->type == WIRE_FOILHOLE))
         c = strcmp(x->foilhole_id, y->foilhole_id);
     if (!c)
         c = strcmp(x->micrograph_uuid, y->micrograph_uuid);
-    if (!c && x->type == EVT_ABORTED_SESSION) {
+    if (!c && x->type == WIRE_ABORTED_SESSION) {
         c = strcmp(x->agent, y->agent);
         if (!c)
             c = strcmp(x->path ? x->path : "", y->path ? y->path : "");

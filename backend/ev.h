@@ -12,23 +12,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* EVT_ABORTED_SESSION: a session directory with EPU files but no usable EpuSession.dm,
- * keyed by the agent and its path (relative to what the agent watches). */
-enum ev_type {
-    EVT_SESSION,
-    EVT_ATLAS,
-    EVT_GRIDSQUARE,
-    EVT_FOILHOLE,
-    EVT_MICROGRAPH,
-    EVT_ABORTED_SESSION,
-    EVT_COUNT
-};
+#include "wire.h"
 
-#define EV_MAX_BYTES (8u << 20) /* a larger message is poison */
 #define EV_MAX_PROJ 4
 
 struct ev {
-    enum ev_type type;
+    enum wire_type type;
     bool deleted; /* op "delete" */
     uint64_t seq;
     char agent[256];
@@ -56,8 +45,6 @@ void ev_free(struct ev *e);
  * as agent, seq, deleted, data, source_path, source_mtime, emitted_at), or NULL (SQL
  * NULL). `buf` holds numbers formatted on the way. */
 const char *ev_value(const struct ev *e, const char *col, char *buf, size_t cap);
-
-const char *ev_type_name(enum ev_type t);
 
 /* Orders events by type and key (stable order for batches, so concurrent consumers
  * lock rows in the same order). For qsort. */

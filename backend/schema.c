@@ -35,13 +35,13 @@ static const struct schema_col aborted_session_cols[] = {
         n, c, sizeof(c) / sizeof(c[0]), k                                                          \
     }
 
-static const struct schema_table tables[EVT_COUNT] = {
-    [EVT_SESSION] = TABLE("session", session_cols, 1),
-    [EVT_ATLAS] = TABLE("atlas", atlas_cols, 1),
-    [EVT_GRIDSQUARE] = TABLE("gridsquare", gridsquare_cols, 2),
-    [EVT_FOILHOLE] = TABLE("foilhole", foilhole_cols, 2),
-    [EVT_MICROGRAPH] = TABLE("micrograph", micrograph_cols, 2),
-    [EVT_ABORTED_SESSION] = TABLE("aborted_session", aborted_session_cols, 2),
+static const struct schema_table tables[WIRE_TYPE_COUNT] = {
+    [WIRE_SESSION] = TABLE("session", session_cols, 1),
+    [WIRE_ATLAS] = TABLE("atlas", atlas_cols, 1),
+    [WIRE_GRIDSQUARE] = TABLE("gridsquare", gridsquare_cols, 2),
+    [WIRE_FOILHOLE] = TABLE("foilhole", foilhole_cols, 2),
+    [WIRE_MICROGRAPH] = TABLE("micrograph", micrograph_cols, 2),
+    [WIRE_ABORTED_SESSION] = TABLE("aborted_session", aborted_session_cols, 2),
 };
 
 /* Indexes for `em-backend query`: a session's squares, holes and micrographs, and the
@@ -62,9 +62,9 @@ static const char *const migrations[] = {
     "aborted_session: session directories with EPU files but no usable EpuSession.dm",
 };
 
-const struct schema_table *schema_table_of(enum ev_type t)
+const struct schema_table *schema_table_of(enum wire_type t)
 {
-    return (unsigned)t < EVT_COUNT ? &tables[t] : NULL;
+    return (unsigned)t < WIRE_TYPE_COUNT ? &tables[t] : NULL;
 }
 
 int schema_version(void)
@@ -113,7 +113,7 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
     int rc = 0;
     switch (version) {
     case 1:
-        for (int t = 0; t <= EVT_MICROGRAPH && rc == 0; t++)
+        for (int t = 0; t <= WIRE_MICROGRAPH && rc == 0; t++)
             rc = create_table(&tables[t], d, out);
         for (size_t i = 0; i < sizeof(indexes) / sizeof(indexes[0]) && rc == 0; i++)
             rc = dynbuf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s);\n", indexes[i].name,
@@ -128,7 +128,7 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
                              "file_id TEXT NOT NULL, byte_offset %s NOT NULL, updated_at TEXT);\n",
                              type_sql(COL_ID, d));
     case 3:
-        return create_table(&tables[EVT_ABORTED_SESSION], d, out);
+        return create_table(&tables[WIRE_ABORTED_SESSION], d, out);
     default:
         return -EM_EINVAL;
     }

@@ -38,7 +38,7 @@ struct schema_table {
 };
 
 /* The table of entity type `t`. */
-const struct schema_table *schema_table_of(enum ev_type t);
+const struct schema_table *schema_table_of(enum wire_type t);
 
 /* The number of the newest migration this build knows. */
 int schema_version(void);

@@ -43,8 +43,8 @@ static int pg_exec(struct store *base, const char *sql, char *reason, size_t cap
 
 static int prepare_upserts(struct pg_store *s, char *reason, size_t cap)
 {
-    for (int t = 0; t < EVT_COUNT; t++) {
-        const struct schema_table *tab = schema_table_of((enum ev_type)t);
+    for (int t = 0; t < WIRE_TYPE_COUNT; t++) {
+        const struct schema_table *tab = schema_table_of((enum wire_type)t);
         struct dynbuf sql;
         dynbuf_init(&sql, 1u << 16);
         int rc = schema_upsert_sql(tab, SQL_POSTGRES, &sql);

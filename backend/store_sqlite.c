@@ -14,7 +14,7 @@
 struct sqlite_store {
     struct store base; /* first: the store is found from it */
     sqlite3 *db;
-    sqlite3_stmt *upsert[EVT_COUNT];
+    sqlite3_stmt *upsert[WIRE_TYPE_COUNT];
     sqlite3_stmt *position;
 };
 
@@ -39,10 +39,10 @@ static int sq_exec(struct store *base, const char *sql, char *reason, size_t cap
 
 static int prepare_upserts(struct sqlite_store *s, char *reason, size_t cap)
 {
-    for (int t = 0; t < EVT_COUNT; t++) {
+    for (int t = 0; t < WIRE_TYPE_COUNT; t++) {
         struct dynbuf sql;
         dynbuf_init(&sql, 1u << 16);
-        int rc = schema_upsert_sql(schema_table_of((enum ev_type)t), SQL_SQLITE, &sql);
+        int rc = schema_upsert_sql(schema_table_of((enum wire_type)t), SQL_SQLITE, &sql);
         if (rc == 0 && sqlite3_prepare_v2(s->db, sql.p, -1, &s->upsert[t], NULL) != SQLITE_OK)
             rc = fail(s, "cannot prepare the upsert", reason, cap);
         dynbuf_free(&sql);
@@ -155,7 +155,7 @@ out:
 static void sq_close(struct store *base)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
-    for (int t = 0; t < EVT_COUNT; t++)
+    for (int t = 0; t < WIRE_TYPE_COUNT; t++)
         sqlite3_finalize(s->upsert[t]);
     sqlite3_finalize(s->position);
     sqlite3_close(s->db);

@@ -119,25 +119,25 @@ static int atlas_start(void *state, struct dcs_reader *r)
     if (dcs_top(r)->nil)
         return 0; /* padding slots of list backing arrays */
     struct epu_vec *v = NULL;
-    int *open = NULL;
+    int *opened_at = NULL;
     if (st->in_tile == NOT_OPEN && dcs_match(r, 0, &st->tile_path)) {
         v = &st->tiles;
-        open = &st->in_tile;
+        opened_at = &st->in_tile;
     } else if (st->in_tile != NOT_OPEN && st->in_square == NOT_OPEN &&
                dcs_match(r, (unsigned)st->in_tile, &st->square_path)) {
         v = &st->squares;
-        open = &st->in_square;
+        opened_at = &st->in_square;
         st->positions.n = 0;
     } else if (st->in_square != NOT_OPEN && st->in_position == NOT_OPEN &&
                dcs_match(r, (unsigned)st->in_square, &st->position_path)) {
         v = &st->positions;
-        open = &st->in_position;
+        opened_at = &st->in_position;
     }
     if (!v)
         return 0;
     if (!epu_vec_push(v))
         return dcs_fail(r, -EM_ELIMIT, "more than %u atlas items", ATLAS_MAX_ITEMS);
-    *open = here;
+    *opened_at = here;
     return 0;
 }
 

@@ -42,4 +42,9 @@ enum em_errno {
  * or positive. Unknown codes give "unknown error". Any thread. */
 const char *em_strerror(int err);
 
+/* Turns an errno value (of stdio or a system call) into the negative EM_E* code that names
+ * the same cause (EM_EACCES, EM_ENOSPC, EM_EISDIR, ...), EM_EIO for causes without one of
+ * their own; 0 gives EM_EIO too, for a call that failed without saying why. */
+int em_from_errno(int errnum);
+
 #endif

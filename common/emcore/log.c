@@ -5,9 +5,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <cjson/cJSON.h>
-#include <uv.h>
 
 #include "em_utf8.h"
 
@@ -42,10 +42,10 @@ void em_log_write(enum em_log_level level, const char *fmt, ...)
         msg = big;
     }
     if (log_format == EM_LOG_JSON) {
-        uv_timeval64_t now;
-        uv_gettimeofday(&now);
+        struct timespec now;
+        timespec_get(&now, TIME_UTC);
         cJSON *o = cJSON_CreateObject();
-        cJSON_AddNumberToObject(o, "ts", (double)now.tv_sec + now.tv_usec / 1e6);
+        cJSON_AddNumberToObject(o, "ts", (double)now.tv_sec + (double)now.tv_nsec / 1e9);
         cJSON_AddStringToObject(o, "level", level_names[level]);
         /* A message naming a path that is not UTF-8 must not break the JSON line. */
         char *esc = NULL;

@@ -30,7 +30,7 @@ void em_log_close(void);
 
 /* Formats and writes one line; use em_log() instead. Any thread (one write per line). */
 void em_log_write(enum em_log_level level, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+    __attribute__((format(__printf__, 2, 3)));
 
 #define em_log(level, ...)                                                                         \
     do {                                                                                           \

@@ -43,11 +43,6 @@ int fsio_error(int err)
     }
 }
 
-int fsio_errno(int errnum)
-{
-    return errnum ? fsio_error(uv_translate_sys_error(errnum)) : -EM_EIO;
-}
-
 #define from_uv fsio_error
 
 int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err)

@@ -70,10 +70,6 @@ bool fsio_dir_seen_above(uint64_t *dev, uint64_t *ino, unsigned depth, const str
  * (EM_EACCES, EM_ENOSPC, EM_EISDIR, …), EM_EIO for causes without one of their own. */
 int fsio_error(int uv_err);
 
-/* The same for an errno value (of stdio or a system call); 0 gives EM_EIO, for a call
- * that failed without saying why. */
-int fsio_errno(int errnum);
-
 /* Joins `dir` and `name` with '/' into a new string (you own it); NULL when out of memory. */
 char *fsio_join(const char *dir, const char *name);
 

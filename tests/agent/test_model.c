@@ -92,14 +92,14 @@ static char *key_string(const char *type, const cJSON *key)
     return s;
 }
 
-static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, const char *source,
+static int on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const char *source,
                    const struct fsio_stat *st)
 {
     (void)source;
     (void)st;
     assert_non_null(key);
     assert_non_null(data);
-    char *k = key_string(event_type_name(type), key);
+    char *k = key_string(wire_type_name(type), key);
     char *d = cJSON_PrintUnformatted(data);
     fold_put(ctx, k, strdup(d));
     free(k);
@@ -110,11 +110,11 @@ static int on_emit(void *ctx, enum event_type type, cJSON *key, cJSON *data, con
 }
 
 /* A delete: the entity leaves the folded state (and counts as an event of the batch). */
-static int on_retract(void *ctx, enum event_type type, cJSON *key, const char *source)
+static int on_retract(void *ctx, enum wire_type type, cJSON *key, const char *source)
 {
     (void)source;
     struct folded *f = ctx;
-    char *k = key_string(event_type_name(type), key);
+    char *k = key_string(wire_type_name(type), key);
     cJSON_Delete(key);
     bool found = false;
     for (size_t i = 0; i < f->n && !found; i++) {

@@ -31,7 +31,7 @@ static void test_store__decodes_an_event_and_its_columns(void **state)
     struct ev e;
     char reason[256], num[32];
     assert_int_equal(ev_decode(good, strlen(good), &e, reason, sizeof(reason)), 0);
-    assert_int_equal(e.type, EVT_MICROGRAPH);
+    assert_int_equal(e.type, WIRE_MICROGRAPH);
     assert_int_equal(e.seq, 7);
     assert_string_equal(e.agent, "krios1");
     assert_string_equal(ev_value(&e, "session_id", num, sizeof(num)), "9015527");
@@ -88,7 +88,7 @@ static void test_store__refuses_poison_with_a_reason(void **state)
             fail_msg("case %zu: rc %d, reason '%s', want '%s'", i, rc, reason, cases[i].reason);
     }
     /* Too large. */
-    size_t big = EV_MAX_BYTES + 1;
+    size_t big = WIRE_MAX_BYTES + 1;
     char *b = malloc(big);
     assert_non_null(b);
     memset(b, ' ', big);
@@ -104,7 +104,7 @@ static void test_store__upsert_sql_guards_against_stale_events(void **state)
     (void)state;
     struct dynbuf sql;
     dynbuf_init(&sql, 1u << 16);
-    assert_int_equal(schema_upsert_sql(schema_table_of(EVT_FOILHOLE), SQL_POSTGRES, &sql), 0);
+    assert_int_equal(schema_upsert_sql(schema_table_of(WIRE_FOILHOLE), SQL_POSTGRES, &sql), 0);
     assert_non_null(strstr(sql.p, "ON CONFLICT (session_id, foilhole_id) DO UPDATE SET "
                                   "gridsquare_id = excluded.gridsquare_id"));
     assert_non_null(strstr(sql.p, "WHERE foilhole.agent <> excluded.agent OR foilhole.seq < "
