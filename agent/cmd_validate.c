@@ -95,20 +95,25 @@ static void add_finding(struct validation *v, const char *path, long line, const
     v->nfindings++;
 }
 
-/* Records a failed job as a finding; returns its document (NULL on failure). */
-static struct epu_doc *take(struct validation *v, struct pool_job *j, const char *rel)
+/* Takes the next job; records a failed one as a finding. Returns its document (NULL on
+ * failure). */
+static struct epu_doc *take(struct validation *v, struct pool *pool, const char *rel)
 {
+    struct pool_job j;
+    if (pool_next(pool, &j) <= 0)
+        return NULL;
     v->files_checked++;
-    if (j->rc == 0) {
-        struct epu_doc *d = j->doc;
-        j->doc = NULL;
-        return d;
+    struct epu_doc *d = NULL;
+    if (j.rc == 0) {
+        d = j.doc;
+        j.doc = NULL;
+    } else if (j.read_failed) {
+        add_finding(v, rel, 0, "cannot read: %s", em_strerror(j.rc));
+    } else {
+        add_finding(v, rel, j.diag.line > 0 ? j.diag.line : 1, "%s", j.diag.reason);
     }
-    if (j->read_failed)
-        add_finding(v, rel, 0, "cannot read: %s", em_strerror(j->rc));
-    else
-        add_finding(v, rel, j->diag.line > 0 ? j->diag.line : 1, "%s", j->diag.reason);
-    return NULL;
+    pool_job_clear(&j);
+    return d;
 }
 
 static int hole_known(const struct epu_gridsquare_metadata *g, int64_t fh)
@@ -151,8 +156,7 @@ static void check_square(struct validation *v, struct session_report *r,
     bool imaged = q->images.n + q->foilholes.n + q->micrographs.n > 0;
     for (size_t k = 0; k < n; k++) {
         const char *rel = rels[(*at)++];
-        struct pool_job *j = pool_next(pool);
-        struct epu_doc *d = take(v, j, rel);
+        struct epu_doc *d = take(v, pool, rel);
         if (!d)
             continue;
         if (d->kind == EPU_KIND_GRIDSQUARE_METADATA) {
@@ -261,18 +265,19 @@ static int validate_run(struct validation *v, unsigned threads)
         }
     }
 #undef ADD
-    struct pool *pool = pool_start(jobs, n, threads, VALIDATE_WINDOW);
+    struct pool_array source = {.jobs = jobs, .n = n};
+    struct pool *pool = pool_start(pool_array_source, &source, threads, VALIDATE_WINDOW);
     if (!pool)
         goto out;
     size_t at = 0;
     for (size_t i = 0; i < t->atlases.n; i++, at++)
-        v->atlas_docs[i] = take(v, pool_next(pool), rels[at]);
+        v->atlas_docs[i] = take(v, pool, rels[at]);
     for (size_t i = 0; i < t->session_count; i++) {
         struct session_report *r = &v->reports[i];
         const struct tree_session *s = &t->sessions[i];
         r->ts = s;
         if (s->epu_dm) {
-            r->doc = take(v, pool_next(pool), rels[at++]);
+            r->doc = take(v, pool, rels[at++]);
         } else {
             add_finding(v, s->dir, 0,
                         "no EpuSession.dm: the session was aborted or this is not an EPU "

@@ -11,6 +11,7 @@
 #include "em_error.h"
 #include "em_utf8.h"
 #include "epu.h"
+#include "jsonw.h"
 #include "log.h"
 
 void event_writer_init(struct event_writer *w, FILE *out, const char *agent, uint64_t last_seq)
@@ -75,7 +76,7 @@ static char *format(const char *agent, uint64_t seq, enum wire_type type, bool d
     struct epu_time t;
     epu_time_from_unix(now.tv_sec, now.tv_usec * 1000, &t);
     if (cJSON_AddStringToObject(ev, "emitted_at", t.s))
-        line = cJSON_PrintUnformatted(ev);
+        line = jsonw_print(ev);
     /* Paths are bytes: a name that is not UTF-8 is written the one documented way
      * (em_utf8.h), so that every event line is valid UTF-8 JSON. */
     size_t n = line ? strlen(line) : 0;

@@ -16,6 +16,7 @@
 #include "entity.h"
 #include "hash.h"
 #include "hmap.h"
+#include "jsonw.h"
 #include "log.h"
 #include "tree.h"
 
@@ -163,7 +164,7 @@ static int push_ptr(void ***v, size_t *n, size_t *cap, void *p)
 
 static char *print_part(cJSON *part)
 {
-    char *s = part ? cJSON_PrintUnformatted(part) : NULL;
+    char *s = part ? jsonw_print(part) : NULL;
     cJSON_Delete(part);
     return s;
 }

@@ -10,14 +10,22 @@
 #define POOL_MAX_THREADS 64
 #define POOL_MAX_FILE (256u << 20)
 
+/* Jobs live in a ring of `window` slots: job i in slot i % window. A worker may claim job
+ * i only while i < consumed + window, so a slot is reused only after its job was handed
+ * over. */
 struct pool {
-    struct pool_job *jobs;
+    pool_source_fn source;
+    void *ctx;
+    struct pool_job *slots;
     bool *ready;
-    size_t n;
     size_t window;
     size_t next_claim; /* next job a worker takes */
-    size_t consumed;   /* jobs returned to the consumer */
+    size_t consumed;   /* jobs handed to the consumer */
+    bool source_done;  /* the source said there is no more (or failed) */
+    int source_rc;     /* its failure, handed over after the last job */
     bool stop;
+    unsigned idle_workers; /* waiting on work_cond: wake them only then */
+    bool consumer_waiting; /* waiting on done_cond */
     uv_mutex_t lock;
     uv_cond_t work_cond; /* workers wait for room in the window */
     uv_cond_t done_cond; /* the consumer waits for its next job */
@@ -27,10 +35,10 @@ struct pool {
 
 static void run_job(struct pool_job *j, struct epu_parser **parsers, struct fsio_buf *buf)
 {
+    if (j->kind == EPU_KIND_NONE || j->kind >= EPU_KIND_COUNT)
+        return;
     int uv_err = 0;
-    j->rc = fsio_stat(j->path, &j->stat);
-    if (j->rc == 0)
-        j->rc = fsio_read(j->path, POOL_MAX_FILE, buf, &uv_err);
+    j->rc = fsio_read_stat(j->path, POOL_MAX_FILE, buf, &j->stat, &uv_err);
     if (j->rc < 0) {
         j->read_failed = true;
         return;
@@ -57,16 +65,30 @@ static void worker(void *arg)
     struct fsio_buf buf = {0};
     uv_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->stop && p->next_claim < p->n && p->next_claim >= p->consumed + p->window)
+        while (!p->stop && !p->source_done && p->next_claim >= p->consumed + p->window) {
+            p->idle_workers++;
             uv_cond_wait(&p->work_cond, &p->lock);
-        if (p->stop || p->next_claim >= p->n)
+            p->idle_workers--;
+        }
+        if (p->stop || p->source_done)
             break;
-        size_t i = p->next_claim++;
+        size_t i = p->next_claim;
+        struct pool_job *j = &p->slots[i % p->window];
+        memset(j, 0, sizeof(*j));
+        int rc = p->source(p->ctx, j);
+        if (rc <= 0) {
+            p->source_done = true;
+            p->source_rc = rc;
+            uv_cond_broadcast(&p->work_cond);
+            uv_cond_signal(&p->done_cond);
+            break;
+        }
+        p->next_claim++;
         uv_mutex_unlock(&p->lock);
-        run_job(&p->jobs[i], parsers, &buf);
+        run_job(j, parsers, &buf);
         uv_mutex_lock(&p->lock);
-        p->ready[i] = true;
-        if (i == p->consumed)
+        p->ready[i % p->window] = true;
+        if (i == p->consumed && p->consumer_waiting)
             uv_cond_signal(&p->done_cond);
     }
     uv_mutex_unlock(&p->lock);
@@ -75,16 +97,18 @@ static void worker(void *arg)
     fsio_buf_free(&buf);
 }
 
-struct pool *pool_start(struct pool_job *jobs, size_t n, unsigned threads, size_t window)
+struct pool *pool_start(pool_source_fn source, void *ctx, unsigned threads, size_t window)
 {
     struct pool *p = calloc(1, sizeof(*p));
     if (!p)
         return NULL;
-    p->jobs = jobs;
-    p->n = n;
+    p->source = source;
+    p->ctx = ctx;
     p->window = window ? window : 1;
-    p->ready = calloc(n ? n : 1, sizeof(*p->ready));
-    if (!p->ready || uv_mutex_init(&p->lock) != 0) {
+    p->slots = calloc(p->window, sizeof(*p->slots));
+    p->ready = calloc(p->window, sizeof(*p->ready));
+    if (!p->slots || !p->ready || uv_mutex_init(&p->lock) != 0) {
+        free(p->slots);
         free(p->ready);
         free(p);
         return NULL;
@@ -107,20 +131,38 @@ struct pool *pool_start(struct pool_job *jobs, size_t n, unsigned threads, size_
     return p;
 }
 
-struct pool_job *pool_next(struct pool *p)
+int pool_next(struct pool *p, struct pool_job *out)
 {
+    memset(out, 0, sizeof(*out));
     uv_mutex_lock(&p->lock);
-    if (p->consumed >= p->n) {
-        uv_mutex_unlock(&p->lock);
-        return NULL;
-    }
     size_t i = p->consumed;
-    while (!p->ready[i])
+    for (;;) {
+        if (i < p->next_claim && p->ready[i % p->window])
+            break;
+        if (p->source_done && i >= p->next_claim) {
+            int rc = p->source_rc;
+            uv_mutex_unlock(&p->lock);
+            return rc;
+        }
+        p->consumer_waiting = true;
         uv_cond_wait(&p->done_cond, &p->lock);
+        p->consumer_waiting = false;
+    }
+    *out = p->slots[i % p->window];
+    memset(&p->slots[i % p->window], 0, sizeof(p->slots[0]));
+    p->ready[i % p->window] = false;
     p->consumed++;
-    uv_cond_broadcast(&p->work_cond);
+    if (p->idle_workers)
+        uv_cond_signal(&p->work_cond);
     uv_mutex_unlock(&p->lock);
-    return &p->jobs[i];
+    return 1;
+}
+
+void pool_job_clear(struct pool_job *j)
+{
+    free(j->path);
+    epu_doc_free(j->doc);
+    memset(j, 0, sizeof(*j));
 }
 
 size_t pool_done(const struct pool *p)
@@ -138,13 +180,26 @@ void pool_free(struct pool *p)
     uv_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < p->nthreads; i++)
         uv_thread_join(&p->threads[i]);
-    for (size_t i = 0; i < p->n; i++) {
-        epu_doc_free(p->jobs[i].doc);
-        p->jobs[i].doc = NULL;
-    }
+    for (size_t i = p->consumed; i < p->next_claim; i++)
+        pool_job_clear(&p->slots[i % p->window]);
     uv_cond_destroy(&p->work_cond);
     uv_cond_destroy(&p->done_cond);
     uv_mutex_destroy(&p->lock);
+    free(p->slots);
     free(p->ready);
     free(p);
+}
+
+int pool_array_source(void *ctx, struct pool_job *job)
+{
+    struct pool_array *a = ctx;
+    if (a->next >= a->n)
+        return 0;
+    const struct pool_job *from = &a->jobs[a->next++];
+    job->path = strdup(from->path);
+    if (!job->path)
+        return -EM_ENOMEM;
+    job->kind = from->kind;
+    job->tag = from->tag;
+    return 1;
 }

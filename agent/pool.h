@@ -1,9 +1,11 @@
-/* pool.h — parse many EPU files on several threads, hand results over in order.
+/* pool.h — parse many EPU files on several threads, hand the results over in order.
  *
- * Workers read and parse jobs ahead of the consumer, but never more than `window` jobs
- * ahead, so memory stays bounded however many files there are. pool_next() returns the
- * jobs strictly in submission order on the calling (consumer) thread, which keeps output
- * deterministic.
+ * A source callback says which file comes next; workers take jobs from it, read and parse
+ * them, and pool_next() hands them to the consumer strictly in the source's order, which
+ * keeps output deterministic. Workers never run more than `window` jobs ahead of the
+ * consumer, so memory stays bounded however many files there are, and the source is asked
+ * for a job only when there is room: it can produce its jobs lazily (list a directory when
+ * its files are due) instead of holding every path.
  */
 #ifndef EM_POOL_H
 #define EM_POOL_H
@@ -15,33 +17,52 @@
 #include "fsio.h"
 
 struct pool_job {
-    /* set by the submitter */
-    const char *path; /* absolute or cwd-relative path to read; must outlive the job */
-    enum epu_kind kind;
-    void *tag; /* the submitter's own pointer */
+    /* set by the source */
+    char *path;         /* what to read (malloc'd; the job owns it) */
+    size_t rel_off;     /* path + rel_off: the path as the consumer names it */
+    enum epu_kind kind; /* EPU_KIND_NONE: nothing to read, passed through (a marker) */
+    void *tag;          /* the source's own pointer, passed through */
     /* set by the worker */
     int rc;                /* 0, or a negative EM_E* for read or parse failures */
     bool read_failed;      /* rc comes from reading, not parsing */
-    struct epu_doc *doc;   /* on success; the consumer takes ownership */
+    struct epu_doc *doc;   /* on success */
     struct epu_diag diag;  /* on parse failure */
     struct fsio_stat stat; /* of the file when read */
     size_t bytes;
 };
 
+/* Fills *job (zeroed before the call) with the next job and returns 1; returns 0 when
+ * there are no more, or a negative EM_E* when the source failed (the consumer then gets
+ * that code after the jobs before it). Called with the pool's lock held, one call at a
+ * time, on a worker thread: keep it short (listing one directory is fine). */
+typedef int (*pool_source_fn)(void *ctx, struct pool_job *job);
+
 struct pool;
 
-/* Starts `threads` workers (at least 1) over `jobs[0..n)`. The array must stay valid
- * until pool_free(). Returns NULL when out of memory or threads cannot start. */
-struct pool *pool_start(struct pool_job *jobs, size_t n, unsigned threads, size_t window);
+/* Starts `threads` workers (at least 1) over the jobs of `source`. Returns NULL when out
+ * of memory or threads cannot start. */
+struct pool *pool_start(pool_source_fn source, void *ctx, unsigned threads, size_t window);
 
-/* Waits for the next job in order and returns it, or NULL after the last one. The job
- * stays valid until pool_free(); take `doc` if you keep it (set it to NULL). */
-struct pool_job *pool_next(struct pool *p);
+/* Waits for the next job in order and moves it into *out (you own out->path and out->doc:
+ * pool_job_clear()). Returns 1, 0 after the last job, or the source's negative EM_E*. */
+int pool_next(struct pool *p, struct pool_job *out);
 
-/* Number of jobs returned by pool_next() so far. */
+/* Frees a job's path and document and zeroes it. */
+void pool_job_clear(struct pool_job *j);
+
+/* Number of jobs handed over by pool_next() so far. */
 size_t pool_done(const struct pool *p);
 
-/* Stops the workers (after their current job) and frees documents not taken. */
+/* Stops the workers (after their current job) and frees the jobs not handed over. Call
+ * it before freeing what the source reads. */
 void pool_free(struct pool *p);
+
+/* A source over a fixed array of jobs (only path and kind are read; paths are copied as
+ * they are handed out; rel_off is 0). */
+struct pool_array {
+    const struct pool_job *jobs;
+    size_t n, next;
+};
+int pool_array_source(void *ctx, struct pool_job *job);
 
 #endif

@@ -1,15 +1,22 @@
 /* em-agent scan DIR: parse a session or visit once and print its final entities as the
  * event stream of DESIGN §5.
  *
- * Files are parsed on worker threads (pool.h) and consumed here in a fixed order:
- * sessions, atlases, then each session's grid squares in ascending id, each square's
- * files in the order .dm, square images, foil-hole images, micrographs. A square's
- * entities are emitted as soon as its files are consumed and its documents freed, so
- * memory holds one square at a time however large the session is.
+ * Two passes, so that memory does not grow with the number of files:
+ *   1. The layout walk lists every directory once and keeps only what is small: the
+ *      session directories, the atlases, and per grid square its .dm and the directories
+ *      that hold its images (never a path per image).
+ *   2. Files are parsed on worker threads (pool.h) in a fixed order: sessions, atlases,
+ *      then each session's grid squares in ascending id, each square's files in the order
+ *      .dm, square images, foil-hole images, micrographs. A square's image directories are
+ *      listed again only when its files are due, so at most one window of squares is held.
+ *      A square's entities are emitted as soon as its files are consumed and its documents
+ *      freed.
  */
 #include "scan.h"
 
 #include <errno.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,12 +26,452 @@
 #include "em_error.h"
 #include "entity.h"
 #include "epu.h"
+#include "epu_layout.h"
 #include "event.h"
 #include "log.h"
 #include "pool.h"
 #include "tree.h"
 
 #define SCAN_WINDOW 128
+#define SCAN_MAX_DEPTH 24
+
+/* ---- pass 1: the layout ---------------------------------------------------------------- */
+
+struct lay_square {
+    int64_t gridsquare_id;
+    char *metadata; /* Metadata/GridSquare_<gs>.dm relative to the root, or NULL */
+    uint32_t *dirs; /* directories holding its images (indexes into layout.dirs) */
+    uint32_t ndirs, dirs_cap;
+};
+
+struct lay_session {
+    char *dir;                  /* relative to the root; "." for the root itself */
+    char *epu_dm;               /* <dir>/EpuSession.dm, or NULL (aborted session) */
+    struct lay_square *squares; /* ascending id after the walk */
+    size_t nsquares, squares_cap;
+    size_t files; /* its EPU files besides EpuSession.dm */
+};
+
+struct layout {
+    const char *root;
+    struct lay_session *sessions; /* in walk order */
+    size_t nsessions, sessions_cap;
+    struct strvec atlases;
+    struct strvec dirs; /* directories holding square images, relative to the root */
+    size_t files, dirs_walked, dirs_failed, unplaced;
+};
+
+static char *rel_join(const char *dir, const char *name)
+{
+    if (strcmp(dir, ".") == 0 || dir[0] == '\0')
+        return strdup(name);
+    return fsio_join(dir, name);
+}
+
+static char *abs_of(const char *root, const char *rel)
+{
+    return strcmp(rel, ".") == 0 ? strdup(root) : fsio_join(root, rel);
+}
+
+/* The session of directory rel[0..len) ("." when len is 0), made when new. */
+static struct lay_session *session_get(struct layout *L, const char *rel, size_t len)
+{
+    const char *dir = len ? rel : ".";
+    size_t n = len ? len : 1;
+    /* Files of one session arrive together, so the newest session is the likely one. */
+    for (size_t i = L->nsessions; i-- > 0;) {
+        const char *d = L->sessions[i].dir;
+        if (strlen(d) == n && strncmp(d, dir, n) == 0)
+            return &L->sessions[i];
+    }
+    if (L->nsessions == L->sessions_cap) {
+        size_t cap = L->sessions_cap ? L->sessions_cap * 2 : 4;
+        struct lay_session *v = realloc(L->sessions, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        L->sessions = v;
+        L->sessions_cap = cap;
+    }
+    struct lay_session *s = &L->sessions[L->nsessions];
+    memset(s, 0, sizeof(*s));
+    if (!(s->dir = strndup(dir, n)))
+        return NULL;
+    L->nsessions++;
+    return s;
+}
+
+static struct lay_square *square_get(struct lay_session *s, int64_t gs)
+{
+    for (size_t i = s->nsquares; i-- > 0;)
+        if (s->squares[i].gridsquare_id == gs)
+            return &s->squares[i];
+    if (s->nsquares == s->squares_cap) {
+        size_t cap = s->squares_cap ? s->squares_cap * 2 : 16;
+        struct lay_square *v = realloc(s->squares, cap * sizeof(*v));
+        if (!v)
+            return NULL;
+        s->squares = v;
+        s->squares_cap = cap;
+    }
+    struct lay_square *q = &s->squares[s->nsquares++];
+    memset(q, 0, sizeof(*q));
+    q->gridsquare_id = gs;
+    return q;
+}
+
+/* Notes the file `rel` found in the directory `dir` (whose index in L->dirs is *dir_index,
+ * or -1 until an image there needs it). */
+static int lay_place(struct layout *L, const char *rel, const char *dir, int64_t *dir_index)
+{
+    struct epu_place pl;
+    epu_layout_place(rel, &pl);
+    if (pl.unplaced) {
+        L->unplaced++;
+        return 0;
+    }
+    if (pl.kind == EPU_KIND_ATLAS)
+        return strvec_push(&L->atlases, rel);
+    if (pl.kind == EPU_KIND_NONE)
+        return 0;
+    struct lay_session *s = session_get(L, rel, pl.session_len);
+    if (!s)
+        return -EM_ENOMEM;
+    if (pl.kind == EPU_KIND_SESSION) {
+        if (!s->epu_dm && !(s->epu_dm = strdup(rel)))
+            return -EM_ENOMEM;
+        return 0;
+    }
+    struct lay_square *q = square_get(s, pl.gridsquare_id);
+    if (!q)
+        return -EM_ENOMEM;
+    s->files++;
+    if (pl.kind == EPU_KIND_GRIDSQUARE_METADATA) {
+        if (!q->metadata && !(q->metadata = strdup(rel)))
+            return -EM_ENOMEM;
+        return 0;
+    }
+    if (*dir_index < 0) {
+        if (L->dirs.n >= UINT32_MAX || strvec_push(&L->dirs, dir) < 0)
+            return -EM_ENOMEM;
+        *dir_index = (int64_t)L->dirs.n - 1;
+    }
+    if (q->ndirs > 0 && q->dirs[q->ndirs - 1] == (uint32_t)*dir_index)
+        return 0;
+    if (q->ndirs == q->dirs_cap) {
+        uint32_t cap = q->dirs_cap ? q->dirs_cap * 2 : 4;
+        uint32_t *v = realloc(q->dirs, cap * sizeof(*v));
+        if (!v)
+            return -EM_ENOMEM;
+        q->dirs = v;
+        q->dirs_cap = cap;
+    }
+    q->dirs[q->ndirs++] = (uint32_t)*dir_index;
+    return 0;
+}
+
+/* The directories on the way down, by identity: a directory that is its own ancestor (a
+ * bind mount of a tree into itself) is not walked again, so a walk always ends. */
+struct ancestry {
+    uint64_t dev[SCAN_MAX_DEPTH], ino[SCAN_MAX_DEPTH];
+};
+
+static int lay_walk(struct layout *L, const char *rel, unsigned depth, struct ancestry *up)
+{
+    char *abs = abs_of(L->root, rel);
+    if (!abs)
+        return -EM_ENOMEM;
+    struct fsio_stat dst;
+    if (fsio_stat(abs, &dst) == 0 && fsio_dir_seen_above(up->dev, up->ino, depth, &dst)) {
+        em_log(EM_LOG_WARN,
+               "%s: the same directory as one above it (a bind mount?): not walked again", rel);
+        free(abs);
+        return 0;
+    }
+    struct fsio_entry *e;
+    size_t n;
+    int rc = fsio_list(abs, &e, &n);
+    free(abs);
+    if (rc < 0) {
+        if (depth == 0)
+            return rc;
+        em_log(EM_LOG_WARN, "%s: cannot list the directory: %s (skipped)", rel, em_strerror(rc));
+        L->dirs_failed++;
+        return 0;
+    }
+    L->dirs_walked++;
+    int64_t dir_index = -1;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        char *child = rel_join(rel, e[i].name);
+        if (!child) {
+            rc = -EM_ENOMEM;
+            break;
+        }
+        if (e[i].type == FSIO_DIR) {
+            bool metadata;
+            if (epu_layout_session_marker(e[i].name, &metadata) &&
+                !session_get(L, rel, strcmp(rel, ".") == 0 ? 0 : strlen(rel)))
+                rc = -EM_ENOMEM;
+            if (rc == 0 && depth + 1 < SCAN_MAX_DEPTH)
+                rc = lay_walk(L, child, depth + 1, up);
+            else if (rc == 0)
+                em_log(EM_LOG_WARN, "%s: deeper than %d levels (not walked)", child,
+                       SCAN_MAX_DEPTH);
+        } else if (e[i].type == FSIO_FILE) {
+            L->files++;
+            rc = lay_place(L, child, rel, &dir_index);
+        }
+        free(child);
+    }
+    fsio_entries_free(e, n);
+    return rc;
+}
+
+static int cmp_square(const void *a, const void *b)
+{
+    int64_t x = ((const struct lay_square *)a)->gridsquare_id;
+    int64_t y = ((const struct lay_square *)b)->gridsquare_id;
+    return (x > y) - (x < y);
+}
+
+static void layout_free(struct layout *L)
+{
+    for (size_t i = 0; i < L->nsessions; i++) {
+        struct lay_session *s = &L->sessions[i];
+        for (size_t j = 0; j < s->nsquares; j++) {
+            free(s->squares[j].metadata);
+            free(s->squares[j].dirs);
+        }
+        free(s->squares);
+        free(s->dir);
+        free(s->epu_dm);
+    }
+    free(L->sessions);
+    strvec_free(&L->atlases);
+    strvec_free(&L->dirs);
+    memset(L, 0, sizeof(*L));
+}
+
+static int layout_walk(const char *root, struct layout *L)
+{
+    memset(L, 0, sizeof(*L));
+    L->root = root;
+    struct fsio_stat st;
+    int rc = fsio_stat(root, &st);
+    if (rc < 0)
+        return rc;
+    if (st.type != FSIO_DIR)
+        return -EM_ENOENT;
+    struct ancestry up;
+    memset(&up, 0, sizeof(up));
+    rc = lay_walk(L, ".", 0, &up);
+    if (rc < 0) {
+        layout_free(L);
+        return rc;
+    }
+    for (size_t i = 0; i < L->nsessions; i++)
+        if (L->sessions[i].nsquares > 1)
+            qsort(L->sessions[i].squares, L->sessions[i].nsquares, sizeof(struct lay_square),
+                  cmp_square);
+    return 0;
+}
+
+/* ---- pass 2: the jobs, produced as the window moves ------------------------------------ */
+
+/* One square's files, listed when they are due. The producer hands it to the consumer
+ * with the square's first job (a marker of kind EPU_KIND_NONE). Batches stay on the
+ * producer's list, oldest first; the consumer marks one done when it has taken all its
+ * files, and the producer frees done batches from the front of the list as it makes new
+ * ones (so at most about a window of squares is held). */
+struct batch {
+    size_t session, square;
+    struct strvec images, foilholes, micrographs;
+    size_t njobs; /* files after the marker: .dm, images, foil holes, micrographs */
+    atomic_bool done;
+    struct batch *next;
+};
+
+static void batch_free(struct batch *b)
+{
+    strvec_free(&b->images);
+    strvec_free(&b->foilholes);
+    strvec_free(&b->micrographs);
+    free(b);
+}
+
+struct producer {
+    const struct layout *L;
+    int stage; /* 0 sessions, 1 atlases, 2 squares */
+    size_t si, qi, ai;
+    struct batch *b;           /* the batch being handed out */
+    size_t bpos;               /* its next file */
+    struct batch *head, *tail; /* every batch not yet freed, oldest first */
+};
+
+static void batches_free(struct producer *p, bool all)
+{
+    while (p->head && (all || atomic_load(&p->head->done))) {
+        struct batch *b = p->head;
+        p->head = b->next;
+        batch_free(b);
+    }
+    if (!p->head)
+        p->tail = NULL;
+}
+
+/* Lists the directories of square `q` of session `s` and keeps that square's images. */
+static struct batch *batch_make(const struct layout *L, size_t si, size_t qi)
+{
+    const struct lay_session *s = &L->sessions[si];
+    const struct lay_square *q = &s->squares[qi];
+    struct batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    atomic_init(&b->done, false);
+    b->session = si;
+    b->square = qi;
+    int rc = 0;
+    for (uint32_t d = 0; d < q->ndirs && rc == 0; d++) {
+        const char *dir = L->dirs.v[q->dirs[d]];
+        char *abs = abs_of(L->root, dir);
+        struct fsio_entry *e = NULL;
+        size_t n = 0;
+        rc = abs ? fsio_list(abs, &e, &n) : -EM_ENOMEM;
+        free(abs);
+        if (rc < 0) {
+            if (rc != -EM_ENOMEM)
+                em_log(EM_LOG_WARN, "%s: cannot list the directory: %s (skipped)", dir,
+                       em_strerror(rc));
+            rc = rc == -EM_ENOMEM ? rc : 0;
+            continue;
+        }
+        for (size_t i = 0; i < n && rc == 0; i++) {
+            if (e[i].type != FSIO_FILE)
+                continue;
+            char *rel = rel_join(dir, e[i].name);
+            if (!rel) {
+                rc = -EM_ENOMEM;
+                break;
+            }
+            struct epu_place pl;
+            epu_layout_place(rel, &pl);
+            if (!pl.unplaced && pl.gridsquare_id == q->gridsquare_id &&
+                epu_layout_in_session(rel, &pl, s->dir)) {
+                if (pl.kind == EPU_KIND_GRIDSQUARE_IMAGE)
+                    rc = strvec_push(&b->images, rel);
+                else if (pl.kind == EPU_KIND_FOILHOLE_IMAGE)
+                    rc = strvec_push(&b->foilholes, rel);
+                else if (pl.kind == EPU_KIND_MICROGRAPH)
+                    rc = strvec_push(&b->micrographs, rel);
+            }
+            free(rel);
+        }
+        fsio_entries_free(e, n);
+    }
+    if (rc < 0) {
+        batch_free(b);
+        return NULL;
+    }
+    strvec_sort(&b->images);
+    strvec_sort(&b->foilholes);
+    strvec_sort(&b->micrographs);
+    b->njobs = (q->metadata ? 1 : 0) + b->images.n + b->foilholes.n + b->micrographs.n;
+    return b;
+}
+
+static int job_for(const struct layout *L, const char *rel, enum epu_kind kind, void *tag,
+                   struct pool_job *job)
+{
+    job->path = abs_of(L->root, rel);
+    if (!job->path)
+        return -EM_ENOMEM;
+    job->rel_off = strlen(job->path) - strlen(rel);
+    job->kind = kind;
+    job->tag = tag;
+    return 1;
+}
+
+/* The pool's source: the jobs in the order the consumer takes them. */
+static int produce(void *ctx, struct pool_job *job)
+{
+    struct producer *p = ctx;
+    const struct layout *L = p->L;
+    if (p->stage == 0) {
+        while (p->si < L->nsessions && !L->sessions[p->si].epu_dm)
+            p->si++;
+        if (p->si < L->nsessions) {
+            size_t i = p->si++;
+            return job_for(L, L->sessions[i].epu_dm, EPU_KIND_SESSION, NULL, job);
+        }
+        p->stage = 1;
+    }
+    if (p->stage == 1) {
+        if (p->ai < L->atlases.n) {
+            size_t i = p->ai++;
+            return job_for(L, L->atlases.v[i], EPU_KIND_ATLAS, NULL, job);
+        }
+        p->stage = 2;
+        p->si = p->qi = 0;
+    }
+    if (p->b) {
+        struct batch *b = p->b;
+        const struct lay_square *q = &L->sessions[b->session].squares[b->square];
+        size_t k = p->bpos++;
+        if (p->bpos == b->njobs)
+            p->b = NULL; /* the consumer frees it once it has taken this job */
+        if (q->metadata && k == 0)
+            return job_for(L, q->metadata, EPU_KIND_GRIDSQUARE_METADATA, b, job);
+        k -= q->metadata ? 1 : 0;
+        if (k < b->images.n)
+            return job_for(L, b->images.v[k], EPU_KIND_GRIDSQUARE_IMAGE, b, job);
+        k -= b->images.n;
+        if (k < b->foilholes.n)
+            return job_for(L, b->foilholes.v[k], EPU_KIND_FOILHOLE_IMAGE, b, job);
+        k -= b->foilholes.n;
+        return job_for(L, b->micrographs.v[k], EPU_KIND_MICROGRAPH, b, job);
+    }
+    for (;;) {
+        while (p->si < L->nsessions &&
+               (!L->sessions[p->si].epu_dm || p->qi >= L->sessions[p->si].nsquares)) {
+            p->si++;
+            p->qi = 0;
+        }
+        if (p->si >= L->nsessions)
+            return 0;
+        batches_free(p, false);
+        struct batch *b = batch_make(L, p->si, p->qi++);
+        if (!b)
+            return -EM_ENOMEM;
+        if (p->tail)
+            p->tail->next = b;
+        else
+            p->head = b;
+        p->tail = b;
+        job->kind = EPU_KIND_NONE;
+        job->tag = b;
+        if (b->njobs > 0) {
+            p->b = b;
+            p->bpos = 0;
+        }
+        return 1;
+    }
+}
+
+/* ---- the consumer: entities in order ---------------------------------------------------- */
+
+/* A parsed file taken from the pool. */
+struct taken {
+    struct epu_doc *doc; /* NULL when it failed */
+    struct fsio_stat stat;
+    char *path;      /* owned */
+    const char *rel; /* inside path */
+};
+
+static void taken_clear(struct taken *t)
+{
+    epu_doc_free(t->doc);
+    free(t->path);
+    memset(t, 0, sizeof(*t));
+}
 
 struct scan_atlas {
     char *rel;
@@ -33,7 +480,7 @@ struct scan_atlas {
 };
 
 struct scan_session {
-    struct tree_session *ts;
+    const struct lay_session *ls;
     struct epu_doc *doc; /* NULL when missing or unparseable */
     struct fsio_stat st;
     int atlas; /* index into atlases, or -1 */
@@ -44,96 +491,24 @@ struct scan_session {
 struct hole_image {
     int64_t foilhole_id;
     size_t order; /* position in name order: later is newer */
-    struct pool_job *job;
-    const char *rel;
+    struct taken t;
 };
 
 struct scan {
     const struct scan_options *opt;
-    struct tree tree;
+    struct layout layout;
     struct event_writer ev;
     struct scan_session *sessions;
     struct scan_atlas *atlases;
     size_t natlases, atlas_cap;
-    struct pool_job *jobs;
-    const char **rels; /* relative path of each job (owned by the tree) */
-    char **abs;        /* the path each job reads (owned here) */
-    size_t njobs, jobs_cap;
+    struct producer producer;
     struct pool *pool;
+    size_t total_jobs; /* files the layout walk found to parse (for progress) */
     /* statistics */
     size_t files_parsed, files_failed, files_skipped, bytes;
     size_t sessions_skipped;
     uint64_t started_ns, last_progress_ns;
 };
-
-static int add_job(struct scan *sc, const char *rel, enum epu_kind kind)
-{
-    if (sc->njobs == sc->jobs_cap) {
-        size_t cap = sc->jobs_cap ? sc->jobs_cap * 2 : 1024;
-        struct pool_job *j = realloc(sc->jobs, cap * sizeof(*j));
-        if (!j)
-            return -EM_ENOMEM;
-        sc->jobs = j;
-        const char **r = realloc(sc->rels, cap * sizeof(*r));
-        if (!r)
-            return -EM_ENOMEM;
-        sc->rels = r;
-        char **a = realloc(sc->abs, cap * sizeof(*a));
-        if (!a)
-            return -EM_ENOMEM;
-        sc->abs = a;
-        sc->jobs_cap = cap;
-    }
-    char *abs = tree_abs(&sc->tree, rel);
-    if (!abs)
-        return -EM_ENOMEM;
-    struct pool_job *j = &sc->jobs[sc->njobs];
-    memset(j, 0, sizeof(*j));
-    j->path = abs;
-    j->kind = kind;
-    sc->rels[sc->njobs] = rel;
-    sc->abs[sc->njobs] = abs;
-    sc->njobs++;
-    return 0;
-}
-
-static int build_jobs(struct scan *sc)
-{
-    struct tree *t = &sc->tree;
-    int rc = 0;
-    for (size_t i = 0; i < t->session_count && rc == 0; i++)
-        if (t->sessions[i].epu_dm)
-            rc = add_job(sc, t->sessions[i].epu_dm, EPU_KIND_SESSION);
-    for (size_t i = 0; i < t->atlases.n && rc == 0; i++)
-        rc = add_job(sc, t->atlases.v[i], EPU_KIND_ATLAS);
-    for (size_t i = 0; i < t->session_count && rc == 0; i++) {
-        struct tree_session *s = &t->sessions[i];
-        if (!s->epu_dm) {
-            size_t n = tree_session_files(s);
-            if (n) {
-                em_log(EM_LOG_WARN,
-                       "%s: no EpuSession.dm (aborted session?): its %zu files have no "
-                       "session id and are not emitted",
-                       s->dir, n);
-                sc->files_skipped += n;
-                sc->sessions_skipped++;
-            }
-            continue;
-        }
-        for (size_t j = 0; j < s->square_count && rc == 0; j++) {
-            struct tree_square *q = &s->squares[j];
-            if (q->metadata)
-                rc = add_job(sc, q->metadata, EPU_KIND_GRIDSQUARE_METADATA);
-            for (size_t k = 0; k < q->images.n && rc == 0; k++)
-                rc = add_job(sc, q->images.v[k], EPU_KIND_GRIDSQUARE_IMAGE);
-            for (size_t k = 0; k < q->foilholes.n && rc == 0; k++)
-                rc = add_job(sc, q->foilholes.v[k], EPU_KIND_FOILHOLE_IMAGE);
-            for (size_t k = 0; k < q->micrographs.n && rc == 0; k++)
-                rc = add_job(sc, q->micrographs.v[k], EPU_KIND_MICROGRAPH);
-        }
-    }
-    return rc;
-}
 
 static void progress(struct scan *sc, bool final)
 {
@@ -144,39 +519,52 @@ static void progress(struct scan *sc, bool final)
         return;
     sc->last_progress_ns = now;
     double secs = (double)(now - sc->started_ns) / 1e9;
-    size_t done = pool_done(sc->pool);
+    size_t done = sc->files_parsed + sc->files_failed;
     if (final)
         fprintf(stderr, "\r\033[K");
     else
-        fprintf(stderr, "\rscan: %zu/%zu files (%3.0f%%), %.0f files/s ", done, sc->njobs,
-                sc->njobs ? 100.0 * (double)done / (double)sc->njobs : 100.0,
+        fprintf(stderr, "\rscan: %zu/%zu files (%3.0f%%), %.0f files/s ", done, sc->total_jobs,
+                sc->total_jobs ? 100.0 * (double)done / (double)sc->total_jobs : 100.0,
                 secs > 0 ? (double)done / secs : 0.0);
     fflush(stderr);
 }
 
-/* Takes the next job and reports its failure. Returns the job; its doc is NULL on
- * failure. */
-static struct pool_job *next_job(struct scan *sc, const char **rel)
+/* Takes the next job (a file, or a square's marker when `marker`) and reports its failure.
+ * Returns 1, or a negative EM_E* (the source failed, or the jobs ran out early). */
+static int next_job(struct scan *sc, struct taken *t, struct batch **marker)
 {
-    size_t i = pool_done(sc->pool);
-    struct pool_job *j = pool_next(sc->pool);
-    if (!j)
-        return NULL;
-    *rel = sc->rels[i];
-    if ((i & 255) == 0)
+    struct pool_job j;
+    if (t)
+        memset(t, 0, sizeof(*t));
+    int rc = pool_next(sc->pool, &j);
+    if (rc <= 0)
+        return rc < 0 ? rc : -EM_ESTATE;
+    if (marker) {
+        if (j.kind != EPU_KIND_NONE) {
+            pool_job_clear(&j);
+            return -EM_ESTATE;
+        }
+        *marker = j.tag;
+        return 1;
+    }
+    t->path = j.path;
+    t->rel = j.path + j.rel_off;
+    t->stat = j.stat;
+    if ((pool_done(sc->pool) & 255) == 0)
         progress(sc, false);
-    if (j->rc == 0) {
+    if (j.rc == 0) {
         sc->files_parsed++;
-        sc->bytes += j->bytes;
+        sc->bytes += j.bytes;
+        t->doc = j.doc;
     } else {
         sc->files_failed++;
-        if (j->read_failed)
-            em_log(EM_LOG_WARN, "%s: cannot read: %s", *rel, em_strerror(j->rc));
+        if (j.read_failed)
+            em_log(EM_LOG_WARN, "%s: cannot read: %s", t->rel, em_strerror(j.rc));
         else
-            em_log(EM_LOG_WARN, "%s:%ld: %s", *rel, j->diag.line > 0 ? j->diag.line : 1,
-                   j->diag.reason);
+            em_log(EM_LOG_WARN, "%s:%ld: %s", t->rel, j.diag.line > 0 ? j.diag.line : 1,
+                   j.diag.reason);
     }
-    return j;
+    return 1;
 }
 
 static int emit_atlas(struct scan *sc, struct scan_atlas *a)
@@ -189,24 +577,25 @@ static int emit_atlas(struct scan *sc, struct scan_atlas *a)
 static int emit_session(struct scan *sc, struct scan_session *s)
 {
     const struct epu_atlas *at = s->atlas >= 0 ? &sc->atlases[s->atlas].doc->u.atlas : NULL;
-    cJSON *data = entity_session_data(s->doc, s->ts->dir, at != NULL, at ? at->atlas_id.v : 0);
+    cJSON *data = entity_session_data(s->doc, s->ls->dir, at != NULL, at ? at->atlas_id.v : 0);
     cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, NULL, 0, NULL);
-    return event_emit(&sc->ev, WIRE_SESSION, key, data, s->ts->epu_dm, &s->st);
+    return event_emit(&sc->ev, WIRE_SESSION, key, data, s->ls->epu_dm, &s->st);
 }
 
 /* Resolves each session's atlas; parses atlases that lie outside the scanned tree. */
-static int link_atlases(struct scan *sc)
+static void link_atlases(struct scan *sc)
 {
-    for (size_t i = 0; i < sc->tree.session_count; i++) {
+    for (size_t i = 0; i < sc->layout.nsessions; i++) {
         struct scan_session *s = &sc->sessions[i];
         s->atlas = -1;
         if (!s->doc)
             continue;
         const struct epu_session *es = &s->doc->u.session;
-        char *rel = tree_find_atlas(&sc->tree, s->ts, es->atlas_path, es->storage_path);
+        char *rel =
+            tree_find_atlas_at(sc->layout.root, s->ls->dir, es->atlas_path, es->storage_path);
         if (!rel) {
             if (es->atlas_path)
-                em_log(EM_LOG_WARN, "%s: atlas %s not found", s->ts->epu_dm, es->atlas_path);
+                em_log(EM_LOG_WARN, "%s: atlas %s not found", s->ls->epu_dm, es->atlas_path);
             continue;
         }
         for (size_t k = 0; k < sc->natlases && s->atlas < 0; k++)
@@ -219,7 +608,7 @@ static int link_atlases(struct scan *sc)
         /* Outside the tree (scanning one grid dir of a visit): read it here. */
         struct fsio_buf buf = {0};
         struct scan_atlas a = {.rel = rel};
-        char *abs = tree_abs(&sc->tree, rel);
+        char *abs = abs_of(sc->layout.root, rel);
         struct epu_diag diag;
         int rc = abs ? fsio_stat(abs, &a.st) : -EM_ENOMEM;
         if (rc == 0)
@@ -239,7 +628,6 @@ static int link_atlases(struct scan *sc)
         s->atlas = (int)sc->natlases++;
         sc->files_parsed++;
     }
-    return 0;
 }
 
 static int cmp_i64(const void *a, const void *b)
@@ -255,8 +643,7 @@ struct square_work {
     const struct epu_atlas_square *node;
     int64_t atlas_id;
     bool has_atlas;
-    struct pool_job *meta, *image;
-    const char *meta_rel, *image_rel;
+    struct taken meta, image; /* doc NULL when none */
     struct hole_image *holes;
     size_t nholes, holes_cap;
     const struct epu_exposure **exposures; /* sorted by base_filename */
@@ -266,16 +653,18 @@ struct square_work {
 
 static int emit_square(struct scan *sc, struct square_work *w, const struct scan_session *s)
 {
-    const struct epu_gridsquare_metadata *g = w->meta ? &w->meta->doc->u.gridsquare : NULL;
+    const struct epu_gridsquare_metadata *g = w->meta.doc ? &w->meta.doc->u.gridsquare : NULL;
     cJSON *data = entity_square_data(
         w->session_id, w->gridsquare_id, w->has_atlas, w->atlas_id, w->in_session,
         w->node ? entity_atlas_node_part(w->node) : NULL, g ? entity_metadata_part(g) : NULL,
-        w->image
-            ? entity_image_part(&w->image->doc->u.image, EPU_KIND_GRIDSQUARE_IMAGE, w->image_rel)
+        w->image.doc
+            ? entity_image_part(&w->image.doc->u.image, EPU_KIND_GRIDSQUARE_IMAGE, w->image.rel)
             : NULL);
     cJSON *key = entity_key("session_id", w->session_id, "gridsquare_id", w->gridsquare_id, NULL);
-    const char *src = w->meta ? w->meta_rel : w->image ? w->image_rel : s->ts->epu_dm;
-    const struct fsio_stat *st = w->meta ? &w->meta->stat : w->image ? &w->image->stat : &s->st;
+    const char *src = w->meta.doc ? w->meta.rel : w->image.doc ? w->image.rel : s->ls->epu_dm;
+    const struct fsio_stat *st = w->meta.doc    ? &w->meta.stat
+                                 : w->image.doc ? &w->image.stat
+                                                : &s->st;
     return event_emit(&sc->ev, WIRE_GRIDSQUARE, key, data, src, st);
 }
 
@@ -284,10 +673,10 @@ static int emit_hole(struct scan *sc, struct square_work *w, int64_t fh,
 {
     cJSON *data = entity_hole_data(
         w->session_id, w->gridsquare_id, fh, target ? entity_target_part(target) : NULL,
-        img ? entity_image_part(&img->job->doc->u.image, EPU_KIND_FOILHOLE_IMAGE, img->rel) : NULL);
+        img ? entity_image_part(&img->t.doc->u.image, EPU_KIND_FOILHOLE_IMAGE, img->t.rel) : NULL);
     cJSON *key = entity_key("session_id", w->session_id, "foilhole_id", fh, NULL);
-    return event_emit(&sc->ev, WIRE_FOILHOLE, key, data, img ? img->rel : w->meta_rel,
-                      img ? &img->job->stat : &w->meta->stat);
+    return event_emit(&sc->ev, WIRE_FOILHOLE, key, data, img ? img->t.rel : w->meta.rel,
+                      img ? &img->t.stat : &w->meta.stat);
 }
 
 static int cmp_hole_image(const void *a, const void *b)
@@ -309,7 +698,7 @@ static int emit_square_and_holes(struct scan *sc, struct square_work *w,
         return rc;
     if (w->nholes > 1)
         qsort(w->holes, w->nholes, sizeof(*w->holes), cmp_hole_image);
-    const struct epu_gridsquare_metadata *g = w->meta ? &w->meta->doc->u.gridsquare : NULL;
+    const struct epu_gridsquare_metadata *g = w->meta.doc ? &w->meta.doc->u.gridsquare : NULL;
     size_t nt = g ? g->foilhole_count : 0, ti = 0, hi = 0;
     while (rc == 0 && (ti < nt || hi < w->nholes)) {
         int64_t t_id = ti < nt ? g->foilholes[ti].foilhole_id.v : INT64_MAX;
@@ -326,7 +715,7 @@ static int emit_square_and_holes(struct scan *sc, struct square_work *w,
 
 static int index_exposures(struct square_work *w)
 {
-    const struct epu_gridsquare_metadata *g = &w->meta->doc->u.gridsquare;
+    const struct epu_gridsquare_metadata *g = &w->meta.doc->u.gridsquare;
     w->exposures = malloc((g->exposure_count ? g->exposure_count : 1) * sizeof(*w->exposures));
     if (!w->exposures)
         return -EM_ENOMEM;
@@ -338,39 +727,45 @@ static int index_exposures(struct square_work *w)
     return 0;
 }
 
-static int emit_micrograph(struct scan *sc, struct square_work *w, struct pool_job *j,
-                           const char *rel)
+static int emit_micrograph(struct scan *sc, struct square_work *w, const struct taken *t)
 {
-    const struct epu_exposure *e = entity_find_exposure(w->exposures, w->nexposures, rel);
+    const struct epu_exposure *e = entity_find_exposure(w->exposures, w->nexposures, t->rel);
     cJSON *data =
-        entity_micrograph_data(j->doc, w->session_id, e != NULL, e ? e->exposure_id.v : 0);
+        entity_micrograph_data(t->doc, w->session_id, e != NULL, e ? e->exposure_id.v : 0);
     cJSON *key =
-        entity_key("session_id", w->session_id, "micrograph_uuid", 0, j->doc->u.image.image_uuid);
-    return event_emit(&sc->ev, WIRE_MICROGRAPH, key, data, rel, &j->stat);
+        entity_key("session_id", w->session_id, "micrograph_uuid", 0, t->doc->u.image.image_uuid);
+    return event_emit(&sc->ev, WIRE_MICROGRAPH, key, data, t->rel, &t->stat);
 }
 
 static void square_work_free(struct square_work *w)
 {
-    for (size_t i = 0; i < w->nholes; i++) {
-        epu_doc_free(w->holes[i].job->doc);
-        w->holes[i].job->doc = NULL;
-    }
+    for (size_t i = 0; i < w->nholes; i++)
+        taken_clear(&w->holes[i].t);
     free(w->holes);
     free(w->exposures);
-    if (w->meta) {
-        epu_doc_free(w->meta->doc);
-        w->meta->doc = NULL;
-    }
-    if (w->image) {
-        epu_doc_free(w->image->doc);
-        w->image->doc = NULL;
-    }
+    taken_clear(&w->meta);
+    taken_clear(&w->image);
 }
 
-/* Consumes the jobs of tree square `q` (NULL when the square has no files) and emits
+static int keep_hole(struct square_work *w, struct taken *t, size_t order)
+{
+    if (w->nholes == w->holes_cap) {
+        size_t cap = w->holes_cap ? w->holes_cap * 2 : 64;
+        struct hole_image *h = realloc(w->holes, cap * sizeof(*h));
+        if (!h)
+            return -EM_ENOMEM;
+        w->holes = h;
+        w->holes_cap = cap;
+    }
+    w->holes[w->nholes++] =
+        (struct hole_image){.foilhole_id = t->doc->u.image.foilhole_id.v, .order = order, .t = *t};
+    memset(t, 0, sizeof(*t));
+    return 0;
+}
+
+/* Consumes square `gs`'s files (when `has_files`: its marker, then its batch) and emits
  * the square, its holes and its micrographs. */
-static int do_square(struct scan *sc, struct scan_session *s, int64_t gs,
-                     const struct tree_square *q)
+static int do_square(struct scan *sc, struct scan_session *s, int64_t gs, bool has_files)
 {
     const struct epu_session *es = &s->doc->u.session;
     const struct epu_atlas *at = s->atlas >= 0 ? &sc->atlases[s->atlas].doc->u.atlas : NULL;
@@ -382,60 +777,54 @@ static int do_square(struct scan *sc, struct scan_session *s, int64_t gs,
         w.has_atlas = true;
         w.atlas_id = at->atlas_id.v;
     }
+    struct batch *b = NULL;
     int rc = 0;
-    size_t njobs = q ? (q->metadata ? 1 : 0) + q->images.n + q->foilholes.n + q->micrographs.n : 0;
-    size_t before_micrographs = q ? njobs - q->micrographs.n : 0;
+    if (has_files && (rc = next_job(sc, NULL, &b)) < 0)
+        return rc;
+    rc = 0;
+    size_t njobs = b ? b->njobs : 0;
+    size_t before_micrographs = b ? njobs - b->micrographs.n : 0;
     for (size_t i = 0; i < njobs; i++) {
-        const char *rel;
-        struct pool_job *j = next_job(sc, &rel);
-        if (!j)
-            return -EM_ESTATE;
-        if (i == before_micrographs && !w.emitted && (rc = emit_square_and_holes(sc, &w, s)) < 0)
+        struct taken t;
+        if ((rc = next_job(sc, &t, NULL)) < 0)
             break;
-        if (!j->doc)
-            continue;
-        switch (j->kind) {
-        case EPU_KIND_GRIDSQUARE_METADATA:
-            w.meta = j;
-            w.meta_rel = rel;
-            rc = index_exposures(&w);
-            break;
-        case EPU_KIND_GRIDSQUARE_IMAGE:
-            /* Names end in _<date>_<time> and come in name order: the last is newest. */
-            if (w.image)
-                epu_doc_free(w.image->doc), w.image->doc = NULL;
-            w.image = j;
-            w.image_rel = rel;
-            break;
-        case EPU_KIND_FOILHOLE_IMAGE:
-            if (w.nholes == w.holes_cap) {
-                size_t cap = w.holes_cap ? w.holes_cap * 2 : 64;
-                struct hole_image *h = realloc(w.holes, cap * sizeof(*h));
-                if (!h) {
-                    rc = -EM_ENOMEM;
-                    break;
-                }
-                w.holes = h;
-                w.holes_cap = cap;
-            }
-            w.holes[w.nholes] = (struct hole_image){
-                .foilhole_id = j->doc->u.image.foilhole_id.v, .order = i, .job = j, .rel = rel};
-            w.nholes++;
-            break;
-        case EPU_KIND_MICROGRAPH:
-            rc = emit_micrograph(sc, &w, j, rel);
-            epu_doc_free(j->doc);
-            j->doc = NULL;
-            break;
-        default:
+        rc = 0;
+        if (i == before_micrographs && !w.emitted && (rc = emit_square_and_holes(sc, &w, s)) < 0) {
+            taken_clear(&t);
             break;
         }
+        if (t.doc) {
+            switch (t.doc->kind) {
+            case EPU_KIND_GRIDSQUARE_METADATA:
+                w.meta = t;
+                memset(&t, 0, sizeof(t));
+                rc = index_exposures(&w);
+                break;
+            case EPU_KIND_GRIDSQUARE_IMAGE:
+                /* Names end in _<date>_<time> and come in name order: the last is newest. */
+                taken_clear(&w.image);
+                w.image = t;
+                memset(&t, 0, sizeof(t));
+                break;
+            case EPU_KIND_FOILHOLE_IMAGE:
+                rc = keep_hole(&w, &t, i);
+                break;
+            case EPU_KIND_MICROGRAPH:
+                rc = emit_micrograph(sc, &w, &t);
+                break;
+            default:
+                break;
+            }
+        }
+        taken_clear(&t);
         if (rc < 0)
             break;
     }
     if (rc == 0 && !w.emitted)
         rc = emit_square_and_holes(sc, &w, s);
     square_work_free(&w);
+    if (b)
+        atomic_store(&b->done, true);
     return rc;
 }
 
@@ -445,120 +834,144 @@ static int do_session(struct scan *sc, struct scan_session *s)
 {
     const struct epu_session *es = &s->doc->u.session;
     const struct epu_atlas *at = s->atlas >= 0 ? &sc->atlases[s->atlas].doc->u.atlas : NULL;
-    const struct tree_session *ts = s->ts;
+    const struct lay_session *ls = s->ls;
     size_t a = 0, b = 0, c = 0;
-    size_t na = es->gridsquare_count, nb = at ? at->gridsquare_count : 0, nc = ts->square_count;
+    size_t na = es->gridsquare_count, nb = at ? at->gridsquare_count : 0, nc = ls->nsquares;
     int rc = emit_session(sc, s);
     while (rc == 0 && (a < na || b < nb || c < nc)) {
         int64_t ga = a < na ? es->gridsquare_ids[a] : INT64_MAX;
         int64_t gb = b < nb ? at->gridsquares[b].gridsquare_id.v : INT64_MAX;
-        int64_t gc = c < nc ? ts->squares[c].gridsquare_id : INT64_MAX;
+        int64_t gc = c < nc ? ls->squares[c].gridsquare_id : INT64_MAX;
         int64_t gs = ga < gb ? ga : gb;
         gs = gc < gs ? gc : gs;
-        const struct tree_square *q = gc == gs ? &ts->squares[c] : NULL;
+        bool has_files = gc == gs;
         while (a < na && es->gridsquare_ids[a] == gs)
             a++;
         while (b < nb && at->gridsquares[b].gridsquare_id.v == gs)
             b++;
-        if (q)
+        if (has_files)
             c++;
-        rc = do_square(sc, s, gs, q);
+        rc = do_square(sc, s, gs, has_files);
     }
     return rc;
 }
 
-static int emit_aborted(struct scan *sc, const struct tree_session *ts)
+static int emit_aborted(struct scan *sc, const struct lay_session *ls)
 {
     cJSON *data;
-    cJSON *key = entity_aborted_key(ts->dir, &data);
+    cJSON *key = entity_aborted_key(ls->dir, &data);
     if (!key)
         return -EM_ENOMEM;
-    return event_emit(&sc->ev, WIRE_ABORTED_SESSION, key, data, ts->dir, NULL);
+    return event_emit(&sc->ev, WIRE_ABORTED_SESSION, key, data, ls->dir, NULL);
 }
 
 /* Consumes a session's square jobs without emitting (its EpuSession.dm failed). */
-static void skip_session(struct scan *sc, const struct tree_session *ts)
+static int skip_session(struct scan *sc, const struct lay_session *ls)
 {
-    for (size_t j = 0; j < ts->square_count; j++) {
-        const struct tree_square *q = &ts->squares[j];
-        size_t n = (q->metadata ? 1 : 0) + q->images.n + q->foilholes.n + q->micrographs.n;
-        for (size_t k = 0; k < n; k++) {
-            const char *rel;
-            struct pool_job *job = next_job(sc, &rel);
-            if (job) {
-                epu_doc_free(job->doc);
-                job->doc = NULL;
-            }
+    for (size_t j = 0; j < ls->nsquares; j++) {
+        struct batch *b = NULL;
+        int rc = next_job(sc, NULL, &b);
+        if (rc < 0)
+            return rc;
+        for (size_t k = 0; k < b->njobs && rc >= 0; k++) {
+            struct taken t;
+            rc = next_job(sc, &t, NULL);
+            taken_clear(&t);
             sc->files_skipped++;
         }
+        atomic_store(&b->done, true);
+        if (rc < 0)
+            return rc;
     }
+    return 0;
 }
 
 static int run(struct scan *sc)
 {
-    struct tree *t = &sc->tree;
-    int rc = build_jobs(sc);
-    if (rc < 0)
-        return rc;
-    sc->sessions = calloc(t->session_count ? t->session_count : 1, sizeof(*sc->sessions));
-    sc->atlas_cap = t->atlases.n + t->session_count;
+    struct layout *L = &sc->layout;
+    sc->sessions = calloc(L->nsessions ? L->nsessions : 1, sizeof(*sc->sessions));
+    sc->atlas_cap = L->atlases.n + L->nsessions;
     sc->atlases = calloc(sc->atlas_cap ? sc->atlas_cap : 1, sizeof(*sc->atlases));
     if (!sc->sessions || !sc->atlases)
         return -EM_ENOMEM;
-    sc->pool = pool_start(sc->jobs, sc->njobs, sc->opt->threads, SCAN_WINDOW);
+    sc->total_jobs = L->atlases.n;
+    for (size_t i = 0; i < L->nsessions; i++) {
+        const struct lay_session *ls = &L->sessions[i];
+        if (ls->epu_dm) {
+            sc->total_jobs += 1 + ls->files;
+        } else if (ls->files) {
+            em_log(EM_LOG_WARN,
+                   "%s: no EpuSession.dm (aborted session?): its %zu files have no "
+                   "session id and are not emitted",
+                   ls->dir, ls->files);
+            sc->files_skipped += ls->files;
+            sc->sessions_skipped++;
+        }
+    }
+    sc->producer.L = L;
+    sc->pool = pool_start(produce, &sc->producer, sc->opt->threads, SCAN_WINDOW);
     if (!sc->pool)
         return -EM_ENOMEM;
-    const char *rel;
-    for (size_t i = 0; i < t->session_count; i++) {
+    int rc = 0;
+    struct taken t;
+    for (size_t i = 0; i < L->nsessions && rc == 0; i++) {
         struct scan_session *s = &sc->sessions[i];
-        s->ts = &t->sessions[i];
+        s->ls = &L->sessions[i];
         s->atlas = -1;
-        if (!s->ts->epu_dm)
+        if (!s->ls->epu_dm)
             continue;
-        struct pool_job *j = next_job(sc, &rel);
-        s->doc = j->doc;
-        s->st = j->stat;
-        j->doc = NULL;
+        if ((rc = next_job(sc, &t, NULL)) < 0)
+            break;
+        rc = 0;
+        s->doc = t.doc;
+        s->st = t.stat;
+        t.doc = NULL;
+        taken_clear(&t);
     }
-    for (size_t i = 0; i < t->atlases.n; i++) {
-        struct pool_job *j = next_job(sc, &rel);
+    for (size_t i = 0; i < L->atlases.n && rc == 0; i++) {
+        if ((rc = next_job(sc, &t, NULL)) < 0)
+            break;
+        rc = 0;
         struct scan_atlas *a = &sc->atlases[sc->natlases++];
-        a->rel = strdup(rel);
+        a->rel = strdup(t.rel);
+        a->doc = t.doc;
+        a->st = t.stat;
+        t.doc = NULL;
+        taken_clear(&t);
         if (!a->rel)
-            return -EM_ENOMEM;
-        a->doc = j->doc;
-        a->st = j->stat;
-        j->doc = NULL;
+            rc = -EM_ENOMEM;
     }
+    if (rc < 0)
+        return rc;
     link_atlases(sc);
     for (size_t i = 0; i < sc->natlases && rc == 0; i++)
         if (sc->atlases[i].doc)
             rc = emit_atlas(sc, &sc->atlases[i]);
     /* A session id seen twice (a copied session dir) would give duplicate keys. */
-    for (size_t i = 0; i < t->session_count; i++) {
+    for (size_t i = 0; i < L->nsessions; i++) {
         struct scan_session *s = &sc->sessions[i];
         for (size_t k = 0; s->doc && k < i; k++) {
             if (sc->sessions[k].doc &&
                 sc->sessions[k].doc->u.session.session_id.v == s->doc->u.session.session_id.v) {
                 em_log(EM_LOG_WARN, "%s: session id %lld already seen in %s (skipped)",
-                       s->ts->epu_dm, (long long)s->doc->u.session.session_id.v,
-                       sc->sessions[k].ts->epu_dm);
+                       s->ls->epu_dm, (long long)s->doc->u.session.session_id.v,
+                       sc->sessions[k].ls->epu_dm);
                 epu_doc_free(s->doc);
                 s->doc = NULL;
                 s->dup = true;
             }
         }
     }
-    for (size_t i = 0; i < t->session_count && rc == 0; i++) {
+    for (size_t i = 0; i < L->nsessions && rc == 0; i++) {
         struct scan_session *s = &sc->sessions[i];
         if (s->doc)
             rc = do_session(sc, s);
-        else if (s->ts->epu_dm)
-            skip_session(sc, s->ts);
+        else if (s->ls->epu_dm)
+            rc = skip_session(sc, s->ls);
         /* EPU files but no usable EpuSession.dm: the directory is listed as aborted (not
          * a copy: that has an id, held by the directory earlier in the tree). */
-        if (rc == 0 && !s->doc && !s->dup && s->ts->square_count > 0)
-            rc = emit_aborted(sc, s->ts);
+        if (rc == 0 && !s->doc && !s->dup && s->ls->nsquares > 0)
+            rc = emit_aborted(sc, s->ls);
     }
     return rc < 0 ? rc : sc->ev.error;
 }
@@ -566,13 +979,9 @@ static int run(struct scan *sc)
 static void scan_free(struct scan *sc)
 {
     pool_free(sc->pool);
-    for (size_t i = 0; i < sc->njobs; i++)
-        free(sc->abs[i]);
-    free(sc->abs);
-    free(sc->jobs);
-    free(sc->rels);
+    batches_free(&sc->producer, true);
     if (sc->sessions)
-        for (size_t i = 0; i < sc->tree.session_count; i++)
+        for (size_t i = 0; i < sc->layout.nsessions; i++)
             epu_doc_free(sc->sessions[i].doc);
     free(sc->sessions);
     for (size_t i = 0; i < sc->natlases; i++) {
@@ -580,7 +989,7 @@ static void scan_free(struct scan *sc)
         free(sc->atlases[i].rel);
     }
     free(sc->atlases);
-    tree_free(&sc->tree);
+    layout_free(&sc->layout);
 }
 
 int scan_run(const struct scan_options *opt, struct scan_summary *sum)
@@ -588,7 +997,7 @@ int scan_run(const struct scan_options *opt, struct scan_summary *sum)
     struct scan sc = {.opt = opt};
     memset(sum, 0, sizeof(*sum));
     sc.started_ns = uv_hrtime();
-    int rc = tree_scan(opt->dir, &sc.tree);
+    int rc = layout_walk(opt->dir, &sc.layout);
     if (rc < 0)
         return rc;
     event_writer_init(&sc.ev, opt->out, opt->agent, 0);
@@ -598,13 +1007,13 @@ int scan_run(const struct scan_options *opt, struct scan_summary *sum)
     if (flush_failed && rc == 0)
         rc = em_from_errno(errno);
     sum->output_failed = rc < 0 && (sc.ev.error != 0 || flush_failed);
-    sum->files_walked = sc.tree.files;
-    sum->dirs_failed = sc.tree.dirs_failed;
+    sum->files_walked = sc.layout.files;
+    sum->dirs_failed = sc.layout.dirs_failed;
     sum->files_parsed = sc.files_parsed;
     sum->files_failed = sc.files_failed;
     sum->files_skipped = sc.files_skipped;
     sum->sessions_skipped = sc.sessions_skipped;
-    sum->unplaced = sc.tree.unplaced.n;
+    sum->unplaced = sc.layout.unplaced;
     sum->bytes = sc.bytes;
     memcpy(sum->events, sc.ev.count, sizeof(sum->events));
     sum->seconds = (double)(uv_hrtime() - sc.started_ns) / 1e9;

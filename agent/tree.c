@@ -8,6 +8,7 @@
 
 #include "em_error.h"
 #include "epu.h"
+#include "epu_layout.h"
 #include "fsio.h"
 #include "log.h"
 
@@ -153,37 +154,6 @@ static struct tree_square *square_get(struct tree_session *s, int64_t gs)
     return q;
 }
 
-/* Index of the path component that starts with "Images-Disc<digits>", or -1; also
- * stores where that component starts. */
-static const char *find_images_disc(const char *rel)
-{
-    const char *p = rel;
-    while (p && *p) {
-        if (strncmp(p, "Images-Disc", 11) == 0 && p[11] >= '0' && p[11] <= '9') {
-            const char *q = p + 11;
-            while (*q >= '0' && *q <= '9')
-                q++;
-            if (*q == '/' || *q == '\0')
-                return p;
-        }
-        p = strchr(p, '/');
-        if (p)
-            p++;
-    }
-    return NULL;
-}
-
-/* The session directory of an image manifest: the part before Images-Disc<N>. */
-static char *session_dir_of_image(const char *rel)
-{
-    const char *disc = find_images_disc(rel);
-    if (!disc)
-        return NULL;
-    if (disc == rel)
-        return strdup(".");
-    return strndup(rel, (size_t)(disc - rel - 1));
-}
-
 static bool ends_with(const char *s, const char *suffix)
 {
     size_t a = strlen(s), b = strlen(suffix);
@@ -193,42 +163,15 @@ static bool ends_with(const char *s, const char *suffix)
 int tree_locate(const char *rel, struct tree_loc *loc)
 {
     memset(loc, 0, sizeof(*loc));
-    loc->kind = epu_classify_path(rel);
-    switch (loc->kind) {
-    case EPU_KIND_SESSION:
-        loc->session_dir = rel_dirname(rel);
-        return loc->session_dir ? 0 : -EM_ENOMEM;
-    case EPU_KIND_ATLAS:
+    struct epu_place pl;
+    epu_layout_place(rel, &pl);
+    loc->kind = pl.kind;
+    loc->unplaced = pl.unplaced;
+    loc->gridsquare_id = pl.gridsquare_id;
+    if (!pl.has_session)
         return 0;
-    case EPU_KIND_GRIDSQUARE_METADATA: {
-        char *mdir = rel_dirname(rel);
-        if (!mdir)
-            return -EM_ENOMEM;
-        const char *last = strrchr(mdir, '/');
-        bool in_metadata = strcmp(last ? last + 1 : mdir, "Metadata") == 0;
-        const char *base = strrchr(rel, '/');
-        base = base ? base + 1 : rel;
-        if (!in_metadata || sscanf(base, "GridSquare_%" SCNd64, &loc->gridsquare_id) != 1) {
-            free(mdir);
-            loc->unplaced = true;
-            return 0;
-        }
-        loc->session_dir = rel_dirname(mdir);
-        free(mdir);
-        return loc->session_dir ? 0 : -EM_ENOMEM;
-    }
-    case EPU_KIND_GRIDSQUARE_IMAGE:
-    case EPU_KIND_FOILHOLE_IMAGE:
-    case EPU_KIND_MICROGRAPH:
-        if (!find_images_disc(rel) || !epu_name_gridsquare_dir(rel, &loc->gridsquare_id)) {
-            loc->unplaced = true;
-            return 0;
-        }
-        loc->session_dir = session_dir_of_image(rel);
-        return loc->session_dir ? 0 : -EM_ENOMEM;
-    default:
-        return 0;
-    }
+    loc->session_dir = pl.session_len ? strndup(rel, pl.session_len) : strdup(".");
+    return loc->session_dir ? 0 : -EM_ENOMEM;
 }
 
 static int place_file(struct tree *t, const char *rel)
@@ -269,9 +212,8 @@ static int place_file(struct tree *t, const char *rel)
 /* Notes directories that mark a session: Metadata/ and Images-Disc<N>/. */
 static int note_dir(struct tree *t, const char *rel, const char *name)
 {
-    bool metadata = strcmp(name, "Metadata") == 0;
-    bool disc = find_images_disc(name) == name;
-    if (!metadata && !disc)
+    bool metadata;
+    if (!epu_layout_session_marker(name, &metadata))
         return 0;
     char *dir = rel_dirname(rel);
     struct tree_session *s = dir ? session_get(t, dir) : NULL;

@@ -31,6 +31,7 @@
 #include "hmap.h"
 #include "cli_common.h"
 #include "journal.h"
+#include "jsonw.h"
 #include "log.h"
 #include "model.h"
 #include "outbox.h"
@@ -228,7 +229,7 @@ static int obuf_put(struct watch *w, const char *s, size_t n, uint64_t seq)
 /* The journal's name for an entity: a hash of its type and key. */
 static int key_hash(enum wire_type type, const cJSON *key, uint64_t *out)
 {
-    char *k = key ? cJSON_PrintUnformatted(key) : NULL;
+    char *k = key ? jsonw_print(key) : NULL;
     if (!k)
         return -EM_ENOMEM;
     struct hash64 h;
@@ -286,7 +287,7 @@ static int on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, cons
 {
     struct wroot *r = ctx;
     struct watch *w = r->w;
-    char *d = data ? cJSON_PrintUnformatted(data) : NULL;
+    char *d = data ? jsonw_print(data) : NULL;
     uint64_t kh;
     if (!d || key_hash(type, key, &kh) < 0) {
         cJSON_free(d);

@@ -45,7 +45,15 @@ int fsio_error(int err)
 
 #define from_uv fsio_error
 
+static void from_statbuf(const uv_stat_t *s, struct fsio_stat *st);
+
 int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err)
+{
+    return fsio_read_stat(path, max, b, NULL, uv_err);
+}
+
+int fsio_read_stat(const char *path, size_t max, struct fsio_buf *b, struct fsio_stat *st,
+                   int *uv_err)
 {
     uv_fs_t req;
     int rc = 0, err = 0;
@@ -57,8 +65,28 @@ int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err)
         rc = from_uv(fd);
         goto out;
     }
+    if (st) {
+        err = uv_fs_fstat(NULL, &req, fd, NULL);
+        if (err == 0)
+            from_statbuf(&req.statbuf, st);
+        uv_fs_req_cleanup(&req);
+        if (err < 0) {
+            rc = from_uv(err);
+            goto close;
+        }
+        /* Room for the whole file and the read that finds its end, in one allocation. */
+        if (st->type == FSIO_FILE && st->size < max && st->size + 1 > b->cap) {
+            char *p = realloc(b->data, (size_t)st->size + 4096);
+            if (!p) {
+                rc = -EM_ENOMEM;
+                goto close;
+            }
+            b->data = p;
+            b->cap = (size_t)st->size + 4096;
+        }
+    }
     for (;;) {
-        if (b->cap - b->len < 65536) {
+        if (b->cap - b->len < (st ? 1 : 65536)) {
             size_t cap = b->cap ? b->cap * 2 : 65536;
             if (cap > max + 65536)
                 cap = max + 65536;
@@ -206,15 +234,8 @@ int fsio_list(const char *path, struct fsio_entry **out, size_t *count)
     return 0;
 }
 
-static int stat_common(const char *path, struct fsio_stat *st, bool follow)
+static void from_statbuf(const uv_stat_t *s, struct fsio_stat *st)
 {
-    uv_fs_t req;
-    int rc = follow ? uv_fs_stat(NULL, &req, path, NULL) : uv_fs_lstat(NULL, &req, path, NULL);
-    if (rc < 0) {
-        uv_fs_req_cleanup(&req);
-        return from_uv(rc);
-    }
-    const uv_stat_t *s = &req.statbuf;
     st->type = (s->st_mode & S_IFMT) == S_IFDIR   ? FSIO_DIR
                : (s->st_mode & S_IFMT) == S_IFREG ? FSIO_FILE
                                                   : FSIO_OTHER;
@@ -223,6 +244,17 @@ static int stat_common(const char *path, struct fsio_stat *st, bool follow)
     st->mtime_nsec = (int32_t)s->st_mtim.tv_nsec;
     st->dev = s->st_dev;
     st->ino = s->st_ino;
+}
+
+static int stat_common(const char *path, struct fsio_stat *st, bool follow)
+{
+    uv_fs_t req;
+    int rc = follow ? uv_fs_stat(NULL, &req, path, NULL) : uv_fs_lstat(NULL, &req, path, NULL);
+    if (rc < 0) {
+        uv_fs_req_cleanup(&req);
+        return from_uv(rc);
+    }
+    from_statbuf(&req.statbuf, st);
     uv_fs_req_cleanup(&req);
     return 0;
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct fsio_stat;
+
 /* A reusable read buffer: its memory grows as needed and is kept between reads. */
 struct fsio_buf {
     char *data;
@@ -21,6 +23,11 @@ struct fsio_buf {
  * than `max` bytes fail with EM_ELIMIT. Returns 0, EM_ENOENT, EM_EIO or EM_ENOMEM; on
  * failure *uv_err (if not NULL) holds libuv's error code. */
 int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err);
+
+/* The same, and *st gets the file's size, times and identity from the open file (one
+ * path lookup instead of two, and the stat describes the bytes read). */
+int fsio_read_stat(const char *path, size_t max, struct fsio_buf *b, struct fsio_stat *st,
+                   int *uv_err);
 
 void fsio_buf_free(struct fsio_buf *b);
 
