@@ -8,7 +8,9 @@
  */
 #include "model.h"
 
+#include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -1382,4 +1384,374 @@ void model_free(struct model *m)
     hmap_free(&m->atlases_by_rel);
     free(m->root);
     free(m);
+}
+
+/* ---- snapshot: the model as it was at a clean stop (model.h) ---- */
+
+/* Fields are tab-separated and records one per line; a text that holds a tab or a line
+ * end cannot be written (the snapshot is then not made). */
+static bool plain(const char *s)
+{
+    return !s || strpbrk(s, "\t\n\r") == NULL;
+}
+
+static const char *or_dash(const char *s)
+{
+    return s ? s : "-";
+}
+
+static void put_st(FILE *f, const struct fsio_stat *st)
+{
+    fprintf(f, "\t%llu:%lld:%ld", (unsigned long long)st->size, (long long)st->mtime_sec,
+            (long)st->mtime_nsec);
+}
+
+struct save {
+    const struct model *m;
+    const struct m_session *s;
+    FILE *f;
+    bool bad;
+};
+
+static void save_square(union hmap_value *v, void *ctx)
+{
+    struct save *sv = ctx;
+    const struct m_square *q = v->p;
+    if (!plain(q->meta_rel) || !plain(q->image_rel) || !plain(q->meta_part) ||
+        !plain(q->image_part)) {
+        sv->bad = true;
+        return;
+    }
+    fprintf(sv->f, "Q\t%s\t%lld\t%s", sv->s->dir, (long long)q->gs, or_dash(q->meta_rel));
+    put_st(sv->f, &q->meta_st);
+    fprintf(sv->f, "\t%s", or_dash(q->image_rel));
+    put_st(sv->f, &q->image_st);
+    fputc('\t', sv->f);
+    for (size_t i = 0; i < q->nexp; i++)
+        fprintf(sv->f, "%s%llx:%lld", i ? "," : "", (unsigned long long)q->exp[i].name,
+                (long long)q->exp[i].exposure_id);
+    if (!q->nexp)
+        fputc('-', sv->f);
+    fprintf(sv->f, "\t%s\t%s\n", or_dash(q->meta_part), or_dash(q->image_part));
+}
+
+static void save_hole(union hmap_value *v, void *ctx)
+{
+    struct save *sv = ctx;
+    const struct m_hole *h = v->p;
+    const struct m_image *im = h->image;
+    if (!plain(h->target.state) || (im && (!plain(im->rel) || !plain(im->part)))) {
+        sv->bad = true;
+        return;
+    }
+    fprintf(sv->f, "H\t%s\t%lld\t%lld\t%d\t%u", sv->s->dir, (long long)h->fh, (long long)h->gs,
+            h->has_target ? 1 : 0, (unsigned)h->target.set);
+    for (int i = 0; i < 6; i++)
+        fprintf(sv->f, "\t%a", h->target.v[i]);
+    fprintf(sv->f, "\t%s\t%s", or_dash(h->target.state), im ? or_dash(im->rel) : "-");
+    struct fsio_stat none = {0};
+    put_st(sv->f, im ? &im->st : &none);
+    fprintf(sv->f, "\t%s\n", im ? or_dash(im->part) : "-");
+}
+
+static void save_micro(union hmap_value *v, void *ctx)
+{
+    struct save *sv = ctx;
+    const struct m_micro *mi = v->p;
+    if (!plain(mi->rel) || !plain(mi->uuid)) {
+        sv->bad = true;
+        return;
+    }
+    fprintf(sv->f, "M\t%s\t%lld\t%s\t%s\t%d\t%lld\n", sv->s->dir, (long long)mi->q->gs, mi->rel,
+            or_dash(mi->uuid), mi->has_exp ? 1 : 0, (long long)mi->exp);
+}
+
+int model_save(struct model *m, FILE *f)
+{
+    if (m->ndirty || m->dropped)
+        return -EM_ESTATE; /* only a flushed model that kept every part is worth keeping */
+    struct save sv = {.m = m, .f = f};
+    for (size_t i = 0; i < m->natlases; i++)
+        if (m->atlases[i]->doc) {
+            if (!plain(m->atlases[i]->rel))
+                return -EM_EINVAL;
+            fprintf(f, "A\t%s\n", m->atlases[i]->rel);
+        }
+    for (size_t i = 0; i < m->nsessions && !sv.bad; i++) {
+        struct m_session *s = m->sessions[i];
+        if (!plain(s->dir) || !plain(s->dm_rel) || s->overflowed)
+            return -EM_EINVAL;
+        unsigned flags = (s->dup ? 1u : 0) | (s->seen_id ? 2u : 0) | (s->has_files ? 4u : 0) |
+                         (s->aborted_out ? 8u : 0);
+        fprintf(f, "S\t%s\t%s\t%u\t%llu\t%llu\t%s\n", s->dir, s->doc ? or_dash(s->dm_rel) : "-",
+                flags, (unsigned long long)s->dev, (unsigned long long)s->ino,
+                s->atlas ? s->atlas->rel : "-");
+        sv.s = s;
+        hmap_each(&s->squares, save_square, &sv);
+        hmap_each(&s->holes, save_hole, &sv);
+        hmap_each(&s->micros, save_micro, &sv);
+    }
+    if (sv.bad)
+        return -EM_EINVAL;
+    fprintf(f, "E\n");
+    return ferror(f) ? -EM_EIO : 0;
+}
+
+/* Splits `line` at tabs into at most `max` fields; returns how many. */
+static size_t split_tabs(char *line, char **field, size_t max)
+{
+    size_t n = 0;
+    char *p = line;
+    while (n < max) {
+        field[n++] = p;
+        p = strchr(p, '\t');
+        if (!p)
+            break;
+        *p++ = '\0';
+    }
+    return n;
+}
+
+static const char *dash_null(const char *s)
+{
+    return strcmp(s, "-") == 0 ? NULL : s;
+}
+
+static bool parse_st(const char *s, struct fsio_stat *st)
+{
+    unsigned long long size;
+    long long sec;
+    long nsec;
+    char tail;
+    if (sscanf(s, "%llu:%lld:%ld%c", &size, &sec, &nsec, &tail) != 3)
+        return false;
+    memset(st, 0, sizeof(*st));
+    st->type = FSIO_FILE;
+    st->size = size;
+    st->mtime_sec = sec;
+    st->mtime_nsec = (int32_t)nsec;
+    return true;
+}
+
+static bool parse_ull(const char *s, unsigned long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoull(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0';
+}
+
+static bool parse_ll(const char *s, long long *out)
+{
+    char *end;
+    errno = 0;
+    *out = strtoll(s, &end, 10);
+    return errno == 0 && end != s && *end == '\0';
+}
+
+static struct m_session *restored_session(struct model *m, const char *dir)
+{
+    struct hmap_entry *e = hmap_find(&m->sessions_by_dir, hash64_str(dir), dir, session_dir_of);
+    return e ? e->v.p : NULL;
+}
+
+static int restore_atlas(struct model *m, char **fd, size_t n, const struct model_restore_cb *cb)
+{
+    if (n != 2)
+        return -EM_EMALFORMED;
+    struct fsio_stat st;
+    struct epu_doc *doc = cb->load(cb->ctx, fd[1], EPU_KIND_ATLAS, &st);
+    struct m_atlas *a = doc ? atlas_get(m, fd[1]) : NULL;
+    if (!a) {
+        epu_doc_free(doc);
+        return -EM_ESTATE;
+    }
+    epu_doc_free(a->doc);
+    a->doc = doc;
+    a->st = st;
+    return 0;
+}
+
+static int restore_session(struct model *m, char **fd, size_t n, const struct model_restore_cb *cb)
+{
+    long long flags;
+    unsigned long long dev, ino;
+    if (n != 7 || !parse_ll(fd[3], &flags) || !parse_ull(fd[4], &dev) || !parse_ull(fd[5], &ino))
+        return -EM_EMALFORMED;
+    struct m_session *s = session_get(m, fd[1]);
+    if (!s)
+        return -EM_ENOMEM;
+    const char *dm = dash_null(fd[2]);
+    if (dm) {
+        s->doc = cb->load(cb->ctx, dm, EPU_KIND_SESSION, &s->dm_st);
+        if (!s->doc || set_str(&s->dm_rel, dm) < 0)
+            return -EM_ESTATE;
+    }
+    s->dup = flags & 1;
+    s->seen_id = flags & 2;
+    s->has_files = flags & 4;
+    s->aborted_out = flags & 8;
+    s->dev = (uint64_t)dev;
+    s->ino = (uint64_t)ino;
+    const char *arel = dash_null(fd[6]);
+    if (arel) {
+        struct hmap_entry *e = hmap_find(&m->atlases_by_rel, hash64_str(arel), arel, atlas_rel_of);
+        if (!e)
+            return -EM_ESTATE;
+        s->atlas = e->v.p;
+    }
+    return 0;
+}
+
+static int restore_square(struct model *m, char **fd, size_t n)
+{
+    long long gs;
+    struct m_session *s = n == 10 ? restored_session(m, fd[1]) : NULL;
+    if (!s || !parse_ll(fd[2], &gs))
+        return -EM_EMALFORMED;
+    struct m_square *q = square_get(m, s, gs, NULL);
+    if (!q)
+        return -EM_ENOMEM;
+    if (!parse_st(fd[4], &q->meta_st) || !parse_st(fd[6], &q->image_st))
+        return -EM_EMALFORMED;
+    if (set_str(&q->meta_rel, dash_null(fd[3])) < 0 ||
+        set_str(&q->image_rel, dash_null(fd[5])) < 0 ||
+        set_str(&q->meta_part, dash_null(fd[8])) < 0 ||
+        set_str(&q->image_part, dash_null(fd[9])) < 0)
+        return -EM_ENOMEM;
+    if (strcmp(fd[7], "-") != 0) {
+        size_t cap = 1;
+        for (const char *p = fd[7]; *p; p++)
+            cap += *p == ',';
+        free(q->exp);
+        q->exp = malloc(cap * sizeof(*q->exp));
+        q->nexp = 0;
+        if (!q->exp)
+            return -EM_ENOMEM;
+        for (char *p = fd[7]; p && *p;) {
+            unsigned long long name;
+            long long id;
+            if (q->nexp == cap || sscanf(p, "%llx:%lld", &name, &id) != 2)
+                return -EM_EMALFORMED;
+            q->exp[q->nexp++] = (struct m_exposure){name, id};
+            p = strchr(p, ',');
+            if (p)
+                p++;
+        }
+    }
+    return 0;
+}
+
+static int restore_hole(struct model *m, char **fd, size_t n, const struct model_restore_cb *cb)
+{
+    long long fh, gs, has, set;
+    struct m_session *s = n == 16 ? restored_session(m, fd[1]) : NULL;
+    if (!s || !parse_ll(fd[2], &fh) || !parse_ll(fd[3], &gs) || !parse_ll(fd[4], &has) ||
+        !parse_ll(fd[5], &set))
+        return -EM_EMALFORMED;
+    struct m_hole *h = hole_get(m, s, fh, gs);
+    if (!h)
+        return -EM_ENOMEM;
+    memset(&h->target, 0, sizeof(h->target));
+    h->has_target = has != 0;
+    h->target.set = (uint16_t)set;
+    for (int i = 0; i < 6; i++)
+        h->target.v[i] = strtod(fd[6 + i], NULL);
+    const char *state = dash_null(fd[12]);
+    if (state && !(h->target.state = intern(m, state)))
+        return -EM_ENOMEM;
+    const char *irel = dash_null(fd[13]);
+    if (irel) {
+        const char *keep = m->cb.borrow_paths ? cb->path(cb->ctx, irel) : irel;
+        if (!keep)
+            return -EM_ESTATE;
+        if (!(h->image = calloc(1, sizeof(*h->image))) || set_path(m, &h->image->rel, keep) < 0 ||
+            set_str(&h->image->part, dash_null(fd[15])) < 0)
+            return -EM_ENOMEM;
+        if (!parse_st(fd[14], &h->image->st))
+            return -EM_EMALFORMED;
+    }
+    return 0;
+}
+
+static int restore_micro(struct model *m, char **fd, size_t n, const struct model_restore_cb *cb)
+{
+    long long gs, has, exp;
+    struct m_session *s = n == 7 ? restored_session(m, fd[1]) : NULL;
+    if (!s || !parse_ll(fd[2], &gs) || !parse_ll(fd[5], &has) || !parse_ll(fd[6], &exp))
+        return -EM_EMALFORMED;
+    struct m_square *q = square_get(m, s, gs, NULL);
+    const char *rel = m->cb.borrow_paths ? cb->path(cb->ctx, fd[3]) : fd[3];
+    if (!q || !rel)
+        return q ? -EM_ESTATE : -EM_ENOMEM;
+    int added;
+    struct hmap_entry *e = hmap_upsert(&s->micros, hash64_str(rel), rel, micro_rel_of, &added);
+    if (!e)
+        return -EM_ENOMEM;
+    if (!added)
+        return -EM_EMALFORMED;
+    struct m_micro *mi = calloc(1, sizeof(*mi));
+    if (!mi || set_path(m, &mi->rel, rel) < 0 ||
+        push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0) {
+        if (mi && !m->cb.borrow_paths)
+            free(mi->rel);
+        free(mi);
+        hmap_remove(&s->micros, e);
+        return -EM_ENOMEM;
+    }
+    e->v.p = mi;
+    mi->q = q;
+    mi->name = micro_name(rel);
+    mi->has_exp = has != 0;
+    mi->exp = exp;
+    m->nmicros++;
+    hold(m, s);
+    if (strcmp(fd[4], "-") != 0 && !(mi->uuid = strdup(fd[4])))
+        return -EM_ENOMEM;
+    return 0;
+}
+
+int model_restore(struct model *m, FILE *f, const struct model_restore_cb *cb)
+{
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    int rc = -EM_ETRUNCATED;
+    while ((len = getline(&line, &cap, f)) > 0) {
+        if (line[len - 1] != '\n') {
+            rc = -EM_ETRUNCATED;
+            break;
+        }
+        line[len - 1] = '\0';
+        char *fd[16];
+        size_t n = split_tabs(line, fd, 16);
+        char t = strlen(fd[0]) == 1 ? fd[0][0] : '?';
+        if (t == 'E') {
+            rc = n == 1 ? 0 : -EM_EMALFORMED;
+            break;
+        }
+        rc = t == 'A'   ? restore_atlas(m, fd, n, cb)
+             : t == 'S' ? restore_session(m, fd, n, cb)
+             : t == 'Q' ? restore_square(m, fd, n)
+             : t == 'H' ? restore_hole(m, fd, n, cb)
+             : t == 'M' ? restore_micro(m, fd, n, cb)
+                        : -EM_EMALFORMED;
+        if (rc < 0)
+            break;
+        rc = -EM_ETRUNCATED; /* until the end record */
+    }
+    free(line);
+    /* What was restored is what was emitted: nothing is due. */
+    for (size_t i = 0; i < m->ndirty; i++) {
+        const struct m_dirty *d = &m->dirty[i];
+        *(d->type == M_SQUARE ? &((struct m_square *)d->e)->dirty
+          : d->type == M_HOLE ? &((struct m_hole *)d->e)->dirty
+                              : &((struct m_micro *)d->e)->dirty) = false;
+    }
+    m->ndirty = 0;
+    for (size_t i = 0; i < m->nsessions; i++)
+        m->sessions[i]->dirty = false;
+    for (size_t i = 0; i < m->natlases; i++)
+        m->atlases[i]->dirty = false;
+    return rc;
 }

@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include <cjson/cJSON.h>
 
@@ -113,6 +114,29 @@ int model_flush(struct model *m);
 size_t model_dirty(const struct model *m);
 
 void model_stats(const struct model *m, struct model_stats *st);
+
+/* A snapshot of the model, so that a restart needs not read the tree again (DESIGN §6).
+ * model_save() writes every session, atlas, square, hole and micrograph part the model
+ * keeps, as text ending in an end record; it refuses (EM_ESTATE, EM_EINVAL) a model with
+ * entities still due or dropped parts, or names it cannot write. Documents are not
+ * written: session and atlas files are read again on restore (a few), through `load`. */
+int model_save(struct model *m, FILE *f);
+
+struct model_restore_cb {
+    /* The file `rel` parsed, when it is the version the snapshot was made from (the
+     * caller's journal knows); NULL otherwise, which makes the restore fail. */
+    struct epu_doc *(*load)(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st);
+    /* The caller's stable copy of `rel`, for a model that borrows paths; NULL when it has
+     * none (the restore fails). */
+    const char *(*path)(void *ctx, const char *rel);
+    void *ctx;
+};
+
+/* Fills a new, empty model from a snapshot written by model_save(). Returns 0, or a
+ * negative EM_E* (EM_ETRUNCATED, EM_EMALFORMED, EM_ESTATE for a file changed since, or
+ * EM_ENOMEM); on failure free the model and start a new one. Nothing is due afterwards:
+ * what was restored is what was emitted. */
+int model_restore(struct model *m, FILE *f, const struct model_restore_cb *cb);
 
 void model_free(struct model *m);
 

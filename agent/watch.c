@@ -54,6 +54,8 @@ struct wroot {
     struct model *model;
     uint64_t dev, ino; /* the directory first seen at `path` */
     bool lost;         /* gone, or replaced: reported, waiting for it */
+    bool restored;     /* the model came from the snapshot: files the journal has in the
+                          same version are not read again */
 };
 
 /* A file being fed to its parser as it grows. */
@@ -132,10 +134,12 @@ struct watch {
     /* statistics */
     uint64_t files_parsed, files_failed, files_waiting, bytes, events[WIRE_TYPE_COUNT],
         events_total;
+    uint64_t files_trusted; /* unchanged since the snapshot: not read */
     uint64_t last_summary_ns, last_summary_events;
     double lag_max_ms, lag_sum_ms;
     uint64_t lag_n;
-    bool failed; /* fail() was called: the run is stopping */
+    bool failed;      /* fail() was called: the run is stopping */
+    bool state_reset; /* the journal's entities were forgotten at start */
 };
 
 /* ---- output ---- */
@@ -665,6 +669,13 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     struct journal_file *f = journal_file_find(&w->j, path);
     if (!pt && f && f->seen && why != BY_FORCE && same_version(f, &st))
         return;
+    /* After a restore, the model already holds what this version of the file said. */
+    if (!pt && f && !f->seen && r->restored && why != BY_FORCE && same_version(f, &st) &&
+        f->state != JFILE_WAITING) {
+        f->seen = true;
+        w->files_trusted++;
+        return;
+    }
     if (pt && (st.size < pt->fed || !tail_intact(w, pt))) {
         partial_drop(w, pt);
         pt = NULL;
@@ -1411,6 +1422,7 @@ static int check_state(struct watch *w)
            "no change)",
            w->opt->state_dir, why);
     journal_forget(&w->j);
+    w->state_reset = true;
     int rc = 0;
     if (o->confirmed > j->loaded_seq || o->confirmed > o->in_segments)
         rc = outbox_forget_confirmed(&w->ob);
@@ -1501,6 +1513,111 @@ static void walk_close_cb(uv_handle_t *h, void *arg)
     (void)arg;
     if (!uv_is_closing(h))
         uv_close(h, NULL);
+}
+
+/* ---- the model snapshot (model.h): a restart that needs not read the tree again ---- */
+
+#define SNAPSHOT_MAGIC "em-agent model 1"
+
+static char *snapshot_path(const struct watch *w, const struct wroot *r, bool tmp)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "model-%016llx%s", (unsigned long long)hash64_str(r->path),
+             tmp ? ".tmp" : "");
+    return fsio_join(w->opt->state_dir, name);
+}
+
+static struct epu_doc *restore_load(void *ctx, const char *rel, enum epu_kind kind,
+                                    struct fsio_stat *st)
+{
+    struct wroot *r = ctx;
+    struct epu_doc *doc = on_load(ctx, rel, kind, st);
+    char *path = doc ? fsio_join(r->path, rel) : NULL;
+    const struct journal_file *f = path ? journal_file_find(&r->w->j, path) : NULL;
+    free(path);
+    /* A file under the root must be the version the journal has; one outside it (an atlas
+     * beside a watched session directory) is simply read. */
+    if (doc && strncmp(rel, "../", 3) != 0 &&
+        (!f || f->state != JFILE_DONE || !same_version(f, st))) {
+        epu_doc_free(doc);
+        doc = NULL;
+    }
+    return doc;
+}
+
+static const char *restore_path(void *ctx, const char *rel)
+{
+    struct wroot *r = ctx;
+    char *path = fsio_join(r->path, rel);
+    const struct journal_file *f = path ? journal_file_find(&r->w->j, path) : NULL;
+    free(path);
+    return f ? f->path + r->len + 1 : NULL;
+}
+
+/* Reads root `r`'s snapshot when it was written at the end of the run this journal ends
+ * with, and removes it at once: a run that fails later must not leave a stale one. */
+static void restore_model(struct watch *w, struct wroot *r)
+{
+    char *path = snapshot_path(w, r, false);
+    FILE *f = path ? fopen(path, "r") : NULL;
+    if (!f) {
+        free(path);
+        return;
+    }
+    remove(path);
+    char head[4096];
+    char want[4096];
+    snprintf(want, sizeof(want), "%s\t%s\t%s\t%llu\n", SNAPSHOT_MAGIC, w->opt->agent, r->path,
+             (unsigned long long)w->j.loaded_seq);
+    int rc = -EM_ESTATE;
+    const char *why = "it was written by another run";
+    if (fgets(head, sizeof(head), f) && strcmp(head, want) == 0) {
+        struct model_restore_cb cb = {restore_load, restore_path, r};
+        rc = model_restore(r->model, f, &cb);
+        why = rc == -EM_ESTATE ? "a session or atlas file changed since" : em_strerror(rc);
+    }
+    fclose(f);
+    if (rc == 0) {
+        r->restored = true;
+        em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
+    } else {
+        em_log(EM_LOG_INFO, "%s: snapshot %s not used (%s): reading the tree", r->path, path, why);
+        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan, r, true, true};
+        model_free(r->model);
+        r->model = model_new(r->path, &cb);
+        if (!r->model)
+            fail(w, 1, r->path, -EM_ENOMEM);
+    }
+    free(path);
+}
+
+/* Writes each root's snapshot at a clean end: to a temporary name, synced, then renamed. */
+static void save_models(struct watch *w)
+{
+    for (size_t i = 0; i < w->nroots; i++) {
+        struct wroot *r = &w->roots[i];
+        char *tmp = snapshot_path(w, r, true), *path = snapshot_path(w, r, false);
+        FILE *f = tmp && path ? fopen(tmp, "w") : NULL;
+        int rc = f ? 0 : -EM_EIO;
+        if (f) {
+            fprintf(f, "%s\t%s\t%s\t%llu\n", SNAPSHOT_MAGIC, w->opt->agent, r->path,
+                    (unsigned long long)w->j.last_seq);
+            rc = model_save(r->model, f);
+            if (fclose(f) != 0 && rc == 0)
+                rc = -EM_EIO;
+            if (rc == 0)
+                rc = fsio_sync_path(tmp);
+            if (rc == 0 && rename(tmp, path) != 0)
+                rc = em_from_errno(errno);
+            if (rc < 0)
+                remove(tmp);
+        }
+        if (rc < 0)
+            em_log(EM_LOG_WARN, "%s: no snapshot written (%s): the next start reads the tree",
+                   r->path, em_strerror(rc));
+        free(tmp);
+        free(path);
+    }
 }
 
 static int start(struct watch *w)
@@ -1627,6 +1744,9 @@ static int start(struct watch *w)
     uv_timer_init(&w->loop, &w->check_timer);
     w->last_summary_ns = uv_hrtime();
     uint64_t t0 = uv_hrtime();
+    if (!w->j.fresh && !o->from_start && !w->state_reset)
+        for (size_t i = 0; i < w->nroots && !w->failed; i++)
+            restore_model(w, &w->roots[i]);
     walk_all(w);
     if (w->status)
         return w->status;
@@ -1641,10 +1761,12 @@ static int start(struct watch *w)
         ms.held += one.held;
     }
     em_log(EM_LOG_INFO,
-           "initial walk: %llu files parsed in %.2f s; %zu sessions, %zu squares, %zu holes, "
-           "%zu micrographs (%zu waiting for a session file); %llu events; watching with %s",
-           (unsigned long long)w->files_parsed, (double)(uv_hrtime() - t0) / 1e9, ms.sessions,
-           ms.squares, ms.holes, ms.micrographs, ms.held, (unsigned long long)w->events_total,
+           "initial walk: %llu files parsed, %llu unchanged since the last run, in %.2f s; "
+           "%zu sessions, %zu squares, %zu holes, %zu micrographs (%zu waiting for a session "
+           "file); %llu events; watching with %s",
+           (unsigned long long)w->files_parsed, (unsigned long long)w->files_trusted,
+           (double)(uv_hrtime() - t0) / 1e9, ms.sessions, ms.squares, ms.holes, ms.micrographs,
+           ms.held, (unsigned long long)w->events_total,
            o->poll_s > 0 ? "polling" : watcher_backend());
     if (o->exit_idle) {
         stop(w);
@@ -1691,6 +1813,8 @@ int watch_run(const struct watch_options *opt)
     }
     if (w.status == 0 && commit_output(&w) < 0 && w.status == 0)
         w.status = 1;
+    if (w.status == 0 && !w.failed && w.j.path)
+        save_models(&w);
     if (w.pub) { /* a failed start: no drain */
         publisher_free(w.pub);
         w.pub = NULL;

@@ -309,3 +309,17 @@ int fsio_write_all(int fd, char *p, size_t n)
     }
     return 0;
 }
+
+int fsio_sync_path(const char *path)
+{
+    uv_fs_t req;
+    uv_file fd = uv_fs_open(NULL, &req, path, UV_FS_O_RDWR, 0, NULL);
+    uv_fs_req_cleanup(&req);
+    if (fd < 0)
+        return from_uv(fd);
+    int rc = uv_fs_fsync(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+    uv_fs_close(NULL, &req, fd, NULL);
+    uv_fs_req_cleanup(&req);
+    return rc < 0 ? from_uv(rc) : 0;
+}

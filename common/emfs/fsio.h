@@ -68,6 +68,9 @@ int fsio_lstat(const char *path, struct fsio_stat *st);
  * EM_EIO. */
 int fsio_write_all(int fd, char *p, size_t n);
 
+/* Makes the file `path` durable (fsync). Returns 0 or a negative EM_E*. */
+int fsio_sync_path(const char *path);
+
 /* For walks: whether the directory `st` is one of the `depth` directories above it, whose
  * devices and inodes are dev[0..depth) and ino[0..depth) (a tree bind-mounted into
  * itself). When not, records it at position `depth`. */

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # End-to-end tests of `em-agent watch` with real files, real timing and real processes.
 #
-#   tests/e2e/watch.sh EM_AGENT [CASE...]      cases: before midway after kill overflow
-#                                              poll ops (default: all)
+#   tests/e2e/watch.sh EM_AGENT [CASE...]      cases: before midway after kill restart
+#                                              overflow poll ops grow (default: all)
 #
 # A session is written into a temp dir the way EPU does (epu_writer.py: chunked writes,
 # torn and rewritten .dm files, holes before their .dm, an aborted session, a new
@@ -143,6 +143,72 @@ case_kill() { # SIGKILL at random points while EPU writes, restarted each time
         "$(grep -c 're-sending' "$TMP/kill.log") restarts re-sent events)"
 }
 
+case_restart() { # SIGTERM and restart while EPU writes: restarts resume from the snapshot
+    local d="$TMP/restart.d" n=${RESTARTS:-6}
+    mkdir -p "$d"
+    $WRITER "$SRC" "$d" --seed 5 --pace 0.01 --disc2-from 3 >/dev/null &
+    local wp=$!
+    for i in $(seq 1 "$n"); do
+        start_agent restart "$d" -v
+        sleep "0.$((RANDOM % 60 + 30))"
+        kill -TERM "$APID"
+        wait "$APID" || bad "restart: SIGTERM during the session gave exit $?"
+        sleep "0.$((RANDOM % 30 + 5))" # EPU writes on while the agent is down
+    done
+    wait "$wp" || bad "writer"
+    start_agent restart "$d" -v
+    finish restart "$d"
+    local restored
+    restored=$(grep -c 'state restored from' "$TMP/restart.log")
+    [ "$restored" -ge 1 ] && ok "restart: $restored of $((n + 1)) starts resumed from the snapshot" ||
+        bad "restart: no start used the snapshot"
+    # On the unchanged tree: nothing read, nothing emitted.
+    local before st="$TMP/restart.state"
+    before=$(wc -l <"$TMP/restart.jsonl")
+    once() { "$AGENT" watch --once -v --agent e2e --state-dir "$st" -o "$TMP/restart.jsonl" "$d" 2>&1; }
+    local log
+    log=$(once)
+    echo "$log" | grep -q 'initial walk: 0 files parsed, [1-9][0-9]* unchanged' &&
+        ok "restart: unchanged tree: no file read again" ||
+        bad "restart: unchanged tree read again: $(echo "$log" | grep 'initial walk')"
+    # A damaged snapshot, or a session file changed while stopped: the tree is read again.
+    local snap
+    snap=$(ls "$st"/model-* 2>/dev/null | head -1)
+    if [ -n "$snap" ]; then
+        head -c $(($(stat -c %s "$snap") / 2)) "$snap" >"$snap.cut" && mv "$snap.cut" "$snap"
+        log=$(once)
+        echo "$log" | grep -q 'not used (document is incomplete)' &&
+            ok "restart: a cut snapshot is not used" || bad "restart: cut snapshot: $log"
+    else
+        bad "restart: no snapshot written at the clean stop"
+    fi
+    touch "$(find "$d" -name EpuSession.dm | head -1)"
+    log=$(once)
+    echo "$log" | grep -q 'not used (a session or atlas file changed since)' &&
+        ok "restart: a session file changed while stopped: the tree is read" ||
+        bad "restart: changed session file: $(echo "$log" | grep -E 'snapshot|restored')"
+    [ "$(wc -l <"$TMP/restart.jsonl")" -eq "$before" ] &&
+        ok "restart: nothing emitted again by these restarts" ||
+        bad "restart: $(($(wc -l <"$TMP/restart.jsonl") - before)) events emitted again"
+    # A micrograph changed while stopped is merged with the restored state: its exposure id
+    # comes from its square's .dm, which this run does not read.
+    once >/dev/null # a clean run after the full read leaves a snapshot again
+    local mic
+    mic=$(find "$d" -path '*GridSquare_1001/Data/FoilHole_2001_Data_4001_1_20250101_102100.xml')
+    perl -0pi -e 's#<Defocus>[^<]*</Defocus>#<Defocus>-9.9E-06</Defocus>#' "$mic"
+    log=$(once)
+    echo "$log" | grep -q 'initial walk: 1 files parsed' &&
+        ok "restart: only the changed file is read" ||
+        bad "restart: changed file: $(echo "$log" | grep 'initial walk')"
+    "$AGENT" scan --agent e2e "$d" >"$TMP/restart.scan2" 2>/dev/null
+    [ "$(wc -l <"$TMP/restart.jsonl")" -eq $((before + 1)) ] &&
+        grep -c '"exposure_id":3001' <(tail -1 "$TMP/restart.jsonl") >/dev/null &&
+        ok "restart: one event, with the exposure id of the restored .dm" ||
+        bad "restart: after the change: $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | cut -c1-200)"
+    $FOLD compare "$TMP/restart.scan2" "$TMP/restart.jsonl" >/dev/null &&
+        ok "restart: final entities still equal scan" || bad "restart: final entities differ"
+}
+
 case_overflow() { # a tiny inotify queue forces overflows; rescans must lose nothing
     local q=/proc/sys/fs/inotify/max_queued_events
     if ! [ -w "$q" ]; then
@@ -263,7 +329,7 @@ PY
 }
 
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill overflow poll ops grow)
+[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill restart overflow poll ops grow)
 for c in "${cases[@]}"; do
     "case_$c"
 done
