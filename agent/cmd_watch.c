@@ -40,6 +40,8 @@ static const char watch_usage[] =
     "  --from-start           emit the current state of every entity again, with new seqs\n"
     "                         (stores take them as updates); without it a restart emits\n"
     "                         only what changed since the last run\n"
+    "  -j, --jobs N           parser threads for walks (default: the number of CPUs)\n"
+    "                         [jobs / EM_AGENT_JOBS]\n"
     "  --poll SECONDS         poll instead of change notifications (network shares)\n"
     "                         [poll / EM_AGENT_POLL]\n"
     "  --rescan SECONDS       also walk everything this often, as insurance; default 0 (off)\n"
@@ -121,6 +123,7 @@ enum opt_id {
     OPT_CHECK,
     OPT_EXIT_ON_ROOT_LOSS,
     OPT_INCOMPLETE_AFTER,
+    OPT_JOBS,
     OPT_COUNT
 };
 
@@ -149,6 +152,7 @@ static const struct {
     [OPT_CHECK] = {"check", false},
     [OPT_EXIT_ON_ROOT_LOSS] = {"exit-on-root-loss", true},
     [OPT_INCOMPLETE_AFTER] = {"incomplete-after", false},
+    [OPT_JOBS] = {"jobs", false},
 };
 
 #define MAX_DIRS 64
@@ -406,8 +410,8 @@ int cmd_watch(int argc, char **argv)
                 goto out;
             continue;
         }
-        const char *name = strcmp(a, "-o") == 0 ? "out" : a + 2;
-        if (strncmp(a, "--", 2) != 0 && strcmp(a, "-o") != 0) {
+        const char *name = strcmp(a, "-o") == 0 ? "out" : strcmp(a, "-j") == 0 ? "jobs" : a + 2;
+        if (strncmp(a, "--", 2) != 0 && strcmp(a, "-o") != 0 && strcmp(a, "-j") != 0) {
             fprintf(stderr, "em-agent: watch: unknown option '%s' (see --help)\n", a);
             goto out;
         }
@@ -516,6 +520,9 @@ int cmd_watch(int argc, char **argv)
         (val[OPT_RESCAN] && !parse_seconds("rescan", val[OPT_RESCAN], &o.rescan_s)) ||
         (val[OPT_SUMMARY] && !parse_seconds("summary", val[OPT_SUMMARY], &summary)) ||
         (val[OPT_SETTLE] && !parse_seconds("settle", val[OPT_SETTLE], &settle)))
+        goto out;
+    o.threads = uv_available_parallelism();
+    if (val[OPT_JOBS] && !cli_parse_jobs("watch", val[OPT_JOBS], &o.threads))
         goto out;
     if (val[OPT_POLL] && o.poll_s < 0.01) {
         fprintf(stderr, "em-agent: watch: --poll takes at least 0.01 seconds\n");

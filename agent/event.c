@@ -11,6 +11,7 @@
 #include "em_error.h"
 #include "em_utf8.h"
 #include "epu.h"
+#include "dynbuf.h"
 #include "jsonw.h"
 #include "log.h"
 
@@ -29,66 +30,108 @@ void event_default_agent(char *buf, size_t cap)
         snprintf(buf, cap, "em-agent");
 }
 
-/* `data` NULL with `deleted`: a delete carries "data": null. */
-static char *format(const char *agent, uint64_t seq, enum wire_type type, bool deleted, cJSON *key,
-                    cJSON *data, const char *source_path, const struct fsio_stat *st)
+#define ADD(lit) dynbuf_add(&b, lit, sizeof(lit) - 1)
+
+char *event_format_text(const char *agent, uint64_t seq, enum wire_type type, bool deleted,
+                        const char *key_json, const char *data_json, const char *source_path,
+                        const struct fsio_stat *st)
 {
-    char *line = NULL;
-    /* As digits: cJSON prints a double, and a seq such as 1796140584410960 would come out
-     * as 1.79614058441096e+15, which readers of the outbox and of --out do not take. */
+    if (!key_json || (!deleted && !data_json))
+        return NULL;
+    struct dynbuf b;
+    dynbuf_init(&b, (size_t)1 << 40);
+    /* As digits: a seq such as 1796140584410960 must not come out as 1.79614058441096e+15,
+     * which readers of the outbox and of --out do not take. */
     char seqs[24];
-    snprintf(seqs, sizeof(seqs), "%" PRIu64, seq);
-    cJSON *ev = cJSON_CreateObject();
-    if (!ev || !cJSON_AddNumberToObject(ev, "v", WIRE_VERSION) ||
-        !cJSON_AddRawToObject(ev, "seq", seqs) || !cJSON_AddStringToObject(ev, "agent", agent) ||
-        !cJSON_AddStringToObject(ev, "type", wire_type_name(type)) ||
-        !cJSON_AddStringToObject(ev, "op", wire_op_name(deleted ? WIRE_DELETE : WIRE_UPSERT))) {
-        cJSON_Delete(key);
-        cJSON_Delete(data);
-        goto out;
-    }
-    if (!key || !cJSON_AddItemToObject(ev, "key", key)) {
-        cJSON_Delete(key);
-        cJSON_Delete(data);
-        goto out;
-    }
-    if (deleted ? !cJSON_AddNullToObject(ev, "data")
-                : (!data || !cJSON_AddItemToObject(ev, "data", data))) {
-        cJSON_Delete(data);
-        goto out;
-    }
-    if (source_path) {
-        cJSON *src = cJSON_AddObjectToObject(ev, "source");
-        if (!src || !cJSON_AddStringToObject(src, "path", source_path))
-            goto out;
-        if (st) {
+    int n = snprintf(seqs, sizeof(seqs), "%" PRIu64, seq);
+    int rc = ADD("{\"v\":");
+    if (rc == 0)
+        rc = jsonw_double(&b, WIRE_VERSION);
+    if (rc == 0)
+        rc = ADD(",\"seq\":");
+    if (rc == 0)
+        rc = dynbuf_add(&b, seqs, (size_t)n);
+    if (rc == 0)
+        rc = ADD(",\"agent\":");
+    if (rc == 0)
+        rc = jsonw_string(&b, agent);
+    if (rc == 0)
+        rc = ADD(",\"type\":");
+    if (rc == 0)
+        rc = jsonw_string(&b, wire_type_name(type));
+    if (rc == 0)
+        rc = ADD(",\"op\":");
+    if (rc == 0)
+        rc = jsonw_string(&b, wire_op_name(deleted ? WIRE_DELETE : WIRE_UPSERT));
+    if (rc == 0)
+        rc = ADD(",\"key\":");
+    if (rc == 0)
+        rc = dynbuf_add(&b, key_json, strlen(key_json));
+    if (rc == 0)
+        rc = ADD(",\"data\":");
+    if (rc == 0)
+        rc = deleted ? ADD("null") : dynbuf_add(&b, data_json, strlen(data_json));
+    if (rc == 0 && source_path) {
+        rc = ADD(",\"source\":{\"path\":");
+        if (rc == 0)
+            rc = jsonw_string(&b, source_path);
+        if (rc == 0 && st) {
             struct epu_time t;
             epu_time_from_unix(st->mtime_sec, st->mtime_nsec, &t);
-            if (!cJSON_AddNumberToObject(src, "size", (double)st->size) ||
-                !cJSON_AddStringToObject(src, "mtime", t.s))
-                goto out;
+            rc = ADD(",\"size\":");
+            if (rc == 0)
+                rc = jsonw_double(&b, (double)st->size);
+            if (rc == 0)
+                rc = ADD(",\"mtime\":");
+            if (rc == 0)
+                rc = jsonw_string(&b, t.s);
         }
-    } else if (!cJSON_AddNullToObject(ev, "source")) {
-        goto out;
+        if (rc == 0)
+            rc = ADD("}");
+    } else if (rc == 0) {
+        rc = ADD(",\"source\":null");
     }
     uv_timeval64_t now;
     uv_gettimeofday(&now);
     struct epu_time t;
     epu_time_from_unix(now.tv_sec, now.tv_usec * 1000, &t);
-    if (cJSON_AddStringToObject(ev, "emitted_at", t.s))
-        line = jsonw_print(ev);
-    /* Paths are bytes: a name that is not UTF-8 is written the one documented way
-     * (em_utf8.h), so that every event line is valid UTF-8 JSON. */
-    size_t n = line ? strlen(line) : 0;
-    if (line && !em_utf8_valid(line, n)) {
-        char *esc = cJSON_malloc(4 * n + 2);
-        if (esc)
-            em_utf8_escape(line, n, esc, true);
-        cJSON_free(line);
-        line = esc;
+    if (rc == 0)
+        rc = ADD(",\"emitted_at\":");
+    if (rc == 0)
+        rc = jsonw_string(&b, t.s);
+    if (rc == 0)
+        rc = ADD("}");
+    char *line = NULL;
+    if (rc == 0) {
+        /* Paths are bytes: a name that is not UTF-8 is written the one documented way
+         * (em_utf8.h), so that every event line is valid UTF-8 JSON. */
+        if (em_utf8_valid(b.p, b.len)) {
+            line = cJSON_malloc(b.len + 1);
+            if (line)
+                memcpy(line, b.p, b.len + 1);
+        } else if ((line = cJSON_malloc(4 * b.len + 2)) != NULL) {
+            em_utf8_escape(b.p, b.len, line, true);
+        }
     }
-out:
-    cJSON_Delete(ev);
+    dynbuf_free(&b);
+    return line;
+}
+
+#undef ADD
+
+/* `data` NULL with `deleted`: a delete carries "data": null. Takes `key` and `data`. */
+static char *format(const char *agent, uint64_t seq, enum wire_type type, bool deleted, cJSON *key,
+                    cJSON *data, const char *source_path, const struct fsio_stat *st)
+{
+    char *k = key ? jsonw_print(key) : NULL;
+    char *d = data ? jsonw_print(data) : NULL;
+    char *line = NULL;
+    if (k && (deleted || d))
+        line = event_format_text(agent, seq, type, deleted, k, d, source_path, st);
+    cJSON_free(k);
+    cJSON_free(d);
+    cJSON_Delete(key);
+    cJSON_Delete(data);
     return line;
 }
 

@@ -43,6 +43,12 @@ int event_emit(struct event_writer *w, enum wire_type type, cJSON *key, cJSON *d
 char *event_format(const char *agent, uint64_t seq, enum wire_type type, cJSON *key, cJSON *data,
                    const char *source_path, const struct fsio_stat *st);
 
+/* The same from the key and data already written as JSON text (`data_json` is not read
+ * for a delete). Does not take them. NULL when out of memory. */
+char *event_format_text(const char *agent, uint64_t seq, enum wire_type type, bool deleted,
+                        const char *key_json, const char *data_json, const char *source_path,
+                        const struct fsio_stat *st);
+
 /* The `delete` event line for the entity `key` (takes ownership of it): "data" is null.
  * `source_path` names what went (the directory or file), or NULL. Free with cJSON_free(). */
 char *event_format_delete(const char *agent, uint64_t seq, enum wire_type type, cJSON *key,

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "em_error.h"
+#include "hash.h"
 
 #define POOL_MAX_THREADS 64
 #define POOL_MAX_FILE (256u << 20)
@@ -44,6 +45,8 @@ static void run_job(struct pool_job *j, struct epu_parser **parsers, struct fsio
         return;
     }
     j->bytes = buf->len;
+    if (j->want_hash)
+        j->hash = hash64_bytes(buf->data, buf->len);
     struct epu_parser **pp = &parsers[j->kind];
     if (!*pp && !(*pp = epu_parser_new(j->kind, NULL))) {
         j->rc = -EM_ENOMEM;
@@ -201,5 +204,6 @@ int pool_array_source(void *ctx, struct pool_job *job)
         return -EM_ENOMEM;
     job->kind = from->kind;
     job->tag = from->tag;
+    job->want_hash = from->want_hash;
     return 1;
 }

@@ -12,6 +12,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "epu.h"
 #include "fsio.h"
@@ -22,6 +23,7 @@ struct pool_job {
     size_t rel_off;     /* path + rel_off: the path as the consumer names it */
     enum epu_kind kind; /* EPU_KIND_NONE: nothing to read, passed through (a marker) */
     void *tag;          /* the source's own pointer, passed through */
+    bool want_hash;     /* also hash the content (hash.h) */
     /* set by the worker */
     int rc;                /* 0, or a negative EM_E* for read or parse failures */
     bool read_failed;      /* rc comes from reading, not parsing */
@@ -29,6 +31,7 @@ struct pool_job {
     struct epu_diag diag;  /* on parse failure */
     struct fsio_stat stat; /* of the file when read */
     size_t bytes;
+    uint64_t hash; /* of the content read, when want_hash */
 };
 
 /* Fills *job (zeroed before the call) with the next job and returns 1; returns 0 when
@@ -57,8 +60,8 @@ size_t pool_done(const struct pool *p);
  * it before freeing what the source reads. */
 void pool_free(struct pool *p);
 
-/* A source over a fixed array of jobs (only path and kind are read; paths are copied as
- * they are handed out; rel_off is 0). */
+/* A source over a fixed array of jobs (path, kind, tag and want_hash are read; paths are
+ * copied as they are handed out; rel_off is 0). */
 struct pool_array {
     const struct pool_job *jobs;
     size_t n, next;

@@ -36,6 +36,8 @@
 #include "model.h"
 #include "outbox.h"
 #include "publisher.h"
+#include "epu_layout.h"
+#include "pool.h"
 #include "tree.h"
 #include "watcher.h"
 
@@ -230,18 +232,23 @@ static int obuf_put(struct watch *w, const char *s, size_t n, uint64_t seq)
     return 0;
 }
 
-/* The journal's name for an entity: a hash of its type and key. */
-static int key_hash(enum wire_type type, const cJSON *key, uint64_t *out)
+/* The journal's name for an entity: a hash of its type and key (as JSON text). */
+static uint64_t key_hash_text(enum wire_type type, const char *k)
 {
-    char *k = key ? jsonw_print(key) : NULL;
-    if (!k)
-        return -EM_ENOMEM;
     struct hash64 h;
     hash64_init(&h);
     const char *tn = wire_type_name(type);
     hash64_update(&h, tn, strlen(tn) + 1);
     hash64_update(&h, k, strlen(k));
-    *out = hash64_final(&h);
+    return hash64_final(&h);
+}
+
+static int key_hash(enum wire_type type, const cJSON *key, uint64_t *out)
+{
+    char *k = key ? jsonw_print(key) : NULL;
+    if (!k)
+        return -EM_ENOMEM;
+    *out = key_hash_text(type, k);
     cJSON_free(k);
     return 0;
 }
@@ -291,23 +298,27 @@ static int on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, cons
 {
     struct wroot *r = ctx;
     struct watch *w = r->w;
+    /* Key and data are written as text once: for their hashes, and into the line. */
     char *d = data ? jsonw_print(data) : NULL;
-    uint64_t kh;
-    if (!d || key_hash(type, key, &kh) < 0) {
+    char *k = key ? jsonw_print(key) : NULL;
+    cJSON_Delete(key);
+    cJSON_Delete(data);
+    if (!d || !k) {
         cJSON_free(d);
-        cJSON_Delete(key);
-        cJSON_Delete(data);
+        cJSON_free(k);
         return -EM_ENOMEM;
     }
+    uint64_t kh = key_hash_text(type, k);
     uint64_t dh = hash64_str(d);
-    cJSON_free(d);
-    if (journal_entity_same(&w->j, kh, dh)) {
-        cJSON_Delete(key);
-        cJSON_Delete(data);
-        return 0;
-    }
+    char *line = NULL;
     uint64_t seq = w->j.last_seq + 1;
-    char *line = event_format(w->opt->agent, seq, type, key, data, source, st);
+    bool same = journal_entity_same(&w->j, kh, dh);
+    if (!same)
+        line = event_format_text(w->opt->agent, seq, type, false, k, d, source, st);
+    cJSON_free(d);
+    cJSON_free(k);
+    if (same)
+        return 0;
     if (!line)
         return -EM_ENOMEM;
     if (!event_size_ok(line, type, source)) {
@@ -644,38 +655,117 @@ static void check_waiting(struct watch *w)
  * content is the one processed. */
 enum reason { BY_WALK, BY_EVENT, BY_FORCE };
 
+/* The checks before a file is read: is it an EPU file, still a file, and changed since it
+ * was last processed? Fills *kind, *st and *f (the journal's record, or NULL). Returns
+ * true when it must be read. */
+static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reason why,
+                   bool lazy_stat, enum epu_kind *kind, struct fsio_stat *st,
+                   struct journal_file **f)
+{
+    struct epu_place pl;
+    epu_layout_place(path + r->len + 1, &pl);
+    if (pl.kind == EPU_KIND_NONE || pl.unplaced)
+        return false;
+    *kind = pl.kind;
+    struct partial *pt = w->npartials ? partial_find(w, path) : NULL;
+    *f = journal_file_find(&w->j, path);
+    /* A file the journal does not know is read whatever its stat says (the read takes
+     * its own): a walk over a new tree stats nothing twice. */
+    if (!pt && !*f && lazy_stat) {
+        memset(st, 0, sizeof(*st));
+        return true;
+    }
+    if (fsio_stat(path, st) < 0 || st->type != FSIO_FILE) {
+        if (pt)
+            partial_drop(w, pt); /* gone (renamed or deleted) */
+        return false;
+    }
+    struct journal_file *jf = *f;
+    if (!pt && jf && jf->seen && why != BY_FORCE && same_version(jf, st))
+        return false;
+    /* After a restore, the model already holds what this version of the file said. */
+    if (!pt && jf && !jf->seen && r->restored && why != BY_FORCE && same_version(jf, st) &&
+        jf->state != JFILE_WAITING) {
+        jf->seen = true;
+        w->files_trusted++;
+        return false;
+    }
+    return true;
+}
+
+/* What a complete read of `path` gave (rc, doc or diag, the content's hash, the file's
+ * stat as read), taken into the journal and the model. Takes `doc`. */
+static void conclude(struct watch *w, struct wroot *r, const char *path, enum epu_kind kind,
+                     struct journal_file *f, const struct fsio_stat *st, int rc,
+                     struct epu_doc *doc, uint64_t hash, const struct epu_diag *d, bool force)
+{
+    if (rc == -EM_ENOENT) {
+        epu_doc_free(doc);
+        return; /* gone since */
+    }
+    if (!f && !(f = journal_file_get(&w->j, path))) {
+        epu_doc_free(doc);
+        fail(w, 1, path, -EM_ENOMEM);
+        return;
+    }
+    if (rc == -EM_ETRUNCATED) {
+        /* Not written to the end yet: wait for the next change, parse it from the start. */
+        em_log(EM_LOG_DEBUG, "%s: incomplete document, waiting", path);
+        if (!(f->state == JFILE_WAITING && same_version(f, st))) {
+            w->files_waiting++;
+            note_waiting(w, path);
+        }
+        note_file(w, f, st, JFILE_WAITING, hash);
+        return;
+    }
+    if (rc < 0) {
+        /* Once per failure: a file that keeps changing and keeps failing (appended to
+         * after its document ended) is not reported at every change; it is again after
+         * it parsed, and at the next start. */
+        bool told = f->state == JFILE_FAILED && f->seen;
+        long line = d && d->line > 0 ? d->line : 1L;
+        const char *why = d && d->reason[0] ? d->reason : em_strerror(rc);
+        if (told)
+            em_log(EM_LOG_DEBUG, "%s:%ld: %s (still)", path, line, why);
+        else
+            em_log(EM_LOG_WARN, "%s:%ld: %s", path, line, why);
+        if (!told)
+            w->files_failed++;
+        bool was_seen = f->seen;
+        note_file(w, f, st, JFILE_FAILED, hash);
+        /* Scan counts a square whose file is unreadable, so the model hears of it. */
+        if (!was_seen || force)
+            rc = model_file(r->model, f->path + r->len + 1, kind, NULL, st);
+        else
+            rc = 0;
+        if (rc < 0)
+            fail(w, 1, path, rc);
+        return;
+    }
+    bool same = f->seen && !force && f->state == JFILE_DONE && f->hash == hash;
+    note_file(w, f, st, JFILE_DONE, hash);
+    w->files_parsed++;
+    if (same) {
+        epu_doc_free(doc); /* rewritten with the same content */
+        return;
+    }
+    /* The model keeps this path: the journal's copy lives as long as the model. */
+    rc = model_file(r->model, f->path + r->len + 1, kind, doc, st);
+    if (rc < 0)
+        fail(w, 1, path, rc);
+}
+
 /* Reads what is new in `path` and, when the document is complete, hands it over.
  * `complete`: the writer closed it (or a walk found it), so finish it now. */
 static void process(struct watch *w, struct wroot *r, const char *path, bool complete,
                     enum reason why)
 {
-    bool force = why == BY_FORCE;
-    const char *rel = path + r->len + 1;
-    struct tree_loc loc;
-    if (tree_locate(rel, &loc) < 0) {
-        fail(w, 1, path, -EM_ENOMEM);
-        return;
-    }
-    free(loc.session_dir);
-    if (loc.kind == EPU_KIND_NONE || loc.unplaced)
-        return;
+    enum epu_kind kind;
     struct fsio_stat st;
+    struct journal_file *f = NULL;
+    if (!wanted(w, r, path, why, false, &kind, &st, &f))
+        return;
     struct partial *pt = partial_find(w, path);
-    if (fsio_stat(path, &st) < 0 || st.type != FSIO_FILE) {
-        if (pt)
-            partial_drop(w, pt); /* gone (renamed or deleted) */
-        return;
-    }
-    struct journal_file *f = journal_file_find(&w->j, path);
-    if (!pt && f && f->seen && why != BY_FORCE && same_version(f, &st))
-        return;
-    /* After a restore, the model already holds what this version of the file said. */
-    if (!pt && f && !f->seen && r->restored && why != BY_FORCE && same_version(f, &st) &&
-        f->state != JFILE_WAITING) {
-        f->seen = true;
-        w->files_trusted++;
-        return;
-    }
     if (pt && (st.size < pt->fed || !tail_intact(w, pt))) {
         partial_drop(w, pt);
         pt = NULL;
@@ -685,7 +775,7 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     if (!pt) {
         if (!complete && w->npartials >= MAX_PARTIALS)
             return; /* read it when it is closed */
-        pt = partial_new(w, path, loc.kind);
+        pt = partial_new(w, path, kind);
         if (!pt) {
             fail(w, 1, path, -EM_ENOMEM);
             return;
@@ -704,69 +794,15 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
         w->bytes += w->rbuf.len;
         rc = epu_parser_feed(pt->parser, w->rbuf.data, w->rbuf.len);
     }
-    if (rc == -EM_ENOENT) {
-        partial_drop(w, pt);
-        return;
-    }
-    if (!f && !(f = journal_file_get(&w->j, path))) {
-        fail(w, 1, path, -EM_ENOMEM);
-        return;
-    }
-    struct epu_doc *doc = NULL;
     if (rc == 0 && !complete && !epu_parser_complete(pt->parser))
         return; /* more to come */
+    struct epu_doc *doc = NULL;
     if (rc == 0)
         rc = epu_parser_finish(pt->parser, &doc);
     uint64_t hash = hash64_final(&pt->hash);
-    if (rc == -EM_ETRUNCATED) {
-        /* Not written to the end yet: wait for the next change, parse it from the start. */
-        em_log(EM_LOG_DEBUG, "%s: incomplete document, waiting", path);
-        if (!(f->state == JFILE_WAITING && same_version(f, &st))) {
-            w->files_waiting++;
-            note_waiting(w, path);
-        }
-        note_file(w, f, &st, JFILE_WAITING, hash);
-        partial_drop(w, pt);
-        return;
-    }
-    if (rc < 0) {
-        const struct epu_diag *d = epu_parser_diag(pt->parser);
-        /* Once per failure: a file that keeps changing and keeps failing (appended to
-         * after its document ended) is not reported at every change; it is again after
-         * it parsed, and at the next start. */
-        bool told = f->state == JFILE_FAILED && f->seen;
-        if (told)
-            em_log(EM_LOG_DEBUG, "%s:%ld: %s (still)", path, d->line > 0 ? d->line : 1L,
-                   d->reason[0] ? d->reason : em_strerror(rc));
-        else
-            em_log(EM_LOG_WARN, "%s:%ld: %s", path, d->line > 0 ? d->line : 1L,
-                   d->reason[0] ? d->reason : em_strerror(rc));
-        if (!told)
-            w->files_failed++;
-        bool was_seen = f->seen;
-        note_file(w, f, &st, JFILE_FAILED, hash);
-        partial_drop(w, pt);
-        /* Scan counts a square whose file is unreadable, so the model hears of it. */
-        if (!was_seen || force)
-            rc = model_file(r->model, f->path + r->len + 1, loc.kind, NULL, &st);
-        else
-            rc = 0;
-        if (rc < 0)
-            fail(w, 1, path, rc);
-        return;
-    }
-    bool same = f->seen && !force && f->state == JFILE_DONE && f->hash == hash;
-    note_file(w, f, &st, JFILE_DONE, hash);
+    struct epu_diag diag = *epu_parser_diag(pt->parser);
     partial_drop(w, pt);
-    w->files_parsed++;
-    if (same) {
-        epu_doc_free(doc); /* rewritten with the same content */
-        return;
-    }
-    /* The model keeps this path: the journal's copy lives as long as the model. */
-    rc = model_file(r->model, f->path + r->len + 1, loc.kind, doc, &st);
-    if (rc < 0)
-        fail(w, 1, path, rc);
+    conclude(w, r, path, kind, f, &st, rc, doc, hash, &diag, why == BY_FORCE);
 }
 
 /* ---- walking ---- */
@@ -891,7 +927,9 @@ static int flush_models(struct watch *w)
 }
 
 /* Walks `dir` of root `r`, watching every directory first, then processes the files
- * found (all of them when `force`, else those not processed in this version). */
+ * found (all of them when `force`, else those not processed in this version). The files
+ * to read are read and parsed on the parse pool; the results are taken in the sorted
+ * order here, on the loop thread, where the journal and the model live. */
 static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool force)
 {
     struct walk wk = {0};
@@ -903,23 +941,65 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         fail(w, 1, dir, rc);
     if (wk.n > 1 && !w->stopping)
         qsort(wk.v, wk.n, sizeof(*wk.v), cmp_walk_file);
-    w->walk_total = wk.n;
-    for (size_t i = 0; i < wk.n; i++) {
+    enum reason why = force ? BY_FORCE : BY_WALK;
+    /* Which files to read: the checks against the journal, here where it lives. */
+    struct pool_job *todo = calloc(wk.n ? wk.n : 1, sizeof(*todo));
+    struct journal_file **recs = calloc(wk.n ? wk.n : 1, sizeof(*recs));
+    struct fsio_stat *stats = calloc(wk.n ? wk.n : 1, sizeof(*stats));
+    size_t ntodo = 0;
+    if (!todo || !recs || !stats) {
+        fail(w, 1, dir, -EM_ENOMEM);
+        wk.n = 0;
+    }
+    for (size_t i = 0; i < wk.n && !w->stopping; i++) {
+        if ((i & 1023) == 0)
+            stop_requested(w);
+        struct fsio_stat st;
+        enum epu_kind kind;
+        struct journal_file *f = NULL;
+        if (!wanted(w, r, wk.v[i].path, why, true, &kind, &st, &f))
+            continue;
+        struct partial *pt = partial_find(w, wk.v[i].path);
+        if (pt)
+            partial_drop(w, pt); /* read whole: the walk finds it complete */
+        todo[ntodo] = (struct pool_job){
+            .path = wk.v[i].path, .kind = kind, .tag = wk.v[i].path, .want_hash = true};
+        stats[ntodo] = st;
+        recs[ntodo++] = f;
+    }
+    w->walk_total = ntodo;
+    struct pool_array src = {.jobs = todo, .n = ntodo};
+    struct pool *pool =
+        ntodo && !w->stopping ? pool_start(pool_array_source, &src, w->opt->threads, 128) : NULL;
+    if (ntodo && !pool && !w->stopping)
+        fail(w, 1, dir, -EM_ENOMEM);
+    for (size_t i = 0; pool && i < ntodo && !w->stopping; i++) {
         w->walk_done = i;
-        if ((i & 63) == 0 && !w->stopping) {
+        if ((i & 63) == 0) {
             stop_requested(w);
             walk_progress(w, dir, true);
         }
-        if (!w->stopping) {
-            /* Children are linked once their parents are in: flush before the images. */
-            if (i > 0 && kind_rank(wk.v[i].kind) != kind_rank(wk.v[i - 1].kind) &&
-                kind_rank(wk.v[i].kind) == 5)
-                flush_models(w);
-            process(w, r, wk.v[i].path, true, force ? BY_FORCE : BY_WALK);
-        }
-        free(wk.v[i].path);
+        struct pool_job j;
+        if (w->stopping || pool_next(pool, &j) <= 0)
+            break;
+        /* Children are linked once their parents are in: flush before the images. */
+        if (i > 0 && kind_rank(todo[i].kind) != kind_rank(todo[i - 1].kind) &&
+            kind_rank(todo[i].kind) == 5)
+            flush_models(w);
+        w->bytes += j.bytes;
+        /* A file that could not be read keeps the stat it was found with. */
+        conclude(w, r, todo[i].path, todo[i].kind, recs[i], j.read_failed ? &stats[i] : &j.stat,
+                 j.rc, j.doc, j.hash, &j.diag, force);
+        j.doc = NULL;
+        pool_job_clear(&j);
     }
+    pool_free(pool);
+    for (size_t i = 0; i < wk.n; i++)
+        free(wk.v[i].path);
     free(wk.v);
+    free(todo);
+    free(recs);
+    free(stats);
     walk_progress_end(w);
     w->walking = was_walking;
     if (!w->stopping)

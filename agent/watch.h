@@ -23,6 +23,7 @@ struct watch_options {
     const char *state_dir;         /* journal and lock */
     const char *out_path;          /* NULL: stdout */
     double poll_s;                 /* > 0: poll every this many seconds instead of notifications */
+    unsigned threads;              /* parser threads for walks (at least 1) */
     unsigned settle_ms;            /* quiet time for the fs-event backend */
     double summary_s;              /* > 0: log a summary line this often */
     double rescan_s;               /* > 0: also walk everything this often (insurance) */

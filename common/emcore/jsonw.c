@@ -33,9 +33,8 @@ static int add_int(struct dynbuf *out, int64_t v)
  * back as the same double (within one DBL_EPSILON of the larger). A whole number below
  * 1e15 comes out of "%1.15g" as its digits, so it is written without printf; -0 is not
  * one of them ("%g" writes "-0"). */
-static int add_number(struct dynbuf *out, const cJSON *item)
+int jsonw_double(struct dynbuf *out, double d)
 {
-    double d = item->valuedouble;
     if (isnan(d) || isinf(d))
         return add_str(out, "null");
     if (fabs(d) < 1e15 && d == floor(d) && !(d == 0 && signbit(d)))
@@ -52,7 +51,7 @@ static int add_number(struct dynbuf *out, const cJSON *item)
     return dynbuf_add(out, buf, (size_t)n);
 }
 
-static int add_string(struct dynbuf *out, const char *s)
+int jsonw_string(struct dynbuf *out, const char *s)
 {
     static const char hex[] = "0123456789abcdef";
     int rc = dynbuf_add(out, "\"", 1);
@@ -115,11 +114,11 @@ static int add_value(struct dynbuf *out, const cJSON *item, unsigned depth)
     case cJSON_True:
         return add_str(out, "true");
     case cJSON_Number:
-        return add_number(out, item);
+        return jsonw_double(out, item->valuedouble);
     case cJSON_Raw:
         return item->valuestring ? add_str(out, item->valuestring) : -EM_EINVAL;
     case cJSON_String:
-        return add_string(out, item->valuestring);
+        return jsonw_string(out, item->valuestring);
     case cJSON_Array:
     case cJSON_Object: {
         bool object = (item->type & 0xFF) == cJSON_Object;
@@ -128,7 +127,7 @@ static int add_value(struct dynbuf *out, const cJSON *item, unsigned depth)
             if (c != item->child)
                 rc = dynbuf_add(out, ",", 1);
             if (rc == 0 && object) {
-                rc = add_string(out, c->string);
+                rc = jsonw_string(out, c->string);
                 if (rc == 0)
                     rc = dynbuf_add(out, ":", 1);
             }

@@ -17,6 +17,12 @@
  * EM_EINVAL for an item cJSON could not print either (a raw item without text). */
 int jsonw_append(struct dynbuf *out, const cJSON *item);
 
+/* Appends `s` as a JSON string (NULL as ""), escaped as cJSON escapes. */
+int jsonw_string(struct dynbuf *out, const char *s);
+
+/* Appends `d` as cJSON writes a number. */
+int jsonw_double(struct dynbuf *out, double d);
+
 /* The same as a new string (free it with cJSON_free()); NULL on failure. */
 char *jsonw_print(const cJSON *item);
 
