@@ -80,6 +80,7 @@ struct queued {
 struct walk_file {
     char *path;
     enum epu_kind kind;
+    struct journal_file *rec; /* the journal's record, when it has one */
 };
 
 struct watch {
@@ -875,7 +876,7 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
                     out->v = v;
                     out->cap = cap;
                 }
-                out->v[out->n++] = (struct walk_file){child, kind};
+                out->v[out->n++] = (struct walk_file){.path = child, .kind = kind};
                 w->walk_found++;
                 child = NULL;
             }
@@ -926,6 +927,26 @@ static int flush_models(struct watch *w)
     return commit_output(w);
 }
 
+/* The parse pool's source for a walk: the files to read, in the sorted order. The pool
+ * takes each path over (the walk's copy is moved, not duplicated). */
+struct walk_source {
+    struct walk_file *v;
+    size_t n, next;
+};
+
+static int walk_source_next(void *ctx, struct pool_job *job)
+{
+    struct walk_source *s = ctx;
+    if (s->next >= s->n)
+        return 0;
+    struct walk_file *wf = &s->v[s->next++];
+    job->path = wf->path;
+    wf->path = NULL;
+    job->kind = wf->kind;
+    job->want_hash = true;
+    return 1;
+}
+
 /* Walks `dir` of root `r`, watching every directory first, then processes the files
  * found (all of them when `force`, else those not processed in this version). The files
  * to read are read and parsed on the parse pool; the results are taken in the sorted
@@ -942,35 +963,31 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     if (wk.n > 1 && !w->stopping)
         qsort(wk.v, wk.n, sizeof(*wk.v), cmp_walk_file);
     enum reason why = force ? BY_FORCE : BY_WALK;
-    /* Which files to read: the checks against the journal, here where it lives. */
-    struct pool_job *todo = calloc(wk.n ? wk.n : 1, sizeof(*todo));
-    struct journal_file **recs = calloc(wk.n ? wk.n : 1, sizeof(*recs));
-    struct fsio_stat *stats = calloc(wk.n ? wk.n : 1, sizeof(*stats));
+    /* Which files to read: the checks against the journal, here where it lives. The list
+     * reuses the walk's array (a file kept moves down to its place in it). */
     size_t ntodo = 0;
-    if (!todo || !recs || !stats) {
-        fail(w, 1, dir, -EM_ENOMEM);
-        wk.n = 0;
-    }
     for (size_t i = 0; i < wk.n && !w->stopping; i++) {
         if ((i & 1023) == 0)
             stop_requested(w);
         struct fsio_stat st;
         enum epu_kind kind;
         struct journal_file *f = NULL;
-        if (!wanted(w, r, wk.v[i].path, why, true, &kind, &st, &f))
+        if (!wanted(w, r, wk.v[i].path, why, true, &kind, &st, &f)) {
+            free(wk.v[i].path);
+            wk.v[i].path = NULL;
             continue;
+        }
         struct partial *pt = partial_find(w, wk.v[i].path);
         if (pt)
             partial_drop(w, pt); /* read whole: the walk finds it complete */
-        todo[ntodo] = (struct pool_job){
-            .path = wk.v[i].path, .kind = kind, .tag = wk.v[i].path, .want_hash = true};
-        stats[ntodo] = st;
-        recs[ntodo++] = f;
+        struct walk_file keep = {wk.v[i].path, kind, f};
+        wk.v[i].path = NULL;
+        wk.v[ntodo++] = keep;
     }
     w->walk_total = ntodo;
-    struct pool_array src = {.jobs = todo, .n = ntodo};
+    struct walk_source src = {.v = wk.v, .n = ntodo};
     struct pool *pool =
-        ntodo && !w->stopping ? pool_start(pool_array_source, &src, w->opt->threads, 128) : NULL;
+        ntodo && !w->stopping ? pool_start(walk_source_next, &src, w->opt->threads, 128) : NULL;
     if (ntodo && !pool && !w->stopping)
         fail(w, 1, dir, -EM_ENOMEM);
     for (size_t i = 0; pool && i < ntodo && !w->stopping; i++) {
@@ -982,14 +999,12 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         struct pool_job j;
         if (w->stopping || pool_next(pool, &j) <= 0)
             break;
+        struct walk_file *wf = &wk.v[i];
         /* Children are linked once their parents are in: flush before the images. */
-        if (i > 0 && kind_rank(todo[i].kind) != kind_rank(todo[i - 1].kind) &&
-            kind_rank(todo[i].kind) == 5)
+        if (i > 0 && kind_rank(wf->kind) != kind_rank(wk.v[i - 1].kind) && kind_rank(wf->kind) == 5)
             flush_models(w);
         w->bytes += j.bytes;
-        /* A file that could not be read keeps the stat it was found with. */
-        conclude(w, r, todo[i].path, todo[i].kind, recs[i], j.read_failed ? &stats[i] : &j.stat,
-                 j.rc, j.doc, j.hash, &j.diag, force);
+        conclude(w, r, j.path, wf->kind, wf->rec, &j.stat, j.rc, j.doc, j.hash, &j.diag, force);
         j.doc = NULL;
         pool_job_clear(&j);
     }
@@ -997,9 +1012,6 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     for (size_t i = 0; i < wk.n; i++)
         free(wk.v[i].path);
     free(wk.v);
-    free(todo);
-    free(recs);
-    free(stats);
     walk_progress_end(w);
     w->walking = was_walking;
     if (!w->stopping)
