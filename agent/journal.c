@@ -192,12 +192,13 @@ struct journal_file *journal_file_get(struct journal *j, const char *path)
         return NULL;
     if (!added)
         return e->v.p;
-    struct journal_file *f = calloc(1, sizeof(*f));
-    if (!f || !(f->path = strdup(path))) {
-        free(f);
+    size_t n = strlen(path);
+    struct journal_file *f = calloc(1, sizeof(*f) + n + 1); /* the path inline: one block */
+    if (!f) {
         hmap_remove(&j->files, e);
         return NULL;
     }
+    memcpy(f->path, path, n + 1);
     e->v.p = f;
     return f;
 }
@@ -495,12 +496,19 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
         fsio_buf_free(&b);
         return -EM_ESTATE;
     }
+    size_t records = 0, extra = 0; /* extra: S and T records */
     for (p = nl + 1; p < stop; p = nl + 1) {
         nl = memchr(p, '\n', (size_t)(stop - p));
         *nl = '\0';
+        records++;
+        extra += p[0] == 'S' || p[0] == 'T';
         if (!apply(j, p, &ev, &nev, &evcap))
             bad++;
     }
+    /* As compaction writes it: every record still needed, once, and nothing pending. */
+    j->loaded_compact = end == b.len && bad == 0 && nev == 0 && extra <= 2 &&
+                        records == extra + j->entities.count + j->files.count;
+    j->bytes = end;
     if (bad)
         snprintf(damage, dcap, "%zu of its records cannot be read", bad);
     for (size_t i = 0; i < nev; i++) {
@@ -700,8 +708,19 @@ int journal_open(struct journal *j, const char *dir, const char *agent, char *re
             j->delivered = floor; /* the seqs skipped were never used */
         j->last_seq = floor;
     }
-    /* Start from a compact file; pending lines survive until re-sent and delivered. */
-    rc = compact(j);
+    /* Start from a compact file; pending lines survive until re-sent and delivered. A
+     * journal compacted when the last run ended is kept as it is, and the new run's start
+     * appended: a restart does not write a large journal again. */
+    if (j->loaded_compact && !damage[0] && !j->fresh) {
+        j->fd = open_file(j->path, UV_FS_O_WRONLY | UV_FS_O_APPEND);
+        j->compacted = j->bytes;
+        rc = j->fd < 0 ? fsio_error(j->fd)
+                       : buf_printf(j, "S\t%" PRIu64 "\t%" PRIu64 "\n", j->last_seq, j->delivered);
+        if (rc == 0)
+            rc = journal_commit(j);
+    } else {
+        rc = compact(j);
+    }
     if (rc < 0)
         snprintf(reason, reason_cap, "%s: cannot write the journal: %s", j->path, em_strerror(rc));
     return rc;
@@ -756,14 +775,18 @@ void journal_pending_clear(struct journal *j)
 static void free_file(union hmap_value *v, void *ctx)
 {
     (void)ctx;
-    struct journal_file *f = v->p;
-    free(f->path);
-    free(f);
+    free(v->p);
 }
 
 int journal_close(struct journal *j)
 {
     int rc = j->fd >= 0 ? journal_commit(j) : 0;
+    /* Everything delivered: leave a compact journal, so the next start reads less and
+     * needs not rewrite it. */
+    if (rc == 0 && j->fd >= 0 && j->delivered == j->last_seq && j->npending == 0 &&
+        j->bytes > j->compacted + j->compacted / 4 + 65536 && compact(j) < 0)
+        em_log(EM_LOG_WARN, "%s: cannot compact the journal at exit; it is read whole next time",
+               j->path);
     if (j->fd >= 0) {
         if (rc == 0)
             sync_fd(j->fd);

@@ -31,13 +31,13 @@ enum journal_file_state {
 };
 
 struct journal_file {
-    char *path; /* absolute */
     uint64_t size;
     int64_t mtime_sec;
     int32_t mtime_nsec;
     uint8_t state;
     bool seen; /* processed since this run started (not stored) */
     uint64_t hash;
+    char path[]; /* absolute */
 };
 
 /* An event journaled but not known to be delivered. */
@@ -62,6 +62,7 @@ struct journal {
     uint64_t loaded_seq;       /* last_seq and delivered as read back at open, before */
     uint64_t loaded_delivered; /* the new run's start (0 for a new journal) */
     bool fresh;                /* no journal was read: new, or damaged and set aside */
+    bool loaded_compact;       /* the file read was as compaction writes it */
     uint64_t bytes;            /* size of the file */
     uint64_t compacted;        /* its size after the last compaction */
     bool fsync;                /* fdatasync after each commit */

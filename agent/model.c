@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "em_error.h"
+#include "epu_layout.h"
 #include "entity.h"
 #include "hash.h"
 #include "hmap.h"
@@ -58,7 +59,9 @@ struct m_target {
                    * bit 10: foilhole_id set */
 };
 
-/* The newest image of a hole (about one hole in ten has one). */
+/* The newest image of a hole. Its part is kept from the file's parse until the hole is
+ * emitted, then dropped: a later emission (its target changed) reads the file again, so a
+ * whole visit's holes do not keep their image fields in memory. */
 struct m_image {
     char *part, *rel; /* rel borrowed when cb.borrow_paths */
     struct fsio_stat st;
@@ -481,8 +484,21 @@ static int emit_hole(struct model *m, struct m_hole *h)
     struct epu_foilhole_target t;
     if (h->has_target)
         target_unpack(&h->target, h->fh, &t);
-    cJSON *data = entity_hole_data(sid, h->gs, h->fh, h->has_target ? entity_target_part(&t) : NULL,
-                                   h->image ? parse_part(h->image->part) : NULL);
+    /* The image's part is kept only until it is emitted; later it is read again. */
+    cJSON *img = NULL;
+    if (h->image && h->image->part) {
+        img = parse_part(h->image->part);
+        free(h->image->part);
+        h->image->part = NULL;
+    } else if (h->image) {
+        struct fsio_stat now;
+        struct epu_doc *doc = m->cb.load(m->cb.ctx, h->image->rel, EPU_KIND_FOILHOLE_IMAGE, &now);
+        if (doc)
+            img = entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, h->image->rel);
+        epu_doc_free(doc);
+    }
+    cJSON *data =
+        entity_hole_data(sid, h->gs, h->fh, h->has_target ? entity_target_part(&t) : NULL, img);
     cJSON *key = entity_key("session_id", sid, "foilhole_id", h->fh, NULL);
     const char *src = h->image ? h->image->rel : NULL;
     const struct fsio_stat *st = h->image ? &h->image->st : NULL;
@@ -1462,8 +1478,9 @@ static void save_micro(union hmap_value *v, void *ctx)
         sv->bad = true;
         return;
     }
-    fprintf(sv->f, "M\t%s\t%lld\t%s\t%s\t%d\t%lld\n", sv->s->dir, (long long)mi->q->gs, mi->rel,
-            or_dash(mi->uuid), mi->has_exp ? 1 : 0, (long long)mi->exp);
+    /* Its session directory and square come from its path (epu_layout.h). */
+    fprintf(sv->f, "M\t%s\t%s\t%d\t%lld\n", mi->rel, or_dash(mi->uuid), mi->has_exp ? 1 : 0,
+            (long long)mi->exp);
 }
 
 int model_save(struct model *m, FILE *f)
@@ -1676,12 +1693,23 @@ static int restore_hole(struct model *m, char **fd, size_t n, const struct model
 
 static int restore_micro(struct model *m, char **fd, size_t n, const struct model_restore_cb *cb)
 {
-    long long gs, has, exp;
-    struct m_session *s = n == 7 ? restored_session(m, fd[1]) : NULL;
-    if (!s || !parse_ll(fd[2], &gs) || !parse_ll(fd[5], &has) || !parse_ll(fd[6], &exp))
+    long long has, exp;
+    if (n != 5 || !parse_ll(fd[3], &has) || !parse_ll(fd[4], &exp))
         return -EM_EMALFORMED;
-    struct m_square *q = square_get(m, s, gs, NULL);
-    const char *rel = m->cb.borrow_paths ? cb->path(cb->ctx, fd[3]) : fd[3];
+    struct epu_place pl;
+    epu_layout_place(fd[1], &pl);
+    if (pl.kind != EPU_KIND_MICROGRAPH || pl.unplaced)
+        return -EM_EMALFORMED;
+    char dir[4096];
+    if (pl.session_len >= sizeof(dir))
+        return -EM_ELIMIT;
+    memcpy(dir, pl.session_len ? fd[1] : ".", pl.session_len ? pl.session_len : 1);
+    dir[pl.session_len ? pl.session_len : 1] = '\0';
+    struct m_session *s = restored_session(m, dir);
+    if (!s)
+        return -EM_EMALFORMED;
+    struct m_square *q = square_get(m, s, pl.gridsquare_id, NULL);
+    const char *rel = m->cb.borrow_paths ? cb->path(cb->ctx, fd[1]) : fd[1];
     if (!q || !rel)
         return q ? -EM_ESTATE : -EM_ENOMEM;
     int added;
@@ -1706,7 +1734,7 @@ static int restore_micro(struct model *m, char **fd, size_t n, const struct mode
     mi->exp = exp;
     m->nmicros++;
     hold(m, s);
-    if (strcmp(fd[4], "-") != 0 && !(mi->uuid = strdup(fd[4])))
+    if (strcmp(fd[2], "-") != 0 && !(mi->uuid = strdup(fd[2])))
         return -EM_ENOMEM;
     return 0;
 }

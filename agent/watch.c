@@ -811,6 +811,8 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
 struct walk {
     struct walk_file *v;
     size_t n, cap;
+    struct wroot *r;
+    enum reason why;
     uint64_t dev[WALK_MAX_DEPTH], ino[WALK_MAX_DEPTH]; /* the directories on the way down */
 };
 
@@ -863,8 +865,14 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         if (e[i].type == FSIO_DIR && depth + 1 < WALK_MAX_DEPTH) {
             rc = walk_collect(w, child, depth + 1, out);
         } else if (e[i].type == FSIO_FILE) {
-            enum epu_kind kind = epu_classify_path(child);
-            if (kind != EPU_KIND_NONE) {
+            /* Only files to read are kept: a restart on a large tree keeps few paths. */
+            struct fsio_stat st;
+            enum epu_kind kind = EPU_KIND_NONE;
+            struct journal_file *rec = NULL;
+            if (wanted(w, out->r, child, out->why, true, &kind, &st, &rec)) {
+                struct partial *pt = partial_find(w, child);
+                if (pt)
+                    partial_drop(w, pt); /* read whole: the walk finds it complete */
                 if (out->n == out->cap) {
                     size_t cap = out->cap ? out->cap * 2 : 256;
                     struct walk_file *v = realloc(out->v, cap * sizeof(*v));
@@ -876,7 +884,7 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
                     out->v = v;
                     out->cap = cap;
                 }
-                out->v[out->n++] = (struct walk_file){.path = child, .kind = kind};
+                out->v[out->n++] = (struct walk_file){.path = child, .kind = kind, .rec = rec};
                 w->walk_found++;
                 child = NULL;
             }
@@ -953,7 +961,7 @@ static int walk_source_next(void *ctx, struct pool_job *job)
  * order here, on the loop thread, where the journal and the model live. */
 static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool force)
 {
-    struct walk wk = {0};
+    struct walk wk = {.r = r, .why = force ? BY_FORCE : BY_WALK};
     bool was_walking = w->walking;
     w->walking = true;
     w->walk_found = 0;
@@ -962,28 +970,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         fail(w, 1, dir, rc);
     if (wk.n > 1 && !w->stopping)
         qsort(wk.v, wk.n, sizeof(*wk.v), cmp_walk_file);
-    enum reason why = force ? BY_FORCE : BY_WALK;
-    /* Which files to read: the checks against the journal, here where it lives. The list
-     * reuses the walk's array (a file kept moves down to its place in it). */
-    size_t ntodo = 0;
-    for (size_t i = 0; i < wk.n && !w->stopping; i++) {
-        if ((i & 1023) == 0)
-            stop_requested(w);
-        struct fsio_stat st;
-        enum epu_kind kind;
-        struct journal_file *f = NULL;
-        if (!wanted(w, r, wk.v[i].path, why, true, &kind, &st, &f)) {
-            free(wk.v[i].path);
-            wk.v[i].path = NULL;
-            continue;
-        }
-        struct partial *pt = partial_find(w, wk.v[i].path);
-        if (pt)
-            partial_drop(w, pt); /* read whole: the walk finds it complete */
-        struct walk_file keep = {wk.v[i].path, kind, f};
-        wk.v[i].path = NULL;
-        wk.v[ntodo++] = keep;
-    }
+    size_t ntodo = wk.n;
     w->walk_total = ntodo;
     struct walk_source src = {.v = wk.v, .n = ntodo};
     struct pool *pool =
