@@ -1678,6 +1678,13 @@ static int restore_hole(struct model *m, char **fd, size_t n, const struct model
     if (state && !(h->target.state = intern(m, state)))
         return -EM_ENOMEM;
     const char *irel = dash_null(fd[13]);
+    if (h->image) { /* a hole written twice (a damaged snapshot): the last one counts */
+        free(h->image->part);
+        if (!m->cb.borrow_paths)
+            free(h->image->rel);
+        free(h->image);
+        h->image = NULL;
+    }
     if (irel) {
         const char *keep = m->cb.borrow_paths ? cb->path(cb->ctx, irel) : irel;
         if (!keep)

@@ -3,11 +3,29 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
-static size_t slot_of(uint64_t key, size_t cap)
+/* Keys are hashes already; ids are spread with one multiply, and the top bits taken.
+ * Each map mixes in its own seed: keys inserted in the slot order of another map (a
+ * journal written by walking its map, read back into a new one) would otherwise pile up
+ * in long runs, and building a 600k map took seconds instead of milliseconds. */
+static size_t slot_of(const struct hmap *m, uint64_t key, size_t cap)
 {
-    /* Keys are hashes already; ids are spread with one multiply. */
-    return (size_t)((key * 0x9e3779b97f4a7c15ull) >> 17) & (cap - 1);
+    unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
+    uint64_t h = (key ^ m->seed) * 0x9e3779b97f4a7c15ull;
+    return bits ? (size_t)(h >> (64 - bits)) : 0;
+}
+
+/* A seed that differs between maps and between runs. */
+static uint64_t new_seed(const struct hmap *m)
+{
+    struct timespec ts;
+    timespec_get(&ts, TIME_UTC);
+    uint64_t s = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)m;
+    s ^= s >> 31;
+    s *= 0xbf58476d1ce4e5b9ull;
+    s ^= s >> 29;
+    return s | 1;
 }
 
 static int matches(const struct hmap_entry *e, uint64_t key, const char *str, hmap_str_fn fn)
@@ -19,7 +37,7 @@ struct hmap_entry *hmap_find(const struct hmap *m, uint64_t key, const char *str
 {
     if (!m->cap || !key)
         return NULL;
-    for (size_t i = slot_of(key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+    for (size_t i = slot_of(m, key, m->cap);; i = (i + 1) & (m->cap - 1)) {
         struct hmap_entry *e = &m->e[i];
         if (e->key == 0)
             return NULL;
@@ -34,10 +52,12 @@ static int grow(struct hmap *m)
     struct hmap_entry *e = calloc(cap, sizeof(*e));
     if (!e)
         return -1;
+    if (!m->cap)
+        m->seed = new_seed(m);
     for (size_t i = 0; i < m->cap; i++) {
         if (!m->e[i].key)
             continue;
-        size_t j = slot_of(m->e[i].key, cap);
+        size_t j = slot_of(m, m->e[i].key, cap);
         while (e[j].key)
             j = (j + 1) & (cap - 1);
         e[j] = m->e[i];
@@ -60,7 +80,7 @@ struct hmap_entry *hmap_upsert(struct hmap *m, uint64_t key, const char *str, hm
     /* At most 3/4 full: probes stay short and big maps (100k+ entities) stay small. */
     if ((m->count + 1) * 4 > m->cap * 3 && grow(m) < 0)
         return NULL;
-    size_t i = slot_of(key, m->cap);
+    size_t i = slot_of(m, key, m->cap);
     while (m->e[i].key)
         i = (i + 1) & (m->cap - 1);
     m->e[i].key = key;
@@ -76,7 +96,7 @@ void hmap_remove(struct hmap *m, struct hmap_entry *e)
     /* Backward shift: entries that probed past the hole move into it, so every probe
      * sequence stays unbroken without tombstones. */
     for (size_t j = (hole + 1) & mask; m->e[j].key; j = (j + 1) & mask) {
-        size_t home = slot_of(m->e[j].key, m->cap);
+        size_t home = slot_of(m, m->e[j].key, m->cap);
         bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
         if (!stays) {
             m->e[hole] = m->e[j];

@@ -24,6 +24,7 @@ struct hmap {
     struct hmap_entry *e;
     size_t cap; /* a power of two, or 0 */
     size_t count;
+    uint64_t seed; /* mixed into every slot: set when the map first grows */
 };
 
 /* Returns a value's string, for maps keyed by strings. */

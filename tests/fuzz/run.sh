@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Fuzzes every parser for SECONDS each (default 30) with libFuzzer, starting from the
-# committed corpus. New crashes land in build-fuzz/crash-*; add them to
+# Fuzzes every parser and every other reader of untrusted input (events from the bus,
+# the journal, the outbox, recordings, the model snapshot) for SECONDS each (default 30)
+# with libFuzzer, starting from the committed corpus. New crashes land in build-fuzz/crash-*; add them to
 # testdata/fuzz/<kind>/ as regression inputs once fixed.
 #   tests/fuzz/run.sh [SECONDS]
 set -euo pipefail
@@ -9,9 +10,18 @@ top=$(cd "$(dirname "$0")/../.." && pwd)
 build="$top/build-fuzz"
 CC=clang cmake -S "$top" -B "$build" -DEM_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j"$(nproc)" >/dev/null
-for kind in session atlas gridsquare_metadata gridsquare_image foilhole_image micrograph; do
+# Parsers, then the other readers of untrusted or on-disk input, each from its corpus.
+corpus_of() {
+    case $1 in
+    outbox) echo "$top/testdata/fuzz/event" ;;
+    recording) echo "$top/testdata/recordings" ;;
+    *) echo "$top/testdata/fuzz/$1" ;;
+    esac
+}
+for kind in session atlas gridsquare_metadata gridsquare_image foilhole_image micrograph \
+    event journal outbox recording snapshot; do
     work=$(mktemp -d)
-    cp -r "$top/testdata/fuzz/$kind/." "$work/"
+    cp -r "$(corpus_of "$kind")/." "$work/"
     echo "fuzz_$kind: ${secs}s"
     (cd "$build" && "./tests/fuzz/fuzz_$kind" -max_total_time="$secs" -max_len=65536 \
         -print_final_stats=1 "$work" 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' || true)
