@@ -1,6 +1,10 @@
 #include "entity.h"
 
+#include <stdint.h>
 #include <string.h>
+
+#include "dynbuf.h"
+#include "jsonw.h"
 
 cJSON *entity_key(const char *k1, int64_t v1, const char *k2, int64_t v2, const char *s2)
 {
@@ -144,6 +148,42 @@ cJSON *entity_micrograph_data(const struct epu_doc *micrograph, int64_t session_
         !add_id_or_null(data, "exposure_id", has_exposure, exposure_id))
         return fail(data);
     return data;
+}
+
+char *entity_micrograph_doc_json(const struct epu_doc *micrograph)
+{
+    cJSON *data = doc_data(micrograph, NULL);
+    char *text = data ? jsonw_print(data) : NULL;
+    cJSON_Delete(data);
+    return text;
+}
+
+char *entity_micrograph_data_text(const char *doc_json, int64_t session_id, bool has_exposure,
+                                  int64_t exposure_id)
+{
+    size_t n = strlen(doc_json);
+    if (n < 2 || doc_json[0] != '{' || doc_json[n - 1] != '}')
+        return NULL;
+    struct dynbuf b;
+    dynbuf_init(&b, SIZE_MAX / 2);
+    /* What entity_micrograph_data() gives, as text: the document's fields, then the two
+     * the model knows. */
+    int rc = dynbuf_add(&b, doc_json, n - 1);
+    if (rc == 0)
+        rc = dynbuf_add(&b, n > 2 ? ",\"session_id\":" : "\"session_id\":", n > 2 ? 14 : 13);
+    if (rc == 0)
+        rc = jsonw_double(&b, (double)session_id);
+    if (rc == 0)
+        rc = dynbuf_add(&b, ",\"exposure_id\":", 15);
+    if (rc == 0)
+        rc = has_exposure ? jsonw_double(&b, (double)exposure_id) : dynbuf_add(&b, "null", 4);
+    if (rc == 0)
+        rc = dynbuf_add(&b, "}", 1);
+    char *out = rc == 0 ? cJSON_malloc(b.len + 1) : NULL;
+    if (out)
+        memcpy(out, b.p, b.len + 1);
+    dynbuf_free(&b);
+    return out;
 }
 
 int entity_exposure_cmp(const void *a, const void *b)

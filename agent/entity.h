@@ -63,4 +63,14 @@ const struct epu_exposure *entity_find_exposure(const struct epu_exposure *const
                                                 const char *rel);
 int entity_exposure_cmp(const void *a, const void *b);
 
+/* The micrograph's own fields as JSON text (what entity_micrograph_data() holds besides
+ * session_id and exposure_id), so that a parse worker can write them off the loop thread.
+ * Free with cJSON_free(); NULL when out of memory. */
+char *entity_micrograph_doc_json(const struct epu_doc *micrograph);
+
+/* entity_micrograph_data() as JSON text, from entity_micrograph_doc_json()'s text: byte
+ * for byte what printing that object gives. Free with cJSON_free(); NULL on failure. */
+char *entity_micrograph_data_text(const char *doc_json, int64_t session_id, bool has_exposure,
+                                  int64_t exposure_id);
+
 #endif

@@ -424,12 +424,24 @@ static void target_unpack(const struct m_target *t, int64_t fh, struct epu_foilh
 /* ---- emission ---- */
 
 static int emit_micro_doc(struct model *m, struct m_micro *mi, const struct epu_doc *doc,
-                          const struct fsio_stat *st)
+                          const struct fsio_stat *st, const char *doc_json)
 {
     struct m_session *s = mi->q->s;
     const struct m_exposure *x = find_exposure(mi->q, mi->name);
     mi->has_exp = x != NULL;
     mi->exp = x ? x->exposure_id : 0;
+    if (doc_json && m->cb.emit_text) {
+        char *text = entity_micrograph_data_text(doc_json, s->doc->u.session.session_id.v,
+                                                 mi->has_exp, mi->exp);
+        cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, "micrograph_uuid", 0,
+                                doc->u.image.image_uuid);
+        if (!text || !key) {
+            cJSON_free(text);
+            cJSON_Delete(key);
+            return -EM_ENOMEM;
+        }
+        return m->cb.emit_text(m->cb.ctx, WIRE_MICROGRAPH, key, text, mi->rel, st);
+    }
     cJSON *data = entity_micrograph_data(doc, s->doc->u.session.session_id.v, mi->has_exp, mi->exp);
     cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, "micrograph_uuid", 0,
                             doc->u.image.image_uuid);
@@ -442,7 +454,7 @@ static int emit_micro(struct model *m, struct m_micro *mi)
     struct epu_doc *doc = m->cb.load(m->cb.ctx, mi->rel, EPU_KIND_MICROGRAPH, &st);
     if (!doc)
         return 0;
-    int rc = emit_micro_doc(m, mi, doc, &st);
+    int rc = emit_micro_doc(m, mi, doc, &st, NULL);
     epu_doc_free(doc);
     return rc;
 }
@@ -1057,7 +1069,7 @@ static int on_hole_image(struct model *m, struct m_session *s, struct m_square *
 }
 
 static int on_micrograph(struct model *m, struct m_session *s, struct m_square *q, const char *rel,
-                         struct epu_doc *doc, const struct fsio_stat *st)
+                         struct epu_doc *doc, const struct fsio_stat *st, const char *doc_json)
 {
     if (!doc)
         return 0;
@@ -1090,7 +1102,7 @@ static int on_micrograph(struct model *m, struct m_session *s, struct m_square *
     if (mi) {
         /* Without a session id it waits; on_session() marks it when the id arrives. */
         if (live(s))
-            rc = emit_micro_doc(m, mi, doc, st);
+            rc = emit_micro_doc(m, mi, doc, st, doc_json);
     }
     epu_doc_free(doc);
     return rc;
@@ -1098,6 +1110,12 @@ static int on_micrograph(struct model *m, struct m_session *s, struct m_square *
 
 int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
                const struct fsio_stat *st)
+{
+    return model_file_json(m, rel, kind, doc, st, NULL);
+}
+
+int model_file_json(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
+                    const struct fsio_stat *st, const char *doc_json)
 {
     if (kind == EPU_KIND_SESSION)
         return on_session(m, rel, doc, st);
@@ -1137,7 +1155,7 @@ int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_
         return rc < 0 ? (epu_doc_free(doc), rc) : on_hole_image(m, s, q, rel, doc, st);
     case EPU_KIND_MICROGRAPH:
         rc = new_square ? mark_square(m, q) : 0;
-        return rc < 0 ? (epu_doc_free(doc), rc) : on_micrograph(m, s, q, rel, doc, st);
+        return rc < 0 ? (epu_doc_free(doc), rc) : on_micrograph(m, s, q, rel, doc, st, doc_json);
     default:
         epu_doc_free(doc);
         return 0;

@@ -62,6 +62,10 @@ struct model_callbacks {
      * an earlier run (whose state the caller keeps) may have: the caller sends a delete
      * only for what it emitted. The watch sets it; its journal decides. */
     bool retract_unknown;
+    /* Optional: `emit` with the data already written as JSON text (cJSON_free it; owned
+     * like `key`). Used for micrographs whose fields a parse worker wrote. */
+    int (*emit_text)(void *ctx, enum wire_type type, cJSON *key, char *data_json,
+                     const char *source, const struct fsio_stat *st);
 };
 
 struct model_stats {
@@ -82,6 +86,11 @@ struct model *model_new(const char *root, const struct model_callbacks *cb);
  * error. */
 int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
                const struct fsio_stat *st);
+
+/* model_file() for a micrograph whose fields a parse worker already wrote as JSON text
+ * (entity_micrograph_doc_json(); NULL: none). Does not take `doc_json`. */
+int model_file_json(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
+                    const struct fsio_stat *st, const char *doc_json);
 
 /* The session directory `dir` (relative to the root) is gone: every entity it gave is
  * retracted and forgotten, so that a directory made again at that path is read afresh.

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "em_error.h"
+#include "entity.h"
 #include "hash.h"
 
 #define POOL_MAX_THREADS 64
@@ -59,6 +60,8 @@ static void run_job(struct pool_job *j, struct epu_parser **parsers, struct fsio
         j->rc = epu_parser_finish(*pp, &j->doc);
     if (j->rc < 0)
         j->diag = *epu_parser_diag(*pp);
+    else if (j->want_json && j->doc && j->kind == EPU_KIND_MICROGRAPH)
+        j->doc_json = entity_micrograph_doc_json(j->doc);
 }
 
 static void worker(void *arg)
@@ -163,6 +166,7 @@ int pool_next(struct pool *p, struct pool_job *out)
 
 void pool_job_clear(struct pool_job *j)
 {
+    cJSON_free(j->doc_json);
     free(j->path);
     epu_doc_free(j->doc);
     memset(j, 0, sizeof(*j));
@@ -205,5 +209,6 @@ int pool_array_source(void *ctx, struct pool_job *job)
     job->kind = from->kind;
     job->tag = from->tag;
     job->want_hash = from->want_hash;
+    job->want_json = from->want_json;
     return 1;
 }

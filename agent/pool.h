@@ -24,6 +24,7 @@ struct pool_job {
     enum epu_kind kind; /* EPU_KIND_NONE: nothing to read, passed through (a marker) */
     void *tag;          /* the source's own pointer, passed through */
     bool want_hash;     /* also hash the content (hash.h) */
+    bool want_json;     /* a micrograph's fields as JSON text too (entity.h) */
     /* set by the worker */
     int rc;                /* 0, or a negative EM_E* for read or parse failures */
     bool read_failed;      /* rc comes from reading, not parsing */
@@ -31,7 +32,8 @@ struct pool_job {
     struct epu_diag diag;  /* on parse failure */
     struct fsio_stat stat; /* of the file when read */
     size_t bytes;
-    uint64_t hash; /* of the content read, when want_hash */
+    uint64_t hash;  /* of the content read, when want_hash */
+    char *doc_json; /* with want_json, for a micrograph parsed (cJSON_free; NULL on failure) */
 };
 
 /* Fills *job (zeroed before the call) with the next job and returns 1; returns 0 when

@@ -294,16 +294,13 @@ static int on_retract(void *ctx, enum wire_type type, cJSON *key, const char *so
     return rc;
 }
 
-static int on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const char *source,
-                   const struct fsio_stat *st)
+/* Emits one entity whose data is JSON text already (takes `key` and `d`). */
+static int emit_text(struct watch *w, enum wire_type type, cJSON *key, char *d, const char *source,
+                     const struct fsio_stat *st)
 {
-    struct wroot *r = ctx;
-    struct watch *w = r->w;
     /* Key and data are written as text once: for their hashes, and into the line. */
-    char *d = data ? jsonw_print(data) : NULL;
     char *k = key ? jsonw_print(key) : NULL;
     cJSON_Delete(key);
-    cJSON_Delete(data);
     if (!d || !k) {
         cJSON_free(d);
         cJSON_free(k);
@@ -344,6 +341,22 @@ static int on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, cons
     if (w->olen >= OUT_FLUSH)
         return commit_output(w);
     return 0;
+}
+
+static int on_emit_text(void *ctx, enum wire_type type, cJSON *key, char *data_json,
+                        const char *source, const struct fsio_stat *st)
+{
+    struct wroot *r = ctx;
+    return emit_text(r->w, type, key, data_json, source, st);
+}
+
+static int on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const char *source,
+                   const struct fsio_stat *st)
+{
+    struct wroot *r = ctx;
+    char *d = data ? jsonw_print(data) : NULL;
+    cJSON_Delete(data);
+    return emit_text(r->w, type, key, d, source, st);
 }
 
 static struct epu_doc *on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st)
@@ -698,7 +711,8 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
  * stat as read), taken into the journal and the model. Takes `doc`. */
 static void conclude(struct watch *w, struct wroot *r, const char *path, enum epu_kind kind,
                      struct journal_file *f, const struct fsio_stat *st, int rc,
-                     struct epu_doc *doc, uint64_t hash, const struct epu_diag *d, bool force)
+                     struct epu_doc *doc, uint64_t hash, const struct epu_diag *d, bool force,
+                     const char *doc_json)
 {
     if (rc == -EM_ENOENT) {
         epu_doc_free(doc);
@@ -751,7 +765,7 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
         return;
     }
     /* The model keeps this path: the journal's copy lives as long as the model. */
-    rc = model_file(r->model, f->path + r->len + 1, kind, doc, st);
+    rc = model_file_json(r->model, f->path + r->len + 1, kind, doc, st, doc_json);
     if (rc < 0)
         fail(w, 1, path, rc);
 }
@@ -803,7 +817,7 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     uint64_t hash = hash64_final(&pt->hash);
     struct epu_diag diag = *epu_parser_diag(pt->parser);
     partial_drop(w, pt);
-    conclude(w, r, path, kind, f, &st, rc, doc, hash, &diag, why == BY_FORCE);
+    conclude(w, r, path, kind, f, &st, rc, doc, hash, &diag, why == BY_FORCE, NULL);
 }
 
 /* ---- walking ---- */
@@ -952,6 +966,7 @@ static int walk_source_next(void *ctx, struct pool_job *job)
     wf->path = NULL;
     job->kind = wf->kind;
     job->want_hash = true;
+    job->want_json = true;
     return 1;
 }
 
@@ -991,7 +1006,8 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         if (i > 0 && kind_rank(wf->kind) != kind_rank(wk.v[i - 1].kind) && kind_rank(wf->kind) == 5)
             flush_models(w);
         w->bytes += j.bytes;
-        conclude(w, r, j.path, wf->kind, wf->rec, &j.stat, j.rc, j.doc, j.hash, &j.diag, force);
+        conclude(w, r, j.path, wf->kind, wf->rec, &j.stat, j.rc, j.doc, j.hash, &j.diag, force,
+                 j.doc_json);
         j.doc = NULL;
         pool_job_clear(&j);
     }
@@ -1546,7 +1562,8 @@ static int open_roots(struct watch *w)
         r->len = len;
         r->dev = st.dev;
         r->ino = st.ino;
-        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan, r, true, true};
+        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan,
+                                     r,       true,       true,    on_emit_text};
         r->model = model_new(real, &cb);
         if (!r->model)
             return -EM_ENOMEM;
@@ -1661,7 +1678,8 @@ static void restore_model(struct watch *w, struct wroot *r)
         em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
     } else {
         em_log(EM_LOG_INFO, "%s: snapshot %s not used (%s): reading the tree", r->path, path, why);
-        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan, r, true, true};
+        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan,
+                                     r,       true,       true,    on_emit_text};
         model_free(r->model);
         r->model = model_new(r->path, &cb);
         if (!r->model)

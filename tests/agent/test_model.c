@@ -153,7 +153,7 @@ static struct epu_doc *on_load(void *ctx, const char *rel, enum epu_kind kind, s
 
 static struct model *new_model(struct folded *f)
 {
-    struct model_callbacks cb = {on_emit, NULL, on_load, NULL, f, false, false};
+    struct model_callbacks cb = {on_emit, NULL, on_load, NULL, f, false, false, NULL};
     struct model *m = model_new(VISIT, &cb);
     assert_non_null(m);
     return m;
@@ -383,7 +383,7 @@ static void test_model__unparseable_square_file_still_makes_the_square(void **st
 
 static struct model *new_model_retracting(struct folded *f)
 {
-    struct model_callbacks cb = {on_emit, on_retract, on_load, NULL, f, false, false};
+    struct model_callbacks cb = {on_emit, on_retract, on_load, NULL, f, false, false, NULL};
     struct model *m = model_new(VISIT, &cb);
     assert_non_null(m);
     return m;
