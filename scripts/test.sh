@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite: install what is missing, check formatting, build with warnings as
-# errors, run every test, then build and run them all again under AddressSanitizer and
-# UndefinedBehaviorSanitizer. Set EM_FUZZ_SECONDS=N to also fuzz each parser N seconds.
+# errors, run every test, run the threaded parts under ThreadSanitizer, then build and run
+# every test again under AddressSanitizer and UndefinedBehaviorSanitizer. Set
+# EM_FUZZ_SECONDS=N to also fuzz each parser and reader N seconds.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -24,9 +25,17 @@ cmake --build "$top/build" -j"$jobs"
 echo "== the portable watcher (uv_fs_event + settle), built and tested on this machine"
 cmake -S "$top" -B "$top/build-fsevent" -DEM_WERROR=ON -DEM_WATCHER=fsevent \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$top/build-fsevent" -j"$jobs" --target em-agent
+cmake --build "$top/build-fsevent" -j"$jobs" --target em-agent test_watcher
 (cd "$top/build-fsevent" && ctest -j"$jobs" --output-on-failure --timeout 600 \
-    -R 'e2e_watch_(before|midway|after|kill|poll|ops|grow)')
+    -R 'test_watcher|e2e_watch_(before|midway|after|kill|restart|poll|ops|grow)')
+
+echo "== ThreadSanitizer: the parse pool (scan, watch walks) and the bus publisher thread"
+cmake -S "$top" -B "$top/build-tsan" -DEM_WERROR=ON -DEM_SANITIZE=thread \
+    -DCMAKE_BUILD_TYPE=Debug >/dev/null
+cmake --build "$top/build-tsan" -j"$jobs"
+(cd "$top/build-tsan" && TSAN_OPTIONS=halt_on_error=1:exitcode=66 ctest -j"$jobs" \
+    --output-on-failure --timeout 600 "${retry[@]}" \
+    -R '^(test_pool|test_scan|e2e_cli|e2e_watch_(after|kill|restart)|e2e_bus_(sqlite|outage))$')
 
 echo "== build and test under AddressSanitizer + UBSan"
 cmake -S "$top" -B "$top/build-asan" -DEM_WERROR=ON -DEM_SANITIZE=address,undefined \
