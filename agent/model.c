@@ -124,6 +124,7 @@ struct model {
     size_t ndirty, dirty_cap;
     size_t held, dropped;
     size_t nsquares, nholes, nmicros;
+    uint64_t changes; /* calls that may have changed what a snapshot holds */
 };
 
 /* Whether the session directory's entities are emitted: its id is known, and no directory
@@ -750,6 +751,7 @@ static int resolve_owner(struct model *m, int64_t id);
 
 int model_forget_dir(struct model *m, const char *dir)
 {
+    m->changes++;
     struct hmap_entry *e = hmap_find(&m->sessions_by_dir, hash64_str(dir), dir, session_dir_of);
     if (!e)
         return 0;
@@ -831,6 +833,7 @@ int model_forget_missing(struct model *m,
                          int (*identify)(void *ctx, const char *dir, uint64_t *dev, uint64_t *ino),
                          void *ctx)
 {
+    m->changes++;
     int n = 0;
     for (size_t i = 0; i < m->nsessions; i++) {
         struct m_session *s = m->sessions[i];
@@ -1117,6 +1120,7 @@ int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_
 int model_file_json(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
                     const struct fsio_stat *st, const char *doc_json)
 {
+    m->changes++;
     if (kind == EPU_KIND_SESSION)
         return on_session(m, rel, doc, st);
     if (kind == EPU_KIND_ATLAS)
@@ -1191,6 +1195,7 @@ static void withdraw_target(union hmap_value *v, void *ctx)
 
 int model_withdraw(struct model *m, const char *rel, enum epu_kind kind)
 {
+    m->changes++;
     struct tree_loc loc;
     int rc = tree_locate(rel, &loc);
     if (rc < 0)
@@ -1499,6 +1504,11 @@ static void save_micro(union hmap_value *v, void *ctx)
     /* Its session directory and square come from its path (epu_layout.h). */
     fprintf(sv->f, "M\t%s\t%s\t%d\t%lld\n", mi->rel, or_dash(mi->uuid), mi->has_exp ? 1 : 0,
             (long long)mi->exp);
+}
+
+uint64_t model_changes(const struct model *m)
+{
+    return m->changes;
 }
 
 int model_save(struct model *m, FILE *f)

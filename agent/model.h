@@ -131,6 +131,11 @@ void model_stats(const struct model *m, struct model_stats *st);
  * written: session and atlas files are read again on restore (a few), through `load`. */
 int model_save(struct model *m, FILE *f);
 
+/* How many calls since model_new() may have changed what a snapshot holds (files taken
+ * in, directories forgotten, files withdrawn): 0 after a restore means the snapshot
+ * read is still the model. */
+uint64_t model_changes(const struct model *m);
+
 struct model_restore_cb {
     /* The file `rel` parsed, when it is the version the snapshot was made from (the
      * caller's journal knows); NULL otherwise, which makes the restore fail. */

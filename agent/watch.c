@@ -1611,15 +1611,22 @@ static void walk_close_cb(uv_handle_t *h, void *arg)
         uv_close(h, NULL);
 }
 
-/* ---- the model snapshot (model.h): a restart that needs not read the tree again ---- */
+/* ---- the model snapshot (model.h): a restart that needs not read the tree again ----
+ *
+ * Per watched directory, in the state directory: `model-HASH` (the snapshot: a header
+ * naming the agent and the directory, then model_save()'s records) and `model-HASH.seq`
+ * (the journal's last seq when it was made). A start uses the pair only when the seq is
+ * where the journal ends; it then renames the snapshot to `.used` and removes the seq, so
+ * a run that does not stop cleanly leaves nothing usable. A clean stop writes a new
+ * snapshot, or, when the model did not change since it was read, renames `.used` back. */
 
-#define SNAPSHOT_MAGIC "em-agent model 1"
+#define SNAPSHOT_MAGIC "em-agent model 2"
 
-static char *snapshot_path(const struct watch *w, const struct wroot *r, bool tmp)
+static char *snapshot_path(const struct watch *w, const struct wroot *r, const char *suffix)
 {
-    char name[64];
+    char name[96];
     snprintf(name, sizeof(name), "model-%016llx%s", (unsigned long long)hash64_str(r->path),
-             tmp ? ".tmp" : "");
+             suffix);
     return fsio_join(w->opt->state_dir, name);
 }
 
@@ -1650,24 +1657,50 @@ static const char *restore_path(void *ctx, const char *rel)
     return f ? f->path + r->len + 1 : NULL;
 }
 
-/* Reads root `r`'s snapshot when it was written at the end of the run this journal ends
- * with, and removes it at once: a run that fails later must not leave a stale one. */
+/* The seq recorded beside a snapshot, or 0. */
+static uint64_t snapshot_seq(const char *path)
+{
+    struct fsio_buf b = {0};
+    uint64_t seq = 0;
+    if (fsio_read(path, 64, &b, NULL) == 0 && b.len > 0 && b.len < 40) {
+        char text[48];
+        memcpy(text, b.data, b.len);
+        text[b.len] = '\0';
+        char *end;
+        seq = strtoull(text, &end, 10);
+        if (end == text || (*end != '\n' && *end != '\0'))
+            seq = 0;
+    }
+    fsio_buf_free(&b);
+    return seq;
+}
+
 static void restore_model(struct watch *w, struct wroot *r)
 {
-    char *path = snapshot_path(w, r, false);
-    FILE *f = path ? fopen(path, "r") : NULL;
-    if (!f) {
-        free(path);
+    char *path = snapshot_path(w, r, ""), *used = snapshot_path(w, r, ".used"),
+         *seqp = snapshot_path(w, r, ".seq");
+    if (!path || !used || !seqp) {
+        free(path), free(used), free(seqp);
         return;
     }
-    remove(path);
-    char head[4096];
-    char want[4096];
-    snprintf(want, sizeof(want), "%s\t%s\t%s\t%llu\n", SNAPSHOT_MAGIC, w->opt->agent, r->path,
-             (unsigned long long)w->j.loaded_seq);
+    remove(used); /* from a run that did not stop cleanly */
+    uint64_t seq = snapshot_seq(seqp);
+    FILE *f = fopen(path, "r");
+    remove(seqp);
+    if (f && rename(path, used) != 0) {
+        fclose(f);
+        f = NULL;
+    }
+    if (!f) {
+        free(path), free(used), free(seqp);
+        return;
+    }
+    char head[4096], want[4096];
+    snprintf(want, sizeof(want), "%s\t%s\t%s\n", SNAPSHOT_MAGIC, w->opt->agent, r->path);
     int rc = -EM_ESTATE;
     const char *why = "it was written by another run";
-    if (fgets(head, sizeof(head), f) && strcmp(head, want) == 0) {
+    if (seq == w->j.loaded_seq && seq != 0 && fgets(head, sizeof(head), f) &&
+        strcmp(head, want) == 0) {
         struct model_restore_cb cb = {restore_load, restore_path, r};
         rc = model_restore(r->model, f, &cb);
         why = rc == -EM_ESTATE ? "a session or atlas file changed since" : em_strerror(rc);
@@ -1677,6 +1710,7 @@ static void restore_model(struct watch *w, struct wroot *r)
         r->restored = true;
         em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
     } else {
+        remove(used);
         em_log(EM_LOG_INFO, "%s: snapshot %s not used (%s): reading the tree", r->path, path, why);
         struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan,
                                      r,       true,       true,    on_emit_text};
@@ -1685,35 +1719,66 @@ static void restore_model(struct watch *w, struct wroot *r)
         if (!r->model)
             fail(w, 1, r->path, -EM_ENOMEM);
     }
-    free(path);
+    free(path), free(used), free(seqp);
 }
 
-/* Writes each root's snapshot at a clean end: to a temporary name, synced, then renamed. */
+/* Writes `text` to `path` through a temporary name, synced. Returns 0 or a negative EM_E*. */
+static int write_synced(const char *path, const char *tmp, const char *text)
+{
+    FILE *f = fopen(tmp, "w");
+    int rc = f ? 0 : em_from_errno(errno);
+    if (f && fputs(text, f) < 0)
+        rc = -EM_EIO;
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = -EM_EIO;
+    if (rc == 0)
+        rc = fsio_sync_path(tmp);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = em_from_errno(errno);
+    if (rc < 0)
+        remove(tmp);
+    return rc;
+}
+
+/* Writes each root's snapshot at a clean end (or keeps the one read, when the model did
+ * not change), then its seq. */
 static void save_models(struct watch *w)
 {
     for (size_t i = 0; i < w->nroots; i++) {
         struct wroot *r = &w->roots[i];
-        char *tmp = snapshot_path(w, r, true), *path = snapshot_path(w, r, false);
-        FILE *f = tmp && path ? fopen(tmp, "w") : NULL;
-        int rc = f ? 0 : -EM_EIO;
-        if (f) {
-            fprintf(f, "%s\t%s\t%s\t%llu\n", SNAPSHOT_MAGIC, w->opt->agent, r->path,
-                    (unsigned long long)w->j.last_seq);
-            rc = model_save(r->model, f);
-            if (fclose(f) != 0 && rc == 0)
-                rc = -EM_EIO;
-            if (rc == 0)
-                rc = fsio_sync_path(tmp);
-            if (rc == 0 && rename(tmp, path) != 0)
-                rc = em_from_errno(errno);
-            if (rc < 0)
-                remove(tmp);
+        char *path = snapshot_path(w, r, ""), *tmp = snapshot_path(w, r, ".tmp"),
+             *used = snapshot_path(w, r, ".used"), *seqp = snapshot_path(w, r, ".seq"),
+             *seqtmp = snapshot_path(w, r, ".seq.tmp");
+        int rc = path && tmp && used && seqp && seqtmp ? 0 : -EM_ENOMEM;
+        bool kept =
+            rc == 0 && r->restored && model_changes(r->model) == 0 && rename(used, path) == 0;
+        if (rc == 0 && !kept) {
+            FILE *f = fopen(tmp, "w");
+            rc = f ? 0 : em_from_errno(errno);
+            if (f) {
+                fprintf(f, "%s\t%s\t%s\n", SNAPSHOT_MAGIC, w->opt->agent, r->path);
+                rc = model_save(r->model, f);
+                if (fclose(f) != 0 && rc == 0)
+                    rc = -EM_EIO;
+                if (rc == 0)
+                    rc = fsio_sync_path(tmp);
+                if (rc == 0 && rename(tmp, path) != 0)
+                    rc = em_from_errno(errno);
+                if (rc < 0)
+                    remove(tmp);
+            }
+            if (used)
+                remove(used);
+        }
+        if (rc == 0) {
+            char text[32];
+            snprintf(text, sizeof(text), "%llu\n", (unsigned long long)w->j.last_seq);
+            rc = write_synced(seqp, seqtmp, text);
         }
         if (rc < 0)
             em_log(EM_LOG_WARN, "%s: no snapshot written (%s): the next start reads the tree",
                    r->path, em_strerror(rc));
-        free(tmp);
-        free(path);
+        free(path), free(tmp), free(used), free(seqp), free(seqtmp);
     }
 }
 

@@ -274,8 +274,10 @@ static bool parse_time(const char *s, double *out)
     long days = era * 146097 + doe - 719468;
     double t = (double)days * 86400.0 + h * 3600.0 + mi * 60.0 + sec;
     const char *z = s + n;
-    if ((*z == '+' || *z == '-') && strlen(z) >= 6) {
-        int oh = atoi(z + 1), om = atoi(z + 4);
+    /* An offset "+HH:MM" (digits checked: STYLE bans atoi's silent zero). */
+    if ((*z == '+' || *z == '-') && strlen(z) >= 6 && z[1] >= '0' && z[1] <= '9' && z[2] >= '0' &&
+        z[2] <= '9' && z[3] == ':' && z[4] >= '0' && z[4] <= '9' && z[5] >= '0' && z[5] <= '9') {
+        int oh = (z[1] - '0') * 10 + (z[2] - '0'), om = (z[4] - '0') * 10 + (z[5] - '0');
         t -= (*z == '+' ? 1 : -1) * (oh * 3600.0 + om * 60.0);
     }
     *out = t;
