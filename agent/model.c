@@ -1071,33 +1071,40 @@ static int on_hole_image(struct model *m, struct m_session *s, struct m_square *
     return rc;
 }
 
+/* The micrograph at `rel` of square `q`, made when new (*added). NULL when out of memory. */
+static struct m_micro *micro_get(struct model *m, struct m_session *s, struct m_square *q,
+                                 const char *rel, bool *added)
+{
+    int new_entry;
+    struct hmap_entry *e = hmap_upsert(&s->micros, hash64_str(rel), rel, micro_rel_of, &new_entry);
+    *added = e && new_entry;
+    if (!e || !new_entry)
+        return e ? e->v.p : NULL;
+    struct m_micro *mi = calloc(1, sizeof(*mi));
+    if (!mi || set_path(m, &mi->rel, rel) < 0 ||
+        push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0) {
+        if (mi && !m->cb.borrow_paths)
+            free(mi->rel);
+        free(mi);
+        hmap_remove(&s->micros, e);
+        return NULL;
+    }
+    mi->q = q;
+    mi->name = micro_name(rel);
+    e->v.p = mi;
+    m->nmicros++;
+    hold(m, s);
+    return mi;
+}
+
 static int on_micrograph(struct model *m, struct m_session *s, struct m_square *q, const char *rel,
                          struct epu_doc *doc, const struct fsio_stat *st, const char *doc_json)
 {
     if (!doc)
         return 0;
-    int added;
-    struct hmap_entry *e = hmap_upsert(&s->micros, hash64_str(rel), rel, micro_rel_of, &added);
-    int rc = e ? 0 : -EM_ENOMEM;
-    struct m_micro *mi = e && !added ? e->v.p : NULL;
-    if (e && added) {
-        mi = calloc(1, sizeof(*mi));
-        if (!mi || set_path(m, &mi->rel, rel) < 0 ||
-            push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0) {
-            if (mi && !m->cb.borrow_paths)
-                free(mi->rel);
-            free(mi);
-            hmap_remove(&s->micros, e);
-            mi = NULL;
-            rc = -EM_ENOMEM;
-        } else {
-            mi->q = q;
-            mi->name = micro_name(rel);
-            e->v.p = mi;
-            m->nmicros++;
-            hold(m, s);
-        }
-    }
+    bool added;
+    struct m_micro *mi = micro_get(m, s, q, rel, &added);
+    int rc = mi ? 0 : -EM_ENOMEM;
     if (mi && m->cb.retract && (!mi->uuid || strcmp(mi->uuid, doc->u.image.image_uuid) != 0)) {
         free(mi->uuid);
         mi->uuid = doc->u.image.image_uuid ? strdup(doc->u.image.image_uuid) : NULL;
@@ -1747,28 +1754,14 @@ static int restore_micro(struct model *m, char **fd, size_t n, const struct mode
     const char *rel = m->cb.borrow_paths ? cb->path(cb->ctx, fd[1]) : fd[1];
     if (!q || !rel)
         return q ? -EM_ESTATE : -EM_ENOMEM;
-    int added;
-    struct hmap_entry *e = hmap_upsert(&s->micros, hash64_str(rel), rel, micro_rel_of, &added);
-    if (!e)
+    bool added;
+    struct m_micro *mi = micro_get(m, s, q, rel, &added);
+    if (!mi)
         return -EM_ENOMEM;
     if (!added)
-        return -EM_EMALFORMED;
-    struct m_micro *mi = calloc(1, sizeof(*mi));
-    if (!mi || set_path(m, &mi->rel, rel) < 0 ||
-        push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0) {
-        if (mi && !m->cb.borrow_paths)
-            free(mi->rel);
-        free(mi);
-        hmap_remove(&s->micros, e);
-        return -EM_ENOMEM;
-    }
-    e->v.p = mi;
-    mi->q = q;
-    mi->name = micro_name(rel);
+        return -EM_EMALFORMED; /* a micrograph written twice */
     mi->has_exp = has != 0;
     mi->exp = exp;
-    m->nmicros++;
-    hold(m, s);
     if (strcmp(fd[2], "-") != 0 && !(mi->uuid = strdup(fd[2])))
         return -EM_ENOMEM;
     return 0;

@@ -28,12 +28,12 @@
 #include "epu.h"
 #include "epu_layout.h"
 #include "event.h"
+#include "fswalk.h"
 #include "log.h"
 #include "pool.h"
 #include "tree.h"
 
 #define SCAN_WINDOW 128
-#define SCAN_MAX_DEPTH 24
 
 /* ---- pass 1: the layout ---------------------------------------------------------------- */
 
@@ -119,10 +119,22 @@ static struct lay_square *square_get(struct lay_session *s, int64_t gs)
     return q;
 }
 
-/* Notes the file `rel` found in the directory `dir` (whose index in L->dirs is *dir_index,
- * or -1 until an image there needs it). */
-static int lay_place(struct layout *L, const char *rel, const char *dir, int64_t *dir_index)
+/* Index of the directory `dir` in L->dirs, added when new. Files of one directory come
+ * together, so the last one is checked first. */
+static int64_t dir_index(struct layout *L, const char *dir)
 {
+    if (L->dirs.n > 0 && strcmp(L->dirs.v[L->dirs.n - 1], dir) == 0)
+        return (int64_t)L->dirs.n - 1;
+    if (L->dirs.n >= UINT32_MAX || strvec_push(&L->dirs, dir) < 0)
+        return -EM_ENOMEM;
+    return (int64_t)L->dirs.n - 1;
+}
+
+/* Notes the file `rel` found in the directory `dir`. */
+static int lay_file(void *ctx, const char *dir, const char *rel, const char *name)
+{
+    (void)name;
+    struct layout *L = ctx;
     struct epu_place pl;
     epu_layout_place(rel, &pl);
     if (pl.unplaced) {
@@ -150,13 +162,14 @@ static int lay_place(struct layout *L, const char *rel, const char *dir, int64_t
             return -EM_ENOMEM;
         return 0;
     }
-    if (*dir_index < 0) {
-        if (L->dirs.n >= UINT32_MAX || strvec_push(&L->dirs, dir) < 0)
-            return -EM_ENOMEM;
-        *dir_index = (int64_t)L->dirs.n - 1;
-    }
-    if (q->ndirs > 0 && q->dirs[q->ndirs - 1] == (uint32_t)*dir_index)
-        return 0;
+    int64_t di = dir_index(L, dir);
+    if (di < 0)
+        return (int)di;
+    /* A square's directories, each once (a directory's files may come on both sides of
+     * a subdirectory in name order). */
+    for (uint32_t k = 0; k < q->ndirs; k++)
+        if (q->dirs[k] == (uint32_t)di || strcmp(L->dirs.v[q->dirs[k]], dir) == 0)
+            return 0;
     if (q->ndirs == q->dirs_cap) {
         uint32_t cap = q->dirs_cap ? q->dirs_cap * 2 : 4;
         uint32_t *v = realloc(q->dirs, cap * sizeof(*v));
@@ -165,65 +178,27 @@ static int lay_place(struct layout *L, const char *rel, const char *dir, int64_t
         q->dirs = v;
         q->dirs_cap = cap;
     }
-    q->dirs[q->ndirs++] = (uint32_t)*dir_index;
+    q->dirs[q->ndirs++] = (uint32_t)di;
     return 0;
 }
 
-/* The directories on the way down, by identity: a directory that is its own ancestor (a
- * bind mount of a tree into itself) is not walked again, so a walk always ends. */
-struct ancestry {
-    uint64_t dev[SCAN_MAX_DEPTH], ino[SCAN_MAX_DEPTH];
-};
-
-static int lay_walk(struct layout *L, const char *rel, unsigned depth, struct ancestry *up)
+/* Metadata/ and Images-Disc<N>/ mark their parent as a session directory. */
+static int lay_dir(void *ctx, const char *dir, const char *rel, const char *name)
 {
-    char *abs = abs_of(L->root, rel);
-    if (!abs)
+    (void)rel;
+    struct layout *L = ctx;
+    bool metadata;
+    if (epu_layout_session_marker(name, &metadata) &&
+        !session_get(L, dir, strcmp(dir, ".") == 0 ? 0 : strlen(dir)))
         return -EM_ENOMEM;
-    struct fsio_stat dst;
-    if (fsio_stat(abs, &dst) == 0 && fsio_dir_seen_above(up->dev, up->ino, depth, &dst)) {
-        em_log(EM_LOG_WARN,
-               "%s: the same directory as one above it (a bind mount?): not walked again", rel);
-        free(abs);
-        return 0;
-    }
-    struct fsio_entry *e;
-    size_t n;
-    int rc = fsio_list(abs, &e, &n);
-    free(abs);
-    if (rc < 0) {
-        if (depth == 0)
-            return rc;
-        em_log(EM_LOG_WARN, "%s: cannot list the directory: %s (skipped)", rel, em_strerror(rc));
-        L->dirs_failed++;
-        return 0;
-    }
-    L->dirs_walked++;
-    int64_t dir_index = -1;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        char *child = rel_join(rel, e[i].name);
-        if (!child) {
-            rc = -EM_ENOMEM;
-            break;
-        }
-        if (e[i].type == FSIO_DIR) {
-            bool metadata;
-            if (epu_layout_session_marker(e[i].name, &metadata) &&
-                !session_get(L, rel, strcmp(rel, ".") == 0 ? 0 : strlen(rel)))
-                rc = -EM_ENOMEM;
-            if (rc == 0 && depth + 1 < SCAN_MAX_DEPTH)
-                rc = lay_walk(L, child, depth + 1, up);
-            else if (rc == 0)
-                em_log(EM_LOG_WARN, "%s: deeper than %d levels (not walked)", child,
-                       SCAN_MAX_DEPTH);
-        } else if (e[i].type == FSIO_FILE) {
-            L->files++;
-            rc = lay_place(L, child, rel, &dir_index);
-        }
-        free(child);
-    }
-    fsio_entries_free(e, n);
-    return rc;
+    return 1;
+}
+
+static int lay_unreadable(void *ctx, const char *rel, int err)
+{
+    (void)rel, (void)err;
+    ((struct layout *)ctx)->dirs_failed++;
+    return 0;
 }
 
 static int cmp_square(const void *a, const void *b)
@@ -261,9 +236,11 @@ static int layout_walk(const char *root, struct layout *L)
         return rc;
     if (st.type != FSIO_DIR)
         return -EM_ENOENT;
-    struct ancestry up;
-    memset(&up, 0, sizeof(up));
-    rc = lay_walk(L, ".", 0, &up);
+    struct fswalk_cb cb = {lay_dir, lay_file, lay_unreadable, L};
+    struct fswalk_stats stats;
+    rc = fswalk(root, &cb, &stats);
+    L->files = stats.files;
+    L->dirs_walked = stats.dirs;
     if (rc < 0) {
         layout_free(L);
         return rc;

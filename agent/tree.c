@@ -10,9 +10,8 @@
 #include "epu.h"
 #include "epu_layout.h"
 #include "fsio.h"
+#include "fswalk.h"
 #include "log.h"
-
-#define TREE_MAX_DEPTH 24
 
 int strvec_push(struct strvec *sv, const char *s)
 {
@@ -227,60 +226,27 @@ static int note_dir(struct tree *t, const char *rel, const char *name)
     return 0;
 }
 
-/* The directories on the way down, by identity: a directory that is its own ancestor (a
- * bind mount of a tree into itself) is not walked again, so a walk always ends. */
-struct ancestry {
-    uint64_t dev[TREE_MAX_DEPTH], ino[TREE_MAX_DEPTH];
-};
-
-static int walk(struct tree *t, const char *rel, unsigned depth, struct ancestry *up)
+static int tree_dir(void *ctx, const char *dir, const char *rel, const char *name)
 {
-    char *abs = tree_abs(t, rel);
-    if (!abs)
+    (void)dir;
+    int rc = note_dir(ctx, rel, name);
+    return rc < 0 ? rc : 1;
+}
+
+static int tree_file(void *ctx, const char *dir, const char *rel, const char *name)
+{
+    (void)dir, (void)name;
+    return place_file(ctx, rel);
+}
+
+static int tree_unreadable(void *ctx, const char *rel, int err)
+{
+    struct tree *t = ctx;
+    t->dirs_failed++;
+    if (strvec_push(&t->unreadable, rel) < 0 ||
+        strvec_push(&t->unreadable_why, em_strerror(err)) < 0)
         return -EM_ENOMEM;
-    struct fsio_stat dst;
-    if (fsio_stat(abs, &dst) == 0 && fsio_dir_seen_above(up->dev, up->ino, depth, &dst)) {
-        em_log(EM_LOG_WARN,
-               "%s: the same directory as one above it (a bind mount?): not walked again", rel);
-        free(abs);
-        return 0;
-    }
-    struct fsio_entry *e;
-    size_t n;
-    int rc = fsio_list(abs, &e, &n);
-    free(abs);
-    if (rc < 0) {
-        if (depth == 0)
-            return rc;
-        em_log(EM_LOG_WARN, "%s: cannot list the directory: %s (skipped)", rel, em_strerror(rc));
-        t->dirs_failed++;
-        if (strvec_push(&t->unreadable, rel) < 0 ||
-            strvec_push(&t->unreadable_why, em_strerror(rc)) < 0)
-            return -EM_ENOMEM;
-        return 0;
-    }
-    t->dirs++;
-    for (size_t i = 0; i < n && rc == 0; i++) {
-        char *child = rel_join(rel, e[i].name);
-        if (!child) {
-            rc = -EM_ENOMEM;
-            break;
-        }
-        if (e[i].type == FSIO_DIR) {
-            rc = note_dir(t, child, e[i].name);
-            if (rc == 0 && depth + 1 < TREE_MAX_DEPTH)
-                rc = walk(t, child, depth + 1, up);
-            else if (rc == 0)
-                em_log(EM_LOG_WARN, "%s: deeper than %d levels (not walked)", child,
-                       TREE_MAX_DEPTH);
-        } else if (e[i].type == FSIO_FILE) {
-            t->files++;
-            rc = place_file(t, child);
-        }
-        free(child);
-    }
-    fsio_entries_free(e, n);
-    return rc;
+    return 0;
 }
 
 static int cmp_square(const void *a, const void *b)
@@ -302,9 +268,11 @@ int tree_scan(const char *root, struct tree *t)
     t->root = strdup(root);
     if (!t->root)
         return -EM_ENOMEM;
-    struct ancestry up;
-    memset(&up, 0, sizeof(up));
-    rc = walk(t, ".", 0, &up);
+    struct fswalk_cb cb = {tree_dir, tree_file, tree_unreadable, t};
+    struct fswalk_stats stats;
+    rc = fswalk(root, &cb, &stats);
+    t->files = stats.files;
+    t->dirs = stats.dirs;
     if (rc < 0) {
         tree_free(t);
         return rc;

@@ -1722,13 +1722,13 @@ static void restore_model(struct watch *w, struct wroot *r)
     free(path), free(used), free(seqp);
 }
 
-/* Writes `text` to `path` through a temporary name, synced. Returns 0 or a negative EM_E*. */
-static int write_synced(const char *path, const char *tmp, const char *text)
+/* Writes `path` through a temporary name: `fill` writes the content, then it is synced
+ * and renamed over `path`. Returns 0 or a negative EM_E*. */
+static int write_synced(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
+                        void *ctx)
 {
     FILE *f = fopen(tmp, "w");
-    int rc = f ? 0 : em_from_errno(errno);
-    if (f && fputs(text, f) < 0)
-        rc = -EM_EIO;
+    int rc = f ? fill(f, ctx) : em_from_errno(errno);
     if (f && fclose(f) != 0 && rc == 0)
         rc = -EM_EIO;
     if (rc == 0)
@@ -1738,6 +1738,18 @@ static int write_synced(const char *path, const char *tmp, const char *text)
     if (rc < 0)
         remove(tmp);
     return rc;
+}
+
+static int fill_text(FILE *f, void *ctx)
+{
+    return fputs(ctx, f) < 0 ? -EM_EIO : 0;
+}
+
+static int fill_snapshot(FILE *f, void *ctx)
+{
+    struct wroot *r = ctx;
+    fprintf(f, "%s\t%s\t%s\n", SNAPSHOT_MAGIC, r->w->opt->agent, r->path);
+    return model_save(r->model, f);
 }
 
 /* Writes each root's snapshot at a clean end (or keeps the one read, when the model did
@@ -1753,27 +1765,13 @@ static void save_models(struct watch *w)
         bool kept =
             rc == 0 && r->restored && model_changes(r->model) == 0 && rename(used, path) == 0;
         if (rc == 0 && !kept) {
-            FILE *f = fopen(tmp, "w");
-            rc = f ? 0 : em_from_errno(errno);
-            if (f) {
-                fprintf(f, "%s\t%s\t%s\n", SNAPSHOT_MAGIC, w->opt->agent, r->path);
-                rc = model_save(r->model, f);
-                if (fclose(f) != 0 && rc == 0)
-                    rc = -EM_EIO;
-                if (rc == 0)
-                    rc = fsio_sync_path(tmp);
-                if (rc == 0 && rename(tmp, path) != 0)
-                    rc = em_from_errno(errno);
-                if (rc < 0)
-                    remove(tmp);
-            }
-            if (used)
-                remove(used);
+            rc = write_synced(path, tmp, fill_snapshot, r);
+            remove(used);
         }
         if (rc == 0) {
             char text[32];
             snprintf(text, sizeof(text), "%llu\n", (unsigned long long)w->j.last_seq);
-            rc = write_synced(seqp, seqtmp, text);
+            rc = write_synced(seqp, seqtmp, fill_text, text);
         }
         if (rc < 0)
             em_log(EM_LOG_WARN, "%s: no snapshot written (%s): the next start reads the tree",
