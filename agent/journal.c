@@ -16,6 +16,7 @@
 
 #include <errno.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -531,19 +532,11 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
     return rc;
 }
 
-/* The pid written into a lock file, or 0. */
+/* The pid written into a lock file ("%ld\n"), or 0. */
 static long lock_holder(const char *lock_path)
 {
-    struct fsio_buf b = {0};
-    long pid = 0;
-    if (fsio_read(lock_path, 64, &b, NULL) == 0 && b.len > 0 && b.len < 32) {
-        char text[32];
-        memcpy(text, b.data, b.len);
-        text[b.len] = '\0';
-        pid = strtol(text, NULL, 10);
-    }
-    fsio_buf_free(&b);
-    return pid > 0 ? pid : 0;
+    uint64_t pid = fsio_read_number(lock_path);
+    return pid <= (uint64_t)LONG_MAX ? (long)pid : 0;
 }
 
 static int lock_dir(struct journal *j, char *reason, size_t cap)

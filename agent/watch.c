@@ -1657,24 +1657,6 @@ static const char *restore_path(void *ctx, const char *rel)
     return f ? f->path + r->len + 1 : NULL;
 }
 
-/* The seq recorded beside a snapshot, or 0. */
-static uint64_t snapshot_seq(const char *path)
-{
-    struct fsio_buf b = {0};
-    uint64_t seq = 0;
-    if (fsio_read(path, 64, &b, NULL) == 0 && b.len > 0 && b.len < 40) {
-        char text[48];
-        memcpy(text, b.data, b.len);
-        text[b.len] = '\0';
-        char *end;
-        seq = strtoull(text, &end, 10);
-        if (end == text || (*end != '\n' && *end != '\0'))
-            seq = 0;
-    }
-    fsio_buf_free(&b);
-    return seq;
-}
-
 static void restore_model(struct watch *w, struct wroot *r)
 {
     char *path = snapshot_path(w, r, ""), *used = snapshot_path(w, r, ".used"),
@@ -1684,7 +1666,7 @@ static void restore_model(struct watch *w, struct wroot *r)
         return;
     }
     remove(used); /* from a run that did not stop cleanly */
-    uint64_t seq = snapshot_seq(seqp);
+    uint64_t seq = fsio_read_number(seqp);
     FILE *f = fopen(path, "r");
     remove(seqp);
     if (f && rename(path, used) != 0) {

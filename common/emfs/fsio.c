@@ -323,3 +323,20 @@ int fsio_sync_path(const char *path)
     uv_fs_req_cleanup(&req);
     return rc < 0 ? from_uv(rc) : 0;
 }
+
+uint64_t fsio_read_number(const char *path)
+{
+    struct fsio_buf b = {0};
+    uint64_t v = 0;
+    if (fsio_read(path, 64, &b, NULL) == 0 && b.len > 0 && b.len < 40) {
+        char text[48];
+        memcpy(text, b.data, b.len);
+        text[b.len] = '\0';
+        char *end;
+        v = strtoull(text, &end, 10);
+        if (end == text || (*end != '\n' && *end != '\0'))
+            v = 0;
+    }
+    fsio_buf_free(&b);
+    return v;
+}

@@ -68,6 +68,11 @@ int fsio_lstat(const char *path, struct fsio_stat *st);
  * EM_EIO. */
 int fsio_write_all(int fd, char *p, size_t n);
 
+/* The decimal number a small file holds (a pid, a seq), optionally followed by a line
+ * end; 0 when the file is missing, unreadable, longer than 40 bytes or holds anything
+ * else. */
+uint64_t fsio_read_number(const char *path);
+
 /* Makes the file `path` durable (fsync). Returns 0 or a negative EM_E*. */
 int fsio_sync_path(const char *path);
 

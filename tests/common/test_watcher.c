@@ -87,18 +87,24 @@ static bool saw_sub(const struct seen *s)
     return s->ndirs >= 1 && has_complete(s, g_sub_file);
 }
 
+/* A new loop with a watcher reporting into `s`. */
+static void start(uv_loop_t *loop, struct seen *s)
+{
+    assert_int_equal(uv_loop_init(loop), 0);
+    memset(s, 0, sizeof(*s));
+    struct watcher_options wo = {.settle_ms = 50};
+    struct watcher_callbacks cb = {
+        .file = on_file, .dir = on_dir, .overflow = on_overflow, .batch = on_batch, .ctx = s};
+    assert_int_equal(watcher_new(loop, &wo, &cb, &s->w), 0);
+}
+
 static void test_watcher__reports_and_closes_clean(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir("watcher");
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct seen s;
-    memset(&s, 0, sizeof(s));
-    struct watcher_options wo = {.settle_ms = 50};
-    struct watcher_callbacks cb = {
-        .file = on_file, .dir = on_dir, .overflow = on_overflow, .batch = on_batch, .ctx = &s};
-    assert_int_equal(watcher_new(&loop, &wo, &cb, &s.w), 0);
+    start(&loop, &s);
     assert_int_equal(watcher_add(s.w, dir), 0);
     assert_int_equal(watcher_count(s.w), 1);
 
@@ -139,19 +145,13 @@ static void test_watcher__close_at_once(void **state)
     /* Opened and closed with nothing watched, and with a directory that is gone. */
     char *dir = tu_tmpdir("watcher-gone");
     uv_loop_t loop;
-    assert_int_equal(uv_loop_init(&loop), 0);
     struct seen s;
-    memset(&s, 0, sizeof(s));
-    struct watcher_options wo = {.settle_ms = 50};
-    struct watcher_callbacks cb = {
-        .file = on_file, .dir = on_dir, .overflow = on_overflow, .batch = on_batch, .ctx = &s};
-    assert_int_equal(watcher_new(&loop, &wo, &cb, &s.w), 0);
+    start(&loop, &s);
     watcher_close(s.w);
     uv_run(&loop, UV_RUN_DEFAULT);
     assert_int_equal(uv_loop_close(&loop), 0);
 
-    assert_int_equal(uv_loop_init(&loop), 0);
-    assert_int_equal(watcher_new(&loop, &wo, &cb, &s.w), 0);
+    start(&loop, &s);
     assert_int_equal(watcher_add(s.w, dir), 0);
     tu_rmtree(dir);
     for (int i = 0; i < 20; i++) {
