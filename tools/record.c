@@ -29,11 +29,11 @@
 #include "hmap.h"
 #include "log.h"
 #include "progress.h"
+#include "rec_diff.h"
 #include "recording.h"
 #include "sha256.h"
 #include "watcher.h"
 
-#define BLOCK 4096u
 #define FLUSH_NS 500000000ull         /* a segment at least every half second */
 #define FLUSH_BYTES ((size_t)8 << 20) /* or when this much is waiting */
 
@@ -291,18 +291,6 @@ static void ensure_dir(struct recorder *r, const char *rel, bool and_walk)
         walk(r, rel);
 }
 
-static void blocks_of(const unsigned char *p, size_t n, uint64_t **out, size_t *count)
-{
-    size_t nb = (n + BLOCK - 1) / BLOCK;
-    uint64_t *b = nb ? malloc(nb * sizeof(*b)) : NULL;
-    for (size_t i = 0; b && i < nb; i++) {
-        size_t len = i + 1 < nb ? BLOCK : n - i * BLOCK;
-        b[i] = hash64_bytes(p + i * BLOCK, len);
-    }
-    *out = b;
-    *count = b ? nb : 0;
-}
-
 static void record_removed(struct recorder *r, const char *rel)
 {
     struct tracked *t = find(r, rel);
@@ -390,65 +378,32 @@ static void sample(struct recorder *r, const char *rel)
     size_t n = r->buf.len;
     uint64_t *nb;
     size_t nnb;
-    blocks_of(p, n, &nb, &nnb);
-    if (n && !nb) {
+    if (!rec_blocks_of(p, n, &nb, &nnb)) {
         r->failed = true;
         snprintf(r->err, sizeof(r->err), "out of memory");
         return;
     }
     char sha[65];
     sha256_hex_bytes(p, n, sha);
-    struct rec_op op = {.path = rel, .size = n, .sha256 = sha, .mtime_ns = mt};
-    bool record = true;
-    if (!t || t->placeholder) {
-        if (!t && !(t = add(r, rel, false))) {
-            free(nb);
-            r->failed = true;
-            return;
-        }
-        op.type = t->placeholder ? REC_REWRITE : REC_CREATE;
-        op.data = p;
-        op.len = n;
-    } else {
-        uint64_t o = t->size;
-        size_t full = (size_t)(o / BLOCK);
-        /* Blocks before the first difference, up to min(old, new) size. */
-        size_t common = 0;
-        size_t lim = (size_t)((n < o ? n : o) / BLOCK);
-        while (common < lim && common < nnb && nb[common] == t->blocks[common])
-            common++;
-        bool prefix_same = false; /* the old bytes are a prefix of the new */
-        if (n >= o && common >= full) {
-            size_t tail = (size_t)(o % BLOCK);
-            prefix_same = tail == 0 || hash64_bytes(p + full * BLOCK, tail) == t->blocks[full];
-        }
-        if (n == o && prefix_same) {
-            record = t->mtime_ns != mt; /* written again with the same bytes */
-            op.type = REC_REWRITE;
-            op.same = true;
-        } else if (n > o && prefix_same) {
-            op.type = REC_APPEND;
-            op.offset = o;
-            op.data = p + o;
-            op.len = n - o;
-        } else if (n < o && n % BLOCK == 0 && common == n / BLOCK) {
-            op.type = REC_TRUNCATE;
-        } else if (n == o && common > 0) {
-            /* Same size, changed from block `common` on: find the last changed block. */
-            size_t last = nnb - 1;
-            while (last > common && nb[last] == t->blocks[last])
-                last--;
-            size_t end = (last + 1) * BLOCK < n ? (last + 1) * BLOCK : n;
-            op.type = REC_WRITE;
-            op.offset = common * BLOCK;
-            op.data = p + op.offset;
-            op.len = end - (size_t)op.offset;
-        } else {
-            op.type = REC_REWRITE;
-            op.data = p;
-            op.len = n;
-        }
+    bool was_placeholder = t && t->placeholder, known = t && !t->placeholder;
+    if (!t && !(t = add(r, rel, false))) {
+        free(nb);
+        r->failed = true;
+        return;
     }
+    struct rec_blocks old = {t->size, t->blocks, t->nblocks};
+    struct rec_change c = rec_diff(known ? &old : NULL, was_placeholder, p, n, nb, nnb);
+    struct rec_op op = {.type = c.type,
+                        .path = rel,
+                        .size = n,
+                        .sha256 = sha,
+                        .mtime_ns = mt,
+                        .same = c.same,
+                        .offset = c.offset,
+                        .data = c.data,
+                        .len = c.len};
+    /* The same bytes written again are recorded only when the mtime moved. */
+    bool record = !c.same || t->mtime_ns != mt;
     if (record)
         emit(r, &op);
     t->placeholder = false;
