@@ -1,7 +1,7 @@
 /* em-agent: watch: the loop, the per-file incremental parsing and the sink.
  *
  * Per file the journal keeps the version last processed (size, mtime, content hash,
- * state). A file being written is fed to a push parser as it grows ("partials", at most
+ * state). A file being written is fed to a push parser as it grows (incparse.h, at most
  * MAX_PARTIALS at once); when its root element ends or its writer closes it, the document
  * is finished and handed to the model. A file whose size shrank, whose last fed bytes
  * differ, or that changes after it was complete is parsed again from its first byte.
@@ -29,6 +29,7 @@
 #include "fsio.h"
 #include "hash.h"
 #include "hmap.h"
+#include "incparse.h"
 #include "cli_common.h"
 #include "journal.h"
 #include "jsonw.h"
@@ -42,8 +43,6 @@
 #include "watcher.h"
 
 #define MAX_PARTIALS 1024
-#define TAIL 64
-#define READ_CHUNK (256u << 10)
 #define OUT_FLUSH (256u << 10)
 #define WALK_MAX_DEPTH 24
 
@@ -58,17 +57,6 @@ struct wroot {
     bool lost;         /* gone, or replaced: reported, waiting for it */
     bool restored;     /* the model came from the snapshot: files the journal has in the
                           same version are not read again */
-};
-
-/* A file being fed to its parser as it grows. */
-struct partial {
-    char *path;
-    enum epu_kind kind;
-    struct epu_parser *parser;
-    uint64_t fed;
-    struct hash64 hash;
-    unsigned char tail[TAIL]; /* the last bytes fed */
-    unsigned ntail;
 };
 
 /* A file event waiting for the end of its burst. */
@@ -90,9 +78,7 @@ struct watch {
     struct watcher *watcher;
     struct wroot *roots;
     size_t nroots;
-    struct hmap partials; /* path hash -> struct partial * */
-    size_t npartials;
-    struct epu_parser *idle[EPU_KIND_COUNT]; /* one reusable parser per kind */
+    struct incparse *inc; /* files being fed to their parsers as they grow */
     struct fsio_buf rbuf;
     /* the burst being collected */
     struct queued *queue;
@@ -492,98 +478,9 @@ static void fail(struct watch *w, int status, const char *what, int rc)
 
 /* ---- per-file processing ---- */
 
-static const char *partial_path_of(const void *v)
-{
-    return ((const struct partial *)v)->path;
-}
-
-static struct partial *partial_find(struct watch *w, const char *path)
-{
-    struct hmap_entry *e = hmap_find(&w->partials, hash64_str(path), path, partial_path_of);
-    return e ? e->v.p : NULL;
-}
-
-static void parser_release(struct watch *w, enum epu_kind kind, struct epu_parser *p)
-{
-    if (!w->idle[kind])
-        w->idle[kind] = p;
-    else
-        epu_parser_free(p);
-}
-
-static struct epu_parser *parser_take(struct watch *w, enum epu_kind kind)
-{
-    struct epu_parser *p = w->idle[kind];
-    w->idle[kind] = NULL;
-    return p ? p : epu_parser_new(kind, NULL);
-}
-
-static void partial_drop(struct watch *w, struct partial *pt)
-{
-    struct hmap_entry *e = hmap_find(&w->partials, hash64_str(pt->path), pt->path, partial_path_of);
-    if (e)
-        hmap_remove(&w->partials, e);
-    parser_release(w, pt->kind, pt->parser);
-    free(pt->path);
-    free(pt);
-    w->npartials--;
-}
-
-static struct partial *partial_new(struct watch *w, const char *path, enum epu_kind kind)
-{
-    struct partial *pt = calloc(1, sizeof(*pt));
-    if (!pt || !(pt->path = strdup(path)) || !(pt->parser = parser_take(w, kind)) ||
-        epu_parser_begin(pt->parser, path) < 0) {
-        if (pt && pt->parser)
-            parser_release(w, kind, pt->parser);
-        if (pt)
-            free(pt->path);
-        free(pt);
-        return NULL;
-    }
-    pt->kind = kind;
-    hash64_init(&pt->hash);
-    int added;
-    struct hmap_entry *e =
-        hmap_upsert(&w->partials, hash64_str(path), path, partial_path_of, &added);
-    if (!e) {
-        parser_release(w, kind, pt->parser);
-        free(pt->path);
-        free(pt);
-        return NULL;
-    }
-    e->v.p = pt;
-    w->npartials++;
-    return pt;
-}
-
 static bool same_version(const struct journal_file *f, const struct fsio_stat *st)
 {
     return f->size == st->size && f->mtime_sec == st->mtime_sec && f->mtime_nsec == st->mtime_nsec;
-}
-
-/* Whether the bytes before pt->fed are still the ones fed (else the file was rewritten). */
-static bool tail_intact(struct watch *w, struct partial *pt)
-{
-    if (pt->ntail == 0)
-        return true;
-    if (fsio_read_at(pt->path, pt->fed - pt->ntail, pt->ntail, &w->rbuf) < 0 ||
-        w->rbuf.len != pt->ntail)
-        return false;
-    return memcmp(w->rbuf.data, pt->tail, pt->ntail) == 0;
-}
-
-static void keep_tail(struct partial *pt, const char *p, size_t n)
-{
-    if (n >= TAIL) {
-        memcpy(pt->tail, p + n - TAIL, TAIL);
-        pt->ntail = TAIL;
-        return;
-    }
-    size_t keep = pt->ntail + n > TAIL ? TAIL - n : pt->ntail;
-    memmove(pt->tail, pt->tail + pt->ntail - keep, keep);
-    memcpy(pt->tail + keep, p, n);
-    pt->ntail = (unsigned)(keep + n);
 }
 
 static void note_file(struct watch *w, struct journal_file *f, const struct fsio_stat *st,
@@ -681,7 +578,7 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
     if (pl.kind == EPU_KIND_NONE || pl.unplaced)
         return false;
     *kind = pl.kind;
-    struct partial *pt = w->npartials ? partial_find(w, path) : NULL;
+    bool pt = incparse_count(w->inc) && incparse_has(w->inc, path);
     *f = journal_file_find(&w->j, path);
     /* A file the journal does not know is read whatever its stat says (the read takes
      * its own): a walk over a new tree stats nothing twice. */
@@ -691,7 +588,7 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
     }
     if (fsio_stat(path, st) < 0 || st->type != FSIO_FILE) {
         if (pt)
-            partial_drop(w, pt); /* gone (renamed or deleted) */
+            incparse_drop(w->inc, path); /* gone (renamed or deleted) */
         return false;
     }
     struct journal_file *jf = *f;
@@ -780,44 +677,15 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     struct journal_file *f = NULL;
     if (!wanted(w, r, path, why, false, &kind, &st, &f))
         return;
-    struct partial *pt = partial_find(w, path);
-    if (pt && (st.size < pt->fed || !tail_intact(w, pt))) {
-        partial_drop(w, pt);
-        pt = NULL;
-    }
-    if (pt && st.size == pt->fed && !complete)
+    uint64_t before = incparse_bytes(w->inc);
+    struct incparse_done d;
+    int rc = incparse_feed(w->inc, path, kind, &st, complete, &d);
+    w->bytes += incparse_bytes(w->inc) - before;
+    if (rc < 0)
+        fail(w, 1, path, rc);
+    if (rc <= 0)
         return;
-    if (!pt) {
-        if (!complete && w->npartials >= MAX_PARTIALS)
-            return; /* read it when it is closed */
-        pt = partial_new(w, path, kind);
-        if (!pt) {
-            fail(w, 1, path, -EM_ENOMEM);
-            return;
-        }
-    }
-    /* Feed what is new. */
-    int rc = 0;
-    while (rc == 0 && pt->fed < st.size) {
-        uint64_t want = st.size - pt->fed;
-        rc = fsio_read_at(path, pt->fed, want > READ_CHUNK ? READ_CHUNK : (size_t)want, &w->rbuf);
-        if (rc < 0 || w->rbuf.len == 0)
-            break;
-        hash64_update(&pt->hash, w->rbuf.data, w->rbuf.len);
-        keep_tail(pt, w->rbuf.data, w->rbuf.len);
-        pt->fed += w->rbuf.len;
-        w->bytes += w->rbuf.len;
-        rc = epu_parser_feed(pt->parser, w->rbuf.data, w->rbuf.len);
-    }
-    if (rc == 0 && !complete && !epu_parser_complete(pt->parser))
-        return; /* more to come */
-    struct epu_doc *doc = NULL;
-    if (rc == 0)
-        rc = epu_parser_finish(pt->parser, &doc);
-    uint64_t hash = hash64_final(&pt->hash);
-    struct epu_diag diag = *epu_parser_diag(pt->parser);
-    partial_drop(w, pt);
-    conclude(w, r, path, kind, f, &st, rc, doc, hash, &diag, why == BY_FORCE, NULL);
+    conclude(w, r, path, kind, f, &st, d.rc, d.doc, d.hash, &d.diag, why == BY_FORCE, NULL);
 }
 
 /* ---- walking ---- */
@@ -884,9 +752,7 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
             enum epu_kind kind = EPU_KIND_NONE;
             struct journal_file *rec = NULL;
             if (wanted(w, out->r, child, out->why, true, &kind, &st, &rec)) {
-                struct partial *pt = partial_find(w, child);
-                if (pt)
-                    partial_drop(w, pt); /* read whole: the walk finds it complete */
+                incparse_drop(w->inc, child); /* read whole: the walk finds it complete */
                 if (out->n == out->cap) {
                     size_t cap = out->cap ? out->cap * 2 : 256;
                     struct walk_file *v = realloc(out->v, cap * sizeof(*v));
@@ -1268,7 +1134,7 @@ static void summary(struct watch *w, bool final)
            final ? "stopped: " : "", (unsigned long long)w->files_parsed,
            (unsigned long long)w->files_failed, (unsigned long long)w->files_waiting,
            (unsigned long long)w->bytes, (unsigned long long)w->events_total, rate,
-           w->lag_n ? w->lag_sum_ms / (double)w->lag_n : 0.0, w->lag_max_ms, w->npartials,
+           w->lag_n ? w->lag_sum_ms / (double)w->lag_n : 0.0, w->lag_max_ms, incparse_count(w->inc),
            w->watcher ? watcher_count(w->watcher) : 0ul);
     if (w->ob_open) {
         if (w->pub)
@@ -1580,17 +1446,8 @@ static void free_all(struct watch *w)
         free(w->roots[i].path);
     }
     free(w->roots);
-    for (size_t i = 0; i < w->partials.cap; i++) {
-        struct partial *pt = w->partials.e[i].key ? w->partials.e[i].v.p : NULL;
-        if (pt) { /* still being written when the agent stopped */
-            epu_parser_free(pt->parser);
-            free(pt->path);
-            free(pt);
-        }
-    }
-    hmap_free(&w->partials);
-    for (int k = 0; k < EPU_KIND_COUNT; k++)
-        epu_parser_free(w->idle[k]);
+    incparse_free(w->inc); /* files still being written when the agent stopped */
+    w->inc = NULL;
     for (size_t i = 0; i < w->nqueue; i++)
         free(w->queue[i].path);
     free(w->queue);
@@ -1942,8 +1799,13 @@ int watch_run(const struct watch_options *opt)
     /* A closed stdout must be an error we report, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
 #endif
+    if (!(w.inc = incparse_new(MAX_PARTIALS))) {
+        em_log(EM_LOG_ERROR, "out of memory");
+        return 1;
+    }
     if (uv_loop_init(&w.loop) < 0) {
         em_log(EM_LOG_ERROR, "cannot start the event loop");
+        incparse_free(w.inc);
         return 1;
     }
     int status = start(&w);
