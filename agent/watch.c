@@ -30,6 +30,7 @@
 #include "hash.h"
 #include "hmap.h"
 #include "incparse.h"
+#include "burstq.h"
 #include "cli_common.h"
 #include "journal.h"
 #include "jsonw.h"
@@ -45,6 +46,7 @@
 #define MAX_PARTIALS 1024
 #define OUT_FLUSH (256u << 10)
 #define WALK_MAX_DEPTH 24
+#define BURST_POOL_MIN 4 /* closed files in a burst worth starting the pool for */
 
 struct watch;
 
@@ -57,12 +59,6 @@ struct wroot {
     bool lost;         /* gone, or replaced: reported, waiting for it */
     bool restored;     /* the model came from the snapshot: files the journal has in the
                           same version are not read again */
-};
-
-/* A file event waiting for the end of its burst. */
-struct queued {
-    char *path;
-    bool complete;
 };
 
 struct walk_file {
@@ -81,9 +77,7 @@ struct watch {
     struct incparse *inc; /* files being fed to their parsers as they grow */
     struct fsio_buf rbuf;
     /* the burst being collected */
-    struct queued *queue;
-    size_t nqueue, queue_cap;
-    struct hmap queued; /* path hash -> index + 1 */
+    struct burstq burst;
     bool rescan_all;
     /* output */
     FILE *out;
@@ -1005,34 +999,9 @@ static void on_file(void *ctx, const char *path, bool complete)
     struct watch *w = ctx;
     if (w->stopping)
         return;
-    uint64_t key = hash64_str(path);
-    /* One entry per path and burst; a path whose hash collides with a queued one is
-     * queued again, which only costs a second look. */
-    struct hmap_entry *e = hmap_find(&w->queued, key, NULL, NULL);
-    if (e && strcmp(w->queue[e->v.u - 1].path, path) == 0) {
-        w->queue[e->v.u - 1].complete |= complete;
-        return;
-    }
-    if (w->nqueue == w->queue_cap) {
-        size_t cap = w->queue_cap ? w->queue_cap * 2 : 256;
-        struct queued *q = realloc(w->queue, cap * sizeof(*q));
-        if (!q) {
-            fail(w, 1, path, -EM_ENOMEM);
-            return;
-        }
-        w->queue = q;
-        w->queue_cap = cap;
-    }
-    char *copy = strdup(path);
-    if (!copy) {
-        fail(w, 1, path, -EM_ENOMEM);
-        return;
-    }
-    w->queue[w->nqueue++] = (struct queued){copy, complete};
-    int added;
-    e = hmap_upsert(&w->queued, key, NULL, NULL, &added);
-    if (e && added)
-        e->v.u = w->nqueue;
+    int rc = burstq_add(&w->burst, path, complete);
+    if (rc < 0)
+        fail(w, 1, path, rc);
 }
 
 static void on_dir(void *ctx, const char *path)
@@ -1101,18 +1070,95 @@ static void on_overflow(void *ctx, const char *path)
     w->rescan_all = true;
 }
 
+/* One file of a burst, looked at before it is read. */
+struct burst_file {
+    struct wroot *r;
+    bool on_pool; /* read whole and parsed on the pool */
+    enum epu_kind kind;
+    struct journal_file *rec;
+};
+
+struct burst_source {
+    struct watch *w;
+    struct burst_file *bf;
+    size_t next;
+};
+
+/* The pool's source for a burst: the files it reads whole, in the order of the burst. */
+static int burst_source_next(void *ctx, struct pool_job *job)
+{
+    struct burst_source *s = ctx;
+    for (; s->next < s->w->burst.n; s->next++) {
+        if (!s->bf[s->next].on_pool)
+            continue;
+        const struct burstq_item *q = &s->w->burst.v[s->next++];
+        if (!(job->path = strdup(q->path)))
+            return -EM_ENOMEM;
+        job->kind = s->bf[s->next - 1].kind;
+        job->want_hash = true;
+        job->want_json = true;
+        return 1;
+    }
+    return 0;
+}
+
+/* The files of a burst in the order they came. A file the writer closed and that is not
+ * being fed already is read whole and parsed on the pool (a burst of a hundred closed
+ * micrographs keeps every core busy); the others are fed here as they grow. Results are
+ * taken in the burst's order either way. */
+static void process_burst(struct watch *w)
+{
+    size_t n = w->burst.n, npool = 0;
+    struct burst_file *bf = n >= BURST_POOL_MIN ? calloc(n, sizeof(*bf)) : NULL;
+    for (size_t i = 0; bf && i < n && !w->stopping; i++) {
+        struct burstq_item *q = &w->burst.v[i];
+        struct fsio_stat st;
+        bf[i].r = root_of(w, q->path);
+        if (!bf[i].r || !q->complete || incparse_has(w->inc, q->path))
+            continue;
+        if (wanted(w, bf[i].r, q->path, BY_EVENT, true, &bf[i].kind, &st, &bf[i].rec)) {
+            bf[i].on_pool = true;
+            npool++;
+        } else {
+            bf[i].r = NULL; /* unchanged, gone, or not an EPU file: nothing to do */
+        }
+    }
+    if (npool >= BURST_POOL_MIN)
+        em_log(EM_LOG_DEBUG, "burst of %zu files: %zu read on the pool", n, npool);
+    struct burst_source src = {w, bf, 0};
+    struct pool *pool =
+        npool >= BURST_POOL_MIN ? pool_start(burst_source_next, &src, w->opt->threads, 128) : NULL;
+    for (size_t i = 0; i < n && !w->stopping; i++) {
+        struct burstq_item *q = &w->burst.v[i];
+        if (bf && bf[i].on_pool && pool) {
+            struct pool_job j;
+            int rc = pool_next(pool, &j);
+            if (rc <= 0) { /* out of memory: the next start reads what was not taken */
+                fail(w, 1, q->path, rc < 0 ? rc : -EM_ENOMEM);
+                break;
+            }
+            w->bytes += j.bytes;
+            conclude(w, bf[i].r, q->path, bf[i].kind, bf[i].rec, &j.stat, j.rc, j.doc, j.hash,
+                     &j.diag, false, j.doc_json);
+            j.doc = NULL;
+            pool_job_clear(&j);
+            continue;
+        }
+        if (bf && !bf[i].r)
+            continue;
+        struct wroot *r = root_of(w, q->path);
+        if (r)
+            process(w, r, q->path, q->complete, BY_EVENT);
+    }
+    pool_free(pool);
+    free(bf);
+}
+
 static void on_batch(void *ctx)
 {
     struct watch *w = ctx;
-    for (size_t i = 0; i < w->nqueue; i++) {
-        struct queued *q = &w->queue[i];
-        struct wroot *r = w->stopping ? NULL : root_of(w, q->path);
-        if (r)
-            process(w, r, q->path, q->complete, BY_EVENT);
-        free(q->path);
-    }
-    w->nqueue = 0;
-    hmap_clear(&w->queued);
+    process_burst(w);
+    burstq_clear(&w->burst);
     if (w->rescan_all && !w->stopping) {
         w->rescan_all = false;
         walk_all(w);
@@ -1448,10 +1494,7 @@ static void free_all(struct watch *w)
     free(w->roots);
     incparse_free(w->inc); /* files still being written when the agent stopped */
     w->inc = NULL;
-    for (size_t i = 0; i < w->nqueue; i++)
-        free(w->queue[i].path);
-    free(w->queue);
-    hmap_free(&w->queued);
+    burstq_free(&w->burst);
     strvec_free(&w->unreadable);
     for (size_t i = 0; i < w->nwaiting; i++)
         free(w->waiting[i].path);

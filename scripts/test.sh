@@ -27,15 +27,15 @@ cmake -S "$top" -B "$top/build-fsevent" -DEM_WERROR=ON -DEM_WATCHER=fsevent \
     -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$top/build-fsevent" -j"$jobs" --target em-agent test_watcher
 (cd "$top/build-fsevent" && ctest -j"$jobs" --output-on-failure --timeout 600 \
-    -R 'test_watcher|e2e_watch_(before|midway|after|kill|restart|poll|ops|grow)')
+    -R 'test_watcher|e2e_watch_(before|midway|after|kill|restart|poll|ops|grow|burst)')
 
-echo "== ThreadSanitizer: the parse pool (scan, watch walks) and the bus publisher thread"
+echo "== ThreadSanitizer: the parse pool (scan, watch walks and bursts) and the bus publisher thread"
 cmake -S "$top" -B "$top/build-tsan" -DEM_WERROR=ON -DEM_SANITIZE=thread \
     -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$top/build-tsan" -j"$jobs"
 (cd "$top/build-tsan" && TSAN_OPTIONS=halt_on_error=1:exitcode=66 ctest -j"$jobs" \
     --output-on-failure --timeout 600 "${retry[@]}" \
-    -R '^(test_pool|test_scan|e2e_cli|e2e_watch_(after|kill|restart)|e2e_bus_(sqlite|outage))$')
+    -R '^(test_pool|test_scan|e2e_cli|e2e_watch_(after|kill|restart|burst)|e2e_bus_(sqlite|outage))$')
 
 echo "== build and test under AddressSanitizer + UBSan"
 cmake -S "$top" -B "$top/build-asan" -DEM_WERROR=ON -DEM_SANITIZE=address,undefined \

@@ -2,7 +2,7 @@
 # End-to-end tests of `em-agent watch` with real files, real timing and real processes.
 #
 #   tests/e2e/watch.sh EM_AGENT [CASE...]      cases: before midway after kill restart
-#                                              overflow poll ops grow (default: all)
+#                                              overflow poll ops grow burst (default: all)
 #
 # A session is written into a temp dir the way EPU does (epu_writer.py: chunked writes,
 # torn and rewritten .dm files, holes before their .dm, an aborted session, a new
@@ -328,8 +328,29 @@ PY
         ok "grow: entities equal scan" || bad "grow: entities differ"
 }
 
+case_burst() { # a busy agent gets a burst of closed files: they are parsed on the pool
+    local d="$TMP/burst.d"
+    mkdir -p "$d"
+    $WRITER "$SRC" "$d" --seed 4 >/dev/null || bad "writer"
+    start_agent burst "$d" -vv
+    wait_equal burst "$d" 30 || bad "burst: the initial walk"
+    # Stopped, it cannot read its events: they pile up and come as one burst.
+    kill -STOP "$APID"
+    local n=0 f
+    while IFS= read -r f; do
+        sed -i 's/<Defocus>\([^<]*\)</<Defocus>-2.5E-06</' "$f" && n=$((n + 1))
+    done < <(find "$d" -name 'FoilHole_*_Data_*.xml')
+    kill -CONT "$APID"
+    [ "$n" -ge 8 ] || bad "burst: only $n micrographs to change"
+    if wait_equal burst "$d" 30; then
+        grep -q 'read on the pool' "$TMP/burst.log" && ok "burst: $n changed micrographs read on the pool" ||
+            bad "burst: the burst was not read on the pool"
+    fi
+    finish burst "$d"
+}
+
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill restart overflow poll ops grow)
+[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill restart overflow poll ops grow burst)
 for c in "${cases[@]}"; do
     "case_$c"
 done

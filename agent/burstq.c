@@ -1,0 +1,52 @@
+#include "burstq.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "em_error.h"
+#include "hash.h"
+
+int burstq_add(struct burstq *q, const char *path, bool complete)
+{
+    uint64_t key = hash64_str(path);
+    /* A path whose hash collides with a queued one is queued again, which only costs a
+     * second look. */
+    struct hmap_entry *e = hmap_find(&q->index, key, NULL, NULL);
+    if (e && strcmp(q->v[e->v.u - 1].path, path) == 0) {
+        q->v[e->v.u - 1].complete |= complete;
+        return 0;
+    }
+    if (q->n == q->cap) {
+        size_t cap = q->cap ? q->cap * 2 : 256;
+        struct burstq_item *v = realloc(q->v, cap * sizeof(*v));
+        if (!v)
+            return -EM_ENOMEM;
+        q->v = v;
+        q->cap = cap;
+    }
+    char *copy = strdup(path);
+    if (!copy)
+        return -EM_ENOMEM;
+    q->v[q->n++] = (struct burstq_item){copy, complete};
+    int added;
+    e = hmap_upsert(&q->index, key, NULL, NULL, &added);
+    if (e && added)
+        e->v.u = q->n;
+    return 0;
+}
+
+void burstq_clear(struct burstq *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        free(q->v[i].path);
+    q->n = 0;
+    hmap_clear(&q->index);
+}
+
+void burstq_free(struct burstq *q)
+{
+    burstq_clear(q);
+    free(q->v);
+    hmap_free(&q->index);
+    memset(q, 0, sizeof(*q));
+}
