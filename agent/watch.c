@@ -1,4 +1,5 @@
-/* em-agent: watch: the loop, the per-file incremental parsing and the sink.
+/* em-agent: watch: the loop (walks, watcher callbacks, timers, signals, start and stop);
+ * the other parts are listed in watch_int.h.
  *
  * Per file the journal keeps the version last processed (size, mtime, content hash,
  * state). A file being written is fed to a push parser as it grows (incparse.h, at most
@@ -8,338 +9,18 @@
  * A complete document with the content hash of the version already processed is not
  * handed to the model again.
  *
- * Events go to the journal first (commit), then to the sink, then a "delivered" record.
- * The sink is stdout, --out FILE, or with --amqp the outbox, from which the publisher
- * thread sends them to the bus; the loop learns of its progress through a uv_async.
+ * Events go to the journal first (commit), then to the sink (watch_sink.c), then a
+ * "delivered" record. The sink is stdout, --out FILE, or with --amqp the outbox, from which
+ * the publisher thread sends them to the bus; the loop learns of its progress through a
+ * uv_async.
  */
-#include "watch.h"
-
-#include <errno.h>
-#include <inttypes.h>
-#include <signal.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include <uv.h>
-
-#include "em_error.h"
-#include "epu.h"
-#include "event.h"
-#include "fsio.h"
-#include "hash.h"
-#include "hmap.h"
-#include "incparse.h"
-#include "burstq.h"
-#include "cli_common.h"
-#include "journal.h"
-#include "jsonw.h"
-#include "log.h"
-#include "model.h"
-#include "outbox.h"
-#include "publisher.h"
-#include "epu_layout.h"
-#include "pool.h"
-#include "tree.h"
-#include "watcher.h"
+#include "watch_int.h"
 
 #define MAX_PARTIALS 1024
-#define OUT_FLUSH (256u << 10)
 #define WALK_MAX_DEPTH 24
 #define BURST_POOL_MIN 4 /* closed files in a burst worth starting the pool for */
 
-struct watch;
-
-struct wroot {
-    struct watch *w;
-    char *path; /* absolute, no trailing '/' */
-    size_t len;
-    struct model *model;
-    uint64_t dev, ino; /* the directory first seen at `path` */
-    bool lost;         /* gone, or replaced: reported, waiting for it */
-    bool restored;     /* the model came from the snapshot: files the journal has in the
-                          same version are not read again */
-};
-
-struct walk_file {
-    char *path;
-    enum epu_kind kind;
-    struct journal_file *rec; /* the journal's record, when it has one */
-};
-
-struct watch {
-    const struct watch_options *opt;
-    uv_loop_t loop;
-    struct journal j;
-    struct watcher *watcher;
-    struct wroot *roots;
-    size_t nroots;
-    struct incparse *inc; /* files being fed to their parsers as they grow */
-    struct fsio_buf rbuf;
-    /* the burst being collected */
-    struct burstq burst;
-    bool rescan_all;
-    /* output */
-    FILE *out;
-    uv_file out_fd; /* --out FILE, or -1 */
-    char *obuf;
-    size_t olen, ocap;
-    uint64_t obuf_first_seq, obuf_last_seq;
-    /* the bus (--amqp) */
-    struct outbox_writer ob;
-    bool ob_open;
-    uint64_t ob_waiting_at_start; /* unconfirmed events found in the outbox at start */
-    uint64_t ob_written;          /* events written to it in this run */
-    struct publisher *pub;
-    struct publisher_stats pub_last; /* as last reported */
-    /* timers and signals */
-    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer;
-    /* directories that could not be read: reported once, retried by the check */
-    struct strvec unreadable;
-    /* session directories the model asked to read again, walked at the next flush */
-    struct strvec rescans;
-    /* documents found incomplete, and since when (ms): withdrawn by the check when they
-     * stay so for --incomplete-after */
-    struct waiting {
-        char *path;
-        uint64_t since_ms;
-    } * waiting;
-    size_t nwaiting, waiting_cap;
-    uv_signal_t sig_term, sig_int, sig_hup;
-    uv_async_t sig_async; /* SIGTERM/SIGINT, from the handler (see on_stop_signal) */
-    bool walking;
-    /* the walk's progress line on a terminal */
-    bool progress;
-    uint64_t progress_ns;
-    size_t walk_found, walk_done, walk_total;
-    bool stopping;
-    int status; /* the exit status so far */
-    /* statistics */
-    uint64_t files_parsed, files_failed, files_waiting, bytes, events[WIRE_TYPE_COUNT],
-        events_total;
-    uint64_t files_trusted; /* unchanged since the snapshot: not read */
-    uint64_t last_summary_ns, last_summary_events;
-    double lag_max_ms, lag_sum_ms;
-    uint64_t lag_n;
-    bool failed;      /* fail() was called: the run is stopping */
-    bool state_reset; /* the journal's entities were forgotten at start */
-};
-
-/* ---- output ---- */
-
-static int sink_write(struct watch *w, char *p, size_t n)
-{
-    if (w->ob_open) {
-        int rc = outbox_write(&w->ob, p, n, w->obuf_first_seq, w->obuf_last_seq);
-        if (rc == 0)
-            w->ob_written += w->obuf_last_seq - w->obuf_first_seq + 1; /* dense in a run */
-        if (rc == 0 && w->pub)
-            publisher_notify(w->pub, w->obuf_last_seq);
-        return rc;
-    }
-    if (w->out_fd >= 0)
-        return fsio_write_all(w->out_fd, p, n);
-    errno = 0;
-    if (fwrite(p, 1, n, w->out) != n || fflush(w->out) != 0)
-        return em_from_errno(errno);
-    return 0;
-}
-
-static void fail(struct watch *w, int status, const char *what, int rc);
-
-/* A start-up line shown whatever the log level, unless -q. */
-#define notice(...)                                                                                \
-    do {                                                                                           \
-        if (!cli_quiet)                                                                            \
-            em_log_write(EM_LOG_INFO, __VA_ARGS__);                                                \
-    } while (0)
-
-/* A write to the journal, the outbox or the output failed: names the file and the cause. */
-static void fail_write(struct watch *w, const char *what, int rc)
-{
-    char msg[4200];
-    if (rc == -EM_EPIPE && strcmp(what, "standard output") == 0)
-        snprintf(msg, sizeof(msg), "standard output (the reader went away)");
-    else
-        snprintf(msg, sizeof(msg), "%s: cannot write", what);
-    fail(w, 1, msg, rc);
-}
-
-/* Journal first, then the sink, then the delivered mark. */
-static int commit_output(struct watch *w)
-{
-    int rc = journal_commit(&w->j);
-    if (rc < 0) {
-        fail_write(w, w->j.path, rc);
-        return rc;
-    }
-    if (w->olen == 0)
-        return 0;
-    rc = sink_write(w, w->obuf, w->olen);
-    if (rc < 0) {
-        fail_write(w,
-                   w->ob_open         ? w->ob.dir
-                   : w->opt->out_path ? w->opt->out_path
-                                      : "standard output",
-                   rc);
-        return rc;
-    }
-    w->olen = 0;
-    rc = journal_delivered(&w->j, w->obuf_last_seq);
-    if (rc == 0)
-        rc = journal_commit(&w->j);
-    if (rc < 0)
-        fail_write(w, w->j.path, rc);
-    return rc;
-}
-
-static int obuf_put(struct watch *w, const char *s, size_t n, uint64_t seq)
-{
-    if (w->olen == 0)
-        w->obuf_first_seq = seq;
-    if (w->olen + n + 1 > w->ocap) {
-        size_t cap = w->ocap ? w->ocap : OUT_FLUSH * 2;
-        while (cap < w->olen + n + 1)
-            cap *= 2;
-        char *b = realloc(w->obuf, cap);
-        if (!b)
-            return -EM_ENOMEM;
-        w->obuf = b;
-        w->ocap = cap;
-    }
-    memcpy(w->obuf + w->olen, s, n);
-    w->obuf[w->olen + n] = '\n';
-    w->olen += n + 1;
-    return 0;
-}
-
-/* The journal's name for an entity: a hash of its type and key (as JSON text). */
-static uint64_t key_hash_text(enum wire_type type, const char *k)
-{
-    struct hash64 h;
-    hash64_init(&h);
-    const char *tn = wire_type_name(type);
-    hash64_update(&h, tn, strlen(tn) + 1);
-    hash64_update(&h, k, strlen(k));
-    return hash64_final(&h);
-}
-
-static int key_hash(enum wire_type type, const cJSON *key, uint64_t *out)
-{
-    char *k = key ? jsonw_print(key) : NULL;
-    if (!k)
-        return -EM_ENOMEM;
-    *out = key_hash_text(type, k);
-    cJSON_free(k);
-    return 0;
-}
-
-/* Journals and queues one event line with the next seq. */
-static int put_event(struct watch *w, enum wire_type type, uint64_t seq, uint64_t kh, uint64_t dh,
-                     char *line)
-{
-    int rc = journal_event(&w->j, seq, kh, dh, line);
-    if (rc == 0)
-        rc = obuf_put(w, line, strlen(line), seq);
-    cJSON_free(line);
-    if (rc < 0)
-        return rc;
-    w->obuf_last_seq = seq;
-    w->events[type]++;
-    w->events_total++;
-    return 0;
-}
-
-/* An entity that no longer exists under its key: a `delete` event, once. */
-static int on_retract(void *ctx, enum wire_type type, cJSON *key, const char *source)
-{
-    struct wroot *r = ctx;
-    struct watch *w = r->w;
-    uint64_t kh;
-    if (key_hash(type, key, &kh) < 0) {
-        cJSON_Delete(key);
-        return -EM_ENOMEM;
-    }
-    if (!journal_entity_live(&w->j, kh)) {
-        cJSON_Delete(key); /* never emitted, or deleted already */
-        return 0;
-    }
-    uint64_t seq = w->j.last_seq + 1;
-    char *line = event_format_delete(w->opt->agent, seq, type, key, source);
-    if (!line)
-        return -EM_ENOMEM;
-    int rc = put_event(w, type, seq, kh, 0, line);
-    if (rc == 0 && w->olen >= OUT_FLUSH)
-        rc = commit_output(w);
-    return rc;
-}
-
-/* Emits one entity whose data is JSON text already (takes `key` and `d`). */
-static int emit_text(struct watch *w, enum wire_type type, cJSON *key, char *d, const char *source,
-                     const struct fsio_stat *st)
-{
-    /* Key and data are written as text once: for their hashes, and into the line. */
-    char *k = key ? jsonw_print(key) : NULL;
-    cJSON_Delete(key);
-    if (!d || !k) {
-        cJSON_free(d);
-        cJSON_free(k);
-        return -EM_ENOMEM;
-    }
-    uint64_t kh = key_hash_text(type, k);
-    uint64_t dh = hash64_str(d);
-    char *line = NULL;
-    uint64_t seq = w->j.last_seq + 1;
-    bool same = journal_entity_same(&w->j, kh, dh);
-    if (!same)
-        line = event_format_text(w->opt->agent, seq, type, false, k, d, source, st);
-    cJSON_free(d);
-    cJSON_free(k);
-    if (same)
-        return 0;
-    if (!line)
-        return -EM_ENOMEM;
-    if (!event_size_ok(line, type, source)) {
-        cJSON_free(line);
-        return 0;
-    }
-    int rc = put_event(w, type, seq, kh, dh, line);
-    if (rc < 0)
-        return rc;
-    if (!w->walking && st) {
-        uv_timeval64_t now;
-        uv_gettimeofday(&now);
-        double lag = ((double)now.tv_sec - (double)st->mtime_sec) * 1e3 +
-                     ((double)now.tv_usec * 1e3 - (double)st->mtime_nsec) / 1e6;
-        if (lag >= 0) {
-            w->lag_sum_ms += lag;
-            w->lag_n++;
-            if (lag > w->lag_max_ms)
-                w->lag_max_ms = lag;
-        }
-    }
-    if (w->olen >= OUT_FLUSH)
-        return commit_output(w);
-    return 0;
-}
-
-static int on_emit_text(void *ctx, enum wire_type type, cJSON *key, char *data_json,
-                        const char *source, const struct fsio_stat *st)
-{
-    struct wroot *r = ctx;
-    return emit_text(r->w, type, key, data_json, source, st);
-}
-
-static int on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const char *source,
-                   const struct fsio_stat *st)
-{
-    struct wroot *r = ctx;
-    char *d = data ? jsonw_print(data) : NULL;
-    cJSON_Delete(data);
-    return emit_text(r->w, type, key, d, source, st);
-}
-
-static struct epu_doc *on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st)
+struct epu_doc *watch_on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st)
 {
     struct wroot *r = ctx;
     struct watch *w = r->w;
@@ -354,12 +35,11 @@ static struct epu_doc *on_load(void *ctx, const char *rel, enum epu_kind kind, s
 }
 
 static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool force);
-static struct wroot *root_of(struct watch *w, const char *path);
 
 /* The model asks for a session directory to be read again. It asks from inside its own
  * work (while it takes in a file), so the walk is queued and done at the next flush, not
  * here: a walk hands it files, and the model must not be re-entered. */
-static void on_rescan(void *ctx, const char *session_dir)
+void watch_on_rescan(void *ctx, const char *session_dir)
 {
     struct wroot *r = ctx;
     struct watch *w = r->w;
@@ -384,7 +64,7 @@ static void drain_rescans(struct watch *w)
 {
     while (w->rescans.n > 0 && !w->stopping) {
         char *path = w->rescans.v[--w->rescans.n];
-        struct wroot *r = root_of(w, path);
+        struct wroot *r = watch_root_of(w, path);
         if (r) {
             em_log(EM_LOG_INFO, "%s: reading the session directory again", path);
             /* Files that come later are read too, even when unchanged in size and time. */
@@ -457,7 +137,7 @@ static void walk_progress_end(struct watch *w)
     w->progress_ns = 0;
 }
 
-static void fail(struct watch *w, int status, const char *what, int rc)
+void watch_fail(struct watch *w, int status, const char *what, int rc)
 {
     /* The first failure is the cause; what fails after it (the same error passed up
      * through the callers) would only blame other paths. */
@@ -472,7 +152,7 @@ static void fail(struct watch *w, int status, const char *what, int rc)
 
 /* ---- per-file processing ---- */
 
-static bool same_version(const struct journal_file *f, const struct fsio_stat *st)
+bool watch_same_version(const struct journal_file *f, const struct fsio_stat *st)
 {
     return f->size == st->size && f->mtime_sec == st->mtime_sec && f->mtime_nsec == st->mtime_nsec;
 }
@@ -487,10 +167,10 @@ static void note_file(struct watch *w, struct journal_file *f, const struct fsio
     f->hash = hash;
     f->seen = true;
     if (journal_file_note(&w->j, f) < 0)
-        fail(w, 1, "journal", -EM_ENOMEM);
+        watch_fail(w, 1, "journal", -EM_ENOMEM);
 }
 
-static struct wroot *root_of(struct watch *w, const char *path)
+struct wroot *watch_root_of(struct watch *w, const char *path)
 {
     for (size_t i = 0; i < w->nroots; i++) {
         struct wroot *r = &w->roots[i];
@@ -538,7 +218,7 @@ static void check_waiting(struct watch *w)
             i++;
             continue;
         }
-        struct wroot *r = still ? root_of(w, x->path) : NULL;
+        struct wroot *r = still ? watch_root_of(w, x->path) : NULL;
         if (r) {
             enum epu_kind kind = epu_classify_path(x->path);
             em_log(EM_LOG_WARN,
@@ -547,7 +227,7 @@ static void check_waiting(struct watch *w)
                    x->path, w->opt->incomplete_s);
             int rc = model_withdraw(r->model, x->path + r->len + 1, kind);
             if (rc < 0)
-                fail(w, 1, x->path, rc);
+                watch_fail(w, 1, x->path, rc);
         }
         free(x->path);
         *x = w->waiting[--w->nwaiting];
@@ -586,10 +266,10 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
         return false;
     }
     struct journal_file *jf = *f;
-    if (!pt && jf && jf->seen && why != BY_FORCE && same_version(jf, st))
+    if (!pt && jf && jf->seen && why != BY_FORCE && watch_same_version(jf, st))
         return false;
     /* After a restore, the model already holds what this version of the file said. */
-    if (!pt && jf && !jf->seen && r->restored && why != BY_FORCE && same_version(jf, st) &&
+    if (!pt && jf && !jf->seen && r->restored && why != BY_FORCE && watch_same_version(jf, st) &&
         jf->state != JFILE_WAITING) {
         jf->seen = true;
         w->files_trusted++;
@@ -611,13 +291,13 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
     }
     if (!f && !(f = journal_file_get(&w->j, path))) {
         epu_doc_free(doc);
-        fail(w, 1, path, -EM_ENOMEM);
+        watch_fail(w, 1, path, -EM_ENOMEM);
         return;
     }
     if (rc == -EM_ETRUNCATED) {
         /* Not written to the end yet: wait for the next change, parse it from the start. */
         em_log(EM_LOG_DEBUG, "%s: incomplete document, waiting", path);
-        if (!(f->state == JFILE_WAITING && same_version(f, st))) {
+        if (!(f->state == JFILE_WAITING && watch_same_version(f, st))) {
             w->files_waiting++;
             note_waiting(w, path);
         }
@@ -645,7 +325,7 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
         else
             rc = 0;
         if (rc < 0)
-            fail(w, 1, path, rc);
+            watch_fail(w, 1, path, rc);
         return;
     }
     bool same = f->seen && !force && f->state == JFILE_DONE && f->hash == hash;
@@ -658,7 +338,7 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
     /* The model keeps this path: the journal's copy lives as long as the model. */
     rc = model_file_json(r->model, f->path + r->len + 1, kind, doc, st, doc_json);
     if (rc < 0)
-        fail(w, 1, path, rc);
+        watch_fail(w, 1, path, rc);
 }
 
 /* Reads what is new in `path` and, when the document is complete, hands it over.
@@ -676,7 +356,7 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     int rc = incparse_feed(w->inc, path, kind, &st, complete, &d);
     w->bytes += incparse_bytes(w->inc) - before;
     if (rc < 0)
-        fail(w, 1, path, rc);
+        watch_fail(w, 1, path, rc);
     if (rc <= 0)
         return;
     conclude(w, r, path, kind, f, &st, d.rc, d.doc, d.hash, &d.diag, why == BY_FORCE, NULL);
@@ -802,11 +482,11 @@ static int flush_models(struct watch *w)
     for (size_t i = 0; i < w->nroots; i++) {
         int rc = model_flush(w->roots[i].model);
         if (rc < 0) {
-            fail(w, 1, w->roots[i].path, rc);
+            watch_fail(w, 1, w->roots[i].path, rc);
             return rc;
         }
     }
-    return commit_output(w);
+    return sink_commit(w);
 }
 
 /* The parse pool's source for a walk: the files to read, in the sorted order. The pool
@@ -842,7 +522,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     w->walk_found = 0;
     int rc = walk_collect(w, dir, 0, &wk);
     if (rc < 0)
-        fail(w, 1, dir, rc);
+        watch_fail(w, 1, dir, rc);
     if (wk.n > 1 && !w->stopping)
         qsort(wk.v, wk.n, sizeof(*wk.v), cmp_walk_file);
     size_t ntodo = wk.n;
@@ -851,7 +531,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     struct pool *pool =
         ntodo && !w->stopping ? pool_start(walk_source_next, &src, w->opt->threads, 128) : NULL;
     if (ntodo && !pool && !w->stopping)
-        fail(w, 1, dir, -EM_ENOMEM);
+        watch_fail(w, 1, dir, -EM_ENOMEM);
     for (size_t i = 0; pool && i < ntodo && !w->stopping; i++) {
         w->walk_done = i;
         if ((i & 63) == 0) {
@@ -963,7 +643,7 @@ static void check(struct watch *w)
                    "deleted, and what is there now is read afresh",
                    r->path, n, n == 1 ? "y was" : "ies were");
         if (n < 0)
-            fail(w, 1, r->path, n);
+            watch_fail(w, 1, r->path, n);
     }
     for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
         bool back;
@@ -983,7 +663,7 @@ static void check(struct watch *w)
         if (rc == 0)
             fsio_entries_free(e, n);
         w->unreadable.v[i] = w->unreadable.v[--w->unreadable.n];
-        struct wroot *r = rc == 0 ? root_of(w, dir) : NULL;
+        struct wroot *r = rc == 0 ? watch_root_of(w, dir) : NULL;
         if (r) {
             em_log(EM_LOG_INFO, "%s: the directory can be read now: reading it", dir);
             walk_dir(w, r, dir, false);
@@ -1001,7 +681,7 @@ static void on_file(void *ctx, const char *path, bool complete)
         return;
     int rc = burstq_add(&w->burst, path, complete);
     if (rc < 0)
-        fail(w, 1, path, rc);
+        watch_fail(w, 1, path, rc);
 }
 
 static void on_dir(void *ctx, const char *path)
@@ -1009,7 +689,7 @@ static void on_dir(void *ctx, const char *path)
     struct watch *w = ctx;
     if (w->stopping)
         return;
-    struct wroot *r = root_of(w, path);
+    struct wroot *r = watch_root_of(w, path);
     if (r)
         walk_dir(w, r, path, false);
 }
@@ -1029,7 +709,7 @@ static void on_dir_attrib(void *ctx, const char *path)
         fsio_entries_free(e, n);
         char *dir = w->unreadable.v[i];
         w->unreadable.v[i] = w->unreadable.v[--w->unreadable.n];
-        struct wroot *r = root_of(w, dir);
+        struct wroot *r = watch_root_of(w, dir);
         if (r) {
             em_log(EM_LOG_INFO, "%s: the directory can be read now: reading it", dir);
             walk_dir(w, r, dir, false);
@@ -1044,7 +724,7 @@ static void on_gone(void *ctx, const char *path)
     struct watch *w = ctx;
     /* A session directory deleted: its entities go (delete events), and one made again
      * at that path is read afresh, as scan of the tree would read it. */
-    struct wroot *sr = w->stopping ? NULL : root_of(w, path);
+    struct wroot *sr = w->stopping ? NULL : watch_root_of(w, path);
     if (sr && strlen(path) > sr->len) {
         int rc = model_forget_dir(sr->model, path + sr->len + 1);
         if (rc > 0) {
@@ -1054,7 +734,7 @@ static void on_gone(void *ctx, const char *path)
             rc = flush_models(w);
         }
         if (rc < 0)
-            fail(w, 1, path, rc);
+            watch_fail(w, 1, path, rc);
     }
     for (size_t i = 0; i < w->nroots && !w->stopping; i++) {
         bool back;
@@ -1113,7 +793,7 @@ static void process_burst(struct watch *w)
     for (size_t i = 0; bf && i < n && !w->stopping; i++) {
         struct burstq_item *q = &w->burst.v[i];
         struct fsio_stat st;
-        bf[i].r = root_of(w, q->path);
+        bf[i].r = watch_root_of(w, q->path);
         if (!bf[i].r || !q->complete || incparse_has(w->inc, q->path))
             continue;
         if (wanted(w, bf[i].r, q->path, BY_EVENT, true, &bf[i].kind, &st, &bf[i].rec)) {
@@ -1134,7 +814,7 @@ static void process_burst(struct watch *w)
             struct pool_job j;
             int rc = pool_next(pool, &j);
             if (rc <= 0) { /* out of memory: the next start reads what was not taken */
-                fail(w, 1, q->path, rc < 0 ? rc : -EM_ENOMEM);
+                watch_fail(w, 1, q->path, rc < 0 ? rc : -EM_ENOMEM);
                 break;
             }
             w->bytes += j.bytes;
@@ -1146,7 +826,7 @@ static void process_burst(struct watch *w)
         }
         if (bf && !bf[i].r)
             continue;
-        struct wroot *r = root_of(w, q->path);
+        struct wroot *r = watch_root_of(w, q->path);
         if (r)
             process(w, r, q->path, q->complete, BY_EVENT);
     }
@@ -1293,7 +973,7 @@ static void stop(struct watch *w)
         /* Everything goes to the outbox first; the loop then runs until the publisher
          * has sent it (or the drain time is up) and reports that it finished. */
         if (w->status == 0)
-            commit_output(w);
+            sink_commit(w);
         publisher_stop(w->pub, w->status == 0 ? w->opt->drain_s : 0);
     }
 }
@@ -1377,7 +1057,7 @@ static int resend_pending(struct watch *w)
         const struct journal_pending *p = &w->j.pending[i];
         if (p->seq <= have)
             continue;
-        int rc = obuf_put(w, p->line, strlen(p->line), p->seq);
+        int rc = sink_put(w, p->line, strlen(p->line), p->seq);
         if (rc < 0)
             return rc;
         w->obuf_last_seq = p->seq;
@@ -1387,7 +1067,7 @@ static int resend_pending(struct watch *w)
         em_log(EM_LOG_INFO, "re-sending %zu events journaled but not known to be delivered", sent);
     if (have > w->obuf_last_seq)
         w->obuf_last_seq = have;
-    int rc = w->olen ? commit_output(w) : 0;
+    int rc = w->olen ? sink_commit(w) : 0;
     if (rc == 0 && w->j.npending) {
         rc = journal_delivered(&w->j, w->obuf_last_seq);
         journal_pending_clear(&w->j);
@@ -1474,8 +1154,9 @@ static int open_roots(struct watch *w)
         r->len = len;
         r->dev = st.dev;
         r->ino = st.ino;
-        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan,
-                                     r,       true,       true,    on_emit_text};
+        struct model_callbacks cb = {
+            sink_on_emit, sink_on_retract,  watch_on_load, watch_on_rescan, r, true,
+            true,         sink_on_emit_text};
         r->model = model_new(real, &cb);
         if (!r->model)
             return -EM_ENOMEM;
@@ -1509,157 +1190,6 @@ static void walk_close_cb(uv_handle_t *h, void *arg)
     (void)arg;
     if (!uv_is_closing(h))
         uv_close(h, NULL);
-}
-
-/* ---- the model snapshot (model.h): a restart that needs not read the tree again ----
- *
- * Per watched directory, in the state directory: `model-HASH` (the snapshot: a header
- * naming the agent and the directory, then model_save()'s records) and `model-HASH.seq`
- * (the journal's last seq when it was made). A start uses the pair only when the seq is
- * where the journal ends; it then renames the snapshot to `.used` and removes the seq, so
- * a run that does not stop cleanly leaves nothing usable. A clean stop writes a new
- * snapshot, or, when the model did not change since it was read, renames `.used` back. */
-
-#define SNAPSHOT_MAGIC "em-agent model 2"
-
-static char *snapshot_path(const struct watch *w, const struct wroot *r, const char *suffix)
-{
-    char name[96];
-    snprintf(name, sizeof(name), "model-%016llx%s", (unsigned long long)hash64_str(r->path),
-             suffix);
-    return fsio_join(w->opt->state_dir, name);
-}
-
-static struct epu_doc *restore_load(void *ctx, const char *rel, enum epu_kind kind,
-                                    struct fsio_stat *st)
-{
-    struct wroot *r = ctx;
-    struct epu_doc *doc = on_load(ctx, rel, kind, st);
-    char *path = doc ? fsio_join(r->path, rel) : NULL;
-    const struct journal_file *f = path ? journal_file_find(&r->w->j, path) : NULL;
-    free(path);
-    /* A file under the root must be the version the journal has; one outside it (an atlas
-     * beside a watched session directory) is simply read. */
-    if (doc && strncmp(rel, "../", 3) != 0 &&
-        (!f || f->state != JFILE_DONE || !same_version(f, st))) {
-        epu_doc_free(doc);
-        doc = NULL;
-    }
-    return doc;
-}
-
-static const char *restore_path(void *ctx, const char *rel)
-{
-    struct wroot *r = ctx;
-    char *path = fsio_join(r->path, rel);
-    const struct journal_file *f = path ? journal_file_find(&r->w->j, path) : NULL;
-    free(path);
-    return f ? f->path + r->len + 1 : NULL;
-}
-
-static void restore_model(struct watch *w, struct wroot *r)
-{
-    char *path = snapshot_path(w, r, ""), *used = snapshot_path(w, r, ".used"),
-         *seqp = snapshot_path(w, r, ".seq");
-    if (!path || !used || !seqp) {
-        free(path), free(used), free(seqp);
-        return;
-    }
-    remove(used); /* from a run that did not stop cleanly */
-    uint64_t seq = fsio_read_number(seqp);
-    FILE *f = fopen(path, "r");
-    remove(seqp);
-    if (f && rename(path, used) != 0) {
-        fclose(f);
-        f = NULL;
-    }
-    if (!f) {
-        free(path), free(used), free(seqp);
-        return;
-    }
-    char head[4096], want[4096];
-    snprintf(want, sizeof(want), "%s\t%s\t%s\n", SNAPSHOT_MAGIC, w->opt->agent, r->path);
-    int rc = -EM_ESTATE;
-    const char *why = "it was written by another run";
-    if (seq == w->j.loaded_seq && seq != 0 && fgets(head, sizeof(head), f) &&
-        strcmp(head, want) == 0) {
-        struct model_restore_cb cb = {restore_load, restore_path, r};
-        rc = model_restore(r->model, f, &cb);
-        why = rc == -EM_ESTATE ? "a session or atlas file changed since" : em_strerror(rc);
-    }
-    fclose(f);
-    if (rc == 0) {
-        r->restored = true;
-        em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
-    } else {
-        remove(used);
-        em_log(EM_LOG_INFO, "%s: snapshot %s not used (%s): reading the tree", r->path, path, why);
-        struct model_callbacks cb = {on_emit, on_retract, on_load, on_rescan,
-                                     r,       true,       true,    on_emit_text};
-        model_free(r->model);
-        r->model = model_new(r->path, &cb);
-        if (!r->model)
-            fail(w, 1, r->path, -EM_ENOMEM);
-    }
-    free(path), free(used), free(seqp);
-}
-
-/* Writes `path` through a temporary name: `fill` writes the content, then it is synced
- * and renamed over `path`. Returns 0 or a negative EM_E*. */
-static int write_synced(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
-                        void *ctx)
-{
-    FILE *f = fopen(tmp, "w");
-    int rc = f ? fill(f, ctx) : em_from_errno(errno);
-    if (f && fclose(f) != 0 && rc == 0)
-        rc = -EM_EIO;
-    if (rc == 0)
-        rc = fsio_sync_path(tmp);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = em_from_errno(errno);
-    if (rc < 0)
-        remove(tmp);
-    return rc;
-}
-
-static int fill_text(FILE *f, void *ctx)
-{
-    return fputs(ctx, f) < 0 ? -EM_EIO : 0;
-}
-
-static int fill_snapshot(FILE *f, void *ctx)
-{
-    struct wroot *r = ctx;
-    fprintf(f, "%s\t%s\t%s\n", SNAPSHOT_MAGIC, r->w->opt->agent, r->path);
-    return model_save(r->model, f);
-}
-
-/* Writes each root's snapshot at a clean end (or keeps the one read, when the model did
- * not change), then its seq. */
-static void save_models(struct watch *w)
-{
-    for (size_t i = 0; i < w->nroots; i++) {
-        struct wroot *r = &w->roots[i];
-        char *path = snapshot_path(w, r, ""), *tmp = snapshot_path(w, r, ".tmp"),
-             *used = snapshot_path(w, r, ".used"), *seqp = snapshot_path(w, r, ".seq"),
-             *seqtmp = snapshot_path(w, r, ".seq.tmp");
-        int rc = path && tmp && used && seqp && seqtmp ? 0 : -EM_ENOMEM;
-        bool kept =
-            rc == 0 && r->restored && model_changes(r->model) == 0 && rename(used, path) == 0;
-        if (rc == 0 && !kept) {
-            rc = write_synced(path, tmp, fill_snapshot, r);
-            remove(used);
-        }
-        if (rc == 0) {
-            char text[32];
-            snprintf(text, sizeof(text), "%llu\n", (unsigned long long)w->j.last_seq);
-            rc = write_synced(seqp, seqtmp, fill_text, text);
-        }
-        if (rc < 0)
-            em_log(EM_LOG_WARN, "%s: no snapshot written (%s): the next start reads the tree",
-                   r->path, em_strerror(rc));
-        free(path), free(tmp), free(used), free(seqp), free(seqtmp);
-    }
 }
 
 static int start(struct watch *w)
@@ -1788,7 +1318,7 @@ static int start(struct watch *w)
     uint64_t t0 = uv_hrtime();
     if (!w->j.fresh && !o->from_start && !w->state_reset)
         for (size_t i = 0; i < w->nroots && !w->failed; i++)
-            restore_model(w, &w->roots[i]);
+            snapshot_restore(w, &w->roots[i]);
     walk_all(w);
     if (w->status)
         return w->status;
@@ -1858,10 +1388,10 @@ int watch_run(const struct watch_options *opt)
     } else {
         uv_run(&w.loop, UV_RUN_DEFAULT);
     }
-    if (w.status == 0 && commit_output(&w) < 0 && w.status == 0)
+    if (w.status == 0 && sink_commit(&w) < 0 && w.status == 0)
         w.status = 1;
     if (w.status == 0 && !w.failed && w.j.path)
-        save_models(&w);
+        snapshot_save_all(&w);
     if (w.pub) { /* a failed start: no drain */
         publisher_free(w.pub);
         w.pub = NULL;

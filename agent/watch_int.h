@@ -1,0 +1,151 @@
+/* watch_int.h — what the parts of `em-agent watch` share (not an interface for others):
+ * the watch's state and the functions one part calls in another.
+ *   watch.c          the loop: start-up, walks, watcher callbacks, timers, signals, stop
+ *   incparse.c       per-file incremental parsing (files fed as they grow)
+ *   burstq.c         the burst queue (each path once per burst)
+ *   watch_sink.c     events: journal first, then stdout, --out or the outbox; delivered
+ *   watch_snapshot.c the model snapshot a restart resumes from
+ */
+#ifndef EM_WATCH_INT_H
+#define EM_WATCH_INT_H
+
+#include "watch.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <uv.h>
+
+#include "em_error.h"
+#include "epu.h"
+#include "event.h"
+#include "fsio.h"
+#include "hash.h"
+#include "hmap.h"
+#include "incparse.h"
+#include "burstq.h"
+#include "cli_common.h"
+#include "journal.h"
+#include "jsonw.h"
+#include "log.h"
+#include "model.h"
+#include "outbox.h"
+#include "publisher.h"
+#include "epu_layout.h"
+#include "pool.h"
+#include "tree.h"
+#include "watcher.h"
+
+struct watch;
+
+struct wroot {
+    struct watch *w;
+    char *path; /* absolute, no trailing '/' */
+    size_t len;
+    struct model *model;
+    uint64_t dev, ino; /* the directory first seen at `path` */
+    bool lost;         /* gone, or replaced: reported, waiting for it */
+    bool restored;     /* the model came from the snapshot: files the journal has in the
+                          same version are not read again */
+};
+
+struct walk_file {
+    char *path;
+    enum epu_kind kind;
+    struct journal_file *rec; /* the journal's record, when it has one */
+};
+
+struct watch {
+    const struct watch_options *opt;
+    uv_loop_t loop;
+    struct journal j;
+    struct watcher *watcher;
+    struct wroot *roots;
+    size_t nroots;
+    struct incparse *inc; /* files being fed to their parsers as they grow */
+    struct fsio_buf rbuf;
+    /* the burst being collected */
+    struct burstq burst;
+    bool rescan_all;
+    /* output */
+    FILE *out;
+    uv_file out_fd; /* --out FILE, or -1 */
+    char *obuf;
+    size_t olen, ocap;
+    uint64_t obuf_first_seq, obuf_last_seq;
+    /* the bus (--amqp) */
+    struct outbox_writer ob;
+    bool ob_open;
+    uint64_t ob_waiting_at_start; /* unconfirmed events found in the outbox at start */
+    uint64_t ob_written;          /* events written to it in this run */
+    struct publisher *pub;
+    struct publisher_stats pub_last; /* as last reported */
+    /* timers and signals */
+    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer;
+    /* directories that could not be read: reported once, retried by the check */
+    struct strvec unreadable;
+    /* session directories the model asked to read again, walked at the next flush */
+    struct strvec rescans;
+    /* documents found incomplete, and since when (ms): withdrawn by the check when they
+     * stay so for --incomplete-after */
+    struct waiting {
+        char *path;
+        uint64_t since_ms;
+    } * waiting;
+    size_t nwaiting, waiting_cap;
+    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_async_t sig_async; /* SIGTERM/SIGINT, from the handler (see on_stop_signal) */
+    bool walking;
+    /* the walk's progress line on a terminal */
+    bool progress;
+    uint64_t progress_ns;
+    size_t walk_found, walk_done, walk_total;
+    bool stopping;
+    int status; /* the exit status so far */
+    /* statistics */
+    uint64_t files_parsed, files_failed, files_waiting, bytes, events[WIRE_TYPE_COUNT],
+        events_total;
+    uint64_t files_trusted; /* unchanged since the snapshot: not read */
+    uint64_t last_summary_ns, last_summary_events;
+    double lag_max_ms, lag_sum_ms;
+    uint64_t lag_n;
+    bool failed;      /* watch_fail() was called: the run is stopping */
+    bool state_reset; /* the journal's entities were forgotten at start */
+};
+
+/* Said without -v, unless -q. */
+#define notice(...)                                                                                \
+    do {                                                                                           \
+        if (!cli_quiet)                                                                            \
+            em_log_write(EM_LOG_INFO, __VA_ARGS__);                                                \
+    } while (0)
+
+/* watch.c */
+void watch_fail(struct watch *w, int status, const char *what, int rc);
+struct wroot *watch_root_of(struct watch *w, const char *path);
+bool watch_same_version(const struct journal_file *f, const struct fsio_stat *st);
+struct epu_doc *watch_on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st);
+void watch_on_rescan(void *ctx, const char *session_dir);
+
+/* watch_sink.c */
+int sink_commit(struct watch *w);
+void sink_fail_write(struct watch *w, const char *what, int rc);
+int sink_put(struct watch *w, const char *s, size_t n, uint64_t seq);
+int sink_on_retract(void *ctx, enum wire_type type, cJSON *key, const char *source);
+int sink_on_emit_text(void *ctx, enum wire_type type, cJSON *key, char *data_json,
+                      const char *source, const struct fsio_stat *st);
+int sink_on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const char *source,
+                 const struct fsio_stat *st);
+
+/* watch_snapshot.c */
+void snapshot_restore(struct watch *w, struct wroot *r);
+void snapshot_save_all(struct watch *w);
+int snapshot_write_synced(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
+                          void *ctx);
+int snapshot_fill_text(FILE *f, void *ctx);
+
+#endif
