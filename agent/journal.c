@@ -37,12 +37,49 @@
 #define JOURNAL_MAX (1ull << 32)
 #define COMPACT_MIN (64u << 20)
 #define JOURNAL_BUF_MAX (256u << 10)
+#define RECORDS_MAX ((size_t)1 << 40) /* the arena of file records: no practical cap */
 
 static uint64_t clock_us(void);
 
-static const char *file_path_of(const void *v)
+/* A path split at its root: root 0 and rel the whole path when it is under none. */
+struct split {
+    const char *path;
+    uint16_t root;
+    const char *rel;
+};
+
+static struct split split_path(const struct journal *j, const char *path)
 {
-    return ((const struct journal_file *)v)->path;
+    for (size_t i = 0; i < j->nroots; i++) {
+        size_t n = j->root_len[i];
+        if (strncmp(path, j->roots[i], n) == 0 && path[n] == '/' && path[n + 1])
+            return (struct split){path, (uint16_t)(i + 1), path + n + 1};
+    }
+    return (struct split){path, 0, path};
+}
+
+static int file_is(const void *v, const void *ctx)
+{
+    const struct journal_file *f = v;
+    const struct split *sp = ctx;
+    return f->root == sp->root && strcmp(f->rel, sp->rel) == 0;
+}
+
+/* Writes "root/rel" (or rel) into buf. */
+char *journal_file_path(const struct journal *j, const struct journal_file *f, char *buf,
+                        size_t cap)
+{
+    if (f->root && f->root <= j->nroots)
+        snprintf(buf, cap, "%s/%s", j->roots[f->root - 1], f->rel);
+    else
+        snprintf(buf, cap, "%s", f->rel);
+    return buf;
+}
+
+/* Whether a record's path has a newline (such paths are never journaled). */
+static bool path_has_newline(const struct journal *j, const struct journal_file *f)
+{
+    return strchr(f->rel, '\n') || (f->root && strchr(j->roots[f->root - 1], '\n'));
 }
 
 static int buf_reserve(struct journal *j, size_t more)
@@ -120,21 +157,29 @@ bool journal_entity_same(const struct journal *j, uint64_t key_hash, uint64_t da
 }
 
 struct unsee {
-    const char *dir;
-    size_t len;
+    struct split dir; /* the directory, split at its root */
+    size_t len;       /* of dir.rel */
+    bool whole_root;  /* dir is a root itself */
+    uint16_t root;
 };
 
 static void unsee_one(union hmap_value *v, void *ctx)
 {
     const struct unsee *u = ctx;
     struct journal_file *f = v->p;
-    if (strncmp(f->path, u->dir, u->len) == 0 && f->path[u->len] == '/')
+    if (u->whole_root ? f->root == u->root
+                      : f->root == u->dir.root && strncmp(f->rel, u->dir.rel, u->len) == 0 &&
+                            f->rel[u->len] == '/')
         f->seen = false;
 }
 
 void journal_files_unsee(struct journal *j, const char *dir)
 {
-    struct unsee u = {dir, strlen(dir)};
+    struct unsee u = {split_path(j, dir), 0, false, 0};
+    u.len = strlen(u.dir.rel);
+    for (size_t i = 0; i < j->nroots; i++)
+        if (strcmp(dir, j->roots[i]) == 0)
+            u.whole_root = true, u.root = (uint16_t)(i + 1);
     hmap_each(&j->files, unsee_one, &u);
 }
 
@@ -181,38 +226,43 @@ int journal_delivered(struct journal *j, uint64_t seq)
 
 struct journal_file *journal_file_find(const struct journal *j, const char *path)
 {
-    struct hmap_entry *e = hmap_find(&j->files, hash64_str(path), path, file_path_of);
+    struct split sp = split_path(j, path);
+    struct hmap_entry *e = hmap_find_eq(&j->files, hash64_str(path), file_is, &sp);
     return e ? e->v.p : NULL;
 }
 
 struct journal_file *journal_file_get(struct journal *j, const char *path)
 {
     int added;
-    struct hmap_entry *e = hmap_upsert(&j->files, hash64_str(path), path, file_path_of, &added);
+    struct split sp = split_path(j, path);
+    struct hmap_entry *e = hmap_upsert_eq(&j->files, hash64_str(path), file_is, &sp, &added);
     if (!e)
         return NULL;
     if (!added)
         return e->v.p;
-    size_t n = strlen(path);
-    struct journal_file *f = calloc(1, sizeof(*f) + n + 1); /* the path inline: one block */
+    size_t n = strlen(sp.rel);
+    struct journal_file *f = em_arena_alloc(&j->records, sizeof(*f) + n + 1);
     if (!f) {
         hmap_remove(&j->files, e);
         return NULL;
     }
-    memcpy(f->path, path, n + 1);
+    memset(f, 0, sizeof(*f));
+    f->root = sp.root;
+    memcpy(f->rel, sp.rel, n + 1);
     e->v.p = f;
     return f;
 }
 
 static int put_file(struct journal *j, const struct journal_file *f)
 {
-    return buf_printf(j, "F\t%016" PRIx64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId32 "\t%u\t%s\n",
-                      f->hash, f->size, f->mtime_sec, f->mtime_nsec, (unsigned)f->state, f->path);
+    return buf_printf(j, "F\t%016" PRIx64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId32 "\t%u\t%s%s%s\n",
+                      f->hash, f->size, f->mtime_sec, f->mtime_nsec, (unsigned)f->state,
+                      f->root ? j->roots[f->root - 1] : "", f->root ? "/" : "", f->rel);
 }
 
 int journal_file_note(struct journal *j, const struct journal_file *f)
 {
-    if (strchr(f->path, '\n'))
+    if (path_has_newline(j, f))
         return 0;
     int rc = put_file(j, f);
     /* A walk notes thousands of files before it emits: write them as they come. */
@@ -243,7 +293,7 @@ static void snap_file(union hmap_value *v, void *ctx)
 {
     struct snap *c = ctx;
     const struct journal_file *f = v->p;
-    if (c->rc == 0 && !strchr(f->path, '\n'))
+    if (c->rc == 0 && !path_has_newline(c->j, f))
         c->rc = put_file(c->j, f);
     snap_flush(c, false);
 }
@@ -626,8 +676,6 @@ static int make_dirs(const char *dir)
     return 0;
 }
 
-static void free_file(union hmap_value *v, void *ctx);
-
 static uint64_t clock_us(void)
 {
     uv_timeval64_t tv;
@@ -643,24 +691,38 @@ void journal_forget(struct journal *j)
 
 void journal_forget_entities(struct journal *j)
 {
-    hmap_each(&j->files, free_file, NULL);
     hmap_free(&j->files);
+    em_arena_free(&j->records);
+    em_arena_init(&j->records, RECORDS_MAX);
     hmap_free(&j->entities);
     memset(&j->files, 0, sizeof(j->files));
     memset(&j->entities, 0, sizeof(j->entities));
 }
 
-int journal_open(struct journal *j, const char *dir, const char *agent, char *reason,
-                 size_t reason_cap)
+int journal_open(struct journal *j, const char *dir, const char *agent, const char *const *roots,
+                 size_t nroots, char *reason, size_t reason_cap)
 {
     memset(j, 0, sizeof(*j));
     j->fd = -1;
     reason[0] = '\0';
+    em_arena_init(&j->records, RECORDS_MAX);
     j->dir = strdup(dir);
     j->agent = strdup(agent);
     j->path = fsio_join(dir, "journal");
     if (!j->dir || !j->agent || !j->path)
         return -EM_ENOMEM;
+    if (nroots > UINT16_MAX)
+        nroots = UINT16_MAX; /* the rest are journaled with absolute paths */
+    j->roots = calloc(nroots ? nroots : 1, sizeof(*j->roots));
+    j->root_len = calloc(nroots ? nroots : 1, sizeof(*j->root_len));
+    if (!j->roots || !j->root_len)
+        return -EM_ENOMEM;
+    for (size_t i = 0; i < nroots; i++) {
+        if (!(j->roots[i] = strdup(roots[i])))
+            return -EM_ENOMEM;
+        j->root_len[i] = strlen(roots[i]);
+        j->nroots++;
+    }
     int rc = make_dirs(dir);
     if (rc < 0) {
         snprintf(reason, reason_cap, "%s: cannot create the state directory: %s", dir,
@@ -723,6 +785,7 @@ int journal_peek(struct journal *j, const char *dir, char *reason, size_t reason
 {
     memset(j, 0, sizeof(*j));
     j->fd = -1;
+    em_arena_init(&j->records, RECORDS_MAX);
     reason[0] = '\0';
     j->dir = strdup(dir);
     j->path = fsio_join(dir, "journal");
@@ -765,12 +828,6 @@ void journal_pending_clear(struct journal *j)
     j->npending = 0;
 }
 
-static void free_file(union hmap_value *v, void *ctx)
-{
-    (void)ctx;
-    free(v->p);
-}
-
 int journal_close(struct journal *j)
 {
     int rc = j->fd >= 0 ? journal_commit(j) : 0;
@@ -788,10 +845,14 @@ int journal_close(struct journal *j)
     if (j->lock)
         close_fd((uv_file)((intptr_t)j->lock - 1));
     journal_pending_clear(j);
-    hmap_each(&j->files, free_file, NULL);
     hmap_free(&j->files);
+    em_arena_free(&j->records);
     hmap_free(&j->entities);
     free(j->buf);
+    for (size_t i = 0; i < j->nroots; i++)
+        free(j->roots[i]);
+    free(j->roots);
+    free(j->root_len);
     free(j->dir);
     free(j->agent);
     free(j->path);

@@ -22,6 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "em_arena.h"
 #include "hmap.h"
 
 enum journal_file_state {
@@ -30,14 +31,18 @@ enum journal_file_state {
     JFILE_WAITING = 2, /* incomplete: the next change is parsed from the start */
 };
 
+/* A file's record: fixed fields, then its path relative to one of the journal's roots
+ * (journal_open) or, under none, absolute. Records live in one arena, never one
+ * allocation each (a visit has 600,000 of them). */
 struct journal_file {
     uint64_t size;
     int64_t mtime_sec;
+    uint64_t hash;
     int32_t mtime_nsec;
+    uint16_t root; /* 1 + the index of its root in journal_open's list; 0: rel is absolute */
     uint8_t state;
     bool seen; /* processed since this run started (not stored) */
-    uint64_t hash;
-    char path[]; /* absolute */
+    char rel[];
 };
 
 /* An event journaled but not known to be delivered. */
@@ -51,10 +56,13 @@ struct journal {
     void *lock; /* platform lock handle */
     int fd;
     char *agent;
-    uint64_t last_seq;               /* highest seq journaled */
-    uint64_t delivered;              /* highest seq the sink took */
-    struct hmap entities;            /* key hash -> data hash */
-    struct hmap files;               /* path hash -> struct journal_file * */
+    uint64_t last_seq;       /* highest seq journaled */
+    uint64_t delivered;      /* highest seq the sink took */
+    struct hmap entities;    /* key hash -> data hash */
+    struct hmap files;       /* path hash -> struct journal_file * */
+    struct em_arena records; /* the file records */
+    char **roots;            /* absolute, no trailing '/' */
+    size_t *root_len, nroots;
     struct journal_pending *pending; /* seq > delivered at open, ascending */
     size_t npending;
     char *buf; /* records not yet written */
@@ -70,16 +78,16 @@ struct journal {
     bool events_uncommitted;
 };
 
-/* Opens (creating) the journal in `dir` for agent `agent`. A journal that is damaged (not
- * a journal, unreadable records) is set aside as journal.damaged-<time>, reported as an
- * error, and replaced by an empty one. The run's seqs start above every earlier seq:
- * last_seq is raised to the clock in microseconds when lower, so seq never goes back for
- * an agent even when its journal was lost, truncated or damaged. Fails with EM_ESTATE
- * when another process holds the directory or the journal belongs to another agent name,
- * or a negative EM_E* naming the cause (EM_EACCES, EM_ENOSPC, …). *reason gets a
- * message. */
-int journal_open(struct journal *j, const char *dir, const char *agent, char *reason,
-                 size_t reason_cap);
+/* Opens (creating) the journal in `dir` for agent `agent`, whose files are under `roots`
+ * (absolute, as the agent names them: records keep their paths relative to them). A journal that is
+ * damaged (not a journal, unreadable records) is set aside as journal.damaged-<time>, reported as
+ * an error, and replaced by an empty one. The run's seqs start above every earlier seq: last_seq is
+ * raised to the clock in microseconds when lower, so seq never goes back for an agent even when its
+ * journal was lost, truncated or damaged. Fails with EM_ESTATE when another process holds the
+ * directory or the journal belongs to another agent name, or a negative EM_E* naming the cause
+ * (EM_EACCES, EM_ENOSPC, …). *reason gets a message. */
+int journal_open(struct journal *j, const char *dir, const char *agent, const char *const *roots,
+                 size_t nroots, char *reason, size_t reason_cap);
 
 /* The pid of the process holding the state directory `dir`, or 0 when none does. */
 long journal_lock_holder(const char *dir);
@@ -107,6 +115,11 @@ int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t d
 
 /* Records that the sink has taken every event up to `seq`. Buffered. */
 int journal_delivered(struct journal *j, uint64_t seq);
+
+/* The absolute path of a record, written into buf (cap bytes; cut short when longer).
+ * Returns buf. */
+char *journal_file_path(const struct journal *j, const struct journal_file *f, char *buf,
+                        size_t cap);
 
 /* The record of `path`, or NULL. */
 struct journal_file *journal_file_find(const struct journal *j, const char *path);

@@ -18,6 +18,7 @@
 
 #define MAX_PARTIALS 1024
 #define WALK_MAX_DEPTH 24
+#define WALK_RANKS 6     /* kind_rank() is 0 to 5 */
 #define BURST_POOL_MIN 4 /* closed files in a burst worth starting the pool for */
 
 struct epu_doc *watch_on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st)
@@ -151,6 +152,11 @@ void watch_fail(struct watch *w, int status, const char *what, int rc)
 }
 
 /* ---- per-file processing ---- */
+
+const char *watch_rec_rel(const struct wroot *r, const struct journal_file *f)
+{
+    return f->root ? f->rel : f->rel + r->len + 1;
+}
 
 bool watch_same_version(const struct journal_file *f, const struct fsio_stat *st)
 {
@@ -321,7 +327,7 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
         note_file(w, f, st, JFILE_FAILED, hash);
         /* Scan counts a square whose file is unreadable, so the model hears of it. */
         if (!was_seen || force)
-            rc = model_file(r->model, f->path + r->len + 1, kind, NULL, st);
+            rc = model_file(r->model, watch_rec_rel(r, f), kind, NULL, st);
         else
             rc = 0;
         if (rc < 0)
@@ -336,7 +342,7 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
         return;
     }
     /* The model keeps this path: the journal's copy lives as long as the model. */
-    rc = model_file_json(r->model, f->path + r->len + 1, kind, doc, st, doc_json);
+    rc = model_file_json(r->model, watch_rec_rel(r, f), kind, doc, st, doc_json);
     if (rc < 0)
         watch_fail(w, 1, path, rc);
 }
@@ -364,12 +370,29 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
 
 /* ---- walking ---- */
 
+/* A directory a walk found files to read in. Only what is small is kept (its path, its
+ * files' names in one block, their kinds), and freed once its last file is taken: a walk
+ * of a whole visit holds directories, not 600,000 paths. */
+struct walk_dir {
+    char *path;    /* absolute */
+    char *names;   /* the files' names, each NUL-terminated, in one block */
+    uint32_t *off; /* into names, sorted by (rank, name) */
+    uint8_t *kind; /* enum epu_kind of each */
+    uint32_t nfiles;
+    uint32_t first[WALK_RANKS + 1]; /* files of rank r: [first[r], first[r + 1]) */
+    int last_rank;                  /* the highest rank with files */
+};
+
 struct walk {
-    struct walk_file *v;
-    size_t n, cap;
+    struct walk_dir **dirs; /* sorted as their files' paths sort */
+    size_t ndirs, cap, nfiles;
     struct wroot *r;
     enum reason why;
     uint64_t dev[WALK_MAX_DEPTH], ino[WALK_MAX_DEPTH]; /* the directories on the way down */
+    /* the pool's source: where it is */
+    int rank;
+    size_t di;
+    uint32_t fi;
 };
 
 /* Reports a directory that cannot be watched or listed, once, and keeps it for the
@@ -382,6 +405,83 @@ static int note_unreadable(struct watch *w, const char *dir, int rc)
     em_log(EM_LOG_WARN, "%s: cannot read the directory: %s; skipped, and read as soon as it can be",
            dir, em_strerror(rc));
     return strvec_push(&w->unreadable, dir);
+}
+
+static int kind_rank(enum epu_kind k);
+
+/* A file of a directory, sorted by (rank, name). */
+struct walk_sort {
+    const char *name;
+    uint32_t off;
+    uint8_t kind, rank;
+};
+
+static int cmp_walk_sort(const void *a, const void *b)
+{
+    const struct walk_sort *x = a, *y = b;
+    return x->rank != y->rank ? (x->rank < y->rank ? -1 : 1) : strcmp(x->name, y->name);
+}
+
+static void walk_dir_drop(struct walk_dir *d)
+{
+    free(d->names);
+    free(d->off);
+    free(d->kind);
+    d->names = NULL;
+    d->off = NULL;
+    d->kind = NULL;
+}
+
+static void walk_dir_free(struct walk_dir *d)
+{
+    walk_dir_drop(d);
+    free(d->path);
+    free(d);
+}
+
+/* Keeps the files of `dir` to read (their names and kinds) as one walk_dir. */
+static int walk_keep(struct walk *out, const char *dir, const struct dynbuf *names,
+                     const uint32_t *off, const uint8_t *kind, uint32_t n)
+{
+    struct walk_dir *d = calloc(1, sizeof(*d));
+    struct walk_sort *v = malloc(n * sizeof(*v));
+    if (!d || !v || !(d->path = strdup(dir)) || !(d->names = malloc(names->len)) ||
+        !(d->off = malloc(n * sizeof(*d->off))) || !(d->kind = malloc(n))) {
+        if (d)
+            walk_dir_free(d);
+        free(v);
+        return -EM_ENOMEM;
+    }
+    memcpy(d->names, names->p, names->len);
+    for (uint32_t i = 0; i < n; i++)
+        v[i] = (struct walk_sort){d->names + off[i], off[i], kind[i],
+                                  (uint8_t)kind_rank((enum epu_kind)kind[i])};
+    qsort(v, n, sizeof(*v), cmp_walk_sort);
+    for (uint32_t i = 0; i < n; i++) {
+        d->off[i] = v[i].off;
+        d->kind[i] = v[i].kind;
+        d->last_rank = v[i].rank;
+    }
+    free(v);
+    d->nfiles = n;
+    for (uint32_t r = 0, i = 0; r <= WALK_RANKS; r++) {
+        while (i < n && (uint32_t)kind_rank((enum epu_kind)d->kind[i]) < r)
+            i++;
+        d->first[r] = i;
+    }
+    if (out->ndirs == out->cap) {
+        size_t cap = out->cap ? out->cap * 2 : 64;
+        struct walk_dir **dirs = realloc(out->dirs, cap * sizeof(*dirs));
+        if (!dirs) {
+            walk_dir_free(d);
+            return -EM_ENOMEM;
+        }
+        out->dirs = dirs;
+        out->cap = cap;
+    }
+    out->dirs[out->ndirs++] = d;
+    out->nfiles += n;
+    return 0;
 }
 
 static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct walk *out)
@@ -412,37 +512,46 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
     int rc = fsio_list(dir, &e, &n);
     if (rc < 0)
         return rc == -EM_ENOENT ? 0 : rc == -EM_ENOMEM ? rc : note_unreadable(w, dir, rc);
+    /* The files to read here first (only those: a restart on a large tree keeps few
+     * names), then the directories below. */
+    struct dynbuf names;
+    dynbuf_init(&names, (size_t)1 << 30);
+    uint32_t *off = malloc((n ? n : 1) * sizeof(*off));
+    uint8_t *kinds = malloc(n ? n : 1);
+    uint32_t nkeep = 0;
+    if (!off || !kinds)
+        rc = -EM_ENOMEM;
     for (size_t i = 0; i < n && rc == 0 && !w->stopping; i++) {
+        if (e[i].type != FSIO_FILE)
+            continue;
         char *child = fsio_join(dir, e[i].name);
         if (!child) {
             rc = -EM_ENOMEM;
             break;
         }
-        if (e[i].type == FSIO_DIR && depth + 1 < WALK_MAX_DEPTH) {
-            rc = walk_collect(w, child, depth + 1, out);
-        } else if (e[i].type == FSIO_FILE) {
-            /* Only files to read are kept: a restart on a large tree keeps few paths. */
-            struct fsio_stat st;
-            enum epu_kind kind = EPU_KIND_NONE;
-            struct journal_file *rec = NULL;
-            if (wanted(w, out->r, child, out->why, true, &kind, &st, &rec)) {
-                incparse_drop(w->inc, child); /* read whole: the walk finds it complete */
-                if (out->n == out->cap) {
-                    size_t cap = out->cap ? out->cap * 2 : 256;
-                    struct walk_file *v = realloc(out->v, cap * sizeof(*v));
-                    if (!v) {
-                        free(child);
-                        rc = -EM_ENOMEM;
-                        break;
-                    }
-                    out->v = v;
-                    out->cap = cap;
-                }
-                out->v[out->n++] = (struct walk_file){.path = child, .kind = kind, .rec = rec};
-                w->walk_found++;
-                child = NULL;
-            }
+        struct fsio_stat st;
+        enum epu_kind kind = EPU_KIND_NONE;
+        struct journal_file *rec = NULL;
+        if (wanted(w, out->r, child, out->why, true, &kind, &st, &rec)) {
+            incparse_drop(w->inc, child); /* read whole: the walk finds it complete */
+            off[nkeep] = (uint32_t)names.len;
+            kinds[nkeep] = (uint8_t)kind;
+            rc = dynbuf_add(&names, e[i].name, strlen(e[i].name) + 1);
+            nkeep++;
+            w->walk_found++;
         }
+        free(child);
+    }
+    if (rc == 0 && nkeep)
+        rc = walk_keep(out, dir, &names, off, kinds, nkeep);
+    dynbuf_free(&names);
+    free(off);
+    free(kinds);
+    for (size_t i = 0; i < n && rc == 0 && !w->stopping; i++) {
+        if (e[i].type != FSIO_DIR || depth + 1 >= WALK_MAX_DEPTH)
+            continue;
+        char *child = fsio_join(dir, e[i].name);
+        rc = child ? walk_collect(w, child, depth + 1, out) : -EM_ENOMEM;
         free(child);
     }
     fsio_entries_free(e, n);
@@ -469,11 +578,18 @@ static int kind_rank(enum epu_kind k)
     }
 }
 
-static int cmp_walk_file(const void *a, const void *b)
+/* Directories in the order their files' paths sort: as if each ended with '/'. */
+static int cmp_walk_dir(const void *a, const void *b)
 {
-    const struct walk_file *x = a, *y = b;
-    int d = kind_rank(x->kind) - kind_rank(y->kind);
-    return d ? d : strcmp(x->path, y->path);
+    const char *x = (*(const struct walk_dir *const *)a)->path;
+    const char *y = (*(const struct walk_dir *const *)b)->path;
+    for (;; x++, y++) {
+        unsigned char cx = *x ? (unsigned char)*x : '/', cy = *y ? (unsigned char)*y : '/';
+        if (cx != cy)
+            return cx < cy ? -1 : 1;
+        if (!*x || !*y)
+            return !*x && !*y ? 0 : !*x ? -1 : 1;
+    }
 }
 
 static int flush_models(struct watch *w)
@@ -489,25 +605,29 @@ static int flush_models(struct watch *w)
     return sink_commit(w);
 }
 
-/* The parse pool's source for a walk: the files to read, in the sorted order. The pool
- * takes each path over (the walk's copy is moved, not duplicated). */
-struct walk_source {
-    struct walk_file *v;
-    size_t n, next;
-};
-
+/* The parse pool's source for a walk: every file of rank 0 (atlases) in path order, then
+ * of rank 1, and so on. It runs on a worker thread and only reads the walk; the job of a
+ * directory's last file carries the directory, which the consumer then frees. */
 static int walk_source_next(void *ctx, struct pool_job *job)
 {
-    struct walk_source *s = ctx;
-    if (s->next >= s->n)
-        return 0;
-    struct walk_file *wf = &s->v[s->next++];
-    job->path = wf->path;
-    wf->path = NULL;
-    job->kind = wf->kind;
-    job->want_hash = true;
-    job->want_json = true;
-    return 1;
+    struct walk *wk = ctx;
+    for (; wk->rank < WALK_RANKS; wk->rank++, wk->di = 0, wk->fi = 0) {
+        for (; wk->di < wk->ndirs; wk->di++, wk->fi = 0) {
+            struct walk_dir *d = wk->dirs[wk->di];
+            uint32_t i = d->first[wk->rank] + wk->fi;
+            if (i >= d->first[wk->rank + 1])
+                continue;
+            wk->fi++;
+            if (!(job->path = fsio_join(d->path, d->names + d->off[i])))
+                return -EM_ENOMEM;
+            job->kind = (enum epu_kind)d->kind[i];
+            job->tag = wk->rank == d->last_rank && i + 1 == d->nfiles ? d : NULL;
+            job->want_hash = true;
+            job->want_json = true;
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* Walks `dir` of root `r`, watching every directory first, then processes the files
@@ -523,15 +643,15 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     int rc = walk_collect(w, dir, 0, &wk);
     if (rc < 0)
         watch_fail(w, 1, dir, rc);
-    if (wk.n > 1 && !w->stopping)
-        qsort(wk.v, wk.n, sizeof(*wk.v), cmp_walk_file);
-    size_t ntodo = wk.n;
+    if (wk.ndirs > 1 && !w->stopping)
+        qsort(wk.dirs, wk.ndirs, sizeof(*wk.dirs), cmp_walk_dir);
+    size_t ntodo = wk.nfiles;
     w->walk_total = ntodo;
-    struct walk_source src = {.v = wk.v, .n = ntodo};
     struct pool *pool =
-        ntodo && !w->stopping ? pool_start(walk_source_next, &src, w->opt->threads, 128) : NULL;
+        ntodo && !w->stopping ? pool_start(walk_source_next, &wk, w->opt->threads, 128) : NULL;
     if (ntodo && !pool && !w->stopping)
         watch_fail(w, 1, dir, -EM_ENOMEM);
+    int prev_rank = -1;
     for (size_t i = 0; pool && i < ntodo && !w->stopping; i++) {
         w->walk_done = i;
         if ((i & 63) == 0) {
@@ -539,22 +659,31 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
             walk_progress(w, dir, true);
         }
         struct pool_job j;
-        if (w->stopping || pool_next(pool, &j) <= 0)
+        if (w->stopping)
             break;
-        struct walk_file *wf = &wk.v[i];
+        rc = pool_next(pool, &j);
+        if (rc <= 0) {
+            if (rc < 0)
+                watch_fail(w, 1, dir, rc);
+            break;
+        }
         /* Children are linked once their parents are in: flush before the images. */
-        if (i > 0 && kind_rank(wf->kind) != kind_rank(wk.v[i - 1].kind) && kind_rank(wf->kind) == 5)
+        int rank = kind_rank(j.kind);
+        if (prev_rank >= 0 && rank != prev_rank && rank == WALK_RANKS - 1)
             flush_models(w);
+        prev_rank = rank;
         w->bytes += j.bytes;
-        conclude(w, r, j.path, wf->kind, wf->rec, &j.stat, j.rc, j.doc, j.hash, &j.diag, force,
+        conclude(w, r, j.path, j.kind, NULL, &j.stat, j.rc, j.doc, j.hash, &j.diag, force,
                  j.doc_json);
         j.doc = NULL;
+        if (j.tag)
+            walk_dir_drop(j.tag); /* its last file: its names are not needed any more */
         pool_job_clear(&j);
     }
     pool_free(pool);
-    for (size_t i = 0; i < wk.n; i++)
-        free(wk.v[i].path);
-    free(wk.v);
+    for (size_t i = 0; i < wk.ndirs; i++)
+        walk_dir_free(wk.dirs[i]);
+    free(wk.dirs);
     walk_progress_end(w);
     w->walking = was_walking;
     if (!w->stopping)
@@ -1196,7 +1325,17 @@ static int start(struct watch *w)
 {
     const struct watch_options *o = w->opt;
     char reason[512];
-    int rc = journal_open(&w->j, o->state_dir, o->agent, reason, sizeof(reason));
+    /* The roots first: the journal keeps its paths relative to them. */
+    int rc = open_roots(w);
+    if (rc < 0)
+        return rc == -EM_ENOMEM ? 1 : 2;
+    const char **roots = calloc(w->nroots ? w->nroots : 1, sizeof(*roots));
+    if (!roots)
+        return 1;
+    for (size_t i = 0; i < w->nroots; i++)
+        roots[i] = w->roots[i].path;
+    rc = journal_open(&w->j, o->state_dir, o->agent, roots, w->nroots, reason, sizeof(reason));
+    free(roots);
     if (rc < 0) {
         em_log(EM_LOG_ERROR, "%s", reason[0] ? reason : em_strerror(rc));
         return rc == -EM_ESTATE || rc == -EM_EMALFORMED ? 2 : 1;
@@ -1244,9 +1383,6 @@ static int start(struct watch *w)
         if (outbox_count_waiting(o->state_dir, &w->ob_waiting_at_start, &first, &last) < 0)
             w->ob_waiting_at_start = 0;
     }
-    rc = open_roots(w);
-    if (rc < 0)
-        return rc == -EM_ENOMEM ? 1 : 2;
     rc = resend_pending(w);
     if (rc < 0) {
         em_log(EM_LOG_ERROR, "cannot re-send pending events: %s", em_strerror(rc));

@@ -53,12 +53,6 @@ struct wroot {
                           same version are not read again */
 };
 
-struct walk_file {
-    char *path;
-    enum epu_kind kind;
-    struct journal_file *rec; /* the journal's record, when it has one */
-};
-
 struct watch {
     const struct watch_options *opt;
     uv_loop_t loop;
@@ -127,6 +121,8 @@ struct watch {
 /* watch.c */
 void watch_fail(struct watch *w, int status, const char *what, int rc);
 struct wroot *watch_root_of(struct watch *w, const char *path);
+/* A journal record's path relative to its root `r` (the model borrows it). */
+const char *watch_rec_rel(const struct wroot *r, const struct journal_file *f);
 bool watch_same_version(const struct journal_file *f, const struct fsio_stat *st);
 struct epu_doc *watch_on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st);
 void watch_on_rescan(void *ctx, const char *session_dir);

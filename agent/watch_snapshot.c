@@ -43,7 +43,7 @@ static const char *restore_path(void *ctx, const char *rel)
     char *path = fsio_join(r->path, rel);
     const struct journal_file *f = path ? journal_file_find(&r->w->j, path) : NULL;
     free(path);
-    return f ? f->path + r->len + 1 : NULL;
+    return f ? watch_rec_rel(r, f) : NULL;
 }
 
 void snapshot_restore(struct watch *w, struct wroot *r)

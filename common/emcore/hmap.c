@@ -46,6 +46,19 @@ struct hmap_entry *hmap_find(const struct hmap *m, uint64_t key, const char *str
     }
 }
 
+struct hmap_entry *hmap_find_eq(const struct hmap *m, uint64_t key, hmap_eq_fn eq, const void *ctx)
+{
+    if (!m->cap || !key)
+        return NULL;
+    for (size_t i = slot_of(m, key, m->cap);; i = (i + 1) & (m->cap - 1)) {
+        struct hmap_entry *e = &m->e[i];
+        if (e->key == 0)
+            return NULL;
+        if (e->key == key && eq(e->v.p, ctx))
+            return e;
+    }
+}
+
 static int grow(struct hmap *m)
 {
     size_t cap = m->cap ? m->cap * 2 : 64;
@@ -68,15 +81,9 @@ static int grow(struct hmap *m)
     return 0;
 }
 
-struct hmap_entry *hmap_upsert(struct hmap *m, uint64_t key, const char *str, hmap_str_fn fn,
-                               int *added)
+/* Adds `key` (known absent) with a zero value. */
+static struct hmap_entry *insert_new(struct hmap *m, uint64_t key, int *added)
 {
-    *added = 0;
-    if (!key)
-        return NULL;
-    struct hmap_entry *e = hmap_find(m, key, str, fn);
-    if (e)
-        return e;
     /* At most 3/4 full: probes stay short and big maps (100k+ entities) stay small. */
     if ((m->count + 1) * 4 > m->cap * 3 && grow(m) < 0)
         return NULL;
@@ -88,6 +95,26 @@ struct hmap_entry *hmap_upsert(struct hmap *m, uint64_t key, const char *str, hm
     m->count++;
     *added = 1;
     return &m->e[i];
+}
+
+struct hmap_entry *hmap_upsert(struct hmap *m, uint64_t key, const char *str, hmap_str_fn fn,
+                               int *added)
+{
+    *added = 0;
+    if (!key)
+        return NULL;
+    struct hmap_entry *e = hmap_find(m, key, str, fn);
+    return e ? e : insert_new(m, key, added);
+}
+
+struct hmap_entry *hmap_upsert_eq(struct hmap *m, uint64_t key, hmap_eq_fn eq, const void *ctx,
+                                  int *added)
+{
+    *added = 0;
+    if (!key)
+        return NULL;
+    struct hmap_entry *e = hmap_find_eq(m, key, eq, ctx);
+    return e ? e : insert_new(m, key, added);
 }
 
 void hmap_remove(struct hmap *m, struct hmap_entry *e)

@@ -39,6 +39,13 @@ struct hmap_entry *hmap_find(const struct hmap *m, uint64_t key, const char *str
 struct hmap_entry *hmap_upsert(struct hmap *m, uint64_t key, const char *str, hmap_str_fn fn,
                                int *added);
 
+/* Like hmap_find()/hmap_upsert(), for values whose key is not one string: `eq` says
+ * whether a value is the one sought (`ctx` is passed through). */
+typedef int (*hmap_eq_fn)(const void *value, const void *ctx);
+struct hmap_entry *hmap_find_eq(const struct hmap *m, uint64_t key, hmap_eq_fn eq, const void *ctx);
+struct hmap_entry *hmap_upsert_eq(struct hmap *m, uint64_t key, hmap_eq_fn eq, const void *ctx,
+                                  int *added);
+
 /* Removes the entry `e` (from hmap_find or hmap_upsert on `m`); its value is yours to
  * free first. Entries after it may move: earlier entry pointers are invalid. */
 void hmap_remove(struct hmap *m, struct hmap_entry *e);

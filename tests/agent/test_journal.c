@@ -18,7 +18,8 @@
 static void open_ok(struct journal *j, const char *dir, const char *agent)
 {
     char reason[256];
-    int rc = journal_open(j, dir, agent, reason, sizeof(reason));
+    const char *roots[] = {"/data", "/data2/visit"};
+    int rc = journal_open(j, dir, agent, roots, 2, reason, sizeof(reason));
     if (rc != 0)
         fail_msg("journal_open: %s", reason);
 }
@@ -129,11 +130,11 @@ static void test_journal__one_agent_per_directory(void **state)
     struct journal j, k;
     char reason[256];
     open_ok(&j, dir, "a");
-    assert_int_equal(journal_open(&k, dir, "a", reason, sizeof(reason)), -EM_ESTATE);
+    assert_int_equal(journal_open(&k, dir, "a", NULL, 0, reason, sizeof(reason)), -EM_ESTATE);
     assert_non_null(strstr(reason, "in use"));
     journal_close(&k);
     assert_int_equal(journal_close(&j), 0);
-    assert_int_equal(journal_open(&k, dir, "b", reason, sizeof(reason)), -EM_ESTATE);
+    assert_int_equal(journal_open(&k, dir, "b", NULL, 0, reason, sizeof(reason)), -EM_ESTATE);
     assert_non_null(strstr(reason, "belongs to agent 'a'"));
     journal_close(&k);
     tu_rmtree(dir);
@@ -234,9 +235,68 @@ static void test_journal__compaction_keeps_state_and_shrinks(void **state)
     tu_rmtree(dir);
 }
 
+/* Records keep their paths relative to the root they are under (absolute under none), and
+ * read back the same with or without those roots; "unsee" a directory reaches exactly the
+ * files below it. */
+static void test_journal__paths_relative_to_roots_round_trip(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal-roots");
+    const char *paths[] = {"/data/S1/a.xml",       "/data/S1/sub/b.xml", "/data2/visit/S2/c.xml",
+                           "/data2/visitor/d.xml", "/elsewhere/e.xml",   "/data/S10/f.xml"};
+    const size_t n = sizeof(paths) / sizeof(paths[0]);
+    struct journal j;
+    open_ok(&j, dir, "a");
+    for (size_t i = 0; i < n; i++) {
+        struct journal_file *f = journal_file_get(&j, paths[i]);
+        assert_non_null(f);
+        f->size = 100 + i;
+        f->state = JFILE_DONE;
+        f->seen = true;
+        assert_int_equal(journal_file_note(&j, f), 0);
+        char buf[256];
+        assert_string_equal(journal_file_path(&j, f, buf, sizeof(buf)), paths[i]);
+    }
+    assert_int_equal(journal_file_get(&j, "/data/S1/a.xml")->root, 1);
+    assert_string_equal(journal_file_get(&j, "/data/S1/a.xml")->rel, "S1/a.xml");
+    assert_int_equal(journal_file_get(&j, "/data2/visit/S2/c.xml")->root, 2);
+    assert_int_equal(journal_file_get(&j, "/data2/visitor/d.xml")->root, 0); /* not under it */
+    assert_int_equal(journal_file_get(&j, "/elsewhere/e.xml")->root, 0);
+    assert_null(journal_file_find(&j, "/data/S1/A.xml"));
+    assert_int_equal(j.files.count, n);
+    journal_files_unsee(&j, "/data/S1");
+    assert_false(journal_file_find(&j, "/data/S1/a.xml")->seen);
+    assert_false(journal_file_find(&j, "/data/S1/sub/b.xml")->seen);
+    assert_true(journal_file_find(&j, "/data/S10/f.xml")->seen); /* S10 is not under S1 */
+    assert_true(journal_file_find(&j, "/data2/visit/S2/c.xml")->seen);
+    journal_files_unsee(&j, "/data2/visit");
+    assert_false(journal_file_find(&j, "/data2/visit/S2/c.xml")->seen);
+    assert_true(journal_file_find(&j, "/data2/visitor/d.xml")->seen);
+    assert_int_equal(journal_commit(&j), 0);
+    assert_int_equal(journal_close(&j), 0);
+    /* Read back by a run without roots: the same absolute paths. */
+    char reason[256];
+    assert_int_equal(journal_open(&j, dir, "a", NULL, 0, reason, sizeof(reason)), 0);
+    for (size_t i = 0; i < n; i++) {
+        const struct journal_file *f = journal_file_find(&j, paths[i]);
+        assert_non_null(f);
+        assert_int_equal(f->size, 100 + i);
+        assert_int_equal(f->root, 0);
+    }
+    assert_int_equal(journal_close(&j), 0);
+    /* And by one with them again, after its compaction. */
+    open_ok(&j, dir, "a");
+    for (size_t i = 0; i < n; i++)
+        assert_int_equal(journal_file_find(&j, paths[i])->size, 100 + i);
+    assert_int_equal(journal_file_find(&j, "/data/S1/sub/b.xml")->root, 1);
+    assert_int_equal(journal_close(&j), 0);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_journal__paths_relative_to_roots_round_trip),
         cmocka_unit_test(test_journal__restart_reads_back_entities_files_and_seq),
         cmocka_unit_test(test_journal__undelivered_events_come_back_pending),
         cmocka_unit_test(test_journal__torn_last_record_is_dropped),
