@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "em_error.h"
+#include "em_uuid.h"
 #include "epu_layout.h"
 #include "entity.h"
 #include "hash.h"
@@ -78,8 +79,8 @@ struct m_hole {
 
 struct m_micro {
     struct m_square *q;
-    char *rel;  /* borrowed when cb.borrow_paths */
-    char *uuid; /* its key, kept when the owner retracts (cb.retract) */
+    char *rel;           /* borrowed when cb.borrow_paths */
+    struct em_uuid uuid; /* its key, kept when the owner retracts (cb.retract) */
     uint64_t name;
     bool has_exp;
     int64_t exp;
@@ -657,9 +658,11 @@ static void retract_micro(union hmap_value *v, void *ctx)
 {
     struct retraction *r = ctx;
     const struct m_micro *mi = v->p;
-    if (mi->uuid)
+    char buf[EM_UUID_TEXT];
+    const char *uuid = em_uuid_get(&mi->uuid, buf);
+    if (uuid)
         retract_one(r, WIRE_MICROGRAPH,
-                    entity_key("session_id", r->sid, "micrograph_uuid", 0, mi->uuid));
+                    entity_key("session_id", r->sid, "micrograph_uuid", 0, uuid));
 }
 
 /* A directory with EPU files but no usable EpuSession.dm: scan lists it as an aborted
@@ -1105,15 +1108,12 @@ static int on_micrograph(struct model *m, struct m_session *s, struct m_square *
     bool added;
     struct m_micro *mi = micro_get(m, s, q, rel, &added);
     int rc = mi ? 0 : -EM_ENOMEM;
-    if (mi && m->cb.retract && (!mi->uuid || strcmp(mi->uuid, doc->u.image.image_uuid) != 0)) {
-        free(mi->uuid);
-        mi->uuid = doc->u.image.image_uuid ? strdup(doc->u.image.image_uuid) : NULL;
-    }
-    if (mi) {
-        /* Without a session id it waits; on_session() marks it when the id arrives. */
-        if (live(s))
-            rc = emit_micro_doc(m, mi, doc, st, doc_json);
-    }
+    if (mi && m->cb.retract && !em_uuid_eq(&mi->uuid, doc->u.image.image_uuid) &&
+        em_uuid_set(&mi->uuid, doc->u.image.image_uuid) < 0)
+        rc = -EM_ENOMEM;
+    /* Without a session id it waits; on_session() marks it when the id arrives. */
+    if (rc == 0 && live(s))
+        rc = emit_micro_doc(m, mi, doc, st, doc_json);
     epu_doc_free(doc);
     return rc;
 }
@@ -1394,7 +1394,7 @@ static void free_micro(union hmap_value *v, void *ctx)
     struct m_micro *mi = v->p;
     if (!m->cb.borrow_paths)
         free(mi->rel);
-    free(mi->uuid);
+    em_uuid_clear(&mi->uuid);
     free(mi);
 }
 
@@ -1504,12 +1504,14 @@ static void save_micro(union hmap_value *v, void *ctx)
 {
     struct save *sv = ctx;
     const struct m_micro *mi = v->p;
-    if (!plain(mi->rel) || !plain(mi->uuid)) {
+    char buf[EM_UUID_TEXT];
+    const char *uuid = em_uuid_get(&mi->uuid, buf);
+    if (!plain(mi->rel) || !plain(uuid)) {
         sv->bad = true;
         return;
     }
     /* Its session directory and square come from its path (epu_layout.h). */
-    fprintf(sv->f, "M\t%s\t%s\t%d\t%lld\n", mi->rel, or_dash(mi->uuid), mi->has_exp ? 1 : 0,
+    fprintf(sv->f, "M\t%s\t%s\t%d\t%lld\n", mi->rel, or_dash(uuid), mi->has_exp ? 1 : 0,
             (long long)mi->exp);
 }
 
@@ -1762,7 +1764,7 @@ static int restore_micro(struct model *m, char **fd, size_t n, const struct mode
         return -EM_EMALFORMED; /* a micrograph written twice */
     mi->has_exp = has != 0;
     mi->exp = exp;
-    if (strcmp(fd[2], "-") != 0 && !(mi->uuid = strdup(fd[2])))
+    if (strcmp(fd[2], "-") != 0 && em_uuid_set(&mi->uuid, fd[2]) < 0)
         return -EM_ENOMEM;
     return 0;
 }
