@@ -28,6 +28,7 @@
 #include <sys/file.h>
 #endif
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "fsio.h"
 #include "hash.h"
@@ -37,6 +38,7 @@
 #define JOURNAL_MAX (1ull << 32)
 #define COMPACT_MIN (64u << 20)
 #define JOURNAL_BUF_MAX (256u << 10)
+#define LOAD_CHUNK ((size_t)4 << 20)
 #define RECORDS_MAX ((size_t)1 << 40) /* the arena of file records: no practical cap */
 
 static uint64_t clock_us(void);
@@ -422,7 +424,7 @@ static bool parse_i64(const char **p, int64_t *v)
 
 struct loaded_event {
     uint64_t seq;
-    const char *line; /* into the loaded buffer, NUL-terminated */
+    char *line; /* the event line (yours) */
 };
 
 /* Applies one record (NUL-terminated, no newline). Returns false when it is malformed. */
@@ -466,6 +468,17 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
         j->last_seq = a > j->last_seq ? a : j->last_seq;
         if (end[1] != '\0') {
             if (*nev == *evcap) {
+                /* Lines the sink took already are not needed: drop them before growing. */
+                size_t k = 0;
+                for (size_t i = 0; i < *nev; i++) {
+                    if ((*ev)[i].seq <= j->delivered)
+                        free((*ev)[i].line);
+                    else
+                        (*ev)[k++] = (*ev)[i];
+                }
+                *nev = k;
+            }
+            if (*nev == *evcap) {
                 size_t cap = *evcap ? *evcap * 2 : 64;
                 struct loaded_event *v = realloc(*ev, cap * sizeof(*v));
                 if (!v)
@@ -473,7 +486,10 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
                 *ev = v;
                 *evcap = cap;
             }
-            (*ev)[(*nev)++] = (struct loaded_event){a, end + 1};
+            char *line = strdup(end + 1);
+            if (!line)
+                return false;
+            (*ev)[(*nev)++] = (struct loaded_event){a, line};
         }
         return true;
     }
@@ -497,88 +513,112 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
     }
 }
 
-/* Reads the journal back. A journal that is not one (another file, or its first line
- * overwritten) or has unreadable records is damaged: `damage` says how, and the caller
- * starts afresh rather than trust a partial memory (which could make it skip a change). */
+/* Reads the journal back, a few megabytes at a time (a visit's journal is 100 MB and
+ * more; reading it whole would double a restart's memory). A journal that is not one
+ * (another file, or its first line overwritten) or has unreadable records is damaged:
+ * `damage` says how, and the caller starts afresh rather than trust a partial memory
+ * (which could make it skip a change). */
 static int load(struct journal *j, char *reason, size_t cap, char *damage, size_t dcap)
 {
-    struct fsio_buf b = {0};
-    int rc = fsio_read(j->path, JOURNAL_MAX, &b, NULL);
+    struct fsio_stat st;
+    int rc = fsio_stat(j->path, &st);
     if (rc == -EM_ENOENT) {
         j->fresh = true;
         return 0;
     }
+    if (rc == 0 && st.size > JOURNAL_MAX)
+        rc = -EM_ELIMIT;
     if (rc < 0) {
         snprintf(reason, cap, "%s: cannot read: %s", j->path, em_strerror(rc));
         return rc;
     }
+    struct fsio_buf chunk = {0};
+    struct dynbuf line; /* a record cut by the end of a chunk */
+    dynbuf_init(&line, JOURNAL_MAX);
     struct loaded_event *ev = NULL;
-    size_t nev = 0, evcap = 0, bad = 0;
-    size_t end = b.len;
-    /* A last line without its newline was torn by a kill: it never happened. */
-    while (end > 0 && b.data[end - 1] != '\n')
-        end--;
-    if (end < b.len)
-        em_log(EM_LOG_INFO, "%s: dropping a torn last record (%zu bytes)", j->path, b.len - end);
-    char *p = b.data, *stop = b.data + end;
-    char *nl = p < stop ? memchr(p, '\n', (size_t)(stop - p)) : NULL;
-    if (end == 0) {
-        j->fresh = true;
-        fsio_buf_free(&b);
-        return 0;
-    }
-    *nl = '\0';
-    size_t mlen = strlen(JOURNAL_MAGIC);
-    if (strncmp(p, JOURNAL_MAGIC, mlen) != 0 || p[mlen] != '\t') {
-        snprintf(damage, dcap, "its first line is not an em-agent journal's");
-        fsio_buf_free(&b);
-        return 0;
-    }
-    if (!j->agent) { /* journal_peek: whoever it belongs to */
-        j->agent = strdup(p + mlen + 1);
-        if (!j->agent) {
-            fsio_buf_free(&b);
-            return -EM_ENOMEM;
-        }
-    } else if (strcmp(p + mlen + 1, j->agent) != 0) {
-        snprintf(reason, cap,
-                 "%s belongs to agent '%s', not '%s': use --agent %s or another --state-dir",
-                 j->path, p + mlen + 1, j->agent, p + mlen + 1);
-        fsio_buf_free(&b);
-        return -EM_ESTATE;
-    }
-    size_t records = 0, extra = 0; /* extra: S and T records */
-    for (p = nl + 1; p < stop; p = nl + 1) {
-        nl = memchr(p, '\n', (size_t)(stop - p));
-        *nl = '\0';
-        records++;
-        extra += p[0] == 'S' || p[0] == 'T';
-        if (!apply(j, p, &ev, &nev, &evcap))
-            bad++;
-    }
-    /* As compaction writes it: every record still needed, once, and nothing pending. */
-    j->loaded_compact = end == b.len && bad == 0 && nev == 0 && extra <= 2 &&
-                        records == extra + j->entities.count + j->files.count;
-    j->bytes = end;
-    if (bad)
-        snprintf(damage, dcap, "%zu of its records cannot be read", bad);
-    for (size_t i = 0; i < nev; i++) {
-        if (ev[i].seq <= j->delivered)
-            continue;
-        struct journal_pending *v = realloc(j->pending, (j->npending + 1) * sizeof(*v));
-        char *line = strdup(ev[i].line);
-        if (v)
-            j->pending = v;
-        if (!v || !line) {
-            free(line);
-            rc = -EM_ENOMEM;
+    size_t nev = 0, evcap = 0, bad = 0, records = 0, extra = 0; /* extra: S and T records */
+    uint64_t off = 0, end = 0; /* end: after the last complete record */
+    bool first = true;
+    while (rc == 0) {
+        rc = fsio_read_at(j->path, off, LOAD_CHUNK, &chunk);
+        if (rc < 0 || chunk.len == 0)
             break;
+        off += chunk.len;
+        char *p = chunk.data, *stop = chunk.data + chunk.len;
+        for (char *nl; rc == 0 && (nl = memchr(p, '\n', (size_t)(stop - p))); p = nl + 1) {
+            char *rec = p;
+            *nl = '\0';
+            if (line.len) { /* the rest of a record begun in the last chunk */
+                if (dynbuf_add(&line, p, (size_t)(nl - p) + 1) < 0) {
+                    rc = -EM_ENOMEM;
+                    break;
+                }
+                rec = line.p;
+            }
+            end = off - (uint64_t)(stop - nl) + 1;
+            if (first) {
+                first = false;
+                size_t mlen = strlen(JOURNAL_MAGIC);
+                if (strncmp(rec, JOURNAL_MAGIC, mlen) != 0 || rec[mlen] != '\t') {
+                    snprintf(damage, dcap, "its first line is not an em-agent journal's");
+                    rc = 1;             /* stop reading: damaged */
+                } else if (!j->agent) { /* journal_peek: whoever it belongs to */
+                    if (!(j->agent = strdup(rec + mlen + 1)))
+                        rc = -EM_ENOMEM;
+                } else if (strcmp(rec + mlen + 1, j->agent) != 0) {
+                    snprintf(reason, cap,
+                             "%s belongs to agent '%s', not '%s': use --agent %s or another "
+                             "--state-dir",
+                             j->path, rec + mlen + 1, j->agent, rec + mlen + 1);
+                    rc = -EM_ESTATE;
+                }
+            } else {
+                records++;
+                extra += rec[0] == 'S' || rec[0] == 'T';
+                if (!apply(j, rec, &ev, &nev, &evcap))
+                    bad++;
+            }
+            line.len = 0;
+        }
+        if (rc == 0 && p < stop && dynbuf_add(&line, p, (size_t)(stop - p)) < 0)
+            rc = -EM_ENOMEM;
+    }
+    fsio_buf_free(&chunk);
+    bool torn = rc == 0 && line.len > 0;
+    dynbuf_free(&line);
+    if (rc == 1)
+        rc = 0; /* damaged: said in `damage` */
+    else if (rc < 0 && rc != -EM_ESTATE && rc != -EM_ENOMEM)
+        snprintf(reason, cap, "%s: cannot read: %s", j->path, em_strerror(rc));
+    if (rc == 0 &&
+        torn) /* A last line without its newline was torn by a kill: it never happened. */
+        em_log(EM_LOG_INFO, "%s: dropping a torn last record (%llu bytes)", j->path,
+               (unsigned long long)(off - end));
+    if (rc == 0 && first)
+        j->fresh = true; /* empty */
+    if (rc == 0 && !first && !damage[0]) {
+        /* As compaction writes it: every record still needed, once, and nothing pending. */
+        j->loaded_compact = !torn && bad == 0 && nev == 0 && extra <= 2 &&
+                            records == extra + j->entities.count + j->files.count;
+        j->bytes = end;
+        if (bad)
+            snprintf(damage, dcap, "%zu of its records cannot be read", bad);
+    }
+    for (size_t i = 0; i < nev; i++) {
+        if (rc < 0 || damage[0] || ev[i].seq <= j->delivered) {
+            free(ev[i].line);
+            continue;
+        }
+        struct journal_pending *v = realloc(j->pending, (j->npending + 1) * sizeof(*v));
+        if (!v) {
+            free(ev[i].line);
+            rc = -EM_ENOMEM;
+            continue;
         }
         j->pending = v;
-        j->pending[j->npending++] = (struct journal_pending){ev[i].seq, line};
+        j->pending[j->npending++] = (struct journal_pending){ev[i].seq, ev[i].line};
     }
     free(ev);
-    fsio_buf_free(&b);
     return rc;
 }
 

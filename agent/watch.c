@@ -250,8 +250,8 @@ enum reason { BY_WALK, BY_EVENT, BY_FORCE };
  * was last processed? Fills *kind, *st and *f (the journal's record, or NULL). Returns
  * true when it must be read. */
 static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reason why,
-                   bool lazy_stat, enum epu_kind *kind, struct fsio_stat *st,
-                   struct journal_file **f)
+                   bool lazy_stat, const struct fsio_dir *in, enum epu_kind *kind,
+                   struct fsio_stat *st, struct journal_file **f)
 {
     struct epu_place pl;
     epu_layout_place(path + r->len + 1, &pl);
@@ -266,7 +266,8 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
         memset(st, 0, sizeof(*st));
         return true;
     }
-    if (fsio_stat(path, st) < 0 || st->type != FSIO_FILE) {
+    int rc = in ? fsio_dir_stat(in, strrchr(path, '/') + 1, st) : fsio_stat(path, st);
+    if (rc < 0 || st->type != FSIO_FILE) {
         if (pt)
             incparse_drop(w->inc, path); /* gone (renamed or deleted) */
         return false;
@@ -355,7 +356,7 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     enum epu_kind kind;
     struct fsio_stat st;
     struct journal_file *f = NULL;
-    if (!wanted(w, r, path, why, false, &kind, &st, &f))
+    if (!wanted(w, r, path, why, false, NULL, &kind, &st, &f))
         return;
     uint64_t before = incparse_bytes(w->inc);
     struct incparse_done d;
@@ -519,7 +520,8 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
     uint32_t *off = malloc((n ? n : 1) * sizeof(*off));
     uint8_t *kinds = malloc(n ? n : 1);
     uint32_t nkeep = 0;
-    if (!off || !kinds)
+    struct fsio_dir *dirh = NULL;
+    if (!off || !kinds || fsio_dir_open(dir, &dirh) < 0)
         rc = -EM_ENOMEM;
     for (size_t i = 0; i < n && rc == 0 && !w->stopping; i++) {
         if (e[i].type != FSIO_FILE)
@@ -532,7 +534,7 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         struct fsio_stat st;
         enum epu_kind kind = EPU_KIND_NONE;
         struct journal_file *rec = NULL;
-        if (wanted(w, out->r, child, out->why, true, &kind, &st, &rec)) {
+        if (wanted(w, out->r, child, out->why, true, dirh, &kind, &st, &rec)) {
             incparse_drop(w->inc, child); /* read whole: the walk finds it complete */
             off[nkeep] = (uint32_t)names.len;
             kinds[nkeep] = (uint8_t)kind;
@@ -542,6 +544,7 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         }
         free(child);
     }
+    fsio_dir_close(dirh);
     if (rc == 0 && nkeep)
         rc = walk_keep(out, dir, &names, off, kinds, nkeep);
     dynbuf_free(&names);
@@ -925,7 +928,7 @@ static void process_burst(struct watch *w)
         bf[i].r = watch_root_of(w, q->path);
         if (!bf[i].r || !q->complete || incparse_has(w->inc, q->path))
             continue;
-        if (wanted(w, bf[i].r, q->path, BY_EVENT, true, &bf[i].kind, &st, &bf[i].rec)) {
+        if (wanted(w, bf[i].r, q->path, BY_EVENT, true, NULL, &bf[i].kind, &st, &bf[i].rec)) {
             bf[i].on_pool = true;
             npool++;
         } else {

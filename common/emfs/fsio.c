@@ -7,6 +7,12 @@
 
 #include <uv.h>
 
+#ifndef _WIN32
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#endif
+
 #include "em_error.h"
 
 int fsio_error(int err)
@@ -267,6 +273,62 @@ int fsio_stat(const char *path, struct fsio_stat *st)
 int fsio_lstat(const char *path, struct fsio_stat *st)
 {
     return stat_common(path, st, false);
+}
+
+struct fsio_dir {
+    char *path;
+    int fd; /* -1: by path */
+};
+
+int fsio_dir_open(const char *path, struct fsio_dir **out)
+{
+    struct fsio_dir *d = malloc(sizeof(*d));
+    if (!d || !(d->path = strdup(path))) {
+        free(d);
+        *out = NULL;
+        return -EM_ENOMEM;
+    }
+#ifdef _WIN32
+    d->fd = -1;
+#else
+    d->fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+#endif
+    *out = d;
+    return 0;
+}
+
+int fsio_dir_stat(const struct fsio_dir *d, const char *name, struct fsio_stat *st)
+{
+#ifndef _WIN32
+    if (d->fd >= 0) {
+        struct stat sb;
+        if (fstatat(d->fd, name, &sb, 0) < 0)
+            return fsio_error(-errno);
+        st->type = S_ISDIR(sb.st_mode) ? FSIO_DIR : S_ISREG(sb.st_mode) ? FSIO_FILE : FSIO_OTHER;
+        st->size = (uint64_t)sb.st_size;
+        st->mtime_sec = (int64_t)sb.st_mtim.tv_sec;
+        st->mtime_nsec = (int32_t)sb.st_mtim.tv_nsec;
+        st->dev = (uint64_t)sb.st_dev;
+        st->ino = (uint64_t)sb.st_ino;
+        return 0;
+    }
+#endif
+    char *full = fsio_join(d->path, name);
+    int rc = full ? fsio_stat(full, st) : -EM_ENOMEM;
+    free(full);
+    return rc;
+}
+
+void fsio_dir_close(struct fsio_dir *d)
+{
+    if (!d)
+        return;
+#ifndef _WIN32
+    if (d->fd >= 0)
+        close(d->fd);
+#endif
+    free(d->path);
+    free(d);
 }
 
 bool fsio_dir_seen_above(uint64_t *dev, uint64_t *ino, unsigned depth, const struct fsio_stat *st)

@@ -58,6 +58,20 @@ struct fsio_stat {
     uint64_t dev, ino; /* identity: a directory deleted and made again has another */
 };
 
+/* A directory opened to stat its entries by name: on POSIX with fstatat() on its
+ * descriptor, which does not look up the directory's path again for every file (a walk
+ * of 600,000 files spends a third of its time there otherwise); elsewhere by the joined
+ * path. */
+struct fsio_dir;
+
+/* Opens `path` (one that cannot be opened still works, by path). Returns 0 or EM_ENOMEM. */
+int fsio_dir_open(const char *path, struct fsio_dir **out);
+
+/* Stats the entry `name` of `d` following links, as fsio_stat() of the joined path. */
+int fsio_dir_stat(const struct fsio_dir *d, const char *name, struct fsio_stat *st);
+
+void fsio_dir_close(struct fsio_dir *d);
+
 /* Stats `path` following links. Returns 0, EM_ENOENT or EM_EIO. */
 int fsio_stat(const char *path, struct fsio_stat *st);
 
