@@ -1573,11 +1573,19 @@ static const char *dash_null(const char *s)
 
 static bool parse_st(const char *s, struct fsio_stat *st)
 {
-    unsigned long long size;
-    long long sec;
-    long nsec;
-    char tail;
-    if (sscanf(s, "%llu:%lld:%ld%c", &size, &sec, &nsec, &tail) != 3)
+    /* size:sec:nsec (strtoll, not sscanf: a visit's snapshot has 100,000 of them) */
+    char *end;
+    errno = 0;
+    unsigned long long size = strtoull(s, &end, 10);
+    if (end == s || *end != ':' || s[0] == '-')
+        return false;
+    const char *p = end + 1;
+    long long sec = strtoll(p, &end, 10);
+    if (end == p || *end != ':')
+        return false;
+    p = end + 1;
+    long nsec = strtol(p, &end, 10);
+    if (end == p || *end != '\0' || errno)
         return false;
     memset(st, 0, sizeof(*st));
     st->type = FSIO_FILE;
@@ -1683,9 +1691,14 @@ static int restore_square(struct model *m, char **fd, size_t n)
         if (!q->exp)
             return -EM_ENOMEM;
         for (char *p = fd[7]; p && *p;) {
-            unsigned long long name;
-            long long id;
-            if (q->nexp == cap || sscanf(p, "%llx:%lld", &name, &id) != 2)
+            char *end;
+            errno = 0;
+            unsigned long long name = strtoull(p, &end, 16);
+            if (q->nexp == cap || end == p || *end != ':' || *p == '-')
+                return -EM_EMALFORMED;
+            char *idp = end + 1;
+            long long id = strtoll(idp, &end, 10);
+            if (end == idp || (*end != ',' && *end != '\0') || errno)
                 return -EM_EMALFORMED;
             q->exp[q->nexp++] = (struct m_exposure){name, id};
             p = strchr(p, ',');

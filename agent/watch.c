@@ -1337,6 +1337,7 @@ static int start(struct watch *w)
         return 1;
     for (size_t i = 0; i < w->nroots; i++)
         roots[i] = w->roots[i].path;
+    w->started_ns = uv_hrtime();
     rc = journal_open(&w->j, o->state_dir, o->agent, roots, w->nroots, reason, sizeof(reason));
     free(roots);
     if (rc < 0) {
@@ -1455,9 +1456,12 @@ static int start(struct watch *w)
     uv_timer_init(&w->loop, &w->check_timer);
     w->last_summary_ns = uv_hrtime();
     uint64_t t0 = uv_hrtime();
-    if (!w->j.fresh && !o->from_start && !w->state_reset)
+    if (!w->j.fresh && !o->from_start && !w->state_reset) {
         for (size_t i = 0; i < w->nroots && !w->failed; i++)
             snapshot_restore(w, &w->roots[i]);
+        em_log(EM_LOG_DEBUG, "state read in %.2f s (journal), model restored in %.2f s",
+               (double)(t0 - w->started_ns) / 1e9, (double)(uv_hrtime() - t0) / 1e9);
+    }
     walk_all(w);
     if (w->status)
         return w->status;

@@ -62,6 +62,7 @@ struct watch {
     size_t nroots;
     struct incparse *inc; /* files being fed to their parsers as they grow */
     struct fsio_buf rbuf;
+    uint64_t started_ns; /* when the journal was opened */
     /* the burst being collected */
     struct burstq burst;
     bool rescan_all;
