@@ -69,24 +69,25 @@ static void format_time(uint64_t us, char *buf, size_t cap)
 /* Shows one state directory. Returns 0, or 1 when it holds no readable state. */
 static int show(const char *state_dir, bool json)
 {
-    struct journal j;
+    struct journal *jr;
     char reason[512];
-    int rc = journal_peek(&j, state_dir, reason, sizeof(reason));
+    int rc = journal_peek(&jr, state_dir, reason, sizeof(reason));
     if (rc < 0) {
         if (rc == -EM_ENOENT)
             fprintf(stderr, "em-agent: %s: no watch state here (no journal)\n", state_dir);
         else
             fprintf(stderr, "em-agent: %s\n", reason);
-        journal_close(&j);
         return 1;
     }
+    struct journal_info j;
+    journal_info(jr, &j);
     long pid = journal_lock_holder(state_dir);
     bool have_outbox;
     uint64_t waiting;
     int orc = outbox_waiting(state_dir, &have_outbox, &waiting);
     char when[64];
     format_time(j.last_event_us, when, sizeof(when));
-    size_t live = journal_live_entities(&j);
+    size_t live = journal_live_entities(jr);
     uint64_t undelivered = j.last_seq > j.delivered ? j.last_seq - j.delivered : 0;
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -96,7 +97,7 @@ static int show(const char *state_dir, bool json)
         snprintf(seq, sizeof(seq), "%" PRIu64, j.last_seq);
         cJSON_AddRawToObject(o, "last_seq", seq); /* 16 digits: beyond a double's */
         cJSON_AddNumberToObject(o, "entities", (double)live);
-        cJSON_AddNumberToObject(o, "files", (double)j.files.count);
+        cJSON_AddNumberToObject(o, "files", (double)j.files);
         cJSON_AddNumberToObject(o, "undelivered", (double)undelivered);
         if (have_outbox && orc == 0)
             cJSON_AddNumberToObject(o, "outbox_waiting", (double)waiting);
@@ -125,7 +126,7 @@ static int show(const char *state_dir, bool json)
             printf("  running:        no\n");
         printf("  last seq:       %" PRIu64 "\n", j.last_seq);
         printf("  entities:       %zu emitted (and not deleted)\n", live);
-        printf("  files known:    %zu\n", j.files.count);
+        printf("  files known:    %zu\n", j.files);
         printf("  last event:     %s\n", when);
         if (undelivered)
             printf("  not delivered:  %" PRIu64 " events (sent again at the next start)\n",
@@ -135,7 +136,7 @@ static int show(const char *state_dir, bool json)
         else if (have_outbox)
             printf("  outbox:         cannot be read: %s\n", em_strerror(orc));
     }
-    journal_close(&j);
+    journal_close(jr);
     return 0;
 }
 

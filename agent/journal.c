@@ -29,9 +29,11 @@
 #endif
 
 #include "dynbuf.h"
+#include "em_arena.h"
 #include "em_error.h"
 #include "fsio.h"
 #include "hash.h"
+#include "hmap.h"
 #include "log.h"
 
 #define JOURNAL_MAGIC "em-agent journal 1"
@@ -40,6 +42,33 @@
 #define JOURNAL_BUF_MAX (256u << 10)
 #define LOAD_CHUNK ((size_t)4 << 20)
 #define RECORDS_MAX ((size_t)1 << 40) /* the arena of file records: no practical cap */
+
+struct journal {
+    char *dir, *path;
+    void *lock; /* platform lock handle */
+    int fd;
+    char *agent;
+    uint64_t last_seq;       /* highest seq journaled */
+    uint64_t delivered;      /* highest seq the sink took */
+    struct hmap entities;    /* key hash -> data hash */
+    struct hmap files;       /* path hash -> struct journal_file * */
+    struct em_arena records; /* the file records */
+    char **roots;            /* absolute, no trailing '/' */
+    size_t *root_len, nroots;
+    struct journal_pending *pending; /* seq > delivered at open, ascending */
+    size_t npending;
+    char *buf; /* records not yet written */
+    size_t len, cap;
+    uint64_t loaded_seq;       /* last_seq and delivered as read back at open, before */
+    uint64_t loaded_delivered; /* the new run's start (0 for a new journal) */
+    bool fresh;                /* no journal was read: new, or damaged and set aside */
+    bool loaded_compact;       /* the file read was as compaction writes it */
+    uint64_t bytes;            /* size of the file */
+    uint64_t compacted;        /* its size after the last compaction */
+    bool fsync;                /* fdatasync after each commit */
+    uint64_t last_event_us;    /* when the last event was journaled (0: never) */
+    bool events_uncommitted;
+};
 
 static uint64_t clock_us(void);
 
@@ -739,8 +768,8 @@ void journal_forget_entities(struct journal *j)
     memset(&j->entities, 0, sizeof(j->entities));
 }
 
-int journal_open(struct journal *j, const char *dir, const char *agent, const char *const *roots,
-                 size_t nroots, char *reason, size_t reason_cap)
+static int open_into(struct journal *j, const char *dir, const char *agent,
+                     const char *const *roots, size_t nroots, char *reason, size_t reason_cap)
 {
     memset(j, 0, sizeof(*j));
     j->fd = -1;
@@ -821,7 +850,7 @@ int journal_open(struct journal *j, const char *dir, const char *agent, const ch
     return rc;
 }
 
-int journal_peek(struct journal *j, const char *dir, char *reason, size_t reason_cap)
+static int peek_into(struct journal *j, const char *dir, char *reason, size_t reason_cap)
 {
     memset(j, 0, sizeof(*j));
     j->fd = -1;
@@ -870,6 +899,8 @@ void journal_pending_clear(struct journal *j)
 
 int journal_close(struct journal *j)
 {
+    if (!j)
+        return 0;
     int rc = j->fd >= 0 ? journal_commit(j) : 0;
     /* Everything delivered: leave a compact journal, so the next start reads less and
      * needs not rewrite it. */
@@ -896,7 +927,73 @@ int journal_close(struct journal *j)
     free(j->dir);
     free(j->agent);
     free(j->path);
-    memset(j, 0, sizeof(*j));
-    j->fd = -1;
+    free(j);
     return rc;
+}
+
+int journal_open(struct journal **out, const char *dir, const char *agent, const char *const *roots,
+                 size_t nroots, char *reason, size_t reason_cap)
+{
+    struct journal *j = calloc(1, sizeof(*j));
+    *out = NULL;
+    if (!j) {
+        snprintf(reason, reason_cap, "out of memory");
+        return -EM_ENOMEM;
+    }
+    int rc = open_into(j, dir, agent, roots, nroots, reason, reason_cap);
+    if (rc < 0)
+        journal_close(j);
+    else
+        *out = j;
+    return rc;
+}
+
+int journal_peek(struct journal **out, const char *dir, char *reason, size_t reason_cap)
+{
+    struct journal *j = calloc(1, sizeof(*j));
+    *out = NULL;
+    if (!j) {
+        snprintf(reason, reason_cap, "out of memory");
+        return -EM_ENOMEM;
+    }
+    int rc = peek_into(j, dir, reason, reason_cap);
+    if (rc < 0)
+        journal_close(j);
+    else
+        *out = j;
+    return rc;
+}
+
+void journal_info(const struct journal *j, struct journal_info *o)
+{
+    *o = (struct journal_info){.path = j->path,
+                               .agent = j->agent,
+                               .last_seq = j->last_seq,
+                               .delivered = j->delivered,
+                               .loaded_seq = j->loaded_seq,
+                               .loaded_delivered = j->loaded_delivered,
+                               .last_event_us = j->last_event_us,
+                               .bytes = j->bytes,
+                               .compacted = j->compacted,
+                               .files = j->files.count,
+                               .entities = j->entities.count,
+                               .pending = j->pending,
+                               .npending = j->npending,
+                               .fresh = j->fresh,
+                               .loaded_compact = j->loaded_compact};
+}
+
+const char *journal_path(const struct journal *j)
+{
+    return j->path;
+}
+
+uint64_t journal_last_seq(const struct journal *j)
+{
+    return j->last_seq;
+}
+
+void journal_set_fsync(struct journal *j, bool on)
+{
+    j->fsync = on;
 }

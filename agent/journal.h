@@ -22,9 +22,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "em_arena.h"
-#include "hmap.h"
-
 enum journal_file_state {
     JFILE_DONE = 0,    /* parsed; hash is the content's */
     JFILE_FAILED = 1,  /* malformed or unreadable (reported once) */
@@ -51,32 +48,35 @@ struct journal_pending {
     char *line;
 };
 
-struct journal {
-    char *dir, *path;
-    void *lock; /* platform lock handle */
-    int fd;
-    char *agent;
-    uint64_t last_seq;       /* highest seq journaled */
-    uint64_t delivered;      /* highest seq the sink took */
-    struct hmap entities;    /* key hash -> data hash */
-    struct hmap files;       /* path hash -> struct journal_file * */
-    struct em_arena records; /* the file records */
-    char **roots;            /* absolute, no trailing '/' */
-    size_t *root_len, nroots;
-    struct journal_pending *pending; /* seq > delivered at open, ascending */
+/* The journal's state is its own (journal.c); what others may read of it: */
+struct journal;
+
+struct journal_info {
+    const char *path;                      /* the journal file */
+    const char *agent;                     /* whose it is */
+    uint64_t last_seq;                     /* highest seq journaled */
+    uint64_t delivered;                    /* highest seq the sink took */
+    uint64_t loaded_seq, loaded_delivered; /* as read back at open (0 for a new journal) */
+    uint64_t last_event_us;                /* when the last event was journaled (0: never) */
+    uint64_t bytes;                        /* size of the file */
+    uint64_t compacted;                    /* its size after the last compaction */
+    size_t files, entities;                /* records held */
+    const struct journal_pending *pending; /* seq > delivered at open, ascending */
     size_t npending;
-    char *buf; /* records not yet written */
-    size_t len, cap;
-    uint64_t loaded_seq;       /* last_seq and delivered as read back at open, before */
-    uint64_t loaded_delivered; /* the new run's start (0 for a new journal) */
-    bool fresh;                /* no journal was read: new, or damaged and set aside */
-    bool loaded_compact;       /* the file read was as compaction writes it */
-    uint64_t bytes;            /* size of the file */
-    uint64_t compacted;        /* its size after the last compaction */
-    bool fsync;                /* fdatasync after each commit */
-    uint64_t last_event_us;    /* when the last event was journaled (0: never) */
-    bool events_uncommitted;
+    bool fresh;          /* no journal was read: new, or damaged and set aside */
+    bool loaded_compact; /* the file read was as compaction writes it */
 };
+
+void journal_info(const struct journal *j, struct journal_info *out);
+
+/* The journal file's path (for messages). */
+const char *journal_path(const struct journal *j);
+
+/* The highest seq journaled (the next event's is one more). */
+uint64_t journal_last_seq(const struct journal *j);
+
+/* fdatasync after each commit (power-loss safety) or not. */
+void journal_set_fsync(struct journal *j, bool on);
 
 /* Opens (creating) the journal in `dir` for agent `agent`, whose files are under `roots`
  * (absolute, as the agent names them: records keep their paths relative to them). A journal that is
@@ -86,7 +86,7 @@ struct journal {
  * journal was lost, truncated or damaged. Fails with EM_ESTATE when another process holds the
  * directory or the journal belongs to another agent name, or a negative EM_E* naming the cause
  * (EM_EACCES, EM_ENOSPC, …). *reason gets a message. */
-int journal_open(struct journal *j, const char *dir, const char *agent, const char *const *roots,
+int journal_open(struct journal **out, const char *dir, const char *agent, const char *const *roots,
                  size_t nroots, char *reason, size_t reason_cap);
 
 /* The pid of the process holding the state directory `dir`, or 0 when none does. */
@@ -96,7 +96,7 @@ long journal_lock_holder(const char *dir);
  * agent, last_seq, delivered, entities (live ones), files and last_event_us are filled.
  * Returns 0, EM_ENOENT when there is no journal, or another negative EM_E* code (with a
  * reason). Free with journal_close(). */
-int journal_peek(struct journal *j, const char *dir, char *reason, size_t reason_cap);
+int journal_peek(struct journal **out, const char *dir, char *reason, size_t reason_cap);
 
 /* Entities emitted and not deleted since. */
 size_t journal_live_entities(const struct journal *j);

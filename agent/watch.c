@@ -69,7 +69,7 @@ static void drain_rescans(struct watch *w)
         if (r) {
             em_log(EM_LOG_INFO, "%s: reading the session directory again", path);
             /* Files that come later are read too, even when unchanged in size and time. */
-            journal_files_unsee(&w->j, path);
+            journal_files_unsee(w->j, path);
             walk_dir(w, r, path, true);
         }
         free(path);
@@ -172,7 +172,7 @@ static void note_file(struct watch *w, struct journal_file *f, const struct fsio
     f->state = (uint8_t)state;
     f->hash = hash;
     f->seen = true;
-    if (journal_file_note(&w->j, f) < 0)
+    if (journal_file_note(w->j, f) < 0)
         watch_fail(w, 1, "journal", -EM_ENOMEM);
 }
 
@@ -218,7 +218,7 @@ static void check_waiting(struct watch *w)
     uint64_t now = uv_hrtime() / 1000000u, limit = (uint64_t)(w->opt->incomplete_s * 1000);
     for (size_t i = 0; i < w->nwaiting && !w->stopping;) {
         struct waiting *x = &w->waiting[i];
-        const struct journal_file *f = journal_file_find(&w->j, x->path);
+        const struct journal_file *f = journal_file_find(w->j, x->path);
         bool still = f && f->state == JFILE_WAITING;
         if (still && now - x->since_ms < limit) {
             i++;
@@ -259,7 +259,7 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
         return false;
     *kind = pl.kind;
     bool pt = incparse_count(w->inc) && incparse_has(w->inc, path);
-    *f = journal_file_find(&w->j, path);
+    *f = journal_file_find(w->j, path);
     /* A file the journal does not know is read whatever its stat says (the read takes
      * its own): a walk over a new tree stats nothing twice. */
     if (!pt && !*f && lazy_stat) {
@@ -296,7 +296,7 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
         epu_doc_free(doc);
         return; /* gone since */
     }
-    if (!f && !(f = journal_file_get(&w->j, path))) {
+    if (!f && !(f = journal_file_get(w->j, path))) {
         epu_doc_free(doc);
         watch_fail(w, 1, path, -EM_ENOMEM);
         return;
@@ -754,7 +754,7 @@ static int session_dir_identity(void *ctx, const char *dir, uint64_t *dev, uint6
         *ino = st.ino;
     } else if (known == 0) {
         /* Gone: one made again there later is read afresh, whatever its files' times. */
-        journal_files_unsee(&r->w->j, path);
+        journal_files_unsee(r->w->j, path);
     }
     free(path);
     return known;
@@ -862,7 +862,7 @@ static void on_gone(void *ctx, const char *path)
         if (rc > 0) {
             em_log(EM_LOG_WARN, "%s: the session directory was deleted: its entities are deleted",
                    path);
-            journal_files_unsee(&w->j, path);
+            journal_files_unsee(w->j, path);
             rc = flush_models(w);
         }
         if (rc < 0)
@@ -1173,7 +1173,9 @@ static int out_file_last_seq(struct watch *w, uint64_t *seq)
 /* Sends again what the journal holds beyond what the sink is known to have. */
 static int resend_pending(struct watch *w)
 {
-    uint64_t have = w->j.delivered;
+    struct journal_info ji;
+    journal_info(w->j, &ji);
+    uint64_t have = ji.delivered;
     if (w->ob_open && w->ob.last_seq > have)
         have = w->ob.last_seq;
     if (w->out_fd >= 0) {
@@ -1185,8 +1187,8 @@ static int resend_pending(struct watch *w)
             have = in_file;
     }
     size_t sent = 0;
-    for (size_t i = 0; i < w->j.npending; i++) {
-        const struct journal_pending *p = &w->j.pending[i];
+    for (size_t i = 0; i < ji.npending; i++) {
+        const struct journal_pending *p = &ji.pending[i];
         if (p->seq <= have)
             continue;
         int rc = sink_put(w, p->line, strlen(p->line), p->seq);
@@ -1200,11 +1202,11 @@ static int resend_pending(struct watch *w)
     if (have > w->obuf_last_seq)
         w->obuf_last_seq = have;
     int rc = w->olen ? sink_commit(w) : 0;
-    if (rc == 0 && w->j.npending) {
-        rc = journal_delivered(&w->j, w->obuf_last_seq);
-        journal_pending_clear(&w->j);
+    if (rc == 0 && ji.npending) {
+        rc = journal_delivered(w->j, w->obuf_last_seq);
+        journal_pending_clear(w->j);
         if (rc == 0)
-            rc = journal_commit(&w->j);
+            rc = journal_commit(w->j);
     }
     return rc;
 }
@@ -1215,7 +1217,9 @@ static int resend_pending(struct watch *w)
  * again — repeats are harmless, stores are idempotent — never by skipping. */
 static int check_state(struct watch *w)
 {
-    const struct journal *j = &w->j;
+    struct journal_info jinfo;
+    journal_info(w->j, &jinfo);
+    const struct journal_info *j = &jinfo;
     const struct outbox_writer *o = &w->ob;
     char why[256] = "";
     if (j->fresh && (o->nsegments > 0 || o->confirmed > 0))
@@ -1240,7 +1244,7 @@ static int check_state(struct watch *w)
            "%s: %s; the current state of every entity is sent again (stores take repeats as "
            "no change)",
            w->opt->state_dir, why);
-    journal_forget(&w->j);
+    journal_forget(w->j);
     w->state_reset = true;
     int rc = 0;
     if (o->confirmed > j->loaded_seq || o->confirmed > o->in_segments)
@@ -1344,24 +1348,26 @@ static int start(struct watch *w)
         em_log(EM_LOG_ERROR, "%s", reason[0] ? reason : em_strerror(rc));
         return rc == -EM_ESTATE || rc == -EM_EMALFORMED ? 2 : 1;
     }
-    w->j.fsync = o->fsync;
+    journal_set_fsync(w->j, o->fsync);
     /* Said without -v: a watch that prints nothing because everything was already emitted
      * must not look broken. */
     if (o->config_path)
         notice("settings read from %s", o->config_path);
-    size_t live = journal_live_entities(&w->j);
-    if (w->j.fresh)
+    size_t live = journal_live_entities(w->j);
+    struct journal_info ji;
+    journal_info(w->j, &ji);
+    if (ji.fresh)
         notice("new state in %s: the current state of every entity is emitted", o->state_dir);
     else if (o->from_start)
         notice("%s: --from-start: the current state of every entity is emitted again (%zu "
                "emitted before, up to seq %llu; new seqs follow)",
-               o->state_dir, live, (unsigned long long)w->j.loaded_seq);
+               o->state_dir, live, (unsigned long long)ji.loaded_seq);
     else
         notice("resuming %s: %zu entities already emitted up to seq %llu; only changes follow "
                "(--from-start emits everything again)",
-               o->state_dir, live, (unsigned long long)w->j.loaded_seq);
-    if (o->from_start && !w->j.fresh)
-        journal_forget_entities(&w->j);
+               o->state_dir, live, (unsigned long long)ji.loaded_seq);
+    if (o->from_start && !ji.fresh)
+        journal_forget_entities(w->j);
     if (o->out_path) {
         uv_fs_t req;
         w->out_fd = uv_fs_open(NULL, &req, o->out_path,
@@ -1456,7 +1462,8 @@ static int start(struct watch *w)
     uv_timer_init(&w->loop, &w->check_timer);
     w->last_summary_ns = uv_hrtime();
     uint64_t t0 = uv_hrtime();
-    if (!w->j.fresh && !o->from_start && !w->state_reset) {
+    journal_info(w->j, &ji); /* again: check_state() may have reset it */
+    if (!ji.fresh && !o->from_start && !w->state_reset) {
         for (size_t i = 0; i < w->nroots && !w->failed; i++)
             snapshot_restore(w, &w->roots[i]);
         em_log(EM_LOG_DEBUG, "state read in %.2f s (journal), model restored in %.2f s",
@@ -1533,7 +1540,7 @@ int watch_run(const struct watch_options *opt)
     }
     if (w.status == 0 && sink_commit(&w) < 0 && w.status == 0)
         w.status = 1;
-    if (w.status == 0 && !w.failed && w.j.path)
+    if (w.status == 0 && !w.failed && w.j)
         snapshot_save_all(&w);
     if (w.pub) { /* a failed start: no drain */
         publisher_free(w.pub);
@@ -1557,7 +1564,8 @@ int watch_run(const struct watch_options *opt)
         model_free(w.roots[i].model); /* it borrows the journal's paths */
         w.roots[i].model = NULL;
     }
-    int jrc = w.j.path ? journal_close(&w.j) : 0;
+    int jrc = journal_close(w.j);
+    w.j = NULL;
     if (jrc < 0) {
         em_log(EM_LOG_ERROR, "cannot write the journal on exit: %s", em_strerror(jrc));
         if (w.status == 0)

@@ -56,7 +56,7 @@ struct wroot {
 struct watch {
     const struct watch_options *opt;
     uv_loop_t loop;
-    struct journal j;
+    struct journal *j;
     struct watcher *watcher;
     struct wroot *roots;
     size_t nroots;

@@ -41,9 +41,9 @@ void sink_fail_write(struct watch *w, const char *what, int rc)
 /* Journal first, then the sink, then the delivered mark. */
 int sink_commit(struct watch *w)
 {
-    int rc = journal_commit(&w->j);
+    int rc = journal_commit(w->j);
     if (rc < 0) {
-        sink_fail_write(w, w->j.path, rc);
+        sink_fail_write(w, journal_path(w->j), rc);
         return rc;
     }
     if (w->olen == 0)
@@ -58,11 +58,11 @@ int sink_commit(struct watch *w)
         return rc;
     }
     w->olen = 0;
-    rc = journal_delivered(&w->j, w->obuf_last_seq);
+    rc = journal_delivered(w->j, w->obuf_last_seq);
     if (rc == 0)
-        rc = journal_commit(&w->j);
+        rc = journal_commit(w->j);
     if (rc < 0)
-        sink_fail_write(w, w->j.path, rc);
+        sink_fail_write(w, journal_path(w->j), rc);
     return rc;
 }
 
@@ -111,7 +111,7 @@ static int key_hash(enum wire_type type, const cJSON *key, uint64_t *out)
 static int put_event(struct watch *w, enum wire_type type, uint64_t seq, uint64_t kh, uint64_t dh,
                      char *line)
 {
-    int rc = journal_event(&w->j, seq, kh, dh, line);
+    int rc = journal_event(w->j, seq, kh, dh, line);
     if (rc == 0)
         rc = sink_put(w, line, strlen(line), seq);
     cJSON_free(line);
@@ -133,11 +133,11 @@ int sink_on_retract(void *ctx, enum wire_type type, cJSON *key, const char *sour
         cJSON_Delete(key);
         return -EM_ENOMEM;
     }
-    if (!journal_entity_live(&w->j, kh)) {
+    if (!journal_entity_live(w->j, kh)) {
         cJSON_Delete(key); /* never emitted, or deleted already */
         return 0;
     }
-    uint64_t seq = w->j.last_seq + 1;
+    uint64_t seq = journal_last_seq(w->j) + 1;
     char *line = event_format_delete(w->opt->agent, seq, type, key, source);
     if (!line)
         return -EM_ENOMEM;
@@ -162,8 +162,8 @@ static int emit_text(struct watch *w, enum wire_type type, cJSON *key, char *d, 
     uint64_t kh = key_hash_text(type, k);
     uint64_t dh = hash64_str(d);
     char *line = NULL;
-    uint64_t seq = w->j.last_seq + 1;
-    bool same = journal_entity_same(&w->j, kh, dh);
+    uint64_t seq = journal_last_seq(w->j) + 1;
+    bool same = journal_entity_same(w->j, kh, dh);
     if (!same)
         line = event_format_text(w->opt->agent, seq, type, false, k, d, source, st);
     cJSON_free(d);

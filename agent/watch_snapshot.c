@@ -25,7 +25,7 @@ static struct epu_doc *restore_load(void *ctx, const char *rel, enum epu_kind ki
     struct wroot *r = ctx;
     struct epu_doc *doc = watch_on_load(ctx, rel, kind, st);
     char *path = doc ? fsio_join(r->path, rel) : NULL;
-    const struct journal_file *f = path ? journal_file_find(&r->w->j, path) : NULL;
+    const struct journal_file *f = path ? journal_file_find(r->w->j, path) : NULL;
     free(path);
     /* A file under the root must be the version the journal has; one outside it (an atlas
      * beside a watched session directory) is simply read. */
@@ -41,7 +41,7 @@ static const char *restore_path(void *ctx, const char *rel)
 {
     struct wroot *r = ctx;
     char *path = fsio_join(r->path, rel);
-    const struct journal_file *f = path ? journal_file_find(&r->w->j, path) : NULL;
+    const struct journal_file *f = path ? journal_file_find(r->w->j, path) : NULL;
     free(path);
     return f ? watch_rec_rel(r, f) : NULL;
 }
@@ -70,7 +70,9 @@ void snapshot_restore(struct watch *w, struct wroot *r)
     snprintf(want, sizeof(want), "%s\t%s\t%s\n", SNAPSHOT_MAGIC, w->opt->agent, r->path);
     int rc = -EM_ESTATE;
     const char *why = "it was written by another run";
-    if (seq == w->j.loaded_seq && seq != 0 && fgets(head, sizeof(head), f) &&
+    struct journal_info ji;
+    journal_info(w->j, &ji);
+    if (seq == ji.loaded_seq && seq != 0 && fgets(head, sizeof(head), f) &&
         strcmp(head, want) == 0) {
         struct model_restore_cb cb = {restore_load, restore_path, r};
         rc = model_restore(r->model, f, &cb);
@@ -142,7 +144,7 @@ void snapshot_save_all(struct watch *w)
         }
         if (rc == 0) {
             char text[32];
-            snprintf(text, sizeof(text), "%llu\n", (unsigned long long)w->j.last_seq);
+            snprintf(text, sizeof(text), "%llu\n", (unsigned long long)journal_last_seq(w->j));
             rc = snapshot_write_synced(seqp, seqtmp, snapshot_fill_text, text);
         }
         if (rc < 0)

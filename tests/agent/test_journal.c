@@ -15,7 +15,15 @@
 #include "journal.h"
 #include "testutil.h"
 
-static void open_ok(struct journal *j, const char *dir, const char *agent)
+/* What the journal says of itself now. */
+static struct journal_info info(const struct journal *j)
+{
+    struct journal_info i;
+    journal_info(j, &i);
+    return i;
+}
+
+static void open_ok(struct journal **j, const char *dir, const char *agent)
 {
     char reason[256];
     const char *roots[] = {"/data", "/data2/visit"};
@@ -28,42 +36,42 @@ static void test_journal__restart_reads_back_entities_files_and_seq(void **state
 {
     (void)state;
     char *dir = tu_tmpdir("journal");
-    struct journal j;
+    struct journal *j = NULL;
     open_ok(&j, dir, "a");
-    uint64_t b = j.last_seq;
+    uint64_t b = info(j).last_seq;
     assert_true(b > 1700000000ull * 1000000u); /* a new stream starts at the clock in µs */
-    assert_int_equal(j.delivered, b);
-    assert_int_equal(journal_event(&j, b + 1, 11, 101, "{\"seq\":1}"), 0);
-    assert_int_equal(journal_event(&j, b + 2, 12, 102, "{\"seq\":2}"), 0);
-    assert_int_equal(journal_event(&j, b + 3, 11, 103, "{\"seq\":3}"), 0);
-    struct journal_file *f = journal_file_get(&j, "/data/x/File\twith tab.xml");
+    assert_int_equal(info(j).delivered, b);
+    assert_int_equal(journal_event(j, b + 1, 11, 101, "{\"seq\":1}"), 0);
+    assert_int_equal(journal_event(j, b + 2, 12, 102, "{\"seq\":2}"), 0);
+    assert_int_equal(journal_event(j, b + 3, 11, 103, "{\"seq\":3}"), 0);
+    struct journal_file *f = journal_file_get(j, "/data/x/File\twith tab.xml");
     assert_non_null(f);
     f->size = 42;
     f->mtime_sec = 1700000000;
     f->mtime_nsec = 123;
     f->hash = 0xabcdef;
     f->state = JFILE_DONE;
-    assert_int_equal(journal_file_note(&j, f), 0);
-    assert_int_equal(journal_commit(&j), 0);
-    assert_int_equal(journal_delivered(&j, b + 3), 0);
-    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(journal_file_note(j, f), 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_delivered(j, b + 3), 0);
+    assert_int_equal(journal_close(j), 0);
 
     open_ok(&j, dir, "a");
     /* The next run goes on above: at the clock, which has moved on by more than 3 µs. */
-    assert_true(j.last_seq > b + 3);
-    assert_int_equal(j.delivered, j.last_seq);
-    assert_int_equal(j.npending, 0);
-    assert_true(journal_entity_same(&j, 11, 103)); /* the later event wins */
-    assert_false(journal_entity_same(&j, 11, 101));
-    assert_true(journal_entity_same(&j, 12, 102));
-    f = journal_file_find(&j, "/data/x/File\twith tab.xml");
+    assert_true(info(j).last_seq > b + 3);
+    assert_int_equal(info(j).delivered, info(j).last_seq);
+    assert_int_equal(info(j).npending, 0);
+    assert_true(journal_entity_same(j, 11, 103)); /* the later event wins */
+    assert_false(journal_entity_same(j, 11, 101));
+    assert_true(journal_entity_same(j, 12, 102));
+    f = journal_file_find(j, "/data/x/File\twith tab.xml");
     assert_non_null(f);
     assert_int_equal(f->size, 42);
     assert_int_equal(f->mtime_sec, 1700000000);
     assert_int_equal(f->mtime_nsec, 123);
     assert_int_equal(f->hash, 0xabcdef);
     assert_false(f->seen);
-    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(journal_close(j), 0);
     tu_rmtree(dir);
 }
 
@@ -71,30 +79,30 @@ static void test_journal__undelivered_events_come_back_pending(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir("journal");
-    struct journal j;
+    struct journal *j = NULL;
     open_ok(&j, dir, "a");
-    uint64_t b = j.last_seq;
-    assert_int_equal(journal_event(&j, b + 1, 1, 1, "one"), 0);
-    assert_int_equal(journal_commit(&j), 0);
-    assert_int_equal(journal_delivered(&j, b + 1), 0);
-    assert_int_equal(journal_event(&j, b + 2, 2, 2, "two"), 0);
-    assert_int_equal(journal_event(&j, b + 3, 3, 3, "three"), 0);
-    assert_int_equal(journal_commit(&j), 0);
+    uint64_t b = info(j).last_seq;
+    assert_int_equal(journal_event(j, b + 1, 1, 1, "one"), 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_delivered(j, b + 1), 0);
+    assert_int_equal(journal_event(j, b + 2, 2, 2, "two"), 0);
+    assert_int_equal(journal_event(j, b + 3, 3, 3, "three"), 0);
+    assert_int_equal(journal_commit(j), 0);
     /* Killed here: 2 and 3 were journaled, never marked delivered. */
-    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(journal_close(j), 0);
     open_ok(&j, dir, "a");
-    assert_int_equal(j.npending, 2);
-    assert_int_equal(j.pending[0].seq, b + 2);
-    assert_true(j.last_seq > b + 3);
-    assert_true(j.delivered < j.last_seq); /* b + 2 and b + 3 are not delivered */
-    assert_string_equal(j.pending[0].line, "two");
-    assert_string_equal(j.pending[1].line, "three");
-    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(info(j).npending, 2);
+    assert_int_equal(info(j).pending[0].seq, b + 2);
+    assert_true(info(j).last_seq > b + 3);
+    assert_true(info(j).delivered < info(j).last_seq); /* b + 2 and b + 3 are not delivered */
+    assert_string_equal(info(j).pending[0].line, "two");
+    assert_string_equal(info(j).pending[1].line, "three");
+    assert_int_equal(journal_close(j), 0);
     /* Compaction kept them: still pending after another restart. */
     open_ok(&j, dir, "a");
-    assert_int_equal(j.npending, 2);
-    assert_int_equal(j.pending[1].seq, b + 3);
-    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(info(j).npending, 2);
+    assert_int_equal(info(j).pending[1].seq, b + 3);
+    assert_int_equal(journal_close(j), 0);
     tu_rmtree(dir);
 }
 
@@ -102,23 +110,23 @@ static void test_journal__torn_last_record_is_dropped(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir("journal");
-    struct journal j;
+    struct journal *j = NULL;
     open_ok(&j, dir, "a");
-    uint64_t b = j.last_seq;
-    assert_int_equal(journal_event(&j, b + 1, 1, 1, "one"), 0);
-    assert_int_equal(journal_commit(&j), 0);
-    assert_int_equal(journal_close(&j), 0);
+    uint64_t b = info(j).last_seq;
+    assert_int_equal(journal_event(j, b + 1, 1, 1, "one"), 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_close(j), 0);
     char *path = tu_path(dir, "journal");
     FILE *fp = fopen(path, "a");
     assert_non_null(fp);
     fputs("E\t2\t0000000000000002\t00000000000", fp); /* a write cut by a kill */
     fclose(fp);
     open_ok(&j, dir, "a");
-    assert_true(j.last_seq > b + 1);
-    assert_true(journal_entity_same(&j, 1, 1));
-    assert_false(journal_entity_same(&j, 2, 0));
-    assert_int_equal(j.npending, 1); /* b + 1 was never marked delivered */
-    assert_int_equal(journal_close(&j), 0);
+    assert_true(info(j).last_seq > b + 1);
+    assert_true(journal_entity_same(j, 1, 1));
+    assert_false(journal_entity_same(j, 2, 0));
+    assert_int_equal(info(j).npending, 1); /* b + 1 was never marked delivered */
+    assert_int_equal(journal_close(j), 0);
     free(path);
     tu_rmtree(dir);
 }
@@ -127,16 +135,16 @@ static void test_journal__one_agent_per_directory(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir("journal");
-    struct journal j, k;
+    struct journal *j = NULL, *k = NULL;
     char reason[256];
     open_ok(&j, dir, "a");
     assert_int_equal(journal_open(&k, dir, "a", NULL, 0, reason, sizeof(reason)), -EM_ESTATE);
     assert_non_null(strstr(reason, "in use"));
-    journal_close(&k);
-    assert_int_equal(journal_close(&j), 0);
+    journal_close(k);
+    assert_int_equal(journal_close(j), 0);
     assert_int_equal(journal_open(&k, dir, "b", NULL, 0, reason, sizeof(reason)), -EM_ESTATE);
     assert_non_null(strstr(reason, "belongs to agent 'a'"));
-    journal_close(&k);
+    journal_close(k);
     tu_rmtree(dir);
 }
 
@@ -148,14 +156,14 @@ static void test_journal__damage_never_regresses_seq(void **state)
     (void)state;
     char *dir = tu_tmpdir("journal");
     char *path = tu_path(dir, "journal");
-    struct journal j;
+    struct journal *j = NULL;
     open_ok(&j, dir, "a");
-    uint64_t b = j.last_seq;
+    uint64_t b = info(j).last_seq;
     for (uint64_t i = 1; i <= 100; i++)
-        assert_int_equal(journal_event(&j, b + i, i, i, "x"), 0);
-    assert_int_equal(journal_commit(&j), 0);
-    assert_int_equal(journal_delivered(&j, b + 100), 0);
-    assert_int_equal(journal_close(&j), 0);
+        assert_int_equal(journal_event(j, b + i, i, i, "x"), 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_delivered(j, b + 100), 0);
+    assert_int_equal(journal_close(j), 0);
 
     /* Truncated to its header: the records of the 100 events are gone. */
     FILE *fp = fopen(path, "r+");
@@ -165,11 +173,11 @@ static void test_journal__damage_never_regresses_seq(void **state)
     fclose(fp);
     assert_int_equal(truncate(path, (off_t)strlen(head)), 0);
     open_ok(&j, dir, "a");
-    assert_true(j.last_seq > b + 100);
-    assert_false(journal_entity_same(&j, 1, 1)); /* emitted again */
-    uint64_t c = j.last_seq;
-    assert_int_equal(journal_event(&j, c + 1, 7, 7, "y"), 0);
-    assert_int_equal(journal_close(&j), 0);
+    assert_true(info(j).last_seq > b + 100);
+    assert_false(journal_entity_same(j, 1, 1)); /* emitted again */
+    uint64_t c = info(j).last_seq;
+    assert_int_equal(journal_event(j, c + 1, 7, 7, "y"), 0);
+    assert_int_equal(journal_close(j), 0);
 
     /* Unreadable records: set aside, forgotten whole. */
     fp = fopen(path, "a");
@@ -177,10 +185,10 @@ static void test_journal__damage_never_regresses_seq(void **state)
     fputs("K\tnot-hex\t12\n", fp);
     fclose(fp);
     open_ok(&j, dir, "a");
-    assert_true(j.last_seq > c + 1);
-    assert_false(journal_entity_same(&j, 7, 7));
-    assert_int_equal(j.npending, 0);
-    assert_int_equal(journal_close(&j), 0);
+    assert_true(info(j).last_seq > c + 1);
+    assert_false(journal_entity_same(j, 7, 7));
+    assert_int_equal(info(j).npending, 0);
+    assert_int_equal(journal_close(j), 0);
     int aside = 0;
     char cmd[512];
     snprintf(cmd, sizeof(cmd), "ls %s | grep -c '^journal.damaged-'", dir);
@@ -193,13 +201,13 @@ static void test_journal__damage_never_regresses_seq(void **state)
     /* Not a journal at all, then deleted: a new one, seq still above. */
     assert_int_equal(tu_write(path, "hello\n", 6), 0);
     open_ok(&j, dir, "a");
-    uint64_t d = j.last_seq;
+    uint64_t d = info(j).last_seq;
     assert_true(d > c + 1);
-    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(journal_close(j), 0);
     assert_int_equal(unlink(path), 0);
     open_ok(&j, dir, "a");
-    assert_true(j.last_seq > d);
-    assert_int_equal(journal_close(&j), 0);
+    assert_true(info(j).last_seq > d);
+    assert_int_equal(journal_close(j), 0);
     free(path);
     tu_rmtree(dir);
 }
@@ -208,30 +216,30 @@ static void test_journal__compaction_keeps_state_and_shrinks(void **state)
 {
     (void)state;
     char *dir = tu_tmpdir("journal");
-    struct journal j;
+    struct journal *j = NULL;
     open_ok(&j, dir, "a");
-    uint64_t b = j.last_seq;
+    uint64_t b = info(j).last_seq;
     char line[512];
     memset(line, 'x', sizeof(line) - 1);
     line[sizeof(line) - 1] = '\0';
     /* 300k events of 500 bytes: well past the 64 MiB compaction threshold. */
     for (uint64_t seq = b + 1; seq <= b + 300000; seq++) {
-        assert_int_equal(journal_event(&j, seq, seq % 1000 + 1, seq, line), 0);
+        assert_int_equal(journal_event(j, seq, seq % 1000 + 1, seq, line), 0);
         if ((seq - b) % 1000 == 0) {
-            assert_int_equal(journal_commit(&j), 0);
-            assert_int_equal(journal_delivered(&j, seq), 0);
-            assert_int_equal(journal_commit(&j), 0);
+            assert_int_equal(journal_commit(j), 0);
+            assert_int_equal(journal_delivered(j, seq), 0);
+            assert_int_equal(journal_commit(j), 0);
         }
     }
-    assert_true(j.compacted > 0);
-    assert_true(j.bytes < (100u << 20));
-    assert_int_equal(journal_close(&j), 0);
+    assert_true(info(j).compacted > 0);
+    assert_true(info(j).bytes < (100u << 20));
+    assert_int_equal(journal_close(j), 0);
     open_ok(&j, dir, "a");
-    assert_true(j.last_seq >= b + 300000);
-    assert_int_equal(j.entities.count, 1000);
-    assert_true(journal_entity_same(&j, (b + 300000) % 1000 + 1, b + 300000));
-    assert_true(j.bytes < 100000); /* 1000 entity records and a header */
-    assert_int_equal(journal_close(&j), 0);
+    assert_true(info(j).last_seq >= b + 300000);
+    assert_int_equal(info(j).entities, 1000);
+    assert_true(journal_entity_same(j, (b + 300000) % 1000 + 1, b + 300000));
+    assert_true(info(j).bytes < 100000); /* 1000 entity records and a header */
+    assert_int_equal(journal_close(j), 0);
     tu_rmtree(dir);
 }
 
@@ -245,51 +253,51 @@ static void test_journal__paths_relative_to_roots_round_trip(void **state)
     const char *paths[] = {"/data/S1/a.xml",       "/data/S1/sub/b.xml", "/data2/visit/S2/c.xml",
                            "/data2/visitor/d.xml", "/elsewhere/e.xml",   "/data/S10/f.xml"};
     const size_t n = sizeof(paths) / sizeof(paths[0]);
-    struct journal j;
+    struct journal *j = NULL;
     open_ok(&j, dir, "a");
     for (size_t i = 0; i < n; i++) {
-        struct journal_file *f = journal_file_get(&j, paths[i]);
+        struct journal_file *f = journal_file_get(j, paths[i]);
         assert_non_null(f);
         f->size = 100 + i;
         f->state = JFILE_DONE;
         f->seen = true;
-        assert_int_equal(journal_file_note(&j, f), 0);
+        assert_int_equal(journal_file_note(j, f), 0);
         char buf[256];
-        assert_string_equal(journal_file_path(&j, f, buf, sizeof(buf)), paths[i]);
+        assert_string_equal(journal_file_path(j, f, buf, sizeof(buf)), paths[i]);
     }
-    assert_int_equal(journal_file_get(&j, "/data/S1/a.xml")->root, 1);
-    assert_string_equal(journal_file_get(&j, "/data/S1/a.xml")->rel, "S1/a.xml");
-    assert_int_equal(journal_file_get(&j, "/data2/visit/S2/c.xml")->root, 2);
-    assert_int_equal(journal_file_get(&j, "/data2/visitor/d.xml")->root, 0); /* not under it */
-    assert_int_equal(journal_file_get(&j, "/elsewhere/e.xml")->root, 0);
-    assert_null(journal_file_find(&j, "/data/S1/A.xml"));
-    assert_int_equal(j.files.count, n);
-    journal_files_unsee(&j, "/data/S1");
-    assert_false(journal_file_find(&j, "/data/S1/a.xml")->seen);
-    assert_false(journal_file_find(&j, "/data/S1/sub/b.xml")->seen);
-    assert_true(journal_file_find(&j, "/data/S10/f.xml")->seen); /* S10 is not under S1 */
-    assert_true(journal_file_find(&j, "/data2/visit/S2/c.xml")->seen);
-    journal_files_unsee(&j, "/data2/visit");
-    assert_false(journal_file_find(&j, "/data2/visit/S2/c.xml")->seen);
-    assert_true(journal_file_find(&j, "/data2/visitor/d.xml")->seen);
-    assert_int_equal(journal_commit(&j), 0);
-    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(journal_file_get(j, "/data/S1/a.xml")->root, 1);
+    assert_string_equal(journal_file_get(j, "/data/S1/a.xml")->rel, "S1/a.xml");
+    assert_int_equal(journal_file_get(j, "/data2/visit/S2/c.xml")->root, 2);
+    assert_int_equal(journal_file_get(j, "/data2/visitor/d.xml")->root, 0); /* not under it */
+    assert_int_equal(journal_file_get(j, "/elsewhere/e.xml")->root, 0);
+    assert_null(journal_file_find(j, "/data/S1/A.xml"));
+    assert_int_equal(info(j).files, n);
+    journal_files_unsee(j, "/data/S1");
+    assert_false(journal_file_find(j, "/data/S1/a.xml")->seen);
+    assert_false(journal_file_find(j, "/data/S1/sub/b.xml")->seen);
+    assert_true(journal_file_find(j, "/data/S10/f.xml")->seen); /* S10 is not under S1 */
+    assert_true(journal_file_find(j, "/data2/visit/S2/c.xml")->seen);
+    journal_files_unsee(j, "/data2/visit");
+    assert_false(journal_file_find(j, "/data2/visit/S2/c.xml")->seen);
+    assert_true(journal_file_find(j, "/data2/visitor/d.xml")->seen);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_close(j), 0);
     /* Read back by a run without roots: the same absolute paths. */
     char reason[256];
     assert_int_equal(journal_open(&j, dir, "a", NULL, 0, reason, sizeof(reason)), 0);
     for (size_t i = 0; i < n; i++) {
-        const struct journal_file *f = journal_file_find(&j, paths[i]);
+        const struct journal_file *f = journal_file_find(j, paths[i]);
         assert_non_null(f);
         assert_int_equal(f->size, 100 + i);
         assert_int_equal(f->root, 0);
     }
-    assert_int_equal(journal_close(&j), 0);
+    assert_int_equal(journal_close(j), 0);
     /* And by one with them again, after its compaction. */
     open_ok(&j, dir, "a");
     for (size_t i = 0; i < n; i++)
-        assert_int_equal(journal_file_find(&j, paths[i])->size, 100 + i);
-    assert_int_equal(journal_file_find(&j, "/data/S1/sub/b.xml")->root, 1);
-    assert_int_equal(journal_close(&j), 0);
+        assert_int_equal(journal_file_find(j, paths[i])->size, 100 + i);
+    assert_int_equal(journal_file_find(j, "/data/S1/sub/b.xml")->root, 1);
+    assert_int_equal(journal_close(j), 0);
     tu_rmtree(dir);
 }
 
