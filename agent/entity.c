@@ -1,9 +1,13 @@
 #include "entity.h"
 
+#include "hash.h"
+
 #include <stdint.h>
 #include <string.h>
+#include <stdlib.h>
 
 #include "dynbuf.h"
+#include "em_error.h"
 #include "jsonw.h"
 
 cJSON *entity_key(const char *k1, int64_t v1, const char *k2, int64_t v2, const char *s2)
@@ -186,35 +190,66 @@ char *entity_micrograph_data_text(const char *doc_json, int64_t session_id, bool
     return out;
 }
 
-int entity_exposure_cmp(const void *a, const void *b)
+/* By name hash; a table made by entity_exposures_index() holds each hash once. */
+static int cmp_exposure(const void *a, const void *b)
 {
-    return strcmp((*(const struct epu_exposure *const *)a)->base_filename,
-                  (*(const struct epu_exposure *const *)b)->base_filename);
+    uint64_t x = ((const struct entity_exposure *)a)->name;
+    uint64_t y = ((const struct entity_exposure *)b)->name;
+    return (x > y) - (x < y);
 }
 
-const struct epu_exposure *entity_find_exposure(const struct epu_exposure *const *sorted, size_t n,
-                                                const char *rel)
+/* While indexing: by name hash, then by position in the .dm (kept in exposure_id's place
+ * until duplicates are dropped). */
+struct exposure_pos {
+    struct entity_exposure e;
+    size_t pos;
+};
+
+static int cmp_exposure_pos(const void *a, const void *b)
+{
+    const struct exposure_pos *x = a, *y = b;
+    if (x->e.name != y->e.name)
+        return x->e.name < y->e.name ? -1 : 1;
+    return (x->pos > y->pos) - (x->pos < y->pos);
+}
+
+int entity_exposures_index(const struct epu_gridsquare_metadata *g, struct entity_exposure *out,
+                           size_t *count)
+{
+    *count = 0;
+    struct exposure_pos *v = malloc((g->exposure_count ? g->exposure_count : 1) * sizeof(*v));
+    if (!v)
+        return -EM_ENOMEM;
+    size_t n = 0;
+    for (size_t i = 0; i < g->exposure_count; i++)
+        if (g->exposures[i].base_filename)
+            v[n++] = (struct exposure_pos){
+                {hash64_str(g->exposures[i].base_filename), g->exposures[i].exposure_id.v}, i};
+    qsort(v, n, sizeof(*v), cmp_exposure_pos);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++)
+        if (k == 0 || out[k - 1].name != v[i].e.name) /* the first listed wins */
+            out[k++] = v[i].e;
+    free(v);
+    *count = k;
+    return 0;
+}
+
+uint64_t entity_micrograph_name(const char *rel)
 {
     const char *base = strrchr(rel, '/');
     base = base ? base + 1 : rel;
     size_t len = strlen(base);
     if (len > 4 && strcmp(base + len - 4, ".xml") == 0)
         len -= 4;
-    size_t lo = 0, hi = n;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const char *name = sorted[mid]->base_filename;
-        int c = strncmp(name, base, len);
-        if (c == 0 && name[len] != '\0')
-            c = 1;
-        if (c == 0)
-            return sorted[mid];
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
+    return hash64_bytes(base, len);
+}
+
+const struct entity_exposure *entity_exposure_find(const struct entity_exposure *v, size_t n,
+                                                   uint64_t name)
+{
+    struct entity_exposure key = {.name = name};
+    return n ? bsearch(&key, v, n, sizeof(key), cmp_exposure) : NULL;
 }
 
 const struct epu_atlas_square *entity_atlas_node(const struct epu_atlas *at, int64_t gs)

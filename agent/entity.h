@@ -57,11 +57,27 @@ cJSON *entity_hole_data(int64_t session_id, int64_t gridsquare_id, int64_t foilh
 cJSON *entity_micrograph_data(const struct epu_doc *micrograph, int64_t session_id,
                               bool has_exposure, int64_t exposure_id);
 
-/* The .dm exposure whose base file name is the last component of `rel` without ".xml";
- * `sorted` holds `n` exposures sorted with entity_exposure_cmp. NULL when none. */
-const struct epu_exposure *entity_find_exposure(const struct epu_exposure *const *sorted, size_t n,
-                                                const char *rel);
-int entity_exposure_cmp(const void *a, const void *b);
+/* The one rule that gives a micrograph its exposure id, for scan and watch alike: the
+ * square's .dm lists exposures by base file name; a micrograph whose file name, without
+ * ".xml", is one of them gets that entry's id. A name listed twice: the first entry wins.
+ * Names are compared by their 64-bit hash (hash.h), so the model keeps 16 bytes per
+ * exposure, not the name. */
+struct entity_exposure {
+    uint64_t name; /* hash of the base file name */
+    int64_t exposure_id;
+};
+
+/* The exposures of a square's .dm, as a lookup table in out[] (room for
+ * g->exposure_count), *count entries. Returns 0 or -EM_ENOMEM. */
+int entity_exposures_index(const struct epu_gridsquare_metadata *g, struct entity_exposure *out,
+                           size_t *count);
+
+/* The name hash of the micrograph at `rel` (its last component without ".xml"). */
+uint64_t entity_micrograph_name(const char *rel);
+
+/* The entry for `name` in a table from entity_exposures_index(), or NULL. */
+const struct entity_exposure *entity_exposure_find(const struct entity_exposure *v, size_t n,
+                                                   uint64_t name);
 
 /* The micrograph's own fields as JSON text (what entity_micrograph_data() holds besides
  * session_id and exposure_id), so that a parse worker can write them off the loop thread.

@@ -24,11 +24,6 @@
 #include "log.h"
 #include "tree.h"
 
-struct m_exposure {
-    uint64_t name; /* hash of the base file name */
-    int64_t exposure_id;
-};
-
 struct m_atlas {
     char *rel;
     struct epu_doc *doc;
@@ -45,7 +40,7 @@ struct m_square {
     struct fsio_stat meta_st;
     char *image_part, *image_rel;
     struct fsio_stat image_st;
-    struct m_exposure *exp; /* sorted by name */
+    struct entity_exposure *exp; /* sorted by name */
     size_t nexp;
     struct m_micro **micros;
     size_t nmicros, micros_cap;
@@ -323,27 +318,9 @@ static struct m_hole *hole_get(struct model *m, struct m_session *s, int64_t fh,
 
 /* ---- exposures ---- */
 
-static int cmp_exposure(const void *a, const void *b)
+static const struct entity_exposure *find_exposure(const struct m_square *q, uint64_t name)
 {
-    uint64_t x = ((const struct m_exposure *)a)->name, y = ((const struct m_exposure *)b)->name;
-    return (x > y) - (x < y);
-}
-
-/* Hash of a micrograph's base file name: the last component without ".xml". */
-static uint64_t micro_name(const char *rel)
-{
-    const char *base = strrchr(rel, '/');
-    base = base ? base + 1 : rel;
-    size_t len = strlen(base);
-    if (len > 4 && strcmp(base + len - 4, ".xml") == 0)
-        len -= 4;
-    return hash64_bytes(base, len);
-}
-
-static const struct m_exposure *find_exposure(const struct m_square *q, uint64_t name)
-{
-    struct m_exposure key = {.name = name};
-    return q->nexp ? bsearch(&key, q->exp, q->nexp, sizeof(key), cmp_exposure) : NULL;
+    return entity_exposure_find(q->exp, q->nexp, name);
 }
 
 /* ---- targets ---- */
@@ -429,7 +406,7 @@ static int emit_micro_doc(struct model *m, struct m_micro *mi, const struct epu_
                           const struct fsio_stat *st, const char *doc_json)
 {
     struct m_session *s = mi->q->s;
-    const struct m_exposure *x = find_exposure(mi->q, mi->name);
+    const struct entity_exposure *x = find_exposure(mi->q, mi->name);
     mi->has_exp = x != NULL;
     mi->exp = x ? x->exposure_id : 0;
     if (doc_json && m->cb.emit_text) {
@@ -996,23 +973,21 @@ static int on_metadata(struct model *m, struct m_session *s, struct m_square *q,
         rc = mark_hole(m, h);
     }
     /* The exposure map, and micrographs whose exposure id it changes. */
-    struct m_exposure *exp = malloc((g->exposure_count ? g->exposure_count : 1) * sizeof(*exp));
+    struct entity_exposure *exp =
+        malloc((g->exposure_count ? g->exposure_count : 1) * sizeof(*exp));
     size_t nexp = 0;
-    if (!exp)
+    if (!exp || entity_exposures_index(g, exp, &nexp) < 0) {
+        free(exp);
+        exp = NULL;
         rc = -EM_ENOMEM;
-    for (size_t i = 0; exp && i < g->exposure_count; i++)
-        if (g->exposures[i].base_filename)
-            exp[nexp++] = (struct m_exposure){hash64_str(g->exposures[i].base_filename),
-                                              g->exposures[i].exposure_id.v};
+    }
     if (exp) {
-        if (nexp > 1)
-            qsort(exp, nexp, sizeof(*exp), cmp_exposure);
         free(q->exp);
         q->exp = exp;
         q->nexp = nexp;
         for (size_t i = 0; i < q->nmicros && rc == 0; i++) {
             struct m_micro *mi = q->micros[i];
-            const struct m_exposure *x = find_exposure(q, mi->name);
+            const struct entity_exposure *x = find_exposure(q, mi->name);
             if ((x != NULL) != mi->has_exp || (x && x->exposure_id != mi->exp))
                 rc = mark_micro(m, mi);
         }
@@ -1093,7 +1068,7 @@ static struct m_micro *micro_get(struct model *m, struct m_session *s, struct m_
         return NULL;
     }
     mi->q = q;
-    mi->name = micro_name(rel);
+    mi->name = entity_micrograph_name(rel);
     e->v.p = mi;
     m->nmicros++;
     hold(m, s);
@@ -1700,7 +1675,7 @@ static int restore_square(struct model *m, char **fd, size_t n)
             long long id = strtoll(idp, &end, 10);
             if (end == idp || (*end != ',' && *end != '\0') || errno)
                 return -EM_EMALFORMED;
-            q->exp[q->nexp++] = (struct m_exposure){name, id};
+            q->exp[q->nexp++] = (struct entity_exposure){name, id};
             p = strchr(p, ',');
             if (p)
                 p++;

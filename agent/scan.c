@@ -623,7 +623,7 @@ struct square_work {
     struct taken meta, image; /* doc NULL when none */
     struct hole_image *holes;
     size_t nholes, holes_cap;
-    const struct epu_exposure **exposures; /* sorted by base_filename */
+    struct entity_exposure *exposures; /* entity_exposures_index() */
     size_t nexposures;
     bool emitted;
 };
@@ -696,19 +696,14 @@ static int index_exposures(struct square_work *w)
     w->exposures = malloc((g->exposure_count ? g->exposure_count : 1) * sizeof(*w->exposures));
     if (!w->exposures)
         return -EM_ENOMEM;
-    for (size_t i = 0; i < g->exposure_count; i++)
-        if (g->exposures[i].base_filename)
-            w->exposures[w->nexposures++] = &g->exposures[i];
-    if (w->nexposures > 1)
-        qsort(w->exposures, w->nexposures, sizeof(*w->exposures), entity_exposure_cmp);
-    return 0;
+    return entity_exposures_index(g, w->exposures, &w->nexposures);
 }
 
 static int emit_micrograph(struct scan *sc, struct square_work *w, const struct taken *t)
 {
-    const struct epu_exposure *e = entity_find_exposure(w->exposures, w->nexposures, t->rel);
-    cJSON *data =
-        entity_micrograph_data(t->doc, w->session_id, e != NULL, e ? e->exposure_id.v : 0);
+    const struct entity_exposure *e =
+        entity_exposure_find(w->exposures, w->nexposures, entity_micrograph_name(t->rel));
+    cJSON *data = entity_micrograph_data(t->doc, w->session_id, e != NULL, e ? e->exposure_id : 0);
     cJSON *key =
         entity_key("session_id", w->session_id, "micrograph_uuid", 0, t->doc->u.image.image_uuid);
     return event_emit(&sc->ev, WIRE_MICROGRAPH, key, data, t->rel, &t->stat);

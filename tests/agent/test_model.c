@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "em_error.h"
+#include "entity.h"
 #include "epu.h"
 #include "fsio.h"
 #include "model.h"
@@ -466,10 +467,42 @@ static void test_model__withdrawn_dm_equals_an_unparseable_one(void **state)
     fold_free(&got);
 }
 
+/* The one exposure rule scan and watch share: a micrograph gets the id of the .dm entry
+ * with its base name; a name listed twice, the first entry's; no entry, none. */
+static void test_model__exposure_rule_first_listed_wins(void **state)
+{
+    (void)state;
+    char a[] = "FoilHole_1_Data_2_3_20250101_000000", b[] = "FoilHole_1_Data_2_4_20250101_000001";
+    struct epu_exposure ex[] = {
+        {.exposure_id = {.v = 30}, .base_filename = b},
+        {.exposure_id = {.v = 10}, .base_filename = a},
+        {.exposure_id = {.v = 20}, .base_filename = a}, /* again: the first (10) wins */
+        {.exposure_id = {.v = 40}, .base_filename = NULL},
+    };
+    struct epu_gridsquare_metadata g = {.exposures = ex, .exposure_count = 4};
+    struct entity_exposure t[4];
+    size_t n;
+    assert_int_equal(entity_exposures_index(&g, t, &n), 0);
+    assert_int_equal(n, 2);
+    const struct entity_exposure *e =
+        entity_exposure_find(t, n,
+                             entity_micrograph_name("S/Images-Disc1/GridSquare_5/Data/"
+                                                    "FoilHole_1_Data_2_3_20250101_000000.xml"));
+    assert_non_null(e);
+    assert_int_equal(e->exposure_id, 10);
+    e = entity_exposure_find(t, n,
+                             entity_micrograph_name("FoilHole_1_Data_2_4_20250101_000001.xml"));
+    assert_non_null(e);
+    assert_int_equal(e->exposure_id, 30);
+    assert_null(entity_exposure_find(t, n, entity_micrograph_name("FoilHole_1_Data_2_5_x.xml")));
+    assert_null(entity_exposure_find(t, 0, entity_micrograph_name(a)));
+}
+
 int main(void)
 {
     epu_init();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model__exposure_rule_first_listed_wins),
         cmocka_unit_test(test_model__any_order_gives_scans_entities),
         cmocka_unit_test(test_model__orphans_wait_for_the_session_id),
         cmocka_unit_test(test_model__a_change_re_emits_only_what_it_changes),
