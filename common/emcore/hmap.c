@@ -28,25 +28,9 @@ static uint64_t new_seed(const struct hmap *m)
     return s | 1;
 }
 
-static int matches(const struct hmap_entry *e, uint64_t key, const char *str, hmap_str_fn fn)
-{
-    return e->key == key && (!str || strcmp(fn(e->v.p), str) == 0);
-}
-
-struct hmap_entry *hmap_find(const struct hmap *m, uint64_t key, const char *str, hmap_str_fn fn)
-{
-    if (!m->cap || !key)
-        return NULL;
-    for (size_t i = slot_of(m, key, m->cap);; i = (i + 1) & (m->cap - 1)) {
-        struct hmap_entry *e = &m->e[i];
-        if (e->key == 0)
-            return NULL;
-        if (matches(e, key, str, fn))
-            return e;
-    }
-}
-
-struct hmap_entry *hmap_find_eq(const struct hmap *m, uint64_t key, hmap_eq_fn eq, const void *ctx)
+/* The probe both finds share; inlined into each with its own `eq`. */
+static inline struct hmap_entry *probe(const struct hmap *m, uint64_t key, hmap_eq_fn eq,
+                                       const void *ctx)
 {
     if (!m->cap || !key)
         return NULL;
@@ -57,6 +41,28 @@ struct hmap_entry *hmap_find_eq(const struct hmap *m, uint64_t key, hmap_eq_fn e
         if (e->key == key && eq(e->v.p, ctx))
             return e;
     }
+}
+
+struct str_match {
+    const char *str;
+    hmap_str_fn fn;
+};
+
+static int str_eq(const void *value, const void *ctx)
+{
+    const struct str_match *sm = ctx;
+    return !sm->str || strcmp(sm->fn(value), sm->str) == 0;
+}
+
+struct hmap_entry *hmap_find(const struct hmap *m, uint64_t key, const char *str, hmap_str_fn fn)
+{
+    struct str_match sm = {str, fn};
+    return probe(m, key, str_eq, &sm);
+}
+
+struct hmap_entry *hmap_find_eq(const struct hmap *m, uint64_t key, hmap_eq_fn eq, const void *ctx)
+{
+    return probe(m, key, eq, ctx);
 }
 
 static int grow(struct hmap *m)

@@ -55,6 +55,20 @@ static void put(const char *path, const char *p, size_t n, struct fsio_stat *st)
     assert_int_equal(st->size, n);
 }
 
+/* Writes the whole micrograph to `path` and feeds it closed: it must finish cleanly with
+ * the hash of its bytes. */
+static void finish_whole(struct incparse *ip, const char *path)
+{
+    struct fsio_stat st;
+    struct incparse_done d;
+    put(path, content, content_len, &st);
+    assert_int_equal(incparse_feed(ip, path, EPU_KIND_MICROGRAPH, &st, true, &d), 1);
+    assert_int_equal(d.rc, 0);
+    assert_non_null(d.doc);
+    assert_int_equal(d.hash, hash64_bytes(content, content_len));
+    epu_doc_free(d.doc);
+}
+
 static void test_incparse__pieces_finish_once_when_the_root_ends(void **state)
 {
     (void)state;
@@ -101,22 +115,14 @@ static void test_incparse__rewritten_or_shrunk_files_start_again(void **state)
     assert_non_null(other);
     put(path, other, other_len / 2, &st);
     assert_int_equal(incparse_feed(ip, path, EPU_KIND_MICROGRAPH, &st, false, &d), 0);
-    put(path, content, content_len, &st);
-    assert_int_equal(incparse_feed(ip, path, EPU_KIND_MICROGRAPH, &st, true, &d), 1);
-    assert_int_equal(d.rc, 0);
-    assert_int_equal(d.hash, hash64_bytes(content, content_len));
-    epu_doc_free(d.doc);
+    finish_whole(ip, path);
     free(other);
     /* Shrunk below what was fed: again from the start. */
     put(path, content, content_len - 100, &st);
     assert_int_equal(incparse_feed(ip, path, EPU_KIND_MICROGRAPH, &st, false, &d), 0);
     put(path, content, 500, &st);
     assert_int_equal(incparse_feed(ip, path, EPU_KIND_MICROGRAPH, &st, false, &d), 0);
-    put(path, content, content_len, &st);
-    assert_int_equal(incparse_feed(ip, path, EPU_KIND_MICROGRAPH, &st, true, &d), 1);
-    assert_int_equal(d.rc, 0);
-    assert_int_equal(d.hash, hash64_bytes(content, content_len));
-    epu_doc_free(d.doc);
+    finish_whole(ip, path);
     incparse_free(ip);
     free(path);
 }
@@ -163,10 +169,7 @@ static void test_incparse__at_most_max_partials_are_fed(void **state)
     incparse_drop(ip, p[0]);
     assert_int_equal(incparse_count(ip), 1);
     /* The third, closed now, is read whole past the cap; the others are freed with ip. */
-    put(p[2], content, content_len, &st);
-    assert_int_equal(incparse_feed(ip, p[2], EPU_KIND_MICROGRAPH, &st, true, &d), 1);
-    assert_int_equal(d.rc, 0);
-    epu_doc_free(d.doc);
+    finish_whole(ip, p[2]);
     incparse_free(ip);
     for (int i = 0; i < 3; i++)
         free(p[i]);
