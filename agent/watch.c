@@ -276,10 +276,13 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
     if (!pt && jf && jf->seen && why != BY_FORCE && watch_same_version(jf, st))
         return false;
     /* After a restore, the model already holds what this version of the file said. */
-    if (!pt && jf && !jf->seen && r->restored && why != BY_FORCE && watch_same_version(jf, st) &&
-        jf->state != JFILE_WAITING) {
+    /* (w->restoring first: while the restorer runs, r->restored is its to write.) */
+    if (!pt && jf && !jf->seen && (w->restoring || r->restored) && why != BY_FORCE &&
+        watch_same_version(jf, st) && jf->state != JFILE_WAITING) {
         jf->seen = true;
         w->files_trusted++;
+        if (w->restoring)
+            r->trusted_early++;
         return false;
     }
     return true;
@@ -633,6 +636,40 @@ static int walk_source_next(void *ctx, struct pool_job *job)
     return 0;
 }
 
+/* The restorer thread: every root's model from its snapshot. */
+static void restore_all(void *arg)
+{
+    struct watch *w = arg;
+    uint64_t t0 = uv_hrtime();
+    for (size_t i = 0; i < w->nroots; i++)
+        w->roots[i].restore_rc = snapshot_restore(w, &w->roots[i]);
+    w->restore_ns = uv_hrtime() - t0;
+}
+
+/* Waits for the restorer. Returns whether root `r`'s walk must be made again: files were
+ * trusted while its restore ran, and it failed. */
+static bool finish_restore(struct watch *w, struct wroot *r)
+{
+    if (w->restoring) {
+        uv_thread_join(&w->restorer);
+        w->restoring = false;
+        em_log(EM_LOG_DEBUG, "state read in %.2f s (journal), model restored in %.2f s",
+               (double)(w->walk_started_ns - w->started_ns) / 1e9, (double)w->restore_ns / 1e9);
+        for (size_t i = 0; i < w->nroots; i++)
+            if (w->roots[i].restore_rc < 0)
+                watch_fail(w, 1, w->roots[i].path, w->roots[i].restore_rc);
+    }
+    /* Only the first walk runs while the restore does, so only its root can have trusted
+     * files early. */
+    bool again = r->trusted_early > 0 && !r->restored;
+    if (again) {
+        journal_files_unsee(w->j, r->path);
+        w->files_trusted -= r->trusted_early;
+    }
+    r->trusted_early = 0;
+    return again;
+}
+
 /* Walks `dir` of root `r`, watching every directory first, then processes the files
  * found (all of them when `force`, else those not processed in this version). The files
  * to read are read and parsed on the parse pool; the results are taken in the sorted
@@ -644,6 +681,17 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     w->walking = true;
     w->walk_found = 0;
     int rc = walk_collect(w, dir, 0, &wk);
+    /* The model must be whole before a file is taken into it: wait for the restore. A
+     * restore that failed makes the files trusted meanwhile be read after all. */
+    bool again = finish_restore(w, r);
+    if (rc == 0 && again && !w->stopping) {
+        for (size_t i = 0; i < wk.ndirs; i++)
+            walk_dir_free(wk.dirs[i]);
+        free(wk.dirs);
+        struct walk fresh = {.r = r, .why = wk.why};
+        wk = fresh;
+        rc = walk_collect(w, dir, 0, &wk);
+    }
     if (rc < 0)
         watch_fail(w, 1, dir, rc);
     if (wk.ndirs > 1 && !w->stopping)
@@ -1463,13 +1511,23 @@ static int start(struct watch *w)
     w->last_summary_ns = uv_hrtime();
     uint64_t t0 = uv_hrtime();
     journal_info(w->j, &ji); /* again: check_state() may have reset it */
-    if (!ji.fresh && !o->from_start && !w->state_reset) {
-        for (size_t i = 0; i < w->nroots && !w->failed; i++)
-            snapshot_restore(w, &w->roots[i]);
-        em_log(EM_LOG_DEBUG, "state read in %.2f s (journal), model restored in %.2f s",
-               (double)(t0 - w->started_ns) / 1e9, (double)(uv_hrtime() - t0) / 1e9);
+    w->walk_started_ns = t0;
+    if (!ji.fresh && !o->from_start && !w->state_reset && !w->failed) {
+        /* The snapshots are read on another thread while the walk lists and stats the
+         * tree; the walk waits for them before it takes in a file (finish_restore). */
+        w->restoring = uv_thread_create(&w->restorer, restore_all, w) == 0;
+        if (!w->restoring) {
+            restore_all(w);
+            for (size_t i = 0; i < w->nroots; i++)
+                if (w->roots[i].restore_rc < 0)
+                    watch_fail(w, 1, w->roots[i].path, w->roots[i].restore_rc);
+        }
     }
     walk_all(w);
+    if (w->restoring) { /* no root was walked (all gone): still wait for it */
+        struct wroot none = {0};
+        finish_restore(w, &none);
+    }
     if (w->status)
         return w->status;
     struct model_stats ms = {0};

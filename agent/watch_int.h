@@ -47,10 +47,12 @@ struct wroot {
     char *path; /* absolute, no trailing '/' */
     size_t len;
     struct model *model;
-    uint64_t dev, ino; /* the directory first seen at `path` */
-    bool lost;         /* gone, or replaced: reported, waiting for it */
-    bool restored;     /* the model came from the snapshot: files the journal has in the
-                          same version are not read again */
+    uint64_t dev, ino;      /* the directory first seen at `path` */
+    bool lost;              /* gone, or replaced: reported, waiting for it */
+    bool restored;          /* the model came from the snapshot: files the journal has in the
+                               same version are not read again */
+    int restore_rc;         /* the restore's outcome: 0, or a negative EM_E* (memory) */
+    uint64_t trusted_early; /* files trusted while the restore ran (undone if it failed) */
 };
 
 struct watch {
@@ -63,6 +65,12 @@ struct watch {
     struct incparse *inc; /* files being fed to their parsers as they grow */
     struct fsio_buf rbuf;
     uint64_t started_ns; /* when the journal was opened */
+    /* The model snapshots are being restored on another thread while the first walk
+     * lists and stats the tree; the walk trusts unchanged files provisionally. */
+    bool restoring;
+    uv_thread_t restorer;
+    uint64_t restore_ns;      /* how long the restore took */
+    uint64_t walk_started_ns; /* when the first walk began */
     /* the burst being collected */
     struct burstq burst;
     bool rescan_all;
@@ -139,7 +147,10 @@ int sink_on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const 
                  const struct fsio_stat *st);
 
 /* watch_snapshot.c */
-void snapshot_restore(struct watch *w, struct wroot *r);
+/* Restores r->model from its snapshot when there is a usable one (r->restored), else
+ * leaves it new. Touches only r->model and files of the state directory, so it may run
+ * on another thread while the walk lists the tree. Returns 0 or -EM_ENOMEM. */
+int snapshot_restore(struct watch *w, struct wroot *r);
 void snapshot_save_all(struct watch *w);
 int snapshot_write_synced(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
                           void *ctx);

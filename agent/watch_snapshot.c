@@ -46,13 +46,13 @@ static const char *restore_path(void *ctx, const char *rel)
     return f ? watch_rec_rel(r, f) : NULL;
 }
 
-void snapshot_restore(struct watch *w, struct wroot *r)
+int snapshot_restore(struct watch *w, struct wroot *r)
 {
     char *path = snapshot_path(w, r, ""), *used = snapshot_path(w, r, ".used"),
          *seqp = snapshot_path(w, r, ".seq");
     if (!path || !used || !seqp) {
         free(path), free(used), free(seqp);
-        return;
+        return -EM_ENOMEM;
     }
     remove(used); /* from a run that did not stop cleanly */
     uint64_t seq = fsio_read_number(seqp);
@@ -64,7 +64,7 @@ void snapshot_restore(struct watch *w, struct wroot *r)
     }
     if (!f) {
         free(path), free(used), free(seqp);
-        return;
+        return 0;
     }
     char head[4096], want[4096];
     snprintf(want, sizeof(want), "%s\t%s\t%s\n", SNAPSHOT_MAGIC, w->opt->agent, r->path);
@@ -90,10 +90,9 @@ void snapshot_restore(struct watch *w, struct wroot *r)
             true,         sink_on_emit_text};
         model_free(r->model);
         r->model = model_new(r->path, &cb);
-        if (!r->model)
-            watch_fail(w, 1, r->path, -EM_ENOMEM);
     }
     free(path), free(used), free(seqp);
+    return r->model ? 0 : -EM_ENOMEM;
 }
 
 /* Writes `path` through a temporary name: `fill` writes the content, then it is synced
