@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "hash.h"
 
@@ -16,14 +17,10 @@ int burstq_add(struct burstq *q, const char *path, bool complete)
         q->v[e->v.u - 1].complete |= complete;
         return 0;
     }
-    if (q->n == q->cap) {
-        size_t cap = q->cap ? q->cap * 2 : 256;
-        struct burstq_item *v = realloc(q->v, cap * sizeof(*v));
-        if (!v)
-            return -EM_ENOMEM;
-        q->v = v;
-        q->cap = cap;
-    }
+    struct burstq_item *v = em_grow(q->v, q->n, &q->cap, sizeof(*v), 256);
+    if (!v)
+        return -EM_ENOMEM;
+    q->v = v;
     char *copy = strdup(path);
     if (!copy)
         return -EM_ENOMEM;

@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "em_uuid.h"
 #include "epu_layout.h"
@@ -202,14 +203,10 @@ static int mark(struct model *m, enum m_type type, void *e, bool *flag)
 {
     if (*flag)
         return 0;
-    if (m->ndirty == m->dirty_cap) {
-        size_t c = m->dirty_cap ? m->dirty_cap * 2 : 256;
-        struct m_dirty *d = realloc(m->dirty, c * sizeof(*d));
-        if (!d)
-            return -EM_ENOMEM;
-        m->dirty = d;
-        m->dirty_cap = c;
-    }
+    struct m_dirty *d = em_grow(m->dirty, m->ndirty, &m->dirty_cap, sizeof(*d), 256);
+    if (!d)
+        return -EM_ENOMEM;
+    m->dirty = d;
     *flag = true;
     m->dirty[m->ndirty++] = (struct m_dirty){type, e};
     return 0;

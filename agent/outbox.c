@@ -8,6 +8,7 @@
 
 #include <uv.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "fsio.h"
 #include "log.h"
@@ -420,14 +421,10 @@ static int reader_advance(struct outbox_reader *r)
                r->cur);
         r->skipped++;
     }
-    if (r->ndone == r->done_cap) {
-        size_t cap = r->done_cap ? r->done_cap * 2 : 16;
-        struct outbox_done *d = realloc(r->done, cap * sizeof(*d));
-        if (!d)
-            return -EM_ENOMEM;
-        r->done = d;
-        r->done_cap = cap;
-    }
+    struct outbox_done *d = em_grow(r->done, r->ndone, &r->done_cap, sizeof(*d), 16);
+    if (!d)
+        return -EM_ENOMEM;
+    r->done = d;
     r->done[r->ndone++] = (struct outbox_done){r->cur, r->seg_last};
     reader_close_segment(r);
     delete_done(r);

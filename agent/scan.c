@@ -23,6 +23,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "dynbuf.h"
 #include "em_error.h"
 #include "entity.h"
 #include "epu.h"
@@ -721,14 +722,10 @@ static void square_work_free(struct square_work *w)
 
 static int keep_hole(struct square_work *w, struct taken *t, size_t order)
 {
-    if (w->nholes == w->holes_cap) {
-        size_t cap = w->holes_cap ? w->holes_cap * 2 : 64;
-        struct hole_image *h = realloc(w->holes, cap * sizeof(*h));
-        if (!h)
-            return -EM_ENOMEM;
-        w->holes = h;
-        w->holes_cap = cap;
-    }
+    struct hole_image *h = em_grow(w->holes, w->nholes, &w->holes_cap, sizeof(*h), 64);
+    if (!h)
+        return -EM_ENOMEM;
+    w->holes = h;
     w->holes[w->nholes++] =
         (struct hole_image){.foilhole_id = t->doc->u.image.foilhole_id.v, .order = order, .t = *t};
     memset(t, 0, sizeof(*t));

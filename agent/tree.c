@@ -6,6 +6,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "epu.h"
 #include "epu_layout.h"
@@ -15,14 +16,10 @@
 
 int strvec_push(struct strvec *sv, const char *s)
 {
-    if (sv->n == sv->cap) {
-        size_t cap = sv->cap ? sv->cap * 2 : 8;
-        char **v = realloc(sv->v, cap * sizeof(*v));
-        if (!v)
-            return -EM_ENOMEM;
-        sv->v = v;
-        sv->cap = cap;
-    }
+    char **v = em_grow(sv->v, sv->n, &sv->cap, sizeof(*v), 8);
+    if (!v)
+        return -EM_ENOMEM;
+    sv->v = v;
     char *copy = strdup(s);
     if (!copy)
         return -EM_ENOMEM;

@@ -473,16 +473,12 @@ static int walk_keep(struct walk *out, const char *dir, const struct dynbuf *nam
             i++;
         d->first[r] = i;
     }
-    if (out->ndirs == out->cap) {
-        size_t cap = out->cap ? out->cap * 2 : 64;
-        struct walk_dir **dirs = realloc(out->dirs, cap * sizeof(*dirs));
-        if (!dirs) {
-            walk_dir_free(d);
-            return -EM_ENOMEM;
-        }
-        out->dirs = dirs;
-        out->cap = cap;
+    struct walk_dir **dirs = em_grow(out->dirs, out->ndirs, &out->cap, sizeof(*dirs), 64);
+    if (!dirs) {
+        walk_dir_free(d);
+        return -EM_ENOMEM;
     }
+    out->dirs = dirs;
     out->dirs[out->ndirs++] = d;
     out->nfiles += n;
     return 0;

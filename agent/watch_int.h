@@ -20,6 +20,7 @@
 
 #include <uv.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "epu.h"
 #include "event.h"

@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,4 +59,19 @@ void dynbuf_free(struct dynbuf *b)
 {
     free(b->p);
     dynbuf_init(b, b->max);
+}
+
+void *em_grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
+{
+    if (n < *cap)
+        return v;
+    size_t c = *cap ? *cap * 2 : first;
+    if (c < n + 1 || c > SIZE_MAX / size)
+        c = n + 1;
+    if (c > SIZE_MAX / size)
+        return NULL;
+    void *p = realloc(v, c * size);
+    if (p)
+        *cap = c;
+    return p;
 }

@@ -30,4 +30,11 @@ void dynbuf_reset(struct dynbuf *b);
 /* Frees the memory; the buffer can be used again as if just initialised. */
 void dynbuf_free(struct dynbuf *b);
 
+/* The one growth rule for arrays: makes room for element `n` of the array `v` of `*cap`
+ * elements of `size` bytes, doubling (from `first` for an empty one). Returns the array,
+ * perhaps moved, with *cap updated; or NULL when out of memory, leaving `v` and *cap as
+ * they were. Use: `p = em_grow(a->v, a->n, &a->cap, sizeof(*a->v), 64); if (!p) fail;
+ * a->v = p;`. */
+void *em_grow(void *v, size_t n, size_t *cap, size_t size, size_t first);
+
 #endif
