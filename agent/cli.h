@@ -21,11 +21,4 @@ char *state_service_dir(void);
 char *state_base_dir(void);
 char *state_default_dir(const char *agent, char *const *dirs, size_t ndirs);
 
-/* Parses the value of -j/--jobs for command `cmd` into *out (1 to 64). Prints the error
- * and returns false on a bad value. */
-bool cli_parse_jobs(const char *cmd, const char *value, unsigned *out);
-
-/* True when `arg` is -h or --help. */
-bool cli_is_help(const char *arg);
-
 #endif

@@ -6,6 +6,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "emopt.h"
 #include "log.h"
 #include "em_error.h"
 #include "epu.h"
@@ -35,44 +36,20 @@ static const char parse_usage[] =
     "another kind, or cannot be read (\"em-agent: FILE:LINE: reason\" on stderr); 2 usage\n"
     "error.\n";
 
-int cmd_parse(int argc, char **argv)
+/* One file: KIND (or auto) and its path. */
+static int parse_file(const char *kind_name, const char *path, bool pretty)
 {
-    bool pretty = false;
-    const char *args[2];
-    int nargs = 0;
-    for (int i = 0; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(parse_usage, stdout);
-            return EXIT_OK;
-        } else if (strcmp(argv[i], "--pretty") == 0) {
-            pretty = true;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0' && nargs < 2) {
-            fprintf(stderr, "em-agent: parse: %s: unknown option (see 'em-agent help parse')\n",
-                    argv[i]);
-            return EXIT_USAGE;
-        } else if (nargs < 2) {
-            args[nargs++] = argv[i];
-        } else {
-            fprintf(stderr, "em-agent: parse: %s: too many arguments (KIND FILE)\n", argv[i]);
-            return EXIT_USAGE;
-        }
-    }
-    if (nargs != 2) {
-        fprintf(stderr, "em-agent: parse: expected KIND and FILE (see 'em-agent help parse')\n");
-        return EXIT_USAGE;
-    }
-    const char *path = args[1];
     enum epu_kind kind =
-        strcmp(args[0], "auto") == 0 ? epu_classify_path(path) : epu_kind_from_cli(args[0]);
+        strcmp(kind_name, "auto") == 0 ? epu_classify_path(path) : epu_kind_from_cli(kind_name);
     if (kind == EPU_KIND_NONE) {
-        if (strcmp(args[0], "auto") == 0)
+        if (strcmp(kind_name, "auto") == 0)
             fprintf(stderr,
                     "em-agent: %s: cannot tell the kind from the path; name it (see 'em-agent "
                     "help parse')\n",
                     path);
         else
             fprintf(stderr, "em-agent: parse: %s: unknown KIND (see 'em-agent help parse')\n",
-                    args[0]);
+                    kind_name);
         return EXIT_USAGE;
     }
 
@@ -105,5 +82,30 @@ int cmd_parse(int argc, char **argv)
     cJSON_free(text);
     cJSON_Delete(json);
     epu_doc_free(doc);
+    return status;
+}
+
+enum { P_PRETTY, P_COUNT };
+static const struct emopt_spec parse_opts[P_COUNT] = {
+    [P_PRETTY] = {"pretty", 0, EMOPT_FLAG, false, false},
+};
+
+int cmd_parse(int argc, char **argv)
+{
+    struct emopt opt;
+    if (emopt_init(&opt, "em-agent", "parse", parse_usage, NULL, parse_opts, P_COUNT) < 0)
+        return EXIT_BAD_INPUT;
+    int st = emopt_argv(&opt, argc, argv);
+    size_t nargs;
+    char *const *args = emopt_args(&opt, &nargs);
+    bool pretty = emopt_yes(&opt, P_PRETTY);
+    if (st < 0 && nargs != 2)
+        st = emopt_usage_error(&opt, "expected KIND and FILE (see 'em-agent help parse')");
+    if (st >= 0) {
+        emopt_free(&opt);
+        return st;
+    }
+    int status = parse_file(args[0], args[1], pretty);
+    emopt_free(&opt);
     return status;
 }

@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "emopt.h"
 #include "cli_common.h"
 #include "fsio.h"
 #include "em_error.h"
@@ -101,49 +102,37 @@ static void print_summary_json(const char *dir, const struct scan_summary *s, bo
     cJSON_Delete(o);
 }
 
-int cmd_scan(int argc, char **argv)
+enum { S_OUT, S_AGENT, S_JOBS, S_NO_PROGRESS, S_STRICT, S_JSON, S_COUNT };
+static const struct emopt_spec scan_opts[S_COUNT] = {
+    [S_OUT] = {"out", 'o', EMOPT_VALUE, false, false},
+    [S_AGENT] = {"agent", 0, EMOPT_VALUE, false, false},
+    [S_JOBS] = {"jobs", 'j', EMOPT_VALUE, false, false},
+    [S_NO_PROGRESS] = {"no-progress", 0, EMOPT_FLAG, false, false},
+    [S_STRICT] = {"strict", 0, EMOPT_FLAG, false, false},
+    [S_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+};
+
+static int scan_main(const struct emopt *eo, int early)
 {
+    if (early >= 0)
+        return early;
     struct scan_options opt = {.progress = true, .out = stdout};
-    const char *out_path = NULL, *dir = NULL;
     char host[256];
-    bool strict = false, quiet = cli_quiet, json = false;
-    opt.threads = uv_available_parallelism();
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        bool has_value = i + 1 < argc;
-        if (cli_is_help(a)) {
-            fputs(scan_usage, stdout);
-            return EXIT_OK;
-        } else if ((strcmp(a, "-o") == 0 || strcmp(a, "--out") == 0) && has_value) {
-            out_path = argv[++i];
-        } else if (strcmp(a, "--agent") == 0 && has_value) {
-            opt.agent = argv[++i];
-        } else if ((strcmp(a, "-j") == 0 || strcmp(a, "--jobs") == 0) && has_value) {
-            if (!cli_parse_jobs("scan", argv[++i], &opt.threads))
-                return EXIT_USAGE;
-        } else if (strcmp(a, "--no-progress") == 0) {
-            opt.progress = false;
-        } else if (strcmp(a, "--strict") == 0) {
-            strict = true;
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(
-                stderr,
-                "em-agent: scan: %s: unknown option or missing value (see 'em-agent help scan')\n",
-                a);
-            return EXIT_USAGE;
-        } else if (!dir) {
-            dir = a;
-        } else {
-            fprintf(stderr, "em-agent: scan: %s: one DIR only (see 'em-agent help scan')\n", a);
-            return EXIT_USAGE;
-        }
-    }
-    if (!dir) {
-        fprintf(stderr, "em-agent: scan: which directory? (see 'em-agent help scan')\n");
+    bool quiet = cli_quiet;
+    long jobs = (long)uv_available_parallelism();
+    size_t nargs;
+    char *const *args = emopt_args(eo, &nargs);
+    if (!emopt_long(eo, S_JOBS, 1, 64, &jobs))
         return EXIT_USAGE;
-    }
+    if (nargs == 0)
+        return emopt_usage_error(eo, "which directory? (see 'em-agent help scan')");
+    if (nargs > 1)
+        return emopt_usage_error(eo, "%s: one DIR only (see 'em-agent help scan')", args[1]);
+    const char *dir = args[0], *out_path = emopt_get(eo, S_OUT);
+    bool strict = emopt_yes(eo, S_STRICT), json = emopt_yes(eo, S_JSON);
+    opt.threads = (unsigned)jobs;
+    opt.agent = emopt_get(eo, S_AGENT);
+    opt.progress = !emopt_yes(eo, S_NO_PROGRESS);
     opt.dir = dir;
     if (!opt.agent) {
         event_default_agent(host, sizeof(host));
@@ -185,4 +174,15 @@ int cmd_scan(int argc, char **argv)
     else if (!quiet)
         print_summary(dir, &sum);
     return strict && (sum.files_failed || sum.dirs_failed || no_session) ? EXIT_BAD_INPUT : EXIT_OK;
+}
+
+int cmd_scan(int argc, char **argv)
+{
+    struct emopt eo;
+    if (emopt_init(&eo, "em-agent", "scan", scan_usage, NULL, scan_opts, S_COUNT) < 0)
+        return EXIT_BAD_INPUT;
+    int st = emopt_argv(&eo, argc, argv);
+    int status = scan_main(&eo, st);
+    emopt_free(&eo);
+    return status;
 }

@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "cli_common.h"
 #include "em_error.h"
+#include "emopt.h"
 #include "event.h"
 #include "fsio.h"
 #include "journal.h"
@@ -175,37 +176,26 @@ static int show_all(const char *base, bool json, int *status)
     return shown;
 }
 
+enum { T_STATE_DIR, T_AGENT, T_JSON, T_COUNT };
+static const struct emopt_spec status_opts[T_COUNT] = {
+    [T_STATE_DIR] = {"state-dir", 0, EMOPT_VALUE, false, false},
+    [T_AGENT] = {"agent", 0, EMOPT_VALUE, false, false},
+    [T_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+};
+
 int cmd_status(int argc, char **argv)
 {
-    const char *state_dir = NULL, *agent = NULL;
-    bool json = false;
-    char **dirs = calloc((size_t)argc + 1, sizeof(*dirs));
-    size_t ndirs = 0;
-    int status = EXIT_USAGE;
-    if (!dirs)
+    struct emopt opt;
+    if (emopt_init(&opt, "em-agent", "status", status_usage, NULL, status_opts, T_COUNT) < 0)
         return EXIT_BAD_INPUT;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(status_usage, stdout);
-            status = EXIT_OK;
-            goto out;
-        } else if (strcmp(a, "--state-dir") == 0 && i + 1 < argc) {
-            state_dir = argv[++i];
-        } else if (strcmp(a, "--agent") == 0 && i + 1 < argc) {
-            agent = argv[++i];
-        } else if (strcmp(a, "--json") == 0) {
-            json = true;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr,
-                    "em-agent: status: %s: unknown option or missing value (see 'em-agent help "
-                    "status')\n",
-                    a);
-            goto out;
-        } else {
-            dirs[ndirs++] = argv[i];
-        }
-    }
+    int status = emopt_argv(&opt, argc, argv);
+    if (status >= 0)
+        goto out;
+    status = EXIT_USAGE;
+    const char *state_dir = emopt_get(&opt, T_STATE_DIR), *agent = emopt_get(&opt, T_AGENT);
+    bool json = emopt_yes(&opt, T_JSON);
+    size_t ndirs;
+    char *const *dirs = emopt_args(&opt, &ndirs);
     if (state_dir && ndirs) {
         fprintf(stderr, "em-agent: status: give --state-dir or the watched directories, not "
                         "both\n");
@@ -247,6 +237,6 @@ int cmd_status(int argc, char **argv)
     }
     free(base);
 out:
-    free(dirs);
+    emopt_free(&opt);
     return status;
 }

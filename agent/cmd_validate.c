@@ -8,6 +8,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "emopt.h"
 #include "em_error.h"
 #include "epu.h"
 #include "fsio.h"
@@ -118,37 +119,25 @@ static int print_json(const struct validation *v, const char *dir)
     return 0;
 }
 
-int cmd_validate(int argc, char **argv)
+enum { V_JSON, V_JOBS, V_COUNT };
+static const struct emopt_spec validate_opts[V_COUNT] = {
+    [V_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+    [V_JOBS] = {"jobs", 'j', EMOPT_VALUE, false, false},
+};
+
+static int validate_dir(const struct emopt *opt)
 {
-    bool json = false;
-    const char *dir = NULL;
-    unsigned threads = uv_available_parallelism();
-    for (int i = 0; i < argc; i++) {
-        if (cli_is_help(argv[i])) {
-            fputs(validate_usage, stdout);
-            return EXIT_OK;
-        } else if (strcmp(argv[i], "--json") == 0) {
-            json = true;
-        } else if ((strcmp(argv[i], "-j") == 0 || strcmp(argv[i], "--jobs") == 0) && i + 1 < argc) {
-            if (!cli_parse_jobs("validate", argv[++i], &threads))
-                return EXIT_USAGE;
-        } else if (argv[i][0] == '-' && argv[i][1] != '\0') {
-            fprintf(stderr,
-                    "em-agent: validate: %s: unknown option (see 'em-agent help validate')\n",
-                    argv[i]);
-            return EXIT_USAGE;
-        } else if (!dir) {
-            dir = argv[i];
-        } else {
-            fprintf(stderr, "em-agent: validate: %s: one DIR only (see 'em-agent help validate')\n",
-                    argv[i]);
-            return EXIT_USAGE;
-        }
-    }
-    if (!dir) {
-        fprintf(stderr, "em-agent: validate: which directory? (see 'em-agent help validate')\n");
+    bool json = emopt_yes(opt, V_JSON);
+    long threads = (long)uv_available_parallelism();
+    size_t nargs;
+    char *const *args = emopt_args(opt, &nargs);
+    if (!emopt_long(opt, V_JOBS, 1, 64, &threads))
         return EXIT_USAGE;
-    }
+    if (nargs == 0)
+        return emopt_usage_error(opt, "which directory? (see 'em-agent help validate')");
+    if (nargs > 1)
+        return emopt_usage_error(opt, "%s: one DIR only (see 'em-agent help validate')", args[1]);
+    const char *dir = args[0];
     struct validation v = {0};
     int rc = tree_scan(dir, &v.tree);
     if (rc < 0) {
@@ -158,7 +147,7 @@ int cmd_validate(int argc, char **argv)
         tree_free(&v.tree);
         return EXIT_BAD_INPUT;
     }
-    rc = validate_run(&v, threads);
+    rc = validate_run(&v, (unsigned)threads);
     if (rc == 0)
         rc = json ? print_json(&v, dir) : (print_text(&v, dir), 0);
     int status = rc < 0 || v.nfindings ? EXIT_BAD_INPUT : EXIT_OK;
@@ -167,5 +156,17 @@ int cmd_validate(int argc, char **argv)
     if (fflush(stdout) != 0)
         status = EXIT_BAD_INPUT;
     validation_free(&v);
+    return status;
+}
+
+int cmd_validate(int argc, char **argv)
+{
+    struct emopt opt;
+    if (emopt_init(&opt, "em-agent", "validate", validate_usage, NULL, validate_opts, V_COUNT) < 0)
+        return EXIT_BAD_INPUT;
+    int status = emopt_argv(&opt, argc, argv);
+    if (status < 0)
+        status = validate_dir(&opt);
+    emopt_free(&opt);
     return status;
 }

@@ -15,6 +15,7 @@
 #include "cli.h"
 #include "cli_common.h"
 #include "em_error.h"
+#include "emopt.h"
 #include "event.h"
 #include "fsio.h"
 #include "hash.h"
@@ -124,168 +125,45 @@ enum opt_id {
     OPT_EXIT_ON_ROOT_LOSS,
     OPT_INCOMPLETE_AFTER,
     OPT_JOBS,
+    OPT_FROM_START,
+    OPT_CONFIG,
+    OPT_DIR,
     OPT_COUNT
 };
 
-static const struct {
-    const char *name; /* long option and config key */
-    bool flag;        /* takes no value on the command line */
-} opts[OPT_COUNT] = {
-    [OPT_OUT] = {"out", false},
-    [OPT_AGENT] = {"agent", false},
-    [OPT_STATE_DIR] = {"state-dir", false},
-    [OPT_POLL] = {"poll", false},
-    [OPT_RESCAN] = {"rescan", false},
-    [OPT_SETTLE] = {"settle", false},
-    [OPT_SUMMARY] = {"summary", false},
-    [OPT_LOG_FILE] = {"log-file", false},
-    [OPT_LOG_FORMAT] = {"log-format", false},
-    [OPT_VERBOSE] = {"verbose", false},
-    [OPT_FSYNC] = {"fsync", true},
-    [OPT_ONCE] = {"once", true},
-    [OPT_AMQP] = {"amqp", false},
-    [OPT_AMQP_CA] = {"amqp-ca", false},
-    [OPT_AMQP_CERT] = {"amqp-cert", false},
-    [OPT_AMQP_KEY] = {"amqp-key", false},
-    [OPT_AMQP_WINDOW] = {"amqp-window", false},
-    [OPT_DRAIN] = {"drain", false},
-    [OPT_CHECK] = {"check", false},
-    [OPT_EXIT_ON_ROOT_LOSS] = {"exit-on-root-loss", true},
-    [OPT_INCOMPLETE_AFTER] = {"incomplete-after", false},
-    [OPT_JOBS] = {"jobs", false},
+/* Every setting is a long option, a config key and an EM_AGENT_ variable, except:
+ * --from-start (the command line only: a config file saying it would re-emit at every
+ * start), --config (not in a file) and the directories (arguments; `dir` keys; the
+ * EM_AGENT_DIRS list). */
+static const struct emopt_spec opts[OPT_COUNT] = {
+    [OPT_OUT] = {"out", 'o', EMOPT_VALUE, true, false},
+    [OPT_AGENT] = {"agent", 0, EMOPT_VALUE, true, false},
+    [OPT_STATE_DIR] = {"state-dir", 0, EMOPT_VALUE, true, false},
+    [OPT_POLL] = {"poll", 0, EMOPT_VALUE, true, false},
+    [OPT_RESCAN] = {"rescan", 0, EMOPT_VALUE, true, false},
+    [OPT_SETTLE] = {"settle", 0, EMOPT_VALUE, true, false},
+    [OPT_SUMMARY] = {"summary", 0, EMOPT_VALUE, true, false},
+    [OPT_LOG_FILE] = {"log-file", 0, EMOPT_VALUE, true, false},
+    [OPT_LOG_FORMAT] = {"log-format", 0, EMOPT_VALUE, true, false},
+    [OPT_VERBOSE] = {"verbose", 0, EMOPT_VALUE, true, false},
+    [OPT_FSYNC] = {"fsync", 0, EMOPT_FLAG, true, false},
+    [OPT_ONCE] = {"once", 0, EMOPT_FLAG, true, false},
+    [OPT_AMQP] = {"amqp", 0, EMOPT_VALUE, true, false},
+    [OPT_AMQP_CA] = {"amqp-ca", 0, EMOPT_VALUE, true, false},
+    [OPT_AMQP_CERT] = {"amqp-cert", 0, EMOPT_VALUE, true, false},
+    [OPT_AMQP_KEY] = {"amqp-key", 0, EMOPT_VALUE, true, false},
+    [OPT_AMQP_WINDOW] = {"amqp-window", 0, EMOPT_VALUE, true, false},
+    [OPT_DRAIN] = {"drain", 0, EMOPT_VALUE, true, false},
+    [OPT_CHECK] = {"check", 0, EMOPT_VALUE, true, false},
+    [OPT_EXIT_ON_ROOT_LOSS] = {"exit-on-root-loss", 0, EMOPT_FLAG, true, false},
+    [OPT_INCOMPLETE_AFTER] = {"incomplete-after", 0, EMOPT_VALUE, true, false},
+    [OPT_JOBS] = {"jobs", 'j', EMOPT_VALUE, true, false},
+    [OPT_FROM_START] = {"from-start", 0, EMOPT_FLAG, false, true},
+    [OPT_CONFIG] = {"config", 0, EMOPT_VALUE, true, true},
+    [OPT_DIR] = {"dir", 0, EMOPT_ARGS, true, false, "EM_AGENT_DIRS"},
 };
 
 #define MAX_DIRS 64
-
-struct settings {
-    char *val[OPT_COUNT];
-    char *dirs[MAX_DIRS];
-    size_t ndirs;
-};
-
-static int find_opt(const char *name, size_t len)
-{
-    for (int i = 0; i < OPT_COUNT; i++)
-        if (strlen(opts[i].name) == len && strncmp(opts[i].name, name, len) == 0)
-            return i;
-    return -1;
-}
-
-static int set(struct settings *s, int id, const char *v)
-{
-    char *c = strdup(v);
-    if (!c)
-        return -1;
-    free(s->val[id]);
-    s->val[id] = c;
-    return 0;
-}
-
-static int add_dir(struct settings *s, const char *d, size_t len)
-{
-    if (s->ndirs == MAX_DIRS) {
-        fprintf(stderr, "em-agent: watch: at most %d directories\n", MAX_DIRS);
-        return -1;
-    }
-    s->dirs[s->ndirs] = strndup(d, len);
-    return s->dirs[s->ndirs++] ? 0 : -1;
-}
-
-static char *trim(char *p)
-{
-    while (*p == ' ' || *p == '\t')
-        p++;
-    size_t n = strlen(p);
-    while (n > 0 && (p[n - 1] == ' ' || p[n - 1] == '\t' || p[n - 1] == '\r' || p[n - 1] == '\n'))
-        p[--n] = '\0';
-    return p;
-}
-
-/* Reads `key = value` lines. */
-static int read_config(struct settings *s, const char *path)
-{
-    struct fsio_buf b = {0};
-    int rc = fsio_read(path, 1u << 20, &b, NULL);
-    if (rc < 0) {
-        fsio_buf_free(&b);
-        fprintf(stderr, "em-agent: %s: cannot read the config file: %s\n", path, em_strerror(rc));
-        return -1;
-    }
-    char *text = malloc(b.len + 1);
-    if (!text) {
-        fsio_buf_free(&b);
-        return -1;
-    }
-    memcpy(text, b.data, b.len);
-    text[b.len] = '\0';
-    fsio_buf_free(&b);
-    int lineno = 0;
-    rc = 0;
-    for (char *line = text, *next; line && rc == 0; line = next) {
-        next = strchr(line, '\n');
-        if (next)
-            *next++ = '\0';
-        lineno++;
-        char *p = trim(line);
-        if (*p == '\0' || *p == '#')
-            continue;
-        char *eq = strchr(p, '=');
-        if (!eq) {
-            fprintf(stderr, "em-agent: watch: %s:%d: expected 'key = value'\n", path, lineno);
-            rc = -1;
-            break;
-        }
-        *eq = '\0';
-        char *key = trim(p), *val = trim(eq + 1);
-        if (strcmp(key, "dir") == 0) {
-            rc = add_dir(s, val, strlen(val));
-            continue;
-        }
-        int id = find_opt(key, strlen(key));
-        if (id < 0) {
-            fprintf(stderr, "em-agent: watch: %s:%d: unknown setting '%s'\n", path, lineno, key);
-            rc = -1;
-        } else {
-            rc = set(s, id, val);
-        }
-    }
-    free(text);
-    return rc;
-}
-
-static int read_env(struct settings *s)
-{
-    for (int i = 0; i < OPT_COUNT; i++) {
-        char name[64] = "EM_AGENT_";
-        size_t n = strlen(name);
-        for (const char *p = opts[i].name; *p && n + 1 < sizeof(name); p++)
-            name[n++] = *p == '-' ? '_' : (char)(*p >= 'a' && *p <= 'z' ? *p - 32 : *p);
-        name[n] = '\0';
-        const char *v = getenv(name);
-        if (v && *v && set(s, i, v) < 0)
-            return -1;
-    }
-    return 0;
-}
-
-static bool truthy(const char *v)
-{
-    return v && (strcmp(v, "1") == 0 || strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 ||
-                 strcmp(v, "on") == 0);
-}
-
-static bool parse_seconds(const char *name, const char *v, double *out)
-{
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (end == v || *end || errno || d < 0 || d > 86400) {
-        fprintf(stderr, "em-agent: watch: --%s takes seconds from 0 to 86400, not '%s'\n", name, v);
-        return false;
-    }
-    *out = d;
-    return true;
-}
 
 char *state_service_dir(void)
 {
@@ -381,100 +259,34 @@ char *state_default_dir(const char *agent, char *const *dirs, size_t ndirs)
     return dir;
 }
 
-static void settings_free(struct settings *s)
-{
-    for (int i = 0; i < OPT_COUNT; i++)
-        free(s->val[i]);
-    for (size_t i = 0; i < s->ndirs; i++)
-        free(s->dirs[i]);
-}
-
 int cmd_watch(int argc, char **argv)
 {
-    struct settings file = {0}, env = {0}, cli = {0};
-    int status = EXIT_USAGE;
-    const char *config = getenv("EM_AGENT_CONFIG");
-    if (config && !*config)
-        config = NULL;
-    int verbose = cli_verbose;
-    bool from_start = false;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        if (cli_is_help(a)) {
-            fputs(watch_usage, stdout);
-            status = EXIT_OK;
-            goto out;
-        }
-        if (a[0] != '-' || strcmp(a, "-") == 0) {
-            if (add_dir(&cli, a, strlen(a)) < 0)
-                goto out;
-            continue;
-        }
-        const char *name = strcmp(a, "-o") == 0 ? "out" : strcmp(a, "-j") == 0 ? "jobs" : a + 2;
-        if (strncmp(a, "--", 2) != 0 && strcmp(a, "-o") != 0 && strcmp(a, "-j") != 0) {
-            fprintf(stderr, "em-agent: watch: unknown option '%s' (see --help)\n", a);
-            goto out;
-        }
-        const char *eq = strchr(name, '=');
-        size_t nlen = eq ? (size_t)(eq - name) : strlen(name);
-        if (strcmp(a, "--from-start") == 0) {
-            from_start = true;
-            continue;
-        }
-        if (nlen == 6 && strncmp(name, "config", 6) == 0) {
-            if (!eq && i + 1 >= argc) {
-                fprintf(stderr, "em-agent: watch: --config needs a file\n");
-                goto out;
-            }
-            config = eq ? eq + 1 : argv[++i];
-            continue;
-        }
-        int id = find_opt(name, nlen);
-        if (id < 0) {
-            fprintf(stderr, "em-agent: watch: unknown option '%s' (see --help)\n", a);
-            goto out;
-        }
-        const char *v = eq ? eq + 1 : NULL;
-        if (opts[id].flag && !v)
-            v = "yes";
-        if (!v) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "em-agent: watch: --%s needs a value\n", opts[id].name);
-                goto out;
-            }
-            v = argv[++i];
-        }
-        if (set(&cli, id, v) < 0)
-            goto out;
-    }
+    struct emopt opt;
+    if (emopt_init(&opt, "em-agent", "watch", watch_usage, "EM_AGENT_", opts, OPT_COUNT) < 0)
+        return EXIT_BAD_INPUT;
+    int status = emopt_argv(&opt, argc, argv);
+    if (status < 0)
+        status = emopt_env(&opt);
     /* Only the file named: the system's /etc/em-agent/agent.conf is the service's (its unit
      * names it), not every interactive run's. */
-    if ((config && read_config(&file, config) < 0) || read_env(&env) < 0)
+    const char *config = emopt_get(&opt, OPT_CONFIG);
+    if (status < 0 && config)
+        status = emopt_file(&opt, config);
+    if (status >= 0)
         goto out;
-    /* Precedence: command line, environment, file. */
+    status = EXIT_USAGE;
+    int verbose = cli_verbose;
     const char *val[OPT_COUNT];
     for (int i = 0; i < OPT_COUNT; i++)
-        val[i] = cli.val[i] ? cli.val[i] : env.val[i] ? env.val[i] : file.val[i];
-    struct settings *dirs = cli.ndirs ? &cli : &env;
-    const char *env_dirs = getenv("EM_AGENT_DIRS");
-    if (!cli.ndirs && env_dirs && *env_dirs) {
-#ifdef _WIN32
-        const char sep = ';';
-#else
-        const char sep = ':';
-#endif
-        for (const char *p = env_dirs; *p;) {
-            const char *e = strchr(p, sep);
-            size_t n = e ? (size_t)(e - p) : strlen(p);
-            if (n && add_dir(&env, p, n) < 0)
-                goto out;
-            p += n + (e ? 1 : 0);
-        }
-    }
-    if (!dirs->ndirs)
-        dirs = &file;
-    if (!dirs->ndirs) {
+        val[i] = emopt_get(&opt, i);
+    size_t ndirs;
+    char *const *dirs = emopt_args(&opt, &ndirs);
+    if (!ndirs) {
         fprintf(stderr, "em-agent: watch: which directory? (see --help)\n");
+        goto out;
+    }
+    if (ndirs > MAX_DIRS) {
+        fprintf(stderr, "em-agent: watch: at most %d directories\n", MAX_DIRS);
         goto out;
     }
     /* Logging. */
@@ -513,17 +325,17 @@ int cmd_watch(int argc, char **argv)
     double settle = 1000, summary = level >= EM_LOG_INFO ? 10 : 0;
     o.check_s = 10;
     o.incomplete_s = 60;
-    if ((val[OPT_POLL] && !parse_seconds("poll", val[OPT_POLL], &o.poll_s)) ||
-        (val[OPT_INCOMPLETE_AFTER] &&
-         !parse_seconds("incomplete-after", val[OPT_INCOMPLETE_AFTER], &o.incomplete_s)) ||
-        (val[OPT_CHECK] && !parse_seconds("check", val[OPT_CHECK], &o.check_s)) ||
-        (val[OPT_RESCAN] && !parse_seconds("rescan", val[OPT_RESCAN], &o.rescan_s)) ||
-        (val[OPT_SUMMARY] && !parse_seconds("summary", val[OPT_SUMMARY], &summary)) ||
-        (val[OPT_SETTLE] && !parse_seconds("settle", val[OPT_SETTLE], &settle)))
+    if (!emopt_seconds(&opt, OPT_POLL, 0, 86400, &o.poll_s) ||
+        !emopt_seconds(&opt, OPT_INCOMPLETE_AFTER, 0, 86400, &o.incomplete_s) ||
+        !emopt_seconds(&opt, OPT_CHECK, 0, 86400, &o.check_s) ||
+        !emopt_seconds(&opt, OPT_RESCAN, 0, 86400, &o.rescan_s) ||
+        !emopt_seconds(&opt, OPT_SUMMARY, 0, 86400, &summary) ||
+        !emopt_double(&opt, OPT_SETTLE, 0, 86400000, &settle))
         goto out;
-    o.threads = uv_available_parallelism();
-    if (val[OPT_JOBS] && !cli_parse_jobs("watch", val[OPT_JOBS], &o.threads))
+    long jobs = (long)uv_available_parallelism();
+    if (!emopt_long(&opt, OPT_JOBS, 1, 64, &jobs))
         goto out;
+    o.threads = (unsigned)jobs;
     if (val[OPT_POLL] && o.poll_s < 0.01) {
         fprintf(stderr, "em-agent: watch: --poll takes at least 0.01 seconds\n");
         goto out;
@@ -533,23 +345,23 @@ int cmd_watch(int argc, char **argv)
         snprintf(agent, sizeof(agent), "%s", val[OPT_AGENT]);
     else
         event_default_agent(agent, sizeof(agent));
-    char *state_dir = val[OPT_STATE_DIR] ? strdup(val[OPT_STATE_DIR])
-                                         : state_default_dir(agent, dirs->dirs, dirs->ndirs);
+    char *state_dir =
+        val[OPT_STATE_DIR] ? strdup(val[OPT_STATE_DIR]) : state_default_dir(agent, dirs, ndirs);
     if (!state_dir) {
         fprintf(stderr, "em-agent: watch: no state directory: give --state-dir\n");
         goto out;
     }
-    o.dirs = (const char *const *)dirs->dirs;
-    o.ndirs = dirs->ndirs;
+    o.dirs = (const char *const *)dirs;
+    o.ndirs = ndirs;
     o.agent = agent;
     o.state_dir = state_dir;
     o.out_path = val[OPT_OUT] && strcmp(val[OPT_OUT], "-") != 0 ? val[OPT_OUT] : NULL;
     o.settle_ms = (unsigned)settle;
     o.summary_s = summary;
-    o.fsync = truthy(val[OPT_FSYNC]);
-    o.exit_idle = truthy(val[OPT_ONCE]);
-    o.exit_on_root_loss = truthy(val[OPT_EXIT_ON_ROOT_LOSS]);
-    o.from_start = from_start;
+    o.fsync = emopt_yes(&opt, OPT_FSYNC);
+    o.exit_idle = emopt_yes(&opt, OPT_ONCE);
+    o.exit_on_root_loss = emopt_yes(&opt, OPT_EXIT_ON_ROOT_LOSS);
+    o.from_start = emopt_yes(&opt, OPT_FROM_START);
     o.config_path = config;
     struct bus_target bus = {0};
     o.drain_s = 10;
@@ -567,19 +379,14 @@ int cmd_watch(int argc, char **argv)
             goto out;
         }
         o.amqp = &bus;
-        if (val[OPT_AMQP_WINDOW]) {
-            char *end;
-            errno = 0;
-            long v = strtol(val[OPT_AMQP_WINDOW], &end, 10);
-            if (end == val[OPT_AMQP_WINDOW] || *end || errno || v < 1 || v > 100000) {
-                fprintf(stderr, "em-agent: watch: --amqp-window takes 1 to 100000\n");
-                bus_target_free(&bus);
-                free(state_dir);
-                goto out;
-            }
-            o.amqp_window = (unsigned)v;
+        long window = 0;
+        if (!emopt_long(&opt, OPT_AMQP_WINDOW, 1, 100000, &window)) {
+            bus_target_free(&bus);
+            free(state_dir);
+            goto out;
         }
-        if (val[OPT_DRAIN] && !parse_seconds("drain", val[OPT_DRAIN], &o.drain_s)) {
+        o.amqp_window = (unsigned)window;
+        if (!emopt_seconds(&opt, OPT_DRAIN, 0, 86400, &o.drain_s)) {
             bus_target_free(&bus);
             free(state_dir);
             goto out;
@@ -590,8 +397,6 @@ int cmd_watch(int argc, char **argv)
     free(state_dir);
     em_log_close();
 out:
-    settings_free(&file);
-    settings_free(&env);
-    settings_free(&cli);
+    emopt_free(&opt);
     return status;
 }

@@ -36,21 +36,9 @@ static const char main_usage[] =
     "(the reason is printed). Messages read \"em-agent: subject: reason\".\n"
     "Run 'em-agent help COMMAND' for a command's options.\n";
 
-bool cli_is_help(const char *arg)
+static bool cli_is_help(const char *arg)
 {
     return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
-}
-
-bool cli_parse_jobs(const char *cmd, const char *value, unsigned *out)
-{
-    char *end;
-    long n = strtol(value, &end, 10);
-    if (end == value || *end != '\0' || n < 1 || n > 64) {
-        fprintf(stderr, "em-agent: %s: --jobs takes a number from 1 to 64, not '%s'\n", cmd, value);
-        return false;
-    }
-    *out = (unsigned)n;
-    return true;
 }
 
 static int dispatch(const char *cmd, int argc, char **argv)

@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "emopt.h"
+
 /* Exit statuses, the same for every program: 0 success; 1 bad input or a failed run
  * (some events rejected, a store or broker that fails, a file that cannot be read);
  * 2 usage or settings (the reason is printed). */
@@ -20,16 +22,8 @@ int cmd_consume(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_dead(int argc, char **argv);
 
-/* Whether argv[*i] is the option `name` (--name VALUE or --name=VALUE); then *value is
- * its value and *i points at the last argument used. Prints an error and sets *bad when
- * the value is missing. */
-bool be_opt(int argc, char **argv, int *i, const char *name, const char **value, bool *bad);
-
-/* Parses a whole number from lo to hi for option `name`; prints an error on failure. */
-bool be_number(const char *name, const char *v, long lo, long hi, long *out);
-
-/* The store URL from --store, else $EM_BACKEND_STORE; NULL (with an error printed)
- * when neither is set. */
+/* The store URL (--store or $EM_BACKEND_STORE, through emopt); says which are missing
+ * and returns NULL when it is. */
 const char *be_store_url(const char *opt);
 
 #endif

@@ -7,6 +7,7 @@
 #include "backend.h"
 #include "bus.h"
 #include "consume.h"
+#include "emopt.h"
 
 static const char consume_usage[] =
     "Usage: em-backend consume [--amqp URL] [--store URL] [OPTIONS]\n"
@@ -41,35 +42,30 @@ static void on_stop(int sig)
     consume_request_stop();
 }
 
-int cmd_consume(int argc, char **argv)
+enum { C_AMQP, C_STORE, C_CA, C_CERT, C_KEY, C_PREFETCH, C_BATCH, C_BATCH_MS, C_IDLE, C_COUNT };
+static const struct emopt_spec consume_opts[C_COUNT] = {
+    [C_AMQP] = {"amqp", 0, EMOPT_VALUE, true, false},
+    [C_STORE] = {"store", 0, EMOPT_VALUE, true, false},
+    [C_CA] = {"amqp-ca", 0, EMOPT_VALUE, false, false},
+    [C_CERT] = {"amqp-cert", 0, EMOPT_VALUE, false, false},
+    [C_KEY] = {"amqp-key", 0, EMOPT_VALUE, false, false},
+    [C_PREFETCH] = {"prefetch", 0, EMOPT_VALUE, false, false},
+    [C_BATCH] = {"batch", 0, EMOPT_VALUE, false, false},
+    [C_BATCH_MS] = {"batch-ms", 0, EMOPT_VALUE, false, false},
+    [C_IDLE] = {"idle-exit", 0, EMOPT_VALUE, false, false},
+};
+
+static int consume_main(const struct emopt *o)
 {
-    const char *amqp = getenv("EM_BACKEND_AMQP"), *store_opt = NULL, *ca = NULL, *cert = NULL,
-               *key = NULL, *prefetch = NULL, *batch = NULL, *batch_ms = NULL, *idle = NULL;
-    bool bad = false;
-    for (int i = 0; i < argc && !bad; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(consume_usage, stdout);
-            return BE_OK;
-        }
-        if (be_opt(argc, argv, &i, "amqp", &amqp, &bad) ||
-            be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
-            be_opt(argc, argv, &i, "amqp-ca", &ca, &bad) ||
-            be_opt(argc, argv, &i, "amqp-cert", &cert, &bad) ||
-            be_opt(argc, argv, &i, "amqp-key", &key, &bad) ||
-            be_opt(argc, argv, &i, "prefetch", &prefetch, &bad) ||
-            be_opt(argc, argv, &i, "batch", &batch, &bad) ||
-            be_opt(argc, argv, &i, "batch-ms", &batch_ms, &bad) ||
-            be_opt(argc, argv, &i, "idle-exit", &idle, &bad))
-            continue;
-        fprintf(stderr, "em-backend: consume: unknown argument '%s' (see --help)\n", a);
-        return BE_USAGE;
-    }
+    const char *amqp = emopt_get(o, C_AMQP);
+    size_t nargs;
+    char *const *args = emopt_args(o, &nargs);
+    if (nargs)
+        return emopt_usage_error(o, "%s: unknown argument (see 'em-backend help consume')",
+                                 args[0]);
     long pf = 2000, bm = 1000, ms = 50, idle_s = 0;
-    if (bad || (prefetch && !be_number("prefetch", prefetch, 1, 65535, &pf)) ||
-        (batch && !be_number("batch", batch, 1, 65535, &bm)) ||
-        (batch_ms && !be_number("batch-ms", batch_ms, 0, 60000, &ms)) ||
-        (idle && !be_number("idle-exit", idle, 1, 86400, &idle_s)))
+    if (!emopt_long(o, C_PREFETCH, 1, 65535, &pf) || !emopt_long(o, C_BATCH, 1, 65535, &bm) ||
+        !emopt_long(o, C_BATCH_MS, 0, 60000, &ms) || !emopt_long(o, C_IDLE, 1, 86400, &idle_s))
         return BE_USAGE;
     if (bm > pf) {
         fprintf(stderr,
@@ -85,11 +81,12 @@ int cmd_consume(int argc, char **argv)
     }
     struct consume_settings c;
     memset(&c, 0, sizeof(c));
-    c.store_url = be_store_url(store_opt);
+    c.store_url = be_store_url(emopt_get(o, C_STORE));
     if (!c.store_url)
         return BE_USAGE;
     char reason[256];
-    if (bus_target_parse(&c.target, amqp, ca, cert, key, reason, sizeof(reason)) < 0) {
+    if (bus_target_parse(&c.target, amqp, emopt_get(o, C_CA), emopt_get(o, C_CERT),
+                         emopt_get(o, C_KEY), reason, sizeof(reason)) < 0) {
         fprintf(stderr, "em-backend: consume: --amqp: %s\n", reason);
         return BE_USAGE;
     }
@@ -105,5 +102,20 @@ int cmd_consume(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     int status = consume_run(&c);
     bus_target_free(&c.target);
+    return status;
+}
+
+int cmd_consume(int argc, char **argv)
+{
+    struct emopt o;
+    if (emopt_init(&o, "em-backend", "consume", consume_usage, "EM_BACKEND_", consume_opts,
+                   C_COUNT) < 0)
+        return BE_FAILED;
+    int status = emopt_argv(&o, argc, argv);
+    if (status < 0)
+        status = emopt_env(&o);
+    if (status < 0)
+        status = consume_main(&o);
+    emopt_free(&o);
     return status;
 }

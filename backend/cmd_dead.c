@@ -217,36 +217,31 @@ static int replay(amqp_connection_state_t k, long limit)
     return BE_OK;
 }
 
-int cmd_dead(int argc, char **argv)
+enum { D_AMQP, D_CA, D_CERT, D_KEY, D_LIMIT, D_JSON, D_COUNT };
+static const struct emopt_spec dead_opts[D_COUNT] = {
+    [D_AMQP] = {"amqp", 0, EMOPT_VALUE, true, false},
+    [D_CA] = {"amqp-ca", 0, EMOPT_VALUE, false, false},
+    [D_CERT] = {"amqp-cert", 0, EMOPT_VALUE, false, false},
+    [D_KEY] = {"amqp-key", 0, EMOPT_VALUE, false, false},
+    [D_LIMIT] = {"limit", 0, EMOPT_VALUE, false, false},
+    [D_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+};
+
+static int dead_main(const struct emopt *o)
 {
-    const char *amqp = getenv("EM_BACKEND_AMQP"), *ca = NULL, *cert = NULL, *key = NULL,
-               *limit_s = NULL, *action = NULL;
-    bool json = false, bad = false;
-    for (int i = 0; i < argc && !bad; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(dead_usage, stdout);
-            return BE_OK;
-        }
-        if (strcmp(a, "--json") == 0) {
-            json = true;
-            continue;
-        }
-        if (be_opt(argc, argv, &i, "amqp", &amqp, &bad) ||
-            be_opt(argc, argv, &i, "amqp-ca", &ca, &bad) ||
-            be_opt(argc, argv, &i, "amqp-cert", &cert, &bad) ||
-            be_opt(argc, argv, &i, "amqp-key", &key, &bad) ||
-            be_opt(argc, argv, &i, "limit", &limit_s, &bad))
-            continue;
-        if (!action && (strcmp(a, "list") == 0 || strcmp(a, "replay") == 0)) {
-            action = a;
-            continue;
-        }
-        fprintf(stderr, "em-backend: dead: unknown argument '%s' (see --help)\n", a);
-        return BE_USAGE;
+    const char *amqp = emopt_get(o, D_AMQP), *action = NULL;
+    bool json = emopt_yes(o, D_JSON);
+    size_t nargs;
+    char *const *args = emopt_args(o, &nargs);
+    for (size_t i = 0; i < nargs; i++) {
+        if (!action && (strcmp(args[i], "list") == 0 || strcmp(args[i], "replay") == 0))
+            action = args[i];
+        else
+            return emopt_usage_error(o, "%s: unknown argument (see 'em-backend help dead')",
+                                     args[i]);
     }
     long limit = -1;
-    if (bad || (limit_s && !be_number("limit", limit_s, 0, 1000000000L, &limit)))
+    if (!emopt_long(o, D_LIMIT, 0, 1000000000L, &limit))
         return BE_USAGE;
     if (!action) {
         fprintf(stderr, "em-backend: dead: say `list` or `replay` (see --help)\n");
@@ -259,7 +254,8 @@ int cmd_dead(int argc, char **argv)
     }
     struct bus_target target;
     char reason[512];
-    if (bus_target_parse(&target, amqp, ca, cert, key, reason, sizeof(reason)) < 0) {
+    if (bus_target_parse(&target, amqp, emopt_get(o, D_CA), emopt_get(o, D_CERT),
+                         emopt_get(o, D_KEY), reason, sizeof(reason)) < 0) {
         fprintf(stderr, "em-backend: dead: --amqp: %s\n", reason);
         return BE_USAGE;
     }
@@ -278,5 +274,19 @@ int cmd_dead(int argc, char **argv)
         bus_close(k, true);
     }
     bus_target_free(&target);
+    return status;
+}
+
+int cmd_dead(int argc, char **argv)
+{
+    struct emopt o;
+    if (emopt_init(&o, "em-backend", "dead", dead_usage, "EM_BACKEND_", dead_opts, D_COUNT) < 0)
+        return BE_FAILED;
+    int status = emopt_argv(&o, argc, argv);
+    if (status < 0)
+        status = emopt_env(&o);
+    if (status < 0)
+        status = dead_main(&o);
+    emopt_free(&o);
     return status;
 }

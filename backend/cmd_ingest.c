@@ -613,46 +613,31 @@ static int follow(const char *path, const char *url, size_t batch_max)
     return status;
 }
 
-int cmd_ingest(int argc, char **argv)
+enum { I_STORE, I_BATCH, I_FOLLOW, I_JSON, I_COUNT };
+static const struct emopt_spec ingest_opts[I_COUNT] = {
+    [I_STORE] = {"store", 0, EMOPT_VALUE, true, false},
+    [I_BATCH] = {"batch", 0, EMOPT_VALUE, false, false},
+    [I_FOLLOW] = {"follow", 0, EMOPT_FLAG, false, false},
+    [I_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+};
+
+static int ingest_main(const struct emopt *o)
 {
-    const char *path = NULL, *store_opt = NULL, *batch_opt = NULL;
-    bool bad = false, follow_mode = false;
-    for (int i = 0; i < argc && !bad; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(ingest_usage, stdout);
-            return BE_OK;
-        }
-        if (strcmp(a, "--follow") == 0) {
-            follow_mode = true;
-            continue;
-        }
-        if (strcmp(a, "--json") == 0) {
-            summary_json = true;
-            continue;
-        }
-        if (be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
-            be_opt(argc, argv, &i, "batch", &batch_opt, &bad))
-            continue;
-        if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr,
-                    "em-backend: ingest: %s: unknown option (see 'em-backend help ingest')\n", a);
-            return BE_USAGE;
-        }
-        if (path) {
-            fprintf(stderr, "em-backend: ingest: one input at a time\n");
-            return BE_USAGE;
-        }
-        path = a;
-    }
+    bool follow_mode = emopt_yes(o, I_FOLLOW);
+    summary_json = emopt_yes(o, I_JSON);
+    size_t nargs;
+    char *const *args = emopt_args(o, &nargs);
+    if (nargs > 1)
+        return emopt_usage_error(o, "one input at a time");
+    const char *path = nargs ? args[0] : NULL;
     long batch_max = 1000;
-    if (bad || (batch_opt && !be_number("batch", batch_opt, 1, 100000, &batch_max)))
+    if (!emopt_long(o, I_BATCH, 1, 100000, &batch_max))
         return BE_USAGE;
     if (!path) {
         fprintf(stderr, "em-backend: ingest: which file? ('-' for stdin; see --help)\n");
         return BE_USAGE;
     }
-    const char *url = be_store_url(store_opt);
+    const char *url = be_store_url(emopt_get(o, I_STORE));
     if (!url)
         return BE_USAGE;
     if (follow_mode) {
@@ -752,5 +737,20 @@ out:
     store_close(s);
     if (!from_stdin)
         close(fd);
+    return status;
+}
+
+int cmd_ingest(int argc, char **argv)
+{
+    struct emopt o;
+    if (emopt_init(&o, "em-backend", "ingest", ingest_usage, "EM_BACKEND_", ingest_opts, I_COUNT) <
+        0)
+        return BE_FAILED;
+    int status = emopt_argv(&o, argc, argv);
+    if (status < 0)
+        status = emopt_env(&o);
+    if (status < 0)
+        status = ingest_main(&o);
+    emopt_free(&o);
     return status;
 }

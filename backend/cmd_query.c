@@ -527,45 +527,29 @@ static int must_exist(struct store *s, const char *session, const char *square, 
     return 0;
 }
 
-int cmd_query(int argc, char **argv)
+enum { Q_STORE, Q_SESSION, Q_LIMIT, Q_JSON, Q_COUNT };
+static const struct emopt_spec query_opts[Q_COUNT] = {
+    [Q_STORE] = {"store", 0, EMOPT_VALUE, true, false},
+    [Q_SESSION] = {"session", 0, EMOPT_VALUE, false, false},
+    [Q_LIMIT] = {"limit", 0, EMOPT_VALUE, false, false},
+    [Q_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+};
+
+static int query_main(const struct emopt *o)
 {
-    const char *store_opt = NULL, *session = NULL, *limit_opt = NULL, *what = NULL;
+    const char *session = emopt_get(o, Q_SESSION), *limit_opt = emopt_get(o, Q_LIMIT);
+    bool json = emopt_yes(o, Q_JSON);
+    size_t nall;
+    char *const *all = emopt_args(o, &nall);
+    const char *what = nall ? all[0] : NULL;
     const char *args[2] = {NULL, NULL};
     int nargs = 0;
-    bool json = false, bad = false;
-    for (int i = 0; i < argc && !bad; i++) {
-        const char *a = argv[i];
-        if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
-            fputs(query_usage, stdout);
-            return BE_OK;
-        }
-        if (strcmp(a, "--json") == 0) {
-            json = true;
-            continue;
-        }
-        if (be_opt(argc, argv, &i, "store", &store_opt, &bad) ||
-            be_opt(argc, argv, &i, "session", &session, &bad) ||
-            be_opt(argc, argv, &i, "limit", &limit_opt, &bad))
-            continue;
-        if (a[0] == '-') {
-            fprintf(stderr, "em-backend: query: %s: unknown option (see 'em-backend help query')\n",
-                    a);
-            return BE_USAGE;
-        }
-        if (!what) {
-            what = a;
-        } else if (nargs < 2) {
-            args[nargs++] = a;
-        } else {
-            fprintf(stderr,
-                    "em-backend: query: %s: one argument too many (see 'em-backend help "
-                    "query')\n",
-                    a);
-            return BE_USAGE;
-        }
+    for (size_t i = 1; i < nall; i++) {
+        if (nargs == 2)
+            return emopt_usage_error(o, "%s: one argument too many (see 'em-backend help query')",
+                                     all[i]);
+        args[nargs++] = all[i];
     }
-    if (bad)
-        return BE_USAGE;
     if (!what)
         what = "sessions";
     /* What each query takes: arguments, and which options apply. */
@@ -613,11 +597,11 @@ int cmd_query(int argc, char **argv)
         return BE_USAGE;
     }
     long limit = 20;
-    if (limit_opt && !be_number("limit", limit_opt, 1, 1000000, &limit))
+    if (!emopt_long(o, Q_LIMIT, 1, 1000000, &limit))
         return BE_USAGE;
     if (session && !id_arg("--session", session, &id))
         return BE_USAGE;
-    const char *url = be_store_url(store_opt);
+    const char *url = be_store_url(emopt_get(o, Q_STORE));
     if (!url)
         return BE_USAGE;
     struct store *s;
@@ -687,4 +671,18 @@ int cmd_query(int argc, char **argv)
         return BE_FAILED;
     }
     return fflush(stdout) == 0 ? BE_OK : BE_FAILED;
+}
+
+int cmd_query(int argc, char **argv)
+{
+    struct emopt o;
+    if (emopt_init(&o, "em-backend", "query", query_usage, "EM_BACKEND_", query_opts, Q_COUNT) < 0)
+        return BE_FAILED;
+    int status = emopt_argv(&o, argc, argv);
+    if (status < 0)
+        status = emopt_env(&o);
+    if (status < 0)
+        status = query_main(&o);
+    emopt_free(&o);
+    return status;
 }

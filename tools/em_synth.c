@@ -19,6 +19,8 @@
  */
 #include "synth_int.h"
 
+#include "emopt.h"
+
 void failf(struct synth *s, const char *fmt, ...)
 {
     if (s->failed)
@@ -30,53 +32,42 @@ void failf(struct synth *s, const char *fmt, ...)
     s->failed = true;
 }
 
+static const char synth_usage[] =
+    "usage: em-synth [OPTIONS] OUT_DIR\n"
+    "       em-synth [OPTIONS] --record REC.tar.zst\n"
+    "\n"
+    "Writes a synthetic EPU visit: an atlas per grid, session directories with\n"
+    "EpuSession.dm, Metadata/GridSquare_*.dm, square, foil-hole and exposure images,\n"
+    "in EPU's order and write patterns.\n"
+    "\n"
+    "  --sessions N     complete sessions (grids) (default 2)\n"
+    "  --aborted N      aborted sessions: images but no EpuSession.dm (default 1)\n"
+    "  --squares N      imaged squares per session (default 3)\n"
+    "  --unimaged N     further squares listed but never imaged (default 2)\n"
+    "  --holes N        foil holes per imaged square (default 4)\n"
+    "  --mics N         micrographs (exposures) per hole (default 2)\n"
+    "  --dm-every N     rewrite a square's .dm after every N holes (default 1)\n"
+    "  --rate R         pace like a microscope: R exposures per second (default: as\n"
+    "                   fast as possible; in a recording the clock runs at 10/s)\n"
+    "  --record REC     write an fsrecorder recording (.tar, .tar.gz, .tar.zst) instead\n"
+    "  --templates DIR  take any of session.dm atlas.dm gridsquare.dm gridsquare.xml\n"
+    "                   foilhole.xml micrograph.xml from DIR (real image manifests work)\n"
+    "  --no-images      leave out the .jpg images\n"
+    "  --seed N         ids, uuids and positions are reproducible from N (default 1)\n"
+    "  --expected FILE  write the entity counts em-agent must find, as JSON\n"
+    "  -q, --quiet      no progress or summary\n"
+    "  -v, --log-format text|json, --version, -h/--help (or `em-synth help`)\n"
+    "\n"
+    "A visit of 200 squares x 50 holes x 5 micrographs is 50,000 micrographs.\n"
+    "exit status: 0 success, 1 failure, 2 usage error\n";
+
 static int usage(const char *msg)
 {
     if (msg) {
         fprintf(stderr, "em-synth: %s (see 'em-synth --help')\n", msg);
         return 2;
     }
-    fputs("usage: em-synth [OPTIONS] OUT_DIR\n"
-          "       em-synth [OPTIONS] --record REC.tar.zst\n"
-          "\n"
-          "Writes a synthetic EPU visit: an atlas per grid, session directories with\n"
-          "EpuSession.dm, Metadata/GridSquare_*.dm, square, foil-hole and exposure images,\n"
-          "in EPU's order and write patterns.\n"
-          "\n"
-          "  --sessions N     complete sessions (grids) (default 2)\n"
-          "  --aborted N      aborted sessions: images but no EpuSession.dm (default 1)\n"
-          "  --squares N      imaged squares per session (default 3)\n"
-          "  --unimaged N     further squares listed but never imaged (default 2)\n"
-          "  --holes N        foil holes per imaged square (default 4)\n"
-          "  --mics N         micrographs (exposures) per hole (default 2)\n"
-          "  --dm-every N     rewrite a square's .dm after every N holes (default 1)\n"
-          "  --rate R         pace like a microscope: R exposures per second (default: as\n"
-          "                   fast as possible; in a recording the clock runs at 10/s)\n"
-          "  --record REC     write an fsrecorder recording (.tar, .tar.gz, .tar.zst) instead\n"
-          "  --templates DIR  take any of session.dm atlas.dm gridsquare.dm gridsquare.xml\n"
-          "                   foilhole.xml micrograph.xml from DIR (real image manifests work)\n"
-          "  --no-images      leave out the .jpg images\n"
-          "  --seed N         ids, uuids and positions are reproducible from N (default 1)\n"
-          "  --expected FILE  write the entity counts em-agent must find, as JSON\n"
-          "  -q, --quiet      no progress or summary\n"
-          "  -v, --log-format text|json, --version, -h/--help (or `em-synth help`)\n"
-          "\n"
-          "A visit of 200 squares x 50 holes x 5 micrographs is 50,000 micrographs.\n"
-          "exit status: 0 success, 1 failure, 2 usage error\n",
-          stdout);
-    return 0;
-}
-
-static int int_arg(const char *opt, const char *v, int min, int max, int *out)
-{
-    char *end;
-    errno = 0;
-    long x = strtol(v, &end, 10);
-    if (errno || end == v || *end || x < min || x > max) {
-        fprintf(stderr, "em-synth: %s takes a whole number from %d to %d\n", opt, min, max);
-        return -1;
-    }
-    *out = (int)x;
+    fputs(synth_usage, stdout);
     return 0;
 }
 
@@ -107,6 +98,39 @@ static void free_synth(struct synth *s)
     dynbuf_free(&s->out);
 }
 
+/* The numbers first, in the order of their limits in main(). */
+enum {
+    Y_SESSIONS,
+    Y_ABORTED,
+    Y_SQUARES,
+    Y_UNIMAGED,
+    Y_HOLES,
+    Y_MICS,
+    Y_DM_EVERY,
+    Y_SEED,
+    Y_RATE,
+    Y_RECORD,
+    Y_TEMPLATES,
+    Y_EXPECTED,
+    Y_NO_IMAGES,
+    Y_COUNT
+};
+static const struct emopt_spec synth_opts[Y_COUNT] = {
+    [Y_SESSIONS] = {"sessions", 0, EMOPT_VALUE, false, false},
+    [Y_ABORTED] = {"aborted", 0, EMOPT_VALUE, false, false},
+    [Y_SQUARES] = {"squares", 0, EMOPT_VALUE, false, false},
+    [Y_UNIMAGED] = {"unimaged", 0, EMOPT_VALUE, false, false},
+    [Y_HOLES] = {"holes", 0, EMOPT_VALUE, false, false},
+    [Y_MICS] = {"mics", 0, EMOPT_VALUE, false, false},
+    [Y_DM_EVERY] = {"dm-every", 0, EMOPT_VALUE, false, false},
+    [Y_SEED] = {"seed", 0, EMOPT_VALUE, false, false},
+    [Y_RATE] = {"rate", 0, EMOPT_VALUE, false, false},
+    [Y_RECORD] = {"record", 0, EMOPT_VALUE, false, false},
+    [Y_TEMPLATES] = {"templates", 0, EMOPT_VALUE, false, false},
+    [Y_EXPECTED] = {"expected", 0, EMOPT_VALUE, false, false},
+    [Y_NO_IMAGES] = {"no-images", 0, EMOPT_FLAG, false, false},
+};
+
 int main(int argc, char **argv)
 {
     int early = cli_globals("em-synth", EM_VERSION, &argc, argv);
@@ -129,71 +153,46 @@ int main(int argc, char **argv)
                           .quiet = cli_quiet,
                           .images = true};
     int rc = 2;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        int v;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
-            free(s);
-            return usage(NULL);
-        } else if (strcmp(a, "--version") == 0) {
-            printf("em-synth %s\n", EM_VERSION);
-            free(s);
-            return 0;
-        } else if (strcmp(a, "--sessions") == 0 && has) {
-            if (int_arg(a, argv[++i], 0, 99, &o->sessions) < 0)
-                goto out;
-        } else if (strcmp(a, "--aborted") == 0 && has) {
-            if (int_arg(a, argv[++i], 0, 99, &o->aborted) < 0)
-                goto out;
-        } else if (strcmp(a, "--squares") == 0 && has) {
-            if (int_arg(a, argv[++i], 0, 5000, &o->squares) < 0)
-                goto out;
-        } else if (strcmp(a, "--unimaged") == 0 && has) {
-            if (int_arg(a, argv[++i], 0, 5000, &o->unimaged) < 0)
-                goto out;
-        } else if (strcmp(a, "--holes") == 0 && has) {
-            if (int_arg(a, argv[++i], 1, 2000, &o->holes) < 0)
-                goto out;
-        } else if (strcmp(a, "--mics") == 0 && has) {
-            if (int_arg(a, argv[++i], 1, 100, &o->mics) < 0)
-                goto out;
-        } else if (strcmp(a, "--dm-every") == 0 && has) {
-            if (int_arg(a, argv[++i], 1, 2000, &o->dm_every) < 0)
-                goto out;
-        } else if (strcmp(a, "--seed") == 0 && has) {
-            if (int_arg(a, argv[++i], 0, 2147483647, &v) < 0)
-                goto out;
-            o->seed = (uint64_t)v;
-        } else if (strcmp(a, "--rate") == 0 && has) {
-            char *end;
-            o->rate = strtod(argv[++i], &end);
-            if (*end || !(o->rate > 0) || !isfinite(o->rate)) {
-                rc = usage("--rate takes a positive number of exposures per second");
-                goto out;
-            }
-        } else if (strcmp(a, "--record") == 0 && has) {
-            o->record = argv[++i];
-        } else if (strcmp(a, "--templates") == 0 && has) {
-            o->templates = argv[++i];
-        } else if (strcmp(a, "--expected") == 0 && has) {
-            o->expected = argv[++i];
-        } else if (strcmp(a, "--no-images") == 0) {
-            o->images = false;
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            o->quiet = true;
-        } else if (a[0] == '-') {
-            fprintf(stderr,
-                    "em-synth: %s: unknown option or missing value (see 'em-synth --help')\n", a);
-            rc = 2;
-            goto out;
-        } else if (!o->out) {
-            o->out = a;
-        } else {
-            rc = usage("one output directory");
-            goto out;
-        }
+    struct emopt eo;
+    if (emopt_init(&eo, "em-synth", NULL, synth_usage, NULL, synth_opts, Y_COUNT) < 0) {
+        free(s);
+        return 1;
     }
+    rc = emopt_argv(&eo, argc - 1, argv + 1);
+    if (rc >= 0)
+        goto out;
+    rc = 2;
+    long v[Y_SEED + 1] = {0};
+    static const long lim[Y_SEED + 1][2] = {
+        [Y_SESSIONS] = {0, 99},   [Y_ABORTED] = {0, 99},      [Y_SQUARES] = {0, 5000},
+        [Y_UNIMAGED] = {0, 5000}, [Y_HOLES] = {1, 2000},      [Y_MICS] = {1, 100},
+        [Y_DM_EVERY] = {1, 2000}, [Y_SEED] = {0, 2147483647},
+    };
+    for (int i = 0; i <= Y_SEED; i++)
+        if (!emopt_long(&eo, i, lim[i][0], lim[i][1], &v[i]))
+            goto out;
+    int *const dst[Y_SEED] = {
+        [Y_SESSIONS] = &o->sessions, [Y_ABORTED] = &o->aborted, [Y_SQUARES] = &o->squares,
+        [Y_UNIMAGED] = &o->unimaged, [Y_HOLES] = &o->holes,     [Y_MICS] = &o->mics,
+        [Y_DM_EVERY] = &o->dm_every};
+    for (int i = 0; i < Y_SEED; i++)
+        if (emopt_get(&eo, i))
+            *dst[i] = (int)v[i];
+    if (emopt_get(&eo, Y_SEED))
+        o->seed = (uint64_t)v[Y_SEED];
+    if (!emopt_positive(&eo, Y_RATE, &o->rate))
+        goto out;
+    o->record = emopt_get(&eo, Y_RECORD);
+    o->templates = emopt_get(&eo, Y_TEMPLATES);
+    o->expected = emopt_get(&eo, Y_EXPECTED);
+    o->images = !emopt_yes(&eo, Y_NO_IMAGES);
+    size_t nargs;
+    char *const *args = emopt_args(&eo, &nargs);
+    if (nargs > 1) {
+        rc = usage("one output directory");
+        goto out;
+    }
+    o->out = nargs ? args[0] : NULL;
     if (!o->out == !o->record) {
         rc = usage("give an output directory or --record REC");
         goto out;
@@ -285,6 +284,7 @@ report:
                 (double)s->bytes / 1e6, o->record ? o->record : o->out, counts);
     rc = 0;
 out:
+    emopt_free(&eo);
     free_synth(s);
     free(s);
     return rc;

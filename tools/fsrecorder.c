@@ -8,6 +8,7 @@
 
 #include "fsrec.h"
 #include "cli_common.h"
+#include "emopt.h"
 #include "log.h"
 
 static const char usage_text[] =
@@ -59,62 +60,34 @@ static int usage(const char *msg)
     return 2;
 }
 
-static int number(const char *opt, const char *s, double min, double *out)
-{
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || v < min) {
-        fprintf(stderr, "fsrecorder: %s: '%s' is not a number >= %g\n", opt, s, min);
-        return -1;
-    }
-    *out = v;
-    return 0;
-}
+enum { R_SNAPSHOT, R_PLACEHOLDERS, R_DURATION, R_SAMPLE_MS, R_CHUNKS, R_CHUNK_GAP, R_COUNT };
+static const struct emopt_spec record_opts[R_COUNT] = {
+    [R_SNAPSHOT] = {"snapshot", 0, EMOPT_FLAG, false, false},
+    [R_PLACEHOLDERS] = {"placeholders", 0, EMOPT_VALUE, false, false},
+    [R_DURATION] = {"duration", 0, EMOPT_VALUE, false, false},
+    [R_SAMPLE_MS] = {"sample-ms", 0, EMOPT_VALUE, false, false},
+    [R_CHUNKS] = {"chunks", 0, EMOPT_VALUE, false, false},
+    [R_CHUNK_GAP] = {"chunk-gap", 0, EMOPT_VALUE, false, false},
+};
 
-static int cmd_record(int argc, char **argv)
+static int record_main(const struct emopt *eo)
 {
     struct record_options o = {
         .placeholders = FSREC_DEFAULT_PLACEHOLDERS, .chunk_gap = 0.01, .quiet = cli_quiet};
-    const char *pos[2];
-    int npos = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        double v;
-        bool has = i + 1 < argc;
-        if (strcmp(a, "--snapshot") == 0) {
-            o.snapshot = true;
-        } else if ((strcmp(a, "-q") == 0) || strcmp(a, "--quiet") == 0) {
-            o.quiet = true;
-        } else if (strcmp(a, "--placeholders") == 0 && has) {
-            o.placeholders = argv[++i];
-        } else if (strcmp(a, "--duration") == 0 && has) {
-            if (number(a, argv[++i], 0, &o.duration) < 0)
-                return 2;
-        } else if (strcmp(a, "--sample-ms") == 0 && has) {
-            if (number(a, argv[++i], 1, &v) < 0 || v > 60000)
-                return usage("--sample-ms takes 1 to 60000");
-            o.sample_ms = (unsigned)v;
-        } else if (strcmp(a, "--chunks") == 0 && has) {
-            if (number(a, argv[++i], 1, &v) < 0 || v > 1e6)
-                return usage("--chunks takes 1 to 1000000");
-            o.chunks = (unsigned)v;
-        } else if (strcmp(a, "--chunk-gap") == 0 && has) {
-            if (number(a, argv[++i], 0, &o.chunk_gap) < 0)
-                return 2;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr,
-                    "fsrecorder: record: %s: unknown option or missing value (see 'fsrecorder "
-                    "--help')\n",
-                    a);
-            return 2;
-        } else if (npos < 2) {
-            pos[npos++] = a;
-        } else {
-            return usage("record takes DIR and OUT");
-        }
-    }
-    if (npos != 2)
+    long sample_ms = 0, chunks = 0;
+    if (!emopt_seconds(eo, R_DURATION, 0, 1e9, &o.duration) ||
+        !emopt_long(eo, R_SAMPLE_MS, 1, 60000, &sample_ms) ||
+        !emopt_long(eo, R_CHUNKS, 1, 1000000, &chunks) ||
+        !emopt_seconds(eo, R_CHUNK_GAP, 0, 86400, &o.chunk_gap))
+        return 2;
+    o.sample_ms = (unsigned)sample_ms;
+    o.chunks = (unsigned)chunks;
+    o.snapshot = emopt_yes(eo, R_SNAPSHOT);
+    if (emopt_get(eo, R_PLACEHOLDERS))
+        o.placeholders = emopt_get(eo, R_PLACEHOLDERS);
+    size_t n;
+    char *const *pos = emopt_args(eo, &n);
+    if (n != 2)
         return usage("record takes DIR and OUT");
     if ((o.chunks > 1) && !o.snapshot)
         return usage("--chunks only applies to --snapshot");
@@ -123,49 +96,88 @@ static int cmd_record(int argc, char **argv)
     return fsrec_record(&o);
 }
 
-static int cmd_replay(int argc, char **argv)
+enum { P_SPEED, P_MAX_GAP, P_EXACT, P_BURST, P_FORCE, P_NO_VERIFY, P_COUNT };
+static const struct emopt_spec replay_opts[P_COUNT] = {
+    [P_SPEED] = {"speed", 0, EMOPT_VALUE, false, false},
+    [P_MAX_GAP] = {"max-gap", 0, EMOPT_VALUE, false, false},
+    [P_EXACT] = {"exact", 0, EMOPT_FLAG, false, false},
+    [P_BURST] = {"burst", 0, EMOPT_FLAG, false, false},
+    [P_FORCE] = {"force", 0, EMOPT_FLAG, false, false},
+    [P_NO_VERIFY] = {"no-verify", 0, EMOPT_FLAG, false, false},
+};
+
+static int replay_main(const struct emopt *eo)
 {
     struct replay_options o = {.speed = 1, .max_gap = 1, .verify = true, .quiet = cli_quiet};
-    const char *pos[2];
-    int npos = 0;
-    for (int i = 0; i < argc; i++) {
-        const char *a = argv[i];
-        bool has = i + 1 < argc;
-        if (strcmp(a, "--speed") == 0 && has) {
-            if (number(a, argv[++i], 1e-6, &o.speed) < 0)
-                return 2;
-        } else if (strcmp(a, "--max-gap") == 0 && has) {
-            if (number(a, argv[++i], 0, &o.max_gap) < 0)
-                return 2;
-        } else if (strcmp(a, "--exact") == 0) {
-            o.speed = 1;
-            o.max_gap = -1;
-        } else if (strcmp(a, "--burst") == 0) {
-            o.burst = true;
-        } else if (strcmp(a, "--force") == 0) {
-            o.force = true;
-        } else if (strcmp(a, "--no-verify") == 0) {
-            o.verify = false;
-        } else if (strcmp(a, "-q") == 0 || strcmp(a, "--quiet") == 0) {
-            o.quiet = true;
-        } else if (a[0] == '-' && a[1]) {
-            fprintf(stderr,
-                    "fsrecorder: replay: %s: unknown option or missing value (see 'fsrecorder "
-                    "--help')\n",
-                    a);
-            return 2;
-        } else if (npos < 2) {
-            pos[npos++] = a;
-        } else {
-            return usage("replay takes REC and DIR");
-        }
+    if (!emopt_positive(eo, P_SPEED, &o.speed) ||
+        !emopt_seconds(eo, P_MAX_GAP, 0, 86400, &o.max_gap))
+        return 2;
+    if (emopt_yes(eo, P_EXACT)) {
+        if (emopt_get(eo, P_SPEED) || emopt_get(eo, P_MAX_GAP))
+            return usage("--exact is real time with no cap: not with --speed or --max-gap");
+        o.speed = 1;
+        o.max_gap = -1;
     }
-    if (npos != 2)
+    o.burst = emopt_yes(eo, P_BURST);
+    o.force = emopt_yes(eo, P_FORCE);
+    o.verify = !emopt_yes(eo, P_NO_VERIFY);
+    size_t n;
+    char *const *pos = emopt_args(eo, &n);
+    if (n != 2)
         return usage("replay takes REC and DIR");
     o.rec = pos[0];
     o.dir = pos[1];
     return fsrec_replay(&o);
 }
+
+enum { F_JSON, F_OPS, F_COUNT };
+static const struct emopt_spec verify_opts[] = {
+    [F_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+};
+static const struct emopt_spec info_opts[F_COUNT] = {
+    [F_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+    [F_OPS] = {"ops", 0, EMOPT_FLAG, false, false},
+};
+
+static int verify_main(const struct emopt *eo)
+{
+    size_t n;
+    char *const *pos = emopt_args(eo, &n);
+    if (n != 2)
+        return usage("verify takes [-q] [--json] REC DIR");
+    return fsrec_verify(pos[0], pos[1], cli_quiet, emopt_yes(eo, F_JSON));
+}
+
+static int info_main(const struct emopt *eo)
+{
+    size_t n;
+    char *const *pos = emopt_args(eo, &n);
+    if (n != 1)
+        return usage("info takes [--json] [--ops] REC");
+    return fsrec_info(pos[0], emopt_yes(eo, F_JSON), emopt_yes(eo, F_OPS));
+}
+
+static int pack_main(const struct emopt *eo)
+{
+    size_t n;
+    char *const *pos = emopt_args(eo, &n);
+    if (n != 2)
+        return usage("pack takes IN and OUT");
+    return fsrec_pack(pos[0], pos[1]);
+}
+
+static const struct {
+    const char *name;
+    const struct emopt_spec *spec;
+    int nspec;
+    int (*run)(const struct emopt *);
+} commands[] = {
+    {"record", record_opts, R_COUNT, record_main},
+    {"replay", replay_opts, P_COUNT, replay_main},
+    {"verify", verify_opts, 1, verify_main},
+    {"info", info_opts, F_COUNT, info_main},
+    {"pack", NULL, 0, pack_main},
+};
 
 int main(int argc, char **argv)
 {
@@ -179,52 +191,18 @@ int main(int argc, char **argv)
         fputs(usage_text, stdout);
         return 0;
     }
-    for (int i = 2; i < argc; i++)
-        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage_text, stdout);
-            return 0;
-        }
-    if (strcmp(cmd, "record") == 0)
-        return cmd_record(argc - 2, argv + 2);
-    if (strcmp(cmd, "replay") == 0)
-        return cmd_replay(argc - 2, argv + 2);
-    if (strcmp(cmd, "verify") == 0) {
-        bool json = false;
-        const char *pos[2];
-        int npos = 0;
-        for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "--json") == 0)
-                json = true;
-            else if (argv[i][0] != '-' && npos < 2)
-                pos[npos++] = argv[i];
-            else
-                return usage("verify takes [-q] [--json] REC DIR");
-        }
-        if (npos != 2)
-            return usage("verify takes [-q] [--json] REC DIR");
-        return fsrec_verify(pos[0], pos[1], cli_quiet, json);
-    }
-    if (strcmp(cmd, "info") == 0) {
-        bool json = false, ops = false;
-        const char *rec = NULL;
-        for (int i = 2; i < argc; i++) {
-            if (strcmp(argv[i], "--json") == 0)
-                json = true;
-            else if (strcmp(argv[i], "--ops") == 0)
-                ops = true;
-            else if (!rec && argv[i][0] != '-')
-                rec = argv[i];
-            else
-                return usage("info takes [--json] [--ops] REC");
-        }
-        if (!rec)
-            return usage("info takes REC");
-        return fsrec_info(rec, json, ops);
-    }
-    if (strcmp(cmd, "pack") == 0) {
-        if (argc != 4)
-            return usage("pack takes IN and OUT");
-        return fsrec_pack(argv[2], argv[3]);
+    for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
+        if (strcmp(cmd, commands[c].name) != 0)
+            continue;
+        struct emopt eo;
+        if (emopt_init(&eo, "fsrecorder", cmd, usage_text, NULL, commands[c].spec,
+                       commands[c].nspec) < 0)
+            return 1;
+        int rc = emopt_argv(&eo, argc - 2, argv + 2);
+        if (rc < 0)
+            rc = commands[c].run(&eo);
+        emopt_free(&eo);
+        return rc;
     }
     fprintf(stderr, "fsrecorder: %s: unknown command (see 'fsrecorder --help')\n", cmd);
     return 2;

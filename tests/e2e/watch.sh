@@ -280,6 +280,12 @@ case_ops() { # one agent per state dir, exit codes, SIGHUP, config file and envi
     python3 -c 'import json,sys; [json.loads(l)["msg"] for l in open(sys.argv[1])]' "$TMP/json.err" &&
         grep -q '"level":"info"' "$TMP/json.err" &&
         ok "ops: --log-format json (from the environment) gives JSON log lines" || bad "ops: json log"
+    # EM_AGENT_DIRS (':'-separated) beats the file's `dir` keys; a missing one exits 2.
+    EM_AGENT_DIRS=$TMP/nope:$d "$AGENT" watch --config "$TMP/agent.conf" --state-dir "$TMP/dirs.state" \
+        >/dev/null 2>"$TMP/dirs.err"
+    rc=$?
+    [ "$rc" -eq 2 ] && grep -q "$TMP/nope" "$TMP/dirs.err" &&
+        ok "ops: EM_AGENT_DIRS is read, over the file's dirs" || bad "ops: EM_AGENT_DIRS exit $rc: $(head -c 300 "$TMP/dirs.err")"
     printf 'bogus = 1\n' >"$TMP/bad.conf"
     "$AGENT" watch --config "$TMP/bad.conf" "$d" 2>"$TMP/bad.err"
     rc=$?
