@@ -40,8 +40,8 @@ struct emopt_spec {
     const char *name; /* the long name without dashes, and the config key */
     char short_name;  /* '-x', or 0 */
     enum emopt_kind kind;
-    bool env;     /* also read from the environment */
-    bool no_file; /* never from a config file (an unknown setting there) */
+    bool env;             /* also read from the environment */
+    bool no_file;         /* never from a config file (an unknown setting there) */
     const char *env_name; /* the variable's name when not derived from `name` */
 };
 
