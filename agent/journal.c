@@ -51,9 +51,12 @@ struct journal {
     uint64_t last_seq;       /* highest seq journaled */
     uint64_t delivered;      /* highest seq the sink took */
     struct hmap entities;    /* key hash -> data hash */
-    struct hmap files;       /* path hash -> struct journal_file * */
-    struct em_arena records; /* the file records */
-    char **roots;            /* absolute, no trailing '/' */
+    struct hmap files;       /* hash of directory and name -> struct journal_file * */
+    struct em_arena records; /* the file records and directories */
+    struct hmap dirs;        /* hash of the directory's path -> its index in dirv */
+    struct journal_dir **dirv;
+    size_t ndirs, dirs_cap;
+    char **roots; /* absolute, no trailing '/' */
     size_t *root_len, nroots;
     struct journal_pending *pending; /* seq > delivered at open, ascending */
     size_t npending;
@@ -72,11 +75,26 @@ struct journal {
 
 static uint64_t clock_us(void);
 
+/* A directory of file records: what comes before their names (journal_file_dir()). */
+struct journal_dir {
+    uint16_t root;
+    bool mark; /* journal_files_unsee()'s */
+    char pre[];
+};
+
 /* A path split at its root: root 0 and rel the whole path when it is under none. */
 struct split {
     const char *path;
     uint16_t root;
     const char *rel;
+};
+
+/* A file's path split into its root, its directory part (rel up to and with its last '/')
+ * and its name. */
+struct fsplit {
+    struct split sp;
+    size_t pre_len;   /* of the directory part, at sp.rel */
+    const char *name; /* sp.rel + pre_len */
 };
 
 static struct split split_path(const struct journal *j, const char *path)
@@ -89,28 +107,117 @@ static struct split split_path(const struct journal *j, const char *path)
     return (struct split){path, 0, path};
 }
 
+static struct fsplit split_file(const struct journal *j, const char *path)
+{
+    struct fsplit fs = {split_path(j, path), 0, NULL};
+    const char *slash = strrchr(fs.sp.rel, '/');
+    fs.pre_len = slash ? (size_t)(slash - fs.sp.rel) + 1 : 0;
+    fs.name = fs.sp.rel + fs.pre_len;
+    return fs;
+}
+
+static uint64_t dir_hash(const struct fsplit *fs)
+{
+    struct hash64 h;
+    hash64_init(&h);
+    hash64_update(&h, &fs->sp.root, sizeof(fs->sp.root));
+    hash64_update(&h, fs->sp.rel, fs->pre_len);
+    return hash64_final(&h);
+}
+
+/* The key of a file in j->files: its directory's index and its name. */
+static uint64_t file_key(uint32_t dir, const char *name)
+{
+    return hash64_str(name) ^ ((uint64_t)dir * 0x9e3779b97f4a7c15ull);
+}
+
+struct dir_probe {
+    const struct journal *j;
+    const struct fsplit *fs;
+};
+
+static int dir_is(const void *v, const void *ctx)
+{
+    const struct dir_probe *p = ctx;
+    const struct journal_dir *d = p->j->dirv[(uintptr_t)v];
+    return d->root == p->fs->sp.root && strncmp(d->pre, p->fs->sp.rel, p->fs->pre_len) == 0 &&
+           d->pre[p->fs->pre_len] == '\0';
+}
+
+struct file_probe {
+    uint32_t dir;
+    const char *name;
+};
+
 static int file_is(const void *v, const void *ctx)
 {
     const struct journal_file *f = v;
-    const struct split *sp = ctx;
-    return f->root == sp->root && strcmp(f->rel, sp->rel) == 0;
+    const struct file_probe *p = ctx;
+    return f->dir == p->dir && strcmp(f->name, p->name) == 0;
 }
 
-/* Writes "root/rel" (or rel) into buf. */
+const char *journal_file_dir(const struct journal *j, const struct journal_file *f, uint16_t *root)
+{
+    const struct journal_dir *d = j->dirv[f->dir];
+    if (root)
+        *root = d->root;
+    return d->pre;
+}
+
+/* Writes "root/pre name" (or "pre name") into buf. */
 char *journal_file_path(const struct journal *j, const struct journal_file *f, char *buf,
                         size_t cap)
 {
-    if (f->root && f->root <= j->nroots)
-        snprintf(buf, cap, "%s/%s", j->roots[f->root - 1], f->rel);
+    const struct journal_dir *d = j->dirv[f->dir];
+    if (d->root && d->root <= j->nroots)
+        snprintf(buf, cap, "%s/%s%s", j->roots[d->root - 1], d->pre, f->name);
     else
-        snprintf(buf, cap, "%s", f->rel);
+        snprintf(buf, cap, "%s%s", d->pre, f->name);
     return buf;
 }
 
 /* Whether a record's path has a newline (such paths are never journaled). */
 static bool path_has_newline(const struct journal *j, const struct journal_file *f)
 {
-    return strchr(f->rel, '\n') || (f->root && strchr(j->roots[f->root - 1], '\n'));
+    const struct journal_dir *d = j->dirv[f->dir];
+    return strchr(f->name, '\n') || strchr(d->pre, '\n') ||
+           (d->root && strchr(j->roots[d->root - 1], '\n'));
+}
+
+/* The index of the directory of `fs`, added when new; -1 when out of memory (or more
+ * than 2^32 directories). */
+static int64_t dir_get(struct journal *j, const struct fsplit *fs, bool add)
+{
+    struct dir_probe probe = {j, fs};
+    uint64_t h = dir_hash(fs);
+    if (!add) {
+        struct hmap_entry *e = hmap_find_eq(&j->dirs, h, dir_is, &probe);
+        return e ? (int64_t)e->v.u : -1;
+    }
+    int added;
+    /* The map's values are indexes; dir_is reads them through the probe. */
+    struct hmap_entry *e = hmap_upsert_eq(&j->dirs, h, dir_is, &probe, &added);
+    if (!e)
+        return -1;
+    if (!added)
+        return (int64_t)e->v.u;
+    struct journal_dir *d = NULL, **v = NULL;
+    if (j->ndirs >= UINT32_MAX ||
+        !(v = em_grow(j->dirv, j->ndirs, &j->dirs_cap, sizeof(*j->dirv), 256)) ||
+        !(d = em_arena_alloc_align(&j->records, sizeof(*d) + fs->pre_len + 1, 2))) {
+        if (v)
+            j->dirv = v;
+        hmap_remove(&j->dirs, e);
+        return -1;
+    }
+    j->dirv = v;
+    d->root = fs->sp.root;
+    d->mark = false;
+    memcpy(d->pre, fs->sp.rel, fs->pre_len);
+    d->pre[fs->pre_len] = '\0';
+    j->dirv[j->ndirs] = d;
+    e->v.u = j->ndirs;
+    return (int64_t)j->ndirs++;
 }
 
 static int buf_reserve(struct journal *j, size_t more)
@@ -187,31 +294,42 @@ bool journal_entity_same(const struct journal *j, uint64_t key_hash, uint64_t da
     return e && e->v.u == data_hash;
 }
 
-struct unsee {
-    struct split dir; /* the directory, split at its root */
-    size_t len;       /* of dir.rel */
-    bool whole_root;  /* dir is a root itself */
-    uint16_t root;
-};
+/* Whether the directory record `d` is `dir` (absolute, len bytes) or below it. */
+static bool dir_under(const struct journal *j, const struct journal_dir *d, const char *dir,
+                      size_t len)
+{
+    if (!d->root) /* pre is absolute: "dir/..." */
+        return strncmp(d->pre, dir, len) == 0 && d->pre[len] == '/';
+    const char *r = j->roots[d->root - 1];
+    size_t rl = j->root_len[d->root - 1];
+    if (len <= rl) /* dir is the root or above it */
+        return strncmp(r, dir, len) == 0 && (len == rl || r[len] == '/' || len == 0);
+    if (strncmp(r, dir, rl) != 0 || dir[rl] != '/')
+        return false;
+    size_t n = len - rl - 1; /* dir below the root: pre starts with it and a '/' */
+    return strncmp(d->pre, dir + rl + 1, n) == 0 && d->pre[n] == '/';
+}
 
 static void unsee_one(union hmap_value *v, void *ctx)
 {
-    const struct unsee *u = ctx;
+    const struct journal *j = ctx;
     struct journal_file *f = v->p;
-    if (u->whole_root ? f->root == u->root
-                      : f->root == u->dir.root && strncmp(f->rel, u->dir.rel, u->len) == 0 &&
-                            f->rel[u->len] == '/')
+    if (j->dirv[f->dir]->mark)
         f->seen = false;
 }
 
 void journal_files_unsee(struct journal *j, const char *dir)
 {
-    struct unsee u = {split_path(j, dir), 0, false, 0};
-    u.len = strlen(u.dir.rel);
-    for (size_t i = 0; i < j->nroots; i++)
-        if (strcmp(dir, j->roots[i]) == 0)
-            u.whole_root = true, u.root = (uint16_t)(i + 1);
-    hmap_each(&j->files, unsee_one, &u);
+    size_t len = strlen(dir);
+    while (len > 1 && dir[len - 1] == '/')
+        len--;
+    bool any = false;
+    for (size_t i = 0; i < j->ndirs; i++)
+        any |= j->dirv[i]->mark = dir_under(j, j->dirv[i], dir, len);
+    if (any)
+        hmap_each(&j->files, unsee_one, j);
+    for (size_t i = 0; i < j->ndirs; i++)
+        j->dirv[i]->mark = false;
 }
 
 bool journal_entity_live(const struct journal *j, uint64_t key_hash)
@@ -257,38 +375,48 @@ int journal_delivered(struct journal *j, uint64_t seq)
 
 struct journal_file *journal_file_find(const struct journal *j, const char *path)
 {
-    struct split sp = split_path(j, path);
-    struct hmap_entry *e = hmap_find_eq(&j->files, hash64_str(path), file_is, &sp);
+    struct fsplit fs = split_file(j, path);
+    int64_t dir = dir_get((struct journal *)(uintptr_t)j, &fs, false);
+    if (dir < 0)
+        return NULL;
+    struct file_probe probe = {(uint32_t)dir, fs.name};
+    struct hmap_entry *e = hmap_find_eq(&j->files, file_key(probe.dir, fs.name), file_is, &probe);
     return e ? e->v.p : NULL;
 }
 
 struct journal_file *journal_file_get(struct journal *j, const char *path)
 {
     int added;
-    struct split sp = split_path(j, path);
-    struct hmap_entry *e = hmap_upsert_eq(&j->files, hash64_str(path), file_is, &sp, &added);
+    struct fsplit fs = split_file(j, path);
+    int64_t dir = dir_get(j, &fs, true);
+    if (dir < 0)
+        return NULL;
+    struct file_probe probe = {(uint32_t)dir, fs.name};
+    struct hmap_entry *e =
+        hmap_upsert_eq(&j->files, file_key(probe.dir, fs.name), file_is, &probe, &added);
     if (!e)
         return NULL;
     if (!added)
         return e->v.p;
-    size_t n = strlen(sp.rel);
-    struct journal_file *f = em_arena_alloc(&j->records, sizeof(*f) + n + 1);
+    size_t n = strlen(fs.name);
+    struct journal_file *f = em_arena_alloc_align(&j->records, sizeof(*f) + n + 1, 8);
     if (!f) {
         hmap_remove(&j->files, e);
         return NULL;
     }
     memset(f, 0, sizeof(*f));
-    f->root = sp.root;
-    memcpy(f->rel, sp.rel, n + 1);
+    f->dir = probe.dir;
+    memcpy(f->name, fs.name, n + 1);
     e->v.p = f;
     return f;
 }
 
 static int put_file(struct journal *j, const struct journal_file *f)
 {
-    return buf_printf(j, "F\t%016" PRIx64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId32 "\t%u\t%s%s%s\n",
+    const struct journal_dir *d = j->dirv[f->dir];
+    return buf_printf(j, "F\t%016" PRIx64 "\t%" PRIu64 "\t%" PRId64 "\t%" PRId32 "\t%u\t%s%s%s%s\n",
                       f->hash, f->size, f->mtime_sec, f->mtime_nsec, (unsigned)f->state,
-                      f->root ? j->roots[f->root - 1] : "", f->root ? "/" : "", f->rel);
+                      d->root ? j->roots[d->root - 1] : "", d->root ? "/" : "", d->pre, f->name);
 }
 
 int journal_file_note(struct journal *j, const struct journal_file *f)
@@ -761,10 +889,15 @@ void journal_forget(struct journal *j)
 void journal_forget_entities(struct journal *j)
 {
     hmap_free(&j->files);
+    hmap_free(&j->dirs);
+    free(j->dirv);
+    j->dirv = NULL;
+    j->ndirs = j->dirs_cap = 0;
     em_arena_free(&j->records);
     em_arena_init(&j->records, RECORDS_MAX);
     hmap_free(&j->entities);
     memset(&j->files, 0, sizeof(j->files));
+    memset(&j->dirs, 0, sizeof(j->dirs));
     memset(&j->entities, 0, sizeof(j->entities));
 }
 
@@ -917,6 +1050,8 @@ int journal_close(struct journal *j)
         close_fd((uv_file)((intptr_t)j->lock - 1));
     journal_pending_clear(j);
     hmap_free(&j->files);
+    hmap_free(&j->dirs);
+    free(j->dirv);
     em_arena_free(&j->records);
     hmap_free(&j->entities);
     free(j->buf);

@@ -28,18 +28,18 @@ enum journal_file_state {
     JFILE_WAITING = 2, /* incomplete: the next change is parsed from the start */
 };
 
-/* A file's record: fixed fields, then its path relative to one of the journal's roots
- * (journal_open) or, under none, absolute. Records live in one arena, never one
- * allocation each (a visit has 600,000 of them). */
+/* A file's record: fixed fields, its directory (an index in the journal's table of
+ * directories, each held once) and its name. Records live in one arena, packed to 8
+ * bytes, never one allocation each (a visit has 600,000 of them). */
 struct journal_file {
     uint64_t size;
     int64_t mtime_sec;
     uint64_t hash;
     int32_t mtime_nsec;
-    uint16_t root; /* 1 + the index of its root in journal_open's list; 0: rel is absolute */
+    uint32_t dir; /* see journal_file_dir() */
     uint8_t state;
     bool seen; /* processed since this run started (not stored) */
-    char rel[];
+    char name[];
 };
 
 /* An event journaled but not known to be delivered. */
@@ -120,6 +120,12 @@ int journal_delivered(struct journal *j, uint64_t seq);
  * Returns buf. */
 char *journal_file_path(const struct journal *j, const struct journal_file *f, char *buf,
                         size_t cap);
+
+/* What comes before a record's name in its path: the directory relative to the journal
+ * root the file is under, with a trailing '/' ("" for a file in the root itself), and in
+ * *root 1 + that root's index in journal_open's list; or, for a file under no root, the
+ * absolute directory with its '/' and *root 0. The string lives as long as the journal. */
+const char *journal_file_dir(const struct journal *j, const struct journal_file *f, uint16_t *root);
 
 /* The record of `path`, or NULL. */
 struct journal_file *journal_file_find(const struct journal *j, const char *path);

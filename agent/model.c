@@ -56,11 +56,20 @@ struct m_target {
                    * bit 10: foilhole_id set */
 };
 
+/* A file's path relative to the root, in two parts: its directory with a trailing '/'
+ * ("" at the root), interned (m->strings: a visit has few directories and 600,000 files),
+ * and its name, borrowed when cb.borrow_paths (else owned). */
+struct m_path {
+    const char *dir;
+    char *name;
+};
+
 /* The newest image of a hole. Its part is kept from the file's parse until the hole is
  * emitted, then dropped: a later emission (its target changed) reads the file again, so a
  * whole visit's holes do not keep their image fields in memory. */
 struct m_image {
-    char *part, *rel; /* rel borrowed when cb.borrow_paths */
+    char *part;
+    struct m_path path;
     struct fsio_stat st;
 };
 
@@ -75,7 +84,7 @@ struct m_hole {
 
 struct m_micro {
     struct m_square *q;
-    char *rel;           /* borrowed when cb.borrow_paths */
+    struct m_path path;
     struct em_uuid uuid; /* its key, kept when the owner retracts (cb.retract) */
     uint64_t name;
     bool has_exp;
@@ -146,9 +155,25 @@ static const char *atlas_rel_of(const void *v)
     return ((const struct m_atlas *)v)->rel;
 }
 
-static const char *micro_rel_of(const void *v)
+/* Whether `p` is the path `rel`. */
+static bool path_is(const struct m_path *p, const char *rel)
 {
-    return ((const struct m_micro *)v)->rel;
+    size_t n = strlen(p->dir);
+    return strncmp(rel, p->dir, n) == 0 && strcmp(rel + n, p->name) == 0;
+}
+
+static int micro_is(const void *v, const void *rel)
+{
+    return path_is(&((const struct m_micro *)v)->path, rel);
+}
+
+enum { PATH_BUF = 4096 };
+
+/* The path as one string, in `buf` (PATH_BUF bytes). */
+static const char *path_str(const struct m_path *p, char *buf)
+{
+    snprintf(buf, PATH_BUF, "%s%s", p->dir, p->name);
+    return buf;
 }
 
 static int push_ptr(void ***v, size_t *n, size_t *cap, void *p)
@@ -185,15 +210,6 @@ static int set_str(char **dst, const char *src)
         return -EM_ENOMEM;
     free(*dst);
     *dst = c;
-    return 0;
-}
-
-/* Sets a path the model may borrow (see model_callbacks.borrow_paths). */
-static int set_path(struct model *m, char **dst, const char *rel)
-{
-    if (!m->cb.borrow_paths)
-        return set_str(dst, rel);
-    *dst = (char *)(uintptr_t)rel;
     return 0;
 }
 
@@ -328,6 +344,45 @@ static const char *string_of(const void *v)
 }
 
 /* The model's copy of `str`, shared by every hole with the same state. */
+static char *intern(struct model *m, const char *str);
+
+/* Sets `p` to `rel`; `keep` is the caller's stable copy of rel's name when the model
+ * borrows (cb.borrow_paths), else NULL. Returns 0 or EM_ENOMEM (EM_EINVAL when the model
+ * borrows and `keep` is missing). */
+static int path_set(struct model *m, struct m_path *p, const char *rel, const char *keep)
+{
+    const char *slash = strrchr(rel, '/');
+    size_t pre = slash ? (size_t)(slash - rel) + 1 : 0;
+    char dir[PATH_BUF];
+    if (pre >= sizeof(dir))
+        return -EM_ELIMIT;
+    memcpy(dir, rel, pre);
+    dir[pre] = '\0';
+    const char *d = intern(m, dir);
+    if (!d)
+        return -EM_ENOMEM;
+    if (m->cb.borrow_paths) {
+        if (!keep)
+            return -EM_EINVAL;
+        p->name = (char *)(uintptr_t)keep;
+    } else {
+        char *c = strdup(rel + pre);
+        if (!c)
+            return -EM_ENOMEM;
+        free(p->name);
+        p->name = c;
+    }
+    p->dir = d;
+    return 0;
+}
+
+static void path_free(const struct model *m, struct m_path *p)
+{
+    if (!m->cb.borrow_paths)
+        free(p->name);
+    p->name = NULL;
+}
+
 static char *intern(struct model *m, const char *str)
 {
     int added;
@@ -416,18 +471,21 @@ static int emit_micro_doc(struct model *m, struct m_micro *mi, const struct epu_
             cJSON_Delete(key);
             return -EM_ENOMEM;
         }
-        return m->cb.emit_text(m->cb.ctx, WIRE_MICROGRAPH, key, text, mi->rel, st);
+        char rb[PATH_BUF];
+        return m->cb.emit_text(m->cb.ctx, WIRE_MICROGRAPH, key, text, path_str(&mi->path, rb), st);
     }
     cJSON *data = entity_micrograph_data(doc, s->doc->u.session.session_id.v, mi->has_exp, mi->exp);
     cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, "micrograph_uuid", 0,
                             doc->u.image.image_uuid);
-    return m->cb.emit(m->cb.ctx, WIRE_MICROGRAPH, key, data, mi->rel, st);
+    char rb[PATH_BUF];
+    return m->cb.emit(m->cb.ctx, WIRE_MICROGRAPH, key, data, path_str(&mi->path, rb), st);
 }
 
 static int emit_micro(struct model *m, struct m_micro *mi)
 {
     struct fsio_stat st;
-    struct epu_doc *doc = m->cb.load(m->cb.ctx, mi->rel, EPU_KIND_MICROGRAPH, &st);
+    char rb[PATH_BUF];
+    struct epu_doc *doc = m->cb.load(m->cb.ctx, path_str(&mi->path, rb), EPU_KIND_MICROGRAPH, &st);
     if (!doc)
         return 0;
     int rc = emit_micro_doc(m, mi, doc, &st, NULL);
@@ -480,15 +538,18 @@ static int emit_hole(struct model *m, struct m_hole *h)
         h->image->part = NULL;
     } else if (h->image) {
         struct fsio_stat now;
-        struct epu_doc *doc = m->cb.load(m->cb.ctx, h->image->rel, EPU_KIND_FOILHOLE_IMAGE, &now);
+        char rb[PATH_BUF];
+        const char *rel = path_str(&h->image->path, rb);
+        struct epu_doc *doc = m->cb.load(m->cb.ctx, rel, EPU_KIND_FOILHOLE_IMAGE, &now);
         if (doc)
-            img = entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, h->image->rel);
+            img = entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, rel);
         epu_doc_free(doc);
     }
     cJSON *data =
         entity_hole_data(sid, h->gs, h->fh, h->has_target ? entity_target_part(&t) : NULL, img);
     cJSON *key = entity_key("session_id", sid, "foilhole_id", h->fh, NULL);
-    const char *src = h->image ? h->image->rel : NULL;
+    char src_buf[PATH_BUF];
+    const char *src = h->image ? path_str(&h->image->path, src_buf) : NULL;
     const struct fsio_stat *st = h->image ? &h->image->st : NULL;
     if (!src) {
         struct hmap_entry *e = hmap_find(&s->squares, id_key(h->gs), NULL, NULL);
@@ -1020,18 +1081,19 @@ static int on_square_image(struct model *m, struct m_square *q, const char *rel,
 }
 
 static int on_hole_image(struct model *m, struct m_session *s, struct m_square *q, const char *rel,
-                         struct epu_doc *doc, const struct fsio_stat *st)
+                         const char *keep, struct epu_doc *doc, const struct fsio_stat *st)
 {
     int rc = 0;
     if (doc) {
         struct m_hole *h = hole_get(m, s, doc->u.image.foilhole_id.v, q->gs);
+        char kb[PATH_BUF];
         if (!h) {
             rc = -EM_ENOMEM;
-        } else if (newer(h->image ? h->image->rel : NULL, rel)) {
+        } else if (newer(h->image ? path_str(&h->image->path, kb) : NULL, rel)) {
             char *part = print_part(entity_image_part(&doc->u.image, EPU_KIND_FOILHOLE_IMAGE, rel));
             if (!h->image)
                 h->image = calloc(1, sizeof(*h->image));
-            if (!part || !h->image || set_path(m, &h->image->rel, rel) < 0) {
+            if (!part || !h->image || path_set(m, &h->image->path, rel, keep) < 0) {
                 free(part);
                 rc = -EM_ENOMEM;
             } else {
@@ -1048,18 +1110,18 @@ static int on_hole_image(struct model *m, struct m_session *s, struct m_square *
 
 /* The micrograph at `rel` of square `q`, made when new (*added). NULL when out of memory. */
 static struct m_micro *micro_get(struct model *m, struct m_session *s, struct m_square *q,
-                                 const char *rel, bool *added)
+                                 const char *rel, const char *keep, bool *added)
 {
     int new_entry;
-    struct hmap_entry *e = hmap_upsert(&s->micros, hash64_str(rel), rel, micro_rel_of, &new_entry);
+    struct hmap_entry *e = hmap_upsert_eq(&s->micros, hash64_str(rel), micro_is, rel, &new_entry);
     *added = e && new_entry;
     if (!e || !new_entry)
         return e ? e->v.p : NULL;
     struct m_micro *mi = calloc(1, sizeof(*mi));
-    if (!mi || set_path(m, &mi->rel, rel) < 0 ||
+    if (!mi || path_set(m, &mi->path, rel, keep) < 0 ||
         push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0) {
-        if (mi && !m->cb.borrow_paths)
-            free(mi->rel);
+        if (mi)
+            path_free(m, &mi->path);
         free(mi);
         hmap_remove(&s->micros, e);
         return NULL;
@@ -1073,12 +1135,13 @@ static struct m_micro *micro_get(struct model *m, struct m_session *s, struct m_
 }
 
 static int on_micrograph(struct model *m, struct m_session *s, struct m_square *q, const char *rel,
-                         struct epu_doc *doc, const struct fsio_stat *st, const char *doc_json)
+                         const char *keep, struct epu_doc *doc, const struct fsio_stat *st,
+                         const char *doc_json)
 {
     if (!doc)
         return 0;
     bool added;
-    struct m_micro *mi = micro_get(m, s, q, rel, &added);
+    struct m_micro *mi = micro_get(m, s, q, rel, keep, &added);
     int rc = mi ? 0 : -EM_ENOMEM;
     if (mi && m->cb.retract && !em_uuid_eq(&mi->uuid, doc->u.image.image_uuid) &&
         em_uuid_set(&mi->uuid, doc->u.image.image_uuid) < 0)
@@ -1090,14 +1153,14 @@ static int on_micrograph(struct model *m, struct m_session *s, struct m_square *
     return rc;
 }
 
-int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
-               const struct fsio_stat *st)
+int model_file(struct model *m, const char *rel, const char *keep, enum epu_kind kind,
+               struct epu_doc *doc, const struct fsio_stat *st)
 {
-    return model_file_json(m, rel, kind, doc, st, NULL);
+    return model_file_json(m, rel, keep, kind, doc, st, NULL);
 }
 
-int model_file_json(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
-                    const struct fsio_stat *st, const char *doc_json)
+int model_file_json(struct model *m, const char *rel, const char *keep, enum epu_kind kind,
+                    struct epu_doc *doc, const struct fsio_stat *st, const char *doc_json)
 {
     m->changes++;
     if (kind == EPU_KIND_SESSION)
@@ -1135,10 +1198,11 @@ int model_file_json(struct model *m, const char *rel, enum epu_kind kind, struct
         return on_square_image(m, q, rel, doc, st);
     case EPU_KIND_FOILHOLE_IMAGE:
         rc = new_square ? mark_square(m, q) : 0;
-        return rc < 0 ? (epu_doc_free(doc), rc) : on_hole_image(m, s, q, rel, doc, st);
+        return rc < 0 ? (epu_doc_free(doc), rc) : on_hole_image(m, s, q, rel, keep, doc, st);
     case EPU_KIND_MICROGRAPH:
         rc = new_square ? mark_square(m, q) : 0;
-        return rc < 0 ? (epu_doc_free(doc), rc) : on_micrograph(m, s, q, rel, doc, st, doc_json);
+        return rc < 0 ? (epu_doc_free(doc), rc)
+                      : on_micrograph(m, s, q, rel, keep, doc, st, doc_json);
     default:
         epu_doc_free(doc);
         return 0;
@@ -1353,8 +1417,7 @@ static void free_hole(union hmap_value *v, void *ctx)
     struct m_hole *h = v->p;
     if (h->image) {
         free(h->image->part);
-        if (!m->cb.borrow_paths)
-            free(h->image->rel);
+        path_free(m, &h->image->path);
         free(h->image);
     }
     free(h);
@@ -1364,8 +1427,7 @@ static void free_micro(union hmap_value *v, void *ctx)
 {
     const struct model *m = ctx;
     struct m_micro *mi = v->p;
-    if (!m->cb.borrow_paths)
-        free(mi->rel);
+    path_free(m, &mi->path);
     em_uuid_clear(&mi->uuid);
     free(mi);
 }
@@ -1458,7 +1520,9 @@ static void save_hole(union hmap_value *v, void *ctx)
     struct save *sv = ctx;
     const struct m_hole *h = v->p;
     const struct m_image *im = h->image;
-    if (!plain(h->target.state) || (im && (!plain(im->rel) || !plain(im->part)))) {
+    char rb[PATH_BUF];
+    const char *irel = im ? path_str(&im->path, rb) : NULL;
+    if (!plain(h->target.state) || (im && (!plain(irel) || !plain(im->part)))) {
         sv->bad = true;
         return;
     }
@@ -1466,7 +1530,7 @@ static void save_hole(union hmap_value *v, void *ctx)
             h->has_target ? 1 : 0, (unsigned)h->target.set);
     for (int i = 0; i < 6; i++)
         fprintf(sv->f, "\t%a", h->target.v[i]);
-    fprintf(sv->f, "\t%s\t%s", or_dash(h->target.state), im ? or_dash(im->rel) : "-");
+    fprintf(sv->f, "\t%s\t%s", or_dash(h->target.state), im ? or_dash(irel) : "-");
     struct fsio_stat none = {0};
     put_st(sv->f, im ? &im->st : &none);
     fprintf(sv->f, "\t%s\n", im ? or_dash(im->part) : "-");
@@ -1478,12 +1542,14 @@ static void save_micro(union hmap_value *v, void *ctx)
     const struct m_micro *mi = v->p;
     char buf[EM_UUID_TEXT];
     const char *uuid = em_uuid_get(&mi->uuid, buf);
-    if (!plain(mi->rel) || !plain(uuid)) {
+    char rb[PATH_BUF];
+    const char *rel = path_str(&mi->path, rb);
+    if (!plain(rel) || !plain(uuid)) {
         sv->bad = true;
         return;
     }
     /* Its session directory and square come from its path (epu_layout.h). */
-    fprintf(sv->f, "M\t%s\t%s\t%d\t%lld\n", mi->rel, or_dash(uuid), mi->has_exp ? 1 : 0,
+    fprintf(sv->f, "M\t%s\t%s\t%d\t%lld\n", rel, or_dash(uuid), mi->has_exp ? 1 : 0,
             (long long)mi->exp);
 }
 
@@ -1702,16 +1768,16 @@ static int restore_hole(struct model *m, char **fd, size_t n, const struct model
     const char *irel = dash_null(fd[13]);
     if (h->image) { /* a hole written twice (a damaged snapshot): the last one counts */
         free(h->image->part);
-        if (!m->cb.borrow_paths)
-            free(h->image->rel);
+        path_free(m, &h->image->path);
         free(h->image);
         h->image = NULL;
     }
     if (irel) {
-        const char *keep = m->cb.borrow_paths ? cb->path(cb->ctx, irel) : irel;
-        if (!keep)
+        const char *keep = m->cb.borrow_paths ? cb->path(cb->ctx, irel) : NULL;
+        if (m->cb.borrow_paths && !keep)
             return -EM_ESTATE;
-        if (!(h->image = calloc(1, sizeof(*h->image))) || set_path(m, &h->image->rel, keep) < 0 ||
+        if (!(h->image = calloc(1, sizeof(*h->image))) ||
+            path_set(m, &h->image->path, irel, keep) < 0 ||
             set_str(&h->image->part, dash_null(fd[15])) < 0)
             return -EM_ENOMEM;
         if (!parse_st(fd[14], &h->image->st))
@@ -1738,11 +1804,11 @@ static int restore_micro(struct model *m, char **fd, size_t n, const struct mode
     if (!s)
         return -EM_EMALFORMED;
     struct m_square *q = square_get(m, s, pl.gridsquare_id, NULL);
-    const char *rel = m->cb.borrow_paths ? cb->path(cb->ctx, fd[1]) : fd[1];
-    if (!q || !rel)
+    const char *keep = m->cb.borrow_paths ? cb->path(cb->ctx, fd[1]) : NULL;
+    if (!q || (m->cb.borrow_paths && !keep))
         return q ? -EM_ESTATE : -EM_ENOMEM;
     bool added;
-    struct m_micro *mi = micro_get(m, s, q, rel, &added);
+    struct m_micro *mi = micro_get(m, s, q, fd[1], keep, &added);
     if (!mi)
         return -EM_ENOMEM;
     if (!added)

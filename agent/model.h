@@ -54,9 +54,11 @@ struct model_callbacks {
      * to drop held parts). May be NULL. */
     void (*rescan)(void *ctx, const char *session_dir);
     void *ctx;
-    /* When true, model_file() keeps the `rel` pointers of micrographs and foil-hole
-     * images instead of copies: the caller promises they stay valid and unchanged while
-     * the model lives (the watch passes paths from its journal, which outlives it). */
+    /* When true, model_file() keeps the names of micrographs and foil-hole images (the
+     * part of `rel` after its last '/') as the caller's copy `keep` instead of copying
+     * them: the caller promises it stays valid and unchanged while the model lives (the
+     * watch passes names from its journal, which outlives it). Directories are interned
+     * by the model either way. */
     bool borrow_paths;
     /* When true, `retract` may also be called for an entity this model did not emit, when
      * an earlier run (whose state the caller keeps) may have: the caller sends a delete
@@ -81,16 +83,17 @@ struct model *model_new(const char *root, const struct model_callbacks *cb);
 
 /* Takes note of the file `rel` (relative to the root, '/'-separated) of `kind`: `doc` is
  * its parsed content, or NULL when it exists but cannot be parsed (a square's file still
- * makes the square exist, as in scan). Takes ownership of `doc` whatever happens.
- * A micrograph may be handed to the sink from here. Returns 0, EM_ENOMEM or the sink's
- * error. */
-int model_file(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
-               const struct fsio_stat *st);
+ * makes the square exist, as in scan). `keep`: the caller's stable copy of rel's name
+ * when the model borrows (borrow_paths), else NULL. Takes ownership of `doc` whatever
+ * happens. A micrograph may be handed to the sink from here. Returns 0, EM_ENOMEM or the
+ * sink's error. */
+int model_file(struct model *m, const char *rel, const char *keep, enum epu_kind kind,
+               struct epu_doc *doc, const struct fsio_stat *st);
 
 /* model_file() for a micrograph whose fields a parse worker already wrote as JSON text
  * (entity_micrograph_doc_json(); NULL: none). Does not take `doc_json`. */
-int model_file_json(struct model *m, const char *rel, enum epu_kind kind, struct epu_doc *doc,
-                    const struct fsio_stat *st, const char *doc_json);
+int model_file_json(struct model *m, const char *rel, const char *keep, enum epu_kind kind,
+                    struct epu_doc *doc, const struct fsio_stat *st, const char *doc_json);
 
 /* The session directory `dir` (relative to the root) is gone: every entity it gave is
  * retracted and forgotten, so that a directory made again at that path is read afresh.
@@ -140,8 +143,8 @@ struct model_restore_cb {
     /* The file `rel` parsed, when it is the version the snapshot was made from (the
      * caller's journal knows); NULL otherwise, which makes the restore fail. */
     struct epu_doc *(*load)(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st);
-    /* The caller's stable copy of `rel`, for a model that borrows paths; NULL when it has
-     * none (the restore fails). */
+    /* The caller's stable copy of the name of `rel` (after its last '/'), for a model
+     * that borrows paths; NULL when it has none (the restore fails). */
     const char *(*path)(void *ctx, const char *rel);
     void *ctx;
 };

@@ -153,9 +153,21 @@ void watch_fail(struct watch *w, int status, const char *what, int rc)
 
 /* ---- per-file processing ---- */
 
-const char *watch_rec_rel(const struct wroot *r, const struct journal_file *f)
+const char *watch_rec_rel(const struct watch *w, const struct wroot *r,
+                          const struct journal_file *f, char *buf, size_t cap)
 {
-    return f->root ? f->rel : f->rel + r->len + 1;
+    uint16_t root;
+    const char *pre = journal_file_dir(w->j, f, &root);
+    if (root) {
+        snprintf(buf, cap, "%s%s", pre, f->name);
+        return buf;
+    }
+    /* Under no journal root (absolute): relative to r. */
+    journal_file_path(w->j, f, buf, cap);
+    size_t n = strlen(buf);
+    if (n > r->len && strncmp(buf, r->path, r->len) == 0 && buf[r->len] == '/')
+        memmove(buf, buf + r->len + 1, n - r->len);
+    return buf;
 }
 
 bool watch_same_version(const struct journal_file *f, const struct fsio_stat *st)
@@ -295,6 +307,7 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
                      struct epu_doc *doc, uint64_t hash, const struct epu_diag *d, bool force,
                      const char *doc_json)
 {
+    char rb[4096];
     if (rc == -EM_ENOENT) {
         epu_doc_free(doc);
         return; /* gone since */
@@ -331,7 +344,8 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
         note_file(w, f, st, JFILE_FAILED, hash);
         /* Scan counts a square whose file is unreadable, so the model hears of it. */
         if (!was_seen || force)
-            rc = model_file(r->model, watch_rec_rel(r, f), kind, NULL, st);
+            rc = model_file(r->model, watch_rec_rel(w, r, f, rb, sizeof(rb)), f->name, kind, NULL,
+                            st);
         else
             rc = 0;
         if (rc < 0)
@@ -346,7 +360,8 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
         return;
     }
     /* The model keeps this path: the journal's copy lives as long as the model. */
-    rc = model_file_json(r->model, watch_rec_rel(r, f), kind, doc, st, doc_json);
+    rc = model_file_json(r->model, watch_rec_rel(w, r, f, rb, sizeof(rb)), f->name, kind, doc, st,
+                         doc_json);
     if (rc < 0)
         watch_fail(w, 1, path, rc);
 }

@@ -131,8 +131,9 @@ struct watch {
 /* watch.c */
 void watch_fail(struct watch *w, int status, const char *what, int rc);
 struct wroot *watch_root_of(struct watch *w, const char *path);
-/* A journal record's path relative to its root `r` (the model borrows it). */
-const char *watch_rec_rel(const struct wroot *r, const struct journal_file *f);
+/* The path of `f` relative to the root `r`, written into buf. */
+const char *watch_rec_rel(const struct watch *w, const struct wroot *r,
+                          const struct journal_file *f, char *buf, size_t cap);
 bool watch_same_version(const struct journal_file *f, const struct fsio_stat *st);
 struct epu_doc *watch_on_load(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st);
 void watch_on_rescan(void *ctx, const char *session_dir);

@@ -43,7 +43,7 @@ static const char *restore_path(void *ctx, const char *rel)
     char *path = fsio_join(r->path, rel);
     const struct journal_file *f = path ? journal_file_find(r->w->j, path) : NULL;
     free(path);
-    return f ? watch_rec_rel(r, f) : NULL;
+    return f ? f->name : NULL;
 }
 
 int snapshot_restore(struct watch *w, struct wroot *r)

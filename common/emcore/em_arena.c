@@ -25,12 +25,27 @@ void em_arena_init(struct em_arena *a, size_t max_bytes)
 
 void *em_arena_alloc(struct em_arena *a, size_t n)
 {
-    const size_t align = alignof(max_align_t);
+    return em_arena_alloc_align(a, n, alignof(max_align_t));
+}
+
+void *em_arena_alloc_align(struct em_arena *a, size_t n, size_t align)
+{
+    if (align == 0 || align > alignof(max_align_t) || (align & (align - 1)))
+        return NULL;
     size_t need = (n + align - 1) & ~(align - 1);
     if (need < n || need > a->max_bytes - a->used)
         return NULL;
     struct em_arena_chunk *c = a->head;
-    if (!c || c->size - c->off < need) {
+    if (c) { /* chunks start aligned to max_align_t: pad the offset to `align` */
+        size_t pad = ((c->off + align - 1) & ~(align - 1)) - c->off;
+        if (c->size - c->off >= need + pad) {
+            c->off += pad;
+            a->used += pad;
+        } else {
+            c = NULL;
+        }
+    }
+    if (!c) {
         size_t size = a->next_chunk;
         while (size < need)
             size *= 2;
@@ -54,7 +69,7 @@ char *em_arena_strndup(struct em_arena *a, const char *s, size_t len)
 {
     if (len == SIZE_MAX)
         return NULL;
-    char *p = em_arena_alloc(a, len + 1);
+    char *p = em_arena_alloc_align(a, len + 1, 1);
     if (!p)
         return NULL;
     memcpy(p, s, len);

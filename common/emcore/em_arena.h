@@ -26,6 +26,10 @@ void em_arena_init(struct em_arena *a, size_t max_bytes);
  * The memory is valid until em_arena_free(). */
 void *em_arena_alloc(struct em_arena *a, size_t n);
 
+/* em_arena_alloc() aligned to `align` (a power of two, at most alignof(max_align_t))
+ * instead of the largest alignment: small records pack closer. */
+void *em_arena_alloc_align(struct em_arena *a, size_t n, size_t align);
+
 /* Copies `len` bytes of `s` and a terminating NUL into the arena; NULL on failure. */
 char *em_arena_strndup(struct em_arena *a, const char *s, size_t len);
 

@@ -243,6 +243,13 @@ static void test_journal__compaction_keeps_state_and_shrinks(void **state)
     tu_rmtree(dir);
 }
 
+static uint16_t root_of(struct journal *j, const char *path)
+{
+    uint16_t root = 99;
+    journal_file_dir(j, journal_file_get(j, path), &root);
+    return root;
+}
+
 /* Records keep their paths relative to the root they are under (absolute under none), and
  * read back the same with or without those roots; "unsee" a directory reaches exactly the
  * files below it. */
@@ -265,14 +272,32 @@ static void test_journal__paths_relative_to_roots_round_trip(void **state)
         char buf[256];
         assert_string_equal(journal_file_path(j, f, buf, sizeof(buf)), paths[i]);
     }
-    assert_int_equal(journal_file_get(j, "/data/S1/a.xml")->root, 1);
-    assert_string_equal(journal_file_get(j, "/data/S1/a.xml")->rel, "S1/a.xml");
-    assert_int_equal(journal_file_get(j, "/data2/visit/S2/c.xml")->root, 2);
-    assert_int_equal(journal_file_get(j, "/data2/visitor/d.xml")->root, 0); /* not under it */
-    assert_int_equal(journal_file_get(j, "/elsewhere/e.xml")->root, 0);
+    assert_int_equal(root_of(j, "/data/S1/a.xml"), 1);
+    assert_string_equal(journal_file_dir(j, journal_file_get(j, "/data/S1/a.xml"), NULL), "S1/");
+    assert_string_equal(journal_file_get(j, "/data/S1/a.xml")->name, "a.xml");
+    assert_int_equal(root_of(j, "/data2/visit/S2/c.xml"), 2);
+    assert_int_equal(root_of(j, "/data2/visitor/d.xml"), 0); /* not under it */
+    assert_string_equal(journal_file_dir(j, journal_file_get(j, "/data2/visitor/d.xml"), NULL),
+                        "/data2/visitor/");
+    assert_int_equal(root_of(j, "/elsewhere/e.xml"), 0);
+    /* One directory record for the files of one directory. */
+    assert_ptr_equal(journal_file_dir(j, journal_file_get(j, "/data/S1/a.xml"), NULL),
+                     journal_file_dir(j, journal_file_get(j, "/data/S1/z.xml"), NULL));
+    assert_ptr_not_equal(journal_file_dir(j, journal_file_get(j, "/data/S1/a.xml"), NULL),
+                         journal_file_dir(j, journal_file_get(j, "/data/S10/f.xml"), NULL));
+    /* A file in a root itself. */
+    assert_string_equal(journal_file_dir(j, journal_file_get(j, "/data/top.xml"), NULL), "");
+    char top[64];
+    assert_string_equal(
+        journal_file_path(j, journal_file_find(j, "/data/top.xml"), top, sizeof(top)),
+        "/data/top.xml");
     assert_null(journal_file_find(j, "/data/S1/A.xml"));
-    assert_int_equal(info(j).files, n);
+    assert_null(journal_file_find(j, "/data/S9/a.xml")); /* a directory never seen */
+    assert_int_equal(info(j).files, n + 2);
+    journal_file_get(j, "/data/S1/z.xml")->seen = true;
+    journal_file_get(j, "/data/top.xml")->seen = true;
     journal_files_unsee(j, "/data/S1");
+    assert_true(journal_file_find(j, "/data/top.xml")->seen);
     assert_false(journal_file_find(j, "/data/S1/a.xml")->seen);
     assert_false(journal_file_find(j, "/data/S1/sub/b.xml")->seen);
     assert_true(journal_file_find(j, "/data/S10/f.xml")->seen); /* S10 is not under S1 */
@@ -289,14 +314,21 @@ static void test_journal__paths_relative_to_roots_round_trip(void **state)
         const struct journal_file *f = journal_file_find(j, paths[i]);
         assert_non_null(f);
         assert_int_equal(f->size, 100 + i);
-        assert_int_equal(f->root, 0);
+        uint16_t root = 9;
+        journal_file_dir(j, f, &root);
+        assert_int_equal(root, 0);
     }
     assert_int_equal(journal_close(j), 0);
     /* And by one with them again, after its compaction. */
     open_ok(&j, dir, "a");
     for (size_t i = 0; i < n; i++)
         assert_int_equal(journal_file_find(j, paths[i])->size, 100 + i);
-    assert_int_equal(journal_file_find(j, "/data/S1/sub/b.xml")->root, 1);
+    assert_int_equal(root_of(j, "/data/S1/sub/b.xml"), 1);
+    journal_file_find(j, "/data/S10/f.xml")->seen = true;
+    journal_file_find(j, "/data2/visit/S2/c.xml")->seen = true;
+    journal_files_unsee(j, "/data"); /* a whole root */
+    assert_false(journal_file_find(j, "/data/S10/f.xml")->seen);
+    assert_true(journal_file_find(j, "/data2/visit/S2/c.xml")->seen);
     assert_int_equal(journal_close(j), 0);
     tu_rmtree(dir);
 }

@@ -198,7 +198,7 @@ static void feed(struct model *m, const char *rel)
     struct fsio_stat st;
     struct epu_doc *doc = load_rel(rel, loc.kind, &st);
     assert_non_null(doc);
-    assert_int_equal(model_file(m, rel, loc.kind, doc, &st), 0);
+    assert_int_equal(model_file(m, rel, NULL, loc.kind, doc, &st), 0);
 }
 
 /* scan's entities for the visit, folded. */
@@ -371,7 +371,7 @@ static void test_model__unparseable_square_file_still_makes_the_square(void **st
     struct fsio_stat st = {0};
     assert_int_equal(model_file(m,
                                 S1 "/Images-Disc1/GridSquare_7777/GridSquare_20250101_101000.xml",
-                                EPU_KIND_GRIDSQUARE_IMAGE, NULL, &st),
+                                NULL, EPU_KIND_GRIDSQUARE_IMAGE, NULL, &st),
                      0);
     assert_int_equal(model_flush(m), 0);
     const char *d = fold_get(&got, "gridsquare {\"session_id\":800001,\"gridsquare_id\":7777}");
@@ -450,7 +450,7 @@ static void test_model__withdrawn_dm_equals_an_unparseable_one(void **state)
     assert_int_equal(model_flush(m), 0);
     struct model *w = new_model_retracting(&want);
     struct fsio_stat st = {0};
-    assert_int_equal(model_file(w, dm, EPU_KIND_GRIDSQUARE_METADATA, NULL, &st), 0);
+    assert_int_equal(model_file(w, dm, NULL, EPU_KIND_GRIDSQUARE_METADATA, NULL, &st), 0);
     feed_all(w, dm);
     assert_true(want.n < 14); /* a hole known only from the .dm is gone */
     assert_same_entities(&want, &got);
