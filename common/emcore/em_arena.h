@@ -36,4 +36,23 @@ char *em_arena_strndup(struct em_arena *a, const char *s, size_t len);
 /* Releases every chunk; the arena may be reused after em_arena_init(). */
 void em_arena_free(struct em_arena *a);
 
+/* A slab: objects of one size carved from an arena, with a free list, for many small
+ * records that live long and are freed one by one now and then (the model's 500,000
+ * micrographs): no per-object header, and they do not fragment the heap between the
+ * short-lived allocations around them. Not thread-safe. */
+struct em_slab {
+    struct em_arena arena;
+    void *free_list;
+    size_t size; /* of an object, rounded up to hold a pointer */
+    size_t live; /* objects handed out and not freed */
+};
+
+void em_slab_init(struct em_slab *s, size_t size);
+/* A zeroed object, or NULL when out of memory. */
+void *em_slab_alloc(struct em_slab *s);
+/* Returns `p` (from em_slab_alloc on `s`, or NULL) to the slab. */
+void em_slab_free(struct em_slab *s, void *p);
+/* Releases every object at once. */
+void em_slab_release(struct em_slab *s);
+
 #endif
