@@ -6,7 +6,11 @@
 #include <string.h>
 
 #define ARENA_FIRST_CHUNK 256u
-#define ARENA_MAX_CHUNK (64u * 1024u)
+/* Chunks stay small: long-lived arenas (the journal's records, the model's slabs) grow
+ * while short-lived blocks of similar size come and go around them (a walk's lists of
+ * names, freed as it goes); 8 KiB chunks fit into the holes those leave, where 64 KiB
+ * ones did not (604k-file watch: 230 -> 210 MB peak RSS). */
+#define ARENA_MAX_CHUNK (8u * 1024u)
 
 struct em_arena_chunk {
     struct em_arena_chunk *next;
