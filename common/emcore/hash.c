@@ -13,10 +13,16 @@ static uint64_t rotl(uint64_t x, unsigned r)
 /* Little-endian load, whatever the host's byte order. */
 static uint64_t load64(const unsigned char *p)
 {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    uint64_t v;
+    memcpy(&v, p, sizeof(v)); /* one load */
+    return v;
+#else
     uint64_t v = 0;
     for (int i = 7; i >= 0; i--)
         v = (v << 8) | p[i];
     return v;
+#endif
 }
 
 static uint64_t mix_word(uint64_t h, uint64_t w)
