@@ -78,6 +78,11 @@ uint64_t journal_last_seq(const struct journal *j);
 /* fdatasync after each commit (power-loss safety) or not. */
 void journal_set_fsync(struct journal *j, bool on);
 
+/* Holds compaction off (a walk journals every file of a tree once, so compacting while
+ * it runs rewrites the growing state again and again: nine times over for a 600,000-file
+ * visit) or lets it happen again at the next commit. */
+void journal_hold_compaction(struct journal *j, bool hold);
+
 /* Opens (creating) the journal in `dir` for agent `agent`, whose files are under `roots`
  * (absolute, as the agent names them: records keep their paths relative to them). A journal that is
  * damaged (not a journal, unreadable records) is set aside as journal.damaged-<time>, reported as

@@ -690,6 +690,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     struct walk wk = {.r = r, .why = force ? BY_FORCE : BY_WALK};
     bool was_walking = w->walking;
     w->walking = true;
+    journal_hold_compaction(w->j, true);
     w->walk_found = 0;
     int rc = walk_collect(w, dir, 0, &wk);
     /* The model must be whole before a file is taken into it: wait for the restore. A
@@ -748,6 +749,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     free(wk.dirs);
     walk_progress_end(w);
     w->walking = was_walking;
+    journal_hold_compaction(w->j, was_walking);
     if (!w->stopping)
         flush_models(w);
 }
