@@ -11,6 +11,10 @@
 
 #define POOL_MAX_THREADS 64
 #define POOL_MAX_FILE (256u << 20)
+/* Threads wake each other in batches: the consumer when this many jobs in a row are ready
+ * (or every job is), the workers when this many slots are free. One wake-up per job cost
+ * two context switches per file on two cores. */
+#define POOL_BATCH 8
 
 /* Jobs live in a ring of `window` slots: job i in slot i % window. A worker may claim job
  * i only while i < consumed + window, so a slot is reused only after its job was handed
@@ -21,6 +25,7 @@ struct pool {
     struct pool_job *slots;
     bool *ready;
     size_t window;
+    size_t batch;      /* POOL_BATCH, or less for a small window */
     size_t next_claim; /* next job a worker takes */
     size_t consumed;   /* jobs handed to the consumer */
     bool source_done;  /* the source said there is no more (or failed) */
@@ -94,8 +99,15 @@ static void worker(void *arg)
         run_job(j, parsers, &buf);
         uv_mutex_lock(&p->lock);
         p->ready[i % p->window] = true;
-        if (i == p->consumed && p->consumer_waiting)
-            uv_cond_signal(&p->done_cond);
+        if (p->consumer_waiting && p->ready[p->consumed % p->window]) {
+            size_t run = 0;
+            while (run < p->batch && p->consumed + run < p->next_claim &&
+                   p->ready[(p->consumed + run) % p->window])
+                run++;
+            /* A batch, or all there is: the window full of ready jobs, or the source done. */
+            if (run >= p->batch || (p->consumed + run == p->next_claim && p->source_done))
+                uv_cond_signal(&p->done_cond);
+        }
     }
     uv_mutex_unlock(&p->lock);
     for (int k = 0; k < EPU_KIND_COUNT; k++)
@@ -111,6 +123,7 @@ struct pool *pool_start(pool_source_fn source, void *ctx, unsigned threads, size
     p->source = source;
     p->ctx = ctx;
     p->window = window ? window : 1;
+    p->batch = p->window / 2 < POOL_BATCH ? (p->window / 2 ? p->window / 2 : 1) : POOL_BATCH;
     p->slots = calloc(p->window, sizeof(*p->slots));
     p->ready = calloc(p->window, sizeof(*p->ready));
     if (!p->slots || !p->ready || uv_mutex_init(&p->lock) != 0) {
@@ -158,8 +171,8 @@ int pool_next(struct pool *p, struct pool_job *out)
     memset(&p->slots[i % p->window], 0, sizeof(p->slots[0]));
     p->ready[i % p->window] = false;
     p->consumed++;
-    if (p->idle_workers)
-        uv_cond_signal(&p->work_cond);
+    if (p->idle_workers && p->next_claim + p->batch <= p->consumed + p->window)
+        uv_cond_broadcast(&p->work_cond);
     uv_mutex_unlock(&p->lock);
     return 1;
 }
