@@ -59,7 +59,7 @@ struct journal {
     char **roots; /* absolute, no trailing '/' */
     size_t *root_len, nroots;
     struct journal_pending *pending; /* seq > delivered at open, ascending */
-    size_t npending;
+    size_t npending, pending_cap;
     char *buf; /* records not yet written */
     size_t len, cap;
     uint64_t loaded_seq;       /* last_seq and delivered as read back at open, before */
@@ -700,14 +700,10 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
                 }
                 *nev = k;
             }
-            if (*nev == *evcap) {
-                size_t cap = *evcap ? *evcap * 2 : 64;
-                struct loaded_event *v = realloc(*ev, cap * sizeof(*v));
-                if (!v)
-                    return false;
-                *ev = v;
-                *evcap = cap;
-            }
+            struct loaded_event *v = em_grow(*ev, *nev, evcap, sizeof(*v), 64);
+            if (!v)
+                return false;
+            *ev = v;
             char *line = strdup(end + 1);
             if (!line)
                 return false;
@@ -831,7 +827,8 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
             free(ev[i].line);
             continue;
         }
-        struct journal_pending *v = realloc(j->pending, (j->npending + 1) * sizeof(*v));
+        struct journal_pending *v =
+            em_grow(j->pending, j->npending, &j->pending_cap, sizeof(*v), 64);
         if (!v) {
             free(ev[i].line);
             rc = -EM_ENOMEM;
@@ -1092,7 +1089,7 @@ void journal_pending_clear(struct journal *j)
         free(j->pending[i].line);
     free(j->pending);
     j->pending = NULL;
-    j->npending = 0;
+    j->npending = j->pending_cap = 0;
 }
 
 int journal_close(struct journal *j)

@@ -179,14 +179,10 @@ static const char *path_str(const struct m_path *p, char *buf)
 
 static int push_ptr(void ***v, size_t *n, size_t *cap, void *p)
 {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        void **nv = realloc(*v, c * sizeof(*nv));
-        if (!nv)
-            return -EM_ENOMEM;
-        *v = nv;
-        *cap = c;
-    }
+    void **nv = em_grow(*v, *n, cap, sizeof(*nv), 16);
+    if (!nv)
+        return -EM_ENOMEM;
+    *v = nv;
     (*v)[(*n)++] = p;
     return 0;
 }

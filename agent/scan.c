@@ -85,14 +85,10 @@ static struct lay_session *session_get(struct layout *L, const char *rel, size_t
         if (strlen(d) == n && strncmp(d, dir, n) == 0)
             return &L->sessions[i];
     }
-    if (L->nsessions == L->sessions_cap) {
-        size_t cap = L->sessions_cap ? L->sessions_cap * 2 : 4;
-        struct lay_session *v = realloc(L->sessions, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        L->sessions = v;
-        L->sessions_cap = cap;
-    }
+    struct lay_session *v = em_grow(L->sessions, L->nsessions, &L->sessions_cap, sizeof(*v), 4);
+    if (!v)
+        return NULL;
+    L->sessions = v;
     struct lay_session *s = &L->sessions[L->nsessions];
     memset(s, 0, sizeof(*s));
     if (!(s->dir = strndup(dir, n)))
@@ -106,14 +102,10 @@ static struct lay_square *square_get(struct lay_session *s, int64_t gs)
     for (size_t i = s->nsquares; i-- > 0;)
         if (s->squares[i].gridsquare_id == gs)
             return &s->squares[i];
-    if (s->nsquares == s->squares_cap) {
-        size_t cap = s->squares_cap ? s->squares_cap * 2 : 16;
-        struct lay_square *v = realloc(s->squares, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        s->squares = v;
-        s->squares_cap = cap;
-    }
+    struct lay_square *v = em_grow(s->squares, s->nsquares, &s->squares_cap, sizeof(*v), 16);
+    if (!v)
+        return NULL;
+    s->squares = v;
     struct lay_square *q = &s->squares[s->nsquares++];
     memset(q, 0, sizeof(*q));
     q->gridsquare_id = gs;
@@ -171,14 +163,12 @@ static int lay_file(void *ctx, const char *dir, const char *rel, const char *nam
     for (uint32_t k = 0; k < q->ndirs; k++)
         if (q->dirs[k] == (uint32_t)di || strcmp(L->dirs.v[q->dirs[k]], dir) == 0)
             return 0;
-    if (q->ndirs == q->dirs_cap) {
-        uint32_t cap = q->dirs_cap ? q->dirs_cap * 2 : 4;
-        uint32_t *v = realloc(q->dirs, cap * sizeof(*v));
-        if (!v)
-            return -EM_ENOMEM;
-        q->dirs = v;
-        q->dirs_cap = cap;
-    }
+    size_t cap = q->dirs_cap;
+    uint32_t *v = q->ndirs < UINT32_MAX ? em_grow(q->dirs, q->ndirs, &cap, sizeof(*v), 4) : NULL;
+    if (!v || cap > UINT32_MAX)
+        return v ? (q->dirs = v, -EM_ELIMIT) : -EM_ENOMEM;
+    q->dirs = v;
+    q->dirs_cap = (uint32_t)cap;
     q->dirs[q->ndirs++] = (uint32_t)di;
     return 0;
 }

@@ -114,14 +114,10 @@ static struct tree_session *session_get(struct tree *t, const char *dir)
     for (size_t i = t->session_count; i-- > 0;)
         if (strcmp(t->sessions[i].dir, dir) == 0)
             return &t->sessions[i];
-    if (t->session_count == t->session_cap) {
-        size_t cap = t->session_cap ? t->session_cap * 2 : 4;
-        struct tree_session *v = realloc(t->sessions, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        t->sessions = v;
-        t->session_cap = cap;
-    }
+    struct tree_session *v = em_grow(t->sessions, t->session_count, &t->session_cap, sizeof(*v), 4);
+    if (!v)
+        return NULL;
+    t->sessions = v;
     struct tree_session *s = &t->sessions[t->session_count];
     memset(s, 0, sizeof(*s));
     s->dir = strdup(dir);
@@ -136,14 +132,10 @@ static struct tree_square *square_get(struct tree_session *s, int64_t gs)
     for (size_t i = s->square_count; i-- > 0;)
         if (s->squares[i].gridsquare_id == gs)
             return &s->squares[i];
-    if (s->square_count == s->square_cap) {
-        size_t cap = s->square_cap ? s->square_cap * 2 : 16;
-        struct tree_square *v = realloc(s->squares, cap * sizeof(*v));
-        if (!v)
-            return NULL;
-        s->squares = v;
-        s->square_cap = cap;
-    }
+    struct tree_square *v = em_grow(s->squares, s->square_count, &s->square_cap, sizeof(*v), 16);
+    if (!v)
+        return NULL;
+    s->squares = v;
     struct tree_square *q = &s->squares[s->square_count++];
     memset(q, 0, sizeof(*q));
     q->gridsquare_id = gs;

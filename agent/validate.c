@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "epu.h"
 #include "fsio.h"
@@ -20,16 +21,12 @@ static void add_finding(struct validation *v, const char *path, long line, const
 
 static void add_finding(struct validation *v, const char *path, long line, const char *fmt, ...)
 {
-    if (v->nfindings == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        struct finding *f = realloc(v->findings, cap * sizeof(*f));
-        if (!f) {
-            v->error = -EM_ENOMEM;
-            return;
-        }
-        v->findings = f;
-        v->cap = cap;
+    struct finding *grown = em_grow(v->findings, v->nfindings, &v->cap, sizeof(*grown), 16);
+    if (!grown) {
+        v->error = -EM_ENOMEM;
+        return;
     }
+    v->findings = grown;
     char msg[512];
     va_list ap;
     va_start(ap, fmt);

@@ -210,14 +210,10 @@ static void note_waiting(struct watch *w, const char *path)
             return;
         }
     }
-    if (w->nwaiting == w->waiting_cap) {
-        size_t cap = w->waiting_cap ? w->waiting_cap * 2 : 16;
-        struct waiting *v = realloc(w->waiting, cap * sizeof(*v));
-        if (!v)
-            return; /* then it is not withdrawn: the last complete version stays */
-        w->waiting = v;
-        w->waiting_cap = cap;
-    }
+    struct waiting *v = em_grow(w->waiting, w->nwaiting, &w->waiting_cap, sizeof(*v), 16);
+    if (!v)
+        return; /* then it is not withdrawn: the last complete version stays */
+    w->waiting = v;
     char *copy = strdup(path);
     if (copy)
         w->waiting[w->nwaiting++] = (struct waiting){copy, now};

@@ -8,6 +8,7 @@
 #include <cjson/cJSON.h>
 
 #include "backend.h"
+#include "dynbuf.h"
 #include "em_error.h"
 #include "store.h"
 
@@ -196,14 +197,10 @@ static int collect(void *ctx, int ncols, const char *const *names, const char *c
         for (int c = 0; c < ncols; c++)
             r->names[c] = strdup(names[c]);
     }
-    if (r->n == r->cap) {
-        size_t cap = r->cap ? r->cap * 2 : 64;
-        char ***v = realloc(r->vals, cap * sizeof(*v));
-        if (!v)
-            return r->err = -EM_ENOMEM;
-        r->vals = v;
-        r->cap = cap;
-    }
+    char ***v = em_grow(r->vals, r->n, &r->cap, sizeof(*v), 64);
+    if (!v)
+        return r->err = -EM_ENOMEM;
+    r->vals = v;
     char **row = calloc((size_t)ncols, sizeof(*row));
     if (!row)
         return r->err = -EM_ENOMEM;

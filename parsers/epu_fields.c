@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 
 int epu_fieldset_init(struct epu_fieldset *fs, const struct epu_field *f, size_t n)
@@ -324,14 +325,10 @@ void *epu_vec_push(struct epu_vec *v)
 {
     if (v->n >= v->max)
         return NULL;
-    if (v->n == v->cap) {
-        size_t cap = v->cap ? v->cap * 2 : 16;
-        unsigned char *p = realloc(v->data, cap * v->elem);
-        if (!p)
-            return NULL;
-        v->data = p;
-        v->cap = cap;
-    }
+    unsigned char *p = em_grow(v->data, v->n, &v->cap, v->elem, 16);
+    if (!p)
+        return NULL;
+    v->data = p;
     void *item = v->data + v->n * v->elem;
     memset(item, 0, v->elem);
     v->n++;

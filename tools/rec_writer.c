@@ -164,16 +164,11 @@ int rec_writer_add(struct rec_writer *w, struct rec_op *op)
                                 w->totals.data + w->data_bytes);
     rc = rc ? rc : dynbuf_add(b, "}\n", 2);
     if (rc == 0 && has_data && op->len) {
-        if (w->ndata == w->data_cap) {
-            size_t cap = w->data_cap ? w->data_cap * 2 : 64;
-            struct pending_data *d = realloc(w->data, cap * sizeof(*d));
-            if (!d)
-                rc = -EM_ENOMEM;
-            else {
-                w->data = d;
-                w->data_cap = cap;
-            }
-        }
+        struct pending_data *d = em_grow(w->data, w->ndata, &w->data_cap, sizeof(*d), 64);
+        if (!d)
+            rc = -EM_ENOMEM;
+        else
+            w->data = d;
         unsigned char *copy = rc ? NULL : malloc(op->len);
         if (!rc && !copy)
             rc = -EM_ENOMEM;

@@ -9,6 +9,7 @@
  * is a truncate, the same bytes with a new mtime are a same-content rewrite, and anything
  * else (in particular a rewrite that grows) is a rewrite with the full content.
  */
+#include "dynbuf.h"
 #include "fsrec.h"
 #include "cli_common.h"
 
@@ -188,13 +189,10 @@ static char **tracked_below(struct recorder *r, const char *dir, size_t *count)
         const char *rel = ((struct tracked *)e->v.p)->rel;
         if (strncmp(rel, dir, n) != 0 || rel[n] != '/')
             continue;
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 16;
-            char **l = realloc(list, cap * sizeof(*l));
-            if (!l)
-                break;
-            list = l;
-        }
+        char **l = em_grow(list, *count, &cap, sizeof(*l), 16);
+        if (!l)
+            break;
+        list = l;
         list[(*count)++] = strdup(rel);
     }
     return list;
@@ -457,16 +455,12 @@ static void mark_dirty(struct recorder *r, const char *rel)
     }
     if (t->dirty || t->is_dir)
         return;
-    if (r->ndirty == r->dirty_cap) {
-        size_t cap = r->dirty_cap ? r->dirty_cap * 2 : 64;
-        struct tracked **d = realloc(r->dirty, cap * sizeof(*d));
-        if (!d) {
-            sample(r, rel);
-            return;
-        }
-        r->dirty = d;
-        r->dirty_cap = cap;
+    struct tracked **d = em_grow(r->dirty, r->ndirty, &r->dirty_cap, sizeof(*d), 64);
+    if (!d) {
+        sample(r, rel);
+        return;
     }
+    r->dirty = d;
     t->dirty = true;
     r->dirty[r->ndirty++] = t;
 }
@@ -710,30 +704,22 @@ static int collect(struct recorder *r, const char *rel, struct snap_file **list,
             free(child);
             continue;
         }
-        if (*n == *cap) {
-            *cap = *cap ? *cap * 2 : 1024;
-            struct snap_file *l = realloc(*list, *cap * sizeof(*l));
-            if (!l) {
-                free(child);
-                rc = -EM_ENOMEM;
-                break;
-            }
-            *list = l;
+        struct snap_file *l = em_grow(*list, *n, cap, sizeof(*l), 1024);
+        if (!l) { /* (the capacity used to grow even when this failed) */
+            free(child);
+            rc = -EM_ENOMEM;
+            break;
         }
+        *list = l;
         (*list)[(*n)++] = (struct snap_file){child, mtime_ns(&st), false};
     }
     fsio_entries_free(ents, count);
     if (rc == 0 && rel && *n == before) {
         /* An empty directory: it keeps its place by its own mtime. */
         struct fsio_stat st;
-        if (*n == *cap) {
-            size_t c2 = *cap ? *cap * 2 : 1024;
-            struct snap_file *l = realloc(*list, c2 * sizeof(*l));
-            if (l) {
-                *list = l;
-                *cap = c2;
-            }
-        }
+        struct snap_file *l = em_grow(*list, *n, cap, sizeof(*l), 1024);
+        if (l)
+            *list = l;
         char *copy = strdup(rel);
         if (copy && *n < *cap && fsio_lstat(abs, &st) == 0)
             (*list)[(*n)++] = (struct snap_file){copy, mtime_ns(&st), true};

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "fsio.h"
 #include "hash.h"
@@ -87,16 +88,13 @@ static struct ts_node **below(struct treestate *s, const char *dir, size_t *coun
         struct hmap_entry *e = &s->map.e[i];
         if (!e->key || !under(((struct ts_node *)e->v.p)->path, dir))
             continue;
-        if (*count == cap) {
-            cap = cap ? cap * 2 : 16;
-            struct ts_node **l = realloc(list, cap * sizeof(*l));
-            if (!l) {
-                free(list);
-                *count = SIZE_MAX;
-                return NULL;
-            }
-            list = l;
+        struct ts_node **l = em_grow(list, *count, &cap, sizeof(*l), 16);
+        if (!l) {
+            free(list);
+            *count = SIZE_MAX;
+            return NULL;
         }
+        list = l;
         list[(*count)++] = e->v.p;
     }
     return list;

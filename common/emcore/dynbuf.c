@@ -65,6 +65,8 @@ void *em_grow(void *v, size_t n, size_t *cap, size_t size, size_t first)
 {
     if (n < *cap)
         return v;
+    if (n == SIZE_MAX || size == 0)
+        return NULL;
     size_t c = *cap ? *cap * 2 : first;
     if (c < n + 1 || c > SIZE_MAX / size)
         c = n + 1;

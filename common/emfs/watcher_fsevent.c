@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "dynbuf.h"
 #include "em_error.h"
 #include "fsio.h"
 #include "hash.h"
@@ -118,16 +119,12 @@ static void note(struct watcher *w, const char *path)
         w->pend[e->v.u - 1].due_ms = due;
         return;
     }
-    if (w->npend == w->pend_cap) {
-        size_t cap = w->pend_cap ? w->pend_cap * 2 : 64;
-        struct pending *p = realloc(w->pend, cap * sizeof(*p));
-        if (!p) {
-            w->cb.overflow(w->cb.ctx, NULL);
-            return;
-        }
-        w->pend = p;
-        w->pend_cap = cap;
+    struct pending *p = em_grow(w->pend, w->npend, &w->pend_cap, sizeof(*p), 64);
+    if (!p) {
+        w->cb.overflow(w->cb.ctx, NULL);
+        return;
     }
+    w->pend = p;
     char *copy = strdup(path);
     if (!copy) {
         w->cb.overflow(w->cb.ctx, NULL);
@@ -253,16 +250,12 @@ int watcher_add(struct watcher *w, const char *path)
         }
         return fsio_error(rc); /* the caller names the directory and the cause */
     }
-    if (w->nhandles == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 64;
-        struct fsw **v = realloc(w->handles, cap * sizeof(*v));
-        if (!v) {
-            uv_close((uv_handle_t *)&f->h, NULL);
-            return -EM_ENOMEM;
-        }
-        w->handles = v;
-        w->cap = cap;
+    struct fsw **v = em_grow(w->handles, w->nhandles, &w->cap, sizeof(*v), 64);
+    if (!v) {
+        uv_close((uv_handle_t *)&f->h, NULL);
+        return -EM_ENOMEM;
     }
+    w->handles = v;
     w->handles[w->nhandles++] = f;
     w->open_handles++;
     e->v.p = f;
