@@ -90,22 +90,18 @@ static const struct emopt_spec parse_opts[P_COUNT] = {
     [P_PRETTY] = {"pretty", 0, EMOPT_FLAG, false, false},
 };
 
+static int parse_main(const struct emopt *opt)
+{
+    size_t nargs;
+    char *const *args = emopt_args(opt, &nargs);
+    if (nargs != 2)
+        return emopt_usage_error(opt, "expected KIND and FILE (see 'em-agent help parse')");
+    return parse_file(args[0], args[1], emopt_yes(opt, P_PRETTY));
+}
+
 int cmd_parse(int argc, char **argv)
 {
-    struct emopt opt;
-    if (emopt_init(&opt, "em-agent", "parse", parse_usage, NULL, parse_opts, P_COUNT) < 0)
-        return EXIT_BAD_INPUT;
-    int st = emopt_argv(&opt, argc, argv);
-    size_t nargs;
-    char *const *args = emopt_args(&opt, &nargs);
-    bool pretty = emopt_yes(&opt, P_PRETTY);
-    if (st < 0 && nargs != 2)
-        st = emopt_usage_error(&opt, "expected KIND and FILE (see 'em-agent help parse')");
-    if (st >= 0) {
-        emopt_free(&opt);
-        return st;
-    }
-    int status = parse_file(args[0], args[1], pretty);
-    emopt_free(&opt);
-    return status;
+    static const struct emopt_command c = {"em-agent", "parse", parse_usage, NULL,
+                                           parse_opts, P_COUNT, parse_main};
+    return emopt_run(&c, argc, argv);
 }

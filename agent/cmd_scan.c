@@ -112,10 +112,8 @@ static const struct emopt_spec scan_opts[S_COUNT] = {
     [S_JSON] = {"json", 0, EMOPT_FLAG, false, false},
 };
 
-static int scan_main(const struct emopt *eo, int early)
+static int scan_main(const struct emopt *eo)
 {
-    if (early >= 0)
-        return early;
     struct scan_options opt = {.progress = true, .out = stdout};
     char host[256];
     bool quiet = cli_quiet;
@@ -178,11 +176,7 @@ static int scan_main(const struct emopt *eo, int early)
 
 int cmd_scan(int argc, char **argv)
 {
-    struct emopt eo;
-    if (emopt_init(&eo, "em-agent", "scan", scan_usage, NULL, scan_opts, S_COUNT) < 0)
-        return EXIT_BAD_INPUT;
-    int st = emopt_argv(&eo, argc, argv);
-    int status = scan_main(&eo, st);
-    emopt_free(&eo);
-    return status;
+    static const struct emopt_command c = {"em-agent", "scan",  scan_usage, NULL,
+                                           scan_opts,  S_COUNT, scan_main};
+    return emopt_run(&c, argc, argv);
 }

@@ -161,12 +161,7 @@ static int validate_dir(const struct emopt *opt)
 
 int cmd_validate(int argc, char **argv)
 {
-    struct emopt opt;
-    if (emopt_init(&opt, "em-agent", "validate", validate_usage, NULL, validate_opts, V_COUNT) < 0)
-        return EXIT_BAD_INPUT;
-    int status = emopt_argv(&opt, argc, argv);
-    if (status < 0)
-        status = validate_dir(&opt);
-    emopt_free(&opt);
-    return status;
+    static const struct emopt_command c = {"em-agent",    "validate", validate_usage, NULL,
+                                           validate_opts, V_COUNT,    validate_dir};
+    return emopt_run(&c, argc, argv);
 }

@@ -107,15 +107,7 @@ static int consume_main(const struct emopt *o)
 
 int cmd_consume(int argc, char **argv)
 {
-    struct emopt o;
-    if (emopt_init(&o, "em-backend", "consume", consume_usage, "EM_BACKEND_", consume_opts,
-                   C_COUNT) < 0)
-        return BE_FAILED;
-    int status = emopt_argv(&o, argc, argv);
-    if (status < 0)
-        status = emopt_env(&o);
-    if (status < 0)
-        status = consume_main(&o);
-    emopt_free(&o);
-    return status;
+    static const struct emopt_command c = {"em-backend", "consume", consume_usage, "EM_BACKEND_",
+                                           consume_opts, C_COUNT,   consume_main};
+    return emopt_run(&c, argc, argv);
 }

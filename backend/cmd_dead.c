@@ -279,14 +279,7 @@ static int dead_main(const struct emopt *o)
 
 int cmd_dead(int argc, char **argv)
 {
-    struct emopt o;
-    if (emopt_init(&o, "em-backend", "dead", dead_usage, "EM_BACKEND_", dead_opts, D_COUNT) < 0)
-        return BE_FAILED;
-    int status = emopt_argv(&o, argc, argv);
-    if (status < 0)
-        status = emopt_env(&o);
-    if (status < 0)
-        status = dead_main(&o);
-    emopt_free(&o);
-    return status;
+    static const struct emopt_command c = {"em-backend", "dead",  dead_usage, "EM_BACKEND_",
+                                           dead_opts,    D_COUNT, dead_main};
+    return emopt_run(&c, argc, argv);
 }

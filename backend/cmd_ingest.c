@@ -742,15 +742,7 @@ out:
 
 int cmd_ingest(int argc, char **argv)
 {
-    struct emopt o;
-    if (emopt_init(&o, "em-backend", "ingest", ingest_usage, "EM_BACKEND_", ingest_opts, I_COUNT) <
-        0)
-        return BE_FAILED;
-    int status = emopt_argv(&o, argc, argv);
-    if (status < 0)
-        status = emopt_env(&o);
-    if (status < 0)
-        status = ingest_main(&o);
-    emopt_free(&o);
-    return status;
+    static const struct emopt_command c = {"em-backend", "ingest", ingest_usage, "EM_BACKEND_",
+                                           ingest_opts,  I_COUNT,  ingest_main};
+    return emopt_run(&c, argc, argv);
 }

@@ -672,14 +672,7 @@ static int query_main(const struct emopt *o)
 
 int cmd_query(int argc, char **argv)
 {
-    struct emopt o;
-    if (emopt_init(&o, "em-backend", "query", query_usage, "EM_BACKEND_", query_opts, Q_COUNT) < 0)
-        return BE_FAILED;
-    int status = emopt_argv(&o, argc, argv);
-    if (status < 0)
-        status = emopt_env(&o);
-    if (status < 0)
-        status = query_main(&o);
-    emopt_free(&o);
-    return status;
+    static const struct emopt_command c = {"em-backend", "query", query_usage, "EM_BACKEND_",
+                                           query_opts,   Q_COUNT, query_main};
+    return emopt_run(&c, argc, argv);
 }

@@ -194,15 +194,10 @@ int main(int argc, char **argv)
     for (size_t c = 0; c < sizeof(commands) / sizeof(commands[0]); c++) {
         if (strcmp(cmd, commands[c].name) != 0)
             continue;
-        struct emopt eo;
-        if (emopt_init(&eo, "fsrecorder", cmd, usage_text, NULL, commands[c].spec,
-                       commands[c].nspec) < 0)
-            return 1;
-        int rc = emopt_argv(&eo, argc - 2, argv + 2);
-        if (rc < 0)
-            rc = commands[c].run(&eo);
-        emopt_free(&eo);
-        return rc;
+        struct emopt_command ec = {
+            "fsrecorder",   cmd, usage_text, NULL, commands[c].spec, commands[c].nspec,
+            commands[c].run};
+        return emopt_run(&ec, argc - 2, argv + 2);
     }
     fprintf(stderr, "fsrecorder: %s: unknown command (see 'fsrecorder --help')\n", cmd);
     return 2;

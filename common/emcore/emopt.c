@@ -329,6 +329,7 @@ bool emopt_long(const struct emopt *o, int id, long lo, long hi, long *out)
     return true;
 }
 
+/* A number in [lo, hi]; what == NULL: above lo (and finite), "a positive number". */
 static bool real(const struct emopt *o, int id, double lo, double hi, double *out, const char *what)
 {
     const char *v = emopt_get(o, id);
@@ -337,9 +338,12 @@ static bool real(const struct emopt *o, int id, double lo, double hi, double *ou
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end || errno || !isfinite(x) || x < lo || x > hi) {
-        emopt_usage_error(o, "--%s takes %s from %g to %g, not '%s'", o->spec[id].name, what, lo,
-                          hi, v);
+    if (end == v || *end || errno || !isfinite(x) || x < lo || x > hi || (!what && !(x > lo))) {
+        if (what)
+            emopt_usage_error(o, "--%s takes %s from %g to %g, not '%s'", o->spec[id].name, what,
+                              lo, hi, v);
+        else
+            emopt_usage_error(o, "--%s takes a positive number, not '%s'", o->spec[id].name, v);
         return false;
     }
     *out = x;
@@ -358,16 +362,19 @@ bool emopt_double(const struct emopt *o, int id, double lo, double hi, double *o
 
 bool emopt_positive(const struct emopt *o, int id, double *out)
 {
-    const char *v = emopt_get(o, id);
-    if (!v)
-        return true;
-    char *end;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (end == v || *end || errno || !isfinite(x) || !(x > 0)) {
-        emopt_usage_error(o, "--%s takes a positive number, not '%s'", o->spec[id].name, v);
-        return false;
-    }
-    *out = x;
-    return true;
+    return real(o, id, 0, HUGE_VAL, out, NULL);
+}
+
+int emopt_run(const struct emopt_command *c, int argc, char **argv)
+{
+    struct emopt o;
+    if (emopt_init(&o, c->prog, c->cmd, c->usage, c->env_prefix, c->spec, c->nspec) < 0)
+        return CLI_FAILED;
+    int status = emopt_argv(&o, argc, argv);
+    if (status < 0)
+        status = emopt_env(&o);
+    if (status < 0)
+        status = c->run(&o);
+    emopt_free(&o);
+    return status;
 }

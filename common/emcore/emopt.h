@@ -98,6 +98,18 @@ bool emopt_double(const struct emopt *o, int id, double lo, double hi, double *o
 /* A finite number above 0 ("--rate takes a positive number, not '-1'"). */
 bool emopt_positive(const struct emopt *o, int id, double *out);
 
+/* A command at a glance, for emopt_run(). */
+struct emopt_command {
+    const char *prog, *cmd, *usage, *env_prefix; /* as emopt_init() takes them */
+    const struct emopt_spec *spec;
+    int nspec;
+    int (*run)(const struct emopt *o); /* the command itself: returns the exit status */
+};
+
+/* Reads the command line, then the environment (when env_prefix is set), and calls `run`.
+ * Returns run's status, 0 after --help, 2 for a bad command line, 1 when out of memory. */
+int emopt_run(const struct emopt_command *c, int argc, char **argv);
+
 /* Says "prog: cmd: reason" on stderr and returns 2 (for the command's own checks). */
 int emopt_usage_error(const struct emopt *o, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
