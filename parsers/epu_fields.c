@@ -170,11 +170,37 @@ int epu_time_parse(const char *s, size_t len, struct epu_time *out)
     return 0;
 }
 
+static void put_digits(char *p, int64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v /= 10)
+        p[i] = (char)('0' + v % 10);
+}
+
 void epu_time_from_unix(int64_t sec, int32_t nsec, struct epu_time *out)
 {
     int64_t days = sec >= 0 ? sec / 86400 : -((-sec + 86399) / 86400);
     int64_t rem = sec - days * 86400, y, m, d;
     civil_from_days(days, &y, &m, &d);
+    out->set = true;
+    if (y >= 0 && y <= 9999) { /* digits written directly: every event has two of these */
+        char *p = out->s;
+        put_digits(p, y, 4);
+        p[4] = '-';
+        put_digits(p + 5, m, 2);
+        p[7] = '-';
+        put_digits(p + 8, d, 2);
+        p[10] = 'T';
+        put_digits(p + 11, rem / 3600, 2);
+        p[13] = ':';
+        put_digits(p + 14, rem / 60 % 60, 2);
+        p[16] = ':';
+        put_digits(p + 17, rem % 60, 2);
+        p[19] = '.';
+        put_digits(p + 20, (nsec < 0 ? 0 : nsec) / 100, 7);
+        p[27] = 'Z';
+        p[28] = '\0';
+        return;
+    }
     char buf[64];
     snprintf(buf, sizeof(buf), "%04d-%02d-%02dT%02d:%02d:%02d.%07dZ", (int)y, (int)m, (int)d,
              (int)(rem / 3600), (int)(rem / 60 % 60), (int)(rem % 60),

@@ -4,7 +4,9 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <cmocka.h>
 
@@ -55,6 +57,25 @@ static void test_fields__unix_time_format(void **state)
     assert_string_equal(t.s, "1970-01-01T00:00:00.0000000Z");
     epu_time_from_unix(1736351358, 115828800, &t);
     assert_string_equal(t.s, "2025-01-08T15:49:18.1158288Z");
+    epu_time_from_unix(-1, 999999999, &t);
+    assert_string_equal(t.s, "1969-12-31T23:59:59.9999999Z");
+    epu_time_from_unix(253402300799, 0, &t); /* the last second of year 9999 */
+    assert_string_equal(t.s, "9999-12-31T23:59:59.0000000Z");
+    /* Against the calendar of the C library, over 0001 to 9999. */
+    uint64_t x = 88172645463325252ull;
+    for (int i = 0; i < 20000; i++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        int64_t sec = (int64_t)(x % 315537897600ull) - 62135596800ll;
+        int32_t nsec = (int32_t)((x >> 20) % 1000000000u);
+        epu_time_from_unix(sec, nsec, &t);
+        time_t tt = (time_t)sec;
+        struct tm tm;
+        assert_non_null(gmtime_r(&tt, &tm));
+        char want[64];
+        snprintf(want, sizeof(want), "%04d-%02d-%02dT%02d:%02d:%02d.%07dZ", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)(nsec / 100));
+        assert_string_equal(t.s, want);
+    }
 }
 
 static void test_fields__integers(void **state)
