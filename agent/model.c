@@ -1136,15 +1136,10 @@ static size_t mindex_slot(const struct m_square *q, uint64_t h)
     return (size_t)(h ^ (h >> 29)) & (q->mindex_cap - 1);
 }
 
-static uint64_t name_hash(const char *name)
-{
-    return hash64_str(name);
-}
-
 /* Puts micros[i] into the index (which has room). */
 static void mindex_put(struct m_square *q, size_t i)
 {
-    size_t k = mindex_slot(q, name_hash(q->micros[i]->path.name));
+    size_t k = mindex_slot(q, entity_micrograph_name(q->micros[i]->path.name));
     while (q->mindex[k])
         k = (k + 1) & (q->mindex_cap - 1);
     q->mindex[k] = (uint32_t)(i + 1);
@@ -1175,8 +1170,7 @@ static struct m_micro *mindex_find(const struct m_square *q, const char *rel)
 {
     if (!q->mindex_cap)
         return NULL;
-    const char *slash = strrchr(rel, '/');
-    size_t k = mindex_slot(q, name_hash(slash ? slash + 1 : rel));
+    size_t k = mindex_slot(q, entity_micrograph_name(rel)); /* the name's, as exposures */
     for (; q->mindex[k]; k = (k + 1) & (q->mindex_cap - 1)) {
         struct m_micro *mi = q->micros[q->mindex[k] - 1];
         if (path_is(&mi->path, rel))

@@ -99,7 +99,6 @@ void em_slab_init(struct em_slab *s, size_t size)
     em_arena_init(&s->arena, (size_t)1 << 40);
     s->free_list = NULL;
     s->size = size < sizeof(void *) ? sizeof(void *) : (size + 7) & ~(size_t)7;
-    s->live = 0;
 }
 
 void *em_slab_alloc(struct em_slab *s)
@@ -110,7 +109,6 @@ void *em_slab_alloc(struct em_slab *s)
     else if (!(p = em_arena_alloc_align(&s->arena, s->size, 8)))
         return NULL;
     memset(p, 0, s->size);
-    s->live++;
     return p;
 }
 
@@ -120,7 +118,6 @@ void em_slab_free(struct em_slab *s, void *p)
         return;
     memcpy(p, &s->free_list, sizeof(void *));
     s->free_list = p;
-    s->live--;
 }
 
 void em_slab_release(struct em_slab *s)

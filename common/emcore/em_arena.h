@@ -44,7 +44,6 @@ struct em_slab {
     struct em_arena arena;
     void *free_list;
     size_t size; /* of an object, rounded up to hold a pointer */
-    size_t live; /* objects handed out and not freed */
 };
 
 void em_slab_init(struct em_slab *s, size_t size);

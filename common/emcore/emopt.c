@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "cli_common.h"
+#include "dynbuf.h"
 
 enum { L_CLI, L_ENV, L_FILE };
 
@@ -50,7 +51,7 @@ void emopt_free(struct emopt *o)
         free(o->args[l]);
         o->val[l] = NULL;
         o->args[l] = NULL;
-        o->nargs[l] = 0;
+        o->nargs[l] = o->args_cap[l] = 0;
     }
 }
 
@@ -96,7 +97,7 @@ static int set(struct emopt *o, int layer, int id, const char *v, size_t len)
 
 static int add_arg(struct emopt *o, int layer, const char *v, size_t len)
 {
-    char **a = realloc(o->args[layer], (o->nargs[layer] + 1) * sizeof(*a));
+    char **a = em_grow(o->args[layer], o->nargs[layer], &o->args_cap[layer], sizeof(*a), 8);
     if (!a)
         return emopt_usage_error(o, "out of memory");
     o->args[layer] = a;
@@ -274,7 +275,6 @@ int emopt_file(struct emopt *o, const char *path)
                 cli_strerror(err));
         return CLI_USAGE;
     }
-    o->config_path = path;
     int rc = -1, lineno = 0;
     for (const char *p = text, *end = text + len; p < end && rc < 0;) {
         const char *nl = memchr(p, '\n', (size_t)(end - p));

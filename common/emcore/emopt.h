@@ -55,8 +55,7 @@ struct emopt {
     /* Filled by the readers; read them with the getters below. */
     char **val[EMOPT_LAYERS]; /* per option, per layer: an owned copy, or NULL */
     char **args[EMOPT_LAYERS];
-    size_t nargs[EMOPT_LAYERS];
-    const char *config_path; /* the file read, if any */
+    size_t nargs[EMOPT_LAYERS], args_cap[EMOPT_LAYERS];
 };
 
 /* Prepares `o` for `cmd` of `prog` ("em-agent", "scan"; cmd may be NULL for a program

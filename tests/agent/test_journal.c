@@ -212,6 +212,36 @@ static void test_journal__damage_never_regresses_seq(void **state)
     tu_rmtree(dir);
 }
 
+/* While compaction is held (a walk runs), the journal grows past the threshold untouched;
+ * the first commit after the hold is released compacts it. */
+static void test_journal__held_compaction_waits(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal-hold");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    uint64_t b = info(j).last_seq, before = info(j).compacted;
+    char line[512];
+    memset(line, 'x', sizeof(line) - 1);
+    line[sizeof(line) - 1] = '\0';
+    journal_hold_compaction(j, true);
+    for (uint64_t seq = b + 1; seq <= b + 160000; seq++) { /* about 85 MB */
+        assert_int_equal(journal_event(j, seq, seq % 1000 + 1, seq, line), 0);
+        if ((seq - b) % 1000 == 0) {
+            assert_int_equal(journal_commit(j), 0);
+            assert_int_equal(journal_delivered(j, seq), 0);
+            assert_int_equal(journal_commit(j), 0);
+        }
+    }
+    assert_true(info(j).bytes > (80u << 20));
+    assert_int_equal(info(j).compacted, before);
+    journal_hold_compaction(j, false);
+    assert_int_equal(journal_commit(j), 0);
+    assert_true(info(j).bytes < 100000); /* 1000 entity records and a header */
+    assert_int_equal(journal_close(j), 0);
+    tu_rmtree(dir);
+}
+
 static void test_journal__compaction_keeps_state_and_shrinks(void **state)
 {
     (void)state;
@@ -342,6 +372,7 @@ int main(void)
         cmocka_unit_test(test_journal__torn_last_record_is_dropped),
         cmocka_unit_test(test_journal__one_agent_per_directory),
         cmocka_unit_test(test_journal__compaction_keeps_state_and_shrinks),
+        cmocka_unit_test(test_journal__held_compaction_waits),
         cmocka_unit_test(test_journal__damage_never_regresses_seq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
