@@ -87,7 +87,7 @@ static int parse_file(const char *kind_name, const char *path, bool pretty)
 
 enum { P_PRETTY, P_COUNT };
 static const struct emopt_spec parse_opts[P_COUNT] = {
-    [P_PRETTY] = {"pretty", 0, EMOPT_FLAG, false, false},
+    [P_PRETTY] = {"pretty", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 static int parse_main(const struct emopt *opt)

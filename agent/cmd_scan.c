@@ -104,12 +104,12 @@ static void print_summary_json(const char *dir, const struct scan_summary *s, bo
 
 enum { S_OUT, S_AGENT, S_JOBS, S_NO_PROGRESS, S_STRICT, S_JSON, S_COUNT };
 static const struct emopt_spec scan_opts[S_COUNT] = {
-    [S_OUT] = {"out", 'o', EMOPT_VALUE, false, false},
-    [S_AGENT] = {"agent", 0, EMOPT_VALUE, false, false},
-    [S_JOBS] = {"jobs", 'j', EMOPT_VALUE, false, false},
-    [S_NO_PROGRESS] = {"no-progress", 0, EMOPT_FLAG, false, false},
-    [S_STRICT] = {"strict", 0, EMOPT_FLAG, false, false},
-    [S_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+    [S_OUT] = {"out", 'o', EMOPT_VALUE, false, false, NULL},
+    [S_AGENT] = {"agent", 0, EMOPT_VALUE, false, false, NULL},
+    [S_JOBS] = {"jobs", 'j', EMOPT_VALUE, false, false, NULL},
+    [S_NO_PROGRESS] = {"no-progress", 0, EMOPT_FLAG, false, false, NULL},
+    [S_STRICT] = {"strict", 0, EMOPT_FLAG, false, false, NULL},
+    [S_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 static int scan_main(const struct emopt *eo)

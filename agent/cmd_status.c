@@ -178,9 +178,9 @@ static int show_all(const char *base, bool json, int *status)
 
 enum { T_STATE_DIR, T_AGENT, T_JSON, T_COUNT };
 static const struct emopt_spec status_opts[T_COUNT] = {
-    [T_STATE_DIR] = {"state-dir", 0, EMOPT_VALUE, false, false},
-    [T_AGENT] = {"agent", 0, EMOPT_VALUE, false, false},
-    [T_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+    [T_STATE_DIR] = {"state-dir", 0, EMOPT_VALUE, false, false, NULL},
+    [T_AGENT] = {"agent", 0, EMOPT_VALUE, false, false, NULL},
+    [T_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 int cmd_status(int argc, char **argv)

@@ -121,8 +121,8 @@ static int print_json(const struct validation *v, const char *dir)
 
 enum { V_JSON, V_JOBS, V_COUNT };
 static const struct emopt_spec validate_opts[V_COUNT] = {
-    [V_JSON] = {"json", 0, EMOPT_FLAG, false, false},
-    [V_JOBS] = {"jobs", 'j', EMOPT_VALUE, false, false},
+    [V_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
+    [V_JOBS] = {"jobs", 'j', EMOPT_VALUE, false, false, NULL},
 };
 
 static int validate_dir(const struct emopt *opt)

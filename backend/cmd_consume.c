@@ -44,15 +44,15 @@ static void on_stop(int sig)
 
 enum { C_AMQP, C_STORE, C_CA, C_CERT, C_KEY, C_PREFETCH, C_BATCH, C_BATCH_MS, C_IDLE, C_COUNT };
 static const struct emopt_spec consume_opts[C_COUNT] = {
-    [C_AMQP] = {"amqp", 0, EMOPT_VALUE, true, false},
-    [C_STORE] = {"store", 0, EMOPT_VALUE, true, false},
-    [C_CA] = {"amqp-ca", 0, EMOPT_VALUE, false, false},
-    [C_CERT] = {"amqp-cert", 0, EMOPT_VALUE, false, false},
-    [C_KEY] = {"amqp-key", 0, EMOPT_VALUE, false, false},
-    [C_PREFETCH] = {"prefetch", 0, EMOPT_VALUE, false, false},
-    [C_BATCH] = {"batch", 0, EMOPT_VALUE, false, false},
-    [C_BATCH_MS] = {"batch-ms", 0, EMOPT_VALUE, false, false},
-    [C_IDLE] = {"idle-exit", 0, EMOPT_VALUE, false, false},
+    [C_AMQP] = {"amqp", 0, EMOPT_VALUE, true, false, NULL},
+    [C_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
+    [C_CA] = {"amqp-ca", 0, EMOPT_VALUE, false, false, NULL},
+    [C_CERT] = {"amqp-cert", 0, EMOPT_VALUE, false, false, NULL},
+    [C_KEY] = {"amqp-key", 0, EMOPT_VALUE, false, false, NULL},
+    [C_PREFETCH] = {"prefetch", 0, EMOPT_VALUE, false, false, NULL},
+    [C_BATCH] = {"batch", 0, EMOPT_VALUE, false, false, NULL},
+    [C_BATCH_MS] = {"batch-ms", 0, EMOPT_VALUE, false, false, NULL},
+    [C_IDLE] = {"idle-exit", 0, EMOPT_VALUE, false, false, NULL},
 };
 
 static int consume_main(const struct emopt *o)

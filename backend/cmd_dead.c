@@ -219,12 +219,12 @@ static int replay(amqp_connection_state_t k, long limit)
 
 enum { D_AMQP, D_CA, D_CERT, D_KEY, D_LIMIT, D_JSON, D_COUNT };
 static const struct emopt_spec dead_opts[D_COUNT] = {
-    [D_AMQP] = {"amqp", 0, EMOPT_VALUE, true, false},
-    [D_CA] = {"amqp-ca", 0, EMOPT_VALUE, false, false},
-    [D_CERT] = {"amqp-cert", 0, EMOPT_VALUE, false, false},
-    [D_KEY] = {"amqp-key", 0, EMOPT_VALUE, false, false},
-    [D_LIMIT] = {"limit", 0, EMOPT_VALUE, false, false},
-    [D_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+    [D_AMQP] = {"amqp", 0, EMOPT_VALUE, true, false, NULL},
+    [D_CA] = {"amqp-ca", 0, EMOPT_VALUE, false, false, NULL},
+    [D_CERT] = {"amqp-cert", 0, EMOPT_VALUE, false, false, NULL},
+    [D_KEY] = {"amqp-key", 0, EMOPT_VALUE, false, false, NULL},
+    [D_LIMIT] = {"limit", 0, EMOPT_VALUE, false, false, NULL},
+    [D_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 static int dead_main(const struct emopt *o)

@@ -615,10 +615,10 @@ static int follow(const char *path, const char *url, size_t batch_max)
 
 enum { I_STORE, I_BATCH, I_FOLLOW, I_JSON, I_COUNT };
 static const struct emopt_spec ingest_opts[I_COUNT] = {
-    [I_STORE] = {"store", 0, EMOPT_VALUE, true, false},
-    [I_BATCH] = {"batch", 0, EMOPT_VALUE, false, false},
-    [I_FOLLOW] = {"follow", 0, EMOPT_FLAG, false, false},
-    [I_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+    [I_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
+    [I_BATCH] = {"batch", 0, EMOPT_VALUE, false, false, NULL},
+    [I_FOLLOW] = {"follow", 0, EMOPT_FLAG, false, false, NULL},
+    [I_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 static int ingest_main(const struct emopt *o)

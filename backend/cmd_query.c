@@ -526,10 +526,10 @@ static int must_exist(struct store *s, const char *session, const char *square, 
 
 enum { Q_STORE, Q_SESSION, Q_LIMIT, Q_JSON, Q_COUNT };
 static const struct emopt_spec query_opts[Q_COUNT] = {
-    [Q_STORE] = {"store", 0, EMOPT_VALUE, true, false},
-    [Q_SESSION] = {"session", 0, EMOPT_VALUE, false, false},
-    [Q_LIMIT] = {"limit", 0, EMOPT_VALUE, false, false},
-    [Q_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+    [Q_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
+    [Q_SESSION] = {"session", 0, EMOPT_VALUE, false, false, NULL},
+    [Q_LIMIT] = {"limit", 0, EMOPT_VALUE, false, false, NULL},
+    [Q_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 static int query_main(const struct emopt *o)

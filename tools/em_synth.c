@@ -116,19 +116,19 @@ enum {
     Y_COUNT
 };
 static const struct emopt_spec synth_opts[Y_COUNT] = {
-    [Y_SESSIONS] = {"sessions", 0, EMOPT_VALUE, false, false},
-    [Y_ABORTED] = {"aborted", 0, EMOPT_VALUE, false, false},
-    [Y_SQUARES] = {"squares", 0, EMOPT_VALUE, false, false},
-    [Y_UNIMAGED] = {"unimaged", 0, EMOPT_VALUE, false, false},
-    [Y_HOLES] = {"holes", 0, EMOPT_VALUE, false, false},
-    [Y_MICS] = {"mics", 0, EMOPT_VALUE, false, false},
-    [Y_DM_EVERY] = {"dm-every", 0, EMOPT_VALUE, false, false},
-    [Y_SEED] = {"seed", 0, EMOPT_VALUE, false, false},
-    [Y_RATE] = {"rate", 0, EMOPT_VALUE, false, false},
-    [Y_RECORD] = {"record", 0, EMOPT_VALUE, false, false},
-    [Y_TEMPLATES] = {"templates", 0, EMOPT_VALUE, false, false},
-    [Y_EXPECTED] = {"expected", 0, EMOPT_VALUE, false, false},
-    [Y_NO_IMAGES] = {"no-images", 0, EMOPT_FLAG, false, false},
+    [Y_SESSIONS] = {"sessions", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_ABORTED] = {"aborted", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_SQUARES] = {"squares", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_UNIMAGED] = {"unimaged", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_HOLES] = {"holes", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_MICS] = {"mics", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_DM_EVERY] = {"dm-every", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_SEED] = {"seed", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_RATE] = {"rate", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_RECORD] = {"record", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_TEMPLATES] = {"templates", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_EXPECTED] = {"expected", 0, EMOPT_VALUE, false, false, NULL},
+    [Y_NO_IMAGES] = {"no-images", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 int main(int argc, char **argv)

@@ -62,12 +62,12 @@ static int usage(const char *msg)
 
 enum { R_SNAPSHOT, R_PLACEHOLDERS, R_DURATION, R_SAMPLE_MS, R_CHUNKS, R_CHUNK_GAP, R_COUNT };
 static const struct emopt_spec record_opts[R_COUNT] = {
-    [R_SNAPSHOT] = {"snapshot", 0, EMOPT_FLAG, false, false},
-    [R_PLACEHOLDERS] = {"placeholders", 0, EMOPT_VALUE, false, false},
-    [R_DURATION] = {"duration", 0, EMOPT_VALUE, false, false},
-    [R_SAMPLE_MS] = {"sample-ms", 0, EMOPT_VALUE, false, false},
-    [R_CHUNKS] = {"chunks", 0, EMOPT_VALUE, false, false},
-    [R_CHUNK_GAP] = {"chunk-gap", 0, EMOPT_VALUE, false, false},
+    [R_SNAPSHOT] = {"snapshot", 0, EMOPT_FLAG, false, false, NULL},
+    [R_PLACEHOLDERS] = {"placeholders", 0, EMOPT_VALUE, false, false, NULL},
+    [R_DURATION] = {"duration", 0, EMOPT_VALUE, false, false, NULL},
+    [R_SAMPLE_MS] = {"sample-ms", 0, EMOPT_VALUE, false, false, NULL},
+    [R_CHUNKS] = {"chunks", 0, EMOPT_VALUE, false, false, NULL},
+    [R_CHUNK_GAP] = {"chunk-gap", 0, EMOPT_VALUE, false, false, NULL},
 };
 
 static int record_main(const struct emopt *eo)
@@ -98,12 +98,12 @@ static int record_main(const struct emopt *eo)
 
 enum { P_SPEED, P_MAX_GAP, P_EXACT, P_BURST, P_FORCE, P_NO_VERIFY, P_COUNT };
 static const struct emopt_spec replay_opts[P_COUNT] = {
-    [P_SPEED] = {"speed", 0, EMOPT_VALUE, false, false},
-    [P_MAX_GAP] = {"max-gap", 0, EMOPT_VALUE, false, false},
-    [P_EXACT] = {"exact", 0, EMOPT_FLAG, false, false},
-    [P_BURST] = {"burst", 0, EMOPT_FLAG, false, false},
-    [P_FORCE] = {"force", 0, EMOPT_FLAG, false, false},
-    [P_NO_VERIFY] = {"no-verify", 0, EMOPT_FLAG, false, false},
+    [P_SPEED] = {"speed", 0, EMOPT_VALUE, false, false, NULL},
+    [P_MAX_GAP] = {"max-gap", 0, EMOPT_VALUE, false, false, NULL},
+    [P_EXACT] = {"exact", 0, EMOPT_FLAG, false, false, NULL},
+    [P_BURST] = {"burst", 0, EMOPT_FLAG, false, false, NULL},
+    [P_FORCE] = {"force", 0, EMOPT_FLAG, false, false, NULL},
+    [P_NO_VERIFY] = {"no-verify", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 static int replay_main(const struct emopt *eo)
@@ -132,11 +132,11 @@ static int replay_main(const struct emopt *eo)
 
 enum { F_JSON, F_OPS, F_COUNT };
 static const struct emopt_spec verify_opts[] = {
-    [F_JSON] = {"json", 0, EMOPT_FLAG, false, false},
+    [F_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
 };
 static const struct emopt_spec info_opts[F_COUNT] = {
-    [F_JSON] = {"json", 0, EMOPT_FLAG, false, false},
-    [F_OPS] = {"ops", 0, EMOPT_FLAG, false, false},
+    [F_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
+    [F_OPS] = {"ops", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 static int verify_main(const struct emopt *eo)

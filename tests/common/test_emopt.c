@@ -16,13 +16,13 @@
 
 enum { O_OUT, O_JOBS, O_ONCE, O_POLL, O_SECRET, O_START, O_DIR, O_COUNT };
 static const struct emopt_spec spec[O_COUNT] = {
-    [O_OUT] = {"out", 'o', EMOPT_VALUE, true, false},
-    [O_JOBS] = {"jobs", 'j', EMOPT_VALUE, true, false},
-    [O_ONCE] = {"once", 0, EMOPT_FLAG, true, false},
-    [O_POLL] = {"poll", 0, EMOPT_VALUE, true, false},
-    [O_SECRET] = {"secret", 0, EMOPT_VALUE, false, false},     /* not from the environment */
-    [O_START] = {"from-start", 0, EMOPT_FLAG, false, true},    /* never from a file */
-    [O_DIR] = {"dir", 0, EMOPT_ARGS, true, false, "EMT_DIRS"}, /* a name of its own */
+    [O_OUT] = {"out", 'o', EMOPT_VALUE, true, false, NULL},
+    [O_JOBS] = {"jobs", 'j', EMOPT_VALUE, true, false, NULL},
+    [O_ONCE] = {"once", 0, EMOPT_FLAG, true, false, NULL},
+    [O_POLL] = {"poll", 0, EMOPT_VALUE, true, false, NULL},
+    [O_SECRET] = {"secret", 0, EMOPT_VALUE, false, false, NULL},  /* not from the environment */
+    [O_START] = {"from-start", 0, EMOPT_FLAG, false, true, NULL}, /* never from a file */
+    [O_DIR] = {"dir", 0, EMOPT_ARGS, true, false, "EMT_DIRS"},    /* a name of its own */
 };
 
 static char errbuf[4096];
