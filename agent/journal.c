@@ -50,8 +50,8 @@ struct journal {
     char *agent;
     uint64_t last_seq;       /* highest seq journaled */
     uint64_t delivered;      /* highest seq the sink took */
-    struct hmap entities;    /* key hash -> data hash */
-    struct hmap files;       /* hash of directory and name -> struct journal_file * */
+    struct ktab entities;    /* key hash -> data hash */
+    struct hset files;       /* struct journal_file *, by file_key() of directory and name */
     struct em_arena records; /* the file records and directories */
     struct hmap dirs;        /* hash of the directory's path -> its index in dirv */
     struct journal_dir **dirv;
@@ -156,6 +156,15 @@ static int file_is(const void *v, const void *ctx)
     const struct journal_file *f = v;
     const struct file_probe *p = ctx;
     return f->dir == p->dir && strcmp(f->name, p->name) == 0;
+}
+
+/* j->files keeps only pointers (8 bytes a slot, not 16): a record's key is computed again
+ * when the set grows, about one hash of a name per file over a whole walk. */
+static uint64_t record_key(const void *v, const void *hctx)
+{
+    (void)hctx;
+    const struct journal_file *f = v;
+    return file_key(f->dir, f->name);
 }
 
 const char *journal_file_dir(const struct journal *j, const struct journal_file *f, uint16_t *root)
@@ -291,8 +300,8 @@ static uv_file open_file(const char *path, int flags)
 
 bool journal_entity_same(const struct journal *j, uint64_t key_hash, uint64_t data_hash)
 {
-    const struct hmap_entry *e = hmap_find(&j->entities, key_hash, NULL, NULL);
-    return e && e->v.u == data_hash;
+    const uint64_t *v = ktab_find(&j->entities, key_hash);
+    return v && *v == data_hash;
 }
 
 /* Whether the directory record `d` is `dir` (absolute, len bytes) or below it. */
@@ -311,10 +320,10 @@ static bool dir_under(const struct journal *j, const struct journal_dir *d, cons
     return strncmp(d->pre, dir + rl + 1, n) == 0 && d->pre[n] == '/';
 }
 
-static void unsee_one(union hmap_value *v, void *ctx)
+static void unsee_one(void *v, void *ctx)
 {
     const struct journal *j = ctx;
-    struct journal_file *f = v->p;
+    struct journal_file *f = v;
     if (j->dirv[f->dir]->mark)
         f->seen = false;
 }
@@ -328,25 +337,20 @@ void journal_files_unsee(struct journal *j, const char *dir)
     for (size_t i = 0; i < j->ndirs; i++)
         any |= j->dirv[i]->mark = dir_under(j, j->dirv[i], dir, len);
     if (any)
-        hmap_each(&j->files, unsee_one, j);
+        hset_each(&j->files, unsee_one, j);
     for (size_t i = 0; i < j->ndirs; i++)
         j->dirv[i]->mark = false;
 }
 
 bool journal_entity_live(const struct journal *j, uint64_t key_hash)
 {
-    const struct hmap_entry *e = hmap_find(&j->entities, key_hash, NULL, NULL);
-    return e && e->v.u != 0;
+    const uint64_t *v = ktab_find(&j->entities, key_hash);
+    return v && *v != 0;
 }
 
 static int entity_set(struct journal *j, uint64_t kh, uint64_t dh)
 {
-    int added;
-    struct hmap_entry *e = hmap_upsert(&j->entities, kh, NULL, NULL, &added);
-    if (!e)
-        return -EM_ENOMEM;
-    e->v.u = dh;
-    return 0;
+    return ktab_set(&j->entities, kh, dh) < 0 ? -EM_ENOMEM : 0;
 }
 
 int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t data_hash,
@@ -381,34 +385,30 @@ struct journal_file *journal_file_find(const struct journal *j, const char *path
     if (dir < 0)
         return NULL;
     struct file_probe probe = {(uint32_t)dir, fs.name};
-    struct hmap_entry *e = hmap_find_eq(&j->files, file_key(probe.dir, fs.name), file_is, &probe);
-    return e ? e->v.p : NULL;
+    void **e = hset_find(&j->files, file_key(probe.dir, fs.name), file_is, &probe);
+    return e ? *e : NULL;
 }
 
 struct journal_file *journal_file_get(struct journal *j, const char *path)
 {
-    int added;
     struct fsplit fs = split_file(j, path);
     int64_t dir = dir_get(j, &fs, true);
     if (dir < 0)
         return NULL;
     struct file_probe probe = {(uint32_t)dir, fs.name};
-    struct hmap_entry *e =
-        hmap_upsert_eq(&j->files, file_key(probe.dir, fs.name), file_is, &probe, &added);
-    if (!e)
-        return NULL;
-    if (!added)
-        return e->v.p;
+    uint64_t key = file_key(probe.dir, fs.name);
+    void **e = hset_find(&j->files, key, file_is, &probe);
+    if (e)
+        return *e;
     size_t n = strlen(fs.name);
     struct journal_file *f = em_arena_alloc_align(&j->records, sizeof(*f) + n + 1, 8);
-    if (!f) {
-        hmap_remove(&j->files, e);
+    if (!f)
         return NULL;
-    }
     memset(f, 0, sizeof(*f));
     f->dir = probe.dir;
     memcpy(f->name, fs.name, n + 1);
-    e->v.p = f;
+    if (hset_add(&j->files, key, f) < 0)
+        return NULL; /* the record stays in the arena, unreachable, until the journal goes */
     return f;
 }
 
@@ -506,10 +506,26 @@ static void snap_flush(struct snap *c, bool force)
     }
 }
 
-static void snap_file(union hmap_value *v, void *ctx)
+static void snap_entity(uint64_t key, uint64_t value, void *ctx)
 {
     struct snap *c = ctx;
-    const struct journal_file *f = v->p;
+    if (c->rc == 0 && (c->rc = buf_reserve(c->j, 36)) == 0) {
+        char *p = c->j->buf + c->j->len;
+        *p++ = 'K';
+        *p++ = '\t';
+        p = put_hex16(p, key);
+        *p++ = '\t';
+        p = put_hex16(p, value);
+        *p++ = '\n';
+        c->j->len = (size_t)(p - c->j->buf);
+    }
+    snap_flush(c, false);
+}
+
+static void snap_file(void *v, void *ctx)
+{
+    struct snap *c = ctx;
+    const struct journal_file *f = v;
     if (c->rc == 0 && !path_has_newline(c->j, f))
         c->rc = put_file(c->j, f);
     snap_flush(c, false);
@@ -534,21 +550,11 @@ static int compact(struct journal *j)
                       j->last_seq, j->delivered);
     if (c.rc == 0 && j->last_event_us)
         c.rc = buf_printf(j, "T\t%" PRIu64 "\n", j->last_event_us);
-    for (size_t i = 0; i < j->entities.cap && c.rc == 0; i++) {
-        if (j->entities.e[i].key && (c.rc = buf_reserve(j, 36)) == 0) {
-            char *p = j->buf + j->len;
-            *p++ = 'K';
-            *p++ = '\t';
-            p = put_hex16(p, j->entities.e[i].key);
-            *p++ = '\t';
-            p = put_hex16(p, j->entities.e[i].v.u);
-            *p++ = '\n';
-            j->len = (size_t)(p - j->buf);
-        }
-        snap_flush(&c, false);
-    }
+    /* Entities in key order (ktab_each), so that reading them back appends to the array. */
     if (c.rc == 0)
-        hmap_each(&j->files, snap_file, &c);
+        ktab_each(&j->entities, snap_entity, &c);
+    if (c.rc == 0)
+        hset_each(&j->files, snap_file, &c);
     for (size_t i = 0; i < j->npending && c.rc == 0; i++) {
         const struct journal_pending *p = &j->pending[i];
         if (p->seq > j->delivered)
@@ -620,27 +626,43 @@ int journal_commit(struct journal *j)
 
 /* ---- loading ---- */
 
-static bool parse_u64(const char **p, uint64_t *v, int base)
+/* Fields are read without strtoull: a restart reads 1.2 million of them, and strtoull's
+ * leniency (spaces, signs, "-1" wrapping around) is not wanted here either. */
+static bool parse_u64(const char **p, uint64_t *v, unsigned base)
 {
-    char *end;
-    errno = 0;
-    unsigned long long x = strtoull(*p, &end, base);
-    if (end == *p || errno || (*end != '\t' && *end != '\0'))
+    const char *s = *p;
+    uint64_t x = 0;
+    for (;; s++) {
+        unsigned d;
+        if (*s >= '0' && *s <= '9')
+            d = (unsigned)(*s - '0');
+        else if (base == 16 && *s >= 'a' && *s <= 'f')
+            d = (unsigned)(*s - 'a' + 10);
+        else if (base == 16 && *s >= 'A' && *s <= 'F')
+            d = (unsigned)(*s - 'A' + 10);
+        else
+            break;
+        if (x > (UINT64_MAX - d) / base)
+            return false;
+        x = x * base + d;
+    }
+    if (s == *p || (*s != '\t' && *s != '\0'))
         return false;
-    *v = (uint64_t)x;
-    *p = *end ? end + 1 : end;
+    *v = x;
+    *p = *s ? s + 1 : s;
     return true;
 }
 
 static bool parse_i64(const char **p, int64_t *v)
 {
-    char *end;
-    errno = 0;
-    long long x = strtoll(*p, &end, 10);
-    if (end == *p || errno || (*end != '\t' && *end != '\0'))
+    const char *s = *p;
+    bool neg = *s == '-';
+    uint64_t x;
+    s += neg;
+    if (!parse_u64(&s, &x, 10) || x > (uint64_t)INT64_MAX + neg)
         return false;
-    *v = (int64_t)x;
-    *p = *end ? end + 1 : end;
+    *v = neg ? (int64_t)(0 - x) : (int64_t)x;
+    *p = s;
     return true;
 }
 
@@ -817,7 +839,7 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
     if (rc == 0 && !first && !damage[0]) {
         /* As compaction writes it: every record still needed, once, and nothing pending. */
         j->loaded_compact = !torn && bad == 0 && nev == 0 && extra <= 2 &&
-                            records == extra + j->entities.count + j->files.count;
+                            records == extra + ktab_count(&j->entities) + j->files.count;
         j->bytes = end;
         if (bad)
             snprintf(damage, dcap, "%zu of its records cannot be read", bad);
@@ -950,23 +972,21 @@ void journal_forget(struct journal *j)
 
 void journal_forget_entities(struct journal *j)
 {
-    hmap_free(&j->files);
+    hset_free(&j->files);
     hmap_free(&j->dirs);
     free(j->dirv);
     j->dirv = NULL;
     j->ndirs = j->dirs_cap = 0;
     em_arena_free(&j->records);
     em_arena_init(&j->records, RECORDS_MAX);
-    hmap_free(&j->entities);
-    memset(&j->files, 0, sizeof(j->files));
-    memset(&j->dirs, 0, sizeof(j->dirs));
-    memset(&j->entities, 0, sizeof(j->entities));
+    ktab_free(&j->entities);
 }
 
 static int open_into(struct journal *j, const char *dir, const char *agent,
                      const char *const *roots, size_t nroots, char *reason, size_t reason_cap)
 {
     memset(j, 0, sizeof(*j));
+    hset_init(&j->files, record_key, NULL);
     j->fd = -1;
     reason[0] = '\0';
     em_arena_init(&j->records, RECORDS_MAX);
@@ -1048,6 +1068,7 @@ static int open_into(struct journal *j, const char *dir, const char *agent,
 static int peek_into(struct journal *j, const char *dir, char *reason, size_t reason_cap)
 {
     memset(j, 0, sizeof(*j));
+    hset_init(&j->files, record_key, NULL);
     j->fd = -1;
     em_arena_init(&j->records, RECORDS_MAX);
     reason[0] = '\0';
@@ -1074,12 +1095,16 @@ static int peek_into(struct journal *j, const char *dir, char *reason, size_t re
     return rc;
 }
 
+static void count_live(uint64_t key, uint64_t value, void *ctx)
+{
+    (void)key;
+    *(size_t *)ctx += value != 0;
+}
+
 size_t journal_live_entities(const struct journal *j)
 {
     size_t n = 0;
-    for (size_t i = 0; i < j->entities.cap; i++)
-        if (j->entities.e[i].key && j->entities.e[i].v.u != 0)
-            n++;
+    ktab_each(&j->entities, count_live, &n);
     return n;
 }
 
@@ -1111,11 +1136,11 @@ int journal_close(struct journal *j)
     if (j->lock)
         close_fd((uv_file)((intptr_t)j->lock - 1));
     journal_pending_clear(j);
-    hmap_free(&j->files);
+    hset_free(&j->files);
     hmap_free(&j->dirs);
     free(j->dirv);
     em_arena_free(&j->records);
-    hmap_free(&j->entities);
+    ktab_free(&j->entities);
     free(j->buf);
     for (size_t i = 0; i < j->nroots; i++)
         free(j->roots[i]);
@@ -1173,7 +1198,7 @@ void journal_info(const struct journal *j, struct journal_info *o)
                                .bytes = j->bytes,
                                .compacted = j->compacted,
                                .files = j->files.count,
-                               .entities = j->entities.count,
+                               .entities = ktab_count(&j->entities),
                                .pending = j->pending,
                                .npending = j->npending,
                                .fresh = j->fresh,

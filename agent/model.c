@@ -45,6 +45,7 @@ struct m_square {
     size_t nexp;
     struct m_micro **micros;
     size_t nmicros, micros_cap;
+    const char *mdir; /* its micrographs' directory (interned), from the first one */
     /* The micrographs by name: an open-addressing table of 1 + their index in micros
      * (0: free), at most half full. 4 bytes a slot, where a map of the session's
      * micrographs by path took 16 (20 MB for a 500,000-micrograph visit). */
@@ -87,15 +88,19 @@ struct m_hole {
     bool dirty;
 };
 
-/* 56 bytes, from a slab: a visit has 500,000. */
+/* 48 bytes, from a slab: a visit has 500,000. Its directory is its square's (q->mdir),
+ * the one all of a square's micrographs share in EPU's layout; one elsewhere has its own,
+ * in model->micro_dirs (own_dir). */
 struct m_micro {
     struct m_square *q;
-    struct m_path path;
+    char *name; /* borrowed when cb.borrow_paths (else owned) */
     int64_t exp;
     struct em_uuid uuid; /* its key, kept when the owner retracts (cb.retract) */
     bool has_exp;
     bool dirty;
+    bool own_dir;
 };
+_Static_assert(sizeof(struct m_micro) <= 48 || sizeof(void *) > 8, "m_micro grew");
 
 struct m_session {
     char *dir;
@@ -138,6 +143,7 @@ struct model {
     size_t nsquares, nholes, nmicros;
     uint64_t changes; /* calls that may have changed what a snapshot holds */
     struct em_slab micro_slab, hole_slab, image_slab; /* m_micro, m_hole, m_image */
+    struct hmap micro_dirs; /* m_micro pointer -> its directory, for those with own_dir */
 };
 
 /* Whether the session directory's entities are emitted: its id is known, and no directory
@@ -176,6 +182,23 @@ static const char *path_str(const struct m_path *p, char *buf)
 {
     snprintf(buf, PATH_BUF, "%s%s", p->dir, p->name);
     return buf;
+}
+
+/* A micrograph's path: its square's directory, or its own. */
+static struct m_path micro_path(const struct model *m, const struct m_micro *mi)
+{
+    const char *dir = mi->q->mdir;
+    if (mi->own_dir) {
+        const struct hmap_entry *e = hmap_find(&m->micro_dirs, (uintptr_t)mi, NULL, NULL);
+        dir = e ? e->v.p : "";
+    }
+    return (struct m_path){dir, mi->name};
+}
+
+static const char *micro_str(const struct model *m, const struct m_micro *mi, char *buf)
+{
+    struct m_path p = micro_path(m, mi);
+    return path_str(&p, buf);
 }
 
 static int push_ptr(void ***v, size_t *n, size_t *cap, void *p)
@@ -458,7 +481,7 @@ static int emit_micro_doc(struct model *m, struct m_micro *mi, const struct epu_
                           const struct fsio_stat *st, const char *doc_json)
 {
     struct m_session *s = mi->q->s;
-    const struct entity_exposure *x = find_exposure(mi->q, entity_micrograph_name(mi->path.name));
+    const struct entity_exposure *x = find_exposure(mi->q, entity_micrograph_name(mi->name));
     mi->has_exp = x != NULL;
     mi->exp = x ? x->exposure_id : 0;
     if (doc_json && m->cb.emit_text) {
@@ -472,20 +495,20 @@ static int emit_micro_doc(struct model *m, struct m_micro *mi, const struct epu_
             return -EM_ENOMEM;
         }
         char rb[PATH_BUF];
-        return m->cb.emit_text(m->cb.ctx, WIRE_MICROGRAPH, key, text, path_str(&mi->path, rb), st);
+        return m->cb.emit_text(m->cb.ctx, WIRE_MICROGRAPH, key, text, micro_str(m, mi, rb), st);
     }
     cJSON *data = entity_micrograph_data(doc, s->doc->u.session.session_id.v, mi->has_exp, mi->exp);
     cJSON *key = entity_key("session_id", s->doc->u.session.session_id.v, "micrograph_uuid", 0,
                             doc->u.image.image_uuid);
     char rb[PATH_BUF];
-    return m->cb.emit(m->cb.ctx, WIRE_MICROGRAPH, key, data, path_str(&mi->path, rb), st);
+    return m->cb.emit(m->cb.ctx, WIRE_MICROGRAPH, key, data, micro_str(m, mi, rb), st);
 }
 
 static int emit_micro(struct model *m, struct m_micro *mi)
 {
     struct fsio_stat st;
     char rb[PATH_BUF];
-    struct epu_doc *doc = m->cb.load(m->cb.ctx, path_str(&mi->path, rb), EPU_KIND_MICROGRAPH, &st);
+    struct epu_doc *doc = m->cb.load(m->cb.ctx, micro_str(m, mi, rb), EPU_KIND_MICROGRAPH, &st);
     if (!doc)
         return 0;
     int rc = emit_micro_doc(m, mi, doc, &st, NULL);
@@ -1066,8 +1089,7 @@ static int on_metadata(struct model *m, struct m_session *s, struct m_square *q,
         q->nexp = nexp;
         for (size_t i = 0; i < q->nmicros && rc == 0; i++) {
             struct m_micro *mi = q->micros[i];
-            const struct entity_exposure *x =
-                find_exposure(q, entity_micrograph_name(mi->path.name));
+            const struct entity_exposure *x = find_exposure(q, entity_micrograph_name(mi->name));
             if ((x != NULL) != mi->has_exp || (x && x->exposure_id != mi->exp))
                 rc = mark_micro(m, mi);
         }
@@ -1139,7 +1161,7 @@ static size_t mindex_slot(const struct m_square *q, uint64_t h)
 /* Puts micros[i] into the index (which has room). */
 static void mindex_put(struct m_square *q, size_t i)
 {
-    size_t k = mindex_slot(q, entity_micrograph_name(q->micros[i]->path.name));
+    size_t k = mindex_slot(q, entity_micrograph_name(q->micros[i]->name));
     while (q->mindex[k])
         k = (k + 1) & (q->mindex_cap - 1);
     q->mindex[k] = (uint32_t)(i + 1);
@@ -1166,14 +1188,15 @@ static int mindex_reserve(struct m_square *q, size_t n)
     return 0;
 }
 
-static struct m_micro *mindex_find(const struct m_square *q, const char *rel)
+static struct m_micro *mindex_find(const struct model *m, const struct m_square *q, const char *rel)
 {
     if (!q->mindex_cap)
         return NULL;
     size_t k = mindex_slot(q, entity_micrograph_name(rel)); /* the name's, as exposures */
     for (; q->mindex[k]; k = (k + 1) & (q->mindex_cap - 1)) {
         struct m_micro *mi = q->micros[q->mindex[k] - 1];
-        if (path_is(&mi->path, rel))
+        struct m_path p = micro_path(m, mi);
+        if (path_is(&p, rel))
             return mi;
     }
     return NULL;
@@ -1183,18 +1206,28 @@ static struct m_micro *mindex_find(const struct m_square *q, const char *rel)
 static struct m_micro *micro_get(struct model *m, struct m_session *s, struct m_square *q,
                                  const char *rel, const char *keep, bool *added)
 {
-    struct m_micro *mi = mindex_find(q, rel);
+    struct m_micro *mi = mindex_find(m, q, rel);
     *added = false;
     if (mi)
         return mi;
     if (mindex_reserve(q, q->nmicros + 1) < 0 || !(mi = em_slab_alloc(&m->micro_slab)))
         return NULL;
-    if (path_set(m, &mi->path, rel, keep) < 0 ||
-        push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0) {
-        path_free(m, &mi->path);
-        em_slab_free(&m->micro_slab, mi);
-        return NULL;
+    struct m_path p = {NULL, NULL};
+    int added_dir = 0;
+    struct hmap_entry *e = NULL;
+    if (path_set(m, &p, rel, keep) < 0)
+        goto fail;
+    if (!q->mdir)
+        q->mdir = p.dir;
+    if (p.dir != q->mdir) { /* interned: one pointer per directory */
+        if (!(e = hmap_upsert(&m->micro_dirs, (uintptr_t)mi, NULL, NULL, &added_dir)))
+            goto fail;
+        e->v.p = (void *)(uintptr_t)p.dir;
+        mi->own_dir = true;
     }
+    mi->name = p.name;
+    if (push_ptr((void ***)&q->micros, &q->nmicros, &q->micros_cap, mi) < 0)
+        goto fail;
     mindex_put(q, q->nmicros - 1);
     mi->q = q;
     *added = true;
@@ -1202,6 +1235,12 @@ static struct m_micro *micro_get(struct model *m, struct m_session *s, struct m_
     m->nmicros++;
     hold(m, s);
     return mi;
+fail:
+    if (e)
+        hmap_remove(&m->micro_dirs, e);
+    path_free(m, &p);
+    em_slab_free(&m->micro_slab, mi);
+    return NULL;
 }
 
 static int on_micrograph(struct model *m, struct m_session *s, struct m_square *q, const char *rel,
@@ -1507,7 +1546,13 @@ static void free_micro(union hmap_value *v, void *ctx)
 {
     struct model *m = ctx;
     struct m_micro *mi = v->p;
-    path_free(m, &mi->path);
+    struct m_path p = {NULL, mi->name};
+    path_free(m, &p);
+    if (mi->own_dir) {
+        struct hmap_entry *e = hmap_find(&m->micro_dirs, (uintptr_t)mi, NULL, NULL);
+        if (e)
+            hmap_remove(&m->micro_dirs, e);
+    }
     em_uuid_clear(&mi->uuid);
     em_slab_free(&m->micro_slab, mi);
 }
@@ -1542,6 +1587,7 @@ void model_free(struct model *m)
     hmap_free(&m->strings);
     hmap_free(&m->sessions_by_dir);
     hmap_free(&m->atlases_by_rel);
+    hmap_free(&m->micro_dirs);
     em_slab_release(&m->micro_slab);
     em_slab_release(&m->hole_slab);
     em_slab_release(&m->image_slab);
@@ -1626,7 +1672,7 @@ static void save_micro(union hmap_value *v, void *ctx)
     char buf[EM_UUID_TEXT];
     const char *uuid = em_uuid_get(&mi->uuid, buf);
     char rb[PATH_BUF];
-    const char *rel = path_str(&mi->path, rb);
+    const char *rel = micro_str(sv->m, mi, rb);
     if (!plain(rel) || !plain(uuid)) {
         sv->bad = true;
         return;

@@ -38,10 +38,17 @@ static int parse(const char *s, uint8_t bin[16])
     return cases == 3 ? EM_UUID_STRING : cases == 2 ? EM_UUID_UPPER : EM_UUID_LOWER;
 }
 
+static char *copy_of(const struct em_uuid *k)
+{
+    char *s;
+    memcpy(&s, k->bin, sizeof(s));
+    return s;
+}
+
 void em_uuid_clear(struct em_uuid *k)
 {
     if (k->form == EM_UUID_STRING)
-        free(k->u.str);
+        free(copy_of(k));
     memset(k, 0, sizeof(*k));
 }
 
@@ -53,10 +60,12 @@ int em_uuid_set(struct em_uuid *k, const char *s)
     uint8_t bin[16];
     int form = parse(s, bin);
     if (form == EM_UUID_STRING) {
-        if (!(k->u.str = strdup(s)))
+        char *copy = strdup(s);
+        if (!copy)
             return -1;
+        memcpy(k->bin, &copy, sizeof(copy));
     } else {
-        memcpy(k->u.bin, bin, 16);
+        memcpy(k->bin, bin, 16);
     }
     k->form = (uint8_t)form;
     return 0;
@@ -67,14 +76,14 @@ const char *em_uuid_get(const struct em_uuid *k, char *buf)
     if (k->form == EM_UUID_NONE)
         return NULL;
     if (k->form == EM_UUID_STRING)
-        return k->u.str;
+        return copy_of(k);
     const char *digits = k->form == EM_UUID_UPPER ? "0123456789ABCDEF" : "0123456789abcdef";
     char *p = buf;
     for (int b = 0; b < 16; b++) {
         if (b == 4 || b == 6 || b == 8 || b == 10)
             *p++ = '-';
-        *p++ = digits[k->u.bin[b] >> 4];
-        *p++ = digits[k->u.bin[b] & 15];
+        *p++ = digits[k->bin[b] >> 4];
+        *p++ = digits[k->bin[b] & 15];
     }
     *p = '\0';
     return buf;

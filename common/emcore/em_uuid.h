@@ -13,12 +13,11 @@
 
 #define EM_UUID_TEXT 37 /* a canonical UUID and its NUL */
 
+/* 17 bytes, aligned to 1, so that it packs with its neighbours (a union holding the
+ * copy's pointer would align it to 8 and make it 24). */
 struct em_uuid {
-    union {
-        uint8_t bin[16];
-        char *str; /* form EM_UUID_STRING */
-    } u;
-    uint8_t form; /* enum below */
+    uint8_t bin[16]; /* the UUID; for form EM_UUID_STRING, the copy's pointer (memcpy) */
+    uint8_t form;    /* enum below */
 };
 
 enum { EM_UUID_NONE = 0, EM_UUID_LOWER, EM_UUID_UPPER, EM_UUID_STRING };

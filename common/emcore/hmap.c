@@ -160,3 +160,289 @@ void hmap_free(struct hmap *m)
     free(m->e);
     memset(m, 0, sizeof(*m));
 }
+
+/* ---- hset ---- */
+
+void hset_init(struct hset *s, hset_hash_fn hash, const void *hctx)
+{
+    memset(s, 0, sizeof(*s));
+    s->hash = hash;
+    s->hctx = hctx;
+}
+
+static size_t hset_slot(const struct hset *s, uint64_t hash, size_t cap)
+{
+    unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
+    uint64_t h = (hash ^ s->seed) * 0x9e3779b97f4a7c15ull;
+    return bits ? (size_t)(h >> (64 - bits)) : 0;
+}
+
+/* The byte kept beside a slot: not the bits hset_slot() takes (the top ones). */
+static uint8_t hset_tag(uint64_t hash)
+{
+    return (uint8_t)hash;
+}
+
+void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void *ctx)
+{
+    if (!s->cap)
+        return NULL;
+    uint8_t tag = hset_tag(hash);
+    for (size_t i = hset_slot(s, hash, s->cap);; i = (i + 1) & (s->cap - 1)) {
+        if (!s->v[i])
+            return NULL;
+        if (s->tag[i] == tag && eq(s->v[i], ctx))
+            return &s->v[i];
+    }
+}
+
+static int hset_grow(struct hset *s)
+{
+    size_t cap = s->cap ? s->cap * 2 : 64;
+    if (cap > SIZE_MAX / sizeof(void *))
+        return -1;
+    void **v = calloc(cap, sizeof(*v));
+    uint8_t *tag = malloc(cap);
+    if (!v || !tag) {
+        free(v);
+        free(tag);
+        return -1;
+    }
+    if (!s->cap) {
+        struct hmap probe = {0};
+        s->seed = new_seed(&probe) ^ (uint64_t)(uintptr_t)s;
+    }
+    for (size_t i = 0; i < s->cap; i++) {
+        if (!s->v[i])
+            continue;
+        size_t j = hset_slot(s, s->hash(s->v[i], s->hctx), cap);
+        while (v[j])
+            j = (j + 1) & (cap - 1);
+        v[j] = s->v[i];
+        tag[j] = s->tag[i];
+    }
+    free(s->v);
+    free(s->tag);
+    s->v = v;
+    s->tag = tag;
+    s->cap = cap;
+    return 0;
+}
+
+int hset_add(struct hset *s, uint64_t hash, void *value)
+{
+    if (!value || ((s->count + 1) * 4 > s->cap * 3 && hset_grow(s) < 0))
+        return -1;
+    size_t i = hset_slot(s, hash, s->cap);
+    while (s->v[i])
+        i = (i + 1) & (s->cap - 1);
+    s->v[i] = value;
+    s->tag[i] = hset_tag(hash);
+    s->count++;
+    return 0;
+}
+
+void hset_remove(struct hset *s, void **slot)
+{
+    size_t mask = s->cap - 1, hole = (size_t)(slot - s->v);
+    for (size_t j = (hole + 1) & mask; s->v[j]; j = (j + 1) & mask) { /* as hmap_remove */
+        size_t home = hset_slot(s, s->hash(s->v[j], s->hctx), s->cap);
+        bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+        if (!stays) {
+            s->v[hole] = s->v[j];
+            s->tag[hole] = s->tag[j];
+            hole = j;
+        }
+    }
+    s->v[hole] = NULL;
+    s->count--;
+}
+
+void hset_each(const struct hset *s, void (*fn)(void *value, void *ctx), void *ctx)
+{
+    for (size_t i = 0; i < s->cap; i++)
+        if (s->v[i])
+            fn(s->v[i], ctx);
+}
+
+void hset_free(struct hset *s)
+{
+    free(s->v);
+    free(s->tag);
+    hset_init(s, s->hash, s->hctx);
+}
+
+/* ---- ktab ---- */
+
+#define KTAB_MIN_RECENT 256u
+
+static unsigned top_bits(uint64_t key, unsigned bits)
+{
+    return (unsigned)(key >> (64 - bits));
+}
+
+/* The index of `key` in t->a[lo, hi), or hi when absent. */
+static size_t ktab_search(const struct ktab *t, uint64_t key, size_t lo, size_t hi)
+{
+    size_t end = hi;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (t->a[mid].key < key)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < end && t->a[lo].key == key ? lo : end;
+}
+
+/* Rebuilds the directory for the array as it is: about 4 entries a bucket. */
+static int ktab_index(struct ktab *t)
+{
+    unsigned bits = 4;
+    while (bits < 24 && ((size_t)1 << (bits + 2)) < t->n)
+        bits++;
+    size_t nb = (size_t)1 << bits;
+    if (bits != t->dir_bits || !t->dir) {
+        uint32_t *d = realloc(t->dir, (nb + 1) * sizeof(*d));
+        if (!d)
+            return -1;
+        t->dir = d;
+        t->dir_bits = bits;
+    }
+    size_t i = 0;
+    for (size_t b = 0; b < nb; b++) {
+        while (i < t->n && top_bits(t->a[i].key, bits) < b)
+            i++;
+        t->dir[b] = (uint32_t)i;
+    }
+    t->dir[nb] = (uint32_t)t->n;
+    t->dir_n = t->n;
+    return 0;
+}
+
+uint64_t *ktab_find(const struct ktab *t, uint64_t key)
+{
+    if (!key)
+        return NULL;
+    if (t->n) {
+        size_t lo = 0, hi = t->n;
+        if (t->dir && t->dir_n == t->n) {
+            unsigned b = top_bits(key, t->dir_bits);
+            lo = t->dir[b];
+            hi = t->dir[b + 1];
+        }
+        size_t i = ktab_search(t, key, lo, hi);
+        if (i < hi)
+            return &t->a[i].v.u;
+    }
+    struct hmap_entry *e = hmap_find(&t->recent, key, NULL, NULL);
+    return e ? &e->v.u : NULL;
+}
+
+static int by_key(const void *a, const void *b)
+{
+    uint64_t x = ((const struct hmap_entry *)a)->key, y = ((const struct hmap_entry *)b)->key;
+    return x < y ? -1 : x > y;
+}
+
+/* Room for `need` entries in the array. */
+static int ktab_room(struct ktab *t, size_t need)
+{
+    if (need <= t->cap)
+        return 0;
+    if (need > UINT32_MAX)
+        return -1;
+    size_t cap = t->cap + t->cap / 8; /* little slack: the array is most of the memory */
+    cap = cap < need ? need : cap < 16 ? 16 : cap;
+    struct hmap_entry *a = realloc(t->a, cap * sizeof(*a));
+    if (!a)
+        return -1;
+    t->a = a;
+    t->cap = cap;
+    return 0;
+}
+
+/* Moves the waiting keys into the array: sorted, then merged from the back, in place. */
+static int ktab_merge(struct ktab *t)
+{
+    size_t k = t->recent.count, n = t->n;
+    struct hmap_entry *add = malloc(k * sizeof(*add));
+    if (!add || ktab_room(t, n + k) < 0) {
+        free(add);
+        return -1;
+    }
+    size_t w = 0;
+    for (size_t i = 0; i < t->recent.cap; i++)
+        if (t->recent.e[i].key)
+            add[w++] = t->recent.e[i];
+    qsort(add, k, sizeof(*add), by_key);
+    struct hmap_entry *a = t->a;
+    size_t i = n, j = k, out = n + k;
+    while (j > 0) {
+        if (i > 0 && a[i - 1].key > add[j - 1].key)
+            a[--out] = a[--i];
+        else
+            a[--out] = add[--j];
+    }
+    free(add);
+    t->n = n + k;
+    hmap_clear(&t->recent);
+    return ktab_index(t);
+}
+
+int ktab_set(struct ktab *t, uint64_t key, uint64_t value)
+{
+    if (!key)
+        return -1;
+    if (t->recent.count == 0 && (t->n == 0 || t->a[t->n - 1].key < key)) {
+        /* In order, so new: straight onto the array. Its directory is rebuilt once, when
+         * a key out of order comes (a journal read back appends 600,000 in a row). */
+        if (ktab_room(t, t->n + 1) < 0)
+            return -1;
+        t->a[t->n].key = key;
+        t->a[t->n].v.u = value;
+        t->n++;
+        return 0;
+    }
+    uint64_t *v = ktab_find(t, key);
+    if (v) {
+        *v = value;
+        return 0;
+    }
+    /* Out of order: the appending is over for now, so the directory is worth building
+     * (until then lookups search the whole array, in O(log n)). */
+    if (t->n && (!t->dir || t->dir_n != t->n))
+        (void)ktab_index(t);
+    int added;
+    struct hmap_entry *e = hmap_upsert(&t->recent, key, NULL, NULL, &added);
+    if (!e)
+        return -1;
+    e->v.u = value;
+    /* A merge that fails for memory leaves the keys waiting, still found: the value is
+     * set either way, and the next addition tries again. */
+    if (t->recent.count >= KTAB_MIN_RECENT && t->recent.count >= t->n / 32)
+        (void)ktab_merge(t);
+    return 0;
+}
+
+size_t ktab_count(const struct ktab *t)
+{
+    return t->n + t->recent.count;
+}
+
+void ktab_each(const struct ktab *t, void (*fn)(uint64_t key, uint64_t value, void *ctx), void *ctx)
+{
+    for (size_t i = 0; i < t->n; i++)
+        fn(t->a[i].key, t->a[i].v.u, ctx);
+    for (size_t i = 0; i < t->recent.cap; i++)
+        if (t->recent.e[i].key)
+            fn(t->recent.e[i].key, t->recent.e[i].v.u, ctx);
+}
+
+void ktab_free(struct ktab *t)
+{
+    free(t->a);
+    free(t->dir);
+    hmap_free(&t->recent);
+    memset(t, 0, sizeof(*t));
+}

@@ -56,4 +56,60 @@ void hmap_each(const struct hmap *m, void (*fn)(union hmap_value *v, void *ctx),
 void hmap_clear(struct hmap *m);
 void hmap_free(struct hmap *m);
 
+/* hset — an open-addressing set of pointers, 9 bytes a slot where an hmap takes 16, for
+ * big sets whose values carry their own key (the journal's 600,000 file records). Each
+ * slot has a byte of its value's hash beside it, so a probe reads a value only when that
+ * byte matches (1 in 256 otherwise) and then compares with an hmap_eq_fn. Each value's
+ * hash comes from `hash` (given `hctx`), which the set calls when it grows or removes.
+ * At most 3/4 full. Not thread-safe. */
+typedef uint64_t (*hset_hash_fn)(const void *value, const void *hctx);
+
+struct hset {
+    void **v;     /* NULL: free */
+    uint8_t *tag; /* a byte of each value's hash */
+    size_t cap, count;
+    uint64_t seed;
+    hset_hash_fn hash;
+    const void *hctx;
+};
+
+void hset_init(struct hset *s, hset_hash_fn hash, const void *hctx);
+/* The slot holding the value `eq` accepts among those hashing to `hash`, or NULL. Valid
+ * until the next hset_add or hset_remove. */
+void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void *ctx);
+/* Adds `value` (not NULL, known absent, hashing to `hash`). -1 when out of memory. */
+int hset_add(struct hset *s, uint64_t hash, void *value);
+/* Removes the value in `slot` (from hset_find on `s`). */
+void hset_remove(struct hset *s, void **slot);
+void hset_each(const struct hset *s, void (*fn)(void *value, void *ctx), void *ctx);
+/* Frees the slots (not the values); the set is empty and keeps its hash function. */
+void hset_free(struct hset *s);
+
+/* ktab — a map from 64-bit keys (hashes; 0 reserved) to 64-bit values, for hundreds of
+ * thousands of entries that are mostly looked up and updated once added (the journal's
+ * entities, one per micrograph). The bulk is an array sorted by key, 16 bytes an entry
+ * with no free slots, found through a directory of the keys' top bits (about 1 byte an
+ * entry); new keys wait in a small hmap, merged into the array when it passes 1/32 of
+ * the array. About 18 bytes an entry where an hmap takes 21 to 43. Keys added in
+ * ascending order while nothing waits (a journal read back) go straight to the array.
+ * Lookups stay O(log n) whatever the keys. Not thread-safe. */
+struct ktab {
+    struct hmap_entry *a; /* sorted by key */
+    size_t n, cap;
+    uint32_t *dir; /* dir[b]: the first index whose key's top dir_bits are >= b */
+    unsigned dir_bits;
+    size_t dir_n; /* n when dir was built (dir is used only while n == dir_n) */
+    struct hmap recent;
+};
+
+/* The value of `key`, or NULL. Valid until the next ktab_set. */
+uint64_t *ktab_find(const struct ktab *t, uint64_t key);
+/* Sets the value of `key` (not 0), adding it when new. -1 when out of memory. */
+int ktab_set(struct ktab *t, uint64_t key, uint64_t value);
+size_t ktab_count(const struct ktab *t);
+/* Calls `fn` on each entry: the array's in ascending key order, then the waiting ones. */
+void ktab_each(const struct ktab *t, void (*fn)(uint64_t key, uint64_t value, void *ctx),
+               void *ctx);
+void ktab_free(struct ktab *t);
+
 #endif

@@ -1,7 +1,10 @@
 /* Tests of the hash map: removal keeps every other key findable (backward shift across
- * the wrap-around of the table), and string maps tell colliding hashes apart. */
+ * the wrap-around of the table), and string maps tell colliding hashes apart. The same
+ * for the pointer set (hset), whose values carry their keys, and the sorted key table
+ * (ktab), checked against a plain array whatever the order keys come in. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -66,11 +69,163 @@ static void test_hmap__strings_with_one_hash_stay_apart(void **state)
     hmap_free(&m);
 }
 
+/* hset values: an id, hashed by a function that puts many ids on one hash. */
+struct item {
+    uint64_t id;
+};
+
+static uint64_t item_hash_of(uint64_t id)
+{
+    return (id % 97) * 0x9e3779b97f4a7c15ull + 1; /* 97 hashes for 20,000 ids */
+}
+
+static uint64_t item_hash(const void *v, const void *hctx)
+{
+    (void)hctx;
+    return item_hash_of(((const struct item *)v)->id);
+}
+
+static int item_is(const void *v, const void *ctx)
+{
+    return ((const struct item *)v)->id == *(const uint64_t *)ctx;
+}
+
+static void count_item(void *v, void *ctx)
+{
+    (void)v;
+    (*(size_t *)ctx)++;
+}
+
+static void test_hset__colliding_values_found_removed_and_added_again(void **state)
+{
+    (void)state;
+    enum { N = 20000 };
+    struct item *items = calloc(N + 1, sizeof(*items));
+    struct hset s;
+    hset_init(&s, item_hash, NULL);
+    for (uint64_t k = 1; k <= N; k++) {
+        items[k].id = k;
+        assert_null(hset_find(&s, item_hash_of(k), item_is, &k));
+        assert_int_equal(hset_add(&s, item_hash_of(k), &items[k]), 0);
+    }
+    assert_int_equal(s.count, N);
+    assert_true(s.count * 4 <= s.cap * 3);
+    for (uint64_t k = 1; k <= N; k += 3) {
+        void **slot = hset_find(&s, item_hash_of(k), item_is, &k);
+        assert_non_null(slot);
+        assert_ptr_equal(*slot, &items[k]);
+        hset_remove(&s, slot);
+    }
+    for (uint64_t k = 1; k <= N; k++) {
+        void **slot = hset_find(&s, item_hash_of(k), item_is, &k);
+        if (k % 3 == 1)
+            assert_null(slot);
+        else
+            assert_ptr_equal(*slot, &items[k]);
+    }
+    size_t n = 0;
+    hset_each(&s, count_item, &n);
+    assert_int_equal(n, s.count);
+    assert_int_equal(n, N - (N + 2) / 3);
+    uint64_t k = 1;
+    assert_int_equal(hset_add(&s, item_hash_of(k), &items[k]), 0);
+    assert_ptr_equal(*hset_find(&s, item_hash_of(k), item_is, &k), &items[1]);
+    hset_free(&s);
+    assert_int_equal(s.count, 0);
+    assert_null(hset_find(&s, item_hash_of(k), item_is, &k));
+    free(items);
+}
+
+static uint64_t next_rand(uint64_t *x)
+{
+    *x ^= *x << 13;
+    *x ^= *x >> 7;
+    *x ^= *x << 17;
+    return *x;
+}
+
+struct walk {
+    uint64_t last;
+    size_t n, sorted_prefix;
+    bool in_order;
+};
+
+static void walk_entry(uint64_t key, uint64_t value, void *ctx)
+{
+    struct walk *w = ctx;
+    assert_int_equal(value, key ^ 0x5555);
+    if (w->in_order && w->n && key < w->last)
+        w->in_order = false;
+    if (w->in_order)
+        w->sorted_prefix++;
+    w->last = key;
+    w->n++;
+}
+
+/* Keys in `mode`: 0 random, 1 ascending (a journal read back), 2 random with one top
+ * 24 bits (every key in one directory bucket). Values are key ^ 0x5555, then updated. */
+static void ktab_round(int mode)
+{
+    enum { N = 100000 };
+    uint64_t *keys = malloc(N * sizeof(*keys)), x = 0x2545f4914f6cdd1dull;
+    for (size_t i = 0; i < N; i++) {
+        uint64_t r = next_rand(&x);
+        keys[i] = mode == 1   ? (i + 1) * 0x0000a7c15ull
+                  : mode == 2 ? (0xabcdefull << 40) | (r >> 24)
+                              : r;
+        if (!keys[i])
+            keys[i] = 1;
+    }
+    struct ktab t = {0};
+    for (size_t i = 0; i < N; i++) {
+        assert_int_equal(ktab_set(&t, keys[i], 0), 0);
+        /* found straight after being added, wherever it went */
+        assert_non_null(ktab_find(&t, keys[i]));
+        assert_int_equal(ktab_set(&t, keys[i], keys[i] ^ 0x5555), 0);
+    }
+    assert_int_equal(ktab_count(&t), N);
+    if (mode == 1)
+        assert_int_equal(t.n, N); /* all appended, none waiting */
+    else
+        assert_true(t.recent.count <= t.n / 32 + 256); /* merged as it went */
+    for (size_t i = 0; i < N; i++) {
+        const uint64_t *v = ktab_find(&t, keys[i]);
+        assert_non_null(v);
+        assert_int_equal(*v, keys[i] ^ 0x5555);
+    }
+    for (size_t i = 0; i < 1000; i++) { /* keys never added */
+        uint64_t k = next_rand(&x) | 1;
+        bool known = false;
+        for (size_t j = 0; j < N && !known; j++)
+            known = keys[j] == k;
+        if (!known)
+            assert_null(ktab_find(&t, k));
+    }
+    struct walk w = {0, 0, 0, true};
+    ktab_each(&t, walk_entry, &w);
+    assert_int_equal(w.n, N);
+    assert_true(w.sorted_prefix >= t.n); /* the array part comes first, in key order */
+    assert_null(ktab_find(&t, 0));
+    assert_int_equal(ktab_set(&t, 0, 1), -1);
+    ktab_free(&t);
+    free(keys);
+}
+
+static void test_ktab__every_key_found_in_any_order(void **state)
+{
+    (void)state;
+    ktab_round(0);
+    ktab_round(1);
+    ktab_round(2);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hmap__remove_keeps_the_rest_findable),
         cmocka_unit_test(test_hmap__strings_with_one_hash_stay_apart),
+        cmocka_unit_test(test_hset__colliding_values_found_removed_and_added_again),
+        cmocka_unit_test(test_ktab__every_key_found_in_any_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

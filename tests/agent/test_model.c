@@ -498,11 +498,99 @@ static void test_model__exposure_rule_first_listed_wins(void **state)
     assert_null(entity_exposure_find(t, 0, entity_micrograph_name(a)));
 }
 
+/* Where each emitted entity came from: key -> source path. */
+static int on_emit_source(void *ctx, enum wire_type type, cJSON *key, cJSON *data,
+                          const char *source, const struct fsio_stat *st)
+{
+    (void)st;
+    char *k = key_string(wire_type_name(type), key);
+    fold_put(ctx, k, strdup(source ? source : "-"));
+    free(k);
+    cJSON_Delete(key);
+    cJSON_Delete(data);
+    return 0;
+}
+
+/* The file `real` of the visit handed to the model as if it were at `rel`. */
+static void feed_as(struct model *m, const char *rel, const char *real)
+{
+    struct tree_loc loc;
+    assert_int_equal(tree_locate(rel, &loc), 0);
+    free(loc.session_dir);
+    struct fsio_stat st;
+    struct epu_doc *doc = load_rel(real, loc.kind, &st);
+    assert_non_null(doc);
+    assert_int_equal(model_file(m, rel, NULL, loc.kind, doc, &st), 0);
+}
+
+static size_t count_value(const struct folded *f, const char *v)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->n; i++)
+        n += strcmp(f->data[i], v) == 0;
+    return n;
+}
+
+#define SQ1 S1 "/Images-Disc1/GridSquare_1001/Data/"
+#define SQ1_DISC2 S1 "/Images-Disc2/GridSquare_1001/Data/"
+#define MIC_A "FoilHole_2001_Data_4001_1_20250101_102100.xml"
+#define MIC_B "FoilHole_2002_Data_4001_1_20250101_102200.xml"
+
+/* A micrograph keeps its square's directory unless it has its own (model->micro_dirs):
+ * one of square 1001 written under Images-Disc2 is emitted, saved and forgotten with its
+ * own path, while the square's other one keeps the square's. */
+static void test_model__a_squares_micrograph_in_another_directory(void **state)
+{
+    (void)state;
+    struct folded got = {0};
+    struct model_callbacks cb = {on_emit_source, NULL, on_load, NULL, &got, false, false, NULL};
+    struct model *m = model_new(VISIT, &cb);
+    assert_non_null(m);
+    feed(m, S1 "/EpuSession.dm");
+    feed(m, S1 "/Metadata/GridSquare_1001.dm");
+    feed(m, SQ1 MIC_A);
+    feed_as(m, SQ1_DISC2 MIC_B, SQ1 MIC_B);
+    assert_int_equal(model_flush(m), 0);
+    assert_int_equal(count_value(&got, SQ1 MIC_A), 1);
+    assert_int_equal(count_value(&got, SQ1_DISC2 MIC_B), 1);
+    assert_int_equal(count_value(&got, SQ1 MIC_B), 0);
+
+    /* The snapshot names both paths as they were. */
+    FILE *f = tmpfile();
+    assert_int_equal(model_save(m, f), 0);
+    rewind(f);
+    char line[4096];
+    size_t a = 0, b = 0;
+    while (fgets(line, sizeof(line), f)) {
+        a += strstr(line, SQ1 MIC_A) != NULL;
+        b += strstr(line, SQ1_DISC2 MIC_B) != NULL;
+    }
+    assert_int_equal(a, 1);
+    assert_int_equal(b, 1);
+    fclose(f);
+
+    /* The same name under the square's own directory is another micrograph. */
+    struct model_stats st;
+    model_stats(m, &st);
+    assert_int_equal(st.micrographs, 2);
+    feed(m, SQ1 MIC_B);
+    model_stats(m, &st);
+    assert_int_equal(st.micrographs, 3);
+    /* The session forgotten: every micrograph goes, with its own directory (ASan sees
+     * any left behind). */
+    assert_int_equal(model_forget_dir(m, S1), 1);
+    model_stats(m, &st);
+    assert_int_equal(st.micrographs, 0);
+    model_free(m);
+    fold_free(&got);
+}
+
 int main(void)
 {
     epu_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model__exposure_rule_first_listed_wins),
+        cmocka_unit_test(test_model__a_squares_micrograph_in_another_directory),
         cmocka_unit_test(test_model__any_order_gives_scans_entities),
         cmocka_unit_test(test_model__orphans_wait_for_the_session_id),
         cmocka_unit_test(test_model__a_change_re_emits_only_what_it_changes),
