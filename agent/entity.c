@@ -144,6 +144,45 @@ cJSON *entity_hole_data(int64_t session_id, int64_t gridsquare_id, int64_t foilh
     return add_parts(data, names, parts, 2, ok) ? data : fail(data);
 }
 
+char *entity_hole_data_text(int64_t session_id, int64_t gridsquare_id, int64_t foilhole_id,
+                            cJSON *target, const char *image_json)
+{
+    size_t n = image_json ? strlen(image_json) : 0;
+    if (image_json && (n < 2 || image_json[0] != '{' || image_json[n - 1] != '}')) {
+        cJSON_Delete(target);
+        return NULL;
+    }
+    struct dynbuf b;
+    dynbuf_init(&b, SIZE_MAX / 2);
+    int rc = dynbuf_add(&b, "{\"session_id\":", 14);
+    if (rc == 0)
+        rc = jsonw_double(&b, (double)session_id);
+    if (rc == 0)
+        rc = dynbuf_add(&b, ",\"gridsquare_id\":", 17);
+    if (rc == 0)
+        rc = jsonw_double(&b, (double)gridsquare_id);
+    if (rc == 0)
+        rc = dynbuf_add(&b, ",\"foilhole_id\":", 15);
+    if (rc == 0)
+        rc = jsonw_double(&b, (double)foilhole_id);
+    if (rc == 0)
+        rc = dynbuf_add(&b, ",\"target\":", 10);
+    if (rc == 0)
+        rc = target ? jsonw_append(&b, target) : dynbuf_add(&b, "null", 4);
+    if (rc == 0)
+        rc = dynbuf_add(&b, ",\"image\":", 9);
+    if (rc == 0)
+        rc = image_json ? dynbuf_add(&b, image_json, n) : dynbuf_add(&b, "null", 4);
+    if (rc == 0)
+        rc = dynbuf_add(&b, "}", 1);
+    cJSON_Delete(target);
+    char *out = rc == 0 ? cJSON_malloc(b.len + 1) : NULL;
+    if (out)
+        memcpy(out, b.p, b.len + 1);
+    dynbuf_free(&b);
+    return out;
+}
+
 cJSON *entity_micrograph_data(const struct epu_doc *micrograph, int64_t session_id,
                               bool has_exposure, int64_t exposure_id)
 {

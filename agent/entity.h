@@ -52,6 +52,13 @@ cJSON *entity_square_data(int64_t session_id, int64_t gridsquare_id, bool has_at
 cJSON *entity_hole_data(int64_t session_id, int64_t gridsquare_id, int64_t foilhole_id,
                         cJSON *target, cJSON *image);
 
+/* entity_hole_data() as JSON text, with the image part given as text (jsonw_print()'s of
+ * the part, or NULL for none): byte for byte what printing that object gives, without
+ * reading the image's numbers back and printing them again. Takes `target`. Free with
+ * cJSON_free(); NULL when out of memory or `image_json` is not an object's text. */
+char *entity_hole_data_text(int64_t session_id, int64_t gridsquare_id, int64_t foilhole_id,
+                            cJSON *target, const char *image_json);
+
 /* A micrograph: its manifest's fields, the session and the .dm's exposure id
  * (`has_exposure` false: null). */
 cJSON *entity_micrograph_data(const struct epu_doc *micrograph, int64_t session_id,

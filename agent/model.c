@@ -553,6 +553,32 @@ static int emit_hole(struct model *m, struct m_hole *h)
     struct epu_foilhole_target t;
     if (h->has_target)
         target_unpack(&h->target, h->fh, &t);
+    const struct fsio_stat *st = h->image ? &h->image->st : NULL;
+    char src_buf[PATH_BUF];
+    const char *src = h->image ? path_str(&h->image->path, src_buf) : NULL;
+    if (!src) {
+        struct hmap_entry *e = hmap_find(&s->squares, id_key(h->gs), NULL, NULL);
+        struct m_square *q = e ? e->v.p : NULL;
+        if (q && q->meta_rel) {
+            src = q->meta_rel;
+            st = &q->meta_st;
+        }
+    }
+    if (m->cb.emit_text && h->image && h->image->part) {
+        /* The image's part goes out as the text it was kept as (a visit has 100,000
+         * holes, each image part a few dozen numbers to read and print again). */
+        char *text = entity_hole_data_text(
+            sid, h->gs, h->fh, h->has_target ? entity_target_part(&t) : NULL, h->image->part);
+        cJSON *key = entity_key("session_id", sid, "foilhole_id", h->fh, NULL);
+        free(h->image->part);
+        h->image->part = NULL;
+        if (!text || !key) {
+            cJSON_free(text);
+            cJSON_Delete(key);
+            return -EM_ENOMEM;
+        }
+        return m->cb.emit_text(m->cb.ctx, WIRE_FOILHOLE, key, text, src, st);
+    }
     /* The image's part is kept only until it is emitted; later it is read again. */
     cJSON *img = NULL;
     if (h->image && h->image->part) {
@@ -571,17 +597,6 @@ static int emit_hole(struct model *m, struct m_hole *h)
     cJSON *data =
         entity_hole_data(sid, h->gs, h->fh, h->has_target ? entity_target_part(&t) : NULL, img);
     cJSON *key = entity_key("session_id", sid, "foilhole_id", h->fh, NULL);
-    char src_buf[PATH_BUF];
-    const char *src = h->image ? path_str(&h->image->path, src_buf) : NULL;
-    const struct fsio_stat *st = h->image ? &h->image->st : NULL;
-    if (!src) {
-        struct hmap_entry *e = hmap_find(&s->squares, id_key(h->gs), NULL, NULL);
-        struct m_square *q = e ? e->v.p : NULL;
-        if (q && q->meta_rel) {
-            src = q->meta_rel;
-            st = &q->meta_st;
-        }
-    }
     return m->cb.emit(m->cb.ctx, WIRE_FOILHOLE, key, data, src, st);
 }
 

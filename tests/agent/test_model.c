@@ -585,12 +585,66 @@ static void test_model__a_squares_micrograph_in_another_directory(void **state)
     fold_free(&got);
 }
 
+/* emit_text: the data as the model wrote it. */
+static int on_emit_text(void *ctx, enum wire_type type, cJSON *key, char *data_json,
+                        const char *source, const struct fsio_stat *st)
+{
+    (void)source;
+    (void)st;
+    char *k = key_string(wire_type_name(type), key);
+    fold_put(ctx, k, strdup(data_json));
+    free(k);
+    cJSON_Delete(key);
+    cJSON_free(data_json);
+    return 0;
+}
+
+/* Entities the model writes as text (holes with their image part, micrographs with their
+ * worker's fields) are byte for byte the ones it prints from objects; and some were. */
+static void test_model__text_and_object_emission_agree(void **state)
+{
+    (void)state;
+    struct folded objects = {0}, texts = {0};
+    struct model *a = new_model(&objects);
+    feed_all(a, NULL);
+    struct model_callbacks cb = {on_emit, NULL, on_load, NULL, &texts, false, false, on_emit_text};
+    struct model *b = model_new(VISIT, &cb);
+    assert_non_null(b);
+    /* As the watch feeds it: micrographs with the fields their parse worker wrote. */
+    char **files;
+    size_t n = visit_files(&files);
+    for (size_t i = 0; i < n; i++) {
+        struct tree_loc loc;
+        assert_int_equal(tree_locate(files[i], &loc), 0);
+        free(loc.session_dir);
+        struct fsio_stat st;
+        struct epu_doc *doc = load_rel(files[i], loc.kind, &st);
+        assert_non_null(doc);
+        char *doc_json = loc.kind == EPU_KIND_MICROGRAPH ? entity_micrograph_doc_json(doc) : NULL;
+        assert_int_equal(model_file_json(b, files[i], NULL, loc.kind, doc, &st, doc_json), 0);
+        cJSON_free(doc_json);
+        free(files[i]);
+    }
+    free(files);
+    assert_int_equal(model_flush(b), 0);
+    assert_same_entities(&objects, &texts);
+    size_t holes = 0;
+    for (size_t i = 0; i < texts.n; i++)
+        holes += strncmp(texts.key[i], "foilhole ", 9) == 0 && strstr(texts.data[i], "\"image\":{");
+    assert_true(holes >= 1);
+    model_free(a);
+    model_free(b);
+    fold_free(&objects);
+    fold_free(&texts);
+}
+
 int main(void)
 {
     epu_init();
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_model__exposure_rule_first_listed_wins),
         cmocka_unit_test(test_model__a_squares_micrograph_in_another_directory),
+        cmocka_unit_test(test_model__text_and_object_emission_agree),
         cmocka_unit_test(test_model__any_order_gives_scans_entities),
         cmocka_unit_test(test_model__orphans_wait_for_the_session_id),
         cmocka_unit_test(test_model__a_change_re_emits_only_what_it_changes),
