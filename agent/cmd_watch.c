@@ -11,6 +11,7 @@
 
 #include <uv.h>
 
+#include "em_compat.h"
 #include "bus.h"
 #include "cli.h"
 #include "cli_common.h"
@@ -170,7 +171,7 @@ char *state_service_dir(void)
     const char *v = getenv("STATE_DIRECTORY"); /* systemd's StateDirectory= */
     if (v && *v) {
         const char *colon = strchr(v, ':');
-        return colon ? strndup(v, (size_t)(colon - v)) : strdup(v);
+        return colon ? em_strndup(v, (size_t)(colon - v)) : strdup(v);
     }
     return NULL;
 }

@@ -12,6 +12,7 @@
  * records. The path is the last field, so it may hold tabs (not newlines: such names are
  * never journaled).
  */
+#include "em_compat.h"
 #include "journal.h"
 
 #include <errno.h>
@@ -245,8 +246,7 @@ static int buf_reserve(struct journal *j, size_t more)
     return 0;
 }
 
-static int buf_printf(struct journal *j, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+static int buf_printf(struct journal *j, const char *fmt, ...) EM_PRINTF(2, 3);
 
 static int buf_printf(struct journal *j, const char *fmt, ...)
 {
@@ -566,6 +566,14 @@ static int compact(struct journal *j)
     if (c.rc == 0)
         c.rc = sync_fd(c.fd);
     close_fd(c.fd);
+#ifdef _WIN32
+    /* Windows renames over a file only when nobody has it open: close ours first (it is
+     * opened again below, or on failure). */
+    if (c.rc == 0 && j->fd >= 0) {
+        close_fd(j->fd);
+        j->fd = -1;
+    }
+#endif
     if (c.rc == 0) {
         uv_fs_t req;
         int r = uv_fs_rename(NULL, &req, tmp, j->path, NULL);
@@ -583,6 +591,8 @@ static int compact(struct journal *j)
         /* The old journal stays as it was (the buffer was empty when we began). */
         j->bytes = saved_bytes;
         j->len = 0;
+        if (j->fd < 0 && j->path && saved_bytes)
+            j->fd = open_file(j->path, UV_FS_O_WRONLY | UV_FS_O_APPEND);
         return c.rc;
     }
     if (j->fd >= 0)
@@ -870,12 +880,88 @@ static long lock_holder(const char *lock_path)
     return pid <= (uint64_t)LONG_MAX ? (long)pid : 0;
 }
 
+/* "is in use by another em-agent (pid N)", or without the pid when it is unknown. */
+static void in_use(const struct journal *j, long pid, char *reason, size_t cap)
+{
+    if (pid)
+        snprintf(reason, cap,
+                 "%s is in use by another em-agent (pid %ld); one state directory per agent",
+                 j->dir, pid);
+    else
+        snprintf(reason, cap, "%s is in use by another em-agent; one state directory per agent",
+                 j->dir);
+}
+
+#ifdef _WIN32
+/* "lock.pid" beside "lock". */
+static char *pid_file(const char *lock_path)
+{
+    size_t n = strlen(lock_path) + 5;
+    char *p = malloc(n);
+    if (p)
+        snprintf(p, n, "%s.pid", lock_path);
+    return p;
+}
+#endif
+
+/* Who holds the lock, for `em-agent status` and the error above: the pid, written into the
+ * lock file (POSIX: flock() lets others read it) or beside it (Windows: the lock is the
+ * file opened without sharing, which nobody else can open). */
+static void write_holder(uv_file fd, const char *path)
+{
+    char pid[32];
+    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)uv_os_getpid());
+    uv_fs_t req;
+    uv_buf_t buf = uv_buf_init(pid, (unsigned)n);
+#ifdef _WIN32
+    (void)fd;
+    char *pid_path = pid_file(path);
+    uv_file pf =
+        pid_path ? open_file(pid_path, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC) : -1;
+    if (pf >= 0) {
+        uv_fs_write(NULL, &req, pf, &buf, 1, 0, NULL);
+        uv_fs_req_cleanup(&req);
+        close_fd(pf);
+    }
+    free(pid_path);
+#else
+    (void)path;
+    uv_fs_ftruncate(NULL, &req, fd, 0, NULL);
+    uv_fs_req_cleanup(&req);
+    uv_fs_write(NULL, &req, fd, &buf, 1, 0, NULL);
+    uv_fs_req_cleanup(&req);
+#endif
+}
+
+/* The pid of the holder of `lock_path`, as write_holder() left it; 0 when unknown. */
+static long holder_of(const char *lock_path)
+{
+#ifdef _WIN32
+    char *pid_path = pid_file(lock_path);
+    long pid = pid_path ? lock_holder(pid_path) : 0;
+    free(pid_path);
+    return pid;
+#else
+    return lock_holder(lock_path);
+#endif
+}
+
 static int lock_dir(struct journal *j, char *reason, size_t cap)
 {
     char *path = fsio_join(j->dir, "lock");
     if (!path)
         return -EM_ENOMEM;
+#ifdef _WIN32
+    /* Opened without sharing: a second agent's open fails with a sharing violation. */
+    uv_file fd = open_file(path, UV_FS_O_RDWR | UV_FS_O_CREAT | UV_FS_O_EXLOCK);
+    if (fd == UV_EBUSY || fd == UV_EACCES) {
+        in_use(j, holder_of(path), reason, cap);
+        free(path);
+        return -EM_ESTATE;
+    }
+#else
     uv_file fd = open_file(path, UV_FS_O_RDWR | UV_FS_O_CREAT);
+#endif
     if (fd < 0) {
         snprintf(reason, cap, "%s: cannot create the lock file: %s", path,
                  em_strerror(fsio_error(fd)));
@@ -885,27 +971,12 @@ static int lock_dir(struct journal *j, char *reason, size_t cap)
 #ifndef _WIN32
     if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
         close_fd(fd);
-        long pid = lock_holder(path);
-        if (pid)
-            snprintf(reason, cap,
-                     "%s is in use by another em-agent (pid %ld); one state directory per agent",
-                     j->dir, pid);
-        else
-            snprintf(reason, cap, "%s is in use by another em-agent; one state directory per agent",
-                     j->dir);
+        in_use(j, holder_of(path), reason, cap);
         free(path);
         return -EM_ESTATE;
     }
-    /* Who holds it, for `em-agent status` and the error above. */
-    char pid[32];
-    int n = snprintf(pid, sizeof(pid), "%ld\n", (long)uv_os_getpid());
-    uv_fs_t req;
-    uv_fs_ftruncate(NULL, &req, fd, 0, NULL);
-    uv_fs_req_cleanup(&req);
-    uv_buf_t buf = uv_buf_init(pid, (unsigned)n);
-    uv_fs_write(NULL, &req, fd, &buf, 1, 0, NULL);
-    uv_fs_req_cleanup(&req);
 #endif
+    write_holder(fd, path);
     free(path);
     j->lock = (void *)(intptr_t)(fd + 1);
     return 0;
@@ -917,11 +988,17 @@ long journal_lock_holder(const char *dir)
     if (!path)
         return 0;
     long pid = 0;
-#ifndef _WIN32
+#ifdef _WIN32
+    uv_file fd = open_file(path, UV_FS_O_RDONLY);
+    if (fd == UV_EBUSY || fd == UV_EACCES)
+        pid = holder_of(path);
+    else if (fd >= 0)
+        close_fd(fd);
+#else
     uv_file fd = open_file(path, UV_FS_O_RDONLY);
     if (fd >= 0) {
         if (flock(fd, LOCK_SH | LOCK_NB) < 0)
-            pid = lock_holder(path);
+            pid = holder_of(path);
         else
             flock(fd, LOCK_UN);
         close_fd(fd);

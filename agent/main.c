@@ -2,6 +2,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <fcntl.h>
+#include <io.h>
+#endif
 
 #include "cli.h"
 #include "cli_common.h"
@@ -59,6 +63,11 @@ static int dispatch(const char *cmd, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+#ifdef _WIN32
+    /* Event lines end in "\n" as on Linux, not "\r\n": consumers and hashes see the same
+     * bytes from either build. */
+    _setmode(_fileno(stdout), _O_BINARY);
+#endif
     int early = cli_globals("em-agent", EM_VERSION, &argc, argv);
     if (early >= 0)
         return early;

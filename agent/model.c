@@ -6,6 +6,7 @@
  * of it parsed; the newest image is the one whose path sorts last; a micrograph's
  * exposure id comes from its own square's .dm by file name.
  */
+#include "em_compat.h"
 #include "model.h"
 
 #include <errno.h>
@@ -1965,7 +1966,7 @@ int model_restore(struct model *m, FILE *f, const struct model_restore_cb *cb)
     size_t cap = 0;
     ssize_t len;
     int rc = -EM_ETRUNCATED;
-    while ((len = getline(&line, &cap, f)) > 0) {
+    while ((len = em_getline(&line, &cap, f)) > 0) {
         if (line[len - 1] != '\n') {
             rc = -EM_ETRUNCATED;
             break;

@@ -239,7 +239,7 @@ static void on_return(struct publisher *p, amqp_channel_t ch)
 static bool read_frames(struct publisher *p, uint64_t wait_ns)
 {
     struct timeval tv = {(time_t)(wait_ns / 1000000000ull),
-                         (suseconds_t)((wait_ns % 1000000000ull) / 1000)};
+                         (long)((wait_ns % 1000000000ull) / 1000)};
     for (;;) {
         amqp_frame_t f;
         int rc = amqp_simple_wait_frame_noblock(p->conn, &f, &tv);

@@ -12,6 +12,7 @@
  *      A square's entities are emitted as soon as its files are consumed and its documents
  *      freed.
  */
+#include "em_compat.h"
 #include "scan.h"
 
 #include <errno.h>
@@ -91,7 +92,7 @@ static struct lay_session *session_get(struct layout *L, const char *rel, size_t
     L->sessions = v;
     struct lay_session *s = &L->sessions[L->nsessions];
     memset(s, 0, sizeof(*s));
-    if (!(s->dir = strndup(dir, n)))
+    if (!(s->dir = em_strndup(dir, n)))
         return NULL;
     L->nsessions++;
     return s;

@@ -1,3 +1,4 @@
+#include "em_compat.h"
 #include "tree.h"
 
 #include <inttypes.h>
@@ -104,7 +105,7 @@ static char *rel_dirname(const char *rel)
     const char *slash = strrchr(rel, '/');
     if (!slash)
         return strdup(".");
-    char *d = strndup(rel, (size_t)(slash - rel));
+    char *d = em_strndup(rel, (size_t)(slash - rel));
     return d;
 }
 
@@ -158,7 +159,7 @@ int tree_locate(const char *rel, struct tree_loc *loc)
     loc->gridsquare_id = pl.gridsquare_id;
     if (!pl.has_session)
         return 0;
-    loc->session_dir = pl.session_len ? strndup(rel, pl.session_len) : strdup(".");
+    loc->session_dir = pl.session_len ? em_strndup(rel, pl.session_len) : strdup(".");
     return loc->session_dir ? 0 : -EM_ENOMEM;
 }
 

@@ -1,4 +1,5 @@
 /* The validator (validate.h): files read and parsed on the pool, then the checks. */
+#include "em_compat.h"
 #include "validate.h"
 
 #include <stdarg.h>
@@ -17,7 +18,7 @@
 #define VALIDATE_WINDOW 128
 
 static void add_finding(struct validation *v, const char *path, long line, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
+    EM_PRINTF(4, 5);
 
 static void add_finding(struct validation *v, const char *path, long line, const char *fmt, ...)
 {

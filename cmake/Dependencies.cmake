@@ -12,6 +12,25 @@ if(EM_TESTS)
 endif()
 # The bus and the store (DESIGN §7-8): rabbitmq-c ships a CMake config; SQLite and libpq
 # have CMake's find modules.
-find_package(rabbitmq-c REQUIRED)
-find_package(SQLite3 REQUIRED)
-find_package(PostgreSQL REQUIRED)
+if(WIN32)
+    # The mingw sysroot of scripts/build-windows-deps.sh: static libraries only.
+    # libxml2's .pc says LIBXML_STATIC but FindLibXml2 does not pass it on.
+    set_property(TARGET LibXml2::LibXml2 APPEND PROPERTY INTERFACE_COMPILE_DEFINITIONS LIBXML_STATIC)
+    # rabbitmq-c's static target carries no include directory and wants AMQP_STATIC.
+    find_path(EM_AMQP_INCLUDE amqp.h REQUIRED)
+    find_library(EM_AMQP_LIBRARY NAMES librabbitmq.4 rabbitmq.4 librabbitmq rabbitmq REQUIRED)
+    add_library(rabbitmq::rabbitmq INTERFACE IMPORTED)
+    set_target_properties(rabbitmq::rabbitmq PROPERTIES
+        INTERFACE_INCLUDE_DIRECTORIES ${EM_AMQP_INCLUDE}
+        INTERFACE_LINK_LIBRARIES "${EM_AMQP_LIBRARY};ws2_32"
+        INTERFACE_COMPILE_DEFINITIONS AMQP_STATIC)
+    if(NOT EXISTS ${EM_AMQP_INCLUDE}/rabbitmq-c/ssl_socket.h AND NOT EXISTS ${EM_AMQP_INCLUDE}/amqp_ssl_socket.h)
+        set(EM_NO_TLS ON)
+    endif()
+else()
+    find_package(rabbitmq-c REQUIRED)
+endif()
+if(EM_BACKEND)
+    find_package(SQLite3 REQUIRED)
+    find_package(PostgreSQL REQUIRED)
+endif()

@@ -20,6 +20,7 @@
 #ifndef EM_DCS_H
 #define EM_DCS_H
 
+#include "em_compat.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -146,8 +147,7 @@ long dcs_line(const struct dcs_reader *r);
 
 /* Records `code` and a printf-style reason as the diagnostic (unless one is already
  * recorded), stops the parse, and returns `code` so callers can `return dcs_fail(...)`. */
-int dcs_fail(struct dcs_reader *r, int code, const char *fmt, ...)
-    __attribute__((format(__printf__, 3, 4)));
+int dcs_fail(struct dcs_reader *r, int code, const char *fmt, ...) EM_PRINTF(3, 4);
 
 /* Compiles `pattern` into `p`. The pattern string must outlive `p` (string literals).
  * Returns 0, or EM_EINVAL for an empty pattern or too many segments. */

@@ -1,3 +1,4 @@
+#include "em_compat.h"
 #include "epu_internal.h"
 
 #include <math.h>
@@ -251,7 +252,7 @@ int epu_field_set(struct dcs_reader *r, const char *what, enum epu_ftype type, v
         if (end != text + len || (text[0] == '0' && (text[1] == 'x' || text[1] == 'X')))
             return dcs_fail(r, -EM_EVALUE, "<%s> '%.40s' is not a number", what, text);
         /* .NET writes NaN and INF for doubles; JSON has no such numbers, so they are null. */
-        if (!isfinite(d))
+        if (!em_isfinite(d))
             return 0;
         v->v = d;
         v->set = true;

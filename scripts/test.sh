@@ -2,7 +2,8 @@
 # The whole test suite: install what is missing, check formatting, build with warnings as
 # errors, run every test, run the threaded parts under ThreadSanitizer, then build and run
 # every test again under AddressSanitizer and UndefinedBehaviorSanitizer. Set
-# EM_FUZZ_SECONDS=N to also fuzz each parser and reader N seconds.
+# EM_FUZZ_SECONDS=N to also fuzz each parser and reader N seconds. The Windows build of the
+# agent (mingw-w64) and its tests under wine run too; EM_WINDOWS=0 skips them.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 jobs=$(nproc)
@@ -28,6 +29,11 @@ cmake -S "$top" -B "$top/build-fsevent" -DEM_WERROR=ON -DEM_WATCHER=fsevent \
 cmake --build "$top/build-fsevent" -j"$jobs" --target em-agent test_watcher
 (cd "$top/build-fsevent" && ctest -j"$jobs" --output-on-failure --timeout 600 \
     -R 'test_watcher|e2e_watch_(before|midway|after|kill|restart|poll|ops|grow|burst)')
+
+if [ "${EM_WINDOWS:-1}" != 0 ]; then
+    echo "== Windows: em-agent.exe cross-built with -Werror, its unit tests and smoke cases under wine"
+    "$top/scripts/test-windows.sh" "$top/build-win" "$top/build/agent/em-agent"
+fi
 
 echo "== ThreadSanitizer: the parse pool (scan, watch walks and bursts) and the bus publisher thread"
 cmake -S "$top" -B "$top/build-tsan" -DEM_WERROR=ON -DEM_SANITIZE=thread \

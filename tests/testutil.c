@@ -9,6 +9,15 @@
 
 #include <cmocka.h>
 
+#include <dirent.h>
+#include <sys/stat.h>
+#ifdef _WIN32
+#include <direct.h>
+#include <io.h>
+#else
+#include <unistd.h>
+#endif
+
 char *tu_read(const char *path, size_t *len)
 {
     FILE *f = fopen(path, "rb");
@@ -47,23 +56,139 @@ int tu_write(const char *path, const void *buf, size_t len)
     return fclose(f) == 0 && n == len ? 0 : -1;
 }
 
+int tu_mkdir(const char *path)
+{
+#ifdef _WIN32
+    return _mkdir(path);
+#else
+    return mkdir(path, 0755);
+#endif
+}
+
 char *tu_tmpdir(const char *name)
 {
-    char tmpl[256];
+    char tmpl[512];
+#ifdef _WIN32
+    const char *t = getenv("TEMP");
+    snprintf(tmpl, sizeof(tmpl), "%s/em-%s-XXXXXX", t ? t : ".", name);
+    for (char *p = tmpl; *p; p++)
+        if (*p == '\\')
+            *p = '/';
+    assert_int_equal(_mktemp_s(tmpl, strlen(tmpl) + 1), 0);
+    assert_int_equal(_mkdir(tmpl), 0);
+    char *d = tmpl;
+#else
     snprintf(tmpl, sizeof(tmpl), "/tmp/em-%s-XXXXXX", name);
     char *d = mkdtemp(tmpl);
+#endif
     assert_non_null(d);
     d = strdup(d);
     assert_non_null(d);
     return d;
 }
 
+static bool is_dir(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+static void rmtree_at(const char *dir)
+{
+    DIR *d = opendir(dir);
+    if (!d) {
+        remove(dir);
+        return;
+    }
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *p = tu_path(dir, e->d_name);
+        if (is_dir(p))
+            rmtree_at(p);
+        else
+            assert_int_equal(remove(p), 0);
+        free(p);
+    }
+    closedir(d);
+#ifdef _WIN32
+    assert_int_equal(_rmdir(dir), 0);
+#else
+    assert_int_equal(rmdir(dir), 0);
+#endif
+}
+
 void tu_rmtree(char *dir)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    rmtree_at(dir);
     free(dir);
+}
+
+void tu_copytree(const char *from, const char *to)
+{
+    if (!is_dir(from)) {
+        size_t len;
+        char *buf = tu_read(from, &len);
+        assert_non_null(buf);
+        assert_int_equal(tu_write(to, buf, len), 0);
+        free(buf);
+        return;
+    }
+    assert_int_equal(tu_mkdir(to), 0);
+    DIR *d = opendir(from);
+    assert_non_null(d);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
+            continue;
+        char *a = tu_path(from, e->d_name), *b = tu_path(to, e->d_name);
+        tu_copytree(a, b);
+        free(a);
+        free(b);
+    }
+    closedir(d);
+}
+
+size_t tu_count_suffix(const char *dir, const char *prefix, const char *suffix)
+{
+    DIR *d = opendir(dir);
+    assert_non_null(d);
+    size_t n = 0, pl = strlen(prefix), sl = strlen(suffix);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        n += l >= pl + sl && strncmp(e->d_name, prefix, pl) == 0 &&
+             strcmp(e->d_name + l - sl, suffix) == 0;
+    }
+    closedir(d);
+    return n;
+}
+
+int tu_truncate(const char *path, long long size)
+{
+#ifdef _WIN32
+    FILE *f = fopen(path, "r+b");
+    if (!f)
+        return -1;
+    int rc = _chsize_s(_fileno(f), size);
+    fclose(f);
+    return rc == 0 ? 0 : -1;
+#else
+    return truncate(path, (off_t)size);
+#endif
+}
+
+void tu_setenv(const char *name, const char *value)
+{
+#ifdef _WIN32
+    assert_int_equal(_putenv_s(name, value ? value : ""), 0);
+#else
+    if (value)
+        assert_int_equal(setenv(name, value, 1), 0);
+    else
+        assert_int_equal(unsetenv(name), 0);
+#endif
 }
 
 char *tu_path(const char *dir, const char *rel)

@@ -23,6 +23,14 @@ char *tu_tmpdir(const char *name);
 /* Removes `dir` and everything in it, then frees the string. */
 void tu_rmtree(char *dir);
 
+/* Portable helpers, so the tests also run as Windows programs (under wine): no shell, no
+ * POSIX-only calls. */
+int tu_mkdir(const char *path);                     /* 0 or -1; mode 0755 on POSIX */
+void tu_copytree(const char *from, const char *to); /* fails the test on error */
+size_t tu_count_suffix(const char *dir, const char *prefix, const char *suffix);
+int tu_truncate(const char *path, long long size);   /* 0 or -1 */
+void tu_setenv(const char *name, const char *value); /* value NULL: unset */
+
 /* True when ../shared/testdata is there; otherwise prints why a test skips. */
 bool tu_have_shared(void);
 

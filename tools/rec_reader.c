@@ -1,4 +1,5 @@
 /* The recording reader: operations streamed back out of an archive, plain or packed. */
+#include "em_compat.h"
 #include "recording.h"
 #include "recording_int.h"
 #include "cli_common.h"
@@ -37,8 +38,7 @@ struct rec_reader {
     bool skip_data;
 };
 
-static int reader_error(struct rec_reader *r, int code, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+static int reader_error(struct rec_reader *r, int code, const char *fmt, ...) EM_PRINTF(3, 4);
 static int reader_error(struct rec_reader *r, int code, const char *fmt, ...)
 {
     va_list ap;

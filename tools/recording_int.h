@@ -3,6 +3,7 @@
 #ifndef EM_RECORDING_INT_H
 #define EM_RECORDING_INT_H
 
+#include "em_compat.h"
 #include <stddef.h>
 
 #include <archive.h>
@@ -10,7 +11,7 @@
 #include "dynbuf.h"
 
 /* Formats a message into err (when given). */
-void rec_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void rec_fail(char *err, size_t errlen, const char *fmt, ...) EM_PRINTF(3, 4);
 
 /* libarchive's message for the last error, lower case like every message here. */
 const char *rec_arc_msg(struct archive *a);

@@ -8,6 +8,7 @@
 #ifndef EM_SYNTH_INT_H
 #define EM_SYNTH_INT_H
 
+#include "em_compat.h"
 #include <errno.h>
 #include <inttypes.h>
 #include <math.h>
@@ -109,7 +110,7 @@ struct synth {
     bool failed;
 };
 
-void failf(struct synth *s, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void failf(struct synth *s, const char *fmt, ...) EM_PRINTF(2, 3);
 void iso_time(int64_t t, char *out, size_t n);
 int load_templates(struct synth *s);
 void name_time(int64_t t, char *out, size_t n);

@@ -4,7 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifndef EM_NO_TLS
 #include <amqp_ssl_socket.h>
+#endif
 #include <amqp_tcp_socket.h>
 
 #include "em_error.h"
@@ -43,6 +45,15 @@ int bus_target_parse(struct bus_target *t, const char *url, const char *ca_file,
     t->port = info.port;
     t->tls = info.ssl != 0;
     free(copy);
+#ifdef EM_NO_TLS
+    if (t->tls) {
+        snprintf(reason, cap,
+                 "this em-agent was built without TLS, so it cannot use amqps:// (use amqp:// on a "
+                 "trusted network, or a build made with EM_WIN_TLS=1)");
+        bus_target_free(t);
+        return -EM_EUSAGE;
+    }
+#endif
     if (t->tls && !ca_file)
         ca_file = DEFAULT_CA_BUNDLE;
     t->ca_file = dup_or_null(ca_file);
@@ -126,12 +137,17 @@ amqp_connection_state_t bus_connect(const struct bus_target *t, int heartbeat_s,
         snprintf(reason, cap, "out of memory");
         return NULL;
     }
+#ifdef EM_NO_TLS
+    amqp_socket_t *s = amqp_tcp_socket_new(c); /* bus_target_parse refused amqps:// */
+#else
     amqp_socket_t *s = t->tls ? amqp_ssl_socket_new(c) : amqp_tcp_socket_new(c);
+#endif
     if (!s) {
         snprintf(reason, cap, "cannot create a %s socket", t->tls ? "TLS" : "TCP");
         amqp_destroy_connection(c);
         return NULL;
     }
+#ifndef EM_NO_TLS
     if (t->tls) {
         amqp_ssl_socket_set_verify_peer(s, t->no_verify ? 0 : 1);
         amqp_ssl_socket_set_verify_hostname(s, t->no_verify ? 0 : 1);
@@ -148,8 +164,8 @@ amqp_connection_state_t bus_connect(const struct bus_target *t, int heartbeat_s,
             return NULL;
         }
     }
-    struct timeval tv = {(time_t)timeout_s,
-                         (suseconds_t)((timeout_s - (double)(time_t)timeout_s) * 1e6)};
+#endif
+    struct timeval tv = {(time_t)timeout_s, (long)((timeout_s - (double)(time_t)timeout_s) * 1e6)};
     amqp_set_handshake_timeout(c, &tv);
     amqp_set_rpc_timeout(c, &tv);
     int rc = amqp_socket_open_noblock(s, t->host, t->port, &tv);

@@ -7,6 +7,7 @@
 #ifndef EM_DYNBUF_H
 #define EM_DYNBUF_H
 
+#include "em_compat.h"
 #include <stddef.h>
 
 struct dynbuf {
@@ -22,7 +23,7 @@ void dynbuf_init(struct dynbuf *b, size_t max);
 int dynbuf_add(struct dynbuf *b, const void *data, size_t n);
 
 /* Appends formatted text (at most 1 KiB per call). Returns 0 or a negative EM_E* code. */
-int dynbuf_printf(struct dynbuf *b, const char *fmt, ...) __attribute__((format(__printf__, 2, 3)));
+int dynbuf_printf(struct dynbuf *b, const char *fmt, ...) EM_PRINTF(2, 3);
 
 /* Empties the buffer, keeping its memory. */
 void dynbuf_reset(struct dynbuf *b);

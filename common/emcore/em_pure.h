@@ -23,6 +23,10 @@
 #include <libxml/parserInternals.h>
 #include <libxml/xmlerror.h>
 
+/* mingw defines some of these as macros (popen is _popen): poisoning needs the name. */
+#ifdef popen
+#undef popen
+#endif
 /* File and directory I/O, output, processes and threads. */
 #pragma GCC poison fopen freopen fdopen fread fwrite fgets fputs fputc fprintf vfprintf
 #pragma GCC poison printf vprintf puts putchar getchar scanf fscanf perror

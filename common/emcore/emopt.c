@@ -1,3 +1,4 @@
+#include "em_compat.h"
 #include "emopt.h"
 
 #include <errno.h>
@@ -338,7 +339,7 @@ static bool real(const struct emopt *o, int id, double lo, double hi, double *ou
     char *end;
     errno = 0;
     double x = strtod(v, &end);
-    if (end == v || *end || errno || !isfinite(x) || x < lo || x > hi || (!what && !(x > lo))) {
+    if (end == v || *end || errno || !em_isfinite(x) || x < lo || x > hi || (!what && !(x > lo))) {
         if (what)
             emopt_usage_error(o, "--%s takes %s from %g to %g, not '%s'", o->spec[id].name, what,
                               lo, hi, v);

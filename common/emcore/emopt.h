@@ -27,6 +27,7 @@
 #ifndef EM_EMOPT_H
 #define EM_EMOPT_H
 
+#include "em_compat.h"
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -110,7 +111,6 @@ struct emopt_command {
 int emopt_run(const struct emopt_command *c, int argc, char **argv);
 
 /* Says "prog: cmd: reason" on stderr and returns 2 (for the command's own checks). */
-int emopt_usage_error(const struct emopt *o, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
+int emopt_usage_error(const struct emopt *o, const char *fmt, ...) EM_PRINTF(2, 3);
 
 #endif

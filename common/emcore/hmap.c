@@ -1,3 +1,4 @@
+#include "em_compat.h"
 #include "hmap.h"
 
 #include <stdbool.h>
@@ -20,7 +21,7 @@ static size_t slot_of(const struct hmap *m, uint64_t key, size_t cap)
 static uint64_t new_seed(const struct hmap *m)
 {
     struct timespec ts;
-    timespec_get(&ts, TIME_UTC);
+    em_now(&ts);
     uint64_t s = ((uint64_t)ts.tv_nsec << 20) ^ (uint64_t)ts.tv_sec ^ (uint64_t)(uintptr_t)m;
     s ^= s >> 31;
     s *= 0xbf58476d1ce4e5b9ull;

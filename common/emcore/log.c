@@ -1,3 +1,4 @@
+#include "em_compat.h"
 #include "log.h"
 
 #include <stdarg.h>
@@ -43,7 +44,7 @@ void em_log_write(enum em_log_level level, const char *fmt, ...)
     }
     if (log_format == EM_LOG_JSON) {
         struct timespec now;
-        timespec_get(&now, TIME_UTC);
+        em_now(&now);
         cJSON *o = cJSON_CreateObject();
         cJSON_AddNumberToObject(o, "ts", (double)now.tv_sec + (double)now.tv_nsec / 1e9);
         cJSON_AddStringToObject(o, "level", level_names[level]);

@@ -7,6 +7,7 @@
  */
 #ifndef EM_LOG_H
 #define EM_LOG_H
+#include "em_compat.h"
 
 enum em_log_level { EM_LOG_ERROR = 0, EM_LOG_WARN, EM_LOG_INFO, EM_LOG_DEBUG };
 enum em_log_format { EM_LOG_TEXT = 0, EM_LOG_JSON };
@@ -29,8 +30,7 @@ int em_log_reopen(void);
 void em_log_close(void);
 
 /* Formats and writes one line; use em_log() instead. Any thread (one write per line). */
-void em_log_write(enum em_log_level level, const char *fmt, ...)
-    __attribute__((format(__printf__, 2, 3)));
+void em_log_write(enum em_log_level level, const char *fmt, ...) EM_PRINTF(2, 3);
 
 #define em_log(level, ...)                                                                         \
     do {                                                                                           \

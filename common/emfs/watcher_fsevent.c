@@ -202,10 +202,14 @@ static void on_tick(uv_timer_t *t)
 
 int watcher_add(struct watcher *w, const char *path)
 {
-    if (covered(w, path))
-        return 0;
     int added;
-    struct hmap_entry *e = hmap_upsert(&w->dirs, hash64_str(path), NULL, NULL, &added);
+    struct hmap_entry *e;
+    if (covered(w, path)) {
+        /* Watched by its root's recursive handle; kept (with no handle) to be counted. */
+        e = hmap_upsert(&w->dirs, hash64_str(path), NULL, NULL, &added);
+        return e ? 0 : -EM_ENOMEM;
+    }
+    e = hmap_upsert(&w->dirs, hash64_str(path), NULL, NULL, &added);
     if (!e)
         return -EM_ENOMEM;
     struct fsio_stat st;
@@ -262,9 +266,10 @@ int watcher_add(struct watcher *w, const char *path)
     return 0;
 }
 
+/* Directories watched: each with its own handle, or under a recursive one. */
 unsigned long watcher_count(const struct watcher *w)
 {
-    return (unsigned long)w->nhandles;
+    return (unsigned long)w->dirs.count;
 }
 
 static void free_watcher(struct watcher *w)

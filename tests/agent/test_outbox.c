@@ -19,14 +19,9 @@
 
 static size_t count_segments(const char *dir)
 {
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "ls '%s/outbox' | grep -c '\\.jsonl$'", dir);
-    FILE *p = popen(cmd, "r");
-    assert_non_null(p);
-    unsigned n = 0;
-    if (fscanf(p, "%u", &n) != 1)
-        n = 0;
-    pclose(p);
+    char *outbox = tu_path(dir, "outbox");
+    size_t n = tu_count_suffix(outbox, "", ".jsonl");
+    free(outbox);
     return n;
 }
 

@@ -167,23 +167,22 @@ static void test_scan__threads_do_not_change_output(void **state)
 static void test_scan__broken_file_loses_nothing_else(void **state)
 {
     (void)state;
-    char dir[] = "/tmp/em-test-scan-XXXXXX";
-    assert_non_null(mkdtemp(dir));
-    char cmd[512];
-    snprintf(cmd, sizeof(cmd), "cp -r '%s/Supervisor_20250101_100000_1_mini_EPU' '%s/'", VISIT,
-             dir);
-    assert_int_equal(system(cmd), 0);
+    char *dir = tu_tmpdir("test-scan");
+    char *from = tu_path(VISIT, "Supervisor_20250101_100000_1_mini_EPU");
+    char *to = tu_path(dir, "Supervisor_20250101_100000_1_mini_EPU");
+    tu_copytree(from, to);
+    free(from);
+    free(to);
     char *bad = tu_path(dir, "Supervisor_20250101_100000_1_mini_EPU/Images-Disc1/GridSquare_1001/"
                              "Data/FoilHole_2002_Data_4001_1_20250101_102200.xml");
-    assert_int_equal(truncate(bad, 300), 0);
+    assert_int_equal(tu_truncate(bad, 300), 0);
     struct scan_summary sum;
     cJSON *all = scan_events(dir, 2, &sum);
     assert_int_equal(sum.files_failed, 1);
     assert_int_equal(sum.events[4], 3);
     assert_int_equal(sum.events[3], 4);
     cJSON_Delete(all);
-    snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
-    assert_int_equal(system(cmd), 0);
+    tu_rmtree(dir);
     free(bad);
 }
 

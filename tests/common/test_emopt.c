@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "emopt.h"
+#include "testutil.h"
 
 enum { O_OUT, O_JOBS, O_ONCE, O_POLL, O_SECRET, O_START, O_DIR, O_COUNT };
 static const struct emopt_spec spec[O_COUNT] = {
@@ -77,12 +78,12 @@ static const char *write_file(const char *text)
 
 static void clear_env(void)
 {
-    unsetenv("EMT_OUT");
-    unsetenv("EMT_JOBS");
-    unsetenv("EMT_ONCE");
-    unsetenv("EMT_SECRET");
-    unsetenv("EMT_FROM_START");
-    unsetenv("EMT_DIRS");
+    tu_setenv("EMT_OUT", NULL);
+    tu_setenv("EMT_JOBS", NULL);
+    tu_setenv("EMT_ONCE", NULL);
+    tu_setenv("EMT_SECRET", NULL);
+    tu_setenv("EMT_FROM_START", NULL);
+    tu_setenv("EMT_DIRS", NULL);
 }
 
 static void test_emopt__command_line_forms(void **state)
@@ -195,10 +196,14 @@ static void test_emopt__layers_in_order(void **state)
                                   "poll = 5\n"
                                   "dir = /file/one\n"
                                   "dir = /file/two\n");
-    setenv("EMT_OUT", "env.jsonl", 1);
-    setenv("EMT_SECRET", "from the environment", 1); /* not an env option: ignored */
-    setenv("EMT_JOBS", "", 1);                       /* empty: unset */
-    setenv("EMT_DIRS", "/env/one::/env/two", 1);
+    tu_setenv("EMT_OUT", "env.jsonl");
+    tu_setenv("EMT_SECRET", "from the environment"); /* not an env option: ignored */
+    tu_setenv("EMT_JOBS", "");                       /* empty: unset */
+#ifdef _WIN32
+    tu_setenv("EMT_DIRS", "/env/one;;/env/two"); /* Windows lists paths with ';' */
+#else
+    tu_setenv("EMT_DIRS", "/env/one::/env/two");
+#endif
     struct emopt o;
     init(&o);
     const char *argv[] = {"--poll", "7"};
@@ -216,7 +221,7 @@ static void test_emopt__layers_in_order(void **state)
     assert_string_equal(dirs[1], "/env/two");
     emopt_free(&o);
 
-    unsetenv("EMT_DIRS");
+    tu_setenv("EMT_DIRS", NULL);
     init(&o);
     assert_int_equal(emopt_env(&o), -1);
     assert_int_equal(emopt_file(&o, conf), -1);
@@ -281,7 +286,7 @@ static void test_emopt__flags_and_yes(void **state)
     emopt_free(&o);
     const char *yes[] = {"1", "yes", "true", "on"};
     for (int i = 0; i < 4; i++) {
-        setenv("EMT_ONCE", yes[i], 1);
+        tu_setenv("EMT_ONCE", yes[i]);
         init(&o);
         assert_int_equal(emopt_env(&o), -1);
         assert_true(emopt_yes(&o, O_ONCE));

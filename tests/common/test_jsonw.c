@@ -5,7 +5,9 @@
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,13 +18,43 @@
 #include "em_error.h"
 #include "jsonw.h"
 
+#ifdef _WIN32
+/* cJSON reads its 15-digit text back with sscanf to choose 15 or 17 digits, and mingw's
+ * sscanf is not correctly rounded: for a few numbers it takes 17 digits where glibc's
+ * cJSON (and jsonw, through strtod, which is) takes 15. There, what jsonw writes must be
+ * the number's 15 digits, and read back within cJSON's tolerance. */
+static bool glibc_would_agree(const char *want, const char *got)
+{
+    while (*want && *got) {
+        size_t w = strcspn(want, ",]"), g = strcspn(got, ",]");
+        if (w != g || strncmp(want, got, w) != 0) {
+            double a = strtod(want, NULL), b = strtod(got, NULL);
+            double most = fabs(a) > fabs(b) ? fabs(a) : fabs(b);
+            char fifteen[32];
+            snprintf(fifteen, sizeof(fifteen), "%1.15g", a);
+            if (strncmp(fifteen, got, g) != 0 || strlen(fifteen) != g ||
+                !(fabs(a - b) <= most * DBL_EPSILON))
+                return false;
+        }
+        want += w + (want[w] != 0);
+        got += g + (got[g] != 0);
+    }
+    return !*want && !*got;
+}
+#endif
+
 static void assert_same(const cJSON *item)
 {
     char *want = cJSON_PrintUnformatted(item);
     char *got = jsonw_print(item);
     assert_non_null(want);
     assert_non_null(got);
-    assert_string_equal(got, want);
+#ifdef _WIN32
+    if (strcmp(got, want) != 0 && want[0] == '[')
+        assert_true(glibc_would_agree(want + 1, got + 1));
+    else
+#endif
+        assert_string_equal(got, want);
     cJSON_free(want);
     cJSON_free(got);
 }

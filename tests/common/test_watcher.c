@@ -114,7 +114,7 @@ static void test_watcher__reports_and_closes_clean(void **state)
     assert_true(has_complete(&s, g_file));
 
     char *sub = tu_path(dir, "Metadata");
-    assert_int_equal(mkdir(sub, 0755), 0);
+    assert_int_equal(tu_mkdir(sub), 0);
     g_sub_file = tu_path(sub, "GridSquare_1.dm");
     /* Written after the directory is watched (from on_dir): it must be reported. */
     run_until(&loop, saw_first, &s);

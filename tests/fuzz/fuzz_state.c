@@ -11,7 +11,16 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#ifdef _WIN32
+#include <direct.h>
+#include <process.h>
+#define make_dir(p) _mkdir(p)
+#define remove_dir(p) _rmdir(p)
+#else
 #include <unistd.h>
+#define make_dir(p) mkdir(p, 0700)
+#define remove_dir(p) rmdir(p)
+#endif
 
 #include "log.h"
 
@@ -56,7 +65,6 @@ static const char *snap_path(void *ctx, const char *rel)
 }
 #endif
 
-#if FUZZ_STATE != 4
 static void put(const char *rel, const uint8_t *data, size_t size)
 {
     char path[512];
@@ -68,7 +76,6 @@ static void put(const char *rel, const uint8_t *data, size_t size)
         abort();
     fclose(f);
 }
-#endif
 
 /* Removes the scratch directory at exit (the inputs' files are known by name). */
 static void cleanup(void)
@@ -76,6 +83,8 @@ static void cleanup(void)
     static const char *const names[] = {"journal",
                                         "journal.tmp",
                                         "lock",
+                                        "lock.pid",
+                                        "snapshot",
                                         "rec.tar",
                                         "outbox/00000000000000000001.jsonl",
                                         "outbox/00000000000000000009.jsonl",
@@ -84,21 +93,33 @@ static void cleanup(void)
     char path[512];
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
         snprintf(path, sizeof(path), "%s/%s", scratch, names[i]);
-        remove(path);
+        if (remove(path) != 0)
+            remove_dir(path); /* msvcrt's remove() takes files only */
     }
-    remove(scratch);
+    remove_dir(scratch);
 }
 
 static void setup(void)
 {
+#ifdef _WIN32
+    const char *base = getenv("TEMP") ? getenv("TEMP") : ".";
+    const char *null_dev = "NUL";
+#else
     const char *base = access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp";
-    snprintf(scratch, sizeof(scratch), "%s/em-fuzz-%d", base, (int)getpid());
+    const char *null_dev = "/dev/null";
+#endif
+    /* A directory of its own: process ids are reused (quickly under wine), and a run
+     * killed before its cleanup leaves its directory behind. */
+    int n = 0;
+    do
+        snprintf(scratch, sizeof(scratch), "%s/em-fuzz-%d-%d", base, (int)getpid(), n);
+    while (make_dir(scratch) != 0 && ++n < 1000);
     char outbox[512];
     snprintf(outbox, sizeof(outbox), "%s/outbox", scratch);
-    if (mkdir(scratch, 0700) != 0 || mkdir(outbox, 0700) != 0)
+    if (n == 1000 || make_dir(outbox) != 0)
         abort();
     em_log_setup(EM_LOG_ERROR, EM_LOG_TEXT);
-    em_log_open("/dev/null"); /* the readers say what they skip; not here */
+    em_log_open(null_dev); /* the readers say what they skip; not here */
     atexit(cleanup);
 }
 
@@ -142,7 +163,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 #elif FUZZ_STATE == 4
     struct model_callbacks cb = {.emit = snap_emit, .load = snap_load, .ctx = NULL};
     struct model *m = model_new("/nonexistent", &cb);
-    FILE *f = size ? fmemopen((void *)(uintptr_t)data, size, "r") : NULL;
+    /* A file in the scratch directory, not fmemopen (POSIX only) nor tmpfile (msvcrt's
+     * makes it in the drive's root) */
+    put("snapshot", data, size);
+    char path[512];
+    snprintf(path, sizeof(path), "%s/snapshot", scratch);
+    FILE *f = size ? fopen(path, "rb") : NULL;
     if (m && f) {
         struct model_restore_cb rcb = {snap_load, snap_path, NULL};
         if (model_restore(m, f, &rcb) == 0) {
