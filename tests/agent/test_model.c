@@ -3,6 +3,7 @@
  * tree; orphans wait for their session id; a change re-emits only what it changes. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -190,15 +191,26 @@ static size_t visit_files(char ***out)
     return n;
 }
 
-static void feed(struct model *m, const char *rel)
+/* The file `real` of the visit handed to the model as if it were at `rel`; with
+ * `worker_json`, micrographs come with the fields a parse worker writes (as the watch
+ * feeds them). */
+static void feed_file(struct model *m, const char *rel, const char *real, bool worker_json)
 {
     struct tree_loc loc;
     assert_int_equal(tree_locate(rel, &loc), 0);
     free(loc.session_dir);
     struct fsio_stat st;
-    struct epu_doc *doc = load_rel(rel, loc.kind, &st);
+    struct epu_doc *doc = load_rel(real, loc.kind, &st);
     assert_non_null(doc);
-    assert_int_equal(model_file(m, rel, NULL, loc.kind, doc, &st), 0);
+    char *doc_json =
+        worker_json && loc.kind == EPU_KIND_MICROGRAPH ? entity_micrograph_doc_json(doc) : NULL;
+    assert_int_equal(model_file_json(m, rel, NULL, loc.kind, doc, &st, doc_json), 0);
+    cJSON_free(doc_json);
+}
+
+static void feed(struct model *m, const char *rel)
+{
+    feed_file(m, rel, rel, false);
 }
 
 /* scan's entities for the visit, folded. */
@@ -511,18 +523,6 @@ static int on_emit_source(void *ctx, enum wire_type type, cJSON *key, cJSON *dat
     return 0;
 }
 
-/* The file `real` of the visit handed to the model as if it were at `rel`. */
-static void feed_as(struct model *m, const char *rel, const char *real)
-{
-    struct tree_loc loc;
-    assert_int_equal(tree_locate(rel, &loc), 0);
-    free(loc.session_dir);
-    struct fsio_stat st;
-    struct epu_doc *doc = load_rel(real, loc.kind, &st);
-    assert_non_null(doc);
-    assert_int_equal(model_file(m, rel, NULL, loc.kind, doc, &st), 0);
-}
-
 static size_t count_value(const struct folded *f, const char *v)
 {
     size_t n = 0;
@@ -549,7 +549,7 @@ static void test_model__a_squares_micrograph_in_another_directory(void **state)
     feed(m, S1 "/EpuSession.dm");
     feed(m, S1 "/Metadata/GridSquare_1001.dm");
     feed(m, SQ1 MIC_A);
-    feed_as(m, SQ1_DISC2 MIC_B, SQ1 MIC_B);
+    feed_file(m, SQ1_DISC2 MIC_B, SQ1 MIC_B, false);
     assert_int_equal(model_flush(m), 0);
     assert_int_equal(count_value(&got, SQ1 MIC_A), 1);
     assert_int_equal(count_value(&got, SQ1_DISC2 MIC_B), 1);
@@ -614,15 +614,7 @@ static void test_model__text_and_object_emission_agree(void **state)
     char **files;
     size_t n = visit_files(&files);
     for (size_t i = 0; i < n; i++) {
-        struct tree_loc loc;
-        assert_int_equal(tree_locate(files[i], &loc), 0);
-        free(loc.session_dir);
-        struct fsio_stat st;
-        struct epu_doc *doc = load_rel(files[i], loc.kind, &st);
-        assert_non_null(doc);
-        char *doc_json = loc.kind == EPU_KIND_MICROGRAPH ? entity_micrograph_doc_json(doc) : NULL;
-        assert_int_equal(model_file_json(b, files[i], NULL, loc.kind, doc, &st, doc_json), 0);
-        cJSON_free(doc_json);
+        feed_file(b, files[i], files[i], true);
         free(files[i]);
     }
     free(files);
