@@ -201,12 +201,8 @@ char *state_base_dir(void)
 /* The absolute form of `dir` (symbolic links resolved when it exists). */
 static char *absolute(const char *dir)
 {
-    uv_fs_t req;
-    char *abs = NULL;
-    if (uv_fs_realpath(NULL, &req, dir, NULL) == 0)
-        abs = strdup(req.ptr);
-    uv_fs_req_cleanup(&req);
-    if (abs || dir[0] == '/')
+    char *abs = fsio_realpath(dir);
+    if (abs || fsio_is_absolute(dir))
         return abs ? abs : strdup(dir);
     char cwd[4096];
     size_t len = sizeof(cwd);

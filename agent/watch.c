@@ -16,6 +16,10 @@
  */
 #include "watch_int.h"
 
+#ifdef _WIN32
+#include <windows.h>
+#endif
+
 #define MAX_PARTIALS 1024
 #define WALK_MAX_DEPTH 24
 #define WALK_RANKS 6     /* kind_rank() is 0 to 5 */
@@ -86,14 +90,46 @@ static void stop(struct watch *w);
  * Stopping mid-walk is safe: the journal knows which files were processed, and the next
  * run continues from there. */
 static volatile sig_atomic_t stop_signal;
-static uv_async_t *stop_async;
+static const char *volatile stop_why;
+static uv_async_t *volatile stop_async;
+
+void watch_request_stop(const char *why)
+{
+    stop_why = why;
+    stop_signal = 1;
+    uv_async_t *a = stop_async;
+    if (a)
+        uv_async_send(a); /* thread-safe and async-signal-safe */
+}
 
 #ifndef _WIN32
 static void on_stop_signal(int signum)
 {
-    stop_signal = signum;
-    if (stop_async)
-        uv_async_send(stop_async); /* async-signal-safe */
+    watch_request_stop(signum == SIGTERM ? "SIGTERM" : "SIGINT");
+}
+#else
+/* Windows has no SIGTERM. Ctrl-C and Ctrl-Break stop the watch as SIGINT does, at once
+ * even mid-walk; closing the console, logging off and shutting down too, and there Windows
+ * ends the process about 5 s after this returns, so it waits (up to 4.5 s) for the drain. */
+static HANDLE stopped_event;
+
+static BOOL WINAPI on_console(DWORD type)
+{
+    switch (type) {
+    case CTRL_C_EVENT:
+    case CTRL_BREAK_EVENT:
+        watch_request_stop(type == CTRL_C_EVENT ? "Ctrl-C" : "Ctrl-Break");
+        return TRUE;
+    case CTRL_CLOSE_EVENT:
+    case CTRL_LOGOFF_EVENT:
+    case CTRL_SHUTDOWN_EVENT:
+        watch_request_stop("console closed");
+        if (stopped_event)
+            WaitForSingleObject(stopped_event, 4500);
+        return TRUE;
+    default:
+        return FALSE;
+    }
 }
 #endif
 
@@ -101,8 +137,7 @@ static void on_stop_signal(int signum)
 static bool stop_requested(struct watch *w)
 {
     if (stop_signal && !w->stopping) {
-        em_log(EM_LOG_INFO, "%s: finishing and stopping",
-               stop_signal == SIGTERM ? "SIGTERM" : "SIGINT");
+        em_log(EM_LOG_INFO, "%s: finishing and stopping", stop_why ? stop_why : "stop");
         stop(w);
     }
     return w->stopping;
@@ -1097,31 +1132,31 @@ static void on_rescan_timer(uv_timer_t *t)
     walk_all(w);
 }
 
+#ifndef _WIN32
+/* SIGHUP: reopen the log and output files (after a rotation). SIGTERM and SIGINT go
+ * through on_stop_signal. */
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct watch *w = s->data;
-    if (signum == SIGHUP) {
-        if (em_log_reopen() < 0)
-            em_log(EM_LOG_ERROR, "cannot reopen the log file");
-        if (w->out_fd >= 0 && w->opt->out_path) {
-            uv_fs_t req;
-            uv_file fd = uv_fs_open(NULL, &req, w->opt->out_path,
-                                    UV_FS_O_WRONLY | UV_FS_O_APPEND | UV_FS_O_CREAT, 0644, NULL);
+    (void)signum;
+    if (em_log_reopen() < 0)
+        em_log(EM_LOG_ERROR, "cannot reopen the log file");
+    if (w->out_fd >= 0 && w->opt->out_path) {
+        uv_fs_t req;
+        uv_file fd = uv_fs_open(NULL, &req, w->opt->out_path,
+                                UV_FS_O_WRONLY | UV_FS_O_APPEND | UV_FS_O_CREAT, 0644, NULL);
+        uv_fs_req_cleanup(&req);
+        if (fd >= 0) {
+            uv_fs_close(NULL, &req, w->out_fd, NULL);
             uv_fs_req_cleanup(&req);
-            if (fd >= 0) {
-                uv_fs_close(NULL, &req, w->out_fd, NULL);
-                uv_fs_req_cleanup(&req);
-                w->out_fd = fd;
-            } else {
-                em_log(EM_LOG_ERROR, "%s: cannot reopen: %s", w->opt->out_path, uv_strerror(fd));
-            }
+            w->out_fd = fd;
+        } else {
+            em_log(EM_LOG_ERROR, "%s: cannot reopen: %s", w->opt->out_path, uv_strerror(fd));
         }
-        em_log(EM_LOG_INFO, "reopened the log and output files");
-        return;
     }
-    em_log(EM_LOG_INFO, "%s: finishing and stopping", signum == SIGTERM ? "SIGTERM" : "SIGINT");
-    stop(w);
+    em_log(EM_LOG_INFO, "reopened the log and output files");
 }
+#endif
 
 static void close_handle(uv_handle_t *h)
 {
@@ -1319,10 +1354,7 @@ static int open_roots(struct watch *w)
         return -EM_ENOMEM;
     for (size_t i = 0; i < w->opt->ndirs; i++) {
         struct wroot *r = &w->roots[w->nroots];
-        uv_fs_t req;
-        int rc = uv_fs_realpath(NULL, &req, w->opt->dirs[i], NULL);
-        char *real = rc == 0 ? strdup(req.ptr) : NULL;
-        uv_fs_req_cleanup(&req);
+        char *real = fsio_realpath(w->opt->dirs[i]); /* '/' on Windows too: events use it */
         struct fsio_stat st;
         if (!real || fsio_stat(real, &st) < 0 || st.type != FSIO_DIR) {
             em_log(EM_LOG_ERROR, "%s: not a directory", w->opt->dirs[i]);
@@ -1498,8 +1530,9 @@ static int start(struct watch *w)
     stop_signal = 0;
     stop_async = &w->sig_async;
 #ifdef _WIN32
-    uv_signal_start(&w->sig_term, on_signal, SIGTERM);
-    uv_signal_start(&w->sig_int, on_signal, SIGINT);
+    if (!stopped_event)
+        stopped_event = CreateEventW(NULL, TRUE, FALSE, NULL);
+    SetConsoleCtrlHandler(on_console, TRUE);
 #else
     struct sigaction sa;
     memset(&sa, 0, sizeof(sa));
@@ -1510,7 +1543,7 @@ static int start(struct watch *w)
     sigaction(SIGINT, &sa, NULL);
 #endif
     w->progress = !cli_quiet && uv_guess_handle(2) == UV_TTY;
-#ifdef SIGHUP
+#if defined(SIGHUP) && !defined(_WIN32) /* on Windows libuv's SIGHUP is the console closing */
     uv_signal_start(&w->sig_hup, on_signal, SIGHUP);
 #endif
     uv_timer_init(&w->loop, &w->poll_timer);
@@ -1649,5 +1682,10 @@ int watch_run(const struct watch_options *opt)
     if (uv_loop_close(&w.loop) != 0)
         em_log(EM_LOG_WARN, "event loop closed with handles still open");
     free_all(&w);
+#ifdef _WIN32
+    SetConsoleCtrlHandler(on_console, FALSE);
+    if (stopped_event)
+        SetEvent(stopped_event);
+#endif
     return w.status;
 }

@@ -44,4 +44,9 @@ struct watch_options {
  * directory in use); the reason is logged. */
 int watch_run(const struct watch_options *opt);
 
+/* Asks the running watch to finish and stop, as SIGTERM does: from any thread, a signal
+ * handler or a Windows console or service control handler. `why` (a string that lives
+ * for the program, e.g. "service stop") is logged. Does nothing when no watch runs. */
+void watch_request_stop(const char *why);
+
 #endif

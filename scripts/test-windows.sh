@@ -3,9 +3,16 @@
 # installs wine if it is missing, and runs under wine, in a new wine prefix:
 #   - the unit tests that apply to the agent (ctest through CMake's cross-compiling
 #     emulator: wine);
-#   - smoke cases against em-agent.exe: `scan` of the authored visit gives the same
-#     events, byte for byte, as the Linux build (LINUX_EM_AGENT, default build/agent/em-agent),
-#     but for emitted_at.
+#   - smoke cases against em-agent.exe:
+#     scan      `scan` of the authored visit gives the same events, byte for byte, as the
+#               Linux build (LINUX_EM_AGENT, default build/agent/em-agent), but for emitted_at;
+#     fsevent   `watch` (the fs-event backend) started on an empty directory while
+#               tests/e2e/epu_writer.py writes the visit the EPU way; then Ctrl-C;
+#     midway    the same, the agent started after the writer has begun;
+#     poll      the same with --poll;
+#     kill      the agent killed (SIGKILL) twice while the writer runs, and started again;
+#     each ends with: exit status 0 after Ctrl-C, the folded events equal scan's of the
+#     final tree, and no event repeats its entity's data.
 # Ends with ctest's summary and one line per smoke case.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -34,7 +41,9 @@ wine cmd /c exit </dev/null >/dev/null 2>&1 || true
 wineserver -p </dev/null >/dev/null 2>&1 || true
 
 fail=0
-(cd "$build" && ctest --timeout 120 --output-on-failure) || fail=1
+if [ -z "${EM_SMOKE_ONLY:-}" ]; then # EM_SMOKE_ONLY=1: the smoke cases alone
+    (cd "$build" && ctest --timeout 120 --output-on-failure) || fail=1
+fi
 
 exe=$build/agent/em-agent.exe
 smoke() { # NAME: runs smoke_NAME, prints one line
@@ -51,5 +60,74 @@ smoke_scan() {
     cmp -s <(normalise "$work/linux.jsonl") <(normalise "$work/win.jsonl") ||
         { diff <(normalise "$work/linux.jsonl") <(normalise "$work/win.jsonl") | head -5 >&2; return 1; }
 }
+# watch_case NAME [--midway] [agent options...]
+watch_case() {
+    local name=$1 midway=0
+    shift
+    [ "${1:-}" = --midway ] && { midway=1; shift; }
+    local d=$work/$name
+    rm -rf "$d" && mkdir -p "$d/tree" "$d/state"
+    local wpid=
+    if [ $midway = 1 ]; then
+        python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$d/tree" --pace 0.02 \
+            >"$d/writer.out" &
+        wpid=$!
+        sleep 0.5
+    fi
+    (cd "$d" && exec wine "$exe" watch -q --settle 300 --state-dir state --out events.jsonl "$@" tree \
+        2>"$d/agent.err") &
+    local apid=$!
+    if [ $midway = 0 ]; then
+        sleep 3 # the agent is watching (its start under wine takes a moment)
+        python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$d/tree" --pace 0.02 >"$d/writer.out"
+    else
+        wait "$wpid"
+    fi
+    sleep 3 # settle, then the last burst is emitted
+    kill -INT "$apid" 2>/dev/null || true
+    local rc=0
+    wait "$apid" || rc=$?
+    [ $rc = 0 ] || { say "$name: exit status $rc after Ctrl-C"; cat "$d/agent.err" >&2; return 1; }
+    (cd "$d" && wine "$exe" scan -q --no-progress tree >"$d/scan.jsonl" 2>/dev/null) || return 1
+    python3 "$top/tests/e2e/fold.py" check "$d/events.jsonl" >&2 || return 1
+    python3 "$top/tests/e2e/fold.py" compare "$d/scan.jsonl" "$d/events.jsonl" >&2 || return 1
+}
+smoke_fsevent() { watch_case fsevent; }
+smoke_midway() { watch_case midway --midway; }
+smoke_poll() { watch_case poll --poll 0.3; }
+smoke_kill() {
+    local d=$work/kill
+    rm -rf "$d" && mkdir -p "$d/tree" "$d/state"
+    python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$d/tree" --pace 0.15 \
+        >"$d/writer.out" &
+    local wpid=$! apid i
+    for i in 1 2; do
+        (cd "$d" && exec wine "$exe" watch -q --settle 300 --state-dir state --out events.jsonl tree \
+            2>>"$d/agent.err") &
+        apid=$!
+        sleep 2.5
+        kill -KILL "$apid" 2>/dev/null || true
+        wait "$apid" 2>/dev/null || true
+        wineserver -w 2>/dev/null || true # the killed process's handles are gone
+        wine cmd /c exit </dev/null >/dev/null 2>&1 || true
+    done
+    wait "$wpid"
+    (cd "$d" && exec wine "$exe" watch -q --settle 300 --state-dir state --out events.jsonl tree \
+        2>>"$d/agent.err") &
+    apid=$!
+    sleep 5
+    kill -INT "$apid" 2>/dev/null || true
+    local rc=0
+    wait "$apid" || rc=$?
+    [ $rc = 0 ] || { say "kill: exit status $rc after Ctrl-C"; cat "$d/agent.err" >&2; return 1; }
+    (cd "$d" && wine "$exe" scan -q --no-progress tree >"$d/scan.jsonl" 2>/dev/null) || return 1
+    python3 "$top/tests/e2e/fold.py" check "$d/events.jsonl" >&2 || return 1
+    python3 "$top/tests/e2e/fold.py" compare "$d/scan.jsonl" "$d/events.jsonl" >&2 || return 1
+}
+
 smoke scan
+smoke fsevent
+smoke midway
+smoke poll
+smoke kill
 exit $fail

@@ -341,10 +341,48 @@ bool fsio_dir_seen_above(uint64_t *dev, uint64_t *ino, unsigned depth, const str
     return false;
 }
 
+void fsio_slashes(char *path)
+{
+#ifdef _WIN32
+    for (; *path; path++)
+        if (*path == '\\')
+            *path = '/';
+#else
+    (void)path;
+#endif
+}
+
+bool fsio_is_absolute(const char *path)
+{
+#ifdef _WIN32
+    /* C:/x, C:\x, //server/share, \\server\share */
+    if (((path[0] >= 'A' && path[0] <= 'Z') || (path[0] >= 'a' && path[0] <= 'z')) &&
+        path[1] == ':' && (path[2] == '/' || path[2] == '\\'))
+        return true;
+    return (path[0] == '/' || path[0] == '\\') && (path[1] == '/' || path[1] == '\\');
+#else
+    return path[0] == '/';
+#endif
+}
+
+char *fsio_realpath(const char *path)
+{
+    uv_fs_t req;
+    char *real = uv_fs_realpath(NULL, &req, path, NULL) == 0 ? strdup(req.ptr) : NULL;
+    uv_fs_req_cleanup(&req);
+    if (real) {
+        fsio_slashes(real);
+        size_t len = strlen(real);
+        while (len > 1 && real[len - 1] == '/' && !(len == 3 && real[1] == ':'))
+            real[--len] = '\0';
+    }
+    return real;
+}
+
 char *fsio_join(const char *dir, const char *name)
 {
     size_t a = strlen(dir), b = strlen(name);
-    while (a > 1 && dir[a - 1] == '/')
+    while (a > 1 && (dir[a - 1] == '/' || dir[a - 1] == '\\'))
         a--;
     char *p = malloc(a + 1 + b + 1);
     if (!p)
@@ -352,6 +390,7 @@ char *fsio_join(const char *dir, const char *name)
     memcpy(p, dir, a);
     p[a] = '/';
     memcpy(p + a + 1, name, b + 1);
+    fsio_slashes(p); /* Windows: one separator in every path made here, and in messages */
     return p;
 }
 

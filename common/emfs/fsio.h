@@ -103,4 +103,15 @@ int fsio_error(int uv_err);
 /* Joins `dir` and `name` with '/' into a new string (you own it); NULL when out of memory. */
 char *fsio_join(const char *dir, const char *name);
 
+/* `path` made absolute with symbolic links resolved, no trailing '/', and on Windows with
+ * '/' for every '\\' (the watcher, the journal and the events compare paths as strings,
+ * with '/'). NULL when it does not exist (or out of memory). */
+char *fsio_realpath(const char *path);
+
+/* Windows: turns every '\\' of `path` into '/' (Windows takes either). Elsewhere nothing. */
+void fsio_slashes(char *path);
+
+/* Whether `path` is absolute: "/x"; on Windows "C:/x", "C:\\x" or a UNC path. */
+bool fsio_is_absolute(const char *path);
+
 #endif
