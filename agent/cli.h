@@ -12,6 +12,13 @@ int cmd_validate(int argc, char **argv);
 int cmd_scan(int argc, char **argv);
 int cmd_watch(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_service(int argc, char **argv); /* Windows: install, uninstall, start, stop, status, run */
+
+/* Set by `service run`: the watch refuses to start without a durable sink (--out FILE or
+ * --amqp) and a log file, and says why through service_report_error() too. */
+extern bool watch_as_service;
+/* Windows: writes `msg` to the Event Log as the service's error (elsewhere nothing). */
+void service_report_error(const char *msg);
 
 /* The state directory of a watch (new strings, NULL when none can be found):
  * state_service_dir(): $STATE_DIRECTORY (the service's), or NULL;

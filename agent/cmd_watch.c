@@ -315,7 +315,26 @@ int cmd_watch(int argc, char **argv)
     }
     em_log_setup(level, format);
     if (val[OPT_LOG_FILE] && em_log_open(val[OPT_LOG_FILE]) < 0) {
-        fprintf(stderr, "em-agent: watch: %s: cannot open the log file\n", val[OPT_LOG_FILE]);
+        char msg[512];
+        snprintf(msg, sizeof(msg), "em-agent: watch: %s: cannot open the log file",
+                 val[OPT_LOG_FILE]);
+        fprintf(stderr, "%s\n", msg);
+        if (watch_as_service)
+            service_report_error(msg);
+        goto out;
+    }
+    if (watch_as_service &&
+        (!val[OPT_LOG_FILE] ||
+         (!val[OPT_AMQP] && (!val[OPT_OUT] || strcmp(val[OPT_OUT], "-") == 0)))) {
+        /* Nobody reads a service's stdout or stderr: its events and its messages would be
+         * lost. */
+        const char *msg = !val[OPT_LOG_FILE]
+                              ? "em-agent: the service needs a log file (--log-file FILE): "
+                                "nobody reads a service's stderr"
+                              : "em-agent: the service needs a durable sink for its events "
+                                "(--out FILE or --amqp URL): nobody reads a service's stdout";
+        em_log(EM_LOG_ERROR, "%s", msg + 10);
+        service_report_error(msg);
         goto out;
     }
     struct watch_options o = {0};

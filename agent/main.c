@@ -5,6 +5,8 @@
 #ifdef _WIN32
 #include <fcntl.h>
 #include <io.h>
+#include <windows.h>
+#include <shellapi.h>
 #endif
 
 #include "cli.h"
@@ -27,6 +29,7 @@ static const char main_usage[] =
     "  scan DIR          parse a session or visit once; print its entities as events\n"
     "  watch DIR...      follow sessions live; print every entity change once\n"
     "  status            what a watch has emitted and is waiting to deliver; who runs it\n"
+    "  service ...       Windows: install, start, stop, status or remove the watch service\n"
     "  help [COMMAND]    show help for a command\n"
     "\n"
     "Options (before or after the command):\n"
@@ -57,6 +60,8 @@ static int dispatch(const char *cmd, int argc, char **argv)
         return cmd_watch(argc, argv);
     if (strcmp(cmd, "status") == 0)
         return cmd_status(argc, argv);
+    if (strcmp(cmd, "service") == 0)
+        return cmd_service(argc, argv);
     fprintf(stderr, "em-agent: %s: unknown command (see 'em-agent --help')\n", cmd);
     return EXIT_USAGE;
 }
@@ -64,6 +69,27 @@ static int dispatch(const char *cmd, int argc, char **argv)
 int main(int argc, char **argv)
 {
 #ifdef _WIN32
+    /* The command line as UTF-8 (argv is in the ANSI code page, which cannot hold every
+     * path; libuv and the journal take UTF-8). */
+    {
+        int wargc = 0;
+        wchar_t **wargv = CommandLineToArgvW(GetCommandLineW(), &wargc);
+        char **u = wargv ? calloc((size_t)wargc + 1, sizeof(*u)) : NULL;
+        for (int i = 0; u && i < wargc; i++) {
+            int n = WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, NULL, 0, NULL, NULL);
+            if (n <= 0 || !(u[i] = malloc((size_t)n)) ||
+                WideCharToMultiByte(CP_UTF8, 0, wargv[i], -1, u[i], n, NULL, NULL) <= 0) {
+                u = NULL; /* keep the ANSI argv (what was made is left to the exit) */
+                break;
+            }
+        }
+        if (u) {
+            argc = wargc;
+            argv = u;
+        }
+        if (wargv)
+            LocalFree(wargv);
+    }
     /* Event lines end in "\n" as on Linux, not "\r\n": consumers and hashes see the same
      * bytes from either build. */
     _setmode(_fileno(stdout), _O_BINARY);

@@ -105,7 +105,7 @@ resolve() { # PKG
 }
 for p in $packages; do resolve "$p"; done
 
-script_sum=$(sha256sum "$0" "$top/cmake/mingw64.cmake" | sha256sum | cut -c1-64)
+script_sum=$(cat "$0" "$top/cmake/mingw64.cmake" | sha256sum | cut -c1-64) # contents, not paths
 gcc_version=$($triple-gcc -dumpfullversion)
 key_text="$(for p in $packages; do echo "$p=${version[$p]}"; done) tls=$tls script=$script_sum gcc=$gcc_version"
 key=$(echo "$key_text" | sha256sum | cut -c1-16)

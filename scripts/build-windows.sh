@@ -26,6 +26,12 @@ fi
 
 sysroot=$("$top/scripts/build-windows-deps.sh" | sed -n 's/^EM_MINGW_SYSROOT=//p')
 [ -n "$sysroot" ] || { say "the dependency build gave no sysroot"; exit 1; }
+# A build directory made against another sysroot keeps its paths in the CMake cache.
+if [ -f "$build/CMakeCache.txt" ] && [ "$(cat "$build/.em-sysroot" 2>/dev/null)" != "$sysroot" ]; then
+    rm -f "$build/CMakeCache.txt"
+fi
+mkdir -p "$build"
+echo "$sysroot" >"$build/.em-sysroot"
 cmake -S "$top" -B "$build" -G Ninja -DCMAKE_TOOLCHAIN_FILE="$top/cmake/mingw64.cmake" \
     -DEM_MINGW_SYSROOT="$sysroot" -DEM_WERROR=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)"

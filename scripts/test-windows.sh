@@ -11,6 +11,8 @@
 #     midway    the same, the agent started after the writer has begun;
 #     poll      the same with --poll;
 #     kill      the agent killed (SIGKILL) twice while the writer runs, and started again;
+#     service   `service install`, `service start` (running), the visit written, `service
+#               stop` (drained, exit status 0), `service uninstall`;
 #     each ends with: exit status 0 after Ctrl-C, the folded events equal scan's of the
 #     final tree, and no event repeats its entity's data.
 # Ends with ctest's summary and one line per smoke case.
@@ -60,6 +62,21 @@ smoke_scan() {
     cmp -s <(normalise "$work/linux.jsonl") <(normalise "$work/win.jsonl") ||
         { diff <(normalise "$work/linux.jsonl") <(normalise "$work/win.jsonl") | head -5 >&2; return 1; }
 }
+# verify DIR: the events DIR/events.jsonl repeat nothing and fold to scan of DIR/tree.
+verify() {
+    local d=$1
+    (cd "$d" && wine "$exe" scan -q --no-progress tree >"$d/scan.jsonl" 2>/dev/null) || return 1
+    python3 "$top/tests/e2e/fold.py" check "$d/events.jsonl" >&2 || return 1
+    python3 "$top/tests/e2e/fold.py" compare "$d/scan.jsonl" "$d/events.jsonl" >&2
+}
+# ctrl_c NAME DIR PID: Ctrl-C to the agent, which must exit 0.
+ctrl_c() {
+    local rc=0
+    kill -INT "$3" 2>/dev/null || true
+    wait "$3" || rc=$?
+    [ $rc = 0 ] || { say "$1: exit status $rc after Ctrl-C"; cat "$2/agent.err" >&2; return 1; }
+}
+
 # watch_case NAME [--midway] [agent options...]
 watch_case() {
     local name=$1 midway=0
@@ -84,13 +101,8 @@ watch_case() {
         wait "$wpid"
     fi
     sleep 3 # settle, then the last burst is emitted
-    kill -INT "$apid" 2>/dev/null || true
-    local rc=0
-    wait "$apid" || rc=$?
-    [ $rc = 0 ] || { say "$name: exit status $rc after Ctrl-C"; cat "$d/agent.err" >&2; return 1; }
-    (cd "$d" && wine "$exe" scan -q --no-progress tree >"$d/scan.jsonl" 2>/dev/null) || return 1
-    python3 "$top/tests/e2e/fold.py" check "$d/events.jsonl" >&2 || return 1
-    python3 "$top/tests/e2e/fold.py" compare "$d/scan.jsonl" "$d/events.jsonl" >&2 || return 1
+    ctrl_c "$name" "$d" "$apid" || return 1
+    verify "$d"
 }
 smoke_fsevent() { watch_case fsevent; }
 smoke_midway() { watch_case midway --midway; }
@@ -116,13 +128,32 @@ smoke_kill() {
         2>>"$d/agent.err") &
     apid=$!
     sleep 5
-    kill -INT "$apid" 2>/dev/null || true
-    local rc=0
-    wait "$apid" || rc=$?
-    [ $rc = 0 ] || { say "kill: exit status $rc after Ctrl-C"; cat "$d/agent.err" >&2; return 1; }
-    (cd "$d" && wine "$exe" scan -q --no-progress tree >"$d/scan.jsonl" 2>/dev/null) || return 1
-    python3 "$top/tests/e2e/fold.py" check "$d/events.jsonl" >&2 || return 1
-    python3 "$top/tests/e2e/fold.py" compare "$d/scan.jsonl" "$d/events.jsonl" >&2 || return 1
+    ctrl_c kill "$d" "$apid" || return 1
+    verify "$d"
+}
+
+smoke_service() {
+    local d=$work/service name=em-agent-smoke
+    rm -rf "$d" && mkdir -p "$d/tree"
+    # wine ends its services about 3 s after the last user program: one is kept running.
+    sleep 120 | wine cmd /c 'set /p x=' >/dev/null 2>&1 &
+    local holder=$!
+    sleep 1
+    local zd="Z:$d" rc=0
+    wine "$exe" service install --name $name --out "$zd/events.jsonl" --settle 300 "$zd/tree" \
+        >"$d/install.out" 2>&1 || { cat "$d/install.out" >&2; rc=1; }
+    [ $rc = 0 ] && { wine "$exe" service start --name $name >"$d/start.out" 2>&1 || rc=1; }
+    [ $rc = 0 ] && { grep -q "running" "$d/start.out" || rc=1; }
+    if [ $rc = 0 ]; then
+        python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$d/tree" --pace 0.02 >/dev/null
+        sleep 3
+        wine "$exe" service stop --name $name >"$d/stop.out" 2>&1 || rc=1
+        grep -q "stopped (exit status 0)" "$d/stop.out" || rc=1
+    fi
+    wine "$exe" service uninstall --name $name >"$d/uninstall.out" 2>&1 || rc=1
+    kill "$holder" 2>/dev/null || true
+    [ $rc = 0 ] || { cat "$d"/*.out >&2; return 1; }
+    verify "$d"
 }
 
 smoke scan
@@ -130,4 +161,5 @@ smoke fsevent
 smoke midway
 smoke poll
 smoke kill
+smoke service
 exit $fail
