@@ -1181,8 +1181,6 @@ static void stop(struct watch *w)
     close_handle((uv_handle_t *)&w->summary_timer);
     close_handle((uv_handle_t *)&w->rescan_timer);
     close_handle((uv_handle_t *)&w->check_timer);
-    close_handle((uv_handle_t *)&w->sig_term);
-    close_handle((uv_handle_t *)&w->sig_int);
     close_handle((uv_handle_t *)&w->sig_hup);
     close_handle((uv_handle_t *)&w->sig_async);
     stop_async = NULL;
@@ -1521,10 +1519,8 @@ static int start(struct watch *w)
             return 1;
         }
     }
-    uv_signal_init(&w->loop, &w->sig_term);
-    uv_signal_init(&w->loop, &w->sig_int);
     uv_signal_init(&w->loop, &w->sig_hup);
-    w->sig_term.data = w->sig_int.data = w->sig_hup.data = w;
+    w->sig_hup.data = w;
     uv_async_init(&w->loop, &w->sig_async, on_stop_async);
     w->sig_async.data = w;
     stop_signal = 0;

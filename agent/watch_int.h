@@ -101,7 +101,7 @@ struct watch {
         uint64_t since_ms;
     } * waiting;
     size_t nwaiting, waiting_cap;
-    uv_signal_t sig_term, sig_int, sig_hup;
+    uv_signal_t sig_hup;  /* SIGTERM and SIGINT: sigaction, or the Windows console handler */
     uv_async_t sig_async; /* SIGTERM/SIGINT, from the handler (see on_stop_signal) */
     bool walking;
     /* the walk's progress line on a terminal */

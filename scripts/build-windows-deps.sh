@@ -1,6 +1,6 @@
 #!/bin/bash
 # build-windows-deps.sh — builds em-agent's Windows dependencies (libuv, libxml2, cJSON,
-# rabbitmq-c, cmocka; OpenSSL with EM_WIN_TLS=1) from Debian's source packages with
+# rabbitmq-c, cmocka; OpenSSL with EM_WIN_TLS=1, not yet used nor tested) from Debian's source packages with
 # mingw-w64, as static libraries, into a sysroot, and prints its path as its last line:
 #
 #   EM_MINGW_SYSROOT=/var/cache/em-mingw/<key>/sysroot

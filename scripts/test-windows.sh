@@ -140,6 +140,15 @@ smoke_service() {
     local holder=$!
     sleep 1
     local zd="Z:$d" rc=0
+    # No sink: refused, saying why, and nothing installed.
+    if wine "$exe" service install --name $name "$zd/tree" >"$d/nosink.out" 2>&1 ||
+        ! grep -q "needs a sink" "$d/nosink.out" ||
+        wine "$exe" service status --name $name >/dev/null 2>&1; then
+        say "service install without a sink was not refused"
+        cat "$d/nosink.out" >&2
+        kill "$holder" 2>/dev/null || true
+        return 1
+    fi
     wine "$exe" service install --name $name --out "$zd/events.jsonl" --settle 300 "$zd/tree" \
         >"$d/install.out" 2>&1 || { cat "$d/install.out" >&2; rc=1; }
     [ $rc = 0 ] && { wine "$exe" service start --name $name >"$d/start.out" 2>&1 || rc=1; }

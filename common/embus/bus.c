@@ -49,7 +49,7 @@ int bus_target_parse(struct bus_target *t, const char *url, const char *ca_file,
     if (t->tls) {
         snprintf(reason, cap,
                  "this em-agent was built without TLS, so it cannot use amqps:// (use amqp:// on a "
-                 "trusted network, or a build made with EM_WIN_TLS=1)");
+                 "trusted network)");
         bus_target_free(t);
         return -EM_EUSAGE;
     }

@@ -10,15 +10,28 @@
  * Each map mixes in its own seed: keys inserted in the slot order of another map (a
  * journal written by walking its map, read back into a new one) would otherwise pile up
  * in long runs, and building a 600k map took seconds instead of milliseconds. */
-static size_t slot_of(const struct hmap *m, uint64_t key, size_t cap)
+static size_t slot_for(uint64_t seed, uint64_t key, size_t cap)
 {
     unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
-    uint64_t h = (key ^ m->seed) * 0x9e3779b97f4a7c15ull;
+    uint64_t h = (key ^ seed) * 0x9e3779b97f4a7c15ull;
     return bits ? (size_t)(h >> (64 - bits)) : 0;
 }
 
-/* A seed that differs between maps and between runs. */
-static uint64_t new_seed(const struct hmap *m)
+static size_t slot_of(const struct hmap *m, uint64_t key, size_t cap)
+{
+    return slot_for(m->seed, key, cap);
+}
+
+/* Backward-shift removal: whether the entry at j, whose home slot is `home`, stays where
+ * it is when slot `hole` empties (its probe sequence does not pass through the hole). */
+static bool stays_put(size_t hole, size_t j, size_t home)
+{
+    return hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
+}
+
+/* A seed that differs between maps (or sets: `m` is the structure's address) and between
+ * runs. */
+static uint64_t new_seed(const void *m)
 {
     struct timespec ts;
     em_now(&ts);
@@ -130,9 +143,7 @@ void hmap_remove(struct hmap *m, struct hmap_entry *e)
     /* Backward shift: entries that probed past the hole move into it, so every probe
      * sequence stays unbroken without tombstones. */
     for (size_t j = (hole + 1) & mask; m->e[j].key; j = (j + 1) & mask) {
-        size_t home = slot_of(m, m->e[j].key, m->cap);
-        bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
-        if (!stays) {
+        if (!stays_put(hole, j, slot_of(m, m->e[j].key, m->cap))) {
             m->e[hole] = m->e[j];
             hole = j;
         }
@@ -173,9 +184,7 @@ void hset_init(struct hset *s, hset_hash_fn hash, const void *hctx)
 
 static size_t hset_slot(const struct hset *s, uint64_t hash, size_t cap)
 {
-    unsigned bits = (unsigned)__builtin_ctzll((unsigned long long)cap);
-    uint64_t h = (hash ^ s->seed) * 0x9e3779b97f4a7c15ull;
-    return bits ? (size_t)(h >> (64 - bits)) : 0;
+    return slot_for(s->seed, hash, cap);
 }
 
 /* The byte kept beside a slot: not the bits hset_slot() takes (the top ones). */
@@ -209,10 +218,8 @@ static int hset_grow(struct hset *s)
         free(tag);
         return -1;
     }
-    if (!s->cap) {
-        struct hmap probe = {0};
-        s->seed = new_seed(&probe) ^ (uint64_t)(uintptr_t)s;
-    }
+    if (!s->cap)
+        s->seed = new_seed(s);
     for (size_t i = 0; i < s->cap; i++) {
         if (!s->v[i])
             continue;
@@ -246,10 +253,8 @@ int hset_add(struct hset *s, uint64_t hash, void *value)
 void hset_remove(struct hset *s, void **slot)
 {
     size_t mask = s->cap - 1, hole = (size_t)(slot - s->v);
-    for (size_t j = (hole + 1) & mask; s->v[j]; j = (j + 1) & mask) { /* as hmap_remove */
-        size_t home = hset_slot(s, s->hash(s->v[j], s->hctx), s->cap);
-        bool stays = hole < j ? (home > hole && home <= j) : (home > hole || home <= j);
-        if (!stays) {
+    for (size_t j = (hole + 1) & mask; s->v[j]; j = (j + 1) & mask) {
+        if (!stays_put(hole, j, hset_slot(s, s->hash(s->v[j], s->hctx), s->cap))) {
             s->v[hole] = s->v[j];
             s->tag[hole] = s->tag[j];
             hole = j;

@@ -51,6 +51,9 @@ check "missing file" 1 "$agent" parse session "$tmp/none.dm"
 check "unknown command" 2 "$agent" frobnicate
 check "help" 0 "$agent" --help
 check "parse help" 0 "$agent" parse --help
+# The Windows service command exists on Linux only to say where the service is.
+check "service on linux" 2 "$agent" service install --out x.jsonl /tmp
+expect_err "service on linux" "service: Windows only.*systemctl"
 
 head -c 2000 "$sess/EpuSession.dm" >"$tmp/EpuSession.dm"
 check "truncated" 1 "$agent" parse session "$tmp/EpuSession.dm"
