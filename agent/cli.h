@@ -17,6 +17,9 @@ int cmd_service(int argc, char **argv); /* Windows: install, uninstall, start, s
 /* Set by `service run`: the watch refuses to start without a durable sink (--out FILE or
  * --amqp) and a log file, and says why through service_report_error() too. */
 extern bool watch_as_service;
+/* Set by `service install`: the watch reads and checks its settings (as the service will
+ * read them), says what is wrong, and returns 0 without running. */
+extern bool watch_check_only;
 /* Windows: writes `msg` to the Event Log as the service's error (elsewhere nothing). */
 void service_report_error(const char *msg);
 

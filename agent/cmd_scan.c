@@ -138,7 +138,7 @@ static int scan_main(const struct emopt *eo)
     }
     opt.progress = opt.progress && !quiet && uv_guess_handle(2) == UV_TTY;
     FILE *out = stdout;
-    if (out_path && !(out = fopen(out_path, "w"))) {
+    if (out_path && !(out = fopen(out_path, "wb"))) { /* binary: LF line ends on Windows too */
         fprintf(stderr, "em-agent: %s: cannot open for writing: %s\n", out_path,
                 em_strerror(em_from_errno(errno)));
         return EXIT_BAD_INPUT;

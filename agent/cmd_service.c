@@ -7,8 +7,10 @@
  * install registers an auto-start service (LocalSystem) whose command line is `service
  * run` with the watch options given, restarted after 5 s, 30 s and 60 s when it fails,
  * with 30 s of pre-shutdown time. Unless given, its state directory is
- * %ProgramData%\em-agent\NAME and its log %ProgramData%\em-agent\NAME\agent.log; a sink
- * (--out FILE or --amqp URL) must be given. run reports START_PENDING, RUNNING, then on
+ * %ProgramData%\em-agent\NAME, its log %ProgramData%\em-agent\NAME\agent.log and its
+ * config %ProgramData%\em-agent\agent.conf (when it exists); the settings are checked by
+ * the watch's own parser (watch_check_only) before anything is installed, and a sink
+ * (--out FILE or --amqp URL) is required. run reports START_PENDING, RUNNING, then on
  * stop or shutdown STOP_PENDING with a new checkpoint every second while the watch
  * drains, and STOPPED with the watch's exit status. On Linux the command says to use the
  * systemd unit instead.
@@ -20,7 +22,7 @@
 #include "cli.h"
 #include "watch.h"
 
-bool watch_as_service;
+bool watch_as_service, watch_check_only;
 
 static const char service_usage[] =
     "Usage: em-agent service install [--name NAME] [WATCH OPTIONS...] DIR...\n"
@@ -29,10 +31,12 @@ static const char service_usage[] =
     "Runs `em-agent watch` as a Windows service (the default NAME is em-agent).\n"
     "\n"
     "  install    register an automatic service running `watch` with these options and\n"
-    "             directories; it restarts after a failure (5 s, 30 s, 60 s). It needs a\n"
-    "             sink that keeps events (--out FILE or --amqp URL). Unless given, its\n"
-    "             state is in %ProgramData%\\em-agent\\NAME and its log in\n"
-    "             %ProgramData%\\em-agent\\NAME\\agent.log.\n"
+    "             directories; it restarts after a failure (5 s, 30 s, 60 s). Without\n"
+    "             --config it reads %ProgramData%\\em-agent\\agent.conf when that exists.\n"
+    "             The settings are checked now, as the service will read them: it needs\n"
+    "             a directory and a sink that keeps events (--out FILE or --amqp URL).\n"
+    "             Unless given, its state is in %ProgramData%\\em-agent\\NAME and its log\n"
+    "             in %ProgramData%\\em-agent\\NAME\\agent.log.\n"
     "  uninstall  stop it if it runs, and remove it\n"
     "  start      start it and wait until it runs\n"
     "  stop       stop it and wait while it drains (events still to deliver go out first)\n"
@@ -240,6 +244,51 @@ static int run(int argc, char **argv)
 
 /* ---- managing it ---- */
 
+/* The registry key of the Event Log source NAME (the service's name), malloc'd. */
+static wchar_t *event_source_key(void)
+{
+    static const wchar_t base[] = L"SYSTEM\\CurrentControlSet\\Services\\EventLog\\Application\\";
+    wchar_t *wn = wide(svc_name);
+    size_t n = wn ? wcslen(base) + wcslen(wn) + 1 : 0;
+    wchar_t *key = n ? malloc(n * sizeof(*key)) : NULL;
+    if (key) {
+        wcscpy(key, base);
+        wcscat(key, wn);
+    }
+    free(wn);
+    return key;
+}
+
+/* Makes em-agent.exe (`exe`) the message file of the service's Event Log source, so that
+ * the Event Viewer shows its messages as they are (agent/windows/messages.mc). */
+static void register_event_source(const wchar_t *exe)
+{
+    wchar_t *key = event_source_key();
+    HKEY k;
+    if (key && RegCreateKeyExW(HKEY_LOCAL_MACHINE, key, 0, NULL, 0, KEY_SET_VALUE, NULL, &k,
+                               NULL) == ERROR_SUCCESS) {
+        DWORD types = EVENTLOG_ERROR_TYPE | EVENTLOG_WARNING_TYPE | EVENTLOG_INFORMATION_TYPE;
+        RegSetValueExW(k, L"EventMessageFile", 0, REG_EXPAND_SZ, (const BYTE *)exe,
+                       (DWORD)((wcslen(exe) + 1) * sizeof(*exe)));
+        RegSetValueExW(k, L"TypesSupported", 0, REG_DWORD, (const BYTE *)&types, sizeof(types));
+        RegCloseKey(k);
+    } else {
+        fprintf(stderr,
+                "em-agent: service %s: the Event Log source was not registered (its "
+                "messages show without their text)\n",
+                svc_name);
+    }
+    free(key);
+}
+
+static void unregister_event_source(void)
+{
+    wchar_t *key = event_source_key();
+    if (key)
+        RegDeleteKeyW(HKEY_LOCAL_MACHINE, key);
+    free(key);
+}
+
 static SC_HANDLE open_manager(DWORD access)
 {
     return OpenSCManagerW(NULL, NULL, access);
@@ -336,42 +385,94 @@ static bool has_option(int argc, char **argv, const char *name, char shortopt)
     return false;
 }
 
+/* `path` made absolute (the service's working directory is system32), malloc'd. */
+static char *absolute_path(const char *path)
+{
+    wchar_t *w = wide(path), full[MAX_PATH * 4];
+    DWORD n = w ? GetFullPathNameW(w, MAX_PATH * 4, full, NULL) : 0;
+    free(w);
+    return n > 0 && n < MAX_PATH * 4 ? narrow(full) : strdup(path);
+}
+
+static bool file_exists(const char *path)
+{
+    wchar_t *w = wide(path);
+    DWORD a = w ? GetFileAttributesW(w) : INVALID_FILE_ATTRIBUTES;
+    free(w);
+    return a != INVALID_FILE_ATTRIBUTES && !(a & FILE_ATTRIBUTE_DIRECTORY);
+}
+
 static int install(int argc, char **argv)
 {
-    if (!has_option(argc, argv, "--out", 'o') && !has_option(argc, argv, "--amqp", 0)) {
-        fprintf(stderr, "em-agent: service install: a service needs a sink that keeps its events: "
-                        "--out FILE or --amqp URL (nobody reads a service's stdout)\n");
-        return EXIT_USAGE;
+    /* The watch's arguments: the defaults under %ProgramData% (LocalSystem's own profile is
+     * no place for them), then the ones given, a relative --config made absolute. */
+    const char *pd = getenv("ProgramData");
+    char base[1024] = "", dir[1100] = "", log[1200] = "", conf[1100] = "";
+    if (pd) {
+        snprintf(base, sizeof(base), "%s\\em-agent", pd);
+        snprintf(dir, sizeof(dir), "%s\\%s", base, svc_name);
+        snprintf(log, sizeof(log), "%s\\agent.log", dir);
+        snprintf(conf, sizeof(conf), "%s\\agent.conf", base);
+    }
+    char **args = calloc((size_t)argc + 8, sizeof(*args));
+    char *abs_conf = NULL;
+    int n = 0, rc = EXIT_OK;
+    if (!args) {
+        fprintf(stderr, "em-agent: service install: out of memory\n");
+        return EXIT_BAD_INPUT;
+    }
+    if (dir[0] && !has_option(argc, argv, "--state-dir", 0)) {
+        args[n++] = "--state-dir";
+        args[n++] = dir;
+    }
+    if (dir[0] && !has_option(argc, argv, "--log-file", 0)) {
+        args[n++] = "--log-file";
+        args[n++] = log;
+    }
+    if (conf[0] && !has_option(argc, argv, "--config", 0) && file_exists(conf)) {
+        args[n++] = "--config";
+        args[n++] = conf;
+        printf("settings from %s\n", conf);
+    }
+    for (int i = 0; i < argc; i++) {
+        args[n++] = argv[i];
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc && !abs_conf) {
+            abs_conf = absolute_path(argv[++i]);
+            args[n++] = abs_conf ? abs_conf : argv[i];
+        }
+    }
+    /* The settings are read now exactly as the service will read them: a bad one, or no
+     * sink or directory, is refused here rather than at the service's first start. */
+    watch_as_service = watch_check_only = true;
+    rc = cmd_watch(n, args);
+    watch_as_service = watch_check_only = false;
+    if (rc != EXIT_OK) {
+        fprintf(stderr, "em-agent: service install: %s not installed\n", svc_name);
+        free(abs_conf);
+        free(args);
+        return rc;
     }
     wchar_t exe[MAX_PATH];
-    if (!GetModuleFileNameW(NULL, exe, MAX_PATH))
+    if (!GetModuleFileNameW(NULL, exe, MAX_PATH)) {
+        free(abs_conf);
+        free(args);
         return fail("cannot find em-agent.exe's path", svc_name);
+    }
     char *exe8 = narrow(exe), *cmd = NULL;
     size_t len = 0, cap = 0;
     bool ok = exe8 && quote_arg(&cmd, &len, &cap, exe8) && quote_arg(&cmd, &len, &cap, "service") &&
               quote_arg(&cmd, &len, &cap, "run") && quote_arg(&cmd, &len, &cap, "--name") &&
               quote_arg(&cmd, &len, &cap, svc_name);
-    /* Defaults under %ProgramData%: LocalSystem's own profile is no place for them. */
-    const char *pd = getenv("ProgramData");
-    char dir[1024] = "", buf[1100];
-    if (pd)
-        snprintf(dir, sizeof(dir), "%s\\em-agent\\%s", pd, svc_name);
-    if (ok && dir[0]) {
-        snprintf(buf, sizeof(buf), "%s\\em-agent", pd);
-        CreateDirectoryA(buf, NULL);
+    if (ok && base[0]) {
+        CreateDirectoryA(base, NULL);
         CreateDirectoryA(dir, NULL);
     }
-    if (ok && dir[0] && !has_option(argc, argv, "--state-dir", 0))
-        ok = quote_arg(&cmd, &len, &cap, "--state-dir") && quote_arg(&cmd, &len, &cap, dir);
-    if (ok && dir[0] && !has_option(argc, argv, "--log-file", 0)) {
-        snprintf(buf, sizeof(buf), "%s\\agent.log", dir);
-        ok = quote_arg(&cmd, &len, &cap, "--log-file") && quote_arg(&cmd, &len, &cap, buf);
-    }
-    for (int i = 0; ok && i < argc; i++)
-        ok = quote_arg(&cmd, &len, &cap, argv[i]);
+    for (int i = 0; ok && i < n; i++)
+        ok = quote_arg(&cmd, &len, &cap, args[i]);
     free(exe8);
+    free(abs_conf);
+    free(args);
     wchar_t *wcmd = ok ? wide(cmd) : NULL, *wn = wide(svc_name);
-    int rc = EXIT_OK;
     SC_HANDLE scm = NULL, s = NULL;
     if (!wcmd || !wn) {
         fprintf(stderr, "em-agent: service install: out of memory\n");
@@ -393,6 +494,7 @@ static int install(int argc, char **argv)
             fprintf(stderr, "em-agent: service %s: restart-on-failure not set\n", svc_name);
         SERVICE_PRESHUTDOWN_INFO pre = {30000};
         ChangeServiceConfig2W(s, SERVICE_CONFIG_PRESHUTDOWN_INFO, &pre);
+        register_event_source(exe);
         printf("installed service %s (automatic start): %s\n"
                "start it now with: em-agent service start%s%s\n",
                svc_name, cmd, strcmp(svc_name, DEFAULT_NAME) ? " --name " : "",
@@ -474,6 +576,8 @@ static int control(const char *verb)
             else
                 printf("%s: removed (its state and log stay in %%ProgramData%%\\em-agent)\n",
                        svc_name);
+            if (rc == EXIT_OK)
+                unregister_event_source();
         }
     } else { /* status */
         printf("%s: %s", svc_name, state_name(st.dwCurrentState));

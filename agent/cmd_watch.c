@@ -22,6 +22,7 @@
 #include "hash.h"
 #include "log.h"
 #include "watch.h"
+#include "watcher.h"
 
 static const char watch_usage[] =
     "Usage: em-agent watch [OPTIONS] DIR...\n"
@@ -50,6 +51,10 @@ static const char watch_usage[] =
     "                         [rescan / EM_AGENT_RESCAN]\n"
     "  --settle MS            quiet time before a file counts as written, where the system\n"
     "                         has no close event (Windows); default 1000 [settle]\n"
+    "  --change-buffer KIB    Windows: change notifications held per watched directory\n"
+    "                         between two reads; default 64 (the most a network share\n"
+    "                         takes); when a burst overflows it the tree is walked again\n"
+    "                         (\"notifications lost\" in the log) [change-buffer]\n"
     "  --summary SECONDS      log a summary line this often; default 10 with -v, else off\n"
     "                         [summary / EM_AGENT_SUMMARY]\n"
     "  --log-file FILE        log to FILE (reopened on SIGHUP) [log-file / EM_AGENT_LOG_FILE]\n"
@@ -77,7 +82,8 @@ static const char watch_usage[] =
     "                         directory; while the broker is away events wait on disk\n"
     "                         [amqp / EM_AGENT_AMQP: prefer these, so that the password\n"
     "                         stays out of the process list]\n"
-    "  --amqp-ca FILE         CA certificate(s) for amqps://; default the system bundle\n"
+    "  --amqp-ca FILE         CA certificate(s) for amqps://; default the system's: the\n"
+    "                         bundle in /etc/ssl, on Windows the ROOT certificate store\n"
     "                         [amqp-ca]\n"
     "  --amqp-cert FILE, --amqp-key FILE\n"
     "                         a client certificate for amqps:// [amqp-cert, amqp-key]\n"
@@ -110,6 +116,7 @@ enum opt_id {
     OPT_POLL,
     OPT_RESCAN,
     OPT_SETTLE,
+    OPT_CHANGE_BUFFER,
     OPT_SUMMARY,
     OPT_LOG_FILE,
     OPT_LOG_FORMAT,
@@ -143,6 +150,7 @@ static const struct emopt_spec opts[OPT_COUNT] = {
     [OPT_POLL] = {"poll", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_RESCAN] = {"rescan", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_SETTLE] = {"settle", 0, EMOPT_VALUE, true, false, NULL},
+    [OPT_CHANGE_BUFFER] = {"change-buffer", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_SUMMARY] = {"summary", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_LOG_FILE] = {"log-file", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_LOG_FORMAT] = {"log-format", 0, EMOPT_VALUE, true, false, NULL},
@@ -314,7 +322,7 @@ int cmd_watch(int argc, char **argv)
         }
     }
     em_log_setup(level, format);
-    if (val[OPT_LOG_FILE] && em_log_open(val[OPT_LOG_FILE]) < 0) {
+    if (val[OPT_LOG_FILE] && !watch_check_only && em_log_open(val[OPT_LOG_FILE]) < 0) {
         char msg[512];
         snprintf(msg, sizeof(msg), "em-agent: watch: %s: cannot open the log file",
                  val[OPT_LOG_FILE]);
@@ -333,6 +341,10 @@ int cmd_watch(int argc, char **argv)
                                 "nobody reads a service's stderr"
                               : "em-agent: the service needs a durable sink for its events "
                                 "(--out FILE or --amqp URL): nobody reads a service's stdout";
+        if (watch_check_only) {
+            fprintf(stderr, "%s\n", msg);
+            goto out;
+        }
         em_log(EM_LOG_ERROR, "%s", msg + 10);
         service_report_error(msg);
         goto out;
@@ -352,6 +364,10 @@ int cmd_watch(int argc, char **argv)
     if (!emopt_long(&opt, OPT_JOBS, 1, 64, &jobs))
         goto out;
     o.threads = (unsigned)jobs;
+    long change_kib = WATCHER_CHANGE_BUFFER / 1024;
+    if (!emopt_long(&opt, OPT_CHANGE_BUFFER, 4, 16384, &change_kib))
+        goto out;
+    o.change_buffer = (size_t)change_kib * 1024;
     if (val[OPT_POLL] && o.poll_s < 0.01) {
         fprintf(stderr, "em-agent: watch: --poll takes at least 0.01 seconds\n");
         goto out;
@@ -407,6 +423,12 @@ int cmd_watch(int argc, char **argv)
             free(state_dir);
             goto out;
         }
+    }
+    if (watch_check_only) {
+        status = EXIT_OK; /* the settings are good: `service install` goes on */
+        bus_target_free(&bus);
+        free(state_dir);
+        goto out;
     }
     status = watch_run(&o);
     bus_target_free(&bus);

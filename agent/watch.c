@@ -331,6 +331,8 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
     return true;
 }
 
+static void note_busy(struct watch *w, const char *path);
+
 /* What a complete read of `path` gave (rc, doc or diag, the content's hash, the file's
  * stat as read), taken into the journal and the model. Takes `doc`. */
 static void conclude(struct watch *w, struct wroot *r, const char *path, enum epu_kind kind,
@@ -346,6 +348,13 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
     if (!f && !(f = journal_file_get(w->j, path))) {
         epu_doc_free(doc);
         watch_fail(w, 1, path, -EM_ENOMEM);
+        return;
+    }
+    if (rc == -EM_EBUSY) {
+        /* Windows: the writer holds it open without sharing. Not a failure: it is read
+         * again in a second (note_busy), whatever events follow. */
+        epu_doc_free(doc);
+        note_busy(w, path);
         return;
     }
     if (rc == -EM_ETRUNCATED) {
@@ -416,6 +425,70 @@ static void process(struct watch *w, struct wroot *r, const char *path, bool com
     if (rc <= 0)
         return;
     conclude(w, r, path, kind, f, &st, d.rc, d.doc, d.hash, &d.diag, why == BY_FORCE, NULL);
+}
+
+/* BUSY_RETRY_MS after a sharing violation the file is read again; past BUSY_WARN_MS the
+ * log says so (once), and it keeps being retried. */
+#define BUSY_RETRY_MS 1000
+#define BUSY_WARN_MS 60000
+
+static void on_busy_timer(uv_timer_t *t);
+static int flush_models(struct watch *w);
+
+static void note_busy(struct watch *w, const char *path)
+{
+    for (size_t i = 0; i < w->nbusy; i++)
+        if (strcmp(w->busy[i].path, path) == 0)
+            goto arm;
+    struct busy *v = em_grow(w->busy, w->nbusy, &w->busy_cap, sizeof(*v), 16);
+    if (v)
+        w->busy = v;
+    char *copy = v ? strdup(path) : NULL;
+    if (!copy) {
+        w->rescan_all = true; /* out of memory: the next walk reads it instead */
+        return;
+    }
+    w->busy[w->nbusy++] = (struct busy){copy, uv_now(&w->loop), false};
+    em_log(EM_LOG_DEBUG,
+           "%s: in use by another process (held without sharing); reading it again in a second",
+           path);
+arm:
+    if (!w->stopping && !uv_is_active((uv_handle_t *)&w->busy_timer))
+        uv_timer_start(&w->busy_timer, on_busy_timer, BUSY_RETRY_MS, 0);
+}
+
+static void on_busy_timer(uv_timer_t *t)
+{
+    struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, busy_timer));
+    /* Take the list: the files still held come back through note_busy. */
+    struct busy *v = w->busy;
+    size_t n = w->nbusy;
+    w->busy = NULL;
+    w->nbusy = w->busy_cap = 0;
+    uint64_t now = uv_now(&w->loop);
+    for (size_t i = 0; i < n; i++) {
+        struct wroot *r = w->stopping ? NULL : watch_root_of(w, v[i].path);
+        if (r)
+            process(w, r, v[i].path, true, BY_EVENT);
+        for (size_t k = 0; k < w->nbusy; k++) {
+            if (strcmp(w->busy[k].path, v[i].path) != 0)
+                continue;
+            /* Still held: it keeps its first time, and the log says so once. */
+            w->busy[k].since_ms = v[i].since_ms;
+            w->busy[k].told = v[i].told;
+            if (!v[i].told && now - v[i].since_ms >= BUSY_WARN_MS) {
+                em_log(EM_LOG_WARN,
+                       "%s: still in use by another process after %llu s (held without "
+                       "sharing); still retrying",
+                       v[i].path, (unsigned long long)((now - v[i].since_ms) / 1000));
+                w->busy[k].told = true;
+            }
+        }
+        free(v[i].path);
+    }
+    free(v);
+    if (!w->stopping)
+        flush_models(w);
 }
 
 /* ---- walking ---- */
@@ -971,6 +1044,7 @@ static void on_overflow(void *ctx, const char *path)
 {
     struct watch *w = ctx;
     (void)path;
+    w->overflows++;
     w->rescan_all = true;
 }
 
@@ -1065,6 +1139,7 @@ static void on_batch(void *ctx)
     burstq_clear(&w->burst);
     if (w->rescan_all && !w->stopping) {
         w->rescan_all = false;
+        w->overflow_walks++;
         walk_all(w);
     }
     if (!w->stopping)
@@ -1080,12 +1155,14 @@ static void summary(struct watch *w, bool final)
     double rate = secs > 0 ? (double)(w->events_total - w->last_summary_events) / secs : 0;
     em_log(EM_LOG_INFO,
            "%s%llu files parsed (%llu failed, %llu incomplete), %llu bytes read, %llu events "
-           "(%.0f/s), lag mean %.0f ms max %.0f ms, %zu in progress, %lu directories watched",
+           "(%.0f/s), lag mean %.0f ms max %.0f ms, %zu in progress, %lu directories watched, "
+           "%llu notification overflows, %llu rescans",
            final ? "stopped: " : "", (unsigned long long)w->files_parsed,
            (unsigned long long)w->files_failed, (unsigned long long)w->files_waiting,
            (unsigned long long)w->bytes, (unsigned long long)w->events_total, rate,
            w->lag_n ? w->lag_sum_ms / (double)w->lag_n : 0.0, w->lag_max_ms, incparse_count(w->inc),
-           w->watcher ? watcher_count(w->watcher) : 0ul);
+           w->watcher ? watcher_count(w->watcher) : 0ul, (unsigned long long)w->overflows,
+           (unsigned long long)w->overflow_walks);
     if (w->ob_open) {
         if (w->pub)
             publisher_stats(w->pub, &w->pub_last);
@@ -1170,7 +1247,9 @@ static void stop(struct watch *w)
     if (w->stopping)
         return;
     if (w->status == 0) {
-        /* Drain: the burst being collected and dirty entities. */
+        /* Drain: files still settling, the burst being collected and dirty entities. */
+        if (w->watcher)
+            watcher_flush(w->watcher);
         on_batch(w);
     }
     w->stopping = true;
@@ -1181,6 +1260,7 @@ static void stop(struct watch *w)
     close_handle((uv_handle_t *)&w->summary_timer);
     close_handle((uv_handle_t *)&w->rescan_timer);
     close_handle((uv_handle_t *)&w->check_timer);
+    close_handle((uv_handle_t *)&w->busy_timer);
     close_handle((uv_handle_t *)&w->sig_hup);
     close_handle((uv_handle_t *)&w->sig_async);
     stop_async = NULL;
@@ -1403,6 +1483,9 @@ static void free_all(struct watch *w)
     for (size_t i = 0; i < w->nwaiting; i++)
         free(w->waiting[i].path);
     free(w->waiting);
+    for (size_t i = 0; i < w->nbusy; i++)
+        free(w->busy[i].path);
+    free(w->busy);
     strvec_free(&w->rescans);
     fsio_buf_free(&w->rbuf);
     free(w->obuf);
@@ -1504,7 +1587,7 @@ static int start(struct watch *w)
                (unsigned long long)w->ob.confirmed);
     }
     if (o->poll_s <= 0) {
-        struct watcher_options wo = {.settle_ms = o->settle_ms};
+        struct watcher_options wo = {.settle_ms = o->settle_ms, .change_buffer = o->change_buffer};
         struct watcher_callbacks cb = {.file = on_file,
                                        .dir = on_dir,
                                        .overflow = on_overflow,
@@ -1546,6 +1629,7 @@ static int start(struct watch *w)
     uv_timer_init(&w->loop, &w->summary_timer);
     uv_timer_init(&w->loop, &w->rescan_timer);
     uv_timer_init(&w->loop, &w->check_timer);
+    uv_timer_init(&w->loop, &w->busy_timer);
     w->last_summary_ns = uv_hrtime();
     uint64_t t0 = uv_hrtime();
     journal_info(w->j, &ji); /* again: check_state() may have reset it */

@@ -25,6 +25,7 @@ struct watch_options {
     double poll_s;                 /* > 0: poll every this many seconds instead of notifications */
     unsigned threads;              /* parser threads for walks (at least 1) */
     unsigned settle_ms;            /* quiet time for the fs-event backend */
+    size_t change_buffer;          /* Windows: change-notification bytes per root (0: default) */
     double summary_s;              /* > 0: log a summary line this often */
     double rescan_s;               /* > 0: also walk everything this often (insurance) */
     bool fsync;                    /* fdatasync the journal at each commit */

@@ -89,7 +89,7 @@ struct watch {
     struct publisher *pub;
     struct publisher_stats pub_last; /* as last reported */
     /* timers and signals */
-    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer;
+    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer, busy_timer;
     /* directories that could not be read: reported once, retried by the check */
     struct strvec unreadable;
     /* session directories the model asked to read again, walked at the next flush */
@@ -101,6 +101,14 @@ struct watch {
         uint64_t since_ms;
     } * waiting;
     size_t nwaiting, waiting_cap;
+    /* files another process holds open without sharing (Windows), and since when: read
+     * again every second, never counted as failed */
+    struct busy {
+        char *path;
+        uint64_t since_ms;
+        bool told; /* "still in use" was logged */
+    } * busy;
+    size_t nbusy, busy_cap;
     uv_signal_t sig_hup;  /* SIGTERM and SIGINT: sigaction, or the Windows console handler */
     uv_async_t sig_async; /* SIGTERM/SIGINT, from the handler (see on_stop_signal) */
     bool walking;
@@ -113,7 +121,9 @@ struct watch {
     /* statistics */
     uint64_t files_parsed, files_failed, files_waiting, bytes, events[WIRE_TYPE_COUNT],
         events_total;
-    uint64_t files_trusted; /* unchanged since the snapshot: not read */
+    uint64_t files_trusted;  /* unchanged since the snapshot: not read */
+    uint64_t overflows;      /* the watcher lost notifications (its buffer overflowed) */
+    uint64_t overflow_walks; /* whole walks after overflows */
     uint64_t last_summary_ns, last_summary_events;
     double lag_max_ms, lag_sum_ms;
     uint64_t lag_n;

@@ -56,12 +56,9 @@ int snapshot_restore(struct watch *w, struct wroot *r)
     }
     remove(used); /* from a run that did not stop cleanly */
     uint64_t seq = fsio_read_number(seqp);
-    FILE *f = fopen(path, "r");
     remove(seqp);
-    if (f && rename(path, used) != 0) {
-        fclose(f);
-        f = NULL;
-    }
+    /* Renamed first, then opened: Windows renames no open file. */
+    FILE *f = fsio_rename(path, used) == 0 ? fopen(used, "rb") : NULL;
     if (!f) {
         free(path), free(used), free(seqp);
         return 0;
@@ -100,14 +97,14 @@ int snapshot_restore(struct watch *w, struct wroot *r)
 int snapshot_write_synced(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
                           void *ctx)
 {
-    FILE *f = fopen(tmp, "w");
+    FILE *f = fopen(tmp, "wb");
     int rc = f ? fill(f, ctx) : em_from_errno(errno);
     if (f && fclose(f) != 0 && rc == 0)
         rc = -EM_EIO;
     if (rc == 0)
         rc = fsio_sync_path(tmp);
-    if (rc == 0 && rename(tmp, path) != 0)
-        rc = em_from_errno(errno);
+    if (rc == 0)
+        rc = fsio_rename(tmp, path); /* replacing it, on Windows too */
     if (rc < 0)
         remove(tmp);
     return rc;
@@ -136,7 +133,7 @@ void snapshot_save_all(struct watch *w)
              *seqtmp = snapshot_path(w, r, ".seq.tmp");
         int rc = path && tmp && used && seqp && seqtmp ? 0 : -EM_ENOMEM;
         bool kept =
-            rc == 0 && r->restored && model_changes(r->model) == 0 && rename(used, path) == 0;
+            rc == 0 && r->restored && model_changes(r->model) == 0 && fsio_rename(used, path) == 0;
         if (rc == 0 && !kept) {
             rc = snapshot_write_synced(path, tmp, fill_snapshot, r);
             remove(used);

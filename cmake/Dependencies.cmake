@@ -26,6 +26,13 @@ if(WIN32)
         INTERFACE_COMPILE_DEFINITIONS AMQP_STATIC)
     if(NOT EXISTS ${EM_AMQP_INCLUDE}/rabbitmq-c/ssl_socket.h AND NOT EXISTS ${EM_AMQP_INCLUDE}/amqp_ssl_socket.h)
         set(EM_NO_TLS ON)
+    else()
+        # rabbitmq-c built with OpenSSL (EM_WIN_TLS=1): its static libraries, and crypt32
+        # for the Windows certificate store that amqps:// trusts without --amqp-ca;
+        # rabbitmq-c's OpenSSL glue locks with pthread mutexes (mingw's static winpthread).
+        find_package(OpenSSL REQUIRED)
+        set_property(TARGET rabbitmq::rabbitmq APPEND PROPERTY INTERFACE_LINK_LIBRARIES
+            OpenSSL::SSL OpenSSL::Crypto crypt32 ws2_32 pthread)
     endif()
 else()
     find_package(rabbitmq-c REQUIRED)

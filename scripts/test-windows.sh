@@ -7,12 +7,21 @@
 #     scan      `scan` of the authored visit gives the same events, byte for byte, as the
 #               Linux build (LINUX_EM_AGENT, default build/agent/em-agent), but for emitted_at;
 #     fsevent   `watch` (the fs-event backend) started on an empty directory while
-#               tests/e2e/epu_writer.py writes the visit the EPU way; then Ctrl-C;
+#               tests/e2e/epu_writer.py writes the visit the EPU way; then Ctrl-C; then a
+#               restart on the unchanged tree that trusts its state (nothing read again);
 #     midway    the same, the agent started after the writer has begun;
 #     poll      the same with --poll;
 #     kill      the agent killed (SIGKILL) twice while the writer runs, and started again;
 #     service   `service install`, `service start` (running), the visit written, `service
 #               stop` (drained, exit status 0), `service uninstall`;
+#     burst     10,042 files written by em-synth as fast as it can into a watched directory
+#               (the 64 KiB change buffer): the notification overflows and rescans are
+#               reported, and every entity arrives;
+#     package   scripts/package-windows.sh: the zip's em-agent.exe runs; the NSIS installer
+#               installs silently (files, the sample agent.conf in %ProgramData%, the
+#               uninstall entry) and its uninstaller removes them again;
+#     busy      a micrograph manifest written and held open without sharing for 4 s (the
+#               way a writer that shares nothing does): read once released, never failed;
 #     each ends with: exit status 0 after Ctrl-C, the folded events equal scan's of the
 #     final tree, and no event repeats its entity's data.
 # Ends with ctest's summary and one line per smoke case.
@@ -20,10 +29,11 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-$top/build-win}
 linux_agent=${2:-$top/build/agent/em-agent}
+synth=$(dirname "$linux_agent")/../tools/em-synth
 say() { echo "test-windows: $*" >&2; }
 
 need=()
-for p in wine wine64; do
+for p in wine wine64 unzip; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || need+=("$p")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -104,7 +114,18 @@ watch_case() {
     ctrl_c "$name" "$d" "$apid" || return 1
     verify "$d"
 }
-smoke_fsevent() { watch_case fsevent; }
+smoke_fsevent() {
+    watch_case fsevent || return 1
+    # A restart on the unchanged tree trusts the journal and the model snapshot: nothing
+    # read again, nothing emitted, no warning (Windows renames neither onto an existing
+    # file nor an open one: both once broke this).
+    local d=$work/fsevent
+    (cd "$d" && wine "$exe" watch --once -v --state-dir state --out events.jsonl tree 2>"$d/restart.err") ||
+        { cat "$d/restart.err" >&2; return 1; }
+    grep -q 'state restored from' "$d/restart.err" && grep -q 'initial walk: 0 files parsed' "$d/restart.err" &&
+        grep -q '; 0 events;' "$d/restart.err" && ! grep -q 'warning' "$d/restart.err" ||
+        { say "fsevent: the restart did not trust its state:"; cat "$d/restart.err" >&2; return 1; }
+}
 smoke_midway() { watch_case midway --midway; }
 smoke_poll() { watch_case poll --poll 0.3; }
 smoke_kill() {
@@ -140,17 +161,34 @@ smoke_service() {
     local holder=$!
     sleep 1
     local zd="Z:$d" rc=0
+    rm -f "$WINEPREFIX/drive_c/ProgramData/em-agent/agent.conf"
     # No sink: refused, saying why, and nothing installed.
     if wine "$exe" service install --name $name "$zd/tree" >"$d/nosink.out" 2>&1 ||
-        ! grep -q "needs a sink" "$d/nosink.out" ||
+        ! grep -q "needs a durable sink" "$d/nosink.out" ||
         wine "$exe" service status --name $name >/dev/null 2>&1; then
         say "service install without a sink was not refused"
         cat "$d/nosink.out" >&2
         kill "$holder" 2>/dev/null || true
         return 1
     fi
-    wine "$exe" service install --name $name --out "$zd/events.jsonl" --settle 300 "$zd/tree" \
-        >"$d/install.out" 2>&1 || { cat "$d/install.out" >&2; rc=1; }
+    # A bad setting: refused by the watch's own checks, nothing installed.
+    if wine "$exe" service install --name $name --out "$zd/events.jsonl" --settle soon "$zd/tree" \
+        >"$d/bad.out" 2>&1 || ! grep -q "settle" "$d/bad.out" ||
+        wine "$exe" service status --name $name >/dev/null 2>&1; then
+        say "service install with a bad setting was not refused"
+        cat "$d/bad.out" >&2
+        kill "$holder" 2>/dev/null || true
+        return 1
+    fi
+    # The one-command install: the settings in %ProgramData%\em-agent\agent.conf.
+    local pd=$WINEPREFIX/drive_c/ProgramData/em-agent
+    mkdir -p "$pd"
+    printf 'dir = %s\r\nout = %s\r\nsettle = 300\r\n' "$zd/tree" "$zd/events.jsonl" >"$pd/agent.conf"
+    wine "$exe" service install --name $name >"$d/install.out" 2>&1 || { cat "$d/install.out" >&2; rc=1; }
+    grep -q 'settings from .*agent.conf' "$d/install.out" || { say "install did not read agent.conf"; rc=1; }
+    local evkey='HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\'$name
+    wine reg query "$evkey" /v EventMessageFile 2>/dev/null | grep -qi 'em-agent.exe' ||
+        { say "the Event Log source was not registered"; rc=1; }
     [ $rc = 0 ] && { wine "$exe" service start --name $name >"$d/start.out" 2>&1 || rc=1; }
     [ $rc = 0 ] && { grep -q "running" "$d/start.out" || rc=1; }
     if [ $rc = 0 ]; then
@@ -160,15 +198,101 @@ smoke_service() {
         grep -q "stopped (exit status 0)" "$d/stop.out" || rc=1
     fi
     wine "$exe" service uninstall --name $name >"$d/uninstall.out" 2>&1 || rc=1
+    if wine reg query "$evkey" >/dev/null 2>&1; then
+        say "the Event Log source outlived the service"
+        rc=1
+    fi
+    rm -f "$pd/agent.conf"
     kill "$holder" 2>/dev/null || true
     [ $rc = 0 ] || { cat "$d"/*.out >&2; return 1; }
     verify "$d"
 }
 
-smoke scan
-smoke fsevent
-smoke midway
-smoke poll
-smoke kill
-smoke service
+smoke_burst() {
+    local d=$work/burst
+    rm -rf "$d" && mkdir -p "$d/tree" "$d/state"
+    [ -x "$synth" ] || { say "no em-synth at $synth"; return 1; }
+    (cd "$d" && exec wine "$exe" watch -v --settle 300 --state-dir state --out events.jsonl tree \
+        2>"$d/agent.err") &
+    local apid=$!
+    sleep 3
+    "$synth" -q --sessions 1 --aborted 0 --squares 20 --unimaged 0 --holes 50 --mics 9 \
+        --dm-every 10 --no-images "$d/tree/visit" || return 1
+    local files entities i=0
+    files=$(find "$d/tree" -type f | wc -l)
+    (cd "$d" && "$linux_agent" scan -q --no-progress tree >"$d/scan.jsonl") || return 1
+    entities=$(wc -l <"$d/scan.jsonl")
+    # Wine delivers notifications slowly (100-250 files a second here): wait until the
+    # events fold to the final tree, at most 5 minutes.
+    for i in $(seq 1 60); do
+        sleep 5
+        python3 "$top/tests/e2e/fold.py" compare "$d/scan.jsonl" "$d/events.jsonl" >/dev/null 2>&1 && break
+    done
+    say "burst: $entities entities caught up $((i * 5)) s after the writer ended"
+    ctrl_c burst "$d" "$apid" || return 1
+    local line
+    line=$(grep 'stopped:' "$d/agent.err" | tail -1)
+    say "burst: $files files written; $(echo "$line" | grep -o '[0-9]* notification overflows, [0-9]* rescans') (64 KiB change buffer)"
+    python3 "$top/tests/e2e/fold.py" check "$d/events.jsonl" >&2 || return 1
+    python3 "$top/tests/e2e/fold.py" compare "$d/scan.jsonl" "$d/events.jsonl" >&2
+}
+smoke_busy() {
+    local d=$work/busy
+    rm -rf "$d" && mkdir -p "$d/state" && cp -r "$top/testdata/visit-mini" "$d/tree"
+    local rel=Supervisor_20250101_100000_1_mini_EPU/Images-Disc1/GridSquare_1001/Data
+    local name=FoilHole_2002_Data_4001_1_20250101_102200.xml
+    mv "$d/tree/$rel/$name" "$d/$name"
+    (cd "$d" && exec wine "$exe" watch -vv --settle 300 --state-dir state --out events.jsonl tree \
+        2>"$d/agent.err") &
+    local apid=$!
+    sleep 3
+    wine "$build/tests/holdfile.exe" "Z:$d/$name" "Z:$d/tree/$rel/$name" 4 >"$d/hold.out" 2>&1 ||
+        { cat "$d/hold.out" >&2; return 1; }
+    sleep 3
+    ctrl_c busy "$d" "$apid" || return 1
+    grep -q "$name: in use by another process" "$d/agent.err" ||
+        { say "busy: the agent never met the sharing violation"; return 1; }
+    if grep "$name" "$d/agent.err" | grep -q 'warning\|error'; then
+        say "busy: the held file was reported as a problem:"
+        grep "$name" "$d/agent.err" | grep 'warning\|error' >&2
+        return 1
+    fi
+    grep 'stopped:' "$d/agent.err" | grep -q '(0 failed' || { say "busy: a file counted failed"; return 1; }
+    verify "$d"
+}
+smoke_package() {
+    local d=$work/package
+    rm -rf "$d" && mkdir -p "$d"
+    "$top/scripts/package-windows.sh" "$build" "$d/dist" >"$d/package.out" 2>&1 ||
+        { cat "$d/package.out" >&2; return 1; }
+    local zip setup
+    zip=$(ls "$d"/dist/em-agent-*-windows-x64.zip) setup=$(ls "$d"/dist/em-agent-*-setup.exe)
+    (cd "$d" && unzip -q "$zip") || return 1
+    local unz=("$d"/em-agent-*-windows-x64)
+    for f in em-agent.exe agent.conf README.txt; do
+        [ -f "${unz[0]}/$f" ] || { say "package: $f is not in the zip"; return 1; }
+    done
+    wine "${unz[0]}/em-agent.exe" --version >"$d/version.out" 2>&1 && grep -q 'em-agent' "$d/version.out" ||
+        { say "package: the zip's em-agent.exe does not run"; cat "$d/version.out" >&2; return 1; }
+    local c=$WINEPREFIX/drive_c
+    rm -f "$c/ProgramData/em-agent/agent.conf"
+    wine "$setup" /S '/D=C:\em-agent-test' >/dev/null 2>&1 || { say "package: the installer failed"; return 1; }
+    for f in "$c/em-agent-test/em-agent.exe" "$c/em-agent-test/uninstall.exe" \
+        "$c/ProgramData/em-agent/agent.conf"; do
+        [ -f "$f" ] || { say "package: the installer left no $f"; return 1; }
+    done
+    wine reg query 'HKLM\Software\Microsoft\Windows\CurrentVersion\Uninstall\em-agent' /v DisplayVersion \
+        >/dev/null 2>&1 || { say "package: no uninstall entry"; return 1; }
+    wine 'C:\em-agent-test\uninstall.exe' /S '_?=C:\em-agent-test' >/dev/null 2>&1 ||
+        { say "package: the uninstaller failed"; return 1; }
+    [ ! -f "$c/em-agent-test/em-agent.exe" ] || { say "package: em-agent.exe left after uninstall"; return 1; }
+    [ -f "$c/ProgramData/em-agent/agent.conf" ] || { say "package: uninstall removed the settings"; return 1; }
+    rm -f "$c/ProgramData/em-agent/agent.conf" # the later cases choose their own
+    say "package: $(basename "$zip") ($(du -h "$zip" | cut -f1)), $(basename "$setup") ($(du -h "$setup" | cut -f1))"
+}
+
+# EM_SMOKE="busy burst": only those cases.
+for c in ${EM_SMOKE:-scan package busy burst fsevent midway poll kill service}; do
+    smoke "$c"
+done
 exit $fail

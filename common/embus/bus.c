@@ -6,6 +6,13 @@
 
 #ifndef EM_NO_TLS
 #include <amqp_ssl_socket.h>
+#ifdef _WIN32
+/* wincrypt.h first: OpenSSL's headers undo the names it defines (X509_NAME, …). */
+#include <windows.h>
+#include <wincrypt.h>
+#include <openssl/ssl.h>
+#include <openssl/x509.h>
+#endif
 #endif
 #include <amqp_tcp_socket.h>
 
@@ -54,8 +61,10 @@ int bus_target_parse(struct bus_target *t, const char *url, const char *ca_file,
         return -EM_EUSAGE;
     }
 #endif
+#ifndef _WIN32
     if (t->tls && !ca_file)
-        ca_file = DEFAULT_CA_BUNDLE;
+        ca_file = DEFAULT_CA_BUNDLE; /* Windows: the system's ROOT store (load_windows_roots) */
+#endif
     t->ca_file = dup_or_null(ca_file);
     t->cert_file = dup_or_null(cert_file);
     t->key_file = dup_or_null(key_file);
@@ -129,6 +138,38 @@ bool bus_ok(amqp_rpc_reply_t r, const char *what, char *reason, size_t cap)
     return false;
 }
 
+#if defined(_WIN32) && !defined(EM_NO_TLS)
+/* Trusts what Windows trusts: every certificate of the machine's ROOT store goes into the
+ * TLS context's store (OpenSSL does not read the Windows stores itself). Returns the
+ * number added, or a negative EM_E* code with the reason. */
+static int load_windows_roots(amqp_socket_t *s, char *reason, size_t cap)
+{
+    SSL_CTX *ctx = amqp_ssl_socket_get_context(s);
+    X509_STORE *store = ctx ? SSL_CTX_get_cert_store(ctx) : NULL;
+    HCERTSTORE h = store ? CertOpenSystemStoreW(0, L"ROOT") : NULL;
+    if (!h) {
+        snprintf(reason, cap, "cannot open the Windows certificate store (ROOT): give --amqp-ca");
+        return -EM_EIO;
+    }
+    int n = 0;
+    for (PCCERT_CONTEXT c = NULL; (c = CertEnumCertificatesInStore(h, c)) != NULL;) {
+        const unsigned char *p = c->pbCertEncoded;
+        X509 *x = d2i_X509(NULL, &p, (long)c->cbCertEncoded);
+        if (x && X509_STORE_add_cert(store, x) == 1)
+            n++;
+        X509_free(x);
+    }
+    CertCloseStore(h, 0);
+    if (n == 0) {
+        snprintf(reason, cap,
+                 "the Windows certificate store (ROOT) has no certificate: give "
+                 "--amqp-ca");
+        return -EM_EIO;
+    }
+    return n;
+}
+#endif
+
 amqp_connection_state_t bus_connect(const struct bus_target *t, int heartbeat_s, double timeout_s,
                                     char *reason, size_t cap)
 {
@@ -156,6 +197,12 @@ amqp_connection_state_t bus_connect(const struct bus_target *t, int heartbeat_s,
             amqp_destroy_connection(c);
             return NULL;
         }
+#ifdef _WIN32
+        if (!t->ca_file && !t->no_verify && load_windows_roots(s, reason, cap) < 0) {
+            amqp_destroy_connection(c);
+            return NULL;
+        }
+#endif
         if (t->cert_file &&
             amqp_ssl_socket_set_key(s, t->cert_file, t->key_file) != AMQP_STATUS_OK) {
             snprintf(reason, cap, "%s / %s: cannot load the client certificate and key",

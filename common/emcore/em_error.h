@@ -28,7 +28,8 @@
     X(PIPE, "broken pipe")                                                                         \
     X(ROFS, "read-only file system")                                                               \
     X(LOOP, "too many levels of symbolic links")                                                   \
-    X(DQUOT, "disk quota exceeded")
+    X(DQUOT, "disk quota exceeded")                                                                \
+    X(BUSY, "in use by another process without sharing")
 
 enum em_errno {
     EM_OK = 0,

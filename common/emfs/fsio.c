@@ -40,6 +40,8 @@ int fsio_error(int err)
         return -EM_EROFS;
     case UV_ELOOP:
         return -EM_ELOOP;
+    case UV_EBUSY: /* Windows: a sharing violation (the writer holds the file) */
+        return -EM_EBUSY;
 #ifdef EDQUOT
     case -EDQUOT:
         return -EM_EDQUOT;
@@ -440,4 +442,12 @@ uint64_t fsio_read_number(const char *path)
     }
     fsio_buf_free(&b);
     return v;
+}
+
+int fsio_rename(const char *from, const char *to)
+{
+    uv_fs_t req;
+    int rc = uv_fs_rename(NULL, &req, from, to, NULL);
+    uv_fs_req_cleanup(&req);
+    return rc < 0 ? from_uv(rc) : 0;
 }

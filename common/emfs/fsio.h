@@ -20,7 +20,8 @@ struct fsio_buf {
 };
 
 /* Reads the whole regular file at `path` into `b` (replacing its content). Files larger
- * than `max` bytes fail with EM_ELIMIT. Returns 0, EM_ENOENT, EM_EIO or EM_ENOMEM; on
+ * than `max` bytes fail with EM_ELIMIT. Returns 0, EM_ENOENT, EM_EBUSY (Windows: its
+ * writer holds it without sharing; try again later), EM_EIO or EM_ENOMEM; on
  * failure *uv_err (if not NULL) holds libuv's error code. */
 int fsio_read(const char *path, size_t max, struct fsio_buf *b, int *uv_err);
 
@@ -90,6 +91,10 @@ uint64_t fsio_read_number(const char *path);
 
 /* Makes the file `path` durable (fsync). Returns 0 or a negative EM_E*. */
 int fsio_sync_path(const char *path);
+
+/* Renames `from` to `to`, replacing `to` if it exists, on every system (C's rename()
+ * fails on Windows when `to` exists). Returns 0 or a negative EM_E*. */
+int fsio_rename(const char *from, const char *to);
 
 /* For walks: whether the directory `st` is one of the `depth` directories above it, whose
  * devices and inodes are dev[0..depth) and ino[0..depth) (a tree bind-mounted into

@@ -42,9 +42,14 @@ struct watcher_callbacks {
     void (*gone)(void *ctx, const char *path);
 };
 
+/* Windows: bytes of change notifications the kernel keeps per watched root between two
+ * reads (64 KiB, the most a network share accepts; libuv's own is 4 KiB). */
+#define WATCHER_CHANGE_BUFFER 65536u
+
 struct watcher_options {
     unsigned settle_ms;   /* fs_event backend: quiet time before a file counts as complete */
     unsigned read_buffer; /* inotify: bytes read per call */
+    size_t change_buffer; /* Windows: see WATCHER_CHANGE_BUFFER; 0: that default */
 };
 
 struct watcher;
@@ -59,6 +64,10 @@ int watcher_new(uv_loop_t *loop, const struct watcher_options *opt,
  * is reached (the message says which setting to raise), or another negative EM_E* naming
  * the cause (EM_EACCES, EM_ENAMETOOLONG, …), which the caller reports. */
 int watcher_add(struct watcher *w, const char *path);
+
+/* Reports every file still settling as complete now (the fs-event backend; the inotify
+ * one has nothing waiting): called before a stop, so that what was written is taken. */
+void watcher_flush(struct watcher *w);
 
 /* Number of directories watched. */
 unsigned long watcher_count(const struct watcher *w);

@@ -1,7 +1,9 @@
 /* The portable watcher: libuv's uv_fs_event plus a settle timer.
  *
  * Windows and macOS report a whole tree through one recursive handle; elsewhere libuv
- * ignores the recursive flag, so every directory gets its own handle. There is no
+ * ignores the recursive flag, so every directory gets its own handle. On Windows the
+ * handle is our own ReadDirectoryChangesW reader (rdcw.h) with a 64 KiB buffer instead
+ * of libuv's 4 KiB one, so a burst of EPU writes does not overflow it. There is no
  * "closed" event on these systems, so a changed file is reported complete once its size
  * and mtime have stayed the same for settle_ms; the parser's own check (an incomplete
  * document waits) covers a writer that pauses longer than that. A NULL file name
@@ -18,6 +20,9 @@
 #include "hash.h"
 #include "hmap.h"
 #include "log.h"
+#ifdef _WIN32
+#include "rdcw.h"
+#endif
 
 #if defined(_WIN32) || defined(__APPLE__)
 #define RECURSIVE 1
@@ -26,7 +31,11 @@
 #endif
 
 struct fsw {
+#ifdef _WIN32
+    struct rdcw *r;
+#else
     uv_fs_event_t h;
+#endif
     struct watcher *w;
     char *path;
     uint64_t dev, ino; /* the directory watched: another one at the path needs a new start */
@@ -37,12 +46,14 @@ struct pending {
     char *path;
     struct fsio_stat st;
     uint64_t due_ms;
+    bool evented; /* notified again since `st` was taken: the change is explained */
 };
 
 struct watcher {
     uv_loop_t *loop;
     struct watcher_callbacks cb;
     unsigned settle_ms;
+    size_t change_buffer;
     struct fsw **handles;
     size_t nhandles, cap;
     struct hmap dirs; /* path hash -> struct fsw *: directories watched */
@@ -70,6 +81,7 @@ int watcher_new(uv_loop_t *loop, const struct watcher_options *opt,
     w->loop = loop;
     w->cb = *cb;
     w->settle_ms = opt && opt->settle_ms ? opt->settle_ms : 1000;
+    w->change_buffer = opt && opt->change_buffer ? opt->change_buffer : WATCHER_CHANGE_BUFFER;
     uv_timer_init(loop, &w->timer);
     w->timer.data = w;
     w->open_handles = 1;
@@ -94,6 +106,16 @@ static bool covered(const struct watcher *w, const char *path)
 
 static void note(struct watcher *w, const char *path)
 {
+    /* A file already waiting to settle: its quiet period starts again. Nothing is read or
+     * stat'ed per notification (a writer's every write brings one; on Windows a stat is
+     * costly), only once it is quiet. */
+    uint64_t h = hash64_str(path);
+    struct hmap_entry *known = hmap_find(&w->pend_index, h, NULL, NULL);
+    if (known && strcmp(w->pend[known->v.u - 1].path, path) == 0) {
+        w->pend[known->v.u - 1].due_ms = uv_now(w->loop) + w->settle_ms;
+        w->pend[known->v.u - 1].evented = true;
+        return;
+    }
     struct fsio_stat st;
     if (fsio_stat(path, &st) < 0) {
         /* Gone again, or deleted: the owner knows whether it was a directory. */
@@ -108,7 +130,7 @@ static void note(struct watcher *w, const char *path)
     if (st.type != FSIO_FILE)
         return;
     int added;
-    struct hmap_entry *e = hmap_upsert(&w->pend_index, hash64_str(path), NULL, NULL, &added);
+    struct hmap_entry *e = hmap_upsert(&w->pend_index, h, NULL, NULL, &added);
     if (!e) {
         w->cb.overflow(w->cb.ctx, NULL);
         return;
@@ -130,17 +152,16 @@ static void note(struct watcher *w, const char *path)
         w->cb.overflow(w->cb.ctx, NULL);
         return;
     }
-    w->pend[w->npend++] = (struct pending){copy, st, due};
+    w->pend[w->npend++] = (struct pending){copy, st, due, false};
     e->v.u = w->npend;
-    /* The file may well be complete already: growing files are fed as they grow. */
-    w->cb.file(w->cb.ctx, path, false);
+    /* Reported once it has settled, not now: then a burst of new files is read once each,
+     * together, on the parser pool (under wine, reading each as it appeared made a burst
+     * of 10,000 files take twice as long). */
 }
 
-static void on_event(uv_fs_event_t *h, const char *filename, int events, int status)
+static void on_change(struct fsw *f, const char *filename, int status)
 {
-    struct fsw *f = h->data;
     struct watcher *w = f->w;
-    (void)events;
     if (w->closing)
         return;
     if (status < 0 || !filename) {
@@ -162,10 +183,103 @@ static void on_event(uv_fs_event_t *h, const char *filename, int events, int sta
     free(path);
 }
 
+static void on_closed(struct fsw *f);
+
+#ifdef _WIN32
+static void on_rdcw(void *data, const char *name, int status)
+{
+    on_change(data, name, status);
+}
+
+static void on_rdcw_closed(void *data)
+{
+    on_closed(data);
+}
+
+static int fsw_start(struct fsw *f, const char *path)
+{
+    return rdcw_start(f->w->loop, path, f->w->change_buffer, on_rdcw, f, &f->r);
+}
+
+/* Stops the handle; `closed` (or nothing) runs once it is released. */
+static void fsw_stop(struct fsw *f, bool closed)
+{
+    if (!f->r) { /* a restart that failed: nothing to stop */
+        if (closed)
+            on_closed(f);
+        return;
+    }
+    rdcw_close(f->r, closed ? on_rdcw_closed : NULL);
+    f->r = NULL;
+}
+#else
+static void on_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+    (void)events;
+    on_change(h->data, filename, status);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    on_closed(h->data);
+}
+
+static int fsw_start(struct fsw *f, const char *path)
+{
+    if (f->h.type != UV_FS_EVENT) /* the first start; a restart reuses the handle */
+        uv_fs_event_init(f->w->loop, &f->h);
+    f->h.data = f;
+    return uv_fs_event_start(&f->h, on_event, path, RECURSIVE ? UV_FS_EVENT_RECURSIVE : 0);
+}
+
+static void fsw_stop(struct fsw *f, bool closed)
+{
+    uv_fs_event_stop(&f->h);
+    if (closed)
+        uv_close((uv_handle_t *)&f->h, on_handle_closed);
+}
+
+static void on_discarded(uv_handle_t *h)
+{
+    struct fsw *f = h->data;
+    free(f->path);
+    free(f);
+}
+#endif
+
+/* Frees a handle whose first start failed (libuv knows of it, so it is closed first). */
+static void fsw_discard(struct fsw *f)
+{
+#ifdef _WIN32
+    free(f->path);
+    free(f);
+#else
+    if (f->h.type == UV_FS_EVENT) {
+        uv_close((uv_handle_t *)&f->h, on_discarded);
+        return;
+    }
+    free(f->path);
+    free(f);
+#endif
+}
+
+static void settle(struct watcher *w, bool all);
+
 static void on_tick(uv_timer_t *t)
 {
-    struct watcher *w = t->data;
-    uint64_t now = uv_now(w->loop);
+    settle(t->data, false);
+}
+
+void watcher_flush(struct watcher *w)
+{
+    if (w && !w->closing)
+        settle(w, true);
+}
+
+/* Reports the files quiet for settle_ms (all: every file waiting) as complete. */
+static void settle(struct watcher *w, bool all)
+{
+    uint64_t now = all ? UINT64_MAX : uv_now(w->loop);
     bool any = false;
     for (size_t i = 0; i < w->npend;) {
         struct pending *p = &w->pend[i];
@@ -173,10 +287,13 @@ static void on_tick(uv_timer_t *t)
             i++;
             continue;
         }
+        /* Quiet for settle_ms. A change that no notification explained (a writer on a
+         * share whose notifications lag) asks for another period. */
         struct fsio_stat st;
         int rc = fsio_stat(p->path, &st);
-        if (rc == 0 && (st.size != p->st.size || st.mtime_sec != p->st.mtime_sec ||
-                        st.mtime_nsec != p->st.mtime_nsec)) {
+        if (rc == 0 && !p->evented && !all &&
+            (st.size != p->st.size || st.mtime_sec != p->st.mtime_sec ||
+             st.mtime_nsec != p->st.mtime_nsec)) {
             p->st = st; /* still changing: wait another settle period */
             p->due_ms = now + w->settle_ms;
             i++;
@@ -184,6 +301,8 @@ static void on_tick(uv_timer_t *t)
         }
         if (rc == 0)
             w->cb.file(w->cb.ctx, p->path, true);
+        else if (rc == -EM_ENOENT && p->evented && w->cb.removed)
+            w->cb.removed(w->cb.ctx, p->path, false); /* deleted while it settled */
         any = true;
         struct hmap_entry *e = hmap_find(&w->pend_index, hash64_str(p->path), NULL, NULL);
         if (e && e->v.u == i + 1)
@@ -221,9 +340,8 @@ int watcher_add(struct watcher *w, const char *path)
         struct fsw *old = e->v.p;
         if (old && known && (old->dev != st.dev || old->ino != st.ino) &&
             strcmp(old->path, path) == 0) {
-            uv_fs_event_stop(&old->h);
-            int rc =
-                uv_fs_event_start(&old->h, on_event, path, RECURSIVE ? UV_FS_EVENT_RECURSIVE : 0);
+            fsw_stop(old, false);
+            int rc = fsw_start(old, path);
             if (rc < 0)
                 return rc == UV_ENOENT || rc == UV_ENOTDIR ? -EM_ENOENT : fsio_error(rc);
             old->dev = st.dev;
@@ -237,14 +355,11 @@ int watcher_add(struct watcher *w, const char *path)
         return -EM_ENOMEM;
     }
     f->w = w;
-    f->h.data = f;
     f->dev = known ? st.dev : 0;
     f->ino = known ? st.ino : 0;
-    uv_fs_event_init(w->loop, &f->h);
-    int rc = uv_fs_event_start(&f->h, on_event, path, RECURSIVE ? UV_FS_EVENT_RECURSIVE : 0);
+    int rc = fsw_start(f, path);
     if (rc < 0) {
-        free(f->path);
-        free(f);
+        fsw_discard(f);
         hmap_remove(&w->dirs, e);
         if (rc == UV_ENOENT || rc == UV_ENOTDIR)
             return -EM_ENOENT;
@@ -256,7 +371,9 @@ int watcher_add(struct watcher *w, const char *path)
     }
     struct fsw **v = em_grow(w->handles, w->nhandles, &w->cap, sizeof(*v), 64);
     if (!v) {
-        uv_close((uv_handle_t *)&f->h, NULL);
+        w->open_handles++; /* released through on_closed like any other */
+        fsw_stop(f, true);
+        hmap_remove(&w->dirs, e);
         return -EM_ENOMEM;
     }
     w->handles = v;
@@ -283,17 +400,18 @@ static void free_watcher(struct watcher *w)
     free(w);
 }
 
-static void on_closed(uv_handle_t *h)
+static void on_closed(struct fsw *f)
 {
-    struct watcher *w;
-    if (h->type == UV_TIMER) {
-        w = h->data;
-    } else {
-        struct fsw *f = h->data;
-        w = f->w;
-        free(f->path);
-        free(f);
-    }
+    struct watcher *w = f->w;
+    free(f->path);
+    free(f);
+    if (--w->open_handles == 0)
+        free_watcher(w);
+}
+
+static void on_timer_closed(uv_handle_t *h)
+{
+    struct watcher *w = h->data;
     if (--w->open_handles == 0)
         free_watcher(w);
 }
@@ -303,10 +421,8 @@ void watcher_close(struct watcher *w)
     if (!w || w->closing)
         return;
     w->closing = true;
-    for (size_t i = 0; i < w->nhandles; i++) {
-        uv_fs_event_stop(&w->handles[i]->h);
-        uv_close((uv_handle_t *)&w->handles[i]->h, on_closed);
-    }
+    for (size_t i = 0; i < w->nhandles; i++)
+        fsw_stop(w->handles[i], true);
     uv_timer_stop(&w->timer);
-    uv_close((uv_handle_t *)&w->timer, on_closed);
+    uv_close((uv_handle_t *)&w->timer, on_timer_closed);
 }
