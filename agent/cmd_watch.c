@@ -383,6 +383,7 @@ int cmd_watch(int argc, char **argv)
         fprintf(stderr, "em-agent: watch: no state directory: give --state-dir\n");
         goto out;
     }
+    fsio_slashes(state_dir); /* Windows: one separator in every message about it */
     o.dirs = (const char *const *)dirs;
     o.ndirs = ndirs;
     o.agent = agent;

@@ -4,6 +4,7 @@
 
 #include "backend.h"
 #include "cli_common.h"
+#include "loaders.h"
 #include "log.h"
 
 static const char main_usage[] =
@@ -17,6 +18,8 @@ static const char main_usage[] =
     "  query     show sessions and their progress, a session's squares, a square's foil\n"
     "            holes, recent micrographs, atlases, or export every entity\n"
     "  dead      list the dead letters (events consume could not store) or replay them\n"
+    "  job       loader jobs: add, list, show, cancel, retry\n"
+    "  loaders   run loader jobs: fetch, verify and record datasets\n"
     "  help [COMMAND]  show help for a command\n"
     "\n"
     "Stores: --store sqlite:PATH (embedded, the default kind) or\n"
@@ -43,6 +46,10 @@ static int dispatch(const char *cmd, int argc, char **argv)
         return cmd_dead(argc, argv);
     if (strcmp(cmd, "query") == 0 || strcmp(cmd, "catalog") == 0)
         return cmd_query(argc, argv);
+    if (strcmp(cmd, "job") == 0)
+        return cmd_job(argc, argv);
+    if (strcmp(cmd, "loaders") == 0)
+        return cmd_loaders(argc, argv);
     fprintf(stderr, "em-backend: %s: unknown command (see 'em-backend --help')\n", cmd);
     return BE_USAGE;
 }
@@ -53,7 +60,8 @@ int main(int argc, char **argv)
     if (early >= 0)
         return early;
     if (argc < 2) {
-        fprintf(stderr, "em-backend: which command? (consume, ingest, query, dead)\n\n%s",
+        fprintf(stderr,
+                "em-backend: which command? (consume, ingest, query, dead, job, loaders)\n\n%s",
                 main_usage);
         return BE_USAGE;
     }

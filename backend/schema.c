@@ -60,6 +60,7 @@ static const char *const migrations[] = {
     "entity tables (session, atlas, gridsquare, foilhole, micrograph) and query indexes",
     "ingest_position: where `ingest --follow` has read each event file to",
     "aborted_session: session directories with EPU files but no usable EpuSession.dm",
+    "job: loader jobs (status, attempts, progress, lease, output, dataset)",
 };
 
 const struct schema_table *schema_table_of(enum wire_type t)
@@ -129,6 +130,21 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
                              type_sql(COL_ID, d));
     case 3:
         return create_table(&tables[WIRE_ABORTED_SESSION], d, out);
+    case 4:
+        /* Times compared across runners (lease_until, not_before) are the store's clock in
+         * epoch seconds; created_at/updated_at are for people. rule_key makes a rule fire
+         * once per entity. */
+        return dynbuf_printf(
+            out,
+            "CREATE TABLE IF NOT EXISTS job (id %s, loader TEXT NOT NULL, params TEXT NOT NULL, "
+            "rule_key TEXT UNIQUE, status TEXT NOT NULL DEFAULT 'pending', attempts INTEGER NOT "
+            "NULL DEFAULT 0, max_attempts INTEGER NOT NULL DEFAULT 5, last_error TEXT, "
+            "bytes_done %s NOT NULL DEFAULT 0, bytes_total %s, created_at TEXT, updated_at "
+            "TEXT, not_before %s NOT NULL DEFAULT 0, claimed_by TEXT, lease_until %s, "
+            "output_dir TEXT, dataset TEXT);\n"
+            "CREATE INDEX IF NOT EXISTS job_status ON job (status, id);\n",
+            d == SQL_POSTGRES ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT",
+            type_sql(COL_ID, d), type_sql(COL_ID, d), type_sql(COL_ID, d), type_sql(COL_ID, d));
     default:
         return -EM_EINVAL;
     }

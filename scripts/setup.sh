@@ -16,13 +16,13 @@ mode=${1:-build}
 build_packages=(
     build-essential cmake pkg-config python3
     libuv1-dev libxml2-dev libcjson-dev libarchive-dev
-    librabbitmq-dev libsqlite3-dev libpq-dev
+    librabbitmq-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
 )
 test_packages=(
     clang clang-format libcmocka-dev libxml2-utils time systemd sqlite3 openssl
     lintian fakeroot dpkg-dev
 )
-server_packages=(rabbitmq-server postgresql)
+server_packages=(rabbitmq-server postgresql nginx-light)
 case $mode in
 build) wanted=("${build_packages[@]}") ;;
 test) wanted=("${build_packages[@]}" "${test_packages[@]}" "${server_packages[@]}") ;;
@@ -66,6 +66,7 @@ if [ ${#new_servers[@]} -gt 0 ]; then
         case $p in
         rabbitmq-server) units+=(rabbitmq-server.service epmd.service epmd.socket) ;;
         postgresql) units+=(postgresql.service postgresql@15-main.service) ;;
+        nginx-light) units+=(nginx.service) ;;
         esac
     done
     for u in "${units[@]}"; do
@@ -82,7 +83,7 @@ if [ ${#new_servers[@]} -gt 0 ]; then
         for p in "${new_servers[@]}"; do $sudo update-rc.d "$p" disable >/dev/null 2>&1 || true; done
     fi
     # Without systemd (containers), stop what an init script may have started anyway.
-    command -v service >/dev/null && for s in rabbitmq-server postgresql; do
+    command -v service >/dev/null && for s in rabbitmq-server postgresql nginx; do
         $sudo service "$s" stop >/dev/null 2>&1 || true
     done
     # For tests/e2e/hostservices.sh: these servers were installed here, for the tests.

@@ -184,7 +184,7 @@ static void on_async(uv_async_t *a)
             em_log(EM_LOG_WARN, "%s: the change buffer is limited to 64 KiB here (a network share)",
                    r->root);
         else
-            r->cb(r->data, NULL, atoi(rec + 1));
+            r->cb(r->data, NULL, (int)strtol(rec + 1, NULL, 10));
         i += n + 1;
     }
     dynbuf_free(&q);

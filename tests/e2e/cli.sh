@@ -48,6 +48,17 @@ check "usage: no args" 2 "$agent" parse
 check "usage: bad kind" 2 "$agent" parse sessions "$sess/EpuSession.dm"
 check "usage: auto unknown" 2 "$agent" parse auto "$mini/../golden/mini_session.json"
 check "missing file" 1 "$agent" parse session "$tmp/none.dm"
+# Image and volume headers (parse image; auto falls back to them).
+if [ -d "$shared/formats" ]; then
+    check "parse image mrc" 0 "$agent" parse image "$shared/formats/mrc/EMD-3001.map"
+    grep -q '"volume_shape":\[73,25,43\]' "$tmp/out" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL parse image mrc: $(cut -c1-200 "$tmp/out")"; }
+    check "parse auto ome-zarr group" 0 "$agent" parse auto "$shared/formats/ome-zarr/simple_0.4"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert d["format"]=="ome-zarr" and [l["voxel_size_nm"] for l in d["levels"]]==[[4,30],[8,60],[16,120]], d' "$tmp/out" &&
+        passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL parse auto ome-zarr: $(cut -c1-300 "$tmp/out")"; }
+    check "parse auto n5 root" 0 "$agent" parse auto "$shared/formats/n5/z5py.n5"
+    check "parse image gzip" 1 "$agent" parse image "$shared/formats/mrc/iota_yzx.ccp4.gz"
+    grep -q "decompress it first" "$tmp/err" && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL parse image gzip: $(cat "$tmp/err")"; }
+fi
 check "unknown command" 2 "$agent" frobnicate
 check "help" 0 "$agent" --help
 check "parse help" 0 "$agent" parse --help

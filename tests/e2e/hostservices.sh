@@ -2,7 +2,7 @@
 # The servers scripts/setup.sh installed for the tests (it records which in
 # /var/lib/em-agent-setup/test-servers) are neither enabled nor running as host services:
 # the tests start their own, and a developer's machine must not be left serving
-# RabbitMQ or PostgreSQL. Skips where setup.sh did not install them (they were there
+# RabbitMQ, PostgreSQL or nginx. Skips where setup.sh did not install them (they were there
 # before, and are the machine owner's business).
 set -u
 list=/var/lib/em-agent-setup/test-servers
@@ -13,6 +13,7 @@ while read -r pkg; do
     case $pkg in
     rabbitmq-server) units="rabbitmq-server.service epmd.service"; proc="beam.smp.*-home /var/lib/rabbitmq" ;;
     postgresql) units="postgresql.service postgresql@15-main.service"; proc="postgres -D /var/lib/postgresql" ;;
+    nginx-light) units="nginx.service"; proc="nginx: master process /usr/sbin/nginx" ;;
     *) continue ;;
     esac
     for u in $units; do

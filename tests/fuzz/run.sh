@@ -15,11 +15,12 @@ corpus_of() {
     case $1 in
     outbox) echo "$top/testdata/fuzz/event" ;;
     recording) echo "$top/testdata/recordings" ;;
+    formats) echo "$top/testdata/fuzz/formats" ;;
     *) echo "$top/testdata/fuzz/$1" ;;
     esac
 }
 for kind in session atlas gridsquare_metadata gridsquare_image foilhole_image micrograph \
-    event journal outbox recording snapshot; do
+    event journal outbox recording snapshot formats; do
     work=$(mktemp -d)
     cp -r "$(corpus_of "$kind")/." "$work/"
     echo "fuzz_$kind: ${secs}s"

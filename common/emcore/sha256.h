@@ -1,7 +1,8 @@
-/* sha256.h — SHA-256 (FIPS 180-4), streaming.
+/* sha256.h — SHA-256 (FIPS 180-4), streaming (emcore: the tools and the loaders).
  *
  * Recordings name file contents by their SHA-256 so that `fsrecorder verify` can compare
- * a replayed tree with the recording, and so that the hashes agree with `sha256sum`.
+ * a replayed tree with the recording, and so that the hashes agree with `sha256sum`; the
+ * loaders record and verify the digest of every file they fetch.
  */
 #ifndef EM_SHA256_H
 #define EM_SHA256_H

@@ -1,0 +1,188 @@
+/* em-backend job: loader jobs by hand (add, list, show, cancel, retry). */
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "backend.h"
+#include "em_error.h"
+#include "jobs.h"
+#include "loaders.h"
+#include "store.h"
+
+static const char job_usage[] =
+    "Usage: em-backend job add LOADER ARGS... [--max-attempts N] [--store URL]\n"
+    "       em-backend job list [--status STATUS] [--json] [--store URL]\n"
+    "       em-backend job show ID [--store URL]\n"
+    "       em-backend job cancel ID [--store URL]\n"
+    "       em-backend job retry ID [--store URL]\n"
+    "\n"
+    "Loader jobs in the store; `em-backend loaders` runs them.\n"
+    "\n"
+    "  add       a pending job for LOADER with its arguments; prints its id. Loaders:\n"
+    "              url URL...   fetch each URL (http, https, ftp, sftp, file) into\n"
+    "                           OUT/url/<dataset>/, verified (size; sha256 recorded;\n"
+    "                           `URL#sha256=HEX` also checks the digest)\n"
+    "  list      every job (or those with --status): id, loader, status, attempts,\n"
+    "            bytes, error; --json: one JSON object per job\n"
+    "  show      one job as a JSON object\n"
+    "  cancel    a pending or running job is cancelled (its runner stops within its\n"
+    "            lease renewal, a few seconds)\n"
+    "  retry     a failed or cancelled job is pending again, its attempts reset\n"
+    "\n"
+    "  --store URL        sqlite:PATH or postgresql://… [EM_BACKEND_STORE]\n"
+    "  --max-attempts N   attempts before a job fails (transient failures are retried\n"
+    "                     with back-off); default 5\n"
+    "  --status STATUS    pending, processing, saving-data, complete, failed, cancelled\n"
+    "\n"
+    "Exit status: 0 done; 1 the store failed, or the job does not exist or is not in a\n"
+    "state that allows it; 2 bad usage.\n";
+
+enum { J_STORE, J_JSON, J_MAX, J_STATUS, J_COUNT };
+static const struct emopt_spec job_opts[J_COUNT] = {
+    [J_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
+    [J_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
+    [J_MAX] = {"max-attempts", 0, EMOPT_VALUE, false, false, NULL},
+    [J_STATUS] = {"status", 0, EMOPT_VALUE, false, false, NULL},
+};
+
+static int print_line(void *ctx, const struct job *j)
+{
+    bool json = *(bool *)ctx;
+    if (json) {
+        cJSON *o = job_to_json(j);
+        char *t = o ? cJSON_PrintUnformatted(o) : NULL;
+        if (t)
+            printf("%s\n", t);
+        cJSON_free(t);
+        cJSON_Delete(o);
+        return t ? 0 : -EM_ENOMEM;
+    }
+    char bytes[64];
+    if (j->bytes_total >= 0)
+        snprintf(bytes, sizeof(bytes), "%" PRId64 "/%" PRId64, j->bytes_done, j->bytes_total);
+    else
+        snprintf(bytes, sizeof(bytes), "%" PRId64, j->bytes_done);
+    const cJSON *first = cJSON_GetArrayItem(j->params, 0);
+    printf("%-6" PRId64 " %-8s %-11s %d/%-3d %-21s %s%s%s\n", j->id, j->loader, j->status,
+           j->attempts, j->max_attempts, bytes, cJSON_IsString(first) ? first->valuestring : "",
+           j->last_error[0] ? "  error: " : "", j->last_error);
+    return 0;
+}
+
+static bool parse_id(const char *text, int64_t *id)
+{
+    char *end;
+    long long v = text ? strtoll(text, &end, 10) : 0;
+    if (!text || end == text || *end || v <= 0) {
+        fprintf(stderr, "em-backend: job: %s: not a job id\n", text ? text : "(none)");
+        return false;
+    }
+    *id = v;
+    return true;
+}
+
+static int job_main(const struct emopt *o)
+{
+    size_t nargs;
+    char *const *args = emopt_args(o, &nargs);
+    if (nargs < 1)
+        return emopt_usage_error(o, "which? add, list, show, cancel or retry");
+    const char *verb = args[0];
+    bool json = emopt_yes(o, J_JSON);
+    long max_attempts = 5;
+    if (!emopt_long(o, J_MAX, 1, 1000, &max_attempts))
+        return BE_USAGE;
+    int64_t id = 0;
+    bool add = strcmp(verb, "add") == 0, list = strcmp(verb, "list") == 0;
+    if (add) {
+        if (nargs < 3)
+            return emopt_usage_error(o, "add LOADER ARGS...: which loader, and what to load?");
+        char why[256];
+        if (loader_check(args[1], (const char *const *)args + 2, nargs - 2, why, sizeof(why)) < 0) {
+            fprintf(stderr, "em-backend: job add: %s\n", why);
+            return BE_USAGE;
+        }
+    } else if (list) {
+        if (nargs > 1)
+            return emopt_usage_error(o, "list takes no argument");
+    } else if (strcmp(verb, "show") == 0 || strcmp(verb, "cancel") == 0 ||
+               strcmp(verb, "retry") == 0) {
+        if (nargs != 2 || !parse_id(args[1], &id))
+            return BE_USAGE;
+    } else {
+        return emopt_usage_error(o, "%s: unknown (add, list, show, cancel, retry)", verb);
+    }
+    const char *url = be_store_url(emopt_get(o, J_STORE));
+    if (!url)
+        return BE_USAGE;
+    struct store *s;
+    char reason[512];
+    int rc = store_open(url, false, &s, reason, sizeof(reason));
+    if (rc < 0) {
+        fprintf(stderr, "em-backend: %s\n", reason);
+        return rc == -EM_EUSAGE ? BE_USAGE : BE_FAILED;
+    }
+    int status = BE_OK;
+    if (add) {
+        cJSON *params = cJSON_CreateArray();
+        for (size_t i = 2; params && i < nargs; i++)
+            cJSON_AddItemToArray(params, cJSON_CreateString(args[i]));
+        rc = params ? jobs_add(s, args[1], params, NULL, (int)max_attempts, &id, reason,
+                               sizeof(reason))
+                    : -EM_ENOMEM;
+        cJSON_Delete(params);
+        if (rc == 0)
+            printf("%" PRId64 "\n", id);
+    } else if (list) {
+        rc = jobs_list(s, emopt_get(o, J_STATUS), print_line, &json, reason, sizeof(reason));
+    } else if (strcmp(verb, "show") == 0) {
+        struct job j;
+        rc = jobs_get(s, id, &j, reason, sizeof(reason));
+        if (rc == 1) {
+            cJSON *jo = job_to_json(&j);
+            char *t = jo ? cJSON_Print(jo) : NULL;
+            if (t)
+                printf("%s\n", t);
+            cJSON_free(t);
+            cJSON_Delete(jo);
+            job_free(&j);
+        } else if (rc == 0) {
+            fprintf(stderr, "em-backend: job %" PRId64 ": no such job\n", id);
+            status = BE_FAILED;
+        }
+    } else {
+        bool cancel = strcmp(verb, "cancel") == 0;
+        rc = cancel ? jobs_cancel(s, id, reason, sizeof(reason))
+                    : jobs_retry(s, id, reason, sizeof(reason));
+        if (rc == 1) {
+            printf("job %" PRId64 ": %s\n", id, cancel ? "cancelled" : "pending again");
+        } else if (rc == 0) {
+            struct job j = {0};
+            int got = jobs_get(s, id, &j, reason, sizeof(reason));
+            if (got == 1)
+                fprintf(stderr, "em-backend: job %" PRId64 " is %s: %s\n", id, j.status,
+                        cancel ? "only a pending or running job can be cancelled"
+                               : "only a failed or cancelled job can be retried");
+            else if (got == 0)
+                fprintf(stderr, "em-backend: job %" PRId64 ": no such job\n", id);
+            job_free(&j);
+            status = BE_FAILED;
+        }
+    }
+    store_close(s);
+    if (rc < 0) {
+        fprintf(stderr, "em-backend: job: %s\n", rc == -EM_EIO ? reason : em_strerror(rc));
+        return BE_FAILED;
+    }
+    return fflush(stdout) == 0 ? status : BE_FAILED;
+}
+
+int cmd_job(int argc, char **argv)
+{
+    static const struct emopt_command c = {"em-backend", "job",   job_usage, "EM_BACKEND_",
+                                           job_opts,     J_COUNT, job_main};
+    return emopt_run(&c, argc, argv);
+}

@@ -1,0 +1,626 @@
+/* em-backend loaders: claims loader jobs from the store and runs them (issue 15). */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+
+#include "backend.h"
+#include "em_error.h"
+#include "sha256.h"
+#include "jobs.h"
+#include "loaders.h"
+#include "log.h"
+#include "store.h"
+#include "xfer.h"
+
+static const char loaders_usage[] =
+    "Usage: em-backend loaders --store URL --out DIR [OPTIONS]\n"
+    "\n"
+    "Claims loader jobs (`em-backend job add`) from the store and runs them: each job's\n"
+    "files are fetched into DIR/<loader>/job-<id>/ with a metadata.json record (a stub\n"
+    "at \"saving-data\" first, the complete record last). Many runners, on one machine\n"
+    "or several, can share a PostgreSQL store: each job is claimed by one, with a lease it\n"
+    "renews; when a runner dies its lease runs out and another takes the job over,\n"
+    "resuming the partial files. SQLite serves the runners of one machine.\n"
+    "\n"
+    "  --store URL        sqlite:PATH or postgresql://… [EM_BACKEND_STORE]\n"
+    "  --out DIR          where datasets go [EM_BACKEND_OUT]\n"
+    "  --workers N        jobs at once (default 4); their files share one transfer\n"
+    "                     engine: at most 8 transfers, 4 per host\n"
+    "  --once             run until no job is pending, then exit\n"
+    "  --runner NAME      this runner's name in the job table (default host:pid)\n"
+    "  --lease SECONDS    how long a claim holds without renewal (default 60; renewed\n"
+    "                     every second with the job's progress, when a cancel is seen)\n"
+    "  --ca FILE          CA certificates for https:// and ftps:// (default the system's)\n"
+    "  --max-bytes N      refuse a file larger than N bytes (default 1 TiB)\n"
+    "  --tries N          attempts per file for transient failures, with back-off\n"
+    "                     (default 5); then the job is pending again later, until its\n"
+    "                     max_attempts\n"
+    "  --backoff SECONDS  the first retry's wait, doubled up to 60 s (default 1)\n"
+    "  --allow-file       also allow file:// URLs (off by default)\n"
+    "  --insecure         do not verify TLS peers (tests only)\n"
+    "\n"
+    "SIGTERM or SIGINT: stop claiming, stop the transfers (partial files stay and are\n"
+    "resumed), give the running jobs back (pending again) and exit 0.\n"
+    "Exit status: 0 stopped, or --once done (even if some jobs failed: `job list` says\n"
+    "which); 1 the store failed; 2 bad usage.\n";
+
+enum {
+    L_STORE,
+    L_OUT,
+    L_WORKERS,
+    L_ONCE,
+    L_RUNNER,
+    L_LEASE,
+    L_CA,
+    L_MAX_BYTES,
+    L_TRIES,
+    L_BACKOFF,
+    L_ALLOW_FILE,
+    L_INSECURE,
+    L_COUNT
+};
+static const struct emopt_spec loaders_opts[L_COUNT] = {
+    [L_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
+    [L_OUT] = {"out", 0, EMOPT_VALUE, true, false, NULL},
+    [L_WORKERS] = {"workers", 0, EMOPT_VALUE, true, false, NULL},
+    [L_ONCE] = {"once", 0, EMOPT_FLAG, false, false, NULL},
+    [L_RUNNER] = {"runner", 0, EMOPT_VALUE, true, false, NULL},
+    [L_LEASE] = {"lease", 0, EMOPT_VALUE, true, false, NULL},
+    [L_CA] = {"ca", 0, EMOPT_VALUE, true, false, NULL},
+    [L_MAX_BYTES] = {"max-bytes", 0, EMOPT_VALUE, true, false, NULL},
+    [L_TRIES] = {"tries", 0, EMOPT_VALUE, true, false, NULL},
+    [L_BACKOFF] = {"backoff", 0, EMOPT_VALUE, true, false, NULL},
+    [L_ALLOW_FILE] = {"allow-file", 0, EMOPT_FLAG, true, false, NULL},
+    [L_INSECURE] = {"insecure", 0, EMOPT_FLAG, false, false, NULL},
+};
+
+static volatile sig_atomic_t stop_now;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_now = 1;
+}
+
+/* One file of a running job. */
+struct jfile {
+    struct xfer_file x;
+    char *url, *dest, *partial;
+    char name[256];
+    bool finished;
+};
+
+struct active {
+    struct job j;
+    char dir[2048], dataset[64], id[40], created[32];
+    struct jfile *files;
+    size_t nfiles, nfinished;
+    bool permanent;
+    char error[4400];
+    time_t renewed;
+    struct active *next;
+};
+
+struct runner {
+    struct store *s;
+    struct xfer *x;
+    const char *out, *name;
+    int lease;
+    struct active *jobs;
+    size_t njobs;
+    unsigned long completed, failed, retried;
+};
+
+static void iso_now(char *buf, size_t cap)
+{
+    time_t t = time(NULL);
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+static void new_uuid(char out[37])
+{
+    unsigned char b[16] = {0};
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(b, 1, sizeof(b), f) != sizeof(b)) {
+        unsigned long long t = (unsigned long long)time(NULL) ^ (unsigned long long)getpid();
+        for (int i = 0; i < 16; i++)
+            b[i] = (unsigned char)(t >> (i % 8 * 8)) ^ (unsigned char)(i * 37);
+    }
+    if (f)
+        fclose(f);
+    b[6] = (unsigned char)((b[6] & 0x0f) | 0x40);
+    b[8] = (unsigned char)((b[8] & 0x3f) | 0x80);
+    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0],
+             b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+             b[14], b[15]);
+}
+
+static int mkdir_p(const char *path)
+{
+    char buf[4096];
+    snprintf(buf, sizeof(buf), "%s", path);
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/')
+            continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+            return em_from_errno(errno);
+        *p = '/';
+    }
+    return mkdir(buf, 0755) == 0 || errno == EEXIST ? 0 : em_from_errno(errno);
+}
+
+/* Writes `json` to DIR/metadata.json through a temporary name, synced. */
+static int write_record(const char *dir, const cJSON *json)
+{
+    char path[4096], tmp[4096];
+    snprintf(path, sizeof(path), "%s/metadata.json", dir);
+    snprintf(tmp, sizeof(tmp), "%s/.metadata.json.tmp", dir);
+    char *text = cJSON_Print(json);
+    if (!text)
+        return -EM_ENOMEM;
+    FILE *f = fopen(tmp, "wb");
+    int rc = f ? 0 : em_from_errno(errno);
+    if (f && (fputs(text, f) < 0 || fputc('\n', f) < 0 || fflush(f) != 0 || fsync(fileno(f)) != 0))
+        rc = em_from_errno(errno);
+    if (f && fclose(f) != 0 && rc == 0)
+        rc = em_from_errno(errno);
+    cJSON_free(text);
+    if (rc == 0 && rename(tmp, path) != 0)
+        rc = em_from_errno(errno);
+    if (rc < 0)
+        remove(tmp);
+    return rc;
+}
+
+/* The dataset's record: the stub (complete false) or the final one. */
+static int record(struct active *a, bool complete)
+{
+    cJSON *o = cJSON_CreateObject();
+    if (!o)
+        return -EM_ENOMEM;
+    char now[32];
+    iso_now(now, sizeof(now));
+    cJSON_AddStringToObject(o, "id", a->id);
+    cJSON_AddStringToObject(o, "source", a->j.loader);
+    cJSON_AddStringToObject(o, "source_id", a->dataset);
+    cJSON_AddStringToObject(o, "status", complete ? "complete" : "saving-data");
+    cJSON_AddStringToObject(o, "created_at", a->created);
+    cJSON_AddStringToObject(o, "updated_at", now);
+    cJSON *md = cJSON_AddObjectToObject(o, "metadata");
+    cJSON *core = cJSON_AddObjectToObject(md, "core");
+    char desc[1200];
+    snprintf(desc, sizeof(desc), "%zu file%s fetched by the %s loader from %s%s", a->nfiles,
+             a->nfiles == 1 ? "" : "s", a->j.loader, a->nfiles ? a->files[0].url : "?",
+             a->nfiles > 1 ? " and others" : "");
+    cJSON_AddStringToObject(core, "description", desc);
+    cJSON *prov = cJSON_AddObjectToObject(md, "provenance");
+    if (a->nfiles)
+        cJSON_AddStringToObject(prov, "download_url", a->files[0].url);
+    cJSON_AddStringToObject(prov, "processing_pipeline", "em-backend loaders");
+    cJSON *files = cJSON_AddObjectToObject(o, "files");
+    cJSON *add = cJSON_AddObjectToObject(files, "additional");
+    int64_t total = 0;
+    for (size_t i = 0; i < a->nfiles; i++) {
+        const struct jfile *f = &a->files[i];
+        cJSON *e = cJSON_AddObjectToObject(add, f->name);
+        cJSON_AddStringToObject(e, "url", f->url);
+        if (complete) {
+            cJSON_AddNumberToObject(e, "size", (double)f->x.size);
+            cJSON_AddStringToObject(e, "sha256", f->x.sha256);
+            total += f->x.size;
+        }
+    }
+    if (complete) {
+        cJSON *tech = cJSON_AddObjectToObject(md, "technical");
+        cJSON_AddNumberToObject(tech, "file_size_bytes", (double)total);
+        if (a->nfiles == 1)
+            cJSON_AddStringToObject(tech, "sha256", a->files[0].x.sha256);
+        cJSON_AddStringToObject(tech, "compression", "none");
+    }
+    cJSON *extra = cJSON_AddObjectToObject(o, "additional_metadata");
+    cJSON_AddNumberToObject(extra, "job_id", (double)a->j.id);
+    int rc = write_record(a->dir, o);
+    cJSON_Delete(o);
+    return rc;
+}
+
+/* The stub's id and creation time, when an earlier attempt wrote one: kept. */
+static void earlier_record(struct active *a)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/metadata.json", a->dir);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return;
+    char buf[1 << 16];
+    size_t n = fread(buf, 1, sizeof(buf) - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    cJSON *o = cJSON_Parse(buf);
+    const cJSON *id = cJSON_GetObjectItemCaseSensitive(o, "id"),
+                *c = cJSON_GetObjectItemCaseSensitive(o, "created_at");
+    if (cJSON_IsString(id) && strlen(id->valuestring) == 36)
+        snprintf(a->id, sizeof(a->id), "%s", id->valuestring);
+    if (cJSON_IsString(c))
+        snprintf(a->created, sizeof(a->created), "%s", c->valuestring);
+    cJSON_Delete(o);
+}
+
+static void active_free(struct active *a)
+{
+    for (size_t i = 0; i < a->nfiles; i++) {
+        free(a->files[i].url);
+        free(a->files[i].dest);
+        free(a->files[i].partial);
+    }
+    free(a->files);
+    job_free(&a->j);
+    free(a);
+}
+
+static void on_done(void *ctx, struct xfer_file *xf)
+{
+    (void)ctx;
+    struct jfile *f = (struct jfile *)xf;
+    struct active *a = xf->tag;
+    f->finished = true;
+    a->nfinished++;
+    if (xf->rc < 0) {
+        if (!a->error[0] ||
+            (xf->permanent && !a->permanent)) /* the first, or the first permanent */
+            snprintf(a->error, sizeof(a->error), "%s", xf->error);
+        if (xf->permanent)
+            a->permanent = true;
+        em_log(EM_LOG_WARN, "job %" PRId64 ": %s%s", a->j.id, xf->error,
+               xf->permanent ? " (not retried)" : "");
+    } else {
+        em_log(EM_LOG_INFO, "job %" PRId64 ": %s: %" PRId64 " bytes, sha256 %s", a->j.id, f->name,
+               xf->size, xf->sha256);
+    }
+}
+
+/* A file an earlier attempt fetched (it is only renamed into place once verified): its
+ * size and digest from the disk, so it is not fetched again. */
+static bool already_there(struct jfile *f)
+{
+    FILE *in = fopen(f->dest, "rb");
+    if (!in)
+        return false;
+    struct sha256 h;
+    sha256_init(&h);
+    char buf[1 << 16];
+    size_t n;
+    int64_t size = 0;
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+        sha256_update(&h, buf, n);
+        size += (int64_t)n;
+    }
+    bool ok = !ferror(in);
+    fclose(in);
+    sha256_hex(&h, f->x.sha256);
+    if (!ok || (f->x.want_sha256[0] && strcmp(f->x.sha256, f->x.want_sha256) != 0))
+        return false;
+    f->x.size = f->x.total = size;
+    f->x.rc = 0;
+    return true;
+}
+
+/* Starts a claimed job: its directory, its record's stub, its files. */
+static int start_job(struct runner *r, struct active *a)
+{
+    snprintf(a->dataset, sizeof(a->dataset), "job-%" PRId64, a->j.id);
+    snprintf(a->dir, sizeof(a->dir), "%s/%s/%s", r->out, a->j.loader, a->dataset);
+    char why[256];
+    size_t n = (size_t)cJSON_GetArraySize(a->j.params);
+    const char **args = calloc(n + 1, sizeof(*args));
+    if (!args)
+        return -EM_ENOMEM;
+    for (size_t i = 0; i < n; i++) {
+        const cJSON *p = cJSON_GetArrayItem(a->j.params, (int)i);
+        args[i] = cJSON_IsString(p) ? p->valuestring : "";
+    }
+    int rc = loader_check(a->j.loader, args, n, why, sizeof(why));
+    if (rc < 0) {
+        free(args);
+        snprintf(a->error, sizeof(a->error), "%s", why);
+        a->permanent = true;
+        return rc;
+    }
+    char partials[2100];
+    snprintf(partials, sizeof(partials), "%s/.partial", a->dir);
+    if ((rc = mkdir_p(partials)) < 0) {
+        free(args);
+        snprintf(a->error, sizeof(a->error), "%s: cannot make the directory: %s", partials,
+                 em_strerror(rc));
+        return rc;
+    }
+    new_uuid(a->id);
+    iso_now(a->created, sizeof(a->created));
+    earlier_record(a);
+    a->files = calloc(n, sizeof(*a->files));
+    if (!a->files) {
+        free(args);
+        return -EM_ENOMEM;
+    }
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        struct jfile *f = &a->files[i];
+        const char *hash = strstr(args[i], "#sha256=");
+        f->url = hash ? strndup(args[i], (size_t)(hash - args[i])) : strdup(args[i]);
+        loader_file_name(args[i], f->name, sizeof(f->name));
+        /* The same name twice: the later ones get -2, -3, … */
+        for (size_t k = 0, dup = 1; k < i; k++) {
+            if (strcmp(a->files[k].name, f->name) == 0) {
+                char again[256];
+                snprintf(again, sizeof(again), "%zu-%.200s", ++dup, f->name);
+                snprintf(f->name, sizeof(f->name), "%s", again);
+                k = (size_t)-1;
+            }
+        }
+        size_t dl = strlen(a->dir) + strlen(f->name) + 16;
+        f->dest = malloc(dl);
+        f->partial = malloc(dl);
+        if (!f->url || !f->dest || !f->partial) {
+            rc = -EM_ENOMEM;
+            break;
+        }
+        snprintf(f->dest, dl, "%s/%s", a->dir, f->name);
+        snprintf(f->partial, dl, "%s/.partial/%s", a->dir, f->name);
+        f->x.url = f->url;
+        f->x.dest = f->dest;
+        f->x.partial = f->partial;
+        f->x.want_size = -1;
+        if (hash)
+            snprintf(f->x.want_sha256, sizeof(f->x.want_sha256), "%s", hash + 8);
+        f->x.tag = a;
+        a->nfiles++;
+    }
+    free(args);
+    if (rc == 0 && (rc = record(a, false)) < 0)
+        snprintf(a->error, sizeof(a->error), "%s/metadata.json: cannot write: %s", a->dir,
+                 em_strerror(rc));
+    for (size_t i = 0; i < a->nfiles && rc == 0; i++) {
+        struct jfile *f = &a->files[i];
+        if (already_there(f)) { /* fetched and verified by an earlier attempt */
+            f->finished = true;
+            a->nfinished++;
+            continue;
+        }
+        rc = xfer_add(r->x, &f->x);
+        if (rc < 0) {
+            snprintf(a->error, sizeof(a->error), "%s", f->x.error);
+            for (size_t k = 0; k < i; k++)
+                xfer_cancel(r->x, &a->files[k].x);
+        }
+    }
+    return rc;
+}
+
+static void renew(struct runner *r, struct active *a);
+
+static void finish_job(struct runner *r, struct active *a)
+{
+    renew(r, a); /* the final bytes into the job row */
+    char reason[512];
+    const char *status;
+    int rc = 0;
+    if (a->error[0] == '\0') {
+        rc = record(a, true);
+        if (rc < 0) {
+            snprintf(a->error, sizeof(a->error), "%s/metadata.json: cannot write: %s", a->dir,
+                     em_strerror(rc));
+            a->permanent = true;
+        }
+    }
+    char partials[2100];
+    snprintf(partials, sizeof(partials), "%s/.partial", a->dir);
+    if (a->error[0] == '\0') {
+        rmdir(partials);
+        status = "complete";
+        r->completed++;
+        em_log(EM_LOG_INFO, "job %" PRId64 ": complete: %s", a->j.id, a->dir);
+    } else if (a->permanent) {
+        status = "failed";
+        r->failed++;
+        em_log(EM_LOG_WARN, "job %" PRId64 ": failed: %s", a->j.id, a->error);
+    } else {
+        status = "retry";
+        r->retried++;
+        em_log(EM_LOG_WARN, "job %" PRId64 ": attempt %d failed (%s); pending again", a->j.id,
+               a->j.attempts, a->error);
+    }
+    rc = jobs_finish(r->s, a->j.id, r->name, status, a->error[0] ? a->error : NULL,
+                     a->error[0] ? NULL : a->dir, a->error[0] ? NULL : a->dataset, 30, reason,
+                     sizeof(reason));
+    if (rc < 0)
+        em_log(EM_LOG_ERROR, "job %" PRId64 ": cannot record its end: %s", a->j.id, reason);
+    else if (rc == 0)
+        em_log(EM_LOG_WARN, "job %" PRId64 ": no longer this runner's (cancelled or taken over)",
+               a->j.id);
+}
+
+static void drop_job(struct runner *r, struct active *a, const char *why)
+{
+    for (size_t i = 0; i < a->nfiles; i++)
+        if (!a->files[i].finished)
+            xfer_cancel(r->x, &a->files[i].x);
+    em_log(EM_LOG_WARN, "job %" PRId64 ": stopped: %s", a->j.id, why);
+}
+
+static void renew(struct runner *r, struct active *a)
+{
+    int64_t done = 0, total = 0;
+    for (size_t i = 0; i < a->nfiles; i++) {
+        done += a->files[i].x.size;
+        if (total >= 0 && a->files[i].x.total >= 0)
+            total += a->files[i].x.total;
+        else
+            total = -1;
+    }
+    char reason[512];
+    int rc = jobs_renew(r->s, a->j.id, r->name, r->lease, done, total, reason, sizeof(reason));
+    a->renewed = time(NULL);
+    if (rc < 0)
+        em_log(EM_LOG_WARN, "job %" PRId64 ": lease not renewed: %s", a->j.id, reason);
+    if (rc == 0) {
+        drop_job(r, a, "cancelled, or taken over by another runner");
+        a->nfinished = a->nfiles + 1; /* gone: no finish */
+    }
+}
+
+static int loaders_main(const struct emopt *o)
+{
+    size_t nargs;
+    emopt_args(o, &nargs);
+    if (nargs)
+        return emopt_usage_error(o, "no arguments: jobs come from the store (`job add`)");
+    const char *url = be_store_url(emopt_get(o, L_STORE));
+    const char *out = emopt_get(o, L_OUT);
+    if (!url)
+        return BE_USAGE;
+    if (!out)
+        return emopt_usage_error(o, "where do datasets go? give --out DIR");
+    long workers = 4, lease = 60, tries = 5;
+    double backoff = 1, max_bytes = (double)((int64_t)1 << 40);
+    if (!emopt_long(o, L_WORKERS, 1, 256, &workers) || !emopt_long(o, L_LEASE, 3, 86400, &lease) ||
+        !emopt_long(o, L_TRIES, 1, 100, &tries) ||
+        !emopt_double(o, L_BACKOFF, 0.01, 3600, &backoff) ||
+        !emopt_double(o, L_MAX_BYTES, 1, 9.0e18, &max_bytes))
+        return BE_USAGE;
+    char name[256];
+    if (emopt_get(o, L_RUNNER)) {
+        snprintf(name, sizeof(name), "%s", emopt_get(o, L_RUNNER));
+    } else {
+        char host[200] = "host";
+        gethostname(host, sizeof(host) - 1);
+        snprintf(name, sizeof(name), "%s:%ld", host, (long)getpid());
+    }
+    int rc = mkdir_p(out);
+    if (rc < 0) {
+        fprintf(stderr, "em-backend: %s: cannot make the directory: %s\n", out, em_strerror(rc));
+        return BE_USAGE;
+    }
+    struct store *s;
+    char reason[512];
+    rc = store_open(url, false, &s, reason, sizeof(reason));
+    if (rc < 0) {
+        fprintf(stderr, "em-backend: %s\n", reason);
+        return rc == -EM_EUSAGE ? BE_USAGE : BE_FAILED;
+    }
+    if (xfer_global_init() < 0) {
+        store_close(s);
+        fprintf(stderr, "em-backend: loaders: cannot start libcurl\n");
+        return BE_FAILED;
+    }
+    struct xfer_opts xo = {
+        .ca_file = emopt_get(o, L_CA),
+        .insecure = emopt_yes(o, L_INSECURE),
+        .max_bytes = (int64_t)max_bytes,
+        .max_tries = (int)tries,
+        .backoff_s = backoff,
+        .protocols = emopt_yes(o, L_ALLOW_FILE) ? "http,https,ftp,ftps,sftp,file"
+                                                : "http,https,ftp,ftps,sftp",
+        .user_agent = "em-backend",
+    };
+    struct runner r = {.s = s, .out = out, .name = name, .lease = (int)lease};
+    r.x = xfer_new(&xo, reason, sizeof(reason));
+    if (!r.x) {
+        fprintf(stderr, "em-backend: loaders: %s\n", reason);
+        store_close(s);
+        xfer_global_cleanup();
+        return BE_FAILED;
+    }
+    signal(SIGTERM, on_signal);
+    signal(SIGINT, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    bool once = emopt_yes(o, L_ONCE), drained = false;
+    int status = BE_OK;
+    em_log(EM_LOG_INFO, "loaders: runner %s, %ld workers, datasets in %s", name, workers, out);
+    time_t last_claim = 0;
+    while (!stop_now) {
+        /* Claim while there is room (at most once a second when nothing is pending). */
+        while (!stop_now && r.njobs < (size_t)workers && (!drained || time(NULL) != last_claim)) {
+            struct active *a = calloc(1, sizeof(*a));
+            if (!a) {
+                status = BE_FAILED;
+                break;
+            }
+            rc = jobs_claim(s, name, r.lease, &a->j, reason, sizeof(reason));
+            last_claim = time(NULL);
+            if (rc <= 0) {
+                free(a);
+                if (rc < 0) {
+                    em_log(EM_LOG_ERROR, "loaders: cannot claim a job: %s", reason);
+                    status = BE_FAILED;
+                }
+                drained = true;
+                break;
+            }
+            drained = false;
+            a->renewed = time(NULL);
+            em_log(EM_LOG_INFO, "job %" PRId64 ": %s, attempt %d of %d", a->j.id, a->j.loader,
+                   a->j.attempts, a->j.max_attempts);
+            a->next = r.jobs;
+            r.jobs = a;
+            r.njobs++;
+            if (start_job(&r, a) < 0)
+                a->nfinished = a->nfiles; /* finished now, with its error */
+        }
+        if (status != BE_OK)
+            break;
+        if (once && drained && r.njobs == 0)
+            break;
+        xfer_run(r.x, 200, on_done, &r);
+        time_t now = time(NULL);
+        for (struct active **p = &r.jobs; *p;) {
+            struct active *a = *p;
+            /* Every second: progress into the job row, and a cancel is seen at once. */
+            if (a->nfinished < a->nfiles && now - a->renewed >= 1)
+                renew(&r, a);
+            if (a->nfinished >= a->nfiles) {
+                if (a->nfinished == a->nfiles)
+                    finish_job(&r, a);
+                *p = a->next;
+                r.njobs--;
+                active_free(a);
+                continue;
+            }
+            p = &a->next;
+        }
+        if (drained && r.njobs == 0 && !once)
+            sleep(1);
+    }
+    /* Stopped: the running jobs go back to pending; their partial files are resumed. */
+    while (r.jobs) {
+        struct active *a = r.jobs;
+        r.jobs = a->next;
+        drop_job(&r, a, "the runner stops");
+        jobs_finish(s, a->j.id, name, "retry", "the runner stopped", NULL, NULL, 0, reason,
+                    sizeof(reason));
+        active_free(a);
+    }
+    em_log(EM_LOG_INFO, "loaders: %lu complete, %lu failed, %lu to be retried", r.completed,
+           r.failed, r.retried);
+    xfer_free(r.x);
+    xfer_global_cleanup();
+    store_close(s);
+    return status;
+}
+
+int cmd_loaders(int argc, char **argv)
+{
+    static const struct emopt_command c = {"em-backend", "loaders", loaders_usage, "EM_BACKEND_",
+                                           loaders_opts, L_COUNT,   loaders_main};
+    return emopt_run(&c, argc, argv);
+}

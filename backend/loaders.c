@@ -1,0 +1,79 @@
+/* Loader arguments and safe file names (loaders.h). */
+#include "loaders.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "em_error.h"
+
+static int hexval(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
+int loader_file_name(const char *url, char *out, size_t cap)
+{
+    const char *p = strstr(url, "://");
+    p = p ? p + 3 : url;
+    const char *end = p + strcspn(p, "?#");
+    const char *slash = NULL;
+    for (const char *q = p; q < end; q++)
+        if (*q == '/')
+            slash = q;
+    const char *name = slash ? slash + 1 : end; /* no path: no name */
+    size_t n = 0;
+    for (const char *q = name; q < end; q++) {
+        int c = (unsigned char)*q;
+        if (c == '%' && end - q >= 3 && hexval(q[1]) >= 0 && hexval(q[2]) >= 0) {
+            c = hexval(q[1]) * 16 + hexval(q[2]);
+            q += 2;
+        }
+        if (c < 32 || c == 127 || c == '/' || c == '\\' || n + 1 >= cap || n >= 200)
+            return -EM_EVALUE;
+        out[n++] = (char)c;
+    }
+    out[n] = '\0';
+    if (n == 0 || strcmp(out, ".") == 0 || strcmp(out, "..") == 0 || out[0] == '.')
+        return -EM_EVALUE; /* nothing, a directory, or a hidden name the loader uses itself */
+    return 0;
+}
+
+int loader_check(const char *loader, const char *const *args, size_t n, char *why, size_t cap)
+{
+    if (strcmp(loader, "url") == 0) {
+        if (n == 0) {
+            snprintf(why, cap, "url: which URL?");
+            return -EM_EUSAGE;
+        }
+        for (size_t i = 0; i < n; i++) {
+            char name[256];
+            const char *hash = strstr(args[i], "#sha256=");
+            if (!strstr(args[i], "://")) {
+                snprintf(why, cap, "url: %s: not a URL (scheme://…)", args[i]);
+                return -EM_EUSAGE;
+            }
+            if (loader_file_name(args[i], name, sizeof(name)) < 0) {
+                snprintf(why, cap, "url: %s: names no file (the path must end in a file name)",
+                         args[i]);
+                return -EM_EUSAGE;
+            }
+            if (hash && strlen(hash + 8) != 64) {
+                snprintf(why, cap, "url: %s: #sha256= takes 64 hex digits", args[i]);
+                return -EM_EUSAGE;
+            }
+        }
+        return 0;
+    }
+    static const char *later[] = {"empiar", "epfl", "dvid", "idr", "openorganelle", "movie"};
+    for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
+        if (strcmp(loader, later[i]) == 0) {
+            snprintf(why, cap, "%s: this loader is not built yet (only url is)", loader);
+            return -EM_EUSAGE;
+        }
+    }
+    snprintf(why, cap, "%s: unknown loader (url)", loader);
+    return -EM_EUSAGE;
+}

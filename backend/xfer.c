@@ -1,0 +1,509 @@
+/* The transfer engine on libcurl's multi interface (xfer.h). */
+#include "xfer.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <curl/curl.h>
+
+#include "em_error.h"
+#include "sha256.h"
+
+struct xfer_state {
+    CURL *h;
+    FILE *out;
+    struct sha256 hash;
+    int64_t resume_from; /* bytes asked to skip in this attempt */
+    bool checked;        /* the response code was looked at before the first byte */
+    int werr;            /* errno of a failed write */
+    bool over;           /* past max_bytes */
+    int64_t max;         /* max_bytes */
+    double retry_at;     /* monotonic seconds; 0: running */
+    char scheme[16];
+};
+
+struct xfer {
+    struct xfer_opts o;
+    CURLM *m;
+    struct xfer_file **waiting; /* failed transiently, to be added again at retry_at */
+    size_t nwaiting, cap_waiting;
+    int running;
+};
+
+static double mono(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int xfer_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -EM_EIO;
+}
+
+void xfer_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+struct xfer *xfer_new(const struct xfer_opts *o, char *why, size_t cap)
+{
+    struct xfer *x = calloc(1, sizeof(*x));
+    if (!x) {
+        snprintf(why, cap, "out of memory");
+        return NULL;
+    }
+    x->o = *o;
+    if (x->o.max_total <= 0)
+        x->o.max_total = 8;
+    if (x->o.max_per_host <= 0)
+        x->o.max_per_host = 4;
+    if (!x->o.protocols)
+        x->o.protocols = "http,https,ftp,ftps,sftp";
+    if (x->o.max_bytes <= 0)
+        x->o.max_bytes = (int64_t)1 << 40;
+    if (x->o.max_tries <= 0)
+        x->o.max_tries = 5;
+    if (x->o.backoff_s <= 0)
+        x->o.backoff_s = 1;
+    if (x->o.connect_timeout_s <= 0)
+        x->o.connect_timeout_s = 30;
+    if (x->o.stall_s <= 0)
+        x->o.stall_s = 60;
+    x->m = curl_multi_init();
+    if (!x->m) {
+        free(x);
+        snprintf(why, cap, "cannot start libcurl");
+        return NULL;
+    }
+    curl_multi_setopt(x->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)x->o.max_total);
+    curl_multi_setopt(x->m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)x->o.max_per_host);
+    return x;
+}
+
+/* Before the first byte of a response: a server that ignored the range starts over. */
+static void check_response(struct xfer_file *f)
+{
+    struct xfer_state *s = f->st;
+    s->checked = true;
+    long code = 0;
+    curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &code);
+    bool http = strncmp(s->scheme, "http", 4) == 0;
+    if (http && s->resume_from > 0 && code == 200) {
+        /* The whole file comes again: drop what the partial holds. */
+        if (ftruncate(fileno(s->out), 0) == 0 && fseek(s->out, 0, SEEK_SET) == 0) {
+            sha256_init(&s->hash);
+            f->size = 0;
+            s->resume_from = 0;
+        } else {
+            s->werr = errno;
+        }
+    }
+}
+
+static size_t on_data(char *p, size_t size, size_t n, void *ctx)
+{
+    struct xfer_file *f = ctx;
+    struct xfer_state *s = f->st;
+    size_t len = size * n;
+    if (!s->checked)
+        check_response(f);
+    if (s->werr)
+        return 0;
+    if ((uint64_t)f->size + len > (uint64_t)s->max) { /* more than declared, or no length */
+        s->over = true;
+        return 0;
+    }
+    if (fwrite(p, 1, len, s->out) != len) {
+        s->werr = errno ? errno : EIO;
+        return 0;
+    }
+    sha256_update(&s->hash, p, len);
+    f->size += (int64_t)len;
+    f->received += (int64_t)len;
+    return len;
+}
+
+/* Hashes what the partial file already holds, so the digest covers the whole file. */
+static int hash_existing(struct xfer_file *f, int64_t *have)
+{
+    struct xfer_state *s = f->st;
+    if (fseek(s->out, 0, SEEK_SET) != 0)
+        return -EM_EIO;
+    char buf[1 << 16];
+    size_t n;
+    *have = 0;
+    FILE *in = fopen(f->partial, "rb");
+    if (!in)
+        return em_from_errno(errno);
+    while ((n = fread(buf, 1, sizeof(buf), in)) > 0) {
+        sha256_update(&s->hash, buf, n);
+        *have += (int64_t)n;
+    }
+    int bad = ferror(in);
+    fclose(in);
+    if (bad)
+        return -EM_EIO;
+    return fseek(s->out, 0, SEEK_END) == 0 ? 0 : -EM_EIO;
+}
+
+static int start(struct xfer *x, struct xfer_file *f)
+{
+    struct xfer_state *s = f->st;
+    if (s->out)
+        fclose(s->out);
+    s->out = fopen(f->partial, "ab");
+    if (!s->out) {
+        int rc = em_from_errno(errno);
+        snprintf(f->error, sizeof(f->error), "%s: cannot write: %s", f->partial, strerror(errno));
+        return rc;
+    }
+    sha256_init(&s->hash);
+    int64_t have = 0;
+    int rc = hash_existing(f, &have);
+    if (rc < 0) {
+        snprintf(f->error, sizeof(f->error), "%s: cannot read it back", f->partial);
+        return rc;
+    }
+    f->size = have;
+    s->resume_from = have;
+    s->checked = false;
+    s->werr = 0;
+    s->over = false;
+    s->retry_at = 0;
+    s->max = x->o.max_bytes;
+    if (!s->h && !(s->h = curl_easy_init()))
+        return -EM_ENOMEM;
+    CURL *h = s->h;
+    curl_easy_reset(h);
+    curl_easy_setopt(h, CURLOPT_URL, f->url);
+    curl_easy_setopt(h, CURLOPT_PRIVATE, f);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, x->o.protocols);
+    /* Redirects stay on the protocol of the URL: never to file:// or from https to http. */
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, s->scheme);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->o.max_bytes);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, x->o.connect_timeout_s);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
+    curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, x->o.stall_s);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, x->o.user_agent ? x->o.user_agent : "em-backend");
+    if (x->o.ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, x->o.ca_file);
+    if (x->o.insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    if (have > 0)
+        curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
+    if (curl_multi_add_handle(x->m, h) != CURLM_OK)
+        return -EM_EIO;
+    x->running++;
+    return 0;
+}
+
+int xfer_add(struct xfer *x, struct xfer_file *f)
+{
+    f->rc = 0;
+    f->permanent = false;
+    f->error[0] = '\0';
+    f->sha256[0] = '\0';
+    f->size = f->received = 0;
+    f->total = f->want_size;
+    f->tries = 0;
+    f->st = calloc(1, sizeof(*f->st));
+    if (!f->st)
+        return -EM_ENOMEM;
+    const char *colon = strstr(f->url, "://");
+    size_t n = colon ? (size_t)(colon - f->url) : 0;
+    if (!n || n >= sizeof(f->st->scheme)) {
+        snprintf(f->error, sizeof(f->error), "%s: not a URL", f->url);
+        free(f->st);
+        f->st = NULL;
+        return -EM_EUSAGE;
+    }
+    for (size_t i = 0; i < n; i++)
+        f->st->scheme[i] =
+            (char)(f->url[i] >= 'A' && f->url[i] <= 'Z' ? f->url[i] + 32 : f->url[i]);
+    int rc = start(x, f);
+    if (rc < 0) {
+        if (f->st->out)
+            fclose(f->st->out);
+        if (f->st->h)
+            curl_easy_cleanup(f->st->h);
+        free(f->st);
+        f->st = NULL;
+    }
+    return rc;
+}
+
+static void release(struct xfer_file *f)
+{
+    if (!f->st)
+        return;
+    if (f->st->out)
+        fclose(f->st->out);
+    if (f->st->h)
+        curl_easy_cleanup(f->st->h);
+    free(f->st);
+    f->st = NULL;
+}
+
+/* Whether curl's result (and the HTTP code) will go away by trying again. */
+static bool transient(CURLcode r, long code)
+{
+    switch (r) {
+    case CURLE_HTTP_RETURNED_ERROR:
+        return code == 408 || code == 429 || code >= 500;
+    case CURLE_OPERATION_TIMEDOUT:
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_PARTIAL_FILE:
+    case CURLE_RECV_ERROR:
+    case CURLE_SEND_ERROR:
+    case CURLE_GOT_NOTHING:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_FTP_ACCEPT_TIMEOUT:
+    case CURLE_FTP_CANT_GET_HOST:
+    case CURLE_FTP_WEIRD_PASV_REPLY:
+    case CURLE_FTP_WEIRD_227_FORMAT:
+    case CURLE_HTTP2:
+    case CURLE_HTTP2_STREAM:
+    case CURLE_AGAIN:
+    case CURLE_SSH:
+        return true;
+    default:
+        return false;
+    }
+}
+
+/* Makes the verified partial the destination: fsync, rename, fsync the directory. */
+static int commit(struct xfer_file *f)
+{
+    struct xfer_state *s = f->st;
+    if (fflush(s->out) != 0 || fsync(fileno(s->out)) != 0) {
+        snprintf(f->error, sizeof(f->error), "%s: cannot write: %s", f->partial, strerror(errno));
+        return em_from_errno(errno);
+    }
+    fclose(s->out);
+    s->out = NULL;
+    if (rename(f->partial, f->dest) != 0) {
+        snprintf(f->error, sizeof(f->error), "%s: cannot rename into place: %s", f->dest,
+                 strerror(errno));
+        return em_from_errno(errno);
+    }
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s", f->dest);
+    char *slash = strrchr(dir, '/');
+    if (slash) {
+        *slash = '\0';
+        int fd = open(dir[0] ? dir : "/", O_RDONLY | O_DIRECTORY);
+        if (fd >= 0) {
+            fsync(fd);
+            close(fd);
+        }
+    }
+    return 0;
+}
+
+/* A file's attempt ended with `r`: done, retry later, or failed for good. Returns true
+ * when the file is finished (done must be called). */
+static bool ended(struct xfer *x, struct xfer_file *f, CURLcode r)
+{
+    struct xfer_state *s = f->st;
+    long code = 0;
+    curl_easy_getinfo(s->h, CURLINFO_RESPONSE_CODE, &code);
+    curl_off_t cl = -1;
+    curl_easy_getinfo(s->h, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &cl);
+    curl_off_t retry_after = 0;
+    curl_easy_getinfo(s->h, CURLINFO_RETRY_AFTER, &retry_after);
+    f->tries++;
+    bool permanent = false, failed = true;
+    char why[512] = "";
+    if (s->werr) {
+        snprintf(why, sizeof(why), "cannot write %s: %s", f->partial, strerror(s->werr));
+        permanent = true;
+        f->rc = em_from_errno(s->werr);
+        /* A full disk keeps nothing half-written. */
+        remove(f->partial);
+    } else if (s->over || r == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(why, sizeof(why), "larger than the limit of %lld bytes",
+                 (long long)x->o.max_bytes);
+        permanent = true;
+        f->rc = -EM_ELIMIT;
+        remove(f->partial);
+    } else if (r != CURLE_OK) {
+        char *target = NULL;
+        curl_easy_getinfo(s->h, CURLINFO_REDIRECT_URL, &target);
+        if (r == CURLE_HTTP_RETURNED_ERROR)
+            snprintf(why, sizeof(why), "HTTP %ld", code);
+        else if (r == CURLE_UNSUPPORTED_PROTOCOL && target)
+            snprintf(why, sizeof(why), "redirected to %.300s: another protocol, refused", target);
+        else if (r == CURLE_UNSUPPORTED_PROTOCOL && code >= 300 && code < 400)
+            snprintf(why, sizeof(why), "HTTP %ld: a redirect to another protocol, refused", code);
+        else if (r == CURLE_TOO_MANY_REDIRECTS)
+            snprintf(why, sizeof(why), "more than 10 redirects (a redirect loop?)");
+        else
+            snprintf(why, sizeof(why), "%s", curl_easy_strerror(r));
+        permanent = !transient(r, code);
+        f->rc = permanent && (code == 404 || code == 410 || r == CURLE_REMOTE_FILE_NOT_FOUND)
+                    ? -EM_ENOENT
+                    : -EM_EIO;
+        if (code == 416) { /* the range is past the end: the partial is wrong, start over */
+            remove(f->partial);
+            permanent = false;
+        }
+    } else {
+        int64_t expect = cl >= 0 ? s->resume_from + (int64_t)cl : -1;
+        if (expect >= 0)
+            f->total = expect;
+        sha256_hex(&s->hash, f->sha256);
+        if (expect >= 0 && f->size != expect) {
+            snprintf(why, sizeof(why), "%lld of %lld bytes arrived", (long long)f->size,
+                     (long long)expect);
+            f->rc = -EM_ETRUNCATED; /* transient: resume */
+        } else if (f->want_size >= 0 && f->size != f->want_size) {
+            snprintf(why, sizeof(why), "%lld bytes, the source says %lld", (long long)f->size,
+                     (long long)f->want_size);
+            permanent = true;
+            f->rc = -EM_EVALUE;
+            remove(f->partial);
+        } else if (f->want_sha256[0] && strcmp(f->sha256, f->want_sha256) != 0) {
+            snprintf(why, sizeof(why), "checksum mismatch: sha256 %s, the source says %s",
+                     f->sha256, f->want_sha256);
+            permanent = true;
+            f->rc = -EM_EVALUE;
+            remove(f->partial);
+        } else {
+            int rc = commit(f);
+            failed = rc < 0;
+            f->rc = rc;
+            permanent = failed;
+            if (failed)
+                snprintf(why, sizeof(why), "%s", f->error);
+        }
+    }
+    if (!failed) {
+        f->error[0] = '\0';
+        return true;
+    }
+    char msg[1024];
+    snprintf(msg, sizeof(msg), "%s: %s", f->url, why);
+    snprintf(f->error, sizeof(f->error), "%.250s", msg);
+    if (permanent || f->tries >= x->o.max_tries) {
+        f->permanent = permanent;
+        if (f->rc == 0)
+            f->rc = -EM_EIO;
+        return true;
+    }
+    /* Transient: again after a back-off (or the server's Retry-After), resuming. */
+    double wait = x->o.backoff_s;
+    for (int i = 1; i < f->tries && wait < 60; i++)
+        wait *= 2;
+    if (wait > 60)
+        wait = 60;
+    if (retry_after > 0 && retry_after < 3600)
+        wait = (double)retry_after;
+    s->retry_at = mono() + wait;
+    struct xfer_file **v = x->waiting;
+    if (x->nwaiting == x->cap_waiting) {
+        size_t c = x->cap_waiting ? 2 * x->cap_waiting : 16;
+        v = realloc(x->waiting, c * sizeof(*v));
+        if (!v) {
+            f->rc = -EM_ENOMEM;
+            return true;
+        }
+        x->waiting = v;
+        x->cap_waiting = c;
+    }
+    x->waiting[x->nwaiting++] = f;
+    f->rc = 0;
+    return false;
+}
+
+int xfer_run(struct xfer *x, int timeout_ms, void (*done)(void *ctx, struct xfer_file *f),
+             void *ctx)
+{
+    /* Files whose back-off is over start again. */
+    double now = mono();
+    for (size_t i = 0; i < x->nwaiting;) {
+        struct xfer_file *f = x->waiting[i];
+        if (f->st->retry_at > now) {
+            i++;
+            continue;
+        }
+        x->waiting[i] = x->waiting[--x->nwaiting];
+        if (start(x, f) < 0) {
+            f->permanent = true;
+            if (f->rc == 0)
+                f->rc = -EM_EIO;
+            release(f);
+            done(ctx, f);
+        }
+    }
+    int still = 0;
+    curl_multi_perform(x->m, &still);
+    int numfds = 0;
+    if (x->running > 0)
+        curl_multi_poll(x->m, NULL, 0, timeout_ms, &numfds);
+    else if (x->nwaiting > 0) {
+        int ms = timeout_ms < 1000 ? timeout_ms : 1000;
+        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    curl_multi_perform(x->m, &still);
+    CURLMsg *msg;
+    int left;
+    while ((msg = curl_multi_info_read(x->m, &left))) {
+        if (msg->msg != CURLMSG_DONE)
+            continue;
+        struct xfer_file *f = NULL;
+        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+        CURLcode r = msg->data.result;
+        curl_multi_remove_handle(x->m, msg->easy_handle);
+        x->running--;
+        if (f && ended(x, f, r)) {
+            release(f);
+            done(ctx, f);
+        }
+    }
+    return x->running + (int)x->nwaiting;
+}
+
+void xfer_cancel(struct xfer *x, struct xfer_file *f)
+{
+    if (!f->st)
+        return;
+    for (size_t i = 0; i < x->nwaiting; i++) {
+        if (x->waiting[i] == f) {
+            x->waiting[i] = x->waiting[--x->nwaiting];
+            release(f);
+            return;
+        }
+    }
+    if (f->st->h && curl_multi_remove_handle(x->m, f->st->h) == CURLM_OK)
+        x->running--;
+    if (f->st->out)
+        fflush(f->st->out);
+    release(f);
+}
+
+void xfer_free(struct xfer *x)
+{
+    if (!x)
+        return;
+    curl_multi_cleanup(x->m);
+    free(x->waiting);
+    free(x);
+}
