@@ -7,6 +7,8 @@
 #include "backend.h"
 #include "bus.h"
 #include "consume.h"
+#include "rules.h"
+#include "store.h"
 #include "emopt.h"
 
 static const char consume_usage[] =
@@ -26,6 +28,11 @@ static const char consume_usage[] =
     "  --batch-ms MS     commit a partial batch after this long; default 50\n"
     "  --idle-exit SECONDS  exit 0 once no message has come for this long (tests, catch-up)\n"
     "  -v, -vv           more logging (progress every 10 s with -v)\n"
+    "  --movies BASE_URL a rule: every micrograph stored makes a `movie` job (once per\n"
+    "                    micrograph) fetching its movie from BASE_URL + the micrograph's\n"
+    "                    path (the acquisition share as this machine sees it:\n"
+    "                    file:///mnt/epu/, smb://acq-pc/epu/); `em-backend loaders` runs\n"
+    "                    them [EM_BACKEND_MOVIES]\n"
     "\n"
     "A message that is not a valid event (or one the store refuses for its own values)\n"
     "goes to em.dead unchanged, with the headers x-em-reason and x-em-routing-key, and is\n"
@@ -42,7 +49,19 @@ static void on_stop(int sig)
     consume_request_stop();
 }
 
-enum { C_AMQP, C_STORE, C_CA, C_CERT, C_KEY, C_PREFETCH, C_BATCH, C_BATCH_MS, C_IDLE, C_COUNT };
+enum {
+    C_AMQP,
+    C_STORE,
+    C_CA,
+    C_CERT,
+    C_KEY,
+    C_PREFETCH,
+    C_BATCH,
+    C_BATCH_MS,
+    C_IDLE,
+    C_MOVIES,
+    C_COUNT
+};
 static const struct emopt_spec consume_opts[C_COUNT] = {
     [C_AMQP] = {"amqp", 0, EMOPT_VALUE, true, false, NULL},
     [C_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
@@ -53,11 +72,15 @@ static const struct emopt_spec consume_opts[C_COUNT] = {
     [C_BATCH] = {"batch", 0, EMOPT_VALUE, false, false, NULL},
     [C_BATCH_MS] = {"batch-ms", 0, EMOPT_VALUE, false, false, NULL},
     [C_IDLE] = {"idle-exit", 0, EMOPT_VALUE, false, false, NULL},
+    [C_MOVIES] = {"movies", 0, EMOPT_VALUE, true, false, NULL},
 };
 
 static int consume_main(const struct emopt *o)
 {
     const char *amqp = emopt_get(o, C_AMQP);
+    static struct rules rules;
+    rules.movie_base = emopt_get(o, C_MOVIES);
+    store_rules = rules.movie_base ? &rules : NULL;
     size_t nargs;
     char *const *args = emopt_args(o, &nargs);
     if (nargs)

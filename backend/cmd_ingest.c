@@ -24,6 +24,7 @@
 #include "em_error.h"
 #include "ev.h"
 #include "log.h"
+#include "rules.h"
 #include "store.h"
 
 static const char ingest_usage[] =
@@ -43,6 +44,12 @@ static const char ingest_usage[] =
     "                [EM_BACKEND_STORE]\n"
     "  --batch N     events per transaction; default 1000\n"
     "  --json        the summary as one JSON object (on stderr)\n"
+    "  --movies BASE_URL\n"
+    "                a rule: every micrograph stored makes a `movie` job (once per\n"
+    "                micrograph) fetching its movie from BASE_URL + the micrograph's path\n"
+    "                (the acquisition share as this machine sees it: file:///mnt/epu/,\n"
+    "                smb://acq-pc/epu/, https://…/); `em-backend loaders` runs them\n"
+    "                [EM_BACKEND_MOVIES]\n"
     "  -v, -vv, -q   more logging; errors only and no summary\n"
     "\n"
     "With '-' it reads stdin and commits whenever the input pauses. A pipe is not\n"
@@ -613,18 +620,22 @@ static int follow(const char *path, const char *url, size_t batch_max)
     return status;
 }
 
-enum { I_STORE, I_BATCH, I_FOLLOW, I_JSON, I_COUNT };
+enum { I_STORE, I_BATCH, I_FOLLOW, I_JSON, I_MOVIES, I_COUNT };
 static const struct emopt_spec ingest_opts[I_COUNT] = {
     [I_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
     [I_BATCH] = {"batch", 0, EMOPT_VALUE, false, false, NULL},
     [I_FOLLOW] = {"follow", 0, EMOPT_FLAG, false, false, NULL},
     [I_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
+    [I_MOVIES] = {"movies", 0, EMOPT_VALUE, true, false, NULL},
 };
 
 static int ingest_main(const struct emopt *o)
 {
     bool follow_mode = emopt_yes(o, I_FOLLOW);
     summary_json = emopt_yes(o, I_JSON);
+    static struct rules rules;
+    rules.movie_base = emopt_get(o, I_MOVIES);
+    store_rules = rules.movie_base ? &rules : NULL;
     size_t nargs;
     char *const *args = emopt_args(o, &nargs);
     if (nargs > 1)

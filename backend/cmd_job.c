@@ -25,6 +25,16 @@ static const char job_usage[] =
     "              url URL...   fetch each URL (http, https, ftp, sftp, file) into\n"
     "                           OUT/url/<dataset>/, verified (size; sha256 recorded;\n"
     "                           `URL#sha256=HEX` also checks the digest)\n"
+    "              movie BASE_URL PATH\n"
+    "                           the movie beside the micrograph manifest PATH (relative\n"
+    "                           to BASE_URL, the acquisition share): PATH without .xml\n"
+    "                           and _Fractions.tiff, _Fractions.mrc, _EER.eer, .tiff,\n"
+    "                           .eer or .mrc, the first that exists; never deleted there\n"
+    "              idr IMAGE    an IDR image: its name from the API, then the file\n"
+    "              dvid SERVER UUID INSTANCE X0,Y0,Z0,DX,DY,DZ\n"
+    "                           a DVID subvolume (X first): `info`, then `raw`, its size\n"
+    "                           checked (DX·DY·DZ·bytes per voxel)\n"
+    "              epfl [URL]   the EPFL CA1 hippocampus volume (5 nm voxels)\n"
     "  list      every job (or those with --status): id, loader, status, attempts,\n"
     "            bytes, error; --json: one JSON object per job\n"
     "  show      one job as a JSON object\n"
@@ -98,7 +108,7 @@ static int job_main(const struct emopt *o)
     int64_t id = 0;
     bool add = strcmp(verb, "add") == 0, list = strcmp(verb, "list") == 0;
     if (add) {
-        if (nargs < 3)
+        if (nargs < 2)
             return emopt_usage_error(o, "add LOADER ARGS...: which loader, and what to load?");
         char why[256];
         if (loader_check(args[1], (const char *const *)args + 2, nargs - 2, why, sizeof(why)) < 0) {

@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "backend.h"
+#include "cli_common.h"
 #include "em_error.h"
 #include "sha256.h"
 #include "jobs.h"
@@ -24,9 +25,10 @@
 static const char loaders_usage[] =
     "Usage: em-backend loaders --store URL --out DIR [OPTIONS]\n"
     "\n"
-    "Claims loader jobs (`em-backend job add`) from the store and runs them: each job's\n"
-    "files are fetched into DIR/<loader>/job-<id>/ with a metadata.json record (a stub\n"
-    "at \"saving-data\" first, the complete record last). Many runners, on one machine\n"
+    "Claims loader jobs (`em-backend job add`, or the --movies rule of consume and ingest)\n"
+    "from the store and runs them: each job's files are fetched into\n"
+    "DIR/<loader>/job-<id>/ with a metadata.json record (a stub at \"saving-data\" first,\n"
+    "the complete record last). Many runners, on one machine\n"
     "or several, can share a PostgreSQL store: each job is claimed by one, with a lease it\n"
     "renews; when a runner dies its lease runs out and another takes the job over,\n"
     "resuming the partial files. SQLite serves the runners of one machine.\n"
@@ -45,8 +47,12 @@ static const char loaders_usage[] =
     "                     (default 5); then the job is pending again later, until its\n"
     "                     max_attempts\n"
     "  --backoff SECONDS  the first retry's wait, doubled up to 60 s (default 1)\n"
-    "  --allow-file       also allow file:// URLs (off by default)\n"
+    "  --allow-file       also allow file:// URLs (off by default; movies from a share\n"
+    "                     mounted here need it)\n"
     "  --insecure         do not verify TLS peers (tests only)\n"
+    "  --idr-url URL      IDR's site, for its API and downloads (default\n"
+    "                     https://idr.openmicroscopy.org)\n"
+    "  --epfl-url URL     the EPFL hippocampus volume (default its documents.epfl.ch URL)\n"
     "\n"
     "SIGTERM or SIGINT: stop claiming, stop the transfers (partial files stay and are\n"
     "resumed), give the running jobs back (pending again) and exit 0.\n"
@@ -66,6 +72,8 @@ enum {
     L_BACKOFF,
     L_ALLOW_FILE,
     L_INSECURE,
+    L_IDR,
+    L_EPFL,
     L_COUNT
 };
 static const struct emopt_spec loaders_opts[L_COUNT] = {
@@ -81,6 +89,8 @@ static const struct emopt_spec loaders_opts[L_COUNT] = {
     [L_BACKOFF] = {"backoff", 0, EMOPT_VALUE, true, false, NULL},
     [L_ALLOW_FILE] = {"allow-file", 0, EMOPT_FLAG, true, false, NULL},
     [L_INSECURE] = {"insecure", 0, EMOPT_FLAG, false, false, NULL},
+    [L_IDR] = {"idr-url", 0, EMOPT_VALUE, true, false, NULL},
+    [L_EPFL] = {"epfl-url", 0, EMOPT_VALUE, true, false, NULL},
 };
 
 static volatile sig_atomic_t stop_now;
@@ -97,11 +107,68 @@ struct jfile {
     char *url, *dest, *partial;
     char name[256];
     bool finished;
+    /* movie: the names the movie may have, tried in turn while the source says "no such
+     * file" */
+    char *cands[8];
+    size_t ncand, cand;
 };
+
+/* Points `f` at URL `u` in job directory `dir`: its name, destination and partial file. */
+static int set_url_named(struct jfile *f, const char *dir, const char *u, size_t ulen,
+                         const char *name)
+{
+    free(f->url), free(f->dest), free(f->partial);
+    f->url = strndup(u, ulen);
+    f->dest = f->partial = NULL;
+    if (!f->url)
+        return -EM_ENOMEM;
+    if (name)
+        snprintf(f->name, sizeof(f->name), "%s", name);
+    else if (loader_file_name(f->url, f->name, sizeof(f->name)) < 0)
+        return -EM_EVALUE;
+    size_t dl = strlen(dir) + strlen(f->name) + 16;
+    f->dest = malloc(dl);
+    f->partial = malloc(dl);
+    if (!f->dest || !f->partial)
+        return -EM_ENOMEM;
+    snprintf(f->dest, dl, "%s/%s", dir, f->name);
+    snprintf(f->partial, dl, "%s/.partial/%s", dir, f->name);
+    f->x.url = f->url;
+    f->x.dest = f->dest;
+    f->x.partial = f->partial;
+    return 0;
+}
+
+static int set_url(struct jfile *f, const char *dir, const char *u, size_t ulen)
+{
+    return set_url_named(f, dir, u, ulen, NULL);
+}
+
+/* BASE + PATH, PATH percent-encoded where a URL needs it. */
+static char *join_url(const char *base, const char *path, size_t plen, const char *suffix)
+{
+    size_t bl = strlen(base), cap = bl + 3 * plen + strlen(suffix) + 2;
+    char *u = malloc(cap);
+    if (!u)
+        return NULL;
+    size_t k = (size_t)snprintf(u, cap, "%s%s", base, bl && base[bl - 1] == '/' ? "" : "/");
+    for (size_t i = 0; i < plen; i++) {
+        unsigned char c = (unsigned char)path[i];
+        if (c <= ' ' || c == '%' || c == '#' || c == '?' || c >= 127)
+            k += (size_t)snprintf(u + k, cap - k, "%%%02X", c);
+        else
+            u[k++] = (char)c;
+    }
+    snprintf(u + k, cap - k, "%s", suffix);
+    return u;
+}
 
 struct active {
     struct job j;
     char dir[2048], dataset[64], id[40], created[32];
+    /* what a source loader learnt from its API: record fields (may be empty/NULL) */
+    char source_id[128], description[600];
+    cJSON *core; /* volume_shape, voxel_size_nm, data_type, … for metadata.core */
     struct jfile *files;
     size_t nfiles, nfinished;
     bool permanent;
@@ -114,6 +181,7 @@ struct runner {
     struct store *s;
     struct xfer *x;
     const char *out, *name;
+    const char *idr_api, *idr_site, *epfl_url;
     int lease;
     struct active *jobs;
     size_t njobs;
@@ -194,7 +262,7 @@ static int record(struct active *a, bool complete)
     iso_now(now, sizeof(now));
     cJSON_AddStringToObject(o, "id", a->id);
     cJSON_AddStringToObject(o, "source", a->j.loader);
-    cJSON_AddStringToObject(o, "source_id", a->dataset);
+    cJSON_AddStringToObject(o, "source_id", a->source_id[0] ? a->source_id : a->dataset);
     cJSON_AddStringToObject(o, "status", complete ? "complete" : "saving-data");
     cJSON_AddStringToObject(o, "created_at", a->created);
     cJSON_AddStringToObject(o, "updated_at", now);
@@ -204,7 +272,9 @@ static int record(struct active *a, bool complete)
     snprintf(desc, sizeof(desc), "%zu file%s fetched by the %s loader from %s%s", a->nfiles,
              a->nfiles == 1 ? "" : "s", a->j.loader, a->nfiles ? a->files[0].url : "?",
              a->nfiles > 1 ? " and others" : "");
-    cJSON_AddStringToObject(core, "description", desc);
+    cJSON_AddStringToObject(core, "description", a->description[0] ? a->description : desc);
+    for (const cJSON *c = a->core ? a->core->child : NULL; c; c = c->next)
+        cJSON_AddItemToObject(core, c->string, cJSON_Duplicate(c, true));
     cJSON *prov = cJSON_AddObjectToObject(md, "provenance");
     if (a->nfiles)
         cJSON_AddStringToObject(prov, "download_url", a->files[0].url);
@@ -264,17 +334,30 @@ static void active_free(struct active *a)
         free(a->files[i].url);
         free(a->files[i].dest);
         free(a->files[i].partial);
+        for (size_t k = 0; k < a->files[i].ncand; k++)
+            free(a->files[i].cands[k]);
     }
     free(a->files);
+    cJSON_Delete(a->core);
     job_free(&a->j);
     free(a);
 }
 
 static void on_done(void *ctx, struct xfer_file *xf)
 {
-    (void)ctx;
+    struct runner *r = ctx;
     struct jfile *f = (struct jfile *)xf;
     struct active *a = xf->tag;
+    /* A movie not under this name: the next one it may have. */
+    while (xf->rc == -EM_ENOENT && f->cand + 1 < f->ncand) {
+        const char *next = f->cands[++f->cand];
+        em_log(EM_LOG_DEBUG, "job %" PRId64 ": not there; trying %s", a->j.id, next);
+        if (set_url(f, a->dir, next, strlen(next)) == 0 && xfer_add(r->x, xf) == 0)
+            return;
+    }
+    if (xf->rc == -EM_ENOENT && f->ncand > 1)
+        snprintf(xf->error, sizeof(xf->error), "no movie beside %.200s (tried %zu names)",
+                 cJSON_GetArrayItem(a->j.params, 1)->valuestring, f->ncand);
     f->finished = true;
     a->nfinished++;
     if (xf->rc < 0) {
@@ -317,6 +400,164 @@ static bool already_there(struct jfile *f)
     return true;
 }
 
+#define API_MAX (16u << 20) /* an API's JSON answer, at most */
+
+/* A name an API gave for a file: used only if it cannot escape the directory. */
+static bool safe_name(const char *n)
+{
+    if (!n[0] || n[0] == '.' || strlen(n) > 200)
+        return false;
+    for (const char *p = n; *p; p++)
+        if ((unsigned char)*p < 32 || *p == '/' || *p == '\\' || *p == 127)
+            return false;
+    return true;
+}
+
+/* GETs `url` and parses it as a JSON object; failures set the job's error (permanent
+ * unless the server or the network may recover). */
+static cJSON *api_json(struct runner *r, struct active *a, const char *url)
+{
+    char *body;
+    size_t len;
+    char why[512];
+    int rc = xfer_get(r->x, url, API_MAX, &body, &len, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(a->error, sizeof(a->error), "%s", why);
+        a->permanent = rc != -EM_EIO;
+        return NULL;
+    }
+    cJSON *j = cJSON_ParseWithLength(body, len);
+    free(body);
+    if (!cJSON_IsObject(j)) {
+        cJSON_Delete(j);
+        snprintf(a->error, sizeof(a->error), "%.300s: not a JSON object", url);
+        a->permanent = true;
+        return NULL;
+    }
+    return j;
+}
+
+static const char *json_str(const cJSON *o, const char *key)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+/* The source loaders: what to fetch and what the record says, from the source's API.
+ *   idr IMAGE      GET API/api/v0/m/images/IMAGE/ → data.Name; the file from
+ *                  SITE/webclient/render_image_download/IMAGE/ under that name
+ *   dvid SERVER UUID INSTANCE X0,Y0,Z0,DX,DY,DZ
+ *                  GET SERVER/api/node/UUID/INSTANCE/info → type, voxel size, extents
+ *                  (X,Y,Z, MaxPoint inclusive); then raw/0_1_2/DX_DY_DZ/X0_Y0_Z0, whose
+ *                  size must be DX·DY·DZ·bytes per voxel
+ *   epfl [URL]     the CA1 hippocampus volume (one TIFF, 5 nm voxels) */
+static int source_job(struct runner *r, struct active *a, const char **args, size_t n)
+{
+    struct jfile *f = &a->files[0];
+    a->nfiles = 1;
+    f->x.want_size = -1;
+    f->x.tag = a;
+    a->core = cJSON_CreateObject();
+    if (!a->core)
+        return -EM_ENOMEM;
+    char url[4096];
+    int rc;
+    if (strcmp(a->j.loader, "idr") == 0) {
+        snprintf(url, sizeof(url), "%s/api/v0/m/images/%s/", r->idr_api, args[0]);
+        cJSON *j = api_json(r, a, url);
+        if (!j)
+            return -EM_EIO;
+        const char *name = json_str(cJSON_GetObjectItemCaseSensitive(j, "data"), "Name");
+        if (!name || !safe_name(name)) {
+            snprintf(a->error, sizeof(a->error),
+                     "idr %s: the image's name %s%s%s is not a safe file name", args[0],
+                     name ? "\"" : "", name ? name : "(missing)", name ? "\"" : "");
+            a->permanent = true;
+            cJSON_Delete(j);
+            return -EM_EVALUE;
+        }
+        snprintf(a->source_id, sizeof(a->source_id), "IDR-%s", args[0]);
+        snprintf(a->description, sizeof(a->description), "%s", name);
+        snprintf(url, sizeof(url), "%s/webclient/render_image_download/%s/", r->idr_site, args[0]);
+        rc = set_url_named(f, a->dir, url, strlen(url), name);
+        cJSON_Delete(j);
+        return rc;
+    }
+    if (strcmp(a->j.loader, "epfl") == 0) {
+        const char *u = n ? args[0] : r->epfl_url;
+        snprintf(a->source_id, sizeof(a->source_id), "EPFL-CA1-HIPPOCAMPUS");
+        snprintf(a->description, sizeof(a->description),
+                 "5x5x5µm section from CA1 hippocampus region");
+        double v[3] = {5, 5, 5};
+        cJSON_AddItemToObject(a->core, "voxel_size_nm", cJSON_CreateDoubleArray(v, 3));
+        cJSON_AddStringToObject(a->core, "modality", "FIB-SEM");
+        return set_url(f, a->dir, u, strlen(u));
+    }
+    /* dvid */
+    long long box[6];
+    sscanf(args[3], "%lld,%lld,%lld,%lld,%lld,%lld", &box[0], &box[1], &box[2], &box[3], &box[4],
+           &box[5]);
+    snprintf(url, sizeof(url), "%s/api/node/%s/%s/info", args[0], args[1], args[2]);
+    cJSON *j = api_json(r, a, url);
+    if (!j)
+        return -EM_EIO;
+    const cJSON *ext = cJSON_GetObjectItemCaseSensitive(j, "Extended");
+    const cJSON *val = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(ext, "Values"), 0);
+    const char *type = json_str(val, "DataType");
+    int bytes = !type                         ? 0
+                : strcmp(type, "uint8") == 0  ? 1
+                : strcmp(type, "uint16") == 0 ? 2
+                : strcmp(type, "uint32") == 0 ? 4
+                : strcmp(type, "uint64") == 0 ? 8
+                                              : 0;
+    const cJSON *extents = cJSON_GetObjectItemCaseSensitive(j, "Extents");
+    const cJSON *maxp = cJSON_GetObjectItemCaseSensitive(extents, "MaxPoint");
+    const cJSON *minp = cJSON_GetObjectItemCaseSensitive(extents, "MinPoint");
+    rc = 0;
+    if (!bytes) {
+        snprintf(a->error, sizeof(a->error), "dvid %s: data type %s is not one this loader reads",
+                 args[2], type ? type : "(missing)");
+        rc = -EM_EVALUE;
+    }
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        const cJSON *lo = cJSON_GetArrayItem(minp, i), *hi = cJSON_GetArrayItem(maxp, i);
+        if (!cJSON_IsNumber(lo) || !cJSON_IsNumber(hi) || box[i] < (long long)lo->valuedouble ||
+            box[i] + box[i + 3] - 1 > (long long)hi->valuedouble) {
+            snprintf(a->error, sizeof(a->error),
+                     "dvid %s: the box %s lies outside the volume's extents", args[2], args[3]);
+            rc = -EM_EVALUE;
+        }
+    }
+    if (rc < 0) {
+        a->permanent = true;
+        cJSON_Delete(j);
+        return rc;
+    }
+    /* (dz, dy, dx): X fastest, as DVID sends it. */
+    int shape[3] = {(int)box[5], (int)box[4], (int)box[3]};
+    cJSON_AddItemToObject(a->core, "volume_shape", cJSON_CreateIntArray(shape, 3));
+    cJSON_AddStringToObject(a->core, "data_type", type);
+    const cJSON *vs = cJSON_GetObjectItemCaseSensitive(ext, "VoxelSize");
+    if (cJSON_GetArraySize(vs) == 3) {
+        double v[3] = {cJSON_GetArrayItem(vs, 2)->valuedouble,
+                       cJSON_GetArrayItem(vs, 1)->valuedouble,
+                       cJSON_GetArrayItem(vs, 0)->valuedouble};
+        cJSON_AddItemToObject(a->core, "voxel_size_nm", cJSON_CreateDoubleArray(v, 3));
+    }
+    snprintf(a->source_id, sizeof(a->source_id), "%s/%s/%s", args[1], args[2], args[3]);
+    snprintf(a->description, sizeof(a->description),
+             "DVID %s %s, %lldx%lldx%lld voxels at %lld,%lld,%lld", args[2], args[1], box[3],
+             box[4], box[5], box[0], box[1], box[2]);
+    char name[256];
+    snprintf(name, sizeof(name), "%s_%lld_%lld_%lld_%lldx%lldx%lld.raw", args[2], box[0], box[1],
+             box[2], box[3], box[4], box[5]);
+    snprintf(url, sizeof(url), "%s/api/node/%s/%s/raw/0_1_2/%lld_%lld_%lld/%lld_%lld_%lld", args[0],
+             args[1], args[2], box[3], box[4], box[5], box[0], box[1], box[2]);
+    f->x.want_size = box[3] * box[4] * box[5] * bytes;
+    cJSON_Delete(j);
+    return safe_name(name) ? set_url_named(f, a->dir, url, strlen(url), name) : -EM_EVALUE;
+}
+
 /* Starts a claimed job: its directory, its record's stub, its files. */
 static int start_job(struct runner *r, struct active *a)
 {
@@ -349,37 +590,69 @@ static int start_job(struct runner *r, struct active *a)
     new_uuid(a->id);
     iso_now(a->created, sizeof(a->created));
     earlier_record(a);
-    a->files = calloc(n, sizeof(*a->files));
+    a->files = calloc(n ? n : 1, sizeof(*a->files));
     if (!a->files) {
         free(args);
         return -EM_ENOMEM;
     }
-    for (size_t i = 0; i < n && rc == 0; i++) {
+    bool movie = strcmp(a->j.loader, "movie") == 0;
+    if (strcmp(a->j.loader, "idr") == 0 || strcmp(a->j.loader, "dvid") == 0 ||
+        strcmp(a->j.loader, "epfl") == 0) {
+        rc = source_job(r, a, args, n);
+        free(args);
+        if (rc == 0 && (rc = record(a, false)) < 0)
+            snprintf(a->error, sizeof(a->error), "%s/metadata.json: cannot write: %s", a->dir,
+                     em_strerror(rc));
+        if (rc == 0 && already_there(&a->files[0])) {
+            a->files[0].finished = true;
+            a->nfinished++;
+        } else if (rc == 0 && (rc = xfer_add(r->x, &a->files[0].x)) < 0) {
+            snprintf(a->error, sizeof(a->error), "%s", a->files[0].x.error);
+        }
+        return rc;
+    }
+    for (size_t i = 0; i < (movie ? 1 : n) && rc == 0; i++) {
         struct jfile *f = &a->files[i];
+        if (movie) {
+            /* EPU writes the movie beside the manifest: its name without ".xml" and one
+             * of these endings, depending on the camera and the settings. */
+            static const char *const endings[] = {"_Fractions.tiff", "_Fractions.mrc", "_EER.eer",
+                                                  ".tiff",           ".eer",           ".mrc"};
+            size_t plen = strlen(args[1]) - 4;
+            for (size_t k = 0; k < sizeof(endings) / sizeof(endings[0]) && rc == 0; k++)
+                if (!(f->cands[f->ncand++] = join_url(args[0], args[1], plen, endings[k])))
+                    rc = -EM_ENOMEM;
+            if (rc == 0)
+                rc = set_url(f, a->dir, f->cands[0], strlen(f->cands[0]));
+            f->x.want_size = -1;
+            f->x.tag = a;
+            a->nfiles++;
+            continue;
+        }
         const char *hash = strstr(args[i], "#sha256=");
-        f->url = hash ? strndup(args[i], (size_t)(hash - args[i])) : strdup(args[i]);
-        loader_file_name(args[i], f->name, sizeof(f->name));
-        /* The same name twice: the later ones get -2, -3, … */
-        for (size_t k = 0, dup = 1; k < i; k++) {
+        rc = set_url(f, a->dir, args[i], hash ? (size_t)(hash - args[i]) : strlen(args[i]));
+        /* The same name twice: the later ones get 2-, 3-, … */
+        for (size_t k = 0, dup = 1; rc == 0 && k < i; k++) {
             if (strcmp(a->files[k].name, f->name) == 0) {
                 char again[256];
                 snprintf(again, sizeof(again), "%zu-%.200s", ++dup, f->name);
                 snprintf(f->name, sizeof(f->name), "%s", again);
+                size_t dl = strlen(a->dir) + strlen(f->name) + 16;
+                char *d = realloc(f->dest, dl), *p = d ? realloc(f->partial, dl) : NULL;
+                if (d)
+                    f->dest = d;
+                if (!d || !p) {
+                    rc = -EM_ENOMEM;
+                    break;
+                }
+                f->partial = p;
+                snprintf(f->dest, dl, "%s/%s", a->dir, f->name);
+                snprintf(f->partial, dl, "%s/.partial/%s", a->dir, f->name);
+                f->x.dest = f->dest;
+                f->x.partial = f->partial;
                 k = (size_t)-1;
             }
         }
-        size_t dl = strlen(a->dir) + strlen(f->name) + 16;
-        f->dest = malloc(dl);
-        f->partial = malloc(dl);
-        if (!f->url || !f->dest || !f->partial) {
-            rc = -EM_ENOMEM;
-            break;
-        }
-        snprintf(f->dest, dl, "%s/%s", a->dir, f->name);
-        snprintf(f->partial, dl, "%s/.partial/%s", a->dir, f->name);
-        f->x.url = f->url;
-        f->x.dest = f->dest;
-        f->x.partial = f->partial;
         f->x.want_size = -1;
         if (hash)
             snprintf(f->x.want_sha256, sizeof(f->x.want_sha256), "%s", hash + 8);
@@ -409,6 +682,27 @@ static int start_job(struct runner *r, struct active *a)
 
 static void renew(struct runner *r, struct active *a);
 
+/* On a terminal, once a second: jobs running, files done, bytes and the rate. */
+static void progress_line(struct runner *r, time_t secs)
+{
+    static int64_t last;
+    int64_t bytes = 0;
+    size_t files = 0, done = 0;
+    for (const struct active *a = r->jobs; a; a = a->next) {
+        files += a->nfiles;
+        done += a->nfinished < a->nfiles ? a->nfinished : a->nfiles;
+        for (size_t i = 0; i < a->nfiles; i++)
+            bytes += a->files[i].x.received;
+    }
+    double rate = secs > 0 && bytes >= last ? (double)(bytes - last) / (double)secs : 0;
+    last = bytes;
+    fprintf(
+        stderr,
+        "\r\033[K%zu job%s running, %zu/%zu files, %.1f MB, %.1f MB/s; %lu complete, %lu failed",
+        r->njobs, r->njobs == 1 ? "" : "s", done, files, (double)bytes / 1e6, rate / 1e6,
+        r->completed, r->failed);
+}
+
 static void finish_job(struct runner *r, struct active *a)
 {
     renew(r, a); /* the final bytes into the job row */
@@ -425,8 +719,8 @@ static void finish_job(struct runner *r, struct active *a)
     }
     char partials[2100];
     snprintf(partials, sizeof(partials), "%s/.partial", a->dir);
+    rmdir(partials); /* when empty: partial files stay for a resume */
     if (a->error[0] == '\0') {
-        rmdir(partials);
         status = "complete";
         r->completed++;
         em_log(EM_LOG_INFO, "job %" PRId64 ": complete: %s", a->j.id, a->dir);
@@ -440,6 +734,8 @@ static void finish_job(struct runner *r, struct active *a)
         em_log(EM_LOG_WARN, "job %" PRId64 ": attempt %d failed (%s); pending again", a->j.id,
                a->j.attempts, a->error);
     }
+    if (a->permanent)
+        rmdir(a->dir); /* a job that failed before writing anything leaves no directory */
     rc = jobs_finish(r->s, a->j.id, r->name, status, a->error[0] ? a->error : NULL,
                      a->error[0] ? NULL : a->dir, a->error[0] ? NULL : a->dataset, 30, reason,
                      sizeof(reason));
@@ -529,11 +825,16 @@ static int loaders_main(const struct emopt *o)
         .max_bytes = (int64_t)max_bytes,
         .max_tries = (int)tries,
         .backoff_s = backoff,
-        .protocols = emopt_yes(o, L_ALLOW_FILE) ? "http,https,ftp,ftps,sftp,file"
-                                                : "http,https,ftp,ftps,sftp",
+        .protocols = emopt_yes(o, L_ALLOW_FILE) ? "http,https,ftp,ftps,sftp,smb,smbs,file"
+                                                : "http,https,ftp,ftps,sftp,smb,smbs",
         .user_agent = "em-backend",
     };
     struct runner r = {.s = s, .out = out, .name = name, .lease = (int)lease};
+    r.idr_api = r.idr_site =
+        emopt_get(o, L_IDR) ? emopt_get(o, L_IDR) : "https://idr.openmicroscopy.org";
+    r.epfl_url = emopt_get(o, L_EPFL) ? emopt_get(o, L_EPFL)
+                                      : "https://documents.epfl.ch/groups/c/cv/cvlab-unit/www/data/"
+                                        "%20ElectronMicroscopy_Hippocampus/volumedata.tif";
     r.x = xfer_new(&xo, reason, sizeof(reason));
     if (!r.x) {
         fprintf(stderr, "em-backend: loaders: %s\n", reason);
@@ -547,7 +848,9 @@ static int loaders_main(const struct emopt *o)
     bool once = emopt_yes(o, L_ONCE), drained = false;
     int status = BE_OK;
     em_log(EM_LOG_INFO, "loaders: runner %s, %ld workers, datasets in %s", name, workers, out);
-    time_t last_claim = 0;
+    time_t last_claim = 0, shown = time(NULL);
+    bool tty =
+        isatty(2) && !cli_quiet && em_log_threshold < EM_LOG_INFO; /* not between log lines */
     while (!stop_now) {
         /* Claim while there is room (at most once a second when nothing is pending). */
         while (!stop_now && r.njobs < (size_t)workers && (!drained || time(NULL) != last_claim)) {
@@ -583,6 +886,10 @@ static int loaders_main(const struct emopt *o)
             break;
         xfer_run(r.x, 200, on_done, &r);
         time_t now = time(NULL);
+        if (tty && now != shown) {
+            progress_line(&r, now - shown);
+            shown = now;
+        }
         for (struct active **p = &r.jobs; *p;) {
             struct active *a = *p;
             /* Every second: progress into the job row, and a cancel is seen at once. */
@@ -601,6 +908,8 @@ static int loaders_main(const struct emopt *o)
         if (drained && r.njobs == 0 && !once)
             sleep(1);
     }
+    if (tty)
+        fprintf(stderr, "\r\033[K");
     /* Stopped: the running jobs go back to pending; their partial files are resumed. */
     while (r.jobs) {
         struct active *a = r.jobs;

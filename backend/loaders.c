@@ -67,13 +67,62 @@ int loader_check(const char *loader, const char *const *args, size_t n, char *wh
         }
         return 0;
     }
-    static const char *later[] = {"empiar", "epfl", "dvid", "idr", "openorganelle", "movie"};
+    if (strcmp(loader, "movie") == 0) {
+        /* BASE_URL and a micrograph's path relative to it (from its event). */
+        if (n != 2 || !strstr(args[0], "://")) {
+            snprintf(why, cap, "movie: expected BASE_URL and the micrograph's path");
+            return -EM_EUSAGE;
+        }
+        size_t len = strlen(args[1]);
+        if (len < 5 || strcmp(args[1] + len - 4, ".xml") != 0 || args[1][0] == '/' ||
+            strstr(args[1], "..") || strchr(args[1], '\\')) {
+            snprintf(why, cap, "movie: %s: not a micrograph manifest's relative path", args[1]);
+            return -EM_EUSAGE;
+        }
+        return 0;
+    }
+    if (strcmp(loader, "idr") == 0) {
+        if (n != 1 || strspn(args[0], "0123456789") != strlen(args[0]) || !args[0][0] ||
+            strlen(args[0]) > 18) {
+            snprintf(why, cap, "idr: expected an image id (digits)");
+            return -EM_EUSAGE;
+        }
+        return 0;
+    }
+    if (strcmp(loader, "epfl") == 0) {
+        if (n > 1 || (n == 1 && !strstr(args[0], "://"))) {
+            snprintf(why, cap, "epfl: expected nothing, or the volume's URL");
+            return -EM_EUSAGE;
+        }
+        return 0;
+    }
+    if (strcmp(loader, "dvid") == 0) {
+        long long b[6];
+        char end;
+        if (n != 4 || !strstr(args[0], "://") ||
+            sscanf(args[3], "%lld,%lld,%lld,%lld,%lld,%lld%c", &b[0], &b[1], &b[2], &b[3], &b[4],
+                   &b[5], &end) != 6 ||
+            b[0] < 0 || b[1] < 0 || b[2] < 0 || b[3] < 1 || b[4] < 1 || b[5] < 1 || b[3] > 100000 ||
+            b[4] > 100000 || b[5] > 100000 ||
+            strspn(args[1], "0123456789abcdefABCDEF") != strlen(args[1]) ||
+            strspn(args[2], "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") !=
+                strlen(args[2])) {
+            snprintf(why, cap,
+                     "dvid: expected SERVER UUID INSTANCE X0,Y0,Z0,DX,DY,DZ (the box in "
+                     "voxels, X first)");
+            return -EM_EUSAGE;
+        }
+        return 0;
+    }
+    static const char *later[] = {"empiar", "openorganelle"};
     for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
         if (strcmp(loader, later[i]) == 0) {
-            snprintf(why, cap, "%s: this loader is not built yet (only url is)", loader);
+            snprintf(why, cap,
+                     "%s: this loader is not built yet (url, movie, idr, dvid and epfl are)",
+                     loader);
             return -EM_EUSAGE;
         }
     }
-    snprintf(why, cap, "%s: unknown loader (url)", loader);
+    snprintf(why, cap, "%s: unknown loader (url, movie, idr, dvid, epfl)", loader);
     return -EM_EUSAGE;
 }

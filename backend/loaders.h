@@ -5,8 +5,11 @@
  * complete record last, each written to a temporary name and renamed).
  *
  * Today: `url URL...` (any URL the transfer engine allows; `URL#sha256=HEX` adds the
- * expected digest). The source-specific loaders (empiar, epfl, dvid, idr,
- * openorganelle) and `movie` come next; loader_check() refuses them clearly meanwhile.
+ * expected digest) and `movie BASE_URL PATH` (a micrograph's movie beside its manifest
+ * PATH on the acquisition share: PATH without ".xml" plus `_Fractions.tiff`,
+ * `_Fractions.mrc`, `_EER.eer`, `.tiff`, `.eer` or `.mrc`, the first that exists; the
+ * source is only read). The source-specific loaders (empiar, epfl, dvid, idr,
+ * openorganelle) come next; loader_check() refuses them clearly meanwhile.
  */
 #ifndef EM_LOADERS_H
 #define EM_LOADERS_H

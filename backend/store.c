@@ -1,4 +1,5 @@
 #include "store.h"
+#include "rules.h"
 #include "cli_common.h"
 
 #include <errno.h>
@@ -48,6 +49,8 @@ static int store_kind(const char *url, const char **path, char *reason, size_t c
     return -EM_EUSAGE;
 }
 
+const struct rules *store_rules;
+
 int store_open(const char *url, bool durable, struct store **out, char *reason, size_t cap)
 {
     *out = NULL;
@@ -60,6 +63,7 @@ int store_open(const char *url, bool durable, struct store **out, char *reason, 
     if (rc < 0)
         return rc;
     redact(url, (*out)->redacted, sizeof((*out)->redacted));
+    (*out)->rules = store_rules;
     rc = store_migrate(*out, reason, cap);
     if (rc < 0) {
         store_close(*out);
@@ -194,7 +198,12 @@ int store_apply_at(struct store *s, struct ev *evs, size_t n, const struct store
         return 0;
     if (n > 1)
         qsort(evs, n, sizeof(*evs), ev_cmp_key);
-    return s->ops->apply(s, evs, n, pos, changed, reason, cap);
+    int rc = s->ops->apply(s, evs, n, pos, changed, reason, cap);
+    /* Rules fire after the events are stored, for every event of the batch (changed or a
+     * redelivery): a job has a rule key, so it is made once however often it fires. */
+    if (rc == 0 && s->rules)
+        rc = rules_fire(s, s->rules, evs, n, reason, cap);
+    return rc;
 }
 
 struct position_row {

@@ -18,6 +18,7 @@
 #include "schema.h"
 
 struct store;
+struct rules;
 
 /* Where a followed event file has been read to (ingest --follow). */
 struct store_position {
@@ -41,7 +42,13 @@ struct store {
     enum sql_dialect dialect;
     char redacted[512]; /* the URL for messages, without a password */
     bool durable;       /* SQLite: synchronous=FULL (a commit survives power loss) */
+    /* Jobs made from stored events (rules.h), or NULL: fired after each applied batch. */
+    const struct rules *rules;
 };
+
+/* The rules every store opened for writing fires (consume and ingest --movies); NULL:
+ * none. Set before store_open(). */
+extern const struct rules *store_rules;
 
 /* Opens the store at `url` and brings its schema up to date. `durable` asks SQLite for
  * a full sync at each commit (consume acks after commit, so it must). Returns 0 and *out

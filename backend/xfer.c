@@ -357,10 +357,13 @@ static bool ended(struct xfer *x, struct xfer_file *f, CURLcode r)
         else
             snprintf(why, sizeof(why), "%s", curl_easy_strerror(r));
         permanent = !transient(r, code);
-        f->rc = permanent && (code == 404 || code == 410 || r == CURLE_REMOTE_FILE_NOT_FOUND)
+        f->rc = permanent && (code == 404 || code == 410 || r == CURLE_REMOTE_FILE_NOT_FOUND ||
+                              r == CURLE_FILE_COULDNT_READ_FILE)
                     ? -EM_ENOENT
                     : -EM_EIO;
-        if (code == 416) { /* the range is past the end: the partial is wrong, start over */
+        if (code == 416 || r == CURLE_RANGE_ERROR) {
+            /* The range is past the end, or the server does not do ranges: what the
+             * partial holds cannot be continued; the next attempt starts from zero. */
             remove(f->partial);
             permanent = false;
         }
@@ -506,4 +509,87 @@ void xfer_free(struct xfer *x)
     curl_multi_cleanup(x->m);
     free(x->waiting);
     free(x);
+}
+
+struct membuf {
+    char *p;
+    size_t len, max;
+    bool over;
+};
+
+static size_t to_mem(char *p, size_t size, size_t n, void *ctx)
+{
+    struct membuf *m = ctx;
+    size_t len = size * n;
+    if (m->len + len > m->max) {
+        m->over = true;
+        return 0;
+    }
+    char *np = realloc(m->p, m->len + len + 1);
+    if (!np)
+        return 0;
+    m->p = np;
+    memcpy(m->p + m->len, p, len);
+    m->len += len;
+    m->p[m->len] = '\0';
+    return len;
+}
+
+int xfer_get(const struct xfer *x, const char *url, size_t max, char **body, size_t *len, char *why,
+             size_t cap)
+{
+    *body = NULL;
+    *len = 0;
+    CURL *h = curl_easy_init();
+    if (!h)
+        return -EM_ENOMEM;
+    char scheme[16] = "";
+    const char *colon = strstr(url, "://");
+    if (colon && (size_t)(colon - url) < sizeof(scheme))
+        memcpy(scheme, url, (size_t)(colon - url));
+    struct membuf m = {NULL, 0, max, false};
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_mem);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, x->o.protocols);
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, scheme);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, x->o.connect_timeout_s);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, x->o.user_agent ? x->o.user_agent : "em-backend");
+    if (x->o.ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, x->o.ca_file);
+    if (x->o.insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+    CURLcode r = curl_easy_perform(h);
+    long code = 0;
+    curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);
+    curl_easy_cleanup(h);
+    int rc = 0;
+    if (m.over || r == CURLE_FILESIZE_EXCEEDED) {
+        snprintf(why, cap, "%.300s: the answer is larger than %zu bytes", url, max);
+        rc = -EM_ELIMIT;
+    } else if (r == CURLE_HTTP_RETURNED_ERROR) {
+        snprintf(why, cap, "%.300s: HTTP %ld", url, code);
+        rc = code == 404 || code == 410 ? -EM_ENOENT : -EM_EIO;
+    } else if (r != CURLE_OK) {
+        snprintf(why, cap, "%.300s: %s", url, curl_easy_strerror(r));
+        rc = -EM_EIO;
+    } else if (!m.p) {
+        snprintf(why, cap, "%.300s: an empty answer", url);
+        rc = -EM_EMALFORMED;
+    }
+    if (rc < 0) {
+        free(m.p);
+        return rc;
+    }
+    *body = m.p;
+    *len = m.len;
+    return 0;
 }

@@ -72,6 +72,13 @@ void xfer_cancel(struct xfer *x, struct xfer_file *f);
 
 void xfer_free(struct xfer *x);
 
+/* Fetches a small answer (an API's JSON) into memory, blocking, with the engine's limits
+ * (protocols, redirects, TLS) and at most `max` bytes: 0 and *body (malloc'd, NUL
+ * terminated), or a negative EM_E* (EM_ENOENT for 404, EM_ELIMIT past `max`) with the
+ * reason in `why`. */
+int xfer_get(const struct xfer *x, const char *url, size_t max, char **body, size_t *len, char *why,
+             size_t cap);
+
 /* Initialises and cleans up libcurl for the process (call once each). */
 int xfer_global_init(void);
 void xfer_global_cleanup(void);

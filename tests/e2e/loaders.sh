@@ -11,12 +11,28 @@
 #   resume    a runner SIGKILLed mid-transfer (rate-limited): its lease runs out, another
 #             runner resumes the partial file (fewer bytes transferred than the file)
 #   cancel    `job cancel` while it runs: the runner stops it within two seconds
+#   outage    nginx stopped in the middle of a transfer and started again: the runner
+#             retries and resumes (a 206 answer, fewer bytes than the file)
+#   recovers  503 until nginx's configuration is reloaded to serve the file: retried, then
+#             complete in the same run
+#   liar      a server that announces 10 GB and sends 3 bytes: over --max-bytes it is
+#             refused at once; under it, the cut transfer is retried, never kept
+#   diskfull  the output on a 1 MiB tmpfs, a 3 MB file: failed with "No space left on
+#             device", the partial removed
+#   movies    `ingest --movies file://SHARE/` of a scanned visit: one movie job per
+#             micrograph (ingested twice: still one); the runner finds each movie under
+#             the name EPU gave it (_Fractions.tiff, _EER.eer), fails the one without a
+#             movie with the reason, and leaves the share as it was
+#   sources   idr (image JSON, then the file under the API's name), dvid (info, then a raw
+#             subvolume whose size is checked), epfl; hostile answers: an image name
+#             "../../etc/passwd", a 20 MB JSON, a raw subvolume cut short
 #   postgres  12 jobs on a throwaway PostgreSQL, two runners at once: every job complete,
 #             each file fetched exactly once (FOR UPDATE SKIP LOCKED), one dataset per job
 # The other cases use an SQLite store.
 set -u
 BACKEND=$(realpath "$1")
 PORT=${2:-47180}
+AGENT=${3:+$(realpath "$3")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=servers.sh
 . "$HERE/servers.sh"
@@ -28,6 +44,8 @@ failures=0
 NGINX_PID=
 cleanup() {
     [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null
+    [ -n "${LIAR_PID:-}" ] && kill "$LIAR_PID" 2>/dev/null
+    mountpoint -q "$TMP/small" 2>/dev/null && umount "$TMP/small"
     servers_cleanup
     if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
@@ -57,16 +75,23 @@ http {
         location = /tofile { return 302 file:///etc/passwd; }
         location = /loop/x.bin { return 302 /loop/x.bin; }
         location = /busy/x.bin { return 503; }
+        include $TMP/nginx/extra.conf;
+        index index.json;
+        location ~ ^/webclient/render_image_download/([0-9]+)/$ { rewrite ^/webclient/render_image_download/([0-9]+)/$ /idr/\$1.tif break; }
     }
 }
 CONF
-"$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off; user root;' 2>"$TMP/nginx/start.err" &
-NGINX_PID=$!
-for _ in $(seq 1 50); do
-    curl -s -o /dev/null "http://127.0.0.1:$PORT/data/multipage.tif" 2>/dev/null && break
-    sleep 0.1
-done
-curl -s -o /dev/null "http://127.0.0.1:$PORT/data/multipage.tif" || { bad "nginx did not start: $(cat "$TMP/nginx/start.err")"; exit 1; }
+: >"$TMP/nginx/extra.conf"
+start_nginx() {
+    "$NGINX" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off; user root;' 2>"$TMP/nginx/start.err" &
+    NGINX_PID=$!
+    for _ in $(seq 1 50); do
+        curl -s -o /dev/null "http://127.0.0.1:$PORT/data/multipage.tif" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    return 1
+}
+start_nginx || { bad "nginx did not start: $(cat "$TMP/nginx/start.err")"; exit 1; }
 BASE="http://127.0.0.1:$PORT"
 STORE="sqlite:$TMP/store.db"
 OUT=$TMP/out
@@ -173,6 +198,174 @@ took=$(python3 -c "print(round($t1 - $t0, 1))")
     python3 -c "import sys; sys.exit(0 if $took < 2.5 else 1)" &&
     ok "cancel: the runner stopped the transfer ${took} s after 'job cancel'" ||
     bad "cancel: status $(field "$id" status), runner ended ${took} s after"
+
+# outage
+sum=$(sha256sum "$TMP/www/slow/big.bin" | cut -d' ' -f1)
+id=$(add url "$BASE/slow/big.bin#sha256=$sum")
+: >"$TMP/nginx/access.log"
+timeout 120 "$BACKEND" loaders --store "$STORE" --out "$OUT" --once --backoff 1 --tries 10 2>>"$TMP/loaders.log" &
+pid=$!
+sleep 1.5
+kill "$NGINX_PID"
+wait "$NGINX_PID" 2>/dev/null
+sleep 1.5
+start_nginx || bad "outage: nginx did not start again"
+wait "$pid"
+codes=$(awk '$7 ~ /big.bin/ {print $9}' "$TMP/nginx/access.log" | tr '\n' ' ')
+resumed=$(awk '$7 ~ /big.bin/ && $9 == 206 {print $10}' "$TMP/nginx/access.log" | head -1)
+[ "$(field "$id" status)" = complete ] && cmp -s "$OUT/url/job-$id/big.bin" "$TMP/www/slow/big.bin" &&
+    [ -n "$resumed" ] && [ "$resumed" -lt 3000000 ] &&
+    ok "outage: nginx stopped mid-transfer and started again: resumed with a 206 for $resumed bytes" ||
+    bad "outage: status $(field "$id" status), answers after the restart: $codes"
+
+# recovers
+id=$(add url "$BASE/later/x.bin")
+mkdir -p "$TMP/www/later"
+cp "$TMP/www/data/multipage.tif" "$TMP/www/later/x.bin"
+echo "location = /later/x.bin { return 503; }" >"$TMP/nginx/extra.conf"
+kill -HUP "$NGINX_PID"
+sleep 0.5
+timeout 120 "$BACKEND" loaders --store "$STORE" --out "$OUT" --once --backoff 1 --tries 6 2>>"$TMP/loaders.log" &
+pid=$!
+sleep 1.5
+: >"$TMP/nginx/extra.conf"
+kill -HUP "$NGINX_PID" # serve it now
+wait "$pid"
+[ "$(field "$id" status)" = complete ] && [ "$(field "$id" attempts)" = 1 ] &&
+    cmp -s "$OUT/url/job-$id/x.bin" "$TMP/www/later/x.bin" &&
+    ok "recovers: 503 until nginx was reloaded, then complete in the same attempt" ||
+    bad "recovers: status $(field "$id" status), attempts $(field "$id" attempts), error $(field "$id" error)"
+
+# liar
+LPORT=$((PORT + 1))
+python3 - "$LPORT" <<'PY' &
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8)
+while True:
+    c, _ = s.accept()
+    c.recv(65536)
+    c.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 10737418240\r\n\r\nabc")
+    c.close()
+PY
+LIAR_PID=$!
+sleep 0.5
+id=$(add url "http://127.0.0.1:$LPORT/huge.bin")
+run_once --max-bytes 1000000
+e=$(field "$id" error)
+[ "$(field "$id" status)" = failed ] && echo "$e" | grep -q "larger than the limit" &&
+    [ ! -e "$OUT/url/job-$id/huge.bin" ] &&
+    ok "liar: 10 GB announced, over --max-bytes: refused at once ($e)" || bad "liar: $(field "$id" status) $e"
+id=$(add url "http://127.0.0.1:$LPORT/huge2.bin")
+run_once
+e=$(field "$id" error)
+[ "$(field "$id" status)" = pending ] && [ ! -e "$OUT/url/job-$id/huge2.bin" ] &&
+    ok "liar: 10 GB announced, 3 bytes sent: retried, not kept ($e)" || bad "liar: $(field "$id" status) $e"
+"$BACKEND" job cancel --store "$STORE" "$id" >/dev/null
+
+# diskfull
+if [ "$(id -u)" -eq 0 ] && mkdir -p "$TMP/small" && mount -t tmpfs -o size=1m tmpfs "$TMP/small" 2>/dev/null; then
+    id=$(add url "$BASE/data/big.bin")
+    cp "$TMP/www/slow/big.bin" "$TMP/www/data/big.bin"
+    timeout 60 "$BACKEND" loaders --store "$STORE" --out "$TMP/small" --once 2>>"$TMP/loaders.log"
+    e=$(field "$id" error)
+    [ "$(field "$id" status)" = failed ] && echo "$e" | grep -q "No space left on device" &&
+        [ -z "$(ls -A "$TMP/small/url/job-$id/.partial" 2>/dev/null)" ] &&
+        ok "diskfull: failed with '$(echo "$e" | grep -o 'No space left on device')', the partial removed" ||
+        bad "diskfull: $(field "$id" status) $e; partial: $(ls -la "$TMP/small/url/job-$id/.partial" 2>&1 | tail -1)"
+    umount "$TMP/small"
+else
+    echo "SKIP diskfull: mounting a small tmpfs needs root"
+fi
+
+# movies
+if [ -n "$AGENT" ]; then
+    SHARE=$TMP/share
+    cp -r "$HERE/../../testdata/visit-mini" "$SHARE"
+    mics=$(find "$SHARE" -path '*/Data/*.xml' | sort)
+    m1=$(echo "$mics" | sed -n 1p) m2=$(echo "$mics" | sed -n 2p)
+    head -c 200000 /dev/urandom >"${m1%.xml}_Fractions.tiff"
+    head -c 150000 /dev/urandom >"${m2%.xml}_EER.eer"
+    (cd "$SHARE" && find . -type f -exec sha256sum {} + | sort) >"$TMP/share.before"
+    "$AGENT" scan -q --no-progress "$SHARE" >"$TMP/visit.jsonl"
+    MS="sqlite:$TMP/movies.db"
+    "$BACKEND" ingest -q --store "$MS" --movies "file://$SHARE/" "$TMP/visit.jsonl"
+    "$BACKEND" ingest -q --store "$MS" --movies "file://$SHARE/" "$TMP/visit.jsonl"
+    nmic=$(grep -c '"type":"micrograph"' "$TMP/visit.jsonl")
+    njobs=$("$BACKEND" job list --store "$MS" | wc -l)
+    [ "$njobs" = "$nmic" ] && [ "$nmic" -ge 3 ] &&
+        ok "movies: $nmic micrographs ingested twice made $njobs movie jobs" ||
+        bad "movies: $nmic micrographs, $njobs jobs"
+    timeout 120 "$BACKEND" loaders --store "$MS" --out "$TMP/movies" --once --allow-file 2>>"$TMP/loaders.log"
+    complete=$("$BACKEND" job list --store "$MS" --status complete | wc -l)
+    failed=$("$BACKEND" job list --store "$MS" --status failed --json)
+    got1=$(find "$TMP/movies/movie" -name "$(basename "${m1%.xml}_Fractions.tiff")")
+    got2=$(find "$TMP/movies/movie" -name "$(basename "${m2%.xml}_EER.eer")")
+    (cd "$SHARE" && find . -type f -exec sha256sum {} + | sort) >"$TMP/share.after"
+    if [ "$complete" = 2 ] && cmp -s "$got1" "${m1%.xml}_Fractions.tiff" && cmp -s "$got2" "${m2%.xml}_EER.eer" &&
+        [ "$(echo "$failed" | grep -c 'no movie beside')" = $((nmic - 2)) ] && cmp -s "$TMP/share.before" "$TMP/share.after"; then
+        ok "movies: the _Fractions.tiff and the _EER.eer fetched and equal, $((nmic - 2)) without a movie failed ('no movie beside …'), the share unchanged"
+    else
+        bad "movies: $complete complete; failed: $(echo "$failed" | head -2)"
+    fi
+else
+    echo "SKIP movies: no em-agent given"
+fi
+
+# sources
+mkdir -p "$TMP/www/api/v0/m/images/9846137" "$TMP/www/api/v0/m/images/666" "$TMP/www/api/v0/m/images/777" \
+    "$TMP/www/idr" "$TMP/www/epfl" "$TMP/www/api/node/a89eb3af/grayscale/raw/0_1_2/64_64_64"
+echo '{"data": {"Name": "Figure_S3B_FIB-SEM_U2OS_20x20x20nm_xy.tif", "@id": 9846137}}' \
+    >"$TMP/www/api/v0/m/images/9846137/index.json"
+echo '{"data": {"Name": "../../etc/passwd"}}' >"$TMP/www/api/v0/m/images/666/index.json"
+python3 -c 'import json; print(json.dumps({"data": {"Name": "x.tif", "pad": "x" * 20000000}}))' \
+    >"$TMP/www/api/v0/m/images/777/index.json"
+cp "$SHARED/formats/ome-tiff/multi-channel-z-series.ome.tif" "$TMP/www/idr/9846137.tif"
+cp "$SHARED/formats/tiff/test_loading_image_saved_with_imageJ_stack.tif" "$TMP/www/epfl/volumedata.tif"
+cat >"$TMP/www/api/node/a89eb3af/grayscale/info" <<'JSON'
+{"Base": {"TypeName": "uint8blk"}, "Extended": {"Values": [{"DataType": "uint8"}], "BlockSize": [64,64,64],
+ "VoxelSize": [8,8,8], "VoxelUnits": ["nanometers","nanometers","nanometers"]},
+ "Extents": {"MinPoint": [0,0,0], "MaxPoint": [34431,39724,41407]}}
+JSON
+head -c 262144 /dev/urandom >"$TMP/www/api/node/a89eb3af/grayscale/raw/0_1_2/64_64_64/0_0_0"
+head -c 1000 /dev/urandom >"$TMP/www/api/node/a89eb3af/grayscale/raw/0_1_2/64_64_64/64_0_0"
+SS="sqlite:$TMP/sources.db"
+idr=$("$BACKEND" job add --store "$SS" idr 9846137)
+bad_name=$("$BACKEND" job add --store "$SS" idr 666)
+big_json=$("$BACKEND" job add --store "$SS" idr 777)
+dvid=$("$BACKEND" job add --store "$SS" dvid "$BASE" a89eb3af grayscale 0,0,0,64,64,64)
+short=$("$BACKEND" job add --store "$SS" dvid "$BASE" a89eb3af grayscale 64,0,0,64,64,64)
+outside=$("$BACKEND" job add --store "$SS" dvid "$BASE" a89eb3af grayscale 34400,0,0,64,64,64)
+epfl=$("$BACKEND" job add --store "$SS" epfl)
+timeout 120 "$BACKEND" loaders --store "$SS" --out "$TMP/src" --once --idr-url "$BASE" \
+    --epfl-url "$BASE/epfl/volumedata.tif" 2>>"$TMP/loaders.log"
+sfield() { "$BACKEND" job show --store "$SS" "$1" | python3 -c "import json,sys; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)"; }
+python3 - "$TMP/src" "$idr" "$dvid" "$epfl" <<'PY' && ok "sources: idr, dvid and epfl complete, their records say what the APIs said" || bad "sources: records"
+import json, sys
+out, idr, dvid, epfl = sys.argv[1:]
+m = json.load(open(f"{out}/idr/job-{idr}/metadata.json"))
+assert m["status"] == "complete" and m["source_id"] == "IDR-9846137", m
+assert m["metadata"]["core"]["description"] == "Figure_S3B_FIB-SEM_U2OS_20x20x20nm_xy.tif"
+assert "Figure_S3B_FIB-SEM_U2OS_20x20x20nm_xy.tif" in m["files"]["additional"]
+d = json.load(open(f"{out}/dvid/job-{dvid}/metadata.json"))
+c = d["metadata"]["core"]
+assert d["status"] == "complete" and c["volume_shape"] == [64, 64, 64] and c["voxel_size_nm"] == [8, 8, 8] and c["data_type"] == "uint8", d
+assert d["files"]["additional"]["grayscale_0_0_0_64x64x64.raw"]["size"] == 262144
+e = json.load(open(f"{out}/epfl/job-{epfl}/metadata.json"))
+assert e["status"] == "complete" and e["source_id"] == "EPFL-CA1-HIPPOCAMPUS" and e["metadata"]["core"]["voxel_size_nm"] == [5, 5, 5], e
+PY
+cmp -s "$TMP/src/idr/job-$idr/Figure_S3B_FIB-SEM_U2OS_20x20x20nm_xy.tif" "$TMP/www/idr/9846137.tif" ||
+    bad "sources: the IDR file differs from the server's"
+[ "$(sfield "$bad_name" status)" = failed ] && sfield "$bad_name" error | grep -q "not a safe file name" &&
+    [ ! -e /etc/passwd.part ] && ok "sources: an image named ../../etc/passwd refused ($(sfield "$bad_name" error))" ||
+    bad "sources: ../ name: $(sfield "$bad_name" status) $(sfield "$bad_name" error)"
+[ "$(sfield "$big_json" status)" = failed ] && sfield "$big_json" error | grep -q "larger than" &&
+    ok "sources: a 20 MB JSON answer refused ($(sfield "$big_json" error | sed 's/.*: //'))" ||
+    bad "sources: big JSON: $(sfield "$big_json" status) $(sfield "$big_json" error)"
+[ "$(sfield "$short" status)" = failed ] && sfield "$short" error | grep -q "the source says" &&
+    [ "$(sfield "$outside" status)" = failed ] && sfield "$outside" error | grep -q "outside" &&
+    ok "sources: a raw subvolume cut short and a box outside the volume: failed, with the reasons" ||
+    bad "sources: dvid faults: $(sfield "$short" status) $(sfield "$short" error) / $(sfield "$outside" error)"
 
 # postgres
 if [ -x /usr/lib/postgresql/15/bin/postgres ] && pg_start "$TMP/pg"; then

@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# bench_loaders.sh [RUNS] — em-backend loaders against curl, from a local nginx (all on
+# tmpfs): one large file (512 MiB) and 1,000 small files (64 KiB each). For each: wall
+# time and CPU time (user+sys), median of RUNS (default 3). curl runs as one process for
+# the large file, one process per file for the small ones, and `curl --parallel` (one
+# process, 8 at once, as the loaders). The loaders also compute every file's SHA-256,
+# fsync it and rename it into place, and record the job in an SQLite store.
+set -euo pipefail
+top=$(cd "$(dirname "$0")/.." && pwd)
+runs=${1:-3}
+backend=$top/build/backend/em-backend
+[ -x "$backend" ] || { echo "build first: $backend is missing"; exit 1; }
+NGINX=$(command -v nginx || echo /usr/sbin/nginx)
+[ -x "$NGINX" ] || { echo "nginx is not installed (scripts/setup.sh test)"; exit 1; }
+work=$(mktemp -d /dev/shm/em-bench-loaders.XXXXXX)
+port=47290
+trap 'kill $(cat "$work/nginx/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+mkdir -p "$work/www/small" "$work/nginx"
+head -c $((512 << 20)) /dev/urandom >"$work/www/large.bin"
+for i in $(seq 1 1000); do head -c 65536 /dev/urandom >"$work/www/small/f$i.bin"; done
+cat >"$work/nginx/nginx.conf" <<CONF
+worker_processes 2;
+error_log $work/nginx/error.log;
+pid $work/nginx/nginx.pid;
+events { worker_connections 1024; }
+http {
+    access_log off;
+    sendfile on;
+    keepalive_requests 100000;
+    client_body_temp_path $work/nginx/body;
+    proxy_temp_path $work/nginx/proxy;
+    fastcgi_temp_path $work/nginx/fastcgi;
+    uwsgi_temp_path $work/nginx/uwsgi;
+    scgi_temp_path $work/nginx/scgi;
+    server { listen 127.0.0.1:$port; root $work/www; }
+}
+CONF
+"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'user root;'
+sleep 0.5
+base=http://127.0.0.1:$port
+for i in $(seq 1 1000); do echo "url = $base/small/f$i.bin"; done | sed 's/^url = //' >"$work/small.list"
+
+# measure NAME COMMAND...: appends "wall cpu" for one run
+measure() {
+    local name=$1
+    shift
+    rm -rf "$work/out" && mkdir -p "$work/out"
+    /usr/bin/time -f "%e %U %S" -o "$work/time" "$@" >/dev/null 2>&1
+    awk -v n="$name" '{printf "%s %.2f %.2f\n", n, $1, $2 + $3}' "$work/time" >>"$work/results"
+}
+loaders() { # loaders URL...
+    rm -f "$work/store.db"*
+    "$backend" job add --store "sqlite:$work/store.db" url "$@" >/dev/null
+    "$backend" loaders --store "sqlite:$work/store.db" --out "$work/out" --once
+}
+curl_each() { while read -r u; do curl -s -o "$work/out/$(basename "$u")" "$u"; done <"$work/small.list"; }
+curl_parallel() { (cd "$work/out" && xargs curl -s -Z --parallel-max 8 --remote-name-all <"$work/small.list"); }
+export -f loaders curl_each curl_parallel
+export work backend
+: >"$work/results"
+for r in $(seq 1 "$runs"); do
+    measure "large: curl" curl -s -o "$work/out/large.bin" "$base/large.bin"
+    measure "large: loaders" bash -c "loaders $base/large.bin"
+    measure "1000 small: curl per file" bash -c curl_each
+    measure "1000 small: curl --parallel" bash -c curl_parallel
+    measure "1000 small: loaders" bash -c "loaders \$(cat $work/small.list)"
+done
+echo "median of $runs runs (wall s, cpu s):"
+for name in "large: curl" "large: loaders" "1000 small: curl per file" "1000 small: curl --parallel" "1000 small: loaders"; do
+    grep "^$name " "$work/results" | awk -v n="$name" '{w[NR]=$(NF-1); c[NR]=$NF} END {
+        asort(w); asort(c); m=int((NR+1)/2); printf "  %-30s %7.2f s wall %7.2f s cpu\n", n, w[m], c[m]}'
+done
