@@ -22,6 +22,7 @@ int cmd_consume(int argc, char **argv);
 int cmd_query(int argc, char **argv);
 int cmd_dead(int argc, char **argv);
 int cmd_job(int argc, char **argv);
+int cmd_catalog(int argc, char **argv);
 
 /* The store URL (--store or $EM_BACKEND_STORE, through emopt); says which are missing
  * and returns NULL when it is. */

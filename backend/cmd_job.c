@@ -130,7 +130,10 @@ static int job_main(const struct emopt *o)
         return BE_USAGE;
     struct store *s;
     char reason[512];
-    int rc = store_open(url, false, &s, reason, sizeof(reason));
+    /* Reading jobs opens the store read-only: a mistyped path makes no empty store. */
+    bool reading = list || strcmp(verb, "show") == 0;
+    int rc = reading ? store_open_readonly(url, &s, reason, sizeof(reason))
+                     : store_open(url, false, &s, reason, sizeof(reason));
     if (rc < 0) {
         fprintf(stderr, "em-backend: %s\n", reason);
         return rc == -EM_EUSAGE ? BE_USAGE : BE_FAILED;

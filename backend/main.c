@@ -20,6 +20,7 @@ static const char main_usage[] =
     "  dead      list the dead letters (events consume could not store) or replay them\n"
     "  job       loader jobs: add, list, show, cancel, retry\n"
     "  loaders   run loader jobs: fetch, verify and record datasets\n"
+    "  catalog   the datasets' catalog and validation report\n"
     "  help [COMMAND]  show help for a command\n"
     "\n"
     "Stores: --store sqlite:PATH (embedded, the default kind) or\n"
@@ -44,8 +45,10 @@ static int dispatch(const char *cmd, int argc, char **argv)
         return cmd_ingest(argc, argv);
     if (strcmp(cmd, "dead") == 0)
         return cmd_dead(argc, argv);
-    if (strcmp(cmd, "query") == 0 || strcmp(cmd, "catalog") == 0)
+    if (strcmp(cmd, "query") == 0)
         return cmd_query(argc, argv);
+    if (strcmp(cmd, "catalog") == 0)
+        return cmd_catalog(argc, argv);
     if (strcmp(cmd, "job") == 0)
         return cmd_job(argc, argv);
     if (strcmp(cmd, "loaders") == 0)
@@ -61,7 +64,8 @@ int main(int argc, char **argv)
         return early;
     if (argc < 2) {
         fprintf(stderr,
-                "em-backend: which command? (consume, ingest, query, dead, job, loaders)\n\n%s",
+                "em-backend: which command? (consume, ingest, query, dead, job, loaders, "
+                "catalog)\n\n%s",
                 main_usage);
         return BE_USAGE;
     }

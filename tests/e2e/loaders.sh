@@ -26,6 +26,8 @@
 #   sources   idr (image JSON, then the file under the API's name), dvid (info, then a raw
 #             subvolume whose size is checked), epfl; hostile answers: an image name
 #             "../../etc/passwd", a 20 MB JSON, a raw subvolume cut short
+#   catalog   `em-backend catalog` of those: 3 records, the one edited by hand invalid with
+#             its reasons, the failed jobs with theirs, the report files written
 #   postgres  12 jobs on a throwaway PostgreSQL, two runners at once: every job complete,
 #             each file fetched exactly once (FOR UPDATE SKIP LOCKED), one dataset per job
 # The other cases use an SQLite store.
@@ -366,6 +368,28 @@ cmp -s "$TMP/src/idr/job-$idr/Figure_S3B_FIB-SEM_U2OS_20x20x20nm_xy.tif" "$TMP/w
     [ "$(sfield "$outside" status)" = failed ] && sfield "$outside" error | grep -q "outside" &&
     ok "sources: a raw subvolume cut short and a box outside the volume: failed, with the reasons" ||
     bad "sources: dvid faults: $(sfield "$short" status) $(sfield "$short" error) / $(sfield "$outside" error)"
+
+# catalog (of the sources' store): one record made invalid by hand
+python3 - "$TMP/src/epfl/job-$epfl/metadata.json" <<'PY'
+import json, sys
+m = json.load(open(sys.argv[1])); m["metadata"]["core"]["data_type"] = "uint64"; m["status"] = "done"
+json.dump(m, open(sys.argv[1], "w"))
+PY
+mkdir -p "$TMP/catalog"
+"$BACKEND" catalog --store "$SS" --out "$TMP/catalog" >"$TMP/catalog.txt" 2>"$TMP/catalog.err"
+"$BACKEND" catalog --store "$SS" --json >"$TMP/catalog.json"
+python3 - "$TMP/catalog.json" "$TMP/catalog" <<'PY' && ok "catalog: $(head -1 "$TMP/catalog.txt")" || { bad "catalog"; cat "$TMP/catalog.txt"; }
+import glob, json, sys
+c = json.load(open(sys.argv[1]))
+v = c["validation"]
+assert v["total_files"] == 3 and v["valid_files"] == 2 and v["invalid_files"] == 1, v
+assert v["validation_rate"] == 66.67 and sorted(c["summary"]["sources_found"]) == ["dvid", "epfl", "idr"], c["summary"]
+errs = " ".join(v["errors_by_source"]["epfl"]["error_details"])
+assert "data_type 'uint64'" in errs and "status 'done'" in errs, errs
+assert len(c["failed_jobs"]) == 4 and any("not a safe file name" in f["error"] for f in c["failed_jobs"])
+report = json.load(open(glob.glob(sys.argv[2] + "/validation_report_*.json")[0]))
+assert len(report["detailed_results"]) == 3 and len(glob.glob(sys.argv[2] + "/metadata_catalog_*.json")) == 1
+PY
 
 # postgres
 if [ -x /usr/lib/postgresql/15/bin/postgres ] && pg_start "$TMP/pg"; then
