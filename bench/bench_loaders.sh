@@ -66,7 +66,13 @@ for r in $(seq 1 "$runs"); do
     measure "1000 small: loaders" bash -c "loaders \$(cat $work/small.list)"
 done
 echo "median of $runs runs (wall s, cpu s):"
-for name in "large: curl" "large: loaders" "1000 small: curl per file" "1000 small: curl --parallel" "1000 small: loaders"; do
-    grep "^$name " "$work/results" | awk -v n="$name" '{w[NR]=$(NF-1); c[NR]=$NF} END {
-        asort(w); asort(c); m=int((NR+1)/2); printf "  %-30s %7.2f s wall %7.2f s cpu\n", n, w[m], c[m]}'
-done
+python3 - "$work/results" <<'PY'
+import statistics, sys
+rows = {}
+for line in open(sys.argv[1]):
+    *name, wall, cpu = line.split()
+    rows.setdefault(" ".join(name), []).append((float(wall), float(cpu)))
+for name, v in rows.items():
+    print("  %-30s %7.2f s wall %7.2f s cpu" % (name, statistics.median(w for w, _ in v),
+                                              statistics.median(c for _, c in v)))
+PY
