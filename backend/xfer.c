@@ -154,6 +154,28 @@ static int hash_existing(struct xfer_file *f, int64_t *have)
     return fseek(s->out, 0, SEEK_END) == 0 ? 0 : -EM_EIO;
 }
 
+/* The limits every transfer has: allowed protocols, redirects that keep the protocol of
+ * `scheme` (so never reach file://, nor go from https to http), a size cap, timeouts and
+ * TLS verification. One place, so that transfers and API requests cannot drift apart. */
+static void limits(const struct xfer *x, CURL *h, const char *scheme, curl_off_t max)
+{
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
+    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, x->o.protocols);
+    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, scheme);
+    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
+    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
+    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, max);
+    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, x->o.connect_timeout_s);
+    curl_easy_setopt(h, CURLOPT_USERAGENT, x->o.user_agent ? x->o.user_agent : "em-backend");
+    if (x->o.ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, x->o.ca_file);
+    if (x->o.insecure) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+    }
+}
+
 static int start(struct xfer *x, struct xfer_file *f)
 {
     struct xfer_state *s = f->st;
@@ -187,24 +209,9 @@ static int start(struct xfer *x, struct xfer_file *f)
     curl_easy_setopt(h, CURLOPT_PRIVATE, f);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, x->o.protocols);
-    /* Redirects stay on the protocol of the URL: never to file:// or from https to http. */
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, s->scheme);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)x->o.max_bytes);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, x->o.connect_timeout_s);
+    limits(x, h, s->scheme, (curl_off_t)x->o.max_bytes);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, x->o.stall_s);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, x->o.user_agent ? x->o.user_agent : "em-backend");
-    if (x->o.ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, x->o.ca_file);
-    if (x->o.insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
     if (have > 0)
         curl_easy_setopt(h, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
     if (curl_multi_add_handle(x->m, h) != CURLM_OK)
@@ -551,22 +558,8 @@ int xfer_get(const struct xfer *x, const char *url, size_t max, char **body, siz
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, to_mem);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, &m);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_FAILONERROR, 1L);
-    curl_easy_setopt(h, CURLOPT_PROTOCOLS_STR, x->o.protocols);
-    curl_easy_setopt(h, CURLOPT_REDIR_PROTOCOLS_STR, scheme);
-    curl_easy_setopt(h, CURLOPT_FOLLOWLOCATION, 1L);
-    curl_easy_setopt(h, CURLOPT_MAXREDIRS, 10L);
-    curl_easy_setopt(h, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)max);
-    curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, x->o.connect_timeout_s);
+    limits(x, h, scheme, (curl_off_t)max);
     curl_easy_setopt(h, CURLOPT_TIMEOUT, 120L);
-    curl_easy_setopt(h, CURLOPT_USERAGENT, x->o.user_agent ? x->o.user_agent : "em-backend");
-    if (x->o.ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, x->o.ca_file);
-    if (x->o.insecure) {
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
-    }
     CURLcode r = curl_easy_perform(h);
     long code = 0;
     curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &code);

@@ -1,6 +1,7 @@
-/* SHA-256 (common/emcore/sha256.c) against FIPS 180-4's examples (and NIST's long-message vector),
- * fed whole and byte by byte, and against the published digests of ../shared/testdata/formats
- * files. */
+/* SHA-256 (common/emcore/sha256.c; with the CPU's SHA instructions where it has them, the
+ * portable code with SHA256_PORTABLE=1: ctest runs both) against FIPS 180-4's examples (and NIST's
+ * long-message vector), fed whole and byte by byte, and against the published digests of
+ * ../shared/testdata/formats files. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
