@@ -12,8 +12,10 @@
 #     midway    the same, the agent started after the writer has begun;
 #     poll      the same with --poll;
 #     kill      the agent killed (SIGKILL) twice while the writer runs, and started again;
-#     service   `service install`, `service start` (running), the visit written, `service
-#               stop` (drained, exit status 0), `service uninstall`;
+#     service   `service install` (refused without a sink or with a bad setting; then from
+#               agent.conf alone), `net start` (running), the visit written, `sc stop`
+#               (drained, exit status 0), `service start` and `service stop` once more,
+#               `service uninstall`;
 #     burst     10,042 files written by em-synth as fast as it can into a watched directory
 #               (the 64 KiB change buffer): the notification overflows and rescans are
 #               reported, and every entity arrives;
@@ -189,13 +191,25 @@ smoke_service() {
     local evkey='HKLM\SYSTEM\CurrentControlSet\Services\EventLog\Application\'$name
     wine reg query "$evkey" /v EventMessageFile 2>/dev/null | grep -qi 'em-agent.exe' ||
         { say "the Event Log source was not registered"; rc=1; }
-    [ $rc = 0 ] && { wine "$exe" service start --name $name >"$d/start.out" 2>&1 || rc=1; }
-    [ $rc = 0 ] && { grep -q "running" "$d/start.out" || rc=1; }
+    # Windows' own tools: net start, then sc stop (the drain), then the exit status.
+    [ $rc = 0 ] && { wine net start $name >"$d/start.out" 2>&1 || rc=1; }
+    [ $rc = 0 ] && { wine "$exe" service status --name $name | grep -q "running" || rc=1; }
     if [ $rc = 0 ]; then
         python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$d/tree" --pace 0.02 >/dev/null
         sleep 3
-        wine "$exe" service stop --name $name >"$d/stop.out" 2>&1 || rc=1
-        grep -q "stopped (exit status 0)" "$d/stop.out" || rc=1
+        wine sc stop $name >"$d/stop.out" 2>&1 || rc=1
+        local i
+        for i in $(seq 1 60); do
+            wine "$exe" service status --name $name >"$d/status.out" 2>&1
+            grep -q "stopped" "$d/status.out" && break
+            sleep 0.5
+        done
+        grep -qx "$name: stopped" <(head -1 "$d/status.out") ||
+            { say "after sc stop: $(head -1 "$d/status.out") (expected stopped, exit status 0)"; rc=1; }
+        # And this program's own start and stop, which wait and report the exit status.
+        wine "$exe" service start --name $name >>"$d/start.out" 2>&1 || rc=1
+        wine "$exe" service stop --name $name >"$d/stop2.out" 2>&1 || rc=1
+        grep -q "stopped (exit status 0)" "$d/stop2.out" || rc=1
     fi
     wine "$exe" service uninstall --name $name >"$d/uninstall.out" 2>&1 || rc=1
     if wine reg query "$evkey" >/dev/null 2>&1; then
