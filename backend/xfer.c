@@ -220,6 +220,19 @@ static int start(struct xfer *x, struct xfer_file *f)
     return 0;
 }
 
+/* Closes what a file holds: its partial file and its curl handle. */
+static void release(struct xfer_file *f)
+{
+    if (!f->st)
+        return;
+    if (f->st->out)
+        fclose(f->st->out);
+    if (f->st->h)
+        curl_easy_cleanup(f->st->h);
+    free(f->st);
+    f->st = NULL;
+}
+
 int xfer_add(struct xfer *x, struct xfer_file *f)
 {
     f->rc = 0;
@@ -244,27 +257,9 @@ int xfer_add(struct xfer *x, struct xfer_file *f)
         f->st->scheme[i] =
             (char)(f->url[i] >= 'A' && f->url[i] <= 'Z' ? f->url[i] + 32 : f->url[i]);
     int rc = start(x, f);
-    if (rc < 0) {
-        if (f->st->out)
-            fclose(f->st->out);
-        if (f->st->h)
-            curl_easy_cleanup(f->st->h);
-        free(f->st);
-        f->st = NULL;
-    }
+    if (rc < 0)
+        release(f);
     return rc;
-}
-
-static void release(struct xfer_file *f)
-{
-    if (!f->st)
-        return;
-    if (f->st->out)
-        fclose(f->st->out);
-    if (f->st->h)
-        curl_easy_cleanup(f->st->h);
-    free(f->st);
-    f->st = NULL;
 }
 
 /* Whether curl's result (and the HTTP code) will go away by trying again. */

@@ -63,6 +63,8 @@ check "unknown command" 2 "$agent" frobnicate
 check "help" 0 "$agent" --help
 check "parse help" 0 "$agent" parse --help
 # The Windows service command exists on Linux only to say where the service is.
+check "watch --change-buffer too small" 2 "$agent" watch --change-buffer 2 --state-dir "$tmp/st" "$tmp"
+expect_err "change-buffer range" "change-buffer"
 check "service on linux" 2 "$agent" service install --out x.jsonl /tmp
 expect_err "service on linux" "service: Windows only.*systemctl"
 
