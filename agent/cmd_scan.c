@@ -55,6 +55,9 @@ static void print_summary(const char *dir, const struct scan_summary *s)
                  (unsigned long long)s->events[2], (unsigned long long)s->events[3],
                  (unsigned long long)s->events[4], (unsigned long long)s->events[5],
                  (unsigned long long)total, s->files_parsed, (double)s->bytes / 1e6, s->seconds);
+    if (s->events[WIRE_DATASET])
+        em_log_write(EM_LOG_INFO, "scan: %llu loader datasets (metadata.json records)",
+                     (unsigned long long)s->events[WIRE_DATASET]);
     if (s->files_failed)
         em_log_write(EM_LOG_INFO, "scan: %zu EPU files could not be read or parsed (see warnings)",
                      s->files_failed);
@@ -76,7 +79,8 @@ static void print_summary(const char *dir, const struct scan_summary *s)
 static void print_summary_json(const char *dir, const struct scan_summary *s, bool no_session)
 {
     static const char *const names[WIRE_TYPE_COUNT] = {
-        "sessions", "atlases", "gridsquares", "foilholes", "micrographs", "aborted_sessions"};
+        "sessions",    "atlases",          "gridsquares", "foilholes",
+        "micrographs", "aborted_sessions", "datasets"};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "dir", dir);
     uint64_t total = 0;
@@ -164,7 +168,8 @@ static int scan_main(const struct emopt *eo)
                 em_strerror(rc));
         return EXIT_BAD_INPUT;
     }
-    bool no_session = sum.events[0] == 0 && sum.sessions_skipped == 0;
+    bool no_session =
+        sum.events[0] == 0 && sum.sessions_skipped == 0 && sum.events[WIRE_DATASET] == 0;
     if (no_session)
         em_log(EM_LOG_WARN, "%s: no EPU session here (no EpuSession.dm below it)", dir);
     if (json)

@@ -24,6 +24,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "dataset.h"
 #include "dynbuf.h"
 #include "em_error.h"
 #include "entity.h"
@@ -59,7 +60,8 @@ struct layout {
     struct lay_session *sessions; /* in walk order */
     size_t nsessions, sessions_cap;
     struct strvec atlases;
-    struct strvec dirs; /* directories holding square images, relative to the root */
+    struct strvec datasets; /* loader records (dataset.h), relative to the root */
+    struct strvec dirs;     /* directories holding square images, relative to the root */
     size_t files, dirs_walked, dirs_failed, unplaced;
 };
 
@@ -138,7 +140,7 @@ static int lay_file(void *ctx, const char *dir, const char *rel, const char *nam
     if (pl.kind == EPU_KIND_ATLAS)
         return strvec_push(&L->atlases, rel);
     if (pl.kind == EPU_KIND_NONE)
-        return 0;
+        return dataset_is_record(rel) ? strvec_push(&L->datasets, rel) : 0;
     struct lay_session *s = session_get(L, rel, pl.session_len);
     if (!s)
         return -EM_ENOMEM;
@@ -214,6 +216,7 @@ static void layout_free(struct layout *L)
     }
     free(L->sessions);
     strvec_free(&L->atlases);
+    strvec_free(&L->datasets);
     strvec_free(&L->dirs);
     memset(L, 0, sizeof(*L));
 }
@@ -846,6 +849,39 @@ static int skip_session(struct scan *sc, const struct lay_session *ls)
     return 0;
 }
 
+/* Loader output directories (dataset.h), by path, after the EPU sessions. */
+static int emit_datasets(struct scan *sc)
+{
+    struct strvec *v = &sc->layout.datasets;
+    strvec_sort(v);
+    for (size_t i = 0; i < v->n; i++) {
+        cJSON *key, *data;
+        char why[600];
+        int rc = dataset_read(sc->layout.root, v->v[i], &key, &data, why, sizeof(why));
+        if (rc == -EM_ENOMEM)
+            return rc;
+        if (rc == -EM_ENOENT || rc == 0)
+            continue; /* gone since the walk, or not a loader's record */
+        if (rc < 0) {
+            em_log(EM_LOG_WARN, "%s: %s", v->v[i], why);
+            sc->files_failed++;
+            continue;
+        }
+        const cJSON *m;
+        cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(data, "mismatches"))
+        {
+            em_log(EM_LOG_WARN, "%s: %s", v->v[i], m->valuestring);
+        }
+        struct fsio_stat st;
+        char *abs = abs_of(sc->layout.root, v->v[i]);
+        bool have = abs && fsio_stat(abs, &st) == 0;
+        free(abs);
+        if ((rc = event_emit(&sc->ev, WIRE_DATASET, key, data, v->v[i], have ? &st : NULL)) < 0)
+            return rc;
+    }
+    return 0;
+}
+
 static int run(struct scan *sc)
 {
     struct layout *L = &sc->layout;
@@ -933,6 +969,8 @@ static int run(struct scan *sc)
         if (rc == 0 && !s->doc && !s->dup && s->ls->nsquares > 0)
             rc = emit_aborted(sc, s->ls);
     }
+    if (rc == 0)
+        rc = emit_datasets(sc);
     return rc < 0 ? rc : sc->ev.error;
 }
 

@@ -16,6 +16,8 @@
  */
 #include "watch_int.h"
 
+#include "dataset.h"
+
 #ifdef _WIN32
 #include <windows.h>
 #endif
@@ -289,6 +291,54 @@ static void check_waiting(struct watch *w)
  * content is the one processed. */
 enum reason { BY_WALK, BY_EVENT, BY_FORCE };
 
+/* A loader's record (dataset.h), read on the loop thread (there are few, and a header is
+ * a read or two per file). Read again whenever its version changes, and once after every
+ * start: the journal decides whether the entity is new, so a restart sends nothing twice
+ * and an event lost before a crash is sent. */
+static void look_at_dataset(struct watch *w, struct wroot *r, const char *path, enum reason why)
+{
+    struct fsio_stat st;
+    if (fsio_stat(path, &st) < 0 || st.type != FSIO_FILE)
+        return;
+    struct journal_file *f = journal_file_find(w->j, path);
+    if (f && f->seen && why != BY_FORCE && watch_same_version(f, &st))
+        return;
+    if (!f && !(f = journal_file_get(w->j, path))) {
+        watch_fail(w, 1, path, -EM_ENOMEM);
+        return;
+    }
+    cJSON *key, *data;
+    char reason[600];
+    const char *rel = path + r->len + 1;
+    int rc = dataset_read(r->path, rel, &key, &data, reason, sizeof(reason));
+    if (rc == -EM_ENOENT)
+        return;
+    if (rc == -EM_ENOMEM) {
+        watch_fail(w, 1, path, rc);
+        return;
+    }
+    if (rc < 0) {
+        if (!(f->state == JFILE_FAILED && f->seen)) {
+            em_log(EM_LOG_WARN, "%s: %s", path, reason);
+            w->files_failed++;
+        }
+        note_file(w, f, &st, JFILE_FAILED, 0);
+        return;
+    }
+    note_file(w, f, &st, JFILE_DONE, 0);
+    if (rc == 0)
+        return; /* JSON, but not a loader's record */
+    w->files_parsed++;
+    const cJSON *mism = cJSON_GetObjectItemCaseSensitive(data, "mismatches");
+    const cJSON *m;
+    cJSON_ArrayForEach(m, mism)
+    {
+        em_log(EM_LOG_WARN, "%s: %s", path, m->valuestring);
+    }
+    if ((rc = sink_on_emit(r, WIRE_DATASET, key, data, rel, &st)) < 0)
+        watch_fail(w, 1, path, rc);
+}
+
 /* The checks before a file is read: is it an EPU file, still a file, and changed since it
  * was last processed? Fills *kind, *st and *f (the journal's record, or NULL). Returns
  * true when it must be read. */
@@ -298,6 +348,10 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
 {
     struct epu_place pl;
     epu_layout_place(path + r->len + 1, &pl);
+    if (pl.kind == EPU_KIND_NONE && !pl.unplaced && dataset_is_record(path)) {
+        look_at_dataset(w, r, path, why);
+        return false;
+    }
     if (pl.kind == EPU_KIND_NONE || pl.unplaced)
         return false;
     *kind = pl.kind;

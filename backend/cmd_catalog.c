@@ -18,11 +18,12 @@
 static const char catalog_usage[] =
     "Usage: em-backend catalog [--store URL] [--json] [--out DIR]\n"
     "\n"
-    "The datasets the loaders made, from the store's jobs: each complete job's\n"
-    "metadata.json is read and checked against the metadata schema (required fields, the\n"
-    "status and data type lists, shapes, voxel sizes, sha256), then summed up per source:\n"
-    "records, valid and invalid (with the reasons), schema compliance, failed jobs with\n"
-    "their errors.\n"
+    "The datasets in the store (loader output an agent saw and consume or ingest stored):\n"
+    "each one's metadata.json record is checked against the metadata schema (required\n"
+    "fields, the status and data type lists, shapes, voxel sizes, sha256), then summed up\n"
+    "per source: records, valid and invalid (with the reasons), schema compliance, where\n"
+    "the data's own headers disagree with the record, and the failed jobs with their\n"
+    "errors.\n"
     "\n"
     "  --store URL  sqlite:PATH or postgresql://… [EM_BACKEND_STORE]\n"
     "  --json       the catalog as one JSON object on stdout (instead of text)\n"
@@ -164,37 +165,33 @@ static int one_job(void *ctx, const struct job *j)
         cJSON_AddStringToObject(f, "loader", j->loader);
         cJSON_AddStringToObject(f, "error", j->last_error);
         cJSON_AddItemToArray(c->failed, f);
-        return 0;
     }
-    if (strcmp(j->status, "complete") != 0 || !j->output_dir[0])
+    return 0;
+}
+
+/* One stored dataset (what an agent saw): its record checked and counted. */
+static int one_dataset(void *ctx, int ncols, const char *const *names, const char *const *vals)
+{
+    (void)names;
+    struct cat *c = ctx;
+    if (ncols < 4)
         return 0;
-    char path[1100];
-    snprintf(path, sizeof(path), "%s/metadata.json", j->output_dir);
+    cJSON *data = vals[2] ? cJSON_Parse(vals[2]) : NULL;
+    const cJSON *dir = cJSON_GetObjectItemCaseSensitive(data, "dir");
+    char path[1400];
+    snprintf(path, sizeof(path), "%s:%s/metadata.json", vals[3] ? vals[3] : "?",
+             cJSON_IsString(dir) ? dir->valuestring : "?");
     c->total++;
     cJSON *errs = cJSON_CreateArray();
-    cJSON *rec = NULL;
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        add_error(errs, "%s: cannot be read", path);
-    } else {
-        char *buf = malloc(RECORD_MAX + 1);
-        size_t n = buf ? fread(buf, 1, RECORD_MAX + 1, f) : 0;
-        if (buf && n <= RECORD_MAX) {
-            rec = cJSON_ParseWithLength(buf, n);
-            if (!rec)
-                add_error(errs, "%s", "not valid JSON");
-        } else {
-            add_error(errs, "%s", buf ? "larger than 16 MiB" : "out of memory");
-        }
-        free(buf);
-        fclose(f);
-    }
+    const cJSON *rec = cJSON_GetObjectItemCaseSensitive(data, "record");
     if (rec)
         validate(rec, errs);
-    else
+    else {
+        add_error(errs, "%s", "the stored dataset has no record");
         c->parsing++;
+    }
     const cJSON *src = cJSON_GetObjectItemCaseSensitive(rec, "source");
-    const char *source = cJSON_IsString(src) ? src->valuestring : j->loader;
+    const char *source = cJSON_IsString(src) ? src->valuestring : vals[0] ? vals[0] : "unknown";
     cJSON *e = source_entry(c, source);
     bool ok = cJSON_GetArraySize(errs) == 0;
     bump(e, ok ? "valid" : "invalid");
@@ -207,7 +204,7 @@ static int one_job(void *ctx, const struct job *j)
         const cJSON *msg;
         cJSON_ArrayForEach(msg, errs)
         {
-            char line[1400];
+            char line[2900];
             snprintf(line, sizeof(line), "%s: %s", path, msg->valuestring);
             cJSON_AddItemToArray(cJSON_GetObjectItemCaseSensitive(e, "error_details"),
                                  cJSON_CreateString(line));
@@ -218,8 +215,12 @@ static int one_job(void *ctx, const struct job *j)
     cJSON_AddStringToObject(d, "source", source);
     cJSON_AddBoolToObject(d, "valid", ok);
     cJSON_AddItemToObject(d, "errors", errs);
+    /* What the agent's header readers found against what the record claims. */
+    const cJSON *mism = cJSON_GetObjectItemCaseSensitive(data, "mismatches");
+    cJSON_AddItemToObject(d, "data_mismatches",
+                          mism ? cJSON_Duplicate(mism, true) : cJSON_CreateArray());
     cJSON_AddItemToArray(c->details, d);
-    cJSON_Delete(rec);
+    cJSON_Delete(data);
     return 0;
 }
 
@@ -265,7 +266,12 @@ static int catalog_main(const struct emopt *o)
                     0,
                     0,
                     0};
-    rc = jobs_list(s, NULL, one_job, &c, reason, sizeof(reason));
+    rc = store_query(s,
+                     "SELECT loader, dataset_id, data, agent FROM dataset WHERE deleted = 0 "
+                     "ORDER BY loader, dataset_id",
+                     0, NULL, one_dataset, &c, reason, sizeof(reason));
+    if (rc == 0)
+        rc = jobs_list(s, "failed", one_job, &c, reason, sizeof(reason));
     store_close(s);
     if (rc < 0) {
         fprintf(stderr, "em-backend: catalog: %s\n", rc == -EM_EIO ? reason : em_strerror(rc));
@@ -332,6 +338,14 @@ static int catalog_main(const struct emopt *o)
             "  failed job %d (%s): %s\n", cJSON_GetObjectItemCaseSensitive(f, "job")->valueint,
             cJSON_GetObjectItemCaseSensitive(f, "loader")->valuestring,
             cJSON_GetObjectItemCaseSensitive(f, "error")->valuestring);
+        const cJSON *d;
+        cJSON_ArrayForEach(d, cJSON_GetObjectItemCaseSensitive(report, "detailed_results"))
+        {
+            const cJSON *m;
+            cJSON_ArrayForEach(m, cJSON_GetObjectItemCaseSensitive(d, "data_mismatches"))
+                printf("  the data disagrees: %s: %s\n",
+                       cJSON_GetObjectItemCaseSensitive(d, "file")->valuestring, m->valuestring);
+        }
     }
     cJSON_Delete(cat);
     cJSON_Delete(report);

@@ -28,10 +28,14 @@ static const char loaders_usage[] =
     "Claims loader jobs (`em-backend job add`, or the --movies rule of consume and ingest)\n"
     "from the store and runs them: each job's files are fetched into\n"
     "DIR/<loader>/job-<id>/ with a metadata.json record (a stub at \"saving-data\" first,\n"
-    "the complete record last). Many runners, on one machine\n"
-    "or several, can share a PostgreSQL store: each job is claimed by one, with a lease it\n"
-    "renews; when a runner dies its lease runs out and another takes the job over,\n"
-    "resuming the partial files. SQLite serves the runners of one machine.\n"
+    "the complete record last). A job whose files are all fetched and verified waits at\n"
+    "\"saving-data\" until an agent watching DIR (em-agent watch DIR) has seen its record\n"
+    "and consume or ingest has stored the dataset; then it is \"complete\".\n"
+    "\n"
+    "Many runners, on one machine or several, can share a PostgreSQL store: each job is\n"
+    "claimed by one, with a lease it renews; when a runner dies its lease runs out and\n"
+    "another takes the job over, resuming the partial files. SQLite serves the runners of\n"
+    "one machine.\n"
     "\n"
     "  --store URL        sqlite:PATH or postgresql://… [EM_BACKEND_STORE]\n"
     "  --out DIR          where datasets go [EM_BACKEND_OUT]\n"
@@ -171,7 +175,7 @@ struct active {
     cJSON *core; /* volume_shape, voxel_size_nm, data_type, … for metadata.core */
     struct jfile *files;
     size_t nfiles, nfinished;
-    bool permanent;
+    bool permanent, stubbed;
     char error[4400];
     time_t renewed;
     struct active *next;
@@ -252,9 +256,11 @@ static int write_record(const char *dir, const cJSON *json)
     return rc;
 }
 
-/* The dataset's record: the stub (complete false) or the final one. */
-static int record(struct active *a, bool complete)
+/* The dataset's record: the stub (status "saving-data"), the complete one, or "failed"
+ * with the error (a stub already written is not left saying "saving-data"). */
+static int record(struct active *a, const char *status)
 {
+    bool complete = strcmp(status, "complete") == 0;
     cJSON *o = cJSON_CreateObject();
     if (!o)
         return -EM_ENOMEM;
@@ -263,7 +269,12 @@ static int record(struct active *a, bool complete)
     cJSON_AddStringToObject(o, "id", a->id);
     cJSON_AddStringToObject(o, "source", a->j.loader);
     cJSON_AddStringToObject(o, "source_id", a->source_id[0] ? a->source_id : a->dataset);
-    cJSON_AddStringToObject(o, "status", complete ? "complete" : "saving-data");
+    cJSON_AddStringToObject(o, "status", status);
+    if (strcmp(status, "failed") == 0) {
+        cJSON *err = cJSON_AddObjectToObject(o, "error");
+        cJSON_AddStringToObject(err, "message", a->error);
+        cJSON_AddNumberToObject(err, "retry_count", a->j.attempts > 0 ? a->j.attempts - 1 : 0);
+    }
     cJSON_AddStringToObject(o, "created_at", a->created);
     cJSON_AddStringToObject(o, "updated_at", now);
     cJSON *md = cJSON_AddObjectToObject(o, "metadata");
@@ -558,6 +569,25 @@ static int source_job(struct runner *r, struct active *a, const char **args, siz
     return safe_name(name) ? set_url_named(f, a->dir, url, strlen(url), name) : -EM_EVALUE;
 }
 
+/* The record's stub, and the dataset's id in the job row (what an agent's sighting is
+ * matched with). */
+static int stub(struct runner *r, struct active *a)
+{
+    int rc = record(a, "saving-data");
+    if (rc == 0)
+        a->stubbed = true;
+    if (rc < 0) {
+        snprintf(a->error, sizeof(a->error), "%s/metadata.json: cannot write: %s", a->dir,
+                 em_strerror(rc));
+        return rc;
+    }
+    char reason[512];
+    rc = jobs_set_dataset(r->s, a->j.id, r->name, a->id, a->dir, reason, sizeof(reason));
+    if (rc < 0)
+        em_log(EM_LOG_WARN, "job %" PRId64 ": cannot record its dataset id: %s", a->j.id, reason);
+    return 0;
+}
+
 /* Starts a claimed job: its directory, its record's stub, its files. */
 static int start_job(struct runner *r, struct active *a)
 {
@@ -600,9 +630,8 @@ static int start_job(struct runner *r, struct active *a)
         strcmp(a->j.loader, "epfl") == 0) {
         rc = source_job(r, a, args, n);
         free(args);
-        if (rc == 0 && (rc = record(a, false)) < 0)
-            snprintf(a->error, sizeof(a->error), "%s/metadata.json: cannot write: %s", a->dir,
-                     em_strerror(rc));
+        if (rc == 0)
+            rc = stub(r, a);
         if (rc == 0 && already_there(&a->files[0])) {
             a->files[0].finished = true;
             a->nfinished++;
@@ -660,9 +689,8 @@ static int start_job(struct runner *r, struct active *a)
         a->nfiles++;
     }
     free(args);
-    if (rc == 0 && (rc = record(a, false)) < 0)
-        snprintf(a->error, sizeof(a->error), "%s/metadata.json: cannot write: %s", a->dir,
-                 em_strerror(rc));
+    if (rc == 0)
+        rc = stub(r, a);
     for (size_t i = 0; i < a->nfiles && rc == 0; i++) {
         struct jfile *f = &a->files[i];
         if (already_there(f)) { /* fetched and verified by an earlier attempt */
@@ -710,7 +738,7 @@ static void finish_job(struct runner *r, struct active *a)
     const char *status;
     int rc = 0;
     if (a->error[0] == '\0') {
-        rc = record(a, true);
+        rc = record(a, "complete");
         if (rc < 0) {
             snprintf(a->error, sizeof(a->error), "%s/metadata.json: cannot write: %s", a->dir,
                      em_strerror(rc));
@@ -721,9 +749,11 @@ static void finish_job(struct runner *r, struct active *a)
     snprintf(partials, sizeof(partials), "%s/.partial", a->dir);
     rmdir(partials); /* when empty: partial files stay for a resume */
     if (a->error[0] == '\0') {
-        status = "complete";
+        /* Complete once an agent has seen the output and the store has the dataset. */
+        status = "saving-data";
         r->completed++;
-        em_log(EM_LOG_INFO, "job %" PRId64 ": complete: %s", a->j.id, a->dir);
+        em_log(EM_LOG_INFO, "job %" PRId64 ": files fetched and verified, waiting for an agent: %s",
+               a->j.id, a->dir);
     } else if (a->permanent) {
         status = "failed";
         r->failed++;
@@ -734,11 +764,25 @@ static void finish_job(struct runner *r, struct active *a)
         em_log(EM_LOG_WARN, "job %" PRId64 ": attempt %d failed (%s); pending again", a->j.id,
                a->j.attempts, a->error);
     }
+    /* A job that failed for good says so in its record (an agent may have seen the
+     * stub); one that failed before writing anything leaves no directory. */
+    if (a->error[0] && a->stubbed && (a->permanent || a->j.attempts >= a->j.max_attempts) &&
+        record(a, "failed") < 0)
+        em_log(EM_LOG_WARN, "job %" PRId64 ": %s/metadata.json: cannot write", a->j.id, a->dir);
     if (a->permanent)
-        rmdir(a->dir); /* a job that failed before writing anything leaves no directory */
+        rmdir(a->dir);
     rc = jobs_finish(r->s, a->j.id, r->name, status, a->error[0] ? a->error : NULL,
-                     a->error[0] ? NULL : a->dir, a->error[0] ? NULL : a->dataset, 30, reason,
+                     a->error[0] ? NULL : a->dir, a->error[0] ? NULL : a->id, 30, reason,
                      sizeof(reason));
+    struct job now;
+    if (rc == 0 && !a->error[0] && jobs_get(r->s, a->j.id, &now, reason, sizeof(reason)) == 1) {
+        if (strcmp(now.status, "complete") == 0) {
+            rc = 1; /* an agent saw the record before this runner got here */
+            em_log(EM_LOG_INFO, "job %" PRId64 ": complete (the store had its dataset already)",
+                   a->j.id);
+        }
+        job_free(&now);
+    }
     if (rc < 0)
         em_log(EM_LOG_ERROR, "job %" PRId64 ": cannot record its end: %s", a->j.id, reason);
     else if (rc == 0)

@@ -152,6 +152,16 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
             FAIL(EM_ENOMEM, "out of memory");
         break;
     }
+    case WIRE_DATASET: {
+        const cJSON *l = cJSON_GetObjectItemCaseSensitive(key, "loader");
+        const cJSON *d = cJSON_GetObjectItemCaseSensitive(key, "dataset_id");
+        if (!cJSON_IsString(l) || !text_ok(l->valuestring, sizeof(e->loader) - 1) ||
+            !cJSON_IsString(d) || !text_ok(d->valuestring, sizeof(e->dataset_id) - 1))
+            FAIL(EM_EVALUE, "key needs a loader and a dataset_id");
+        snprintf(e->loader, sizeof(e->loader), "%s", l->valuestring);
+        snprintf(e->dataset_id, sizeof(e->dataset_id), "%s", d->valuestring);
+        break;
+    }
     default:
         break;
     }
@@ -182,6 +192,11 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
             get_id(data, "foilhole_id", e->foilhole_id, sizeof(e->foilhole_id));
             rc = add_proj(e, "acquired_at", data, "acquired_at");
             break;
+        case WIRE_DATASET:
+            rc = add_proj(e, "status", data, "status");
+            if (rc == 0)
+                rc = add_proj(e, "dir", data, "dir");
+            break;
         default:
             break;
         }
@@ -210,6 +225,8 @@ const char *ev_value(const struct ev *e, const char *col, char *buf, size_t cap)
         {"gridsquare_id", offsetof(struct ev, gridsquare_id)},
         {"foilhole_id", offsetof(struct ev, foilhole_id)},
         {"micrograph_uuid", offsetof(struct ev, micrograph_uuid)},
+        {"loader", offsetof(struct ev, loader)},
+        {"dataset_id", offsetof(struct ev, dataset_id)},
     };
     for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
         if (strcmp(col, keys[i].name) == 0) {
@@ -254,6 +271,11 @@ int ev_cmp_key(const void *a, const void *b)
         c = strcmp(x->foilhole_id, y->foilhole_id);
     if (!c)
         c = strcmp(x->micrograph_uuid, y->micrograph_uuid);
+    if (!c && x->type == WIRE_DATASET) {
+        c = strcmp(x->loader, y->loader);
+        if (!c)
+            c = strcmp(x->dataset_id, y->dataset_id);
+    }
     if (!c && x->type == WIRE_ABORTED_SESSION) {
         c = strcmp(x->agent, y->agent);
         if (!c)

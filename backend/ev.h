@@ -24,8 +24,9 @@ struct ev {
     /* key fields, as text ready for the store; unused ones are empty */
     char session_id[24], atlas_id[24], gridsquare_id[24], foilhole_id[24];
     char micrograph_uuid[72];
-    char *path; /* aborted_session: the directory (owned) */
-    char *data; /* the data object as JSON text (owned); NULL for a delete */
+    char loader[64], dataset_id[72]; /* dataset */
+    char *path;                      /* aborted_session: the directory (owned) */
+    char *data;                      /* the data object as JSON text (owned); NULL for a delete */
     char *source_path, *source_mtime, *emitted_at; /* owned, may be NULL */
     /* values the store keeps in their own columns for its queries (owned, may be NULL) */
     struct {

@@ -302,3 +302,28 @@ int jobs_finish(struct store *s, int64_t id, const char *runner, const char *sta
     const char *v[6] = {status, error, output_dir, dataset, idt, runner};
     return update(s, sql, 6, v, reason, cap);
 }
+
+int jobs_set_dataset(struct store *s, int64_t id, const char *runner, const char *dataset,
+                     const char *output_dir, char *reason, size_t cap)
+{
+    char idt[24], sql[512];
+    snprintf(idt, sizeof(idt), "%" PRId64, id);
+    snprintf(sql, sizeof(sql),
+             "UPDATE job SET dataset = ?, output_dir = ?, updated_at = %s WHERE id = ? AND "
+             "claimed_by = ? AND status = 'processing' RETURNING id",
+             now_text(s));
+    const char *v[4] = {dataset, output_dir, idt, runner};
+    return update(s, sql, 4, v, reason, cap);
+}
+
+int jobs_dataset_seen(struct store *s, int64_t id, const char *dataset, char *reason, size_t cap)
+{
+    char idt[24], sql[512];
+    snprintf(idt, sizeof(idt), "%" PRId64, id);
+    snprintf(sql, sizeof(sql),
+             "UPDATE job SET status = 'complete', lease_until = NULL, updated_at = %s WHERE id "
+             "= ? AND dataset = ? AND status IN ('processing', 'saving-data') RETURNING id",
+             now_text(s));
+    const char *v[2] = {idt, dataset};
+    return update(s, sql, 2, v, reason, cap);
+}

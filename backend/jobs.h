@@ -1,7 +1,9 @@
 /* jobs.h — loader jobs in the store (issue 15), on SQLite and PostgreSQL alike.
  *
  * A job names a loader and its parameters (a JSON array of strings). Its status goes
- * pending → processing (claimed by a runner, with a lease) → complete, or back to
+ * pending → processing (claimed by a runner, with a lease) → saving-data (its files are
+ * fetched and verified, its record written complete) → complete (an agent saw the
+ * output and `consume`/`ingest` stored the dataset: jobs_dataset_seen()); or back to
  * pending after a transient failure (not before a back-off time), or failed after
  * max_attempts or a permanent failure; cancelled by hand. A runner renews its lease while
  * it works; a runner that dies loses it, and another claims the job again. Every time
@@ -70,10 +72,22 @@ int jobs_claim(struct store *s, const char *runner, int lease_s, struct job *out
 int jobs_renew(struct store *s, int64_t id, const char *runner, int lease_s, int64_t bytes_done,
                int64_t bytes_total, char *reason, size_t cap);
 
-/* Ends this runner's attempt: status "complete" (with output_dir and dataset), "failed"
- * (permanent: with error), or "retry" (transient: pending again after `retry_after_s`,
- * or failed when the attempts are used up). 1 recorded, 0 the job was not this runner's
- * any more, or EM_EIO. */
+/* Records the dataset this runner's attempt makes (its record's id) and its directory, as
+ * soon as the record's stub is written, so that the agent's sighting can be matched to
+ * the job. 1 recorded, 0 not this runner's job any more, or EM_EIO. */
+int jobs_set_dataset(struct store *s, int64_t id, const char *runner, const char *dataset,
+                     const char *output_dir, char *reason, size_t cap);
+
+/* An agent saw the dataset `dataset` of job `id` complete and the store has it: a job
+ * that is running or waiting for that sighting ("saving-data") with that dataset becomes
+ * "complete". Idempotent. 1 completed now, 0 nothing to do, or EM_EIO. */
+int jobs_dataset_seen(struct store *s, int64_t id, const char *dataset, char *reason, size_t cap);
+
+/* Ends this runner's attempt: status "saving-data" (its files are all there and its
+ * record says complete: the job waits for an agent to see it; with output_dir and
+ * dataset), "failed" (permanent: with error), or "retry" (transient: pending again after
+ * `retry_after_s`, or failed when the attempts are used up). 1 recorded, 0 the job was not this
+ * runner's any more, or EM_EIO. */
 int jobs_finish(struct store *s, int64_t id, const char *runner, const char *status,
                 const char *error, const char *output_dir, const char *dataset, int retry_after_s,
                 char *reason, size_t cap);

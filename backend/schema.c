@@ -30,6 +30,14 @@ static const struct schema_col aborted_session_cols[] = {
     {"deleted", COL_FLAG, 1},      {"data", COL_JSON, 0},      {"source_path", COL_TEXT, 0},
     {"source_mtime", COL_TEXT, 0}, {"emitted_at", COL_TEXT, 0}};
 
+/* What a loader produced and an agent saw (dataset.h in agent/): keyed by the loader and
+ * the record's id, with its status and directory for the queries. */
+static const struct schema_col dataset_cols[] = {{"loader", COL_TEXT, 1},
+                                                 {"dataset_id", COL_TEXT, 1},
+                                                 {"status", COL_TEXT, 0},
+                                                 {"dir", COL_TEXT, 0},
+                                                 COMMON};
+
 #define TABLE(n, c, k)                                                                             \
     {                                                                                              \
         n, c, sizeof(c) / sizeof(c[0]), k                                                          \
@@ -42,6 +50,7 @@ static const struct schema_table tables[WIRE_TYPE_COUNT] = {
     [WIRE_FOILHOLE] = TABLE("foilhole", foilhole_cols, 2),
     [WIRE_MICROGRAPH] = TABLE("micrograph", micrograph_cols, 2),
     [WIRE_ABORTED_SESSION] = TABLE("aborted_session", aborted_session_cols, 2),
+    [WIRE_DATASET] = TABLE("dataset", dataset_cols, 2),
 };
 
 /* Indexes for `em-backend query`: a session's squares, holes and micrographs, and the
@@ -61,6 +70,7 @@ static const char *const migrations[] = {
     "ingest_position: where `ingest --follow` has read each event file to",
     "aborted_session: session directories with EPU files but no usable EpuSession.dm",
     "job: loader jobs (status, attempts, progress, lease, output, dataset)",
+    "dataset: loader output directories the agents saw",
 };
 
 const struct schema_table *schema_table_of(enum wire_type t)
@@ -145,6 +155,8 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
             "CREATE INDEX IF NOT EXISTS job_status ON job (status, id);\n",
             d == SQL_POSTGRES ? "BIGSERIAL PRIMARY KEY" : "INTEGER PRIMARY KEY AUTOINCREMENT",
             type_sql(COL_ID, d), type_sql(COL_ID, d), type_sql(COL_ID, d), type_sql(COL_ID, d));
+    case 5:
+        return create_table(&tables[WIRE_DATASET], d, out);
     default:
         return -EM_EINVAL;
     }

@@ -3,12 +3,16 @@
 #include "cli_common.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include <cjson/cJSON.h>
+
 #include "em_error.h"
+#include "jobs.h"
 #include "log.h"
 
 /* "scheme://user:password@host…" → "scheme://user:***@host…" */
@@ -190,6 +194,27 @@ int store_apply(struct store *s, struct ev *evs, size_t n, size_t *changed, char
     return store_apply_at(s, evs, n, NULL, changed, reason, cap);
 }
 
+static int dataset_seen(struct store *s, const struct ev *e, char *reason, size_t cap)
+{
+    char buf[8];
+    const char *status = ev_value(e, "status", buf, sizeof(buf));
+    if (!status || strcmp(status, "complete") != 0 || !e->data)
+        return 0;
+    cJSON *d = cJSON_Parse(e->data);
+    const cJSON *job = cJSON_GetObjectItemCaseSensitive(d, "job_id");
+    int64_t id = cJSON_IsNumber(job) && job->valuedouble >= 1 && job->valuedouble < 9e15
+                     ? (int64_t)job->valuedouble
+                     : 0;
+    cJSON_Delete(d);
+    if (!id)
+        return 0; /* not made by a job of ours (another tool's record) */
+    int rc = jobs_dataset_seen(s, id, e->dataset_id, reason, cap);
+    if (rc == 1)
+        em_log(EM_LOG_INFO, "job %" PRId64 ": complete (dataset %s/%s stored)", id, e->loader,
+               e->dataset_id);
+    return rc < 0 ? rc : 0;
+}
+
 int store_apply_at(struct store *s, struct ev *evs, size_t n, const struct store_position *pos,
                    size_t *changed, char *reason, size_t cap)
 {
@@ -203,6 +228,11 @@ int store_apply_at(struct store *s, struct ev *evs, size_t n, const struct store
      * redelivery): a job has a rule key, so it is made once however often it fires. */
     if (rc == 0 && s->rules)
         rc = rules_fire(s, s->rules, evs, n, reason, cap);
+    /* A complete dataset stored completes the job that made it (every time it comes:
+     * idempotent, and a crash between the two steps is mended by the redelivery). */
+    for (size_t i = 0; i < n && rc == 0; i++)
+        if (evs[i].type == WIRE_DATASET && !evs[i].deleted)
+            rc = dataset_seen(s, &evs[i], reason, cap);
     return rc;
 }
 

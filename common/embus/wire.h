@@ -22,7 +22,10 @@
 /* aborted_session: a session directory holding EPU files but no usable EpuSession.dm (EPU
  * aborted the grid, or its session file cannot be read). It has no session id, so its
  * files are not emitted; the event says that the directory is there, keyed by its path
- * relative to the watched (or scanned) directory. */
+ * relative to the watched (or scanned) directory.
+ *
+ * dataset: a loader's output directory (agent/dataset.h), keyed by the loader and the
+ * record's id. */
 enum wire_type {
     WIRE_SESSION,
     WIRE_ATLAS,
@@ -30,12 +33,13 @@ enum wire_type {
     WIRE_FOILHOLE,
     WIRE_MICROGRAPH,
     WIRE_ABORTED_SESSION,
+    WIRE_DATASET,
     WIRE_TYPE_COUNT
 };
 
 enum wire_op { WIRE_UPSERT, WIRE_DELETE, WIRE_OP_COUNT };
 
-/* "session", "atlas", "gridsquare", "foilhole", "micrograph", "aborted_session";
+/* "session", "atlas", "gridsquare", "foilhole", "micrograph", "aborted_session", "dataset";
  * "unknown" for anything else. */
 const char *wire_type_name(enum wire_type t);
 

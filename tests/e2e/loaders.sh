@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # End to end: `em-backend job add` → `em-backend loaders` → files and metadata.json, against
 # a real nginx this test starts on loopback (and stops by pid). Cases:
-#   fetch     two files (one with its sha256 given): job complete, bytes and digests equal
-#             sha256sum's, metadata.json complete, nothing partial left
+#   fetch     two files (one with its sha256 given): the job waits at saving-data, bytes
+#             and digests equal sha256sum's, metadata.json complete, nothing partial left
+#   seen      `em-agent watch` of the output, `ingest` of its events: the dataset in the
+#             store (its record, the MRC header read from the data), the job complete;
+#             watched and ingested again: nothing new
 #   notfound  404: failed at once (1 attempt), the reason recorded, no dataset file
-#   checksum  a wrong sha256: failed, "checksum mismatch", no file, no partial
+#   checksum  a wrong sha256: failed, "checksum mismatch", no file, no partial, the record
+#             says failed
 #   redirect  a redirect to file:///etc/passwd and an endless redirect chain: failed, the
 #             protocol never changed, nothing written
 #   busy      503 every time: retried with back-off, then pending again (attempt counted)
@@ -26,14 +30,17 @@
 #   sources   idr (image JSON, then the file under the API's name), dvid (info, then a raw
 #             subvolume whose size is checked), epfl; hostile answers: an image name
 #             "../../etc/passwd", a 20 MB JSON, a raw subvolume cut short
-#   catalog   `em-backend catalog` of those: 3 records, the one edited by hand invalid with
-#             its reasons, the failed jobs with theirs, the report files written
-#   postgres  12 jobs on a throwaway PostgreSQL, two runners at once: every job complete,
-#             each file fetched exactly once (FOR UPDATE SKIP LOCKED), one dataset per job
+#   catalog   the agent's datasets of those ingested, then `em-backend catalog`: 4 records
+#             (one failed), the one edited by hand invalid with its reasons, the failed
+#             jobs with theirs, the report files written
+#   postgres  the whole loop live: 12 jobs on a throwaway PostgreSQL, two runners at once,
+#             `em-agent watch` of their output publishing to a throwaway RabbitMQ, `consume`
+#             into the same store: every job complete, each file fetched exactly once (FOR
+#             UPDATE SKIP LOCKED), one dataset per job in the store
 # The other cases use an SQLite store.
 set -u
 BACKEND=$(realpath "$1")
-PORT=${2:-47180}
+PORT=${2:-24500} # nginx; PORT+1 a hostile server, PORT+10 to +12 RabbitMQ
 AGENT=${3:+$(realpath "$3")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=servers.sh
@@ -48,6 +55,8 @@ cleanup() {
     [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null
     [ -n "${LIAR_PID:-}" ] && kill "$LIAR_PID" 2>/dev/null
     mountpoint -q "$TMP/small" 2>/dev/null && umount "$TMP/small"
+    [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null
+    [ -n "${CONSUME_PID:-}" ] && kill "$CONSUME_PID" 2>/dev/null
     servers_cleanup
     if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
@@ -109,9 +118,9 @@ sum=$(sha256sum "$TMP/www/data/EMD-3197.map" | cut -d' ' -f1)
 id=$(add url "$BASE/data/EMD-3197.map#sha256=$sum" "$BASE/data/multipage.tif")
 run_once || bad "fetch: loaders exit status $?"
 d=$OUT/url/job-$id
-if [ "$(field "$id" status)" = complete ] && cmp -s "$d/EMD-3197.map" "$TMP/www/data/EMD-3197.map" &&
+if [ "$(field "$id" status)" = saving-data ] && cmp -s "$d/EMD-3197.map" "$TMP/www/data/EMD-3197.map" &&
     cmp -s "$d/multipage.tif" "$TMP/www/data/multipage.tif" && [ ! -e "$d/.partial" ]; then
-    ok "fetch: job $id complete, both files equal the server's, no partial left"
+    ok "fetch: job $id fetched (saving-data: waiting for an agent), both files equal the server's, no partial left"
 else
     bad "fetch: status $(field "$id" status), files: $(ls -A "$d" 2>&1 | tr '\n' ' ')"
 fi
@@ -125,9 +134,45 @@ assert f["multipage.tif"]["sha256"] == sys.argv[3] and f["multipage.tif"]["size"
 assert m["metadata"]["technical"]["file_size_bytes"] == 33024 + 940
 assert len(m["id"]) == 36 and m["metadata"]["core"]["description"]
 PY
-[ "$(field "$id" bytes_done)" = 33964 ] && [ "$(field "$id" dataset)" = "job-$id" ] &&
-    ok "fetch: the job row says 33964 bytes and dataset job-$id" ||
-    bad "fetch: job row bytes $(field "$id" bytes_done), dataset $(field "$id" dataset)"
+rid=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["id"])' "$d/metadata.json")
+[ "$(field "$id" bytes_done)" = 33964 ] && [ "$(field "$id" dataset)" = "$rid" ] &&
+    ok "fetch: the job row says 33964 bytes and dataset $rid (the record's id)" ||
+    bad "fetch: job row bytes $(field "$id" bytes_done), dataset $(field "$id" dataset), record $rid"
+
+# seen: the agent watches the output, ingest stores its events, the job completes
+see() { # see DIR STATE STORE: em-agent watch --once of DIR, its events ingested into STORE
+    rm -f "$TMP/seen.jsonl"
+    timeout 120 "$AGENT" watch --once --agent loaders-test --state-dir "$2" -o "$TMP/seen.jsonl" "$1" 2>>"$TMP/agent.log" &&
+        "$BACKEND" ingest -q --store "$3" "$TMP/seen.jsonl" 2>>"$TMP/ingest.log"
+}
+datasets() { # datasets STORE: the stored datasets as JSON lines
+    "$BACKEND" query entities --store "$1" | grep '"type":"dataset"'
+}
+if [ -n "$AGENT" ]; then
+    see "$OUT" "$TMP/agent-state" "$STORE" || bad "seen: watch or ingest failed: $(tail -3 "$TMP/agent.log" "$TMP/ingest.log")"
+    datasets "$STORE" >"$TMP/ds.jsonl"
+    python3 - "$TMP/ds.jsonl" "$rid" "$sum" "$id" <<'PY' && [ "$(field "$id" status)" = complete ] &&
+import json, sys
+ds = [json.loads(l) for l in open(sys.argv[1])]
+d = [x for x in ds if x["key"]["dataset_id"] == sys.argv[2]]
+assert len(d) == 1, ds
+d = d[0]["data"]
+assert d["status"] == "complete" and d["loader"] == "url" and d["dir"] == "url/job-" + sys.argv[4], d
+assert d["job_id"] == int(sys.argv[4]), d
+assert d["record"]["files"]["additional"]["EMD-3197.map"]["sha256"] == sys.argv[3]
+assert d["volume"] == "EMD-3197.map" and d["header"]["volume_shape"] == [20, 20, 20], d["header"]
+assert d["header"]["data_type"] == "float32" and d["mismatches"] == [], d
+assert {f["name"]: f["size"] for f in d["files"]} == {"EMD-3197.map": 33024, "multipage.tif": 940}, d["files"]
+PY
+        ok "seen: the agent's dataset is in the store (record, sizes, the MRC's 20x20x20 float32 header), job $id complete" ||
+        bad "seen: job $id $(field "$id" status); stored: $(head -c 600 "$TMP/ds.jsonl")"
+    see "$OUT" "$TMP/agent-state" "$STORE"
+    [ ! -s "$TMP/seen.jsonl" ] && [ "$(field "$id" status)" = complete ] &&
+        ok "seen: watched and ingested again: no new event, the job still complete" ||
+        bad "seen: a second watch sent $(wc -l <"$TMP/seen.jsonl") events"
+else
+    echo "SKIP seen: no em-agent given"
+fi
 
 # notfound
 id=$(add url "$BASE/data/nothere.mrc")
@@ -142,7 +187,8 @@ id=$(add url "$BASE/data/multipage.tif#sha256=$(printf '0%.0s' $(seq 1 64))")
 run_once
 [ "$(field "$id" status)" = failed ] && field "$id" error | grep -q "checksum mismatch" &&
     [ ! -e "$OUT/url/job-$id/multipage.tif" ] && [ -z "$(ls -A "$OUT/url/job-$id/.partial" 2>/dev/null)" ] &&
-    ok "checksum: failed with 'checksum mismatch', no file and no partial kept" ||
+    python3 -c 'import json,sys; m=json.load(open(sys.argv[1])); sys.exit(not (m["status"] == "failed" and "checksum mismatch" in m["error"]["message"]))' "$OUT/url/job-$id/metadata.json" &&
+    ok "checksum: failed with 'checksum mismatch', no file and no partial kept, the record says failed" ||
     bad "checksum: status $(field "$id" status), error $(field "$id" error)"
 
 # redirect
@@ -174,11 +220,12 @@ sleep 2.5
 kill -KILL "$pid"
 wait "$pid" 2>/dev/null
 part=$(stat -c %s "$OUT/url/job-$id/.partial/big.bin" 2>/dev/null || echo 0)
+resume_id=$id
 sleep 5 # the first runner's lease (3 s, renewed every second) runs out
 run_once --runner second
 bytes_first=$(awk '$7 ~ /big.bin/ {print $10}' "$TMP/nginx/access.log" | head -1)
 bytes_second=$(awk '$7 ~ /big.bin/ {print $10}' "$TMP/nginx/access.log" | tail -1)
-if [ "$(field "$id" status)" = complete ] && cmp -s "$OUT/url/job-$id/big.bin" "$TMP/www/slow/big.bin" &&
+if [ "$(field "$id" status)" = saving-data ] && cmp -s "$OUT/url/job-$id/big.bin" "$TMP/www/slow/big.bin" &&
     [ "$part" -gt 0 ] && [ "$bytes_second" -lt 3000000 ] && [ "$(field "$id" claimed_by)" = second ]; then
     ok "resume: killed after $part bytes; the second runner took over and fetched $bytes_second more bytes, not 3000000"
 else
@@ -215,7 +262,7 @@ start_nginx || bad "outage: nginx did not start again"
 wait "$pid"
 codes=$(awk '$7 ~ /big.bin/ {print $9}' "$TMP/nginx/access.log" | tr '\n' ' ')
 resumed=$(awk '$7 ~ /big.bin/ && $9 == 206 {print $10}' "$TMP/nginx/access.log" | head -1)
-[ "$(field "$id" status)" = complete ] && cmp -s "$OUT/url/job-$id/big.bin" "$TMP/www/slow/big.bin" &&
+[ "$(field "$id" status)" = saving-data ] && cmp -s "$OUT/url/job-$id/big.bin" "$TMP/www/slow/big.bin" &&
     [ -n "$resumed" ] && [ "$resumed" -lt 3000000 ] &&
     ok "outage: nginx stopped mid-transfer and started again: resumed with a 206 for $resumed bytes" ||
     bad "outage: status $(field "$id" status), answers after the restart: $codes"
@@ -233,9 +280,9 @@ sleep 1.5
 : >"$TMP/nginx/extra.conf"
 kill -HUP "$NGINX_PID" # serve it now
 wait "$pid"
-[ "$(field "$id" status)" = complete ] && [ "$(field "$id" attempts)" = 1 ] &&
+[ "$(field "$id" status)" = saving-data ] && [ "$(field "$id" attempts)" = 1 ] &&
     cmp -s "$OUT/url/job-$id/x.bin" "$TMP/www/later/x.bin" &&
-    ok "recovers: 503 until nginx was reloaded, then complete in the same attempt" ||
+    ok "recovers: 503 until nginx was reloaded, then fetched in the same attempt" ||
     bad "recovers: status $(field "$id" status), attempts $(field "$id" attempts), error $(field "$id" error)"
 
 # liar
@@ -299,7 +346,7 @@ if [ -n "$AGENT" ]; then
         ok "movies: $nmic micrographs ingested twice made $njobs movie jobs" ||
         bad "movies: $nmic micrographs, $njobs jobs"
     timeout 120 "$BACKEND" loaders --store "$MS" --out "$TMP/movies" --once --allow-file 2>>"$TMP/loaders.log"
-    complete=$("$BACKEND" job list --store "$MS" --status complete | wc -l)
+    complete=$("$BACKEND" job list --store "$MS" --status saving-data | wc -l)
     failed=$("$BACKEND" job list --store "$MS" --status failed --json)
     got1=$(find "$TMP/movies/movie" -name "$(basename "${m1%.xml}_Fractions.tiff")")
     got2=$(find "$TMP/movies/movie" -name "$(basename "${m2%.xml}_EER.eer")")
@@ -308,7 +355,7 @@ if [ -n "$AGENT" ]; then
         [ "$(echo "$failed" | grep -c 'no movie beside')" = $((nmic - 2)) ] && cmp -s "$TMP/share.before" "$TMP/share.after"; then
         ok "movies: the _Fractions.tiff and the _EER.eer fetched and equal, $((nmic - 2)) without a movie failed ('no movie beside …'), the share unchanged"
     else
-        bad "movies: $complete complete; failed: $(echo "$failed" | head -2)"
+        bad "movies: $complete fetched; failed: $(echo "$failed" | head -2)"
     fi
 else
     echo "SKIP movies: no em-agent given"
@@ -375,6 +422,7 @@ import json, sys
 m = json.load(open(sys.argv[1])); m["metadata"]["core"]["data_type"] = "uint64"; m["status"] = "done"
 json.dump(m, open(sys.argv[1], "w"))
 PY
+[ -n "$AGENT" ] && see "$TMP/src" "$TMP/agent-src" "$SS"
 mkdir -p "$TMP/catalog"
 "$BACKEND" catalog --store "$SS" --out "$TMP/catalog" >"$TMP/catalog.txt" 2>"$TMP/catalog.err"
 "$BACKEND" catalog --store "$SS" --json >"$TMP/catalog.json"
@@ -382,37 +430,80 @@ python3 - "$TMP/catalog.json" "$TMP/catalog" <<'PY' && ok "catalog: $(head -1 "$
 import glob, json, sys
 c = json.load(open(sys.argv[1]))
 v = c["validation"]
-assert v["total_files"] == 3 and v["valid_files"] == 2 and v["invalid_files"] == 1, v
-assert v["validation_rate"] == 66.67 and sorted(c["summary"]["sources_found"]) == ["dvid", "epfl", "idr"], c["summary"]
+assert v["total_files"] == 4 and v["valid_files"] == 3 and v["invalid_files"] == 1, v
+assert v["validation_rate"] == 75.0 and sorted(c["summary"]["sources_found"]) == ["dvid", "epfl", "idr"], c["summary"]
+assert v["errors_by_source"]["dvid"]["valid"] == 2, v  # the one cut short: a valid record saying failed
 errs = " ".join(v["errors_by_source"]["epfl"]["error_details"])
 assert "data_type 'uint64'" in errs and "status 'done'" in errs, errs
 assert len(c["failed_jobs"]) == 4 and any("not a safe file name" in f["error"] for f in c["failed_jobs"])
 report = json.load(open(glob.glob(sys.argv[2] + "/validation_report_*.json")[0]))
-assert len(report["detailed_results"]) == 3 and len(glob.glob(sys.argv[2] + "/metadata_catalog_*.json")) == 1
+assert len(report["detailed_results"]) == 4 and len(glob.glob(sys.argv[2] + "/metadata_catalog_*.json")) == 1
 PY
 
-# postgres
-if [ -x /usr/lib/postgresql/15/bin/postgres ] && pg_start "$TMP/pg"; then
+# postgres: the whole loop, live
+if [ -z "$AGENT" ]; then
+    echo "SKIP postgres: no em-agent given"
+elif ! [ -x /usr/lib/postgresql/15/bin/postgres ] || ! [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ]; then
+    echo "SKIP postgres: PostgreSQL 15 or RabbitMQ is not installed (scripts/setup.sh test)"
+elif ! pg_start "$TMP/pg" || ! rmq_start "$TMP/rmq" $((PORT + 10)); then
+    bad "postgres: PostgreSQL or RabbitMQ did not start"
+else
     PGS=$PG_URL
     for i in $(seq 1 12); do
         cp "$TMP/www/data/multipage.tif" "$TMP/www/data/pg$i.tif"
         add url "$BASE/data/pg$i.tif" --store "$PGS" >/dev/null || bad "postgres: job add"
     done
+    mkdir -p "$TMP/pgout"
+    # The consumer first: it declares the queue the agent's events are routed to.
+    "$BACKEND" consume --amqp "$RMQ_URL" --store "$PGS" -v 2>>"$TMP/consume.log" &
+    CONSUME_PID=$!
+    "$AGENT" watch --agent loaders-pg --state-dir "$TMP/agent-pg" --amqp "$RMQ_URL" "$TMP/pgout" 2>>"$TMP/agent.log" &
+    WATCH_PID=$!
+    sleep 1
     timeout 120 "$BACKEND" loaders --store "$PGS" --out "$TMP/pgout" --once --runner a --workers 3 2>>"$TMP/loaders.log" &
     p1=$!
     timeout 120 "$BACKEND" loaders --store "$PGS" --out "$TMP/pgout" --once --runner b --workers 3 2>>"$TMP/loaders.log" &
     p2=$!
     wait "$p1"
     wait "$p2"
-    done_jobs=$("$BACKEND" job list --store "$PGS" --status complete | wc -l)
+    for _ in $(seq 1 300); do # until the agent has seen them and consume stored them
+        done_jobs=$("$BACKEND" job list --store "$PGS" --status complete | wc -l)
+        [ "$done_jobs" = 12 ] && break
+        sleep 0.1
+    done
     fetched=$(grep -c 'GET /data/pg[0-9]*.tif' "$TMP/nginx/access.log")
     by_a=$("$BACKEND" job list --store "$PGS" --json | grep -c '"claimed_by":"a"')
-    datasets=$(ls "$TMP/pgout/url" | wc -l)
-    [ "$done_jobs" = 12 ] && [ "$fetched" = 12 ] && [ "$datasets" = 12 ] &&
-        ok "postgres: 12 jobs complete by two runners ($by_a by a), each file fetched once, 12 datasets" ||
-        bad "postgres: $done_jobs complete, $fetched fetches, $datasets datasets"
-else
-    echo "SKIP postgres: PostgreSQL 15 is not installed or did not start"
+    dirs=$(ls "$TMP/pgout/url" | wc -l)
+    datasets "$PGS" >"$TMP/pgds.jsonl"
+    python3 - "$TMP/pgds.jsonl" "$(sha256sum "$TMP/www/data/multipage.tif" | cut -d' ' -f1)" <<'PY'
+import json, sys
+ds = [json.loads(l)["data"] for l in open(sys.argv[1])]
+assert len(ds) == 12 and len({d["dataset_id"] for d in ds}) == 12, len(ds)
+assert all(d["status"] == "complete" for d in ds)
+for d in ds:
+    (name, f), = d["record"]["files"]["additional"].items()
+    assert f["sha256"] == sys.argv[2] and f["size"] == 940, f
+    assert d["header"]["format"] == "tiff", d["header"]
+PY
+    pyok=$?
+    [ "$done_jobs" = 12 ] && [ "$fetched" = 12 ] && [ "$dirs" = 12 ] && [ "$pyok" = 0 ] &&
+        ok "postgres: 12 jobs run by two runners ($by_a by a), each file fetched once; the agent saw 12 datasets, consume stored them (checksums equal the server's), all 12 jobs complete" ||
+        bad "postgres: $done_jobs complete, $fetched fetches, $dirs directories, $(wc -l <"$TMP/pgds.jsonl") datasets stored"
+    kill "$WATCH_PID" "$CONSUME_PID" 2>/dev/null
+    wait "$WATCH_PID" "$CONSUME_PID" 2>/dev/null
+    WATCH_PID= CONSUME_PID=
+fi
+
+# after everything: the agent sees the SQLite store's output, every fetched job completes,
+# one dataset per job directory (the resumed job's two runners made one)
+if [ -n "$AGENT" ]; then
+    see "$OUT" "$TMP/agent-state" "$STORE"
+    waiting=$("$BACKEND" job list --store "$STORE" --status saving-data | wc -l)
+    datasets "$STORE" >"$TMP/all.jsonl"
+    dup=$(python3 -c 'import json,sys,collections; c=collections.Counter(json.loads(l)["data"]["dir"] for l in open(sys.argv[1])); print(sum(1 for v in c.values() if v > 1))' "$TMP/all.jsonl")
+    [ "$waiting" = 0 ] && [ "$dup" = 0 ] && [ "$(field "$resume_id" status)" = complete ] &&
+        ok "loop: the agent saw every output; no job left waiting, $(wc -l <"$TMP/all.jsonl") datasets, one per directory (the resumed job's too)" ||
+        bad "loop: $waiting jobs still saving-data, $dup directories with two datasets, resumed job $(field "$resume_id" status)"
 fi
 
 "$BACKEND" job list --store "$STORE" >"$TMP/list.txt" && [ "$(wc -l <"$TMP/list.txt")" -ge 8 ] &&
