@@ -57,6 +57,17 @@ static const char loaders_usage[] =
     "  --idr-url URL      IDR's site, for its API and downloads (default\n"
     "                     https://idr.openmicroscopy.org)\n"
     "  --epfl-url URL     the EPFL hippocampus volume (default its documents.epfl.ch URL)\n"
+    "  --empiar-url URL   EMPIAR's entry API (default https://www.ebi.ac.uk/empiar/api/entry)\n"
+    "  --empiar-ftp URL   where EMPIAR's entries' files are listed and fetched (default\n"
+    "                     ftp://ftp.ebi.ac.uk/empiar/world_availability)\n"
+    "  --s3-url URL       the S3 endpoint for openorganelle, path style: URL/BUCKET/PATH\n"
+    "                     (default https://s3.amazonaws.com)\n"
+    "  --ssh-key FILE     sftp://: the private key to log in with (FILE.pub beside it);\n"
+    "                     key authentication only\n"
+    "  --known-hosts FILE sftp://: the servers' host keys (default ~/.ssh/known_hosts); a\n"
+    "                     server whose key is not there is refused\n"
+    "  --max-files N      files one job may fetch (a listing or a Zarr store's chunks;\n"
+    "                     default 100000)\n"
     "\n"
     "SIGTERM or SIGINT: stop claiming, stop the transfers (partial files stay and are\n"
     "resumed), give the running jobs back (pending again) and exit 0.\n"
@@ -78,6 +89,12 @@ enum {
     L_INSECURE,
     L_IDR,
     L_EPFL,
+    L_EMPIAR,
+    L_EMPIAR_FTP,
+    L_S3,
+    L_MAX_FILES,
+    L_SSH_KEY,
+    L_KNOWN_HOSTS,
     L_COUNT
 };
 static const struct emopt_spec loaders_opts[L_COUNT] = {
@@ -95,6 +112,12 @@ static const struct emopt_spec loaders_opts[L_COUNT] = {
     [L_INSECURE] = {"insecure", 0, EMOPT_FLAG, false, false, NULL},
     [L_IDR] = {"idr-url", 0, EMOPT_VALUE, true, false, NULL},
     [L_EPFL] = {"epfl-url", 0, EMOPT_VALUE, true, false, NULL},
+    [L_EMPIAR] = {"empiar-url", 0, EMOPT_VALUE, true, false, NULL},
+    [L_EMPIAR_FTP] = {"empiar-ftp", 0, EMOPT_VALUE, true, false, NULL},
+    [L_S3] = {"s3-url", 0, EMOPT_VALUE, true, false, NULL},
+    [L_MAX_FILES] = {"max-files", 0, EMOPT_VALUE, true, false, NULL},
+    [L_SSH_KEY] = {"ssh-key", 0, EMOPT_VALUE, true, false, NULL},
+    [L_KNOWN_HOSTS] = {"known-hosts", 0, EMOPT_VALUE, true, false, NULL},
 };
 
 static volatile sig_atomic_t stop_now;
@@ -111,6 +134,8 @@ struct jfile {
     char *url, *dest, *partial;
     char name[256];
     bool finished;
+    bool absent;   /* an optional file the source does not have */
+    bool optional; /* a Zarr chunk: absent at the source (404) means "fill value", not an error */
     /* movie: the names the movie may have, tried in turn while the source says "no such
      * file" */
     char *cands[8];
@@ -171,8 +196,10 @@ struct active {
     struct job j;
     char dir[2048], dataset[64], id[40], created[32];
     /* what a source loader learnt from its API: record fields (may be empty/NULL) */
+    char source[32]; /* the record's source, when not the loader's name (reference §4) */
     char source_id[128], description[600];
-    cJSON *core; /* volume_shape, voxel_size_nm, data_type, … for metadata.core */
+    cJSON *core;  /* volume_shape, voxel_size_nm, data_type, … for metadata.core */
+    cJSON *extra; /* what the source's API said, for additional_metadata (may be NULL) */
     struct jfile *files;
     size_t nfiles, nfinished;
     bool permanent, stubbed;
@@ -185,7 +212,8 @@ struct runner {
     struct store *s;
     struct xfer *x;
     const char *out, *name;
-    const char *idr_api, *idr_site, *epfl_url;
+    const char *idr_api, *idr_site, *epfl_url, *empiar_api, *empiar_ftp, *s3;
+    long max_files;
     int lease;
     struct active *jobs;
     size_t njobs;
@@ -256,6 +284,8 @@ static int write_record(const char *dir, const cJSON *json)
     return rc;
 }
 
+#define RECORD_FILES_MAX 1000 /* files listed by name in a record */
+
 /* The dataset's record: the stub (status "saving-data"), the complete one, or "failed"
  * with the error (a stub already written is not left saying "saving-data"). */
 static int record(struct active *a, const char *status)
@@ -267,7 +297,7 @@ static int record(struct active *a, const char *status)
     char now[32];
     iso_now(now, sizeof(now));
     cJSON_AddStringToObject(o, "id", a->id);
-    cJSON_AddStringToObject(o, "source", a->j.loader);
+    cJSON_AddStringToObject(o, "source", a->source[0] ? a->source : a->j.loader);
     cJSON_AddStringToObject(o, "source_id", a->source_id[0] ? a->source_id : a->dataset);
     cJSON_AddStringToObject(o, "status", status);
     if (strcmp(status, "failed") == 0) {
@@ -293,14 +323,23 @@ static int record(struct active *a, const char *status)
     cJSON *files = cJSON_AddObjectToObject(o, "files");
     cJSON *add = cJSON_AddObjectToObject(files, "additional");
     int64_t total = 0;
+    size_t listed = 0, absent = 0;
     for (size_t i = 0; i < a->nfiles; i++) {
         const struct jfile *f = &a->files[i];
+        if (f->absent) {
+            absent++;
+            continue;
+        }
+        if (complete)
+            total += f->x.size;
+        /* A Zarr store's thousands of chunks are counted, not each listed. */
+        if (listed++ >= RECORD_FILES_MAX)
+            continue;
         cJSON *e = cJSON_AddObjectToObject(add, f->name);
         cJSON_AddStringToObject(e, "url", f->url);
         if (complete) {
             cJSON_AddNumberToObject(e, "size", (double)f->x.size);
             cJSON_AddStringToObject(e, "sha256", f->x.sha256);
-            total += f->x.size;
         }
     }
     if (complete) {
@@ -312,6 +351,14 @@ static int record(struct active *a, const char *status)
     }
     cJSON *extra = cJSON_AddObjectToObject(o, "additional_metadata");
     cJSON_AddNumberToObject(extra, "job_id", (double)a->j.id);
+    if (listed > RECORD_FILES_MAX || absent) {
+        cJSON_AddNumberToObject(extra, "files_total", (double)(listed));
+        cJSON_AddNumberToObject(extra, "files_listed",
+                                (double)(listed < RECORD_FILES_MAX ? listed : RECORD_FILES_MAX));
+        cJSON_AddNumberToObject(extra, "chunks_absent", (double)absent);
+    }
+    for (const cJSON *c = a->extra ? a->extra->child : NULL; c; c = c->next)
+        cJSON_AddItemToObject(extra, c->string, cJSON_Duplicate(c, true));
     int rc = write_record(a->dir, o);
     cJSON_Delete(o);
     return rc;
@@ -350,6 +397,7 @@ static void active_free(struct active *a)
     }
     free(a->files);
     cJSON_Delete(a->core);
+    cJSON_Delete(a->extra);
     job_free(&a->j);
     free(a);
 }
@@ -365,6 +413,10 @@ static void on_done(void *ctx, struct xfer_file *xf)
         em_log(EM_LOG_DEBUG, "job %" PRId64 ": not there; trying %s", a->j.id, next);
         if (set_url(f, a->dir, next, strlen(next)) == 0 && xfer_add(r->x, xf) == 0)
             return;
+    }
+    if (xf->rc == -EM_ENOENT && f->optional) {
+        xf->rc = 0; /* a chunk never written: the array's fill value */
+        f->absent = true;
     }
     if (xf->rc == -EM_ENOENT && f->ncand > 1)
         snprintf(xf->error, sizeof(xf->error), "no movie beside %.200s (tried %zu names)",
@@ -454,6 +506,381 @@ static const char *json_str(const cJSON *o, const char *key)
     return cJSON_IsString(v) ? v->valuestring : NULL;
 }
 
+/* ---- loaders that fetch many files: empiar (an FTP listing), openorganelle (a Zarr store) */
+
+struct entry {
+    char *name; /* in the job directory; may hold '/' (a Zarr store's keys) */
+    char *url;
+    int64_t size; /* -1: not known */
+    bool optional;
+};
+
+struct entries {
+    struct entry *v;
+    size_t n, cap;
+};
+
+static void entries_free(struct entries *e)
+{
+    for (size_t i = 0; i < e->n; i++)
+        free(e->v[i].name), free(e->v[i].url);
+    free(e->v);
+}
+
+static int entries_add(struct entries *e, const char *name, char *url, int64_t size, bool optional)
+{
+    if (!url)
+        return -EM_ENOMEM;
+    struct entry *v = em_grow(e->v, e->n, &e->cap, sizeof(*v), 64);
+    char *n = v ? strdup(name) : NULL;
+    if (!n) {
+        free(url);
+        return -EM_ENOMEM;
+    }
+    e->v = v;
+    e->v[e->n++] = (struct entry){n, url, size, optional};
+    return 0;
+}
+
+/* The job's files from a list. A name with '/' gets its directories made, and a partial
+ * file named by its index (the list's order is the source's, the same at every attempt). */
+static int take_entries(struct active *a, struct entries *e)
+{
+    struct jfile *v = calloc(e->n ? e->n : 1, sizeof(*v));
+    if (!v)
+        return -EM_ENOMEM;
+    free(a->files);
+    a->files = v;
+    a->nfiles = 0;
+    for (size_t i = 0; i < e->n; i++) {
+        struct jfile *f = &a->files[a->nfiles++];
+        f->x.tag = a;
+        f->x.want_size = e->v[i].size;
+        f->optional = e->v[i].optional;
+        if (strlen(e->v[i].name) >= sizeof(f->name))
+            return -EM_EVALUE;
+        int rc = set_url_named(f, a->dir, e->v[i].url, strlen(e->v[i].url), e->v[i].name);
+        if (rc < 0)
+            return rc;
+        if (strchr(e->v[i].name, '/')) {
+            char *slash = strrchr(f->dest, '/');
+            *slash = '\0';
+            rc = mkdir_p(f->dest);
+            *slash = '/';
+            if (rc < 0) {
+                snprintf(a->error, sizeof(a->error), "%s: cannot make the directory: %s", f->dest,
+                         em_strerror(rc));
+                return rc;
+            }
+            snprintf(f->partial, strlen(a->dir) + strlen(f->name) + 16, "%s/.partial/%zu", a->dir,
+                     i);
+        }
+    }
+    return 0;
+}
+
+/* One line of a Unix-style FTP LIST: a regular file's name and size. */
+static bool list_line(char *line, char **name, int64_t *size)
+{
+    if (line[0] != '-')
+        return false; /* directories, links, totals */
+    char *p = line, *fields[8];
+    for (int k = 0; k < 8; k++) {
+        while (*p == ' ' || *p == '\t')
+            p++;
+        if (!*p)
+            return false;
+        fields[k] = p;
+        while (*p && *p != ' ' && *p != '\t')
+            p++;
+        if (!*p)
+            return false;
+        *p++ = '\0';
+    }
+    while (*p == ' ')
+        p++;
+    p[strcspn(p, "\r")] = '\0';
+    char *end;
+    long long n = strtoll(fields[4], &end, 10);
+    if (*end || n < 0 || !*p)
+        return false;
+    *name = p;
+    *size = n;
+    return true;
+}
+
+/*   empiar ENTRY   GET API/ENTRY/ → {"EMPIAR-ENTRY": {title, imagesets[{directory,
+ *                  pixel_width (Å)}]}}; LIST FTP/ENTRY/DIRECTORY/ → its regular files, each
+ *                  fetched and checked against the listed size */
+static int empiar_job(struct runner *r, struct active *a, const char *arg)
+{
+    const char *id = strncmp(arg, "EMPIAR-", 7) == 0 ? arg + 7 : arg;
+    char url[4096], key[32];
+    snprintf(url, sizeof(url), "%s/%s/", r->empiar_api, id);
+    cJSON *j = api_json(r, a, url);
+    if (!j)
+        return -EM_EIO;
+    snprintf(key, sizeof(key), "EMPIAR-%s", id);
+    cJSON *entry = cJSON_DetachItemFromObjectCaseSensitive(j, key);
+    cJSON_Delete(j);
+    const cJSON *set = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(entry, "imagesets"), 0);
+    const char *dir = json_str(set, "directory");
+    if (!cJSON_IsObject(entry) || (dir && !loader_safe_path(dir))) {
+        snprintf(a->error, sizeof(a->error), "%s: %s", url,
+                 entry ? "the image set's directory is not a plain relative path"
+                       : "no entry of that number in the answer");
+        a->permanent = true;
+        cJSON_Delete(entry);
+        return -EM_EVALUE;
+    }
+    snprintf(a->source, sizeof(a->source), "ebi");
+    snprintf(a->source_id, sizeof(a->source_id), "%s", id);
+    const char *title = json_str(entry, "title");
+    snprintf(a->description, sizeof(a->description), "%s",
+             title && title[0] ? title : "EBI EMPIAR dataset");
+    const cJSON *pw = cJSON_GetObjectItemCaseSensitive(set, "pixel_width");
+    if (cJSON_IsNumber(pw) && pw->valuedouble > 0) {
+        /* Å per pixel in x and y (the sections' spacing is only in free text) */
+        double v[2] = {pw->valuedouble / 10, pw->valuedouble / 10};
+        cJSON_AddItemToObject(a->core, "voxel_size_nm", cJSON_CreateDoubleArray(v, 2));
+    }
+    if ((a->extra = cJSON_CreateObject()))
+        cJSON_AddItemToObject(a->extra, "empiar", entry);
+    else
+        cJSON_Delete(entry);
+    snprintf(url, sizeof(url), "%s/%s/%s/", r->empiar_ftp, id, dir ? dir : "data");
+    char *body;
+    size_t len;
+    char why[512];
+    int rc = xfer_get(r->x, url, API_MAX, &body, &len, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(a->error, sizeof(a->error), "%s", why);
+        a->permanent = rc != -EM_EIO;
+        return rc;
+    }
+    struct entries e = {0};
+    for (char *line = strtok(body, "\n"); line && rc == 0; line = strtok(NULL, "\n")) {
+        char *name;
+        int64_t size;
+        if (!list_line(line, &name, &size))
+            continue;
+        if (!safe_name(name)) {
+            em_log(EM_LOG_WARN,
+                   "job %" PRId64 ": %s: the listed name \"%.100s\" is not safe: skipped", a->j.id,
+                   url, name);
+            continue;
+        }
+        if ((long)e.n >= r->max_files) {
+            snprintf(a->error, sizeof(a->error), "%s: more than %ld files (--max-files)", url,
+                     r->max_files);
+            a->permanent = true;
+            rc = -EM_ELIMIT;
+            break;
+        }
+        rc = entries_add(&e, name, join_url(url, name, strlen(name), ""), size, false);
+    }
+    free(body);
+    if (rc == 0 && e.n == 0) {
+        snprintf(a->error, sizeof(a->error), "%s: no files listed", url);
+        a->permanent = true;
+        rc = -EM_ENOENT;
+    }
+    if (rc == 0)
+        rc = take_entries(a, &e);
+    entries_free(&e);
+    return rc;
+}
+
+/* "<i2" → "int16": a Zarr v2 dtype as the schema names it, or NULL. */
+static const char *zarr_type(const char *dt)
+{
+    static const struct {
+        const char *z, *name;
+    } t[] = {{"u1", "uint8"},  {"u2", "uint16"}, {"u4", "uint32"},  {"i1", "int8"},
+             {"i2", "int16"},  {"i4", "int32"},  {"f4", "float32"}, {"f8", "float64"},
+             {"u8", "uint64"}, {"i8", "int64"}};
+    if (!dt || strlen(dt) != 3 || !strchr("<>|", dt[0]))
+        return NULL;
+    for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++)
+        if (strcmp(dt + 1, t[i].z) == 0)
+            return t[i].name;
+    return NULL;
+}
+
+/* The chunks of one array (its .zarray), as entries under `local`/`prefix`. */
+static int zarr_chunks(struct runner *r, struct active *a, struct entries *e, const char *base,
+                       const char *local, const char *prefix, const cJSON *za)
+{
+    const cJSON *shape = cJSON_GetObjectItemCaseSensitive(za, "shape");
+    const cJSON *chunks = cJSON_GetObjectItemCaseSensitive(za, "chunks");
+    const char *sep = json_str(za, "dimension_separator");
+    int nd = cJSON_GetArraySize(shape);
+    long long grid[8], idx[8] = {0};
+    double count = 1;
+    if (nd < 1 || nd > 8 || cJSON_GetArraySize(chunks) != nd ||
+        (sep && strcmp(sep, ".") != 0 && strcmp(sep, "/") != 0)) {
+        snprintf(a->error, sizeof(a->error), "%s%s.zarray: not an array's metadata", base, prefix);
+        return -EM_EVALUE;
+    }
+    for (int i = 0; i < nd; i++) {
+        double s = cJSON_GetArrayItem(shape, i)->valuedouble,
+               c = cJSON_GetArrayItem(chunks, i)->valuedouble;
+        if (!(s >= 0 && s < 1e15 && c >= 1 && c < 1e15)) {
+            snprintf(a->error, sizeof(a->error), "%s%s.zarray: bad shape or chunks", base, prefix);
+            return -EM_EVALUE;
+        }
+        grid[i] = (long long)ceil(s / c);
+        count *= (double)grid[i];
+    }
+    if (count + (double)e->n > (double)r->max_files) {
+        snprintf(a->error, sizeof(a->error),
+                 "%s%s: %.0f chunks, more than one job fetches (--max-files %ld); choose a "
+                 "smaller level",
+                 base, prefix, count, r->max_files);
+        return -EM_ELIMIT;
+    }
+    for (long long k = 0; k < (long long)count; k++) {
+        char key[256], name[1500];
+        size_t n = 0;
+        for (int i = 0; i < nd; i++)
+            n += (size_t)snprintf(key + n, sizeof(key) - n, "%s%lld", i ? (sep ? sep : ".") : "",
+                                  idx[i]);
+        snprintf(name, sizeof(name), "%s/%s%s", local, prefix, key);
+        char *url = malloc(strlen(base) + strlen(prefix) + strlen(key) + 1);
+        if (url)
+            sprintf(url, "%s%s%s", base, prefix, key);
+        int rc = entries_add(e, name, url, -1, true);
+        if (rc < 0)
+            return rc;
+        for (int i = nd - 1; i >= 0 && ++idx[i] == grid[i]; i--)
+            idx[i] = 0;
+    }
+    return 0;
+}
+
+/*   openorganelle BUCKET PATH
+ *                  GET S3/BUCKET/PATH/.zmetadata (consolidated; else PATH/.zarray alone):
+ *                  every metadata file, then every array's chunks (a chunk the store does
+ *                  not have is its fill value, not an error), into DIR/<last part of PATH>/ */
+static int zarr_job(struct runner *r, struct active *a, const char *bucket, const char *path)
+{
+    char base[4096];
+    snprintf(base, sizeof(base), "%s/%s/%s/", r->s3, bucket, path);
+    const char *local = strrchr(path, '/') ? strrchr(path, '/') + 1 : path;
+    char url[4200], why[512];
+    snprintf(url, sizeof(url), "%s.zmetadata", base);
+    char *body;
+    size_t len;
+    int rc = xfer_get(r->x, url, API_MAX, &body, &len, why, sizeof(why));
+    cJSON *meta = NULL, *j = NULL;
+    struct entries e = {0};
+    if (rc == 0) {
+        j = cJSON_ParseWithLength(body, len);
+        meta = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+        free(body);
+        rc = entries_add(&e, ".zmetadata", strdup(url), -1, false);
+        if (rc == 0 && !cJSON_IsObject(meta)) {
+            snprintf(a->error, sizeof(a->error), "%s: not consolidated Zarr metadata", url);
+            rc = -EM_EVALUE;
+        }
+    } else if (rc == -EM_ENOENT) {
+        /* Not consolidated: PATH is one array. */
+        snprintf(url, sizeof(url), "%s.zarray", base);
+        rc = xfer_get(r->x, url, API_MAX, &body, &len, why, sizeof(why));
+        if (rc == 0) {
+            j = cJSON_CreateObject();
+            meta = cJSON_AddObjectToObject(j, "metadata");
+            cJSON *za = cJSON_ParseWithLength(body, len);
+            free(body);
+            cJSON_AddItemToObject(meta, ".zarray", za ? za : cJSON_CreateNull());
+            snprintf(url, sizeof(url), "%s.zattrs", base);
+            rc = entries_add(&e, ".zattrs", strdup(url), -1, true);
+        } else {
+            snprintf(a->error, sizeof(a->error), "%s", why);
+        }
+    } else {
+        snprintf(a->error, sizeof(a->error), "%s", why);
+    }
+    if (rc < 0 && rc != -EM_ENOMEM)
+        a->permanent = rc != -EM_EIO;
+    /* The metadata files first, then the chunks. */
+    const cJSON *m;
+    int arrays = 0;
+    const cJSON *only = NULL;
+    const cJSON *list = rc == 0 ? meta : NULL;
+    cJSON_ArrayForEach(m, list)
+    {
+        if (!loader_safe_path(m->string)) {
+            snprintf(a->error, sizeof(a->error), "%s: the key \"%.100s\" is not a plain path", base,
+                     m->string);
+            a->permanent = true;
+            rc = -EM_EVALUE;
+            break;
+        }
+        char name[600];
+        snprintf(name, sizeof(name), "%s/%s", local, m->string);
+        char *u = malloc(strlen(base) + strlen(m->string) + 1);
+        if (u)
+            sprintf(u, "%s%s", base, m->string);
+        /* Consolidated metadata may name files the store never wrote (an empty .zattrs):
+         * .zmetadata holds their content anyway. */
+        if ((rc = entries_add(&e, name, u, -1, j && e.n > 0)) < 0)
+            break;
+    }
+    for (size_t i = 0; i < e.n; i++) /* the first entries are the store's own names */
+        if (strcmp(e.v[i].name, ".zmetadata") == 0 || strcmp(e.v[i].name, ".zattrs") == 0) {
+            char name[600];
+            snprintf(name, sizeof(name), "%s/%s", local, e.v[i].name);
+            free(e.v[i].name);
+            if (!(e.v[i].name = strdup(name)))
+                rc = -EM_ENOMEM;
+        }
+    list = rc == 0 ? meta : NULL;
+    cJSON_ArrayForEach(m, list)
+    {
+        size_t kl = strlen(m->string);
+        if (kl < 7 || strcmp(m->string + kl - 7, ".zarray") != 0 ||
+            (kl > 7 && m->string[kl - 8] != '/'))
+            continue;
+        char prefix[1100];
+        snprintf(prefix, sizeof(prefix), "%.*s", (int)(kl - 7), m->string);
+        if ((rc = zarr_chunks(r, a, &e, base, local, prefix, m)) < 0) {
+            a->permanent = true;
+            break;
+        }
+        arrays++;
+        only = m;
+    }
+    if (rc == 0 && arrays == 0) {
+        snprintf(a->error, sizeof(a->error), "%s: no arrays in the store", base);
+        a->permanent = true;
+        rc = -EM_ENOENT;
+    }
+    if (rc == 0) {
+        snprintf(a->source, sizeof(a->source), "openorganelle");
+        snprintf(a->source_id, sizeof(a->source_id), "%.120s", path);
+        snprintf(a->description, sizeof(a->description), "OpenOrganelle %s/%s (%d array%s)", bucket,
+                 path, arrays, arrays == 1 ? "" : "s");
+        if (arrays == 1) {
+            const cJSON *shape = cJSON_GetObjectItemCaseSensitive(only, "shape");
+            const char *type = zarr_type(json_str(only, "dtype"));
+            if (cJSON_GetArraySize(shape) >= 2 && cJSON_GetArraySize(shape) <= 4)
+                cJSON_AddItemToObject(a->core, "volume_shape", cJSON_Duplicate(shape, true));
+            /* the schema's list has no 64-bit integers */
+            if (type && strcmp(type, "uint64") != 0 && strcmp(type, "int64") != 0)
+                cJSON_AddStringToObject(a->core, "data_type", type);
+        }
+        if ((a->extra = cJSON_CreateObject())) {
+            cJSON_AddStringToObject(a->extra, "s3_url", base);
+            cJSON_AddNumberToObject(a->extra, "arrays", arrays);
+        }
+        rc = take_entries(a, &e);
+    }
+    cJSON_Delete(j);
+    entries_free(&e);
+    return rc;
+}
+
 /* The source loaders: what to fetch and what the record says, from the source's API.
  *   idr IMAGE      GET API/api/v0/m/images/IMAGE/ → data.Name; the file from
  *                  SITE/webclient/render_image_download/IMAGE/ under that name
@@ -473,6 +900,10 @@ static int source_job(struct runner *r, struct active *a, const char **args, siz
         return -EM_ENOMEM;
     char url[4096];
     int rc;
+    if (strcmp(a->j.loader, "empiar") == 0)
+        return empiar_job(r, a, args[0]);
+    if (strcmp(a->j.loader, "openorganelle") == 0)
+        return zarr_job(r, a, args[0], args[1]);
     if (strcmp(a->j.loader, "idr") == 0) {
         snprintf(url, sizeof(url), "%s/api/v0/m/images/%s/", r->idr_api, args[0]);
         cJSON *j = api_json(r, a, url);
@@ -588,6 +1019,28 @@ static int stub(struct runner *r, struct active *a)
     return 0;
 }
 
+/* Hands the job's files to the engine (those an earlier attempt fetched are done). */
+static int add_files(struct runner *r, struct active *a)
+{
+    int rc = 0;
+    for (size_t i = 0; i < a->nfiles && rc == 0; i++) {
+        struct jfile *f = &a->files[i];
+        if (already_there(f)) { /* fetched and verified by an earlier attempt */
+            f->finished = true;
+            a->nfinished++;
+            continue;
+        }
+        rc = xfer_add(r->x, &f->x);
+        if (rc < 0) {
+            snprintf(a->error, sizeof(a->error), "%s", f->x.error);
+            for (size_t k = 0; k < i; k++)
+                if (!a->files[k].finished)
+                    xfer_cancel(r->x, &a->files[k].x);
+        }
+    }
+    return rc;
+}
+
 /* Starts a claimed job: its directory, its record's stub, its files. */
 static int start_job(struct runner *r, struct active *a)
 {
@@ -626,19 +1079,15 @@ static int start_job(struct runner *r, struct active *a)
         return -EM_ENOMEM;
     }
     bool movie = strcmp(a->j.loader, "movie") == 0;
-    if (strcmp(a->j.loader, "idr") == 0 || strcmp(a->j.loader, "dvid") == 0 ||
-        strcmp(a->j.loader, "epfl") == 0) {
+    static const char *const sources[] = {"idr", "dvid", "epfl", "empiar", "openorganelle"};
+    for (size_t i = 0; i < sizeof(sources) / sizeof(sources[0]); i++) {
+        if (strcmp(a->j.loader, sources[i]) != 0)
+            continue;
         rc = source_job(r, a, args, n);
         free(args);
         if (rc == 0)
             rc = stub(r, a);
-        if (rc == 0 && already_there(&a->files[0])) {
-            a->files[0].finished = true;
-            a->nfinished++;
-        } else if (rc == 0 && (rc = xfer_add(r->x, &a->files[0].x)) < 0) {
-            snprintf(a->error, sizeof(a->error), "%s", a->files[0].x.error);
-        }
-        return rc;
+        return rc == 0 ? add_files(r, a) : rc;
     }
     for (size_t i = 0; i < (movie ? 1 : n) && rc == 0; i++) {
         struct jfile *f = &a->files[i];
@@ -691,21 +1140,7 @@ static int start_job(struct runner *r, struct active *a)
     free(args);
     if (rc == 0)
         rc = stub(r, a);
-    for (size_t i = 0; i < a->nfiles && rc == 0; i++) {
-        struct jfile *f = &a->files[i];
-        if (already_there(f)) { /* fetched and verified by an earlier attempt */
-            f->finished = true;
-            a->nfinished++;
-            continue;
-        }
-        rc = xfer_add(r->x, &f->x);
-        if (rc < 0) {
-            snprintf(a->error, sizeof(a->error), "%s", f->x.error);
-            for (size_t k = 0; k < i; k++)
-                xfer_cancel(r->x, &a->files[k].x);
-        }
-    }
-    return rc;
+    return rc == 0 ? add_files(r, a) : rc;
 }
 
 static void renew(struct runner *r, struct active *a);
@@ -831,10 +1266,11 @@ static int loaders_main(const struct emopt *o)
         return BE_USAGE;
     if (!out)
         return emopt_usage_error(o, "where do datasets go? give --out DIR");
-    long workers = 4, lease = 60, tries = 5;
+    long workers = 4, lease = 60, tries = 5, max_files = 100000;
     double backoff = 1, max_bytes = (double)((int64_t)1 << 40);
     if (!emopt_long(o, L_WORKERS, 1, 256, &workers) || !emopt_long(o, L_LEASE, 3, 86400, &lease) ||
         !emopt_long(o, L_TRIES, 1, 100, &tries) ||
+        !emopt_long(o, L_MAX_FILES, 1, 10000000, &max_files) ||
         !emopt_double(o, L_BACKOFF, 0.01, 3600, &backoff) ||
         !emopt_double(o, L_MAX_BYTES, 1, 9.0e18, &max_bytes))
         return BE_USAGE;
@@ -872,6 +1308,8 @@ static int loaders_main(const struct emopt *o)
         .protocols = emopt_yes(o, L_ALLOW_FILE) ? "http,https,ftp,ftps,sftp,smb,smbs,file"
                                                 : "http,https,ftp,ftps,sftp,smb,smbs",
         .user_agent = "em-backend",
+        .ssh_key = emopt_get(o, L_SSH_KEY),
+        .known_hosts = emopt_get(o, L_KNOWN_HOSTS),
     };
     struct runner r = {.s = s, .out = out, .name = name, .lease = (int)lease};
     r.idr_api = r.idr_site =
@@ -879,6 +1317,12 @@ static int loaders_main(const struct emopt *o)
     r.epfl_url = emopt_get(o, L_EPFL) ? emopt_get(o, L_EPFL)
                                       : "https://documents.epfl.ch/groups/c/cv/cvlab-unit/www/data/"
                                         "%20ElectronMicroscopy_Hippocampus/volumedata.tif";
+    r.empiar_api =
+        emopt_get(o, L_EMPIAR) ? emopt_get(o, L_EMPIAR) : "https://www.ebi.ac.uk/empiar/api/entry";
+    r.empiar_ftp = emopt_get(o, L_EMPIAR_FTP) ? emopt_get(o, L_EMPIAR_FTP)
+                                              : "ftp://ftp.ebi.ac.uk/empiar/world_availability";
+    r.s3 = emopt_get(o, L_S3) ? emopt_get(o, L_S3) : "https://s3.amazonaws.com";
+    r.max_files = max_files;
     r.x = xfer_new(&xo, reason, sizeof(reason));
     if (!r.x) {
         fprintf(stderr, "em-backend: loaders: %s\n", reason);

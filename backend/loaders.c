@@ -41,6 +41,26 @@ int loader_file_name(const char *url, char *out, size_t cap)
     return 0;
 }
 
+bool loader_safe_path(const char *p)
+{
+    if (!p[0] || p[0] == '/' || strlen(p) > 1000)
+        return false;
+    for (const char *c = p; *c;) {
+        size_t n = strcspn(c, "/");
+        if (n == 0 || (n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return false;
+        for (size_t i = 0; i < n; i++) {
+            unsigned char ch = (unsigned char)c[i];
+            if (ch < 32 || ch == 127 || ch == '\\' || ch == '?' || ch == '#' || ch == '%')
+                return false;
+        }
+        c += n;
+        if (*c == '/' && !*++c)
+            return false; /* a trailing '/' */
+    }
+    return true;
+}
+
 int loader_check(const char *loader, const char *const *args, size_t n, char *why, size_t cap)
 {
     if (strcmp(loader, "url") == 0) {
@@ -114,15 +134,28 @@ int loader_check(const char *loader, const char *const *args, size_t n, char *wh
         }
         return 0;
     }
-    static const char *later[] = {"empiar", "openorganelle"};
-    for (size_t i = 0; i < sizeof(later) / sizeof(later[0]); i++) {
-        if (strcmp(loader, later[i]) == 0) {
-            snprintf(why, cap,
-                     "%s: this loader is not built yet (url, movie, idr, dvid and epfl are)",
-                     loader);
+    if (strcmp(loader, "empiar") == 0) {
+        const char *id = n == 1 && strncmp(args[0], "EMPIAR-", 7) == 0 ? args[0] + 7
+                         : n == 1                                      ? args[0]
+                                                                       : "";
+        if (!id[0] || strspn(id, "0123456789") != strlen(id) || strlen(id) > 9) {
+            snprintf(why, cap, "empiar: expected an entry number (11759 or EMPIAR-11759)");
             return -EM_EUSAGE;
         }
+        return 0;
     }
-    snprintf(why, cap, "%s: unknown loader (url, movie, idr, dvid, epfl)", loader);
+    if (strcmp(loader, "openorganelle") == 0) {
+        if (n != 2 || !loader_safe_path(args[0]) || strchr(args[0], '/') ||
+            !loader_safe_path(args[1])) {
+            snprintf(why, cap,
+                     "openorganelle: expected BUCKET and the Zarr group or array's PATH in it "
+                     "(janelia-cosem-datasets jrc_mus-nacc-2/jrc_mus-nacc-2.zarr/recon-2/em/"
+                     "fibsem-int16/s4)");
+            return -EM_EUSAGE;
+        }
+        return 0;
+    }
+    snprintf(why, cap, "%s: unknown loader (url, movie, idr, dvid, epfl, empiar, openorganelle)",
+             loader);
     return -EM_EUSAGE;
 }

@@ -34,6 +34,8 @@ struct xfer {
     struct xfer_file **waiting; /* failed transiently, to be added again at retry_at */
     size_t nwaiting, cap_waiting;
     int running;
+    char ssh_pub[4096]; /* ssh_key's .pub when there */
+    char known_hosts[4096];
 };
 
 static double mono(void)
@@ -77,6 +79,17 @@ struct xfer *xfer_new(const struct xfer_opts *o, char *why, size_t cap)
         x->o.connect_timeout_s = 30;
     if (x->o.stall_s <= 0)
         x->o.stall_s = 60;
+    if (x->o.ssh_key) {
+        snprintf(x->ssh_pub, sizeof(x->ssh_pub), "%s.pub", x->o.ssh_key);
+        if (access(x->ssh_pub, R_OK) != 0)
+            x->ssh_pub[0] = '\0';
+    }
+    if (!x->o.known_hosts) {
+        const char *home = getenv("HOME");
+        snprintf(x->known_hosts, sizeof(x->known_hosts), "%s/.ssh/known_hosts",
+                 home ? home : "/nonexistent");
+        x->o.known_hosts = x->known_hosts;
+    }
     x->m = curl_multi_init();
     if (!x->m) {
         free(x);
@@ -174,6 +187,15 @@ static void limits(const struct xfer *x, CURL *h, const char *scheme, curl_off_t
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYPEER, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
     }
+    /* SFTP: key authentication only, and the server's host key must be in known_hosts
+     * (an unknown or changed key is refused: libcurl rejects without a callback). */
+    curl_easy_setopt(h, CURLOPT_SSH_AUTH_TYPES, (long)CURLSSH_AUTH_PUBLICKEY);
+    if (x->o.ssh_key) {
+        curl_easy_setopt(h, CURLOPT_SSH_PRIVATE_KEYFILE, x->o.ssh_key);
+        curl_easy_setopt(h, CURLOPT_SSH_PUBLIC_KEYFILE, x->ssh_pub[0] ? x->ssh_pub : NULL);
+    }
+    if (x->o.known_hosts)
+        curl_easy_setopt(h, CURLOPT_SSH_KNOWNHOSTS, x->o.known_hosts);
 }
 
 static int start(struct xfer *x, struct xfer_file *f)

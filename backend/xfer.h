@@ -32,6 +32,8 @@ struct xfer_opts {
     long connect_timeout_s; /* default 30 */
     long stall_s;           /* no byte for this long is a (transient) failure (default 60) */
     const char *user_agent;
+    const char *ssh_key;     /* SFTP: the private key (its .pub beside it when there) */
+    const char *known_hosts; /* SFTP: the servers' host keys; one not in it is refused */
 };
 
 struct xfer_file {

@@ -22,7 +22,7 @@ test_packages=(
     clang clang-format libcmocka-dev libxml2-utils time systemd sqlite3 openssl
     lintian fakeroot dpkg-dev
 )
-server_packages=(rabbitmq-server postgresql nginx-light)
+server_packages=(rabbitmq-server postgresql nginx-light vsftpd openssh-server)
 case $mode in
 build) wanted=("${build_packages[@]}") ;;
 test) wanted=("${build_packages[@]}" "${test_packages[@]}" "${server_packages[@]}") ;;
@@ -67,6 +67,8 @@ if [ ${#new_servers[@]} -gt 0 ]; then
         rabbitmq-server) units+=(rabbitmq-server.service epmd.service epmd.socket) ;;
         postgresql) units+=(postgresql.service postgresql@15-main.service) ;;
         nginx-light) units+=(nginx.service) ;;
+        vsftpd) units+=(vsftpd.service) ;;
+        openssh-server) units+=(ssh.service ssh.socket) ;;
         esac
     done
     for u in "${units[@]}"; do
@@ -83,7 +85,7 @@ if [ ${#new_servers[@]} -gt 0 ]; then
         for p in "${new_servers[@]}"; do $sudo update-rc.d "$p" disable >/dev/null 2>&1 || true; done
     fi
     # Without systemd (containers), stop what an init script may have started anyway.
-    command -v service >/dev/null && for s in rabbitmq-server postgresql nginx; do
+    command -v service >/dev/null && for s in rabbitmq-server postgresql nginx vsftpd ssh; do
         $sudo service "$s" stop >/dev/null 2>&1 || true
     done
     # For tests/e2e/hostservices.sh: these servers were installed here, for the tests.

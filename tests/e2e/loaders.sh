@@ -6,6 +6,7 @@
 #   seen      `em-agent watch` of the output, `ingest` of its events: the dataset in the
 #             store (its record, the MRC header read from the data), the job complete;
 #             watched and ingested again: nothing new
+#   https     nginx with a certificate from a test CA: fetched with --ca, refused without
 #   notfound  404: failed at once (1 attempt), the reason recorded, no dataset file
 #   checksum  a wrong sha256: failed, "checksum mismatch", no file, no partial, the record
 #             says failed
@@ -27,6 +28,17 @@
 #             micrograph (ingested twice: still one); the runner finds each movie under
 #             the name EPU gave it (_Fractions.tiff, _EER.eer), fails the one without a
 #             movie with the reason, and leaves the share as it was
+#   empiar    the entry's JSON (nginx), the FTP listing of its data directory (vsftpd):
+#             regular files only, each checked against its listed size; the runner
+#             SIGKILLed mid-file, the second resumes with REST (fewer bytes in vsftpd's
+#             log); the agent reads the DM3 headers; the job completes
+#   sftp      an sshd of the test's own, key authentication: a partial file resumed at its
+#             end (the result proves it: the server's first MiB differs), a server whose
+#             host key is not in known_hosts refused
+#   openorganelle
+#             a consolidated OME-Zarr store over S3's path-style HTTP (nginx): fetched
+#             equal to the source (diff -r); one array alone from its .zarray; a key with
+#             ../ and a 10^12-chunk array refused; the agent reads both stores
 #   sources   idr (image JSON, then the file under the API's name), dvid (info, then a raw
 #             subvolume whose size is checked), epfl; hostile answers: an image name
 #             "../../etc/passwd", a 20 MB JSON, a raw subvolume cut short
@@ -40,7 +52,7 @@
 # The other cases use an SQLite store.
 set -u
 BACKEND=$(realpath "$1")
-PORT=${2:-24500} # nginx; PORT+1 a hostile server, PORT+10 to +12 RabbitMQ
+PORT=${2:-24500} # nginx; PORT+1 a hostile server, +2 nginx's HTTPS, +10 to +12 RabbitMQ, +20 to +29 vsftpd, +30 sshd
 AGENT=${3:+$(realpath "$3")}
 HERE=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=servers.sh
@@ -54,6 +66,8 @@ NGINX_PID=
 cleanup() {
     [ -n "$NGINX_PID" ] && kill "$NGINX_PID" 2>/dev/null
     [ -n "${LIAR_PID:-}" ] && kill "$LIAR_PID" 2>/dev/null
+    [ -n "${FTP_PID:-}" ] && kill "$FTP_PID" 2>/dev/null
+    [ -n "${SSHD_PID:-}" ] && kill "$SSHD_PID" 2>/dev/null
     mountpoint -q "$TMP/small" 2>/dev/null && umount "$TMP/small"
     [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null
     [ -n "${CONSUME_PID:-}" ] && kill "$CONSUME_PID" 2>/dev/null
@@ -67,6 +81,15 @@ bad() { failures=$((failures + 1)); echo "FAIL $*"; }
 mkdir -p "$TMP/www/data" "$TMP/www/slow" "$TMP/nginx" "$TMP/out"
 cp "$SHARED/formats/mrc/EMD-3197.map" "$SHARED/formats/tiff/multipage.tif" "$TMP/www/data/"
 head -c 3000000 /dev/urandom >"$TMP/www/slow/big.bin"
+# A test CA and a certificate for 127.0.0.1 signed by it, for nginx's HTTPS listener.
+C=$TMP/certs
+mkdir -p "$C"
+openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=em-loaders-test-ca -keyout "$C/ca.key" \
+    -out "$C/ca.pem" 2>/dev/null
+openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$C/server.key" -out "$C/server.csr" 2>/dev/null
+printf 'subjectAltName=IP:127.0.0.1\n' >"$C/ext"
+openssl x509 -req -in "$C/server.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial -days 2 \
+    -extfile "$C/ext" -out "$C/server.pem" 2>/dev/null
 cat >"$TMP/nginx/nginx.conf" <<CONF
 worker_processes 1;
 error_log $TMP/nginx/error.log;
@@ -89,6 +112,12 @@ http {
         include $TMP/nginx/extra.conf;
         index index.json;
         location ~ ^/webclient/render_image_download/([0-9]+)/$ { rewrite ^/webclient/render_image_download/([0-9]+)/$ /idr/\$1.tif break; }
+    }
+    server {
+        listen 127.0.0.1:$((PORT + 2)) ssl;
+        ssl_certificate $C/server.pem;
+        ssl_certificate_key $C/server.key;
+        root $TMP/www;
     }
 }
 CONF
@@ -173,6 +202,16 @@ PY
 else
     echo "SKIP seen: no em-agent given"
 fi
+
+# https: verified against the test CA with --ca; refused without it
+id=$(add url "https://127.0.0.1:$((PORT + 2))/data/multipage.tif")
+run_once --ca "$C/ca.pem"
+id2=$(add url "https://127.0.0.1:$((PORT + 2))/data/EMD-3197.map")
+run_once
+[ "$(field "$id" status)" = saving-data ] && cmp -s "$OUT/url/job-$id/multipage.tif" "$TMP/www/data/multipage.tif" &&
+    [ "$(field "$id2" status)" = failed ] && [ "$(field "$id2" attempts)" = 1 ] && [ ! -e "$OUT/url/job-$id2/EMD-3197.map" ] &&
+    ok "https: fetched with --ca (the test CA); without it the server's certificate refused at once ($(field "$id2" error | sed 's/.*: //'))" ||
+    bad "https: with --ca $(field "$id" status) $(field "$id" error); without: $(field "$id2" status) $(field "$id2" error)"
 
 # notfound
 id=$(add url "$BASE/data/nothere.mrc")
@@ -359,6 +398,198 @@ if [ -n "$AGENT" ]; then
     fi
 else
     echo "SKIP movies: no em-agent given"
+fi
+
+# empiar: the entry's JSON from nginx, its data directory listed and fetched over FTP
+if [ -x /usr/sbin/vsftpd ]; then
+    FPORT=$((PORT + 20)) # vsftpd; PORT+22 to +29 its passive ports
+    FROOT=$TMP/ftp/root
+    chmod 755 "$TMP" # vsftpd's unprivileged side must reach its directories
+    EDIR=$FROOT/empiar/world_availability/11759/data
+    mkdir -p "$EDIR/trakem2.d" "$TMP/ftp/empty" "$TMP/www/empiar/api/entry/11759"
+    cp "$SHARED/formats/dm/dm3_3D_test-1_int16.dm3" "$SHARED/formats/dm/test_STEM_image.dm3" "$EDIR/"
+    head -c 3000000 /dev/urandom >"$EDIR/slab.bin"
+    echo 'not a data file' >"$EDIR/trakem2.d/project.xml"
+    cat >"$TMP/ftp/vsftpd.conf" <<CONF
+listen=YES
+listen_address=127.0.0.1
+listen_port=$FPORT
+background=NO
+anonymous_enable=YES
+anon_root=$FROOT
+no_anon_password=YES
+local_enable=NO
+write_enable=NO
+pasv_enable=YES
+pasv_min_port=$((PORT + 22))
+pasv_max_port=$((PORT + 29))
+pasv_address=127.0.0.1
+secure_chroot_dir=$TMP/ftp/empty
+seccomp_sandbox=NO
+xferlog_enable=YES
+xferlog_std_format=YES
+xferlog_file=$TMP/ftp/xfer.log
+vsftpd_log_file=$TMP/ftp/vsftpd.log
+anon_max_rate=400000
+CONF
+    /usr/sbin/vsftpd "$TMP/ftp/vsftpd.conf" 2>"$TMP/ftp/start.err" &
+    FTP_PID=$!
+    for _ in $(seq 1 50); do curl -s -o /dev/null "ftp://127.0.0.1:$FPORT/" && break; sleep 0.1; done
+    kill -0 "$FTP_PID" 2>/dev/null || bad "empiar: vsftpd did not start: $(cat "$TMP/ftp/start.err")"
+    cat >"$TMP/www/empiar/api/entry/11759/index.json" <<'JSON'
+{"EMPIAR-11759": {"title": "Serial block-face SEM of a mouse brain", "experiment_type": "SBF-SEM",
+ "imagesets": [{"directory": "data", "data_format": "DM3", "pixel_width": 80.0, "pixel_height": 80.0,
+   "image_width": "5628", "image_height": "5632", "voxel_type": "UNSIGNED BYTE"}]}}
+JSON
+    ES="sqlite:$TMP/empiar.db"
+    EOPTS=(--empiar-url "$BASE/empiar/api/entry" --empiar-ftp "ftp://127.0.0.1:$FPORT/empiar/world_availability")
+    id=$("$BACKEND" job add --store "$ES" empiar EMPIAR-11759)
+    # killed while slab.bin comes at 400 kB/s; the second runner resumes it with REST
+    "$BACKEND" loaders --store "$ES" --out "$TMP/emp" --lease 3 --runner first "${EOPTS[@]}" 2>>"$TMP/loaders.log" &
+    pid=$!
+    sleep 3
+    kill -KILL "$pid"
+    wait "$pid" 2>/dev/null
+    sleep 5
+    timeout 120 "$BACKEND" loaders --store "$ES" --out "$TMP/emp" --once --runner second "${EOPTS[@]}" 2>>"$TMP/loaders.log"
+    efield() { "$BACKEND" job show --store "$ES" "$1" | python3 -c "import json,sys; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)"; }
+    d=$TMP/emp/empiar/job-$id
+    second=$(awk '$9 ~ /slab.bin/ {print $8}' "$TMP/ftp/xfer.log" | tail -1)
+    if [ "$(efield "$id" status)" = saving-data ] && cmp -s "$d/slab.bin" "$EDIR/slab.bin" &&
+        cmp -s "$d/dm3_3D_test-1_int16.dm3" "$EDIR/dm3_3D_test-1_int16.dm3" && [ ! -e "$d/trakem2.d" ] &&
+        [ -n "$second" ] && [ "$second" -lt 3000000 ] &&
+        python3 - "$d/metadata.json" <<'PY'; then
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["source"] == "ebi" and m["source_id"] == "11759" and m["status"] == "complete", m
+assert m["metadata"]["core"]["description"] == "Serial block-face SEM of a mouse brain"
+assert m["metadata"]["core"]["voxel_size_nm"] == [8, 8]
+assert sorted(m["files"]["additional"]) == ["dm3_3D_test-1_int16.dm3", "slab.bin", "test_STEM_image.dm3"], m["files"]
+assert m["files"]["additional"]["slab.bin"]["size"] == 3000000
+assert m["additional_metadata"]["empiar"]["experiment_type"] == "SBF-SEM"
+PY
+        ok "empiar: entry JSON, then the FTP listing (3 files; the directory left out); the runner killed mid-file, the second resumed with REST ($second of 3000000 bytes)"
+    else
+        bad "empiar: status $(efield "$id" status) $(efield "$id" error); second RETR $second bytes; files: $(ls -A "$d" 2>&1 | tr '\n' ' ')"
+    fi
+    if [ -n "$AGENT" ]; then
+        see "$TMP/emp" "$TMP/agent-emp" "$ES"
+        datasets "$ES" | python3 -c '
+import json, sys
+d = json.loads(sys.stdin.readline())["data"]
+h = {f["name"]: f.get("header", {}) for f in d["files"]}
+assert d["loader"] == "ebi" and h["dm3_3D_test-1_int16.dm3"]["format"] == "dm3", h
+assert h["dm3_3D_test-1_int16.dm3"]["data_type"] == "int16", h' && [ "$(efield "$id" status)" = complete ] &&
+            ok "empiar: the agent read the DM3 headers (int16 volume), the job complete" ||
+            bad "empiar: seen: job $(efield "$id" status)"
+    fi
+    kill "$FTP_PID" 2>/dev/null
+    wait "$FTP_PID" 2>/dev/null
+else
+    echo "SKIP empiar: vsftpd is not installed (scripts/setup.sh test)"
+fi
+
+# sftp: an sshd of the test's own (key authentication only) serving files by SFTP
+if [ -x /usr/sbin/sshd ] && command -v ssh-keygen >/dev/null; then
+    SPORT=$((PORT + 30))
+    K=$TMP/ssh
+    mkdir -p "$K/files"
+    [ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd # sshd's privilege separation directory
+    ssh-keygen -q -t ed25519 -N '' -f "$K/host_key"
+    ssh-keygen -q -t ed25519 -N '' -f "$K/other_host_key"
+    ssh-keygen -q -t ed25519 -N '' -f "$K/user_key"
+    cp "$K/user_key.pub" "$K/authorized_keys"
+    cat >"$K/sshd_config" <<CONF
+Port $SPORT
+ListenAddress 127.0.0.1
+HostKey $K/host_key
+AuthorizedKeysFile $K/authorized_keys
+PidFile $K/sshd.pid
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+Subsystem sftp internal-sftp
+CONF
+    /usr/sbin/sshd -D -e -f "$K/sshd_config" 2>"$K/sshd.log" &
+    SSHD_PID=$!
+    for _ in $(seq 1 50); do (exec 3<>"/dev/tcp/127.0.0.1/$SPORT") 2>/dev/null && break; sleep 0.1; done
+    echo "[127.0.0.1]:$SPORT $(cut -d' ' -f1,2 "$K/host_key.pub")" >"$K/known_hosts"
+    echo "[127.0.0.1]:$SPORT $(cut -d' ' -f1,2 "$K/other_host_key.pub")" >"$K/wrong_hosts"
+    # Version A of a file, the first MiB of it left as a partial (as a stopped run leaves
+    # it); the server then has version B, whose first MiB differs. A resume from the
+    # partial's end gives A; a fetch from zero would give B.
+    head -c 2097152 /dev/urandom >"$K/a.bin"
+    { head -c 1048576 /dev/zero; tail -c 1048576 "$K/a.bin"; } >"$K/files/vol.bin"
+    SF="sqlite:$TMP/sftp.db"
+    SU="sftp://$(id -un)@127.0.0.1:$SPORT$K/files"
+    id=$("$BACKEND" job add --store "$SF" url "$SU/vol.bin")
+    mkdir -p "$TMP/sftp/url/job-$id/.partial"
+    head -c 1048576 "$K/a.bin" >"$TMP/sftp/url/job-$id/.partial/vol.bin"
+    timeout 60 "$BACKEND" loaders --store "$SF" --out "$TMP/sftp" --once --ssh-key "$K/user_key" \
+        --known-hosts "$K/known_hosts" 2>>"$TMP/loaders.log"
+    sffield() { "$BACKEND" job show --store "$SF" "$1" | python3 -c "import json,sys; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)"; }
+    [ "$(sffield "$id" status)" = saving-data ] && cmp -s "$TMP/sftp/url/job-$id/vol.bin" "$K/a.bin" &&
+        ok "sftp: key authentication, host key checked; resumed at the partial's end (1 MiB), not fetched from zero" ||
+        bad "sftp: $(sffield "$id" status) $(sffield "$id" error); $(tail -2 "$K/sshd.log")"
+    id=$("$BACKEND" job add --store "$SF" url "$SU/vol.bin")
+    timeout 60 "$BACKEND" loaders --store "$SF" --out "$TMP/sftp" --once --ssh-key "$K/user_key" \
+        --known-hosts "$K/wrong_hosts" --tries 1 2>>"$TMP/loaders.log"
+    [ "$(sffield "$id" status)" = failed ] && sffield "$id" error | grep -q "SSH remote key was not OK" &&
+        [ ! -e "$TMP/sftp/url/job-$id/vol.bin" ] &&
+        ok "sftp: a server whose host key is not the known one refused ($(sffield "$id" error | sed 's/.*: //'))" ||
+        bad "sftp: wrong host key: $(sffield "$id" status) $(sffield "$id" error)"
+    kill "$SSHD_PID" 2>/dev/null
+    wait "$SSHD_PID" 2>/dev/null
+else
+    echo "SKIP sftp: sshd is not installed (scripts/setup.sh test)"
+fi
+
+# openorganelle: a consolidated OME-Zarr store over S3's path-style HTTP interface (nginx),
+# one array of it alone (no .zmetadata), and hostile stores
+S3=$TMP/www/s3/cosem/ds.zarr/em
+mkdir -p "$S3" "$TMP/www/s3/cosem/bad1" "$TMP/www/s3/cosem/bad2"
+cp -r "$SHARED/formats/ome-zarr/simple_0.4" "$S3/simple"
+chmod -R u+w "$S3"
+echo '{"metadata": {"../../../etc/passwd/.zarray": {"shape": [1], "chunks": [1]}}, "zarr_consolidated_format": 1}' \
+    >"$TMP/www/s3/cosem/bad1/.zmetadata"
+echo '{"shape": [100000, 100000, 100000], "chunks": [10, 10, 10], "dtype": "<u1"}' >"$TMP/www/s3/cosem/bad2/.zarray"
+ZS="sqlite:$TMP/zarr.db"
+zg=$("$BACKEND" job add --store "$ZS" openorganelle cosem ds.zarr/em/simple)
+za=$("$BACKEND" job add --store "$ZS" openorganelle cosem ds.zarr/em/simple/scale1/image)
+zb1=$("$BACKEND" job add --store "$ZS" openorganelle cosem bad1)
+zb2=$("$BACKEND" job add --store "$ZS" openorganelle cosem bad2)
+timeout 120 "$BACKEND" loaders --store "$ZS" --out "$TMP/zarr" --once --s3-url "$BASE/s3" 2>>"$TMP/loaders.log"
+zfield() { "$BACKEND" job show --store "$ZS" "$1" | python3 -c "import json,sys; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)"; }
+if [ "$(zfield "$zg" status)" = saving-data ] && diff -r "$S3/simple" "$TMP/zarr/openorganelle/job-$zg/simple" >/dev/null &&
+    [ "$(zfield "$za" status)" = saving-data ] &&
+    cmp -s "$S3/simple/scale1/image/0/0" "$TMP/zarr/openorganelle/job-$za/image/0/0" &&
+    cmp -s "$S3/simple/scale1/image/.zarray" "$TMP/zarr/openorganelle/job-$za/image/.zarray"; then
+    ok "openorganelle: the store fetched from .zmetadata equals the source (diff -r), and one array alone from its .zarray"
+else
+    bad "openorganelle: $(zfield "$zg" status) $(zfield "$zg" error) / $(zfield "$za" status) $(zfield "$za" error)"
+fi
+[ "$(zfield "$zb1" status)" = failed ] && zfield "$zb1" error | grep -q "not a plain path" &&
+    [ "$(zfield "$zb2" status)" = failed ] && zfield "$zb2" error | grep -q "chunks, more than one job fetches" &&
+    ok "openorganelle: a key with ../ refused, 10^12 chunks refused ($(zfield "$zb2" error | sed 's/.*: //'))" ||
+    bad "openorganelle: hostile: $(zfield "$zb1" error) / $(zfield "$zb2" error)"
+python3 - "$TMP/zarr/openorganelle/job-$za/metadata.json" <<'PY' && ok "openorganelle: the array's record: source openorganelle, shape [5, 5], uint16" || bad "openorganelle: record"
+import json, sys
+m = json.load(open(sys.argv[1]))
+assert m["source"] == "openorganelle" and m["metadata"]["core"]["volume_shape"] == [5, 5], m["metadata"]
+assert m["metadata"]["core"]["data_type"] == "uint16"
+PY
+if [ -n "$AGENT" ]; then
+    see "$TMP/zarr" "$TMP/agent-zarr" "$ZS"
+    datasets "$ZS" | python3 -c '
+import json, sys
+ds = [json.loads(l)["data"] for l in sys.stdin]
+fmt = sorted(d["files"][0]["header"]["format"] for d in ds if d["status"] == "complete")
+assert fmt == ["ome-zarr", "zarr"], [d["files"] for d in ds]' &&
+        [ "$(zfield "$zg" status)" = complete ] && [ "$(zfield "$za" status)" = complete ] &&
+        ok "openorganelle: the agent read the stores (an OME-Zarr group, a Zarr array), both jobs complete" ||
+        bad "openorganelle: seen: $(zfield "$zg" status) $(zfield "$za" status)"
 fi
 
 # sources
