@@ -28,4 +28,9 @@ int cmd_catalog(int argc, char **argv);
  * and returns NULL when it is. */
 const char *be_store_url(const char *opt);
 
+struct rules;
+/* The rules of consume and ingest: `--movies BASE_URL` (may be NULL) and the rules file
+ * (may be NULL). Returns 0, or EM_EUSAGE with the reason in `why`. */
+int be_rules(struct rules *r, const char *movies, const char *file, char *why, size_t cap);
+
 #endif

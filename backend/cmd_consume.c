@@ -33,6 +33,10 @@ static const char consume_usage[] =
     "                    path (the acquisition share as this machine sees it:\n"
     "                    file:///mnt/epu/, smb://acq-pc/epu/); `em-backend loaders` runs\n"
     "                    them [EM_BACKEND_MOVIES]\n"
+    "  --rules FILE      jobs from events, one rule a line: TYPE LOADER ARGS… with\n"
+    "                    {path}, {session_id}, {micrograph_uuid}, … from the event, e.g.\n"
+    "                    `micrograph movie file:///mnt/epu/ {path}`; each rule fires once\n"
+    "                    per entity (README: Loaders) [EM_BACKEND_RULES]\n"
     "\n"
     "A message that is not a valid event (or one the store refuses for its own values)\n"
     "goes to em.dead unchanged, with the headers x-em-reason and x-em-routing-key, and is\n"
@@ -60,6 +64,7 @@ enum {
     C_BATCH_MS,
     C_IDLE,
     C_MOVIES,
+    C_RULES,
     C_COUNT
 };
 static const struct emopt_spec consume_opts[C_COUNT] = {
@@ -73,14 +78,17 @@ static const struct emopt_spec consume_opts[C_COUNT] = {
     [C_BATCH_MS] = {"batch-ms", 0, EMOPT_VALUE, false, false, NULL},
     [C_IDLE] = {"idle-exit", 0, EMOPT_VALUE, false, false, NULL},
     [C_MOVIES] = {"movies", 0, EMOPT_VALUE, true, false, NULL},
+    [C_RULES] = {"rules", 0, EMOPT_VALUE, true, false, NULL},
 };
 
 static int consume_main(const struct emopt *o)
 {
     const char *amqp = emopt_get(o, C_AMQP);
     static struct rules rules;
-    rules.movie_base = emopt_get(o, C_MOVIES);
-    store_rules = rules.movie_base ? &rules : NULL;
+    char why[600];
+    if (be_rules(&rules, emopt_get(o, C_MOVIES), emopt_get(o, C_RULES), why, sizeof(why)) < 0)
+        return emopt_usage_error(o, "%s", why);
+    store_rules = rules.n ? &rules : NULL;
     size_t nargs;
     char *const *args = emopt_args(o, &nargs);
     if (nargs)

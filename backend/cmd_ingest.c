@@ -50,6 +50,10 @@ static const char ingest_usage[] =
     "                (the acquisition share as this machine sees it: file:///mnt/epu/,\n"
     "                smb://acq-pc/epu/, https://…/); `em-backend loaders` runs them\n"
     "                [EM_BACKEND_MOVIES]\n"
+    "  --rules FILE  jobs from events, one rule a line: TYPE LOADER ARGS… with {path},\n"
+    "                {session_id}, {micrograph_uuid}, … from the event, e.g.\n"
+    "                `micrograph movie file:///mnt/epu/ {path}`; each rule fires once per\n"
+    "                entity (README: Loaders) [EM_BACKEND_RULES]\n"
     "  -v, -vv, -q   more logging; errors only and no summary\n"
     "\n"
     "With '-' it reads stdin and commits whenever the input pauses. A pipe is not\n"
@@ -620,13 +624,14 @@ static int follow(const char *path, const char *url, size_t batch_max)
     return status;
 }
 
-enum { I_STORE, I_BATCH, I_FOLLOW, I_JSON, I_MOVIES, I_COUNT };
+enum { I_STORE, I_BATCH, I_FOLLOW, I_JSON, I_MOVIES, I_RULES, I_COUNT };
 static const struct emopt_spec ingest_opts[I_COUNT] = {
     [I_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
     [I_BATCH] = {"batch", 0, EMOPT_VALUE, false, false, NULL},
     [I_FOLLOW] = {"follow", 0, EMOPT_FLAG, false, false, NULL},
     [I_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
     [I_MOVIES] = {"movies", 0, EMOPT_VALUE, true, false, NULL},
+    [I_RULES] = {"rules", 0, EMOPT_VALUE, true, false, NULL},
 };
 
 static int ingest_main(const struct emopt *o)
@@ -634,8 +639,10 @@ static int ingest_main(const struct emopt *o)
     bool follow_mode = emopt_yes(o, I_FOLLOW);
     summary_json = emopt_yes(o, I_JSON);
     static struct rules rules;
-    rules.movie_base = emopt_get(o, I_MOVIES);
-    store_rules = rules.movie_base ? &rules : NULL;
+    char why[600];
+    if (be_rules(&rules, emopt_get(o, I_MOVIES), emopt_get(o, I_RULES), why, sizeof(why)) < 0)
+        return emopt_usage_error(o, "%s", why);
+    store_rules = rules.n ? &rules : NULL;
     size_t nargs;
     char *const *args = emopt_args(o, &nargs);
     if (nargs > 1)

@@ -41,6 +41,16 @@ int loader_file_name(const char *url, char *out, size_t cap)
     return 0;
 }
 
+bool loader_known(const char *name)
+{
+    static const char *const names[] = {"url",  "movie",  "idr",          "dvid",
+                                        "epfl", "empiar", "openorganelle"};
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
 bool loader_safe_path(const char *p)
 {
     if (!p[0] || p[0] == '/' || strlen(p) > 1000)

@@ -28,6 +28,9 @@ int loader_check(const char *loader, const char *const *args, size_t n, char *wh
  * not "", "." or "..", at most 200 bytes. Returns 0, or EM_EVALUE when there is none. */
 int loader_file_name(const char *url, char *out, size_t cap);
 
+/* Whether a loader of that name exists. */
+bool loader_known(const char *name);
+
 /* Whether `p` is a relative path whose components are plain names: none empty, ".", ".."
  * or holding a control character, '\\', '?', '#' or '%'; no leading or trailing '/'. */
 bool loader_safe_path(const char *p);

@@ -24,8 +24,9 @@
 #             refused at once; under it, the cut transfer is retried, never kept
 #   diskfull  the output on a 1 MiB tmpfs, a 3 MB file: failed with "No space left on
 #             device", the partial removed
-#   movies    `ingest --movies file://SHARE/` of a scanned visit: one movie job per
-#             micrograph (ingested twice: still one); the runner finds each movie under
+#   movies    `ingest --rules FILE` (micrograph movie file://SHARE/ {path}) of a scanned
+#             visit: one movie job per micrograph (ingested twice: still one; --movies the
+#             same); a rules file with a wrong type or placeholder refused, naming the line; the runner finds each movie under
 #             the name EPU gave it (_Fractions.tiff, _EER.eer), fails the one without a
 #             movie with the reason, and leaves the share as it was
 #   empiar    the entry's JSON (nginx), the FTP listing of its data directory (vsftpd):
@@ -377,13 +378,26 @@ if [ -n "$AGENT" ]; then
     (cd "$SHARE" && find . -type f -exec sha256sum {} + | sort) >"$TMP/share.before"
     "$AGENT" scan -q --no-progress "$SHARE" >"$TMP/visit.jsonl"
     MS="sqlite:$TMP/movies.db"
-    "$BACKEND" ingest -q --store "$MS" --movies "file://$SHARE/" "$TMP/visit.jsonl"
-    "$BACKEND" ingest -q --store "$MS" --movies "file://$SHARE/" "$TMP/visit.jsonl"
+    printf '# every micrograph: its movie\nmicrograph  movie  file://%s/  {path}\n# sessions: nothing\n' "$SHARE" >"$TMP/rules.conf"
+    "$BACKEND" ingest -q --store "$MS" --rules "$TMP/rules.conf" "$TMP/visit.jsonl"
+    "$BACKEND" ingest -q --store "$MS" --rules "$TMP/rules.conf" "$TMP/visit.jsonl"
     nmic=$(grep -c '"type":"micrograph"' "$TMP/visit.jsonl")
     njobs=$("$BACKEND" job list --store "$MS" | wc -l)
-    [ "$njobs" = "$nmic" ] && [ "$nmic" -ge 3 ] &&
-        ok "movies: $nmic micrographs ingested twice made $njobs movie jobs" ||
-        bad "movies: $nmic micrographs, $njobs jobs"
+    "$BACKEND" ingest -q --store "sqlite:$TMP/movies2.db" --movies "file://$SHARE/" "$TMP/visit.jsonl"
+    njobs2=$("$BACKEND" job list --store "sqlite:$TMP/movies2.db" | wc -l)
+    [ "$njobs" = "$nmic" ] && [ "$nmic" -ge 3 ] && [ "$njobs2" = "$nmic" ] &&
+        ok "movies: $nmic micrographs ingested twice with a rules file made $njobs movie jobs (--movies: $njobs2)" ||
+        bad "movies: $nmic micrographs, $njobs jobs, $njobs2 with --movies"
+    printf 'micrograph movie x {path}\nmicrographs movie x {path}\n' >"$TMP/bad.rules"
+    "$BACKEND" ingest -q --store "$MS" --rules "$TMP/bad.rules" "$TMP/visit.jsonl" 2>"$TMP/bad.err"
+    st=$?
+    printf 'session url {nothing}\n' >"$TMP/bad2.rules"
+    "$BACKEND" ingest -q --store "$MS" --rules "$TMP/bad2.rules" "$TMP/visit.jsonl" 2>>"$TMP/bad.err"
+    st2=$?
+    [ "$st" = 2 ] && [ "$st2" = 2 ] && grep -q "bad.rules:2: 'micrographs' is not an entity type" "$TMP/bad.err" &&
+        grep -q "bad2.rules:1: {nothing} is not a placeholder" "$TMP/bad.err" &&
+        ok "movies: a rules file with a wrong type or placeholder refused, naming the line: $(head -1 "$TMP/bad.err")" ||
+        bad "movies: bad rules: status $st $st2: $(cat "$TMP/bad.err")"
     timeout 120 "$BACKEND" loaders --store "$MS" --out "$TMP/movies" --once --allow-file 2>>"$TMP/loaders.log"
     complete=$("$BACKEND" job list --store "$MS" --status saving-data | wc -l)
     failed=$("$BACKEND" job list --store "$MS" --status failed --json)
