@@ -349,7 +349,18 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
     struct epu_place pl;
     epu_layout_place(path + r->len + 1, &pl);
     if (pl.kind == EPU_KIND_NONE && !pl.unplaced && dataset_is_record(path)) {
-        look_at_dataset(w, r, path, why);
+        if (!w->walking) {
+            look_at_dataset(w, r, path, why);
+            return false;
+        }
+        char **v = em_grow(w->datasets_due, w->ndatasets_due, &w->datasets_due_cap, sizeof(*v), 8);
+        char *copy = v ? strdup(path) : NULL;
+        if (v)
+            w->datasets_due = v;
+        if (!copy)
+            watch_fail(w, 1, path, -EM_ENOMEM);
+        else
+            w->datasets_due[w->ndatasets_due++] = copy;
         return false;
     }
     if (pl.kind == EPU_KIND_NONE || pl.unplaced)
@@ -906,6 +917,16 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         walk_dir_free(wk.dirs[i]);
     free(wk.dirs);
     walk_progress_end(w);
+    /* The restore is over (finish_restore above): the journal is the loop's again. */
+    if (!was_walking) {
+        for (size_t i = 0; i < w->ndatasets_due; i++) {
+            struct wroot *dr = watch_root_of(w, w->datasets_due[i]);
+            if (dr && !w->stopping)
+                look_at_dataset(w, dr, w->datasets_due[i], wk.why);
+            free(w->datasets_due[i]);
+        }
+        w->ndatasets_due = 0;
+    }
     w->walking = was_walking;
     journal_hold_compaction(w->j, was_walking);
     if (!w->stopping)
@@ -1537,6 +1558,9 @@ static void free_all(struct watch *w)
     for (size_t i = 0; i < w->nwaiting; i++)
         free(w->waiting[i].path);
     free(w->waiting);
+    for (size_t i = 0; i < w->ndatasets_due; i++)
+        free(w->datasets_due[i]);
+    free(w->datasets_due);
     for (size_t i = 0; i < w->nbusy; i++)
         free(w->busy[i].path);
     free(w->busy);

@@ -101,6 +101,10 @@ struct watch {
         uint64_t since_ms;
     } * waiting;
     size_t nwaiting, waiting_cap;
+    /* loader records (dataset.h) a walk found: read once the walk's files are taken in
+     * (a restore may still be reading the journal while the walk runs) */
+    char **datasets_due;
+    size_t ndatasets_due, datasets_due_cap;
     /* files another process holds open without sharing (Windows), and since when: read
      * again every second, never counted as failed */
     struct busy {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,9 @@
 struct xfer_state {
     CURL *h;
     FILE *out;
-    struct sha256 hash;
+    struct hasher *hasher;
+    struct sha256 hash;  /* the hasher's while chunks of this file are queued */
+    size_t queued;       /* chunks of this file the hasher has not taken in yet */
     int64_t resume_from; /* bytes asked to skip in this attempt */
     bool checked;        /* the response code was looked at before the first byte */
     int werr;            /* errno of a failed write */
@@ -28,8 +31,96 @@ struct xfer_state {
     char scheme[16];
 };
 
+/* SHA-256 on a thread of its own, so that hashing (about half of the work on a large
+ * file) overlaps receiving and writing. Chunks are hashed in the order they came; the
+ * bytes queued are capped (the receiving side waits), and a file's digest is read only
+ * after hasher_drain(). */
+struct chunk {
+    struct chunk *next;
+    struct xfer_state *s;
+    size_t len;
+    unsigned char data[];
+};
+
+#define HASH_QUEUE_MAX (32u << 20)
+
+struct hasher {
+    pthread_t thread;
+    pthread_mutex_t mu;
+    pthread_cond_t work, room;
+    struct chunk *head, *tail;
+    size_t bytes;
+    bool stop, started;
+};
+
+static void *hasher_main(void *arg)
+{
+    struct hasher *h = arg;
+    pthread_mutex_lock(&h->mu);
+    for (;;) {
+        while (!h->head && !h->stop)
+            pthread_cond_wait(&h->work, &h->mu);
+        if (!h->head)
+            break;
+        struct chunk *c = h->head;
+        h->head = c->next;
+        if (!h->head)
+            h->tail = NULL;
+        pthread_mutex_unlock(&h->mu);
+        sha256_update(&c->s->hash, c->data, c->len);
+        pthread_mutex_lock(&h->mu);
+        c->s->queued--;
+        h->bytes -= c->len;
+        free(c);
+        pthread_cond_broadcast(&h->room);
+    }
+    pthread_mutex_unlock(&h->mu);
+    return NULL;
+}
+
+/* Queues `len` bytes of `s` (hashed at once, here, when the thread could not start or
+ * memory is short). */
+static void hasher_put(struct hasher *h, struct xfer_state *s, const void *p, size_t len)
+{
+    struct chunk *c = h->started ? malloc(sizeof(*c) + len) : NULL;
+    if (!c) {
+        pthread_mutex_lock(&h->mu); /* after what is queued for it */
+        while (s->queued)
+            pthread_cond_wait(&h->room, &h->mu);
+        pthread_mutex_unlock(&h->mu);
+        sha256_update(&s->hash, p, len);
+        return;
+    }
+    c->next = NULL;
+    c->s = s;
+    c->len = len;
+    memcpy(c->data, p, len);
+    pthread_mutex_lock(&h->mu);
+    while (h->bytes > HASH_QUEUE_MAX)
+        pthread_cond_wait(&h->room, &h->mu);
+    if (h->tail)
+        h->tail->next = c;
+    else
+        h->head = c;
+    h->tail = c;
+    h->bytes += len;
+    s->queued++;
+    pthread_cond_signal(&h->work);
+    pthread_mutex_unlock(&h->mu);
+}
+
+/* Waits until every chunk of `s` is hashed: then s->hash is the caller's again. */
+static void hasher_drain(struct hasher *h, struct xfer_state *s)
+{
+    pthread_mutex_lock(&h->mu);
+    while (s->queued)
+        pthread_cond_wait(&h->room, &h->mu);
+    pthread_mutex_unlock(&h->mu);
+}
+
 struct xfer {
     struct xfer_opts o;
+    struct hasher hasher;
     CURLM *m;
     struct xfer_file **waiting; /* failed transiently, to be added again at retry_at */
     size_t nwaiting, cap_waiting;
@@ -90,6 +181,9 @@ struct xfer *xfer_new(const struct xfer_opts *o, char *why, size_t cap)
                  home ? home : "/nonexistent");
         x->o.known_hosts = x->known_hosts;
     }
+    pthread_mutex_init(&x->hasher.mu, NULL);
+    pthread_cond_init(&x->hasher.work, NULL);
+    pthread_cond_init(&x->hasher.room, NULL);
     x->m = curl_multi_init();
     if (!x->m) {
         free(x);
@@ -98,6 +192,8 @@ struct xfer *xfer_new(const struct xfer_opts *o, char *why, size_t cap)
     }
     curl_multi_setopt(x->m, CURLMOPT_MAX_TOTAL_CONNECTIONS, (long)x->o.max_total);
     curl_multi_setopt(x->m, CURLMOPT_MAX_HOST_CONNECTIONS, (long)x->o.max_per_host);
+    /* Without the thread, chunks are hashed where they arrive. */
+    x->hasher.started = pthread_create(&x->hasher.thread, NULL, hasher_main, &x->hasher) == 0;
     return x;
 }
 
@@ -112,6 +208,7 @@ static void check_response(struct xfer_file *f)
     if (http && s->resume_from > 0 && code == 200) {
         /* The whole file comes again: drop what the partial holds. */
         if (ftruncate(fileno(s->out), 0) == 0 && fseek(s->out, 0, SEEK_SET) == 0) {
+            hasher_drain(s->hasher, s);
             sha256_init(&s->hash);
             f->size = 0;
             s->resume_from = 0;
@@ -138,7 +235,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx)
         s->werr = errno ? errno : EIO;
         return 0;
     }
-    sha256_update(&s->hash, p, len);
+    hasher_put(s->hasher, s, p, len);
     f->size += (int64_t)len;
     f->received += (int64_t)len;
     return len;
@@ -204,11 +301,14 @@ static int start(struct xfer *x, struct xfer_file *f)
     if (s->out)
         fclose(s->out);
     s->out = fopen(f->partial, "ab");
+    if (s->out)
+        setvbuf(s->out, NULL, _IOFBF, 1u << 20);
     if (!s->out) {
         int rc = em_from_errno(errno);
         snprintf(f->error, sizeof(f->error), "%s: cannot write: %s", f->partial, strerror(errno));
         return rc;
     }
+    hasher_drain(s->hasher, s); /* what an earlier attempt queued */
     sha256_init(&s->hash);
     int64_t have = 0;
     int rc = hash_existing(f, &have);
@@ -231,6 +331,8 @@ static int start(struct xfer *x, struct xfer_file *f)
     curl_easy_setopt(h, CURLOPT_PRIVATE, f);
     curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
     curl_easy_setopt(h, CURLOPT_WRITEDATA, f);
+    /* Fewer, larger reads and writes for large files (libcurl's default is 16 KiB). */
+    curl_easy_setopt(h, CURLOPT_BUFFERSIZE, 256L * 1024);
     limits(x, h, s->scheme, (curl_off_t)x->o.max_bytes);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_LIMIT, 1L);
     curl_easy_setopt(h, CURLOPT_LOW_SPEED_TIME, x->o.stall_s);
@@ -247,6 +349,7 @@ static void release(struct xfer_file *f)
 {
     if (!f->st)
         return;
+    hasher_drain(f->st->hasher, f->st);
     if (f->st->out)
         fclose(f->st->out);
     if (f->st->h)
@@ -267,6 +370,7 @@ int xfer_add(struct xfer *x, struct xfer_file *f)
     f->st = calloc(1, sizeof(*f->st));
     if (!f->st)
         return -EM_ENOMEM;
+    f->st->hasher = &x->hasher;
     const char *colon = strstr(f->url, "://");
     size_t n = colon ? (size_t)(colon - f->url) : 0;
     if (!n || n >= sizeof(f->st->scheme)) {
@@ -395,6 +499,7 @@ static bool ended(struct xfer *x, struct xfer_file *f, CURLcode r)
         int64_t expect = cl >= 0 ? s->resume_from + (int64_t)cl : -1;
         if (expect >= 0)
             f->total = expect;
+        hasher_drain(s->hasher, s);
         sha256_hex(&s->hash, f->sha256);
         if (expect >= 0 && f->size != expect) {
             snprintf(why, sizeof(why), "%lld of %lld bytes arrived", (long long)f->size,
@@ -532,6 +637,16 @@ void xfer_free(struct xfer *x)
         return;
     curl_multi_cleanup(x->m);
     free(x->waiting);
+    if (x->hasher.started) {
+        pthread_mutex_lock(&x->hasher.mu);
+        x->hasher.stop = true;
+        pthread_cond_signal(&x->hasher.work);
+        pthread_mutex_unlock(&x->hasher.mu);
+        pthread_join(x->hasher.thread, NULL);
+    }
+    pthread_mutex_destroy(&x->hasher.mu);
+    pthread_cond_destroy(&x->hasher.work);
+    pthread_cond_destroy(&x->hasher.room);
     free(x);
 }
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# bench_loaders.sh [RUNS] — em-backend loaders against curl, from a local nginx (all on
+# bench_loaders.sh [RUNS [all|large|small]] — em-backend loaders against curl, from a local nginx (all on
 # tmpfs): one large file (512 MiB) and 1,000 small files (64 KiB each). For each: wall
 # time and CPU time (user+sys), median of RUNS (default 3). curl runs as one process for
 # the large file, one process per file for the small ones, and `curl --parallel` (one
@@ -8,6 +8,7 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
+cases=${2:-all} # all, large or small
 backend=$top/build/backend/em-backend
 [ -x "$backend" ] || { echo "build first: $backend is missing"; exit 1; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
@@ -59,11 +60,15 @@ export -f loaders curl_each curl_parallel
 export work backend
 : >"$work/results"
 for r in $(seq 1 "$runs"); do
-    measure "large: curl" curl -s -o "$work/out/large.bin" "$base/large.bin"
-    measure "large: loaders" bash -c "loaders $base/large.bin"
-    measure "1000 small: curl per file" bash -c curl_each
-    measure "1000 small: curl --parallel" bash -c curl_parallel
-    measure "1000 small: loaders" bash -c "loaders \$(cat $work/small.list)"
+    if [ "$cases" != small ]; then
+        measure "large: curl" curl -s -o "$work/out/large.bin" "$base/large.bin"
+        measure "large: loaders" bash -c "loaders $base/large.bin"
+    fi
+    if [ "$cases" != large ]; then
+        measure "1000 small: curl per file" bash -c curl_each
+        measure "1000 small: curl --parallel" bash -c curl_parallel
+        measure "1000 small: loaders" bash -c "loaders \$(cat $work/small.list)"
+    fi
 done
 echo "median of $runs runs (wall s, cpu s):"
 python3 - "$work/results" <<'PY'
