@@ -986,6 +986,7 @@ static int source_job(struct runner *r, struct active *a, const char **args, siz
                        cJSON_GetArrayItem(vs, 0)->valuedouble};
         cJSON_AddItemToObject(a->core, "voxel_size_nm", cJSON_CreateDoubleArray(v, 3));
     }
+    snprintf(a->source, sizeof(a->source), "flyem"); /* the schema's name for DVID's data */
     snprintf(a->source_id, sizeof(a->source_id), "%s/%s/%s", args[1], args[2], args[3]);
     snprintf(a->description, sizeof(a->description),
              "DVID %s %s, %lldx%lldx%lld voxels at %lld,%lld,%lld", args[2], args[1], box[3],

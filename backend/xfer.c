@@ -301,8 +301,6 @@ static int start(struct xfer *x, struct xfer_file *f)
     if (s->out)
         fclose(s->out);
     s->out = fopen(f->partial, "ab");
-    if (s->out)
-        setvbuf(s->out, NULL, _IOFBF, 1u << 20);
     if (!s->out) {
         int rc = em_from_errno(errno);
         snprintf(f->error, sizeof(f->error), "%s: cannot write: %s", f->partial, strerror(errno));

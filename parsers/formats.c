@@ -700,7 +700,7 @@ static int read_dm(const struct fmt_src *s, struct fmt_info *info, char *why, si
         info->axes[nd - 1 - i] = names[i];
         double f = unit_nm(d.units[slot][i]);
         info->voxel_nm[nd - 1 - i] = d.scale[slot][i] * f;
-        if (!f || !(d.scale[slot][i] > 0))
+        if (!(f > 0) || !(d.scale[slot][i] > 0))
             info->has_voxel = false;
     }
     info->axes[nd] = '\0';
@@ -930,7 +930,7 @@ static bool tiff_ome(const char *desc, struct fmt_info *info)
             const char *u = unit[idx];
             double f = unit_nm(u);
             info->voxel_nm[nd] = phys[idx] * f;
-            if (!(phys[idx] > 0) || !f)
+            if (!(phys[idx] > 0) || !(f > 0))
                 info->has_voxel = false;
         } else {
             info->voxel_nm[nd] = 0;
@@ -983,7 +983,7 @@ static void tiff_imagej(const char *desc, struct fmt_info *info, double xres, do
     double f = strcmp(unit, "micron") == 0 ? 1e3 : unit_nm(unit);
     if (unit[0])
         extra_str(info, "unit", unit);
-    if (f && xres > 0 && yres > 0) {
+    if (f > 0 && xres > 0 && yres > 0) {
         info->has_voxel = true;
         memset(info->voxel_nm, 0, sizeof(info->voxel_nm));
         info->voxel_nm[nd - 1] = f / xres;
@@ -1315,7 +1315,7 @@ static void ngff_scales(cJSON *attrs, const char *path, struct fmt_info *info)
                     info->voxel_nm[k] = 0;
                     continue;
                 }
-                if (!cJSON_IsNumber(v) || !f) {
+                if (!cJSON_IsNumber(v) || !(f > 0)) {
                     info->has_voxel = false;
                     break;
                 }
@@ -1492,7 +1492,7 @@ int fmt_read_n5(const char *attrs, size_t n, const char *root_attrs, size_t rn,
                 double fv = cJSON_IsNumber(f) ? f->valuedouble : 1;
                 if (cJSON_IsString(a) && a->valuestring[0])
                     out->axes[nd - 1 - i] = a->valuestring[0];
-                if (!cJSON_IsNumber(r) || !uf) {
+                if (!cJSON_IsNumber(r) || !(uf > 0)) {
                     out->has_voxel = false;
                     continue;
                 }

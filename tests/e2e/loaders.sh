@@ -676,8 +676,8 @@ import glob, json, sys
 c = json.load(open(sys.argv[1]))
 v = c["validation"]
 assert v["total_files"] == 4 and v["valid_files"] == 3 and v["invalid_files"] == 1, v
-assert v["validation_rate"] == 75.0 and sorted(c["summary"]["sources_found"]) == ["dvid", "epfl", "idr"], c["summary"]
-assert v["errors_by_source"]["dvid"]["valid"] == 2, v  # the one cut short: a valid record saying failed
+assert v["validation_rate"] == 75.0 and sorted(c["summary"]["sources_found"]) == ["epfl", "flyem", "idr"], c["summary"]
+assert v["errors_by_source"]["flyem"]["valid"] == 2, v  # the one cut short: a valid record saying failed
 errs = " ".join(v["errors_by_source"]["epfl"]["error_details"])
 assert "data_type 'uint64'" in errs and "status 'done'" in errs, errs
 assert len(c["failed_jobs"]) == 4 and any("not a safe file name" in f["error"] for f in c["failed_jobs"])

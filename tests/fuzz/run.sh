@@ -19,13 +19,29 @@ corpus_of() {
     *) echo "$top/testdata/fuzz/$1" ;;
     esac
 }
-for kind in session atlas gridsquare_metadata gridsquare_image foilhole_image micrograph \
-    event journal outbox recording snapshot formats; do
+# One fuzzer per core at a time; each prints its figures when it ends.
+one() {
+    local kind=$1 work
     work=$(mktemp -d)
     cp -r "$(corpus_of "$kind")/." "$work/"
-    echo "fuzz_$kind: ${secs}s"
     (cd "$build" && "./tests/fuzz/fuzz_$kind" -max_total_time="$secs" -max_len=65536 \
-        -print_final_stats=1 "$work" 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' || true)
-    test ! -e "$build"/crash-* || { echo "fuzz_$kind found a crash"; exit 1; }
-    rm -rf "$work"
+        -print_final_stats=1 "$work" >"$work.log" 2>&1) || true
+    echo "fuzz_$kind: ${secs}s"
+    grep -E 'stat::number_of_executed_units|ERROR|SUMMARY' "$work.log" || true
+    rm -rf "$work" "$work.log"
+}
+running=0
+for kind in session atlas gridsquare_metadata gridsquare_image foilhole_image micrograph \
+    event journal outbox recording snapshot formats; do
+    one "$kind" &
+    running=$((running + 1))
+    if [ "$running" -ge "$(nproc)" ]; then
+        wait -n || true
+        running=$((running - 1))
+    fi
 done
+wait
+if ls "$build"/crash-* >/dev/null 2>&1; then
+    echo "a fuzzer found a crash: $(ls "$build"/crash-*)"
+    exit 1
+fi
