@@ -476,19 +476,26 @@ static bool safe_name(const char *n)
     return true;
 }
 
-/* GETs `url` and parses it as a JSON object; failures set the job's error (permanent
- * unless the server or the network may recover). */
+/* GETs `url` into *body (at most API_MAX bytes); a failure sets the job's error
+ * (permanent unless the server or the network may recover). */
+static int api_get(struct runner *r, struct active *a, const char *url, char **body, size_t *len)
+{
+    char why[512];
+    int rc = xfer_get(r->x, url, API_MAX, body, len, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(a->error, sizeof(a->error), "%s", why);
+        a->permanent = rc != -EM_EIO;
+    }
+    return rc;
+}
+
+/* api_get() of a JSON object. */
 static cJSON *api_json(struct runner *r, struct active *a, const char *url)
 {
     char *body;
     size_t len;
-    char why[512];
-    int rc = xfer_get(r->x, url, API_MAX, &body, &len, why, sizeof(why));
-    if (rc < 0) {
-        snprintf(a->error, sizeof(a->error), "%s", why);
-        a->permanent = rc != -EM_EIO;
+    if (api_get(r, a, url, &body, &len) < 0)
         return NULL;
-    }
     cJSON *j = cJSON_ParseWithLength(body, len);
     free(body);
     if (!cJSON_IsObject(j)) {
@@ -651,13 +658,9 @@ static int empiar_job(struct runner *r, struct active *a, const char *arg)
     snprintf(url, sizeof(url), "%s/%s/%s/", r->empiar_ftp, id, dir ? dir : "data");
     char *body;
     size_t len;
-    char why[512];
-    int rc = xfer_get(r->x, url, API_MAX, &body, &len, why, sizeof(why));
-    if (rc < 0) {
-        snprintf(a->error, sizeof(a->error), "%s", why);
-        a->permanent = rc != -EM_EIO;
+    int rc = api_get(r, a, url, &body, &len);
+    if (rc < 0)
         return rc;
-    }
     struct entries e = {0};
     for (char *line = strtok(body, "\n"); line && rc == 0; line = strtok(NULL, "\n")) {
         char *name;

@@ -28,6 +28,10 @@ static const char query_usage[] =
     "  micrographs           the most recent micrographs (--session ID, --limit N;\n"
     "                        default 20)\n"
     "  atlases               every atlas: squares on it, tiles, sessions using it\n"
+    "  datasets              loader output the agents saw: loader, record id, status,\n"
+    "                        its job and the job's status, directory, the main volume\n"
+    "                        with the shape and type its header gives, how many values\n"
+    "                        the record claims otherwise (mismatches)\n"
     "  entities              every stored entity as a JSON line {type, key, data} (an\n"
     "                        export; compare it with `em-agent scan`)\n"
     "\n"
@@ -148,6 +152,27 @@ static void atlases_sql(enum sql_dialect d, char *sql, size_t cap)
              at, squares, tiles, path);
 }
 
+/* Loader output the agents saw, with its job (matched by the record's id) and what the
+ * data's own header says. */
+static void datasets_sql(enum sql_dialect d, char *sql, size_t cap)
+{
+    char job[160], vol[160], shape[160], type[160], mism[200];
+    json_text(d, job, sizeof(job), "d", "job_id");
+    json_text(d, vol, sizeof(vol), "d", "volume");
+    json_text(d, shape, sizeof(shape), "d", "header.volume_shape");
+    json_text(d, type, sizeof(type), "d", "header.data_type");
+    snprintf(mism, sizeof(mism), "%s",
+             d == SQL_POSTGRES ? "jsonb_array_length(d.data->'mismatches')"
+                               : "json_array_length(d.data, '$.mismatches')");
+    snprintf(sql, cap,
+             "SELECT d.loader, d.dataset_id, d.status, %s AS job, j.status AS job_status,"
+             " d.dir, %s AS volume, %s AS shape, %s AS data_type, %s AS mismatches, d.agent,"
+             " d.emitted_at AS seen_at"
+             " FROM dataset d LEFT JOIN job j ON j.dataset = d.dataset_id"
+             " WHERE d.deleted = 0 ORDER BY d.emitted_at, d.loader, d.dataset_id",
+             job, vol, shape, type, mism);
+}
+
 /* Aborted sessions (directories with EPU files but no usable EpuSession.dm) as rows of the
  * sessions table: no id, the path as the name. */
 static const char aborted_sql[] =
@@ -212,9 +237,10 @@ static int collect(void *ctx, int ncols, const char *const *names, const char *c
 
 static bool numeric(const char *name)
 {
-    static const char *const counts[] = {"squares",     "imaged",   "holes", "holes_exposed",
-                                         "micrographs", "sessions", "tiles", "per_hour"};
-    if (strcmp(name, "micrograph_uuid") == 0)
+    static const char *const counts[] = {"squares",     "imaged",    "holes", "holes_exposed",
+                                         "micrographs", "sessions",  "tiles", "per_hour",
+                                         "job",         "mismatches"};
+    if (strcmp(name, "micrograph_uuid") == 0 || strcmp(name, "dataset_id") == 0)
         return false;
     if (strstr(name, "_id"))
         return true;
@@ -558,6 +584,7 @@ static int query_main(const struct emopt *o)
         {"sessions", 0, false, false, true},  {"squares", 1, false, false, true},
         {"foilholes", 2, false, false, true}, {"micrographs", 0, true, true, true},
         {"atlases", 0, false, false, true},   {"entities", 0, false, false, false},
+        {"datasets", 0, false, false, true},
     };
     int q = -1;
     for (int i = 0; i < (int)(sizeof(queries) / sizeof(queries[0])); i++)
@@ -566,7 +593,7 @@ static int query_main(const struct emopt *o)
     if (q < 0) {
         fprintf(stderr,
                 "em-backend: query: %s: unknown query (sessions, squares, foilholes, "
-                "micrographs, atlases, entities)\n",
+                "micrographs, atlases, datasets, entities)\n",
                 what);
         return BE_USAGE;
     }
@@ -636,6 +663,9 @@ static int query_main(const struct emopt *o)
         break;
     case 4:
         atlases_sql(s->dialect, sql, sizeof(sql));
+        break;
+    case 6:
+        datasets_sql(s->dialect, sql, sizeof(sql));
         break;
     default:
         sql[0] = '\0';

@@ -206,29 +206,36 @@ static int update(struct store *s, const char *sql, size_t n, const char *const 
     return rc < 0 ? rc : rows > 0;
 }
 
+/* UPDATE job SET <set>, updated_at = now WHERE <where> RETURNING id: 1 when it changed a
+ * row, 0 when not. */
+static int update_job(struct store *s, const char *set, const char *where, size_t n,
+                      const char *const *v, char *reason, size_t cap)
+{
+    char sql[1024];
+    snprintf(sql, sizeof(sql), "UPDATE job SET %s, updated_at = %s WHERE %s RETURNING id", set,
+             now_text(s), where);
+    return update(s, sql, n, v, reason, cap);
+}
+
 int jobs_cancel(struct store *s, int64_t id, char *reason, size_t cap)
 {
-    char idt[24], sql[512];
+    char idt[24];
     snprintf(idt, sizeof(idt), "%" PRId64, id);
-    snprintf(sql, sizeof(sql),
-             "UPDATE job SET status = 'cancelled', updated_at = %s WHERE id = ? AND status IN "
-             "('pending', 'processing', 'saving-data') RETURNING id",
-             now_text(s));
     const char *v[1] = {idt};
-    return update(s, sql, 1, v, reason, cap);
+    return update_job(s, "status = 'cancelled'",
+                      "id = ? AND status IN ('pending', 'processing', 'saving-data')", 1, v, reason,
+                      cap);
 }
 
 int jobs_retry(struct store *s, int64_t id, char *reason, size_t cap)
 {
-    char idt[24], sql[512];
+    char idt[24];
     snprintf(idt, sizeof(idt), "%" PRId64, id);
-    snprintf(sql, sizeof(sql),
-             "UPDATE job SET status = 'pending', attempts = 0, not_before = 0, claimed_by = "
-             "NULL, lease_until = NULL, updated_at = %s WHERE id = ? AND status IN ('failed', "
-             "'cancelled') RETURNING id",
-             now_text(s));
     const char *v[1] = {idt};
-    return update(s, sql, 1, v, reason, cap);
+    return update_job(s,
+                      "status = 'pending', attempts = 0, not_before = 0, claimed_by = NULL, "
+                      "lease_until = NULL",
+                      "id = ? AND status IN ('failed', 'cancelled')", 1, v, reason, cap);
 }
 
 int jobs_claim(struct store *s, const char *runner, int lease_s, struct job *out, char *reason,
@@ -306,24 +313,19 @@ int jobs_finish(struct store *s, int64_t id, const char *runner, const char *sta
 int jobs_set_dataset(struct store *s, int64_t id, const char *runner, const char *dataset,
                      const char *output_dir, char *reason, size_t cap)
 {
-    char idt[24], sql[512];
+    char idt[24];
     snprintf(idt, sizeof(idt), "%" PRId64, id);
-    snprintf(sql, sizeof(sql),
-             "UPDATE job SET dataset = ?, output_dir = ?, updated_at = %s WHERE id = ? AND "
-             "claimed_by = ? AND status = 'processing' RETURNING id",
-             now_text(s));
     const char *v[4] = {dataset, output_dir, idt, runner};
-    return update(s, sql, 4, v, reason, cap);
+    return update_job(s, "dataset = ?, output_dir = ?",
+                      "id = ? AND claimed_by = ? AND status = 'processing'", 4, v, reason, cap);
 }
 
 int jobs_dataset_seen(struct store *s, int64_t id, const char *dataset, char *reason, size_t cap)
 {
-    char idt[24], sql[512];
+    char idt[24];
     snprintf(idt, sizeof(idt), "%" PRId64, id);
-    snprintf(sql, sizeof(sql),
-             "UPDATE job SET status = 'complete', lease_until = NULL, updated_at = %s WHERE id "
-             "= ? AND dataset = ? AND status IN ('processing', 'saving-data') RETURNING id",
-             now_text(s));
     const char *v[2] = {idt, dataset};
-    return update(s, sql, 2, v, reason, cap);
+    return update_job(s, "status = 'complete', lease_until = NULL",
+                      "id = ? AND dataset = ? AND status IN ('processing', 'saving-data')", 2, v,
+                      reason, cap);
 }

@@ -196,6 +196,13 @@ assert {f["name"]: f["size"] for f in d["files"]} == {"EMD-3197.map": 33024, "mu
 PY
         ok "seen: the agent's dataset is in the store (record, sizes, the MRC's 20x20x20 float32 header), job $id complete" ||
         bad "seen: job $id $(field "$id" status); stored: $(head -c 600 "$TMP/ds.jsonl")"
+    "$BACKEND" query datasets --store "$STORE" --json | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+r = [x for x in rows if x["dataset_id"] == sys.argv[1]][0]
+assert r["job_status"] == "complete" and r["shape"] == "[20,20,20]" and r["mismatches"] == 0, r' "$rid" &&
+        ok "seen: query datasets shows it with its job complete and the header's shape" ||
+        bad "seen: query datasets: $("$BACKEND" query datasets --store "$STORE" 2>&1 | head -3)"
     see "$OUT" "$TMP/agent-state" "$STORE"
     [ ! -s "$TMP/seen.jsonl" ] && [ "$(field "$id" status)" = complete ] &&
         ok "seen: watched and ingested again: no new event, the job still complete" ||
@@ -731,6 +738,11 @@ for d in ds:
     assert d["header"]["format"] == "tiff", d["header"]
 PY
     pyok=$?
+    qd=$("$BACKEND" query datasets --store "$PGS" --json | python3 -c '
+import json, sys
+rows = [json.loads(l) for l in sys.stdin]
+print(sum(1 for r in rows if r["job_status"] == "complete" and r["data_type"] == "uint8" and r["mismatches"] == 0))')
+    [ "$qd" = 12 ] || { pyok=1; echo "query datasets on PostgreSQL: $qd of 12 rows complete, uint8, without mismatches"; }
     [ "$done_jobs" = 12 ] && [ "$fetched" = 12 ] && [ "$dirs" = 12 ] && [ "$pyok" = 0 ] &&
         ok "postgres: 12 jobs run by two runners ($by_a by a), each file fetched once; the agent saw 12 datasets, consume stored them (checksums equal the server's), all 12 jobs complete" ||
         bad "postgres: $done_jobs complete, $fetched fetches, $dirs directories, $(wc -l <"$TMP/pgds.jsonl") datasets stored"
