@@ -23,6 +23,8 @@ static const char scan_usage[] =
     "visit (the storage root holding atlas/ and the session directories) once, and print\n"
     "its final entities as JSON lines: sessions, atlases, grid squares, foil holes and\n"
     "micrographs, merged from every file that describes them and linked by EPU's ids.\n"
+    "A loader's output directory (a metadata.json record, from `em-backend loaders`) is a\n"
+    "dataset, with the headers of the files beside the record.\n"
     "A summary goes to stderr; per-file problems are logged as warnings.\n"
     "\n"
     "Options:\n"

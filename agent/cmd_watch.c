@@ -31,6 +31,8 @@ static const char watch_usage[] =
     "stream of `scan`). DIR is a storage root (a visit) or a session directory; sessions\n"
     "and atlases created later under it are followed too. Start it before, during or\n"
     "after EPU's run: the final entities are those `scan` gives on the final tree.\n"
+    "Loader output directories (em-backend loaders --out DIR) are followed the same way:\n"
+    "each metadata.json record is a dataset entity.\n"
     "\n"
     "Options (config-file key / environment variable in brackets):\n"
     "  -o, --out FILE         append events to FILE instead of stdout [out / EM_AGENT_OUT]\n"
