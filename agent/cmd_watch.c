@@ -59,6 +59,11 @@ static const char watch_usage[] =
     "                         (\"notifications lost\" in the log) [change-buffer]\n"
     "  --summary SECONDS      log a summary line this often; default 10 with -v, else off\n"
     "                         [summary / EM_AGENT_SUMMARY]\n"
+    "  --metrics-file FILE    write Prometheus metrics (text format) to FILE every 15 s and\n"
+    "                         at the end, for node_exporter's textfile collector (name it\n"
+    "                         *.prom in its directory): events by type, files parsed and\n"
+    "                         failed, outbox depth, lag, overflows, rescans\n"
+    "                         [metrics-file / EM_AGENT_METRICS_FILE]\n"
     "  --log-file FILE        log to FILE (reopened on SIGHUP) [log-file / EM_AGENT_LOG_FILE]\n"
     "  --log-format text|json [log-format / EM_AGENT_LOG_FORMAT]\n"
     "  -v, -vv                more logging [verbose = 1|2 / EM_AGENT_VERBOSE]\n"
@@ -120,6 +125,7 @@ enum opt_id {
     OPT_SETTLE,
     OPT_CHANGE_BUFFER,
     OPT_SUMMARY,
+    OPT_METRICS_FILE,
     OPT_LOG_FILE,
     OPT_LOG_FORMAT,
     OPT_VERBOSE,
@@ -154,6 +160,7 @@ static const struct emopt_spec opts[OPT_COUNT] = {
     [OPT_SETTLE] = {"settle", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_CHANGE_BUFFER] = {"change-buffer", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_SUMMARY] = {"summary", 0, EMOPT_VALUE, true, false, NULL},
+    [OPT_METRICS_FILE] = {"metrics-file", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_LOG_FILE] = {"log-file", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_LOG_FORMAT] = {"log-format", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_VERBOSE] = {"verbose", 0, EMOPT_VALUE, true, false, NULL},
@@ -393,6 +400,7 @@ int cmd_watch(int argc, char **argv)
     o.out_path = val[OPT_OUT] && strcmp(val[OPT_OUT], "-") != 0 ? val[OPT_OUT] : NULL;
     o.settle_ms = (unsigned)settle;
     o.summary_s = summary;
+    o.metrics_path = val[OPT_METRICS_FILE];
     o.fsync = emopt_yes(&opt, OPT_FSYNC);
     o.exit_idle = emopt_yes(&opt, OPT_ONCE);
     o.exit_on_root_loss = emopt_yes(&opt, OPT_EXIT_ON_ROOT_LOSS);

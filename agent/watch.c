@@ -18,6 +18,8 @@
 
 #include "dataset.h"
 
+#include <time.h>
+
 #ifdef _WIN32
 #include <windows.h>
 #endif
@@ -1264,6 +1266,14 @@ static void on_summary(uv_timer_t *t)
     summary(w, false);
 }
 
+static void on_metrics(uv_timer_t *t)
+{
+    struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, metrics_timer));
+    if (w->pub)
+        publisher_stats(w->pub, &w->pub_last);
+    metrics_write(w, true);
+}
+
 static void on_poll(uv_timer_t *t)
 {
     struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, poll_timer));
@@ -1333,6 +1343,7 @@ static void stop(struct watch *w)
     w->watcher = NULL;
     close_handle((uv_handle_t *)&w->poll_timer);
     close_handle((uv_handle_t *)&w->summary_timer);
+    close_handle((uv_handle_t *)&w->metrics_timer);
     close_handle((uv_handle_t *)&w->rescan_timer);
     close_handle((uv_handle_t *)&w->check_timer);
     close_handle((uv_handle_t *)&w->busy_timer);
@@ -1705,6 +1716,7 @@ static int start(struct watch *w)
 #endif
     uv_timer_init(&w->loop, &w->poll_timer);
     uv_timer_init(&w->loop, &w->summary_timer);
+    uv_timer_init(&w->loop, &w->metrics_timer);
     uv_timer_init(&w->loop, &w->rescan_timer);
     uv_timer_init(&w->loop, &w->check_timer);
     uv_timer_init(&w->loop, &w->busy_timer);
@@ -1748,10 +1760,14 @@ static int start(struct watch *w)
            (double)(uv_hrtime() - t0) / 1e9, ms.sessions, ms.squares, ms.holes, ms.micrographs,
            ms.held, (unsigned long long)w->events_total,
            o->poll_s > 0 ? "polling" : watcher_backend());
+    metrics_write(w, true);
     if (o->exit_idle) {
         stop(w);
         return 0;
     }
+    if (o->metrics_path)
+        uv_timer_start(&w->metrics_timer, on_metrics, METRICS_EVERY_S * 1000,
+                       METRICS_EVERY_S * 1000);
     if (o->poll_s > 0) {
         uint64_t ms_period = (uint64_t)(o->poll_s * 1000);
         uv_timer_start(&w->poll_timer, on_poll, ms_period ? ms_period : 1,
@@ -1775,6 +1791,8 @@ int watch_run(const struct watch_options *opt)
     memset(&w, 0, sizeof(w));
     w.opt = opt;
     w.out = stdout;
+    w.lag_last_ms = -1;
+    w.started_unix = (uint64_t)time(NULL);
     w.out_fd = -1;
 #ifdef SIGPIPE
     /* A closed stdout must be an error we report, not a silent death. */
@@ -1806,6 +1824,7 @@ int watch_run(const struct watch_options *opt)
     }
     if (opt->summary_s > 0 || w.status == 0)
         summary(&w, true);
+    metrics_write(&w, false);
     if (w.ob_open) {
         outbox_close(&w.ob);
         w.ob_open = false;

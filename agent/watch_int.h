@@ -89,7 +89,7 @@ struct watch {
     struct publisher *pub;
     struct publisher_stats pub_last; /* as last reported */
     /* timers and signals */
-    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer, busy_timer;
+    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer, busy_timer, metrics_timer;
     /* directories that could not be read: reported once, retried by the check */
     struct strvec unreadable;
     /* session directories the model asked to read again, walked at the next flush */
@@ -131,8 +131,11 @@ struct watch {
     uint64_t last_summary_ns, last_summary_events;
     double lag_max_ms, lag_sum_ms;
     uint64_t lag_n;
-    bool failed;      /* watch_fail() was called: the run is stopping */
-    bool state_reset; /* the journal's entities were forgotten at start */
+    double lag_last_ms;       /* the newest live event's lag (-1: none yet) */
+    uint64_t started_unix;    /* for --metrics-file */
+    bool metrics_failed_told; /* a failed write of the metrics file was logged */
+    bool failed;              /* watch_fail() was called: the run is stopping */
+    bool state_reset;         /* the journal's entities were forgotten at start */
 };
 
 /* Said without -v, unless -q. */
@@ -166,6 +169,11 @@ int sink_on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const 
 /* Restores r->model from its snapshot when there is a usable one (r->restored), else
  * leaves it new. Touches only r->model and files of the state directory, so it may run
  * on another thread while the walk lists the tree. Returns 0 or -EM_ENOMEM. */
+/* watch_metrics.c: the Prometheus text file of --metrics-file (written whole, then renamed
+ * over the old one, so that a collector never reads half of it). */
+#define METRICS_EVERY_S 15
+void metrics_write(struct watch *w, bool up);
+
 int snapshot_restore(struct watch *w, struct wroot *r);
 void snapshot_save_all(struct watch *w);
 int snapshot_write_synced(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),

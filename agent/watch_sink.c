@@ -185,6 +185,7 @@ static int emit_text(struct watch *w, enum wire_type type, cJSON *key, char *d, 
         double lag = ((double)now.tv_sec - (double)st->mtime_sec) * 1e3 +
                      ((double)now.tv_usec * 1e3 - (double)st->mtime_nsec) / 1e6;
         if (lag >= 0) {
+            w->lag_last_ms = lag;
             w->lag_sum_ms += lag;
             w->lag_n++;
             if (lag > w->lag_max_ms)

@@ -127,5 +127,49 @@ else
     echo "note: $shared/epu is absent; the checks on real EPU files were skipped"
 fi
 
+# --metrics-file: the Prometheus text format (every sample after its HELP and TYPE, names
+# and labels well formed), the events by type equal to the events written, up 0 at the end;
+# while it runs, up 1 after the first walk; a path that cannot be written is a warning.
+prom_check() { # FILE EVENTS UP
+    python3 - "$@" <<'PY'
+import collections, json, re, sys
+path, events, up = sys.argv[1], sys.argv[2], sys.argv[3]
+seen_help, seen_type, samples = set(), set(), {}
+sample = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)\{((?:[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*",?)*)\} (-?[0-9.e+]+)$')
+for line in open(path):
+    line = line.rstrip("\n")
+    if line.startswith("# HELP "):
+        seen_help.add(line.split()[2]); continue
+    if line.startswith("# TYPE "):
+        name, kind = line.split()[2:4]
+        assert kind in ("counter", "gauge"), line
+        seen_type.add(name); continue
+    m = sample.match(line)
+    assert m, "not a sample line: %r" % line
+    assert m.group(1) in seen_help and m.group(1) in seen_type, "no HELP/TYPE before " + line
+    samples.setdefault(m.group(1), []).append((m.group(2), float(m.group(3))))
+assert samples["em_agent_up"][0][1] == float(up), samples["em_agent_up"]
+if events != "-":
+    by_type = collections.Counter(json.loads(l)["type"] for l in open(events))
+    got = {re.search(r'type="([a-z_]+)"', l).group(1): v for l, v in samples["em_agent_events_total"]}
+    assert all(got[t] == by_type.get(t, 0) for t in got), (got, by_type)
+    assert samples["em_agent_files_parsed_total"][0][1] > 0
+PY
+}
+check "watch --metrics-file" 0 "$agent" watch --once --state-dir "$tmp/mstate" -o "$tmp/m.jsonl" \
+    --metrics-file "$tmp/agent.prom" --agent 'krios "1"' "$mini"
+prom_check "$tmp/agent.prom" "$tmp/m.jsonl" 0 && passes=$((passes + 1)) ||
+    { fails=$((fails + 1)); echo "FAIL --metrics-file: $(head -5 "$tmp/agent.prom")"; }
+"$agent" watch --state-dir "$tmp/mstate2" -o "$tmp/m2.jsonl" --metrics-file "$tmp/live.prom" "$mini" 2>/dev/null &
+mpid=$!
+for _ in $(seq 1 100); do [ -s "$tmp/live.prom" ] && break; sleep 0.05; done
+prom_check "$tmp/live.prom" - 1 && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL --metrics-file while running"; }
+kill -TERM "$mpid"
+wait "$mpid"
+prom_check "$tmp/live.prom" "$tmp/m2.jsonl" 0 && passes=$((passes + 1)) || { fails=$((fails + 1)); echo "FAIL --metrics-file after SIGTERM"; }
+check "watch --metrics-file unwritable" 0 "$agent" watch --once --state-dir "$tmp/mstate3" -o /dev/null \
+    --metrics-file "$tmp/no/such/dir/agent.prom" "$mini"
+expect_err "metrics unwritable warned" "no/such/dir/agent.prom: cannot write the metrics file"
+
 echo "$passes passed, $fails failed"
 [ "$fails" -eq 0 ]
