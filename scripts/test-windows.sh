@@ -60,8 +60,18 @@ if [ -z "${EM_SMOKE_ONLY:-}" ]; then # EM_SMOKE_ONLY=1: the smoke cases alone
 fi
 
 exe=$build/agent/em-agent.exe
+# A case that fails is run once more, with a fresh wineserver, before it counts (as ctest's
+# --repeat until-pass:2): wine 8's server now and then dies under load ("wine client
+# error: recvmsg: Connection reset by peer", seen once in CI).
 smoke() { # NAME: runs smoke_NAME, prints one line
-    if "smoke_$1"; then echo "smoke $1: passed"; else echo "smoke $1: FAILED"; fail=1; fi
+    if "smoke_$1"; then
+        echo "smoke $1: passed"
+        return
+    fi
+    say "smoke $1 failed; once more with a fresh wineserver"
+    wineserver -k >/dev/null 2>&1 || true
+    wineserver -p </dev/null >/dev/null 2>&1 || true
+    if "smoke_$1"; then echo "smoke $1: passed (the second time)"; else echo "smoke $1: FAILED"; fail=1; fi
 }
 normalise() { sed -e 's/"emitted_at":"[^"]*"//' "$1"; }
 smoke_scan() {
