@@ -24,8 +24,7 @@ static int label(struct dynbuf *b, const char *v)
     return rc;
 }
 
-/* # HELP and # TYPE, then one sample with the agent label (and `extra`, a label pair or
- * NULL). */
+/* # HELP and # TYPE, then one sample with the agent label. */
 static int metric(struct dynbuf *b, const char *agent, const char *name, const char *type,
                   const char *help, double value)
 {

@@ -41,8 +41,6 @@ static const struct emopt_spec catalog_opts[K_COUNT] = {
     [K_OUT] = {"out", 0, EMOPT_VALUE, false, false, NULL},
 };
 
-#define RECORD_MAX (16u << 20)
-
 static bool in_list(const char *s, const char *const *list)
 {
     for (; *list; list++)

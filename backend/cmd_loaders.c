@@ -781,7 +781,9 @@ static int zarr_job(struct runner *r, struct active *a, const char *bucket, cons
         j = cJSON_ParseWithLength(body, len);
         meta = cJSON_GetObjectItemCaseSensitive(j, "metadata");
         free(body);
-        rc = entries_add(&e, ".zmetadata", strdup(url), -1, false);
+        char name[600];
+        snprintf(name, sizeof(name), "%s/.zmetadata", local);
+        rc = entries_add(&e, name, strdup(url), -1, false);
         if (rc == 0 && !cJSON_IsObject(meta)) {
             snprintf(a->error, sizeof(a->error), "%s: not consolidated Zarr metadata", url);
             rc = -EM_EVALUE;
@@ -796,8 +798,10 @@ static int zarr_job(struct runner *r, struct active *a, const char *bucket, cons
             cJSON *za = cJSON_ParseWithLength(body, len);
             free(body);
             cJSON_AddItemToObject(meta, ".zarray", za ? za : cJSON_CreateNull());
+            char name[600];
             snprintf(url, sizeof(url), "%s.zattrs", base);
-            rc = entries_add(&e, ".zattrs", strdup(url), -1, true);
+            snprintf(name, sizeof(name), "%s/.zattrs", local);
+            rc = entries_add(&e, name, strdup(url), -1, true);
         } else {
             snprintf(a->error, sizeof(a->error), "%s", why);
         }
@@ -827,17 +831,9 @@ static int zarr_job(struct runner *r, struct active *a, const char *bucket, cons
             sprintf(u, "%s%s", base, m->string);
         /* Consolidated metadata may name files the store never wrote (an empty .zattrs):
          * .zmetadata holds their content anyway. */
-        if ((rc = entries_add(&e, name, u, -1, j && e.n > 0)) < 0)
+        if ((rc = entries_add(&e, name, u, -1, true)) < 0)
             break;
     }
-    for (size_t i = 0; i < e.n; i++) /* the first entries are the store's own names */
-        if (strcmp(e.v[i].name, ".zmetadata") == 0 || strcmp(e.v[i].name, ".zattrs") == 0) {
-            char name[600];
-            snprintf(name, sizeof(name), "%s/%s", local, e.v[i].name);
-            free(e.v[i].name);
-            if (!(e.v[i].name = strdup(name)))
-                rc = -EM_ENOMEM;
-        }
     list = rc == 0 ? meta : NULL;
     cJSON_ArrayForEach(m, list)
     {
@@ -1118,20 +1114,10 @@ static int start_job(struct runner *r, struct active *a)
             if (strcmp(a->files[k].name, f->name) == 0) {
                 char again[256];
                 snprintf(again, sizeof(again), "%zu-%.200s", ++dup, f->name);
-                snprintf(f->name, sizeof(f->name), "%s", again);
-                size_t dl = strlen(a->dir) + strlen(f->name) + 16;
-                char *d = realloc(f->dest, dl), *p = d ? realloc(f->partial, dl) : NULL;
-                if (d)
-                    f->dest = d;
-                if (!d || !p) {
-                    rc = -EM_ENOMEM;
-                    break;
-                }
-                f->partial = p;
-                snprintf(f->dest, dl, "%s/%s", a->dir, f->name);
-                snprintf(f->partial, dl, "%s/.partial/%s", a->dir, f->name);
-                f->x.dest = f->dest;
-                f->x.partial = f->partial;
+                char *u = f->url; /* set_url_named() frees what f holds */
+                f->url = NULL;
+                rc = set_url_named(f, a->dir, u, strlen(u), again);
+                free(u);
                 k = (size_t)-1;
             }
         }

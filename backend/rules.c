@@ -137,17 +137,17 @@ int rules_load(struct rules *r, const char *path, char *why, size_t cap)
     return rc < 0 ? -EM_EUSAGE : 0;
 }
 
-/* The event's value for placeholder `name`, or NULL when it has none. */
-static const char *value_of(const struct ev *e, const char *name)
+/* The event's value for placeholder `name` (formatted into buf when it must be), or NULL
+ * when it has none. */
+static const char *value_of(const struct ev *e, const char *name, char *buf, size_t cap)
 {
     const char *v = NULL;
-    char buf[32];
     if (strcmp(name, "path") == 0)
         v = e->source_path;
     else if (strcmp(name, "agent") == 0)
         v = e->agent;
     else
-        v = ev_value(e, name, buf, sizeof(buf));
+        v = ev_value(e, name, buf, cap);
     return v && v[0] ? v : NULL;
 }
 
@@ -161,9 +161,9 @@ static bool expand(const char *arg, const struct ev *e, char *out, size_t cap)
             out[n++] = *p++;
             continue;
         }
-        char name[64];
+        char name[64], buf[32];
         snprintf(name, sizeof(name), "%.*s", (int)(e2 - p - 1), p + 1);
-        const char *v = value_of(e, name);
+        const char *v = value_of(e, name, buf, sizeof(buf));
         if (!v)
             return false;
         n += (size_t)snprintf(out + n, cap - n, "%s", v);

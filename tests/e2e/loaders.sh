@@ -6,6 +6,7 @@
 #   seen      `em-agent watch` of the output, `ingest` of its events: the dataset in the
 #             store (its record, the MRC header read from the data), the job complete;
 #             watched and ingested again: nothing new
+#   samename  two URLs ending in the same name: kept as NAME and 2-NAME
 #   https     nginx with a certificate from a test CA: fetched with --ca, refused without
 #   notfound  404: failed at once (1 attempt), the reason recorded, no dataset file
 #   checksum  a wrong sha256: failed, "checksum mismatch", no file, no partial, the record
@@ -220,6 +221,15 @@ run_once
     [ "$(field "$id2" status)" = failed ] && [ "$(field "$id2" attempts)" = 1 ] && [ ! -e "$OUT/url/job-$id2/EMD-3197.map" ] &&
     ok "https: fetched with --ca (the test CA); without it the server's certificate refused at once ($(field "$id2" error | sed 's/.*: //'))" ||
     bad "https: with --ca $(field "$id" status) $(field "$id" error); without: $(field "$id2" status) $(field "$id2" error)"
+
+# samename: two URLs ending in the same file name: the second is kept as 2-NAME
+printf 'other\n' >"$TMP/www/slow/multipage.tif"
+id=$(add url "$BASE/data/multipage.tif" "$BASE/slow/multipage.tif")
+run_once
+[ "$(field "$id" status)" = saving-data ] && cmp -s "$OUT/url/job-$id/multipage.tif" "$TMP/www/data/multipage.tif" &&
+    cmp -s "$OUT/url/job-$id/2-multipage.tif" "$TMP/www/slow/multipage.tif" &&
+    ok "samename: two files named multipage.tif kept as multipage.tif and 2-multipage.tif" ||
+    bad "samename: $(field "$id" status) $(field "$id" error); $(ls -A "$OUT/url/job-$id" | tr '\n' ' ')"
 
 # notfound
 id=$(add url "$BASE/data/nothere.mrc")
