@@ -64,6 +64,11 @@ static const char watch_usage[] =
     "                         *.prom in its directory): events by type, files parsed and\n"
     "                         failed, outbox depth, lag, overflows, rescans\n"
     "                         [metrics-file / EM_AGENT_METRICS_FILE]\n"
+    "  --heartbeat SECONDS    send an `agent` event (files and directories watched, outbox,\n"
+    "                         lag, errors, version, host) this often and when the state\n"
+    "                         changes, so em-backend can tell an idle microscope from a\n"
+    "                         dead agent; default 30, 0 for none; none with --once\n"
+    "                         [heartbeat / EM_AGENT_HEARTBEAT]\n"
     "  --log-file FILE        log to FILE (reopened on SIGHUP) [log-file / EM_AGENT_LOG_FILE]\n"
     "  --log-format text|json [log-format / EM_AGENT_LOG_FORMAT]\n"
     "  -v, -vv                more logging [verbose = 1|2 / EM_AGENT_VERBOSE]\n"
@@ -126,6 +131,7 @@ enum opt_id {
     OPT_CHANGE_BUFFER,
     OPT_SUMMARY,
     OPT_METRICS_FILE,
+    OPT_HEARTBEAT,
     OPT_LOG_FILE,
     OPT_LOG_FORMAT,
     OPT_VERBOSE,
@@ -161,6 +167,7 @@ static const struct emopt_spec opts[OPT_COUNT] = {
     [OPT_CHANGE_BUFFER] = {"change-buffer", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_SUMMARY] = {"summary", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_METRICS_FILE] = {"metrics-file", 0, EMOPT_VALUE, true, false, NULL},
+    [OPT_HEARTBEAT] = {"heartbeat", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_LOG_FILE] = {"log-file", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_LOG_FORMAT] = {"log-format", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_VERBOSE] = {"verbose", 0, EMOPT_VALUE, true, false, NULL},
@@ -362,11 +369,13 @@ int cmd_watch(int argc, char **argv)
     double settle = 1000, summary = level >= EM_LOG_INFO ? 10 : 0;
     o.check_s = 10;
     o.incomplete_s = 60;
+    o.heartbeat_s = 30;
     if (!emopt_seconds(&opt, OPT_POLL, 0, 86400, &o.poll_s) ||
         !emopt_seconds(&opt, OPT_INCOMPLETE_AFTER, 0, 86400, &o.incomplete_s) ||
         !emopt_seconds(&opt, OPT_CHECK, 0, 86400, &o.check_s) ||
         !emopt_seconds(&opt, OPT_RESCAN, 0, 86400, &o.rescan_s) ||
         !emopt_seconds(&opt, OPT_SUMMARY, 0, 86400, &summary) ||
+        !emopt_seconds(&opt, OPT_HEARTBEAT, 0, 86400, &o.heartbeat_s) ||
         !emopt_double(&opt, OPT_SETTLE, 0, 86400000, &settle))
         goto out;
     long jobs = (long)uv_available_parallelism();

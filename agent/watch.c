@@ -1274,6 +1274,12 @@ static void on_metrics(uv_timer_t *t)
     metrics_write(w, true);
 }
 
+static void on_heartbeat(uv_timer_t *t)
+{
+    struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, heartbeat_timer));
+    heartbeat_send(w, "watching");
+}
+
 static void on_poll(uv_timer_t *t)
 {
     struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, poll_timer));
@@ -1286,6 +1292,7 @@ static void on_check_timer(uv_timer_t *t)
     check(w);
     if (!w->stopping)
         flush_models(w);
+    heartbeat_if_changed(w);
 }
 
 static void on_rescan_timer(uv_timer_t *t)
@@ -1336,6 +1343,8 @@ static void stop(struct watch *w)
         if (w->watcher)
             watcher_flush(w->watcher);
         on_batch(w);
+        if (w->hb_sent)
+            heartbeat_send(w, "stopped");
     }
     w->stopping = true;
     if (w->watcher)
@@ -1344,6 +1353,7 @@ static void stop(struct watch *w)
     close_handle((uv_handle_t *)&w->poll_timer);
     close_handle((uv_handle_t *)&w->summary_timer);
     close_handle((uv_handle_t *)&w->metrics_timer);
+    close_handle((uv_handle_t *)&w->heartbeat_timer);
     close_handle((uv_handle_t *)&w->rescan_timer);
     close_handle((uv_handle_t *)&w->check_timer);
     close_handle((uv_handle_t *)&w->busy_timer);
@@ -1373,8 +1383,10 @@ static void on_publisher(struct publisher *p, void *ctx)
     struct publisher_stats st;
     publisher_stats(p, &st);
     w->pub_last = st;
-    if (!st.finished)
+    if (!st.finished) {
+        heartbeat_if_changed(w);
         return;
+    }
     publisher_free(p);
     w->pub = NULL;
     if (st.failed && w->status == 0)
@@ -1717,6 +1729,7 @@ static int start(struct watch *w)
     uv_timer_init(&w->loop, &w->poll_timer);
     uv_timer_init(&w->loop, &w->summary_timer);
     uv_timer_init(&w->loop, &w->metrics_timer);
+    uv_timer_init(&w->loop, &w->heartbeat_timer);
     uv_timer_init(&w->loop, &w->rescan_timer);
     uv_timer_init(&w->loop, &w->check_timer);
     uv_timer_init(&w->loop, &w->busy_timer);
@@ -1765,6 +1778,10 @@ static int start(struct watch *w)
         stop(w);
         return 0;
     }
+    heartbeat_send(w, "watching");
+    if (o->heartbeat_s > 0)
+        uv_timer_start(&w->heartbeat_timer, on_heartbeat, (uint64_t)(o->heartbeat_s * 1000),
+                       (uint64_t)(o->heartbeat_s * 1000));
     if (o->metrics_path)
         uv_timer_start(&w->metrics_timer, on_metrics, METRICS_EVERY_S * 1000,
                        METRICS_EVERY_S * 1000);

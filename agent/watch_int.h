@@ -89,7 +89,12 @@ struct watch {
     struct publisher *pub;
     struct publisher_stats pub_last; /* as last reported */
     /* timers and signals */
-    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer, busy_timer, metrics_timer;
+    uv_timer_t poll_timer, summary_timer, rescan_timer, check_timer, busy_timer, metrics_timer,
+        heartbeat_timer;
+    /* what the last heartbeat said of the bus and the roots (heartbeat_if_changed) */
+    int hb_bus;
+    size_t hb_lost, hb_unreadable;
+    bool hb_sent;
     /* directories that could not be read: reported once, retried by the check */
     struct strvec unreadable;
     /* session directories the model asked to read again, walked at the next flush */
@@ -160,6 +165,8 @@ int sink_commit(struct watch *w);
 void sink_fail_write(struct watch *w, const char *what, int rc);
 int sink_put(struct watch *w, const char *s, size_t n, uint64_t seq);
 int sink_on_retract(void *ctx, enum wire_type type, cJSON *key, const char *source);
+/* The heartbeat: an `agent` event with this data (taken), journaled and sent at once. */
+int sink_heartbeat(struct watch *w, char *data_json);
 int sink_on_emit_text(void *ctx, enum wire_type type, cJSON *key, char *data_json,
                       const char *source, const struct fsio_stat *st);
 int sink_on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const char *source,
@@ -173,6 +180,11 @@ int sink_on_emit(void *ctx, enum wire_type type, cJSON *key, cJSON *data, const 
  * over the old one, so that a collector never reads half of it). */
 #define METRICS_EVERY_S 15
 void metrics_write(struct watch *w, bool up);
+/* The heartbeat (type `agent`, --heartbeat): `state` is "watching" or "stopped". Does
+ * nothing without --heartbeat or with --once. Remembers what it said, so that
+ * heartbeat_if_changed() sends one only when the bus or a root changed state. */
+void heartbeat_send(struct watch *w, const char *state);
+void heartbeat_if_changed(struct watch *w);
 
 int snapshot_restore(struct watch *w, struct wroot *r);
 void snapshot_save_all(struct watch *w);

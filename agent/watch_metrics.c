@@ -1,4 +1,5 @@
-/* The agent's Prometheus metrics file (--metrics-file), in the text exposition format, for
+/* The agent's health: the heartbeat event (--heartbeat) and the Prometheus metrics file
+ * (--metrics-file), in the text exposition format, for
  * node_exporter's textfile collector: written every METRICS_EVERY_S seconds, after the
  * first walk and at the end, to a temporary name and renamed over the file. */
 #include "watch_int.h"
@@ -6,6 +7,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "dynbuf.h"
 
@@ -123,4 +125,115 @@ void metrics_write(struct watch *w, bool up)
         em_log(EM_LOG_INFO, "%s: the metrics file is written again", path);
         w->metrics_failed_told = false;
     }
+}
+
+/* ---- the heartbeat ---- */
+
+#ifndef EM_VERSION
+#define EM_VERSION "unknown"
+#endif
+
+static size_t roots_lost(const struct watch *w)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < w->nroots; i++)
+        n += w->roots[i].lost;
+    return n;
+}
+
+static int bus_state(const struct watch *w)
+{
+    return !w->ob_open ? -1 : w->pub_last.connected ? 1 : 0;
+}
+
+static void iso_time(uint64_t unix_s, char *buf, size_t cap)
+{
+    time_t t = (time_t)unix_s;
+    struct tm tm;
+#ifdef _WIN32
+    gmtime_s(&tm, &t);
+#else
+    gmtime_r(&t, &tm);
+#endif
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+void heartbeat_send(struct watch *w, const char *state)
+{
+    if (w->opt->heartbeat_s <= 0 || w->opt->exit_idle || !w->j || w->failed)
+        return;
+    if (w->pub)
+        publisher_stats(w->pub, &w->pub_last);
+    char host[256], started[32];
+    event_default_agent(host, sizeof(host));
+    iso_time(w->started_unix, started, sizeof(started));
+    uint64_t waiting = 0;
+    if (w->ob_open) {
+        uint64_t in = w->ob_waiting_at_start + w->ob_written;
+        waiting = in > w->pub_last.acked ? in - w->pub_last.acked : 0;
+    }
+    struct journal_info ji;
+    journal_info(w->j, &ji);
+    int bus = bus_state(w);
+    size_t lost = roots_lost(w);
+    cJSON *d = cJSON_CreateObject();
+    cJSON *roots = cJSON_AddArrayToObject(d, "roots");
+    for (size_t i = 0; i < w->nroots && roots; i++) {
+        cJSON *r = cJSON_CreateObject();
+        cJSON_AddStringToObject(r, "path", w->roots[i].path);
+        cJSON_AddBoolToObject(r, "lost", w->roots[i].lost);
+        cJSON_AddItemToArray(roots, r);
+    }
+    cJSON_AddStringToObject(d, "state", state);
+    cJSON_AddStringToObject(d, "version", EM_VERSION);
+    cJSON_AddStringToObject(d, "host", host);
+#ifdef _WIN32
+    cJSON_AddStringToObject(d, "os", "windows");
+#else
+    cJSON_AddStringToObject(d, "os", "linux");
+#endif
+    cJSON_AddNumberToObject(d, "pid", (double)uv_os_getpid());
+    cJSON_AddStringToObject(d, "started_at", started);
+    cJSON_AddNumberToObject(d, "interval_s", w->opt->heartbeat_s);
+    cJSON_AddStringToObject(d, "watching_with",
+                            w->opt->poll_s > 0 ? "polling" : watcher_backend());
+    cJSON_AddNumberToObject(d, "files_watched", (double)ji.files);
+    cJSON_AddNumberToObject(d, "directories_watched",
+                            w->watcher ? (double)watcher_count(w->watcher) : 0);
+    cJSON_AddNumberToObject(d, "entities", (double)ji.entities);
+    cJSON_AddNumberToObject(d, "files_parsed", (double)w->files_parsed);
+    cJSON_AddNumberToObject(d, "parse_failures", (double)w->files_failed);
+    cJSON_AddNumberToObject(d, "unreadable_directories", (double)w->unreadable.n);
+    cJSON_AddNumberToObject(d, "roots_lost", (double)lost);
+    cJSON_AddNumberToObject(d, "errors",
+                            (double)(w->files_failed + w->unreadable.n + lost));
+    cJSON_AddNumberToObject(d, "documents_in_progress", (double)incparse_count(w->inc));
+    cJSON_AddNumberToObject(d, "events", (double)w->events_total);
+    cJSON_AddStringToObject(d, "bus",
+                            bus < 0 ? "none" : bus ? "connected" : "not connected");
+    cJSON_AddNumberToObject(d, "outbox_events", (double)waiting);
+    if (w->lag_last_ms >= 0)
+        cJSON_AddNumberToObject(d, "lag_seconds", w->lag_last_ms / 1e3);
+    else
+        cJSON_AddNullToObject(d, "lag_seconds");
+    cJSON_AddNumberToObject(d, "notification_overflows", (double)w->overflows);
+    cJSON_AddNumberToObject(d, "rescans", (double)w->overflow_walks);
+    char *text = roots ? cJSON_PrintUnformatted(d) : NULL;
+    cJSON_Delete(d);
+    int rc = text ? sink_heartbeat(w, text) : -EM_ENOMEM;
+    if (rc < 0 && !w->failed)
+        watch_fail(w, 1, "the heartbeat", rc);
+    w->hb_bus = bus;
+    w->hb_lost = lost;
+    w->hb_unreadable = w->unreadable.n;
+    w->hb_sent = true;
+}
+
+void heartbeat_if_changed(struct watch *w)
+{
+    if (!w->hb_sent || w->stopping)
+        return;
+    if (bus_state(w) != w->hb_bus || roots_lost(w) != w->hb_lost ||
+        w->unreadable.n != w->hb_unreadable)
+        heartbeat_send(w, "watching");
 }

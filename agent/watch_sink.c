@@ -197,6 +197,19 @@ static int emit_text(struct watch *w, enum wire_type type, cJSON *key, char *d, 
     return 0;
 }
 
+int sink_heartbeat(struct watch *w, char *data_json)
+{
+    cJSON *key = cJSON_CreateObject();
+    if (!key || !cJSON_AddStringToObject(key, "agent", w->opt->agent)) {
+        cJSON_Delete(key);
+        cJSON_free(data_json);
+        return -EM_ENOMEM;
+    }
+    int rc = emit_text(w, WIRE_AGENT, key, data_json, NULL, NULL);
+    /* Sent now, whatever else waits: a heartbeat that sits in a buffer says nothing. */
+    return rc < 0 ? rc : sink_commit(w);
+}
+
 int sink_on_emit_text(void *ctx, enum wire_type type, cJSON *key, char *data_json,
                       const char *source, const struct fsio_stat *st)
 {

@@ -23,10 +23,16 @@ int cmd_query(int argc, char **argv);
 int cmd_dead(int argc, char **argv);
 int cmd_job(int argc, char **argv);
 int cmd_catalog(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
 
 /* The store URL (--store or $EM_BACKEND_STORE, through emopt); says which are missing
  * and returns NULL when it is. */
 const char *be_store_url(const char *opt);
+
+struct stall_rule;
+/* The stall rule (views.h) from the options `factor`, `min` and `idle` of `o` (query and
+ * serve). Returns 0, or EM_EUSAGE (the option's error printed). */
+int be_stall_rule(const struct emopt *o, int factor, int min, int idle, struct stall_rule *r);
 
 struct rules;
 /* The rules of consume and ingest: `--movies BASE_URL` (may be NULL) and the rules file

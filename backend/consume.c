@@ -381,6 +381,13 @@ static void progress(struct consumer *c, bool final)
 
 static void on_message(struct consumer *c, amqp_envelope_t *env)
 {
+    /* serve's stall alerts travel the same exchange (routing key em.alerts) for whoever
+     * listens; they are not entity events: taken off the queue, not stored. */
+    const amqp_bytes_t *rk = &env->routing_key;
+    if (rk->len == strlen(BUS_ALERTS_KEY) && memcmp(rk->bytes, BUS_ALERTS_KEY, rk->len) == 0) {
+        amqp_basic_ack(c->conn, 1, env->delivery_tag, 0);
+        return;
+    }
     c->received++;
     if (env->redelivered)
         c->redelivered++;

@@ -162,6 +162,13 @@ int ev_decode(const char *body, size_t len, struct ev *e, char *reason, size_t c
         snprintf(e->dataset_id, sizeof(e->dataset_id), "%s", d->valuestring);
         break;
     }
+    case WIRE_AGENT: {
+        /* The heartbeat names its own sender: a key for another agent is refused. */
+        const cJSON *a = cJSON_GetObjectItemCaseSensitive(key, "agent");
+        if (!cJSON_IsString(a) || strcmp(a->valuestring, e->agent) != 0)
+            FAIL(EM_EVALUE, "key.agent must be the event's agent");
+        break;
+    }
     default:
         break;
     }
@@ -276,7 +283,7 @@ int ev_cmp_key(const void *a, const void *b)
         if (!c)
             c = strcmp(x->dataset_id, y->dataset_id);
     }
-    if (!c && x->type == WIRE_ABORTED_SESSION) {
+    if (!c && (x->type == WIRE_ABORTED_SESSION || x->type == WIRE_AGENT)) {
         c = strcmp(x->agent, y->agent);
         if (!c)
             c = strcmp(x->path ? x->path : "", y->path ? y->path : "");
@@ -284,4 +291,45 @@ int ev_cmp_key(const void *a, const void *b)
     if (!c)
         c = x->seq < y->seq ? -1 : x->seq > y->seq;
     return c;
+}
+
+char *ev_key_json(const struct ev *e)
+{
+    static const struct {
+        enum wire_type type;
+        const char *a, *b; /* key names; a numeric unless it is agent/path/loader/dataset_id */
+    } keys[] = {
+        {WIRE_SESSION, "session_id", NULL},
+        {WIRE_ATLAS, "atlas_id", NULL},
+        {WIRE_GRIDSQUARE, "session_id", "gridsquare_id"},
+        {WIRE_FOILHOLE, "session_id", "foilhole_id"},
+        {WIRE_MICROGRAPH, "session_id", "micrograph_uuid"},
+        {WIRE_ABORTED_SESSION, "agent", "path"},
+        {WIRE_DATASET, "loader", "dataset_id"},
+        {WIRE_AGENT, "agent", NULL},
+    };
+    cJSON *o = cJSON_CreateObject();
+    for (size_t i = 0; o && i < sizeof(keys) / sizeof(keys[0]); i++) {
+        if (keys[i].type != e->type)
+            continue;
+        const char *names[2] = {keys[i].a, keys[i].b};
+        for (int k = 0; k < 2 && names[k]; k++) {
+            char buf[32];
+            const char *v = ev_value(e, names[k], buf, sizeof(buf));
+            bool number = strcmp(names[k], "session_id") == 0 || strcmp(names[k], "atlas_id") == 0 ||
+                          strcmp(names[k], "gridsquare_id") == 0 ||
+                          strcmp(names[k], "foilhole_id") == 0;
+            cJSON *x = !v             ? cJSON_CreateNull()
+                       : number       ? cJSON_CreateRaw(v)
+                                      : cJSON_CreateString(v);
+            if (!x || !cJSON_AddItemToObject(o, names[k], x)) {
+                cJSON_Delete(x);
+                cJSON_Delete(o);
+                return NULL;
+            }
+        }
+    }
+    char *text = o ? cJSON_PrintUnformatted(o) : NULL;
+    cJSON_Delete(o);
+    return text;
 }

@@ -47,6 +47,10 @@ void ev_free(struct ev *e);
  * NULL). `buf` holds numbers formatted on the way. */
 const char *ev_value(const struct ev *e, const char *col, char *buf, size_t cap);
 
+/* The event's key as canonical JSON text ({"session_id":1,"gridsquare_id":2}, the key
+ * names of wire.h, ids as numbers). Free with cJSON_free(); NULL when out of memory. */
+char *ev_key_json(const struct ev *e);
+
 /* Orders events by type and key (stable order for batches, so concurrent consumers
  * lock rows in the same order). For qsort. */
 int ev_cmp_key(const void *a, const void *b);

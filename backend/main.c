@@ -21,6 +21,7 @@ static const char main_usage[] =
     "  job       loader jobs: add, list, show, cancel, retry\n"
     "  loaders   run loader jobs: fetch, verify and record datasets\n"
     "  catalog   the datasets' catalog and validation report\n"
+    "  serve     the live web view, JSON API, live events and metrics of the store\n"
     "  help [COMMAND]  show help for a command\n"
     "\n"
     "Stores: --store sqlite:PATH (embedded, the default kind) or\n"
@@ -53,6 +54,8 @@ static int dispatch(const char *cmd, int argc, char **argv)
         return cmd_job(argc, argv);
     if (strcmp(cmd, "loaders") == 0)
         return cmd_loaders(argc, argv);
+    if (strcmp(cmd, "serve") == 0)
+        return cmd_serve(argc, argv);
     fprintf(stderr, "em-backend: %s: unknown command (see 'em-backend --help')\n", cmd);
     return BE_USAGE;
 }
@@ -65,7 +68,7 @@ int main(int argc, char **argv)
     if (argc < 2) {
         fprintf(stderr,
                 "em-backend: which command? (consume, ingest, query, dead, job, loaders, "
-                "catalog)\n\n%s",
+                "catalog, serve)\n\n%s",
                 main_usage);
         return BE_USAGE;
     }

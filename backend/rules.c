@@ -101,7 +101,7 @@ int rules_load(struct rules *r, const char *path, char *why, size_t cap)
         if (rc < 0 || n == 0)
             continue;
         int type = wire_type_from_name(words[0]);
-        if (type < 0 || type == WIRE_ABORTED_SESSION) {
+        if (type < 0 || type == WIRE_ABORTED_SESSION || type == WIRE_AGENT) {
             snprintf(why, cap,
                      "%s:%ld: '%s' is not an entity type (session, atlas, gridsquare, foilhole, "
                      "micrograph, dataset)",

@@ -38,6 +38,12 @@ static const struct schema_col dataset_cols[] = {{"loader", COL_TEXT, 1},
                                                  {"dir", COL_TEXT, 0},
                                                  COMMON};
 
+/* The newest heartbeat of each agent (type `agent`): keyed by the agent's name. */
+static const struct schema_col agent_cols[] = {
+    {"agent", COL_TEXT, 1},        {"seq", COL_ID, 1},         {"deleted", COL_FLAG, 1},
+    {"data", COL_JSON, 0},         {"source_path", COL_TEXT, 0}, {"source_mtime", COL_TEXT, 0},
+    {"emitted_at", COL_TEXT, 0}};
+
 #define TABLE(n, c, k)                                                                             \
     {                                                                                              \
         n, c, sizeof(c) / sizeof(c[0]), k                                                          \
@@ -51,6 +57,7 @@ static const struct schema_table tables[WIRE_TYPE_COUNT] = {
     [WIRE_MICROGRAPH] = TABLE("micrograph", micrograph_cols, 2),
     [WIRE_ABORTED_SESSION] = TABLE("aborted_session", aborted_session_cols, 2),
     [WIRE_DATASET] = TABLE("dataset", dataset_cols, 2),
+    [WIRE_AGENT] = TABLE("agent", agent_cols, 1),
 };
 
 /* Indexes for `em-backend query`: a session's squares, holes and micrographs, and the
@@ -71,6 +78,7 @@ static const char *const migrations[] = {
     "aborted_session: session directories with EPU files but no usable EpuSession.dm",
     "job: loader jobs (status, attempts, progress, lease, output, dataset)",
     "dataset: loader output directories the agents saw",
+    "agent: the newest heartbeat of each agent; change_log: what changed, in commit order",
 };
 
 const struct schema_table *schema_table_of(enum wire_type t)
@@ -157,6 +165,21 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
             type_sql(COL_ID, d), type_sql(COL_ID, d), type_sql(COL_ID, d), type_sql(COL_ID, d));
     case 5:
         return create_table(&tables[WIRE_DATASET], d, out);
+    case 6: {
+        /* One row per event that changed an entity, numbered in commit order (serve's
+         * live updates read it from a cursor). The unique key makes a redelivered event
+         * log nothing. */
+        rc = create_table(&tables[WIRE_AGENT], d, out);
+        if (rc == 0)
+            rc = dynbuf_printf(out,
+                               "CREATE TABLE IF NOT EXISTS change_log (id %s, type TEXT NOT NULL, "
+                               "op TEXT NOT NULL, key TEXT NOT NULL, agent TEXT NOT NULL, seq %s "
+                               "NOT NULL, at TEXT, UNIQUE (type, key, agent, seq));\n",
+                               d == SQL_POSTGRES ? "BIGSERIAL PRIMARY KEY"
+                                                 : "INTEGER PRIMARY KEY AUTOINCREMENT",
+                               type_sql(COL_ID, d));
+        return rc;
+    }
     default:
         return -EM_EINVAL;
     }
@@ -173,6 +196,27 @@ const char *schema_position_upsert_sql(enum sql_dialect d)
                  "(?1, ?2, ?3, strftime('%Y-%m-%dT%H:%M:%fZ', 'now')) ON CONFLICT (source) DO "
                  "UPDATE SET file_id = excluded.file_id, byte_offset = excluded.byte_offset, "
                  "updated_at = excluded.updated_at";
+}
+
+int schema_change_sql(const struct schema_table *t, enum sql_dialect d, struct dynbuf *o)
+{
+    if (d == SQL_SQLITE)
+        return dynbuf_printf(o,
+                             "INSERT INTO change_log (type, op, key, agent, seq, at) VALUES (?1, "
+                             "?2, ?3, ?4, ?5, strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now')) ON "
+                             "CONFLICT DO NOTHING");
+    int rc = dynbuf_printf(o,
+                           "INSERT INTO change_log (type, op, key, agent, seq, at) SELECT '%s', "
+                           "$1, $2, $3::text, $4::bigint, now()::text WHERE EXISTS (SELECT 1 FROM "
+                           "%s WHERE agent = $3::text AND seq = $4::bigint",
+                           wire_type_name((enum wire_type)(t - schema_table_of(WIRE_SESSION))),
+                           t->name);
+    for (size_t i = 0; i < t->nkey && rc == 0; i++)
+        rc = dynbuf_printf(o, " AND %s = $%zu%s", t->cols[i].name, i + 5,
+                           t->cols[i].type == COL_ID ? "::bigint" : "::text");
+    if (rc == 0)
+        rc = dynbuf_printf(o, ") ON CONFLICT DO NOTHING");
+    return rc;
 }
 
 static int param(struct dynbuf *o, enum sql_dialect d, size_t n)

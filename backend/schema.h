@@ -56,6 +56,12 @@ const char *schema_migration_what(int version);
 
 /* Appends the upsert statement of `t` to `out`: parameters are the table's columns in
  * order (?N for SQLite, $N for PostgreSQL). */
+/* The change_log insert for an event of table `t`. SQLite (run only when the upsert
+ * changed a row): ?1 type, ?2 op, ?3 key JSON, ?4 agent, ?5 seq. PostgreSQL (pipelined
+ * with the upserts, so it asks the table): $1 op, $2 key JSON, $3 agent, $4 seq, then the
+ * table's key columns from $5; it logs only when the row holds this event. */
+int schema_change_sql(const struct schema_table *t, enum sql_dialect d, struct dynbuf *out);
+
 int schema_upsert_sql(const struct schema_table *t, enum sql_dialect d, struct dynbuf *out);
 
 #endif

@@ -272,6 +272,11 @@ int store_query(struct store *s, const char *sql, size_t nparams, const char *co
     return s->ops->query(s, sql, nparams, params, cb, ctx, reason, cap);
 }
 
+int store_wait_change(struct store *s, int timeout_ms, char *reason, size_t cap)
+{
+    return s->ops->wait_change(s, timeout_ms, reason, cap);
+}
+
 void store_close(struct store *s)
 {
     if (s)

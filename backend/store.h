@@ -20,6 +20,9 @@
 struct store;
 struct rules;
 
+/* PostgreSQL: the channel a commit that changed entities notifies (LISTEN). */
+#define STORE_CHANGE_CHANNEL "em_changes"
+
 /* Where a followed event file has been read to (ingest --follow). */
 struct store_position {
     const char *source;  /* the file's path as given */
@@ -35,6 +38,7 @@ struct store_ops {
                  void *ctx, char *reason, size_t cap);
     int (*exec)(struct store *s, const char *sql, char *reason, size_t cap);
     void (*close)(struct store *s);
+    int (*wait_change)(struct store *s, int timeout_ms, char *reason, size_t cap);
 };
 
 struct store {
@@ -90,6 +94,12 @@ int store_query(struct store *s, const char *sql, size_t nparams, const char *co
                 void *ctx, char *reason, size_t cap);
 
 void store_close(struct store *s);
+
+/* Waits up to `timeout_ms` for another connection to commit a change to the store:
+ * PostgreSQL by LISTEN on STORE_CHANGE_CHANNEL (the first call listens), SQLite by
+ * watching PRAGMA data_version. Returns 1 (a change), 0 (none in the time) or EM_EIO
+ * with a reason (the connection is lost: open another). */
+int store_wait_change(struct store *s, int timeout_ms, char *reason, size_t cap);
 
 /* Backends (store_sqlite.c, store_pg.c); store_open() picks one. */
 int store_sqlite_open(const char *path, bool durable, bool readonly, struct store **out,

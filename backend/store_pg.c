@@ -2,20 +2,27 @@
  * prepared upsert per event, COMMIT, then one sync, so a batch costs one round trip
  * instead of one per event. Batches are bounded (consume's --batch), which keeps the
  * results that queue up during sending well inside the socket buffers. */
+#include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <libpq-fe.h>
 
 #include "em_error.h"
 #include "store.h"
 
+/* The advisory lock that orders change_log ids (any constant of ours). */
+#define CHANGE_LOCK "4915020616"
+
 struct pg_store {
     struct store base;
     PGconn *c;
     bool prepared;
+    bool listening; /* wait_change: LISTEN was sent */
 };
 
 static int fail(struct pg_store *s, const char *what, const PGresult *r, char *reason, size_t cap)
@@ -59,6 +66,18 @@ static int prepare_upserts(struct pg_store *s, char *reason, size_t cap)
         dynbuf_free(&sql);
         if (rc < 0)
             return rc;
+        dynbuf_init(&sql, 1u << 16);
+        rc = schema_change_sql(tab, SQL_POSTGRES, &sql);
+        snprintf(name, sizeof(name), "em_change_%s", tab->name);
+        if (rc == 0) {
+            PGresult *r = PQprepare(s->c, name, sql.p, 0, NULL);
+            if (PQresultStatus(r) != PGRES_COMMAND_OK)
+                rc = fail(s, "cannot prepare the change log", r, reason, cap);
+            PQclear(r);
+        }
+        dynbuf_free(&sql);
+        if (rc < 0)
+            return rc;
     }
     s->prepared = true;
     return 0;
@@ -95,6 +114,36 @@ static int pg_apply(struct store *base, struct ev *evs, size_t n, const struct s
         sent = PQsendQueryParams(s->c, schema_position_upsert_sql(SQL_POSTGRES), 3, NULL, vals,
                                  NULL, NULL, 0) == 1;
     }
+    /* The change log, numbered in commit order: the lock is held from here to COMMIT, so
+     * a transaction that takes ids later commits later (a reader that has seen id N has
+     * seen every id below it). Held for the tail of the batch only. */
+    if (sent && n > 0)
+        sent = PQsendQueryParams(s->c, "SELECT pg_advisory_xact_lock(" CHANGE_LOCK ")", 0, NULL,
+                                 NULL, NULL, NULL, 0) == 1;
+    for (size_t i = 0; i < n && sent; i++) {
+        const struct schema_table *t = schema_table_of(evs[i].type);
+        char *key = ev_key_json(&evs[i]);
+        if (!key) {
+            sent = false;
+            break;
+        }
+        const char *vals[8];
+        char nums[8][32];
+        vals[0] = wire_op_name(evs[i].deleted ? WIRE_DELETE : WIRE_UPSERT);
+        vals[1] = key;
+        vals[2] = evs[i].agent;
+        snprintf(nums[3], sizeof(nums[3]), "%" PRIu64, evs[i].seq);
+        vals[3] = nums[3];
+        for (size_t c = 0; c < t->nkey; c++)
+            vals[4 + c] = ev_value(&evs[i], t->cols[c].name, nums[4 + c], sizeof(nums[4 + c]));
+        char name[64];
+        snprintf(name, sizeof(name), "em_change_%s", t->name);
+        sent = PQsendQueryPrepared(s->c, name, (int)(4 + t->nkey), vals, NULL, NULL, 0) == 1;
+        cJSON_free(key);
+    }
+    if (sent && n > 0)
+        sent = PQsendQueryParams(s->c, "SELECT pg_notify('" STORE_CHANGE_CHANNEL "', '')", 0,
+                                 NULL, NULL, NULL, NULL, 0) == 1;
     if (sent)
         sent = PQsendQueryParams(s->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
     if (!sent || PQpipelineSync(s->c) != 1) {
@@ -118,8 +167,8 @@ static int pg_apply(struct store *base, struct ev *evs, size_t n, const struct s
             PQclear(r);
             break;
         }
-        if (st == PGRES_COMMAND_OK) {
-            if (got >= 1 && got <= n) {
+        if (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK) {
+            if (st == PGRES_COMMAND_OK && got >= 1 && got <= n) {
                 const char *k = PQcmdTuples(r);
                 *changed += k && *k ? (size_t)strtoul(k, NULL, 10) : 0;
             }
@@ -197,7 +246,48 @@ static void pg_close(struct store *base)
     free(s);
 }
 
-static const struct store_ops pg_ops = {pg_apply, pg_query, pg_exec, pg_close};
+/* LISTEN once, then wait on the connection's socket for a notification. */
+static int pg_wait_change(struct store *base, int timeout_ms, char *reason, size_t cap)
+{
+    struct pg_store *s = (struct pg_store *)base;
+    if (!s->listening) {
+        /* Not in a read-only transaction: LISTEN is refused there. */
+        int rc = pg_exec(base, "SET default_transaction_read_only = off", reason, cap);
+        if (rc == 0)
+            rc = pg_exec(base, "LISTEN " STORE_CHANGE_CHANNEL, reason, cap);
+        if (rc < 0)
+            return rc;
+        s->listening = true;
+    }
+    int got = 0;
+    PGnotify *n;
+    if (!PQconsumeInput(s->c))
+        return fail(s, "the connection is lost", NULL, reason, cap);
+    while ((n = PQnotifies(s->c)) != NULL) {
+        got = 1;
+        PQfreemem(n);
+    }
+    if (got)
+        return 1;
+    int fd = PQsocket(s->c);
+    if (fd < 0)
+        return fail(s, "the connection is lost", NULL, reason, cap);
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int r = poll(&p, 1, timeout_ms);
+    if (r < 0 && errno != EINTR)
+        return fail(s, "cannot wait for notifications", NULL, reason, cap);
+    if (r <= 0)
+        return 0;
+    if (!PQconsumeInput(s->c))
+        return fail(s, "the connection is lost", NULL, reason, cap);
+    while ((n = PQnotifies(s->c)) != NULL) {
+        got = 1;
+        PQfreemem(n);
+    }
+    return got;
+}
+
+static const struct store_ops pg_ops = {pg_apply, pg_query, pg_exec, pg_close, pg_wait_change};
 
 static void pg_notice(void *arg, const char *message)
 {

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cjson/cJSON.h>
 #include <sqlite3.h>
 
 #include "em_error.h"
@@ -16,6 +17,9 @@ struct sqlite_store {
     sqlite3 *db;
     sqlite3_stmt *upsert[WIRE_TYPE_COUNT];
     sqlite3_stmt *position;
+    sqlite3_stmt *change; /* the change_log insert */
+    bool watching;        /* wait_change: `version` holds the data version last seen */
+    sqlite3_int64 version;
 };
 
 static int fail(struct sqlite_store *s, const char *what, char *reason, size_t cap)
@@ -49,7 +53,34 @@ static int prepare_upserts(struct sqlite_store *s, char *reason, size_t cap)
         if (rc < 0)
             return rc;
     }
-    return 0;
+    struct dynbuf sql;
+    dynbuf_init(&sql, 1u << 16);
+    int rc = schema_change_sql(schema_table_of(WIRE_SESSION), SQL_SQLITE, &sql);
+    if (rc == 0 && sqlite3_prepare_v2(s->db, sql.p, -1, &s->change, NULL) != SQLITE_OK)
+        rc = fail(s, "cannot prepare the change log", reason, cap);
+    dynbuf_free(&sql);
+    return rc;
+}
+
+/* Logs that `e` changed its entity (change_log, for serve's live updates). */
+static int log_change(struct sqlite_store *s, const struct ev *e)
+{
+    char *key = ev_key_json(e);
+    if (!key)
+        return -EM_ENOMEM;
+    sqlite3_stmt *st = s->change;
+    sqlite3_reset(st);
+    sqlite3_bind_text(st, 1, wire_type_name(e->type), -1, SQLITE_STATIC);
+    sqlite3_bind_text(st, 2, wire_op_name(e->deleted ? WIRE_DELETE : WIRE_UPSERT), -1,
+                      SQLITE_STATIC);
+    sqlite3_bind_text(st, 3, key, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(st, 4, e->agent, -1, SQLITE_STATIC);
+    sqlite3_bind_int64(st, 5, (sqlite3_int64)e->seq);
+    int step = sqlite3_step(st);
+    sqlite3_clear_bindings(st);
+    sqlite3_reset(st);
+    cJSON_free(key);
+    return step == SQLITE_DONE ? 0 : -EM_EIO;
 }
 
 static int sq_apply(struct store *base, struct ev *evs, size_t n, const struct store_position *pos,
@@ -87,8 +118,20 @@ static int sq_apply(struct store *base, struct ev *evs, size_t n, const struct s
             sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
             return rc;
         }
-        *changed += (size_t)sqlite3_changes(s->db);
+        int changes = sqlite3_changes(s->db);
+        *changed += (size_t)changes;
         sqlite3_clear_bindings(st);
+        if (changes > 0) {
+            int rc = log_change(s, &evs[i]);
+            if (rc < 0) {
+                if (rc == -EM_EIO)
+                    rc = fail(s, "cannot log a change", reason, cap);
+                else
+                    snprintf(reason, cap, "out of memory");
+                sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+                return rc;
+            }
+        }
     }
     if (pos) {
         if (!s->position && sqlite3_prepare_v2(s->db, schema_position_upsert_sql(SQL_SQLITE), -1,
@@ -158,11 +201,48 @@ static void sq_close(struct store *base)
     for (int t = 0; t < WIRE_TYPE_COUNT; t++)
         sqlite3_finalize(s->upsert[t]);
     sqlite3_finalize(s->position);
+    sqlite3_finalize(s->change);
     sqlite3_close(s->db);
     free(s);
 }
 
-static const struct store_ops sqlite_ops = {sq_apply, sq_query, sq_exec, sq_close};
+static int data_version(struct sqlite_store *s, sqlite3_int64 *v)
+{
+    sqlite3_stmt *st;
+    if (sqlite3_prepare_v2(s->db, "PRAGMA data_version", -1, &st, NULL) != SQLITE_OK)
+        return -EM_EIO;
+    int rc = sqlite3_step(st) == SQLITE_ROW ? 0 : -EM_EIO;
+    if (rc == 0)
+        *v = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    return rc;
+}
+
+/* Another connection's commit changes this connection's data_version: looked at every
+ * 50 ms (a read of a counter SQLite keeps in shared memory). */
+static int sq_wait_change(struct store *base, int timeout_ms, char *reason, size_t cap)
+{
+    struct sqlite_store *s = (struct sqlite_store *)base;
+    if (!s->watching) {
+        if (data_version(s, &s->version) < 0)
+            return fail(s, "cannot read the data version", reason, cap);
+        s->watching = true;
+    }
+    for (int waited = 0;; waited += 50) {
+        sqlite3_int64 v;
+        if (data_version(s, &v) < 0)
+            return fail(s, "cannot read the data version", reason, cap);
+        if (v != s->version) {
+            s->version = v;
+            return 1;
+        }
+        if (waited >= timeout_ms)
+            return 0;
+        sqlite3_sleep(50);
+    }
+}
+
+static const struct store_ops sqlite_ops = {sq_apply, sq_query, sq_exec, sq_close, sq_wait_change};
 
 int store_sqlite_open(const char *path, bool durable, bool readonly, struct store **out,
                       char *reason, size_t cap)

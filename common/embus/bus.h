@@ -61,5 +61,7 @@ bool bus_declare_events(amqp_connection_state_t c, char *reason, size_t cap);
 #define BUS_DEAD_EXCHANGE "em.dead"
 #define BUS_QUEUE "em.backend"
 #define BUS_DEAD_QUEUE "em.dead"
+/* The routing key of em-backend serve's stall alerts on BUS_EXCHANGE. */
+#define BUS_ALERTS_KEY "em.alerts"
 
 #endif

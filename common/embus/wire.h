@@ -25,7 +25,11 @@
  * relative to the watched (or scanned) directory.
  *
  * dataset: a loader's output directory (agent/dataset.h), keyed by the loader and the
- * record's id. */
+ * record's id.
+ *
+ * agent: an agent's heartbeat (DESIGN §12), keyed by the agent's name: what it watches
+ * and how it is doing. Not made from files, so `scan` never emits one and the entity
+ * export leaves it out; the store keeps the newest per agent. */
 enum wire_type {
     WIRE_SESSION,
     WIRE_ATLAS,
@@ -34,12 +38,14 @@ enum wire_type {
     WIRE_MICROGRAPH,
     WIRE_ABORTED_SESSION,
     WIRE_DATASET,
+    WIRE_AGENT,
     WIRE_TYPE_COUNT
 };
 
 enum wire_op { WIRE_UPSERT, WIRE_DELETE, WIRE_OP_COUNT };
 
-/* "session", "atlas", "gridsquare", "foilhole", "micrograph", "aborted_session", "dataset";
+/* "session", "atlas", "gridsquare", "foilhole", "micrograph", "aborted_session", "dataset",
+ * "agent";
  * "unknown" for anything else. */
 const char *wire_type_name(enum wire_type t);
 
