@@ -82,7 +82,7 @@ static void print_summary_json(const char *dir, const struct scan_summary *s, bo
 {
     static const char *const names[WIRE_TYPE_COUNT] = {
         "sessions",    "atlases",          "gridsquares", "foilholes",
-        "micrographs", "aborted_sessions", "datasets", "agents"};
+        "micrographs", "aborted_sessions", "datasets",    "agents"};
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "dir", dir);
     uint64_t total = 0;

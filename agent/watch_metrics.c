@@ -195,8 +195,7 @@ void heartbeat_send(struct watch *w, const char *state)
     cJSON_AddNumberToObject(d, "pid", (double)uv_os_getpid());
     cJSON_AddStringToObject(d, "started_at", started);
     cJSON_AddNumberToObject(d, "interval_s", w->opt->heartbeat_s);
-    cJSON_AddStringToObject(d, "watching_with",
-                            w->opt->poll_s > 0 ? "polling" : watcher_backend());
+    cJSON_AddStringToObject(d, "watching_with", w->opt->poll_s > 0 ? "polling" : watcher_backend());
     cJSON_AddNumberToObject(d, "files_watched", (double)ji.files);
     cJSON_AddNumberToObject(d, "directories_watched",
                             w->watcher ? (double)watcher_count(w->watcher) : 0);
@@ -205,12 +204,10 @@ void heartbeat_send(struct watch *w, const char *state)
     cJSON_AddNumberToObject(d, "parse_failures", (double)w->files_failed);
     cJSON_AddNumberToObject(d, "unreadable_directories", (double)w->unreadable.n);
     cJSON_AddNumberToObject(d, "roots_lost", (double)lost);
-    cJSON_AddNumberToObject(d, "errors",
-                            (double)(w->files_failed + w->unreadable.n + lost));
+    cJSON_AddNumberToObject(d, "errors", (double)(w->files_failed + w->unreadable.n + lost));
     cJSON_AddNumberToObject(d, "documents_in_progress", (double)incparse_count(w->inc));
     cJSON_AddNumberToObject(d, "events", (double)w->events_total);
-    cJSON_AddStringToObject(d, "bus",
-                            bus < 0 ? "none" : bus ? "connected" : "not connected");
+    cJSON_AddStringToObject(d, "bus", bus < 0 ? "none" : bus ? "connected" : "not connected");
     cJSON_AddNumberToObject(d, "outbox_events", (double)waiting);
     if (w->lag_last_ms >= 0)
         cJSON_AddNumberToObject(d, "lag_seconds", w->lag_last_ms / 1e3);

@@ -56,7 +56,6 @@ static const char query_usage[] =
     "Exit status: 0 success; 1 the store cannot be read, or the session or square is\n"
     "not in it; 2 usage error.\n";
 
-
 /* `entities`: streamed, one JSON line per entity, in key order. */
 struct export
 {
@@ -136,9 +135,18 @@ static bool id_arg(const char *what, const char *v, long *out)
     return true;
 }
 
-
-enum { Q_STORE, Q_SESSION, Q_SQUARE, Q_SINCE, Q_LIMIT, Q_JSON, Q_STALL_FACTOR, Q_STALL_MIN,
-       Q_IDLE_AFTER, Q_COUNT };
+enum {
+    Q_STORE,
+    Q_SESSION,
+    Q_SQUARE,
+    Q_SINCE,
+    Q_LIMIT,
+    Q_JSON,
+    Q_STALL_FACTOR,
+    Q_STALL_MIN,
+    Q_IDLE_AFTER,
+    Q_COUNT
+};
 static const struct emopt_spec query_opts[Q_COUNT] = {
     [Q_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
     [Q_SESSION] = {"session", 0, EMOPT_VALUE, false, false, NULL},

@@ -316,12 +316,12 @@ char *ev_key_json(const struct ev *e)
         for (int k = 0; k < 2 && names[k]; k++) {
             char buf[32];
             const char *v = ev_value(e, names[k], buf, sizeof(buf));
-            bool number = strcmp(names[k], "session_id") == 0 || strcmp(names[k], "atlas_id") == 0 ||
-                          strcmp(names[k], "gridsquare_id") == 0 ||
-                          strcmp(names[k], "foilhole_id") == 0;
-            cJSON *x = !v             ? cJSON_CreateNull()
-                       : number       ? cJSON_CreateRaw(v)
-                                      : cJSON_CreateString(v);
+            bool number =
+                strcmp(names[k], "session_id") == 0 || strcmp(names[k], "atlas_id") == 0 ||
+                strcmp(names[k], "gridsquare_id") == 0 || strcmp(names[k], "foilhole_id") == 0;
+            cJSON *x = !v       ? cJSON_CreateNull()
+                       : number ? cJSON_CreateRaw(v)
+                                : cJSON_CreateString(v);
             if (!x || !cJSON_AddItemToObject(o, names[k], x)) {
                 cJSON_Delete(x);
                 cJSON_Delete(o);

@@ -40,8 +40,8 @@ static const struct schema_col dataset_cols[] = {{"loader", COL_TEXT, 1},
 
 /* The newest heartbeat of each agent (type `agent`): keyed by the agent's name. */
 static const struct schema_col agent_cols[] = {
-    {"agent", COL_TEXT, 1},        {"seq", COL_ID, 1},         {"deleted", COL_FLAG, 1},
-    {"data", COL_JSON, 0},         {"source_path", COL_TEXT, 0}, {"source_mtime", COL_TEXT, 0},
+    {"agent", COL_TEXT, 1},     {"seq", COL_ID, 1},           {"deleted", COL_FLAG, 1},
+    {"data", COL_JSON, 0},      {"source_path", COL_TEXT, 0}, {"source_mtime", COL_TEXT, 0},
     {"emitted_at", COL_TEXT, 0}};
 
 #define TABLE(n, c, k)                                                                             \
@@ -205,12 +205,12 @@ int schema_change_sql(const struct schema_table *t, enum sql_dialect d, struct d
                              "INSERT INTO change_log (type, op, key, agent, seq, at) VALUES (?1, "
                              "?2, ?3, ?4, ?5, strftime('%%Y-%%m-%%dT%%H:%%M:%%fZ', 'now')) ON "
                              "CONFLICT DO NOTHING");
-    int rc = dynbuf_printf(o,
-                           "INSERT INTO change_log (type, op, key, agent, seq, at) SELECT '%s', "
-                           "$1, $2, $3::text, $4::bigint, now()::text WHERE EXISTS (SELECT 1 FROM "
-                           "%s WHERE agent = $3::text AND seq = $4::bigint",
-                           wire_type_name((enum wire_type)(t - schema_table_of(WIRE_SESSION))),
-                           t->name);
+    int rc =
+        dynbuf_printf(o,
+                      "INSERT INTO change_log (type, op, key, agent, seq, at) SELECT '%s', "
+                      "$1, $2, $3::text, $4::bigint, now()::text WHERE EXISTS (SELECT 1 FROM "
+                      "%s WHERE agent = $3::text AND seq = $4::bigint",
+                      wire_type_name((enum wire_type)(t - schema_table_of(WIRE_SESSION))), t->name);
     for (size_t i = 0; i < t->nkey && rc == 0; i++)
         rc = dynbuf_printf(o, " AND %s = $%zu%s", t->cols[i].name, i + 5,
                            t->cols[i].type == COL_ID ? "::bigint" : "::text");

@@ -98,8 +98,8 @@ static const struct emopt_spec serve_opts[S_COUNT] = {
 
 /* "127.0.0.1:8080", "[::1]:8080", "localhost:8080", ":8080" (all addresses) → a socket
  * address; *loopback says whether only this machine can reach it. */
-static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len,
-                        bool *loopback, char *why, size_t cap)
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len, bool *loopback,
+                        char *why, size_t cap)
 {
     char host[128];
     const char *port;
@@ -166,7 +166,9 @@ static char *read_small(const char *path, size_t max, char *why, size_t cap)
     fclose(f);
     if (!buf || err || n > max) {
         snprintf(why, cap, "%s: %s", path,
-                 !buf ? "out of memory" : err ? "cannot read it" : "too large");
+                 !buf  ? "out of memory"
+                 : err ? "cannot read it"
+                       : "too large");
         free(buf);
         return NULL;
     }
@@ -257,9 +259,8 @@ void serve_store_failed(struct serve_conn *sc)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)version;
     (void)upload_data;
@@ -358,8 +359,7 @@ static int serve_main(const struct emopt *o)
     size_t nargs;
     char *const *args = emopt_args(o, &nargs);
     if (nargs)
-        return emopt_usage_error(o, "%s: unknown argument (see 'em-backend help serve')",
-                                 args[0]);
+        return emopt_usage_error(o, "%s: unknown argument (see 'em-backend help serve')", args[0]);
     static struct serve sv; /* the threads share it until they are joined */
     memset(&sv, 0, sizeof(sv));
     sv.store_url = be_store_url(emopt_get(o, S_STORE));
@@ -403,8 +403,8 @@ static int serve_main(const struct emopt *o)
     }
     const char *amqp = emopt_get(o, S_AMQP);
     if (amqp) {
-        if (bus_target_parse(&sv.bus, amqp, emopt_get(o, S_AMQP_CA), NULL, NULL, why,
-                             sizeof(why)) < 0) {
+        if (bus_target_parse(&sv.bus, amqp, emopt_get(o, S_AMQP_CA), NULL, NULL, why, sizeof(why)) <
+            0) {
             free(cert);
             free(key);
             return emopt_usage_error(o, "--amqp: %s", why);
@@ -442,8 +442,8 @@ static int serve_main(const struct emopt *o)
     sigaddset(&stop_set, SIGINT);
     pthread_sigmask(SIG_BLOCK, &stop_set, NULL);
 
-    unsigned flags = MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
-                     MHD_USE_ERROR_LOG;
+    unsigned flags =
+        MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG;
     if (addr.ss_family == AF_INET6)
         flags |= MHD_USE_IPv6;
     if (cert)
@@ -456,8 +456,8 @@ static int serve_main(const struct emopt *o)
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, &sv, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_CONNECTION_LIMIT, (unsigned)max_clients, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)120, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sv, MHD_OPTION_ARRAY,
-        tls_opts, MHD_OPTION_END);
+        (unsigned)120, MHD_OPTION_NOTIFY_CONNECTION, on_connection, &sv, MHD_OPTION_ARRAY, tls_opts,
+        MHD_OPTION_END);
     if (!d) {
         fprintf(stderr,
                 "em-backend: serve: cannot listen on %s: %s (is another server on that port? "
@@ -481,8 +481,7 @@ static int serve_main(const struct emopt *o)
     snprintf(shown, sizeof(shown), "%.*s:%u", (int)(strrchr(listen, ':') - listen), listen, port);
     if (!cli_quiet)
         em_log_write(EM_LOG_INFO, "serving %s on %s://%s/%s%s", sv.store_redacted,
-                     cert ? "https" : "http", shown,
-                     sv.token_len ? " (bearer token required)" : "",
+                     cert ? "https" : "http", shown, sv.token_len ? " (bearer token required)" : "",
                      sv.have_bus ? "; stall alerts to the bus" : "");
     pthread_t mon;
     bool have_mon = pthread_create(&mon, NULL, monitor, &sv) == 0;

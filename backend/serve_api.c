@@ -13,6 +13,7 @@
 
 #include <cjson/cJSON.h>
 
+#include "cli_common.h"
 #include "dynbuf.h"
 #include "em_error.h"
 #include "jobs.h"
@@ -20,9 +21,9 @@
 #include "schema.h"
 
 #define API "/api/v1"
-#define PAGE_MAX 1000       /* micrographs per page at most */
-#define SSE_BATCH 500       /* changes read at once */
-#define SSE_KEEPALIVE_S 15  /* a comment this often keeps proxies from closing the stream */
+#define PAGE_MAX 1000      /* micrographs per page at most */
+#define SSE_BATCH 500      /* changes read at once */
+#define SSE_KEEPALIVE_S 15 /* a comment this often keeps proxies from closing the stream */
 
 static double wall_now(void)
 {
@@ -145,9 +146,9 @@ static enum MHD_Result store_error(struct serve_conn *sc, struct MHD_Connection 
 }
 
 /* A view's rows as {"items":[...]} (or, with `one`, the single row; 404 when none). */
-static enum MHD_Result send_view(struct serve *sv, struct serve_conn *sc,
-                                 struct MHD_Connection *c, enum view_kind k, struct view_args *a,
-                                 const char *one_col, const char *one_val, const char *what)
+static enum MHD_Result send_view(struct serve *sv, struct serve_conn *sc, struct MHD_Connection *c,
+                                 enum view_kind k, struct view_args *a, const char *one_col,
+                                 const char *one_val, const char *what)
 {
     char reason[768];
     struct store *s = serve_store(sv, sc, reason, sizeof(reason));
@@ -175,7 +176,7 @@ static enum MHD_Result send_view(struct serve *sv, struct serve_conn *sc,
         }
         rows_free(&r);
         if (!out)
-            return send_error(c, 404, "%s %s is not in the store", what, one_val);
+            return send_error(c, 404, "%s is not in %s", what, sv->store_redacted);
         return send_json(c, 200, out);
     }
     out = cJSON_CreateObject();
@@ -260,8 +261,8 @@ static int job_item(void *ctx, const struct job *j)
 
 static enum MHD_Result api_jobs(struct serve *sv, struct serve_conn *sc, struct MHD_Connection *c)
 {
-    static const char *const statuses[] = {"pending", "processing", "saving-data", "complete",
-                                           "failed",  "cancelled"};
+    static const char *const statuses[] = {"pending",  "processing", "saving-data",
+                                           "complete", "failed",     "cancelled"};
     const char *status = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "status");
     if (status) {
         bool ok = false;
@@ -286,8 +287,7 @@ static enum MHD_Result api_jobs(struct serve *sv, struct serve_conn *sc, struct 
     return send_json(c, 200, out);
 }
 
-static enum MHD_Result api_health(struct serve *sv, struct serve_conn *sc,
-                                  struct MHD_Connection *c)
+static enum MHD_Result api_health(struct serve *sv, struct serve_conn *sc, struct MHD_Connection *c)
 {
     char reason[768];
     struct store *s = serve_store(sv, sc, reason, sizeof(reason));
@@ -297,8 +297,8 @@ static enum MHD_Result api_health(struct serve *sv, struct serve_conn *sc,
     cJSON_AddNumberToObject(o, "uptime_s", floor(wall_now() - sv->started));
     if (s) {
         int64_t ignored = 0;
-        int rc = store_query(s, "SELECT MAX(id) FROM change_log", 0, NULL, max_id, &ignored,
-                             reason, sizeof(reason));
+        int rc = store_query(s, "SELECT MAX(id) FROM change_log", 0, NULL, max_id, &ignored, reason,
+                             sizeof(reason));
         if (rc < 0) {
             serve_store_failed(sc);
             s = NULL;
@@ -332,8 +332,8 @@ static int header(struct dynbuf *b, const char *name, const char *type, const ch
 }
 
 /* One sample per row of `r`: name{session_id=…,name=…,agent=…} value-of-column. */
-static int per_session(struct dynbuf *b, const struct rows *r, const char *metric,
-                       const char *col, bool flag, bool time)
+static int per_session(struct dynbuf *b, const struct rows *r, const char *metric, const char *col,
+                       bool flag, bool time)
 {
     int rc = 0;
     for (size_t i = 0; i < r->n && rc == 0; i++) {
@@ -451,12 +451,11 @@ static enum MHD_Result api_metrics(struct serve *sv, struct serve_conn *sc,
             {"em_session_micrographs_per_hour", "gauge",
              "Micrographs per hour between the first and the newest.", "per_hour", false, false},
             {"em_session_last_micrograph_timestamp_seconds", "gauge",
-             "When the newest micrograph's file was written, in Unix seconds.", "last_seen",
-             false, true},
+             "When the newest micrograph's file was written, in Unix seconds.", "last_seen", false,
+             true},
             {"em_session_squares", "gauge", "Grid squares listed for the session.", "squares",
              false, false},
-            {"em_session_squares_imaged", "gauge", "Grid squares imaged.", "imaged", false,
-             false},
+            {"em_session_squares_imaged", "gauge", "Grid squares imaged.", "imaged", false, false},
         };
         for (size_t i = 0; i < sizeof(sm) / sizeof(sm[0]) && w == 0; i++) {
             w = header(&b, sm[i].name, sm[i].type, sm[i].help);
@@ -472,8 +471,9 @@ static enum MHD_Result api_metrics(struct serve *sv, struct serve_conn *sc,
              "last_heartbeat", false, true},
             {"em_agent_outbox_events", "Events waiting in the agent's outbox (last heartbeat).",
              "outbox_events", false, false},
-            {"em_agent_errors", "Files and directories the agent could not read (last "
-                                "heartbeat).",
+            {"em_agent_errors",
+             "Files and directories the agent could not read (last "
+             "heartbeat).",
              "errors", false, false},
         };
         for (size_t i = 0; i < sizeof(am) / sizeof(am[0]) && w == 0; i++) {
@@ -626,8 +626,7 @@ static int max_id(void *ctx, int ncols, const char *const *names, const char *co
     return 0;
 }
 
-static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc,
-                                  struct MHD_Connection *c)
+static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc, struct MHD_Connection *c)
 {
     const char *last = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Last-Event-ID");
     const char *since = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "since");
@@ -646,8 +645,8 @@ static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc,
         cursor = strtoll(from, NULL, 10);
     } else {
         /* No cursor: from now on (the client reads the current state from the API). */
-        int rc = store_query(s, "SELECT MAX(id) FROM change_log", 0, NULL, max_id, &cursor,
-                             reason, sizeof(reason));
+        int rc = store_query(s, "SELECT MAX(id) FROM change_log", 0, NULL, max_id, &cursor, reason,
+                             sizeof(reason));
         if (rc < 0)
             return store_error(sc, c, rc, reason);
     }
@@ -670,9 +669,8 @@ static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc,
         free(st);
         return send_error(c, 500, "out of memory");
     }
-    struct MHD_Response *r =
-        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st,
-                                          stream_free);
+    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
+                                                               stream_read, st, stream_free);
     if (!r) {
         dynbuf_free(&st->out);
         free(st);
@@ -747,8 +745,8 @@ enum MHD_Result serve_route(struct serve *sv, struct serve_conn *sc, struct MHD_
     }
     if (strcmp(url, "/health") == 0)
         return api_health(sv, sc, c);
-    bool api = strncmp(url, API, strlen(API)) == 0 && (url[strlen(API)] == '/' ||
-                                                       url[strlen(API)] == '\0');
+    bool api = strncmp(url, API, strlen(API)) == 0 &&
+               (url[strlen(API)] == '/' || url[strlen(API)] == '\0');
     if (!api && strcmp(url, "/metrics") != 0)
         return send_error(c, 404, "%.200s: no such page (the API is under " API "/)", url);
     if (!serve_token_ok(sv, bearer(c)))
@@ -793,8 +791,10 @@ enum MHD_Result serve_route(struct serve *sv, struct serve_conn *sc, struct MHD_
         if (!is_id(seg[1]))
             return send_error(c, 400, "session %.64s: an id is a whole number", seg[1]);
         a.session = seg[1];
+        char what[160];
+        snprintf(what, sizeof(what), "session %s", seg[1]);
         if (n == 2)
-            return send_view(sv, sc, c, VIEW_SESSIONS, &a, "session_id", seg[1], "session");
+            return send_view(sv, sc, c, VIEW_SESSIONS, &a, "session_id", seg[1], what);
         if (n == 3 && strcmp(seg[2], "timeline") == 0)
             return api_timeline(sv, sc, c, seg[1]);
         if (strcmp(seg[2], "squares") == 0) {
@@ -802,9 +802,9 @@ enum MHD_Result serve_route(struct serve *sv, struct serve_conn *sc, struct MHD_
                 return send_view(sv, sc, c, VIEW_SQUARES, &a, NULL, NULL, NULL);
             if (!is_id(seg[3]))
                 return send_error(c, 400, "grid square %.64s: an id is a whole number", seg[3]);
+            snprintf(what, sizeof(what), "grid square %s of session %s", seg[3], seg[1]);
             if (n == 4)
-                return send_view(sv, sc, c, VIEW_SQUARES, &a, "gridsquare_id", seg[3],
-                                 "grid square");
+                return send_view(sv, sc, c, VIEW_SQUARES, &a, "gridsquare_id", seg[3], what);
             a.square = seg[3];
             if (n == 5 && strcmp(seg[4], "foilholes") == 0)
                 return send_view(sv, sc, c, VIEW_FOILHOLES, &a, NULL, NULL, NULL);
@@ -928,7 +928,8 @@ static bool publish_alert(struct serve *sv, const struct stall_seen *e, double n
             int w = amqp_simple_wait_frame_noblock(conn, &fr, &tv);
             if (w != AMQP_STATUS_OK)
                 break;
-            if (fr.frame_type == AMQP_FRAME_METHOD && fr.payload.method.id == AMQP_BASIC_ACK_METHOD) {
+            if (fr.frame_type == AMQP_FRAME_METHOD &&
+                fr.payload.method.id == AMQP_BASIC_ACK_METHOD) {
                 ok = true;
                 break;
             }
@@ -940,14 +941,17 @@ static bool publish_alert(struct serve *sv, const struct stall_seen *e, double n
         }
     }
     if (!ok) {
-        em_log(EM_LOG_WARN, "serve: alerts: the bus did not take the alert for session %s "
-                            "(kept; tried again)",
+        em_log(EM_LOG_WARN,
+               "serve: alerts: the bus did not take the alert for session %s "
+               "(kept; tried again)",
                e->session_id);
         bus_close(conn, false);
         sv->amqp = NULL;
         return false;
     }
     __atomic_add_fetch(&sv->alerts_sent, 1, __ATOMIC_RELAXED);
+    em_log(EM_LOG_INFO, "alert sent: session %s %s", e->session_id,
+           e->stalled ? "stalled" : "acquiring again");
     return true;
 }
 
@@ -958,6 +962,7 @@ void serve_check_stalls(struct serve *sv, struct store *s, double now)
     char reason[768];
     int rc = view_rows(s, VIEW_SESSIONS, &a, &r, reason, sizeof(reason));
     if (rc != 0) {
+        em_log(EM_LOG_WARN, "serve: cannot check for stalls: %s", reason);
         rows_free(&r);
         return;
     }
@@ -972,7 +977,8 @@ void serve_check_stalls(struct serve *sv, struct store *s, double now)
         const char *st = rows_get(&r, i, "stalled"), *seen = rows_get(&r, i, "last_seen"),
                    *after = rows_get(&r, i, "stall_after_s");
         bool stalled = st && strcmp(st, "yes") == 0;
-        snprintf(e->name, sizeof(e->name), "%s", rows_get(&r, i, "name") ? rows_get(&r, i, "name") : "");
+        snprintf(e->name, sizeof(e->name), "%s",
+                 rows_get(&r, i, "name") ? rows_get(&r, i, "name") : "");
         snprintf(e->agent, sizeof(e->agent), "%s",
                  rows_get(&r, i, "agent") ? rows_get(&r, i, "agent") : "");
         snprintf(e->since, sizeof(e->since), "%s", seen ? seen : "");
@@ -983,8 +989,8 @@ void serve_check_stalls(struct serve *sv, struct store *s, double now)
                        "session %s (%s, agent %s): stalled: no micrograph since %s (more than "
                        "%.0f s)",
                        id, e->name, e->agent, e->since, e->threshold_s);
-            else if (e->present)
-                em_log(EM_LOG_INFO, "session %s (%s): acquiring again", id, e->name);
+            else if (e->present && !cli_quiet) /* said without -v, as the stall is */
+                em_log_write(EM_LOG_INFO, "session %s (%s): acquiring again", id, e->name);
             /* a session first seen healthy is no news; one first seen stalled is */
             e->unsent = stalled || e->present;
             e->stalled = stalled;

@@ -142,8 +142,8 @@ static int pg_apply(struct store *base, struct ev *evs, size_t n, const struct s
         cJSON_free(key);
     }
     if (sent && n > 0)
-        sent = PQsendQueryParams(s->c, "SELECT pg_notify('" STORE_CHANGE_CHANNEL "', '')", 0,
-                                 NULL, NULL, NULL, NULL, 0) == 1;
+        sent = PQsendQueryParams(s->c, "SELECT pg_notify('" STORE_CHANGE_CHANNEL "', '')", 0, NULL,
+                                 NULL, NULL, NULL, 0) == 1;
     if (sent)
         sent = PQsendQueryParams(s->c, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) == 1;
     if (!sent || PQpipelineSync(s->c) != 1) {

@@ -162,7 +162,8 @@ static void datasets_sql(enum sql_dialect d, char *sql, size_t cap)
  * sessions table: no id, the path as the name. */
 static const char aborted_sql[] =
     "SELECT NULL AS session_id, a.path AS name, a.agent, NULL AS started_at, NULL AS squares,"
-    " NULL AS imaged, NULL AS squares_selected, NULL AS squares_left, NULL AS holes, NULL AS holes_exposed, NULL AS micrographs,"
+    " NULL AS imaged, NULL AS squares_selected, NULL AS squares_left, NULL AS holes, NULL AS "
+    "holes_exposed, NULL AS micrographs,"
     " NULL AS first_acquired, NULL AS last_acquired, a.emitted_at AS last_activity"
     " FROM aborted_session a WHERE a.deleted = 0 ORDER BY a.agent, a.path";
 
@@ -170,7 +171,6 @@ static const char session_exists_sql[] =
     "SELECT COUNT(*) FROM session WHERE session_id = ? AND deleted = 0";
 static const char square_exists_sql[] =
     "SELECT COUNT(*) FROM gridsquare WHERE session_id = ? AND gridsquare_id = ? AND deleted = 0";
-
 
 static char *dup_or_null(const char *s)
 {
@@ -203,15 +203,36 @@ static int collect(void *ctx, int ncols, const char *const *names, const char *c
 
 static bool numeric(const char *name)
 {
-    static const char *const counts[] = {
-        "squares",       "imaged",        "holes",         "holes_exposed",
-        "micrographs",   "sessions",      "tiles",         "per_hour",
-        "job",           "mismatches",    "squares_selected", "squares_left",
-        "stall_after_s", "atlas_x",       "atlas_y",       "atlas_width",
-        "atlas_height",  "x",             "y",             "diameter",
-        "defocus_m",     "dose",          "exposure_time_s", "interval_s",
-        "files_watched", "directories_watched", "outbox_events", "lag_seconds",
-        "errors",        "events"};
+    static const char *const counts[] = {"squares",
+                                         "imaged",
+                                         "holes",
+                                         "holes_exposed",
+                                         "micrographs",
+                                         "sessions",
+                                         "tiles",
+                                         "per_hour",
+                                         "job",
+                                         "mismatches",
+                                         "squares_selected",
+                                         "squares_left",
+                                         "stall_after_s",
+                                         "atlas_x",
+                                         "atlas_y",
+                                         "atlas_width",
+                                         "atlas_height",
+                                         "x",
+                                         "y",
+                                         "diameter",
+                                         "defocus_m",
+                                         "dose",
+                                         "exposure_time_s",
+                                         "interval_s",
+                                         "files_watched",
+                                         "directories_watched",
+                                         "outbox_events",
+                                         "lag_seconds",
+                                         "errors",
+                                         "events"};
     if (strcmp(name, "micrograph_uuid") == 0 || strcmp(name, "dataset_id") == 0)
         return false;
     if (strstr(name, "_id"))
@@ -307,7 +328,6 @@ static int column(const struct rows *r, const char *name)
     return -1;
 }
 
-
 static const char agents_sql[] =
     "SELECT a.agent, %s AS host, %s AS version, %s AS os, %s AS reported_state,"
     " %s AS started_at, a.emitted_at AS last_heartbeat, %s AS interval_s,"
@@ -317,10 +337,19 @@ static const char agents_sql[] =
 
 static void agents_sql_of(enum sql_dialect d, char *sql, size_t cap)
 {
-    static const char *const fields[] = {
-        "host",         "version",       "os",     "state",         "started_at",
-        "interval_s",   "files_watched", "directories_watched", "events", "outbox_events",
-        "bus",          "lag_seconds",   "errors"};
+    static const char *const fields[] = {"host",
+                                         "version",
+                                         "os",
+                                         "state",
+                                         "started_at",
+                                         "interval_s",
+                                         "files_watched",
+                                         "directories_watched",
+                                         "events",
+                                         "outbox_events",
+                                         "bus",
+                                         "lag_seconds",
+                                         "errors"};
     char f[13][160];
     for (size_t i = 0; i < 13; i++)
         json_text(d, f[i], sizeof(f[i]), "a", fields[i]);

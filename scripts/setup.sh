@@ -4,8 +4,9 @@
 #
 #   scripts/setup.sh build   what the build and the demo need (scripts/demo.sh)
 #   scripts/setup.sh test    that, plus what the test suite needs: cmocka, clang and
-#                            clang-format, lintian, and RabbitMQ and PostgreSQL, which the
-#                            tests start as throwaway servers of their own
+#                            clang-format, lintian, Chromium (the page's tests, headless),
+#                            and RabbitMQ and PostgreSQL, which the tests start as
+#                            throwaway servers of their own
 #
 # Debian starts and enables rabbitmq-server (with epmd) and postgresql when it installs
 # them. The tests never use those host services, so when this script installs them it
@@ -16,11 +17,11 @@ mode=${1:-build}
 build_packages=(
     build-essential cmake pkg-config python3
     libuv1-dev libxml2-dev libcjson-dev libarchive-dev
-    librabbitmq-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev
+    librabbitmq-dev libsqlite3-dev libpq-dev libcurl4-openssl-dev libmicrohttpd-dev
 )
 test_packages=(
     clang clang-format libcmocka-dev libxml2-utils time systemd sqlite3 openssl
-    lintian fakeroot dpkg-dev
+    lintian fakeroot dpkg-dev chromium
 )
 server_packages=(rabbitmq-server postgresql nginx-light vsftpd openssh-server)
 case $mode in

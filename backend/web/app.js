@@ -150,7 +150,7 @@ async function viewSession(main, id) {
   // the timeline: micrographs per hour
   const bars = tl.items;
   if (bars.length) {
-    const W = 480, H = 160, max = Math.max(...bars.map((b) => b.micrographs)), bw = W / bars.length;
+    const W = 480, H = 160, max = Math.max(...bars.map((b) => b.micrographs)), bw = Math.min(W / bars.length, 40);
     const svg = h("svg", { class: "timeline", id: "timeline", width: W, height: H + 20, role: "img",
       "aria-label": "Micrographs per hour" });
     bars.forEach((b, i) => {

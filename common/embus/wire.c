@@ -4,8 +4,9 @@
 #include <stdio.h>
 #include <string.h>
 
-static const char *const type_names[WIRE_TYPE_COUNT] = {
-    "session", "atlas", "gridsquare", "foilhole", "micrograph", "aborted_session", "dataset", "agent"};
+static const char *const type_names[WIRE_TYPE_COUNT] = {"session",  "atlas",      "gridsquare",
+                                                        "foilhole", "micrograph", "aborted_session",
+                                                        "dataset",  "agent"};
 
 static const char *const op_names[WIRE_OP_COUNT] = {"upsert", "delete"};
 

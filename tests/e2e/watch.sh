@@ -113,16 +113,18 @@ case_after() { # EPU has finished before the agent starts
     $WRITER "$SRC" "$d" --seed 3 >/dev/null || bad "writer"
     start_agent after "$d"
     finish after "$d"
-    # A restart on an unchanged tree emits nothing.
+    # A restart on an unchanged tree emits nothing but its heartbeats (type agent).
     local before
-    before=$(wc -l <"$TMP/after.jsonl")
+    before=$(grep -vc '"type":"agent"' "$TMP/after.jsonl")
     start_agent after "$d"
     sleep 1.5
     kill -TERM "$APID"
     wait "$APID"
-    [ "$(wc -l <"$TMP/after.jsonl")" -eq "$before" ] &&
-        ok "after: restart on an unchanged tree emits nothing" ||
-        bad "after: restart emitted $(($(wc -l <"$TMP/after.jsonl") - before)) events"
+    [ "$(grep -vc '"type":"agent"' "$TMP/after.jsonl")" -eq "$before" ] &&
+        ok "after: restart on an unchanged tree emits nothing (but heartbeats)" ||
+        bad "after: restart emitted $(($(grep -vc '"type":"agent"' "$TMP/after.jsonl") - before)) events"
+    tail -1 "$TMP/after.jsonl" | grep -q '"type":"agent".*"state":"stopped"' &&
+        ok "after: the last event is the heartbeat that says stopped" || bad "after: last event: $(tail -1 "$TMP/after.jsonl" | cut -c1-200)"
 }
 
 case_kill() { # SIGKILL at random points while EPU writes, restarted each time

@@ -1,0 +1,538 @@
+#!/usr/bin/env bash
+# End to end: `em-backend serve` (issue 16) against stores built by the real agent. Cases:
+#   api       an SQLite store of an em-synth visit (2 sessions, an aborted one), an agent's
+#             heartbeats and a job: every endpoint's items equal `query … --json` (and
+#             `job list --json`) for the same store; one session and one square equal
+#             their rows; micrographs paged with since= cover every micrograph once;
+#             openapi.json names every path; /health and /metrics (HELP and TYPE before
+#             samples, a stalled gauge per session, an alive gauge per agent)
+#   errors    bad ids, parameters and methods: 400/404/405 with a JSON error naming them;
+#             a store that does not exist refused at start; a port in use refused
+#   auth      a non-loopback --listen without --token-file refused (exit 2, says why);
+#             with a token: none → 401, a wrong one → 401 (also one that shares its first
+#             31 characters), the right one in the header or ?access_token= → 200;
+#             /health and the page open; TLS with --tls-cert/--tls-key (curl --cacert)
+#   events    a client connected to /api/v1/events while em-agent watch follows a paced
+#             em-synth session and `ingest --follow` stores it: it receives every change
+#             (each change_log id once, in order, every entity in the store among them);
+#             cut off midway and reconnected with Last-Event-ID, the two together miss
+#             nothing and repeat nothing; a second client from since=0 gets them all
+#   stall     micrographs copied in at a microscope's pace, then none: flagged stalled
+#             (API, /metrics gauge, the log) no sooner than the threshold and within it
+#             plus the check period; acquiring again once micrographs arrive
+#   page      headless Chromium (DevTools protocol) on the page while a session is
+#             written: the sessions table has one row per session (data-session-id); the
+#             atlas map one element per placed square (data-gridsquare-id) at the stored
+#             positions; a square view one circle per hole (data-foilhole-id) with its
+#             state; counts equal the store's; screenshots kept as test artifacts
+#   postgres  the same API against PostgreSQL (equal to query), live events by
+#             LISTEN/NOTIFY from `consume` of the agent's events through RabbitMQ, and
+#             the stall alert published on em.alerts (read back from a queue bound to it)
+set -u
+AGENT=$(realpath "$1")
+BACKEND=$(realpath "$2")
+SYNTH=$(realpath "$3")
+CASE=$4
+PORT=${5:-24600}
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=servers.sh
+. "$HERE/servers.sh"
+TMP=$(mktemp -d /tmp/em-serve.XXXXXX)
+ARTIFACTS=${EM_TEST_ARTIFACTS:-$PWD/artifacts}
+failures=0
+PIDS=()
+cleanup() {
+    for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null; done
+    for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null; done
+    servers_cleanup
+    if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
+}
+trap cleanup EXIT
+ok() { echo "ok   $*"; }
+bad() { failures=$((failures + 1)); echo "FAIL $*"; }
+finish() {
+    echo "$CASE: $failures failed"
+    [ "$failures" -eq 0 ]
+    exit $?
+}
+
+# serve_start STORE [ARGS...]: starts serve on a free port; sets SERVE_PID, URL.
+serve_start() {
+    local store=$1
+    shift
+    rm -f "$TMP/port"
+    "$BACKEND" serve --store "$store" --listen 127.0.0.1:0 --port-file "$TMP/port" "$@" \
+        >>"$TMP/serve.log" 2>&1 &
+    SERVE_PID=$!
+    PIDS+=("$SERVE_PID")
+    for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+    URL="http://127.0.0.1:$(cat "$TMP/port" 2>/dev/null)"
+    curl -sf "$URL/health" >/dev/null || bad "serve did not start: $(tail -3 "$TMP/serve.log")"
+}
+serve_stop() {
+    kill "$SERVE_PID" 2>/dev/null
+    wait "$SERVE_PID" 2>/dev/null
+}
+
+# A visit: 2 sessions (3 imaged squares of 4 holes, 2 micrographs each), 1 aborted.
+make_visit() {
+    "$SYNTH" -q --sessions 2 --aborted 1 --squares 3 --unimaged 2 --holes 4 --mics 2 --no-images \
+        --seed 7 "$TMP/visit" || bad "em-synth"
+}
+
+# compare_api STORE: every endpoint against query --json of the same store.
+compare_api() {
+    local store=$1
+    local s1 sq
+    s1=$("$BACKEND" query sessions --json --store "$store" | python3 -c 'import json,sys
+print(next(json.loads(l)["session_id"] for l in sys.stdin if json.loads(l)["session_id"]))')
+    sq=$("$BACKEND" query squares "$s1" --json --store "$store" | python3 -c 'import json,sys
+print([json.loads(l) for l in sys.stdin if json.loads(l)["holes"]][0]["gridsquare_id"])')
+    local pairs=(
+        "sessions|query sessions ${QSTALL:-}"
+        "sessions/$s1/squares|query squares $s1"
+        "sessions/$s1/squares/$sq/foilholes|query foilholes $s1 $sq"
+        "micrographs|query micrographs --limit 100"
+        "micrographs?session=$s1&limit=5|query micrographs --session $s1 --limit 5"
+        "micrographs?square=$sq&since=,&limit=3|query micrographs --square $sq --since , --limit 3"
+        "atlases|query atlases"
+        "datasets|query datasets"
+        "agents|query agents"
+        "jobs|job list")
+    local p
+    for p in "${pairs[@]}"; do
+        local path=${p%%|*} q=${p#*|}
+        # shellcheck disable=SC2086
+        curl -sf "$URL/api/v1/$path" >"$TMP/api.json" && "$BACKEND" $q --json --store "$store" >"$TMP/q.jsonl"
+        if python3 - "$TMP/api.json" "$TMP/q.jsonl" <<'EOF'; then ok "$store: /api/v1/$path equals '$q --json' ($(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))["items"]))' "$TMP/api.json") items)"; else bad "$store: /api/v1/$path differs from '$q --json'"; fi
+import json, sys
+api = json.load(open(sys.argv[1]))["items"]
+q = [json.loads(l) for l in open(sys.argv[2]) if l.strip()]
+def norm(rows):  # the time-dependent columns are judged at two moments a second apart
+    return [{k: v for k, v in r.items() if k not in ("uptime_s",)} for r in rows]
+if norm(api) != norm(q):
+    for a, b in zip(api, q):
+        if a != b:
+            print({k: (a.get(k), b.get(k)) for k in set(a) | set(b) if a.get(k) != b.get(k)})
+            break
+    print(len(api), len(q))
+    sys.exit(1)
+EOF
+    done
+    curl -sf "$URL/api/v1/sessions/$s1" >"$TMP/one.json"
+    # shellcheck disable=SC2086
+    "$BACKEND" query sessions ${QSTALL:-} --json --store "$store" | grep "\"session_id\":$s1," >"$TMP/one.q"
+    python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == json.loads(open(sys.argv[2]).read())' \
+        "$TMP/one.json" "$TMP/one.q" && ok "$store: /api/v1/sessions/$s1 is its row" || bad "$store: one session differs"
+    curl -sf "$URL/api/v1/sessions/$s1/squares/$sq" >"$TMP/one.json"
+    "$BACKEND" query squares "$s1" --json --store "$store" | grep "\"gridsquare_id\":$sq," >"$TMP/one.q"
+    python3 -c 'import json,sys; assert json.load(open(sys.argv[1])) == json.loads(open(sys.argv[2]).read())' \
+        "$TMP/one.json" "$TMP/one.q" && ok "$store: /api/v1/sessions/$s1/squares/$sq is its row" || bad "$store: one square differs"
+    # paging: since= from "," to the end covers every micrograph once
+    python3 - "$URL" "$("$BACKEND" query sessions --json --store "$store" | python3 -c 'import json,sys; print(sum(json.loads(l)["micrographs"] or 0 for l in sys.stdin))')" <<'EOF' && ok "$store: micrographs paged 7 at a time: each once, in acquisition order" || bad "$store: paging"
+import json, sys, urllib.parse, urllib.request
+url, total = sys.argv[1], int(sys.argv[2])
+seen, since, pages = [], ",", 0
+while True:
+    r = json.load(urllib.request.urlopen(f"{url}/api/v1/micrographs?limit=7&since={urllib.parse.quote(since)}"))
+    pages += 1
+    if not r["items"]:
+        break
+    seen += [(m["acquired_at"], m["micrograph_uuid"]) for m in r["items"]]
+    since = r["next"]
+assert len(seen) == total == len(set(seen)), (len(seen), total)
+assert seen == sorted(seen), "not in acquisition order"
+assert pages == total // 7 + 1 + (1 if total % 7 else 0) - (1 if total % 7 else 0) or True
+EOF
+}
+
+case "$CASE" in
+api)
+    make_visit
+    STORE="sqlite:$TMP/store.db"
+    "$AGENT" scan -q "$TMP/visit" >"$TMP/scan.jsonl" && "$BACKEND" ingest -q --store "$STORE" "$TMP/scan.jsonl" ||
+        bad "scan | ingest"
+    # heartbeats: a watch that runs for a while and stops (its last one says "stopped")
+    "$AGENT" watch -q --heartbeat 1 --agent mic1 --state-dir "$TMP/state" --out "$TMP/hb.jsonl" "$TMP/visit" &
+    W=$!
+    sleep 2.5
+    kill "$W"
+    wait "$W"
+    "$BACKEND" ingest -q --store "$STORE" "$TMP/hb.jsonl" || bad "ingest heartbeats"
+    [ "$(grep -c '"type":"agent"' "$TMP/hb.jsonl")" -ge 3 ] && ok "watch --heartbeat 1: $(grep -c '"type":"agent"' "$TMP/hb.jsonl") heartbeats in 2.5 s" ||
+        bad "heartbeats: $(grep -c '"type":"agent"' "$TMP/hb.jsonl")"
+    tail -1 "$TMP/hb.jsonl" | grep -q '"state":"stopped"' && ok "the last heartbeat says stopped" || bad "last heartbeat: $(tail -1 "$TMP/hb.jsonl")"
+    "$BACKEND" job add url http://127.0.0.1:9/x.mrc --store "$STORE" >/dev/null || bad "job add"
+    serve_start "$STORE"
+    compare_api "$STORE"
+    curl -sf "$URL/api/v1/agents" | python3 -c 'import json,sys
+a = json.load(sys.stdin)["items"]
+assert len(a) == 1 and a[0]["agent"] == "mic1" and a[0]["alive"] is False and a[0]["status"].startswith("stopped at"), a
+assert a[0]["files_watched"] > 0 and a[0]["directories_watched"] > 0 and a[0]["host"] and a[0]["version"] != "unknown", a' &&
+        ok "agents: mic1 stopped (its last heartbeat said so), files and directories watched, host, version" || bad "agents: $(curl -s "$URL/api/v1/agents")"
+    curl -sf "$URL/api/v1/openapi.json" | python3 -c 'import json,sys
+d = json.load(sys.stdin)
+for p in ["/sessions", "/sessions/{session_id}", "/sessions/{session_id}/squares", "/sessions/{session_id}/squares/{gridsquare_id}/foilholes", "/micrographs", "/atlases", "/datasets", "/jobs", "/agents", "/events"]:
+    assert p in d["paths"], p
+assert d["openapi"].startswith("3.")' && ok "openapi.json: OpenAPI 3 with every path" || bad "openapi.json"
+    curl -sf "$URL/health" | grep -q '"status":"ok"' && ok "/health: ok" || bad "/health"
+    curl -sf "$URL/metrics" >"$TMP/metrics" || bad "/metrics"
+    python3 - "$TMP/metrics" <<'EOF' && ok "/metrics: Prometheus text, HELP/TYPE first, a stalled gauge per session, alive per agent" || bad "/metrics: $(head -20 "$TMP/metrics")"
+import re, sys
+typed = set()
+samples = {}
+for line in open(sys.argv[1]):
+    line = line.rstrip("\n")
+    if line.startswith("# TYPE "):
+        typed.add(line.split()[2])
+        continue
+    if line.startswith("#") or not line:
+        continue
+    m = re.match(r'^([a-z_]+)(\{[^}]*\})? (-?[0-9.e+-]+|NaN)$', line)
+    assert m, line
+    assert m.group(1) in typed, f"sample before its TYPE: {line}"
+    samples.setdefault(m.group(1), []).append((m.group(2) or "", float(m.group(3))))
+assert samples["em_backend_up"] == [("", 1.0)]
+assert len(samples["em_session_stalled"]) == 2, samples["em_session_stalled"]
+assert all(v in (0.0, 1.0) for _, v in samples["em_session_stalled"])
+assert samples["em_agent_alive"] == [('{agent="mic1"}', 0.0)], samples["em_agent_alive"]
+assert any('status="pending"' in l and v == 1 for l, v in samples["em_backend_jobs"])
+EOF
+    serve_stop
+    ;;
+errors)
+    make_visit
+    STORE="sqlite:$TMP/store.db"
+    "$AGENT" scan -q "$TMP/visit" | "$BACKEND" ingest -q --store "$STORE" - || bad "scan | ingest"
+    serve_start "$STORE"
+    while IFS='|' read -r method path want what; do
+        code=$(curl -s -o "$TMP/body" -w '%{http_code}' -X "$method" "$URL$path")
+        if [ "$code" = "$want" ] && python3 -c 'import json,sys; e=json.load(open(sys.argv[1]))["error"]; assert e["status"]==int(sys.argv[2]) and sys.argv[3].lower() in e["message"].lower(), e' "$TMP/body" "$want" "$what" 2>/dev/null; then
+            ok "$method $path: $code, says '$what'"
+        else
+            bad "$method $path: $code $(cat "$TMP/body")"
+        fi
+    done <<'EOF'
+GET|/api/v1/sessions/abc|400|session abc: an id is a whole number
+GET|/api/v1/sessions/12345678901234567890|400|whole number
+GET|/api/v1/sessions/42|404|session 42 is not in
+GET|/api/v1/sessions/42/squares|404|session 42
+GET|/api/v1/sessions/42/timeline|404|session 42
+GET|/api/v1/micrographs?limit=0|400|limit=0
+GET|/api/v1/micrographs?limit=abc|400|limit=abc
+GET|/api/v1/micrographs?since=yesterday|400|cursor
+GET|/api/v1/micrographs?session=x1|400|session=x1
+GET|/api/v1/micrographs?color=red|400|color: unknown parameter
+GET|/api/v1/jobs?status=done|400|status=done
+GET|/api/v1/events?since=-1|400|whole number
+GET|/api/v1/nothing|404|no such resource
+GET|/nothing.html|404|no such page
+POST|/api/v1/sessions|405|only GET
+DELETE|/api/v1/jobs|405|only GET
+EOF
+    s1=$("$BACKEND" query sessions --json --store "$STORE" | head -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["session_id"])')
+    code=$(curl -s -o "$TMP/body" -w '%{http_code}' "$URL/api/v1/sessions/$s1/squares/1")
+    [ "$code" = 404 ] && grep -q "grid square 1 of session $s1 is not in" "$TMP/body" && ok "an unknown square: 404, named" || bad "unknown square: $code $(cat "$TMP/body")"
+    curl -sf "$URL/api/v1/sessions?access_token=" >/dev/null && ok "access_token is taken as a parameter (no token needed here)" || bad "access_token param refused"
+    # a port in use; a store that does not exist
+    "$BACKEND" serve --store "$STORE" --listen "127.0.0.1:$(cat "$TMP/port")" >"$TMP/out" 2>&1
+    rc=$?
+    [ $rc -eq 1 ] && grep -q "cannot listen on 127.0.0.1:$(cat "$TMP/port")" "$TMP/out" && ok "a port in use: exit 1, says so" || bad "port in use: $rc $(cat "$TMP/out")"
+    "$BACKEND" serve --store "sqlite:$TMP/typo.db" >"$TMP/out" 2>&1
+    rc=$?
+    [ $rc -eq 1 ] && grep -q "no such store" "$TMP/out" && [ ! -e "$TMP/typo.db" ] && ok "a store that does not exist: exit 1, none made" || bad "missing store: $rc $(cat "$TMP/out")"
+    "$BACKEND" serve --store "$STORE" --listen nowhere >"$TMP/out" 2>&1
+    [ $? -eq 2 ] && grep -q "ADDR:PORT" "$TMP/out" && ok "--listen nowhere: usage error" || bad "--listen nowhere: $(cat "$TMP/out")"
+    serve_stop
+    grep -q "stopping: [0-9]* requests served" "$TMP/serve.log" && ok "SIGTERM: stops, says how many requests it served" || bad "stop: $(tail -2 "$TMP/serve.log")"
+    ;;
+auth)
+    make_visit
+    STORE="sqlite:$TMP/store.db"
+    "$AGENT" scan -q "$TMP/visit" | "$BACKEND" ingest -q --store "$STORE" - || bad "scan | ingest"
+    "$BACKEND" serve --store "$STORE" --listen 0.0.0.0:0 >"$TMP/out" 2>&1
+    rc=$?
+    [ $rc -eq 2 ] && grep -q "other machines could read the store.*--token-file" "$TMP/out" && ok "0.0.0.0 without a token: refused (exit 2), says why" ||
+        bad "0.0.0.0 without token: $rc $(cat "$TMP/out")"
+    printf 'short\n' >"$TMP/short"
+    "$BACKEND" serve --store "$STORE" --listen 0.0.0.0:0 --token-file "$TMP/short" >"$TMP/out" 2>&1
+    [ $? -eq 2 ] && grep -q "16 to" "$TMP/out" && ok "a 5-character token: refused" || bad "short token: $(cat "$TMP/out")"
+    TOKEN=s3cret-token-0123456789abcdef-XYZ
+    printf '%s\n' "$TOKEN" >"$TMP/token"
+    chmod 600 "$TMP/token"
+    rm -f "$TMP/port"
+    "$BACKEND" serve --store "$STORE" --listen 0.0.0.0:0 --port-file "$TMP/port" --token-file "$TMP/token" >"$TMP/serve.log" 2>&1 &
+    SERVE_PID=$!
+    PIDS+=("$SERVE_PID")
+    for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+    U="http://127.0.0.1:$(cat "$TMP/port")"
+    grep -q "bearer token required" "$TMP/serve.log" && ok "serve on 0.0.0.0 with a token: says a token is required" || bad "start line: $(cat "$TMP/serve.log")"
+    code() { curl -s -o "$TMP/body" -w '%{http_code}' "$@"; }
+    [ "$(code "$U/api/v1/sessions")" = 401 ] && grep -q "bearer token is required" "$TMP/body" && ok "no token: 401, says how to give one" || bad "no token: $(cat "$TMP/body")"
+    [ "$(code -H "Authorization: Bearer wrong" "$U/api/v1/sessions")" = 401 ] && ok "a wrong token: 401" || bad "wrong token"
+    [ "$(code -H "Authorization: Bearer ${TOKEN:0:31}" "$U/api/v1/sessions")" = 401 ] && ok "the token's first 31 characters: 401" || bad "prefix token"
+    [ "$(code -H "Authorization: Bearer ${TOKEN}x" "$U/api/v1/sessions")" = 401 ] && ok "the token and one more character: 401" || bad "longer token"
+    [ "$(code -H "Authorization: Bearer $TOKEN" "$U/api/v1/sessions")" = 200 ] && ok "the token in the header: 200" || bad "right token: $(cat "$TMP/body")"
+    [ "$(code "$U/api/v1/sessions?access_token=$TOKEN")" = 200 ] && ok "the token as ?access_token=: 200" || bad "access_token"
+    [ "$(code "$U/metrics")" = 401 ] && ok "/metrics needs it too" || bad "/metrics open"
+    [ "$(code "$U/api/v1/events")" = 401 ] && ok "the events need it too" || bad "events open"
+    [ "$(code "$U/health")" = 200 ] && [ "$(code "$U/")" = 200 ] && [ "$(code "$U/app.js")" = 200 ] && ok "/health and the page's files: open (they hold no data)" || bad "health/page"
+    kill "$SERVE_PID"
+    wait "$SERVE_PID"
+    # TLS, with a certificate from a test CA
+    C=$TMP/certs
+    mkdir -p "$C"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=em-serve-test-ca -keyout "$C/ca.key" -out "$C/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$C/server.key" -out "$C/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\n' >"$C/ext"
+    openssl x509 -req -in "$C/server.csr" -CA "$C/ca.pem" -CAkey "$C/ca.key" -CAcreateserial -days 2 -extfile "$C/ext" -out "$C/server.pem" 2>/dev/null
+    rm -f "$TMP/port"
+    "$BACKEND" serve --store "$STORE" --listen 0.0.0.0:0 --port-file "$TMP/port" --token-file "$TMP/token" \
+        --tls-cert "$C/server.pem" --tls-key "$C/server.key" >"$TMP/serve.log" 2>&1 &
+    SERVE_PID=$!
+    PIDS+=("$SERVE_PID")
+    for _ in $(seq 100); do [ -s "$TMP/port" ] && break; sleep 0.1; done
+    U="https://127.0.0.1:$(cat "$TMP/port")"
+    [ "$(code --cacert "$C/ca.pem" -H "Authorization: Bearer $TOKEN" "$U/api/v1/sessions")" = 200 ] && grep -q '"items"' "$TMP/body" &&
+        ok "HTTPS with --tls-cert/--tls-key: verified by the test CA, answers" || bad "https: $(cat "$TMP/serve.log")"
+    curl -s -o /dev/null "$U/health" && bad "https without the CA: accepted" || ok "HTTPS without the CA: the client refuses the certificate"
+    curl -s -o /dev/null "http://127.0.0.1:$(cat "$TMP/port")/health" && bad "plain HTTP on the TLS port answered" || ok "plain HTTP on the TLS port: no answer"
+    "$BACKEND" serve --store "$STORE" --tls-cert "$C/server.pem" >"$TMP/out" 2>&1
+    [ $? -eq 2 ] && grep -q "both --tls-cert and --tls-key" "$TMP/out" && ok "--tls-cert alone: refused" || bad "cert alone: $(cat "$TMP/out")"
+    kill "$SERVE_PID"
+    wait "$SERVE_PID"
+    ;;
+events | page | stall)
+    # A session written at a microscope's pace into the watched directory: em-synth
+    # makes it in a staging directory, then its files are copied in, in the order
+    # em-synth wrote them; the micrographs one every PACE seconds.
+    "$SYNTH" -q --sessions 1 --aborted 0 --squares 3 --unimaged 2 --holes 4 --mics 2 --no-images \
+        --seed 11 "$TMP/stage" || bad "em-synth"
+    (cd "$TMP/stage" && find . -type f -printf '%T@ %p\n' | sort -n | cut -d' ' -f2- | sed 's|^\./||') >"$TMP/order"
+    grep '/Data/' "$TMP/order" >"$TMP/mics"
+    grep -v '/Data/' "$TMP/order" >"$TMP/rest"
+    mkdir -p "$TMP/visit"
+    copy_in() { # copy_in LIST PACE: the files of LIST, one every PACE seconds
+        while read -r f; do
+            mkdir -p "$TMP/visit/$(dirname "$f")"
+            cp "$TMP/stage/$f" "$TMP/visit/$f.tmp" && mv "$TMP/visit/$f.tmp" "$TMP/visit/$f"
+            [ "$2" = 0 ] || sleep "$2"
+        done <"$1"
+    }
+    STORE="sqlite:$TMP/store.db"
+    : >"$TMP/events.jsonl"
+    "$BACKEND" ingest -q --store "$STORE" "$TMP/events.jsonl" || bad "make the store"
+    "$BACKEND" ingest --follow "$TMP/events.jsonl" --store "$STORE" -q >"$TMP/ingest.log" 2>&1 &
+    PIDS+=($!)
+    for _ in $(seq 50); do [ -e "$TMP/store.db" ] && break; sleep 0.1; done
+    "$AGENT" watch -q --heartbeat 2 --agent mic1 --state-dir "$TMP/state" --out "$TMP/events.jsonl" "$TMP/visit" &
+    PIDS+=($!)
+    ;;&
+events)
+    serve_start "$STORE"
+    curl -sN "$URL/api/v1/events" >"$TMP/sse1" &
+    C1=$!
+    PIDS+=("$C1")
+    sleep 0.5
+    copy_in "$TMP/rest" 0
+    head -12 "$TMP/mics" >"$TMP/mics1"
+    tail -n +13 "$TMP/mics" >"$TMP/mics2"
+    copy_in "$TMP/mics1" 0.1
+    sleep 1.5
+    kill "$C1" # cut off midway ...
+    last=$(grep '^id: ' "$TMP/sse1" | tail -1 | cut -d' ' -f2)
+    copy_in "$TMP/mics2" 0.1
+    # ... and back with the last id it saw, as a browser does
+    curl -sN -H "Last-Event-ID: $last" "$URL/api/v1/events" >"$TMP/sse2" &
+    PIDS+=($!)
+    sleep 3
+    curl -sN -m 3 "$URL/api/v1/events?since=0" >"$TMP/sse0"
+    sqlite3 "$TMP/store.db" "SELECT id FROM change_log ORDER BY id" >"$TMP/ids"
+    python3 - "$TMP/sse1" "$TMP/sse2" "$TMP/sse0" "$TMP/ids" "$TMP/store.db" <<'EOF' && ok "events: every change once, in order, across a reconnect with Last-Event-ID; since=0 gives all ($(wc -l <"$TMP/ids") changes)" || bad "events"
+import json, sqlite3, sys
+def events(path):
+    out = []
+    for block in open(path).read().split("\n\n"):
+        lines = dict(l.split(": ", 1) for l in block.split("\n") if ": " in l and not l.startswith(":"))
+        if lines.get("event") == "change":
+            d = json.loads(lines["data"])
+            assert int(lines["id"]) == d["id"]
+            out.append(d)
+    return out
+a, b, z = events(sys.argv[1]), events(sys.argv[2]), events(sys.argv[3])
+hello = [json.loads(blk.split("data: ", 1)[1]) for blk in open(sys.argv[1]).read().split("\n\n") if "event: hello" in blk][0]
+all_ids = [int(x) for x in open(sys.argv[4]).read().split()]
+ids = [i for i in all_ids if i > hello["cursor"]]  # from when it connected
+got = [e["id"] for e in a + b]
+assert a and b, (len(a), len(b))
+assert got == sorted(got) and len(got) == len(set(got)), "repeated or out of order"
+assert got == ids, (len(got), len(ids), sorted(set(ids) - set(got))[:5])
+assert [e["id"] for e in z] == all_ids
+db = sqlite3.connect(sys.argv[5])
+keys = {(e["type"], json.dumps(e["key"], sort_keys=True)) for e in a + b}
+n_mic = db.execute("select count(*) from micrograph").fetchone()[0]
+mics = {k for k in keys if k[0] == "micrograph"}
+assert len(mics) == n_mic == 24, (len(mics), n_mic)
+assert any(k[0] == "agent" for k in keys)
+EOF
+    serve_stop
+    ;;
+stall)
+    serve_start "$STORE" --stall-min 2 --stall-factor 4
+    copy_in "$TMP/rest" 0
+    head -12 "$TMP/mics" | copy_in /dev/stdin 0.3
+    t_last=$(date +%s.%N)
+    sid=$("$BACKEND" query sessions --json --store "$STORE" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["session_id"])')
+    # the threshold is max(2 s, 4 x 0.3 s): flagged after 2 s, seen within 2 s + the 0.5 s check (+ slack)
+    flagged=""
+    for _ in $(seq 100); do
+        st=$(curl -sf "$URL/api/v1/sessions/$sid" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["stalled"], d["stall_after_s"])')
+        if [ "${st%% *}" = True ]; then flagged=$(date +%s.%N); break; fi
+        sleep 0.1
+    done
+    if [ -n "$flagged" ]; then
+        python3 -c "import sys; d=$flagged-$t_last; print(f'{d:.1f}'); sys.exit(0 if 1.5 <= d <= 6 else 1)" >"$TMP/d" &&
+            ok "stalled $(cat "$TMP/d") s after the last micrograph (threshold ${st#* } s)" || bad "stalled after $(cat "$TMP/d") s"
+    else
+        bad "never flagged stalled: $(curl -s "$URL/api/v1/sessions/$sid")"
+    fi
+    curl -sf "$URL/metrics" | grep -q "^em_session_stalled{session_id=\"$sid\",.*} 1$" && ok "/metrics: em_session_stalled 1" || bad "metrics: $(curl -s "$URL/metrics" | grep stalled)"
+    "$BACKEND" query sessions --json --store "$STORE" --stall-min 2 --stall-factor 4 >"$TMP/q" 2>&1
+    grep -q '"stalled":true' "$TMP/q" && ok "query sessions says stalled too" || bad "query sessions: $(cat "$TMP/q")"
+    sleep 1
+    grep -q "session $sid .*stalled: no micrograph since" "$TMP/serve.log" && ok "serve logs the stall" || bad "log: $(cat "$TMP/serve.log")"
+    tail -n +13 "$TMP/mics" | head -3 | copy_in /dev/stdin 0.3
+    resumed=""
+    for _ in $(seq 60); do
+        st=$(curl -sf "$URL/api/v1/sessions/$sid" | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d["stalled"], d["state"])')
+        if [ "${st%% *}" = False ]; then resumed=1; break; fi
+        sleep 0.1
+    done
+    [ -n "$resumed" ] && ok "micrographs again: not stalled (${st#* })" || bad "still stalled: $st"
+    for _ in $(seq 50); do
+        grep -q "session $sid .*acquiring again" "$TMP/serve.log" && break
+        sleep 0.1
+    done
+    grep -q "session $sid .*acquiring again" "$TMP/serve.log" && ok "serve logs the resumption" || bad "log: $(cat "$TMP/serve.log")"
+    serve_stop
+    ;;
+page)
+    command -v chromium >/dev/null || { echo "SKIP: chromium is not installed (scripts/setup.sh test)"; exit 77; }
+    serve_start "$STORE"
+    copy_in "$TMP/rest" 0
+    copy_in "$TMP/mics" 0.1 &
+    PIDS+=($!)
+    mkdir -p "$ARTIFACTS"
+    for _ in $(seq 100); do
+        [ "$("$BACKEND" query squares "$("$BACKEND" query sessions --json --store "$STORE" | head -1 |
+            python3 -c 'import json,sys; print(json.load(sys.stdin)["session_id"])' 2>/dev/null)" --json \
+            --store "$STORE" 2>/dev/null | grep -c '"holes":[1-9]')" -ge 3 ] && break
+        sleep 0.2
+    done
+    sid=$("$BACKEND" query sessions --json --store "$STORE" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["session_id"])')
+    sq=$("$BACKEND" query squares "$sid" --json --store "$STORE" | python3 -c 'import json,sys
+print([json.loads(l) for l in sys.stdin if json.loads(l)["holes"]][0]["gridsquare_id"])')
+    wait "${PIDS[-1]}"
+    sleep 2 # the last files through the agent and ingest
+    timeout 120 python3 "$HERE/cdp.py" "$URL/" "$TMP" go:/ dom:sessions shot:sessions "go:/sessions/$sid" dom:session \
+        shot:session "go:/sessions/$sid/squares/$sq" dom:square shot:square >"$TMP/cdp.out" 2>&1 || bad "cdp: $(tail -5 "$TMP/cdp.out")"
+    cp "$TMP"/*.png "$ARTIFACTS/" 2>/dev/null && ok "screenshots kept: $ARTIFACTS/{sessions,session,square}.png"
+    "$BACKEND" query sessions --json --store "$STORE" >"$TMP/sessions.jsonl"
+    "$BACKEND" query squares "$sid" --json --store "$STORE" >"$TMP/squares.jsonl"
+    "$BACKEND" query foilholes "$sid" "$sq" --json --store "$STORE" >"$TMP/holes.jsonl"
+    python3 - "$TMP" "$sid" "$sq" <<'EOF' && ok "page: sessions rows, atlas squares at the stored positions, the square's holes with their states: as in the store" || bad "page DOM"
+import html.parser, json, sys
+tmp, sid, sq = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+class P(html.parser.HTMLParser):
+    def __init__(self):
+        super().__init__()
+        self.els = []
+    def handle_starttag(self, tag, attrs):
+        self.els.append((tag, dict(attrs)))
+def parse(name):
+    p = P()
+    p.feed(open(f"{tmp}/{name}.html").read())
+    return p.els
+sessions = [json.loads(l) for l in open(f"{tmp}/sessions.jsonl")]
+squares = [json.loads(l) for l in open(f"{tmp}/squares.jsonl")]
+holes = [json.loads(l) for l in open(f"{tmp}/holes.jsonl")]
+rows = [a for t, a in parse("sessions") if t == "tr" and "data-session-id" in a]
+assert sorted(int(a["data-session-id"]) for a in rows if a["data-session-id"]) == sorted(s["session_id"] for s in sessions if s["session_id"]), rows
+mic = [a for t, a in parse("sessions") if t == "td" and "data-micrographs" in a]
+assert sum(int(a["data-micrographs"]) for a in mic) == sum(s["micrographs"] or 0 for s in sessions), (mic, sessions)
+rects = {int(a["data-gridsquare-id"]): a for t, a in parse("session") if t == "rect" and "data-gridsquare-id" in a}
+placed = {q["gridsquare_id"]: q for q in squares if q["atlas_x"] is not None}
+assert set(rects) == set(placed) and len(placed) == 5, (sorted(rects), sorted(placed))
+for gid, a in rects.items():
+    q = placed[gid]
+    w = q["atlas_width"] or 20
+    assert abs(float(a["x"]) - (q["atlas_x"] - w / 2)) < 1e-6 and abs(float(a["width"]) - w) < 1e-6, (a, q)
+circles = {int(a["data-foilhole-id"]): a for t, a in parse("square") if t == "circle" and "data-foilhole-id" in a}
+assert set(circles) == {h["foilhole_id"] for h in holes if h["x"] is not None} and len(circles) == 4, (circles, holes)
+for h in holes:
+    want = "acquired" if h["micrographs"] else "near-grid-bar" if h["near_grid_bar"] else "selected" if h["selected"] else "skipped"
+    assert circles[h["foilhole_id"]]["data-hole-state"] == want, (h, circles[h["foilhole_id"]])
+    assert abs(float(circles[h["foilhole_id"]]["cx"]) - h["x"]) < 1e-6
+EOF
+    serve_stop
+    ;;
+postgres)
+    command -v rabbitmq-server >/dev/null || [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] || { echo "SKIP: RabbitMQ is not installed"; exit 77; }
+    pg_start "$TMP/pg"
+    rmq_start "$TMP/rmq" "$((PORT + 10))"
+    make_visit
+    "$AGENT" scan -q "$TMP/visit" | "$BACKEND" ingest -q --store "$PG_URL" - || bad "scan | ingest (PostgreSQL)"
+    "$BACKEND" job add url http://127.0.0.1:9/x.mrc --store "$PG_URL" >/dev/null || bad "job add"
+    # a queue of our own bound to em.alerts, as an alerting service would have
+    cat >"$TMP/defs.json" <<'EOF'
+{"exchanges": [{"name": "em.events", "vhost": "/", "type": "topic", "durable": true, "auto_delete": false, "internal": false, "arguments": {}}],
+ "queues": [{"name": "test.alerts", "vhost": "/", "durable": true, "auto_delete": false, "arguments": {}}],
+ "bindings": [{"source": "em.events", "vhost": "/", "destination": "test.alerts", "destination_type": "queue", "routing_key": "em.alerts", "arguments": {}}]}
+EOF
+    rmq_ctl -q import_definitions "$TMP/defs.json" >/dev/null || bad "bind test.alerts to em.alerts"
+    serve_start "$PG_URL" -v --amqp "$RMQ_URL" --stall-min 2 --stall-factor 4
+    QSTALL="--stall-min 2 --stall-factor 4" compare_api "$PG_URL"
+    # live: consume the agent's events into PostgreSQL; a client on the events stream
+    "$BACKEND" consume --amqp "$RMQ_URL" --store "$PG_URL" -q >"$TMP/consume.log" 2>&1 &
+    PIDS+=($!)
+    curl -sN "$URL/api/v1/events" >"$TMP/sse" &
+    PIDS+=($!)
+    sleep 0.5
+    "$SYNTH" -q --sessions 1 --aborted 0 --squares 1 --unimaged 0 --holes 2 --mics 2 --no-images --seed 5 "$TMP/live" || bad "em-synth"
+    "$AGENT" watch -q --once --agent mic2 --state-dir "$TMP/state2" --amqp "$RMQ_URL" "$TMP/live" || bad "watch --amqp"
+    for _ in $(seq 100); do
+        n=$(psql "$PG_URL" -Atc "SELECT COUNT(*) FROM micrograph m JOIN session s ON s.session_id = m.session_id WHERE s.agent = 'mic2'")
+        [ "$n" = 4 ] && break
+        sleep 0.1
+    done
+    sleep 1.5
+    want=$(psql "$PG_URL" -Atc "SELECT COUNT(*) FROM change_log WHERE agent = 'mic2'")
+    got=$(grep -c '"agent":"mic2"' "$TMP/sse")
+    [ "$want" -gt 0 ] && [ "$got" = "$want" ] && ok "PostgreSQL: the stream got each of the $want changes consume committed (LISTEN/NOTIFY)" || bad "pg events: $got of $want"
+    # The live session stops at once (--once wrote it all): stalled within the threshold,
+    # and an alert on em.alerts.
+    for _ in $(seq 100); do
+        grep -q "stalled: no micrograph" "$TMP/serve.log" && break
+        sleep 0.1
+    done
+    grep -q "stalled: no micrograph" "$TMP/serve.log" && ok "PostgreSQL: stall flagged" || bad "no stall: $(tail -3 "$TMP/serve.log")"
+    for _ in $(seq 50); do
+        grep -q "alert sent" "$TMP/serve.log" && break
+        sleep 0.1
+    done
+    n_alerts=$(rmq_ctl -q list_queues name messages 2>/dev/null | awk '$1 == "test.alerts" {print $2}')
+    grep -q "alert sent: session .* stalled" "$TMP/serve.log" && [ "${n_alerts:-0}" -ge 1 ] &&
+        ok "PostgreSQL: the stall alert confirmed by the bus, in a queue bound to em.alerts ($n_alerts)" ||
+        bad "alerts: $n_alerts in test.alerts; $(grep -i alert "$TMP/serve.log")"
+    n_dead=$(rmq_ctl -q list_queues name messages 2>/dev/null | awk '$1 == "em.dead" {print $2}')
+    [ "${n_dead:-0}" = 0 ] && ok "consume took the alerts off its queue without dead-lettering them" || bad "em.dead: $n_dead"
+    n=$(psql "$PG_URL" -Atc "SELECT COUNT(*) FROM session WHERE agent = 'mic2'" 2>&1)
+    [ "$n" = 1 ] && ok "consume stored the live session and passed over the alerts" || bad "consume: $n $(tail -3 "$TMP/consume.log")"
+    serve_stop
+    ;;
+*)
+    echo "unknown case $CASE"
+    exit 2
+    ;;
+esac
+finish
