@@ -10,30 +10,17 @@
 #include <time.h>
 
 #include "dynbuf.h"
-
-/* `v` as a label value: backslash, double quote and newline escaped. */
-static int label(struct dynbuf *b, const char *v)
-{
-    int rc = 0;
-    for (const char *p = v; *p && rc == 0; p++) {
-        if (*p == '\\' || *p == '"')
-            rc = dynbuf_printf(b, "\\%c", *p);
-        else if (*p == '\n')
-            rc = dynbuf_printf(b, "\\n");
-        else
-            rc = dynbuf_add(b, p, 1);
-    }
-    return rc;
-}
+#include "prom.h"
 
 /* # HELP and # TYPE, then one sample with the agent label. */
 static int metric(struct dynbuf *b, const char *agent, const char *name, const char *type,
                   const char *help, double value)
 {
-    int rc =
-        dynbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n%s{agent=\"", name, help, name, type, name);
+    int rc = prom_header(b, name, type, help);
     if (rc == 0)
-        rc = label(b, agent);
+        rc = dynbuf_printf(b, "%s{agent=\"", name);
+    if (rc == 0)
+        rc = prom_label(b, agent);
     if (rc == 0)
         rc = dynbuf_printf(b, "\"} %.17g\n", value);
     return rc;
@@ -60,7 +47,7 @@ void metrics_write(struct watch *w, bool up)
     for (int t = 0; t < WIRE_TYPE_COUNT && rc == 0; t++) {
         rc = dynbuf_printf(&b, "em_agent_events_total{agent=\"");
         if (rc == 0)
-            rc = label(&b, agent);
+            rc = prom_label(&b, agent);
         if (rc == 0)
             rc = dynbuf_printf(&b, "\",type=\"%s\"} %llu\n", wire_type_name((enum wire_type)t),
                                (unsigned long long)w->events[t]);

@@ -18,6 +18,7 @@
 #include "em_error.h"
 #include "jobs.h"
 #include "log.h"
+#include "prom.h"
 #include "schema.h"
 
 #define API "/api/v1"
@@ -312,78 +313,34 @@ static enum MHD_Result api_health(struct serve *sv, struct serve_conn *sc, struc
 
 /* ---- /metrics ---- */
 
-static int label(struct dynbuf *b, const char *v)
-{
-    int rc = 0;
-    for (const char *p = v ? v : ""; *p && rc == 0; p++) {
-        if (*p == '\\' || *p == '"')
-            rc = dynbuf_printf(b, "\\%c", *p);
-        else if (*p == '\n')
-            rc = dynbuf_printf(b, "\\n");
-        else
-            rc = dynbuf_add(b, p, 1);
-    }
-    return rc;
-}
-
-static int header(struct dynbuf *b, const char *name, const char *type, const char *help)
-{
-    return dynbuf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
-}
-
-/* One sample per row of `r`: name{session_id=…,name=…,agent=…} value-of-column. */
-static int per_session(struct dynbuf *b, const struct rows *r, const char *metric, const char *col,
-                       bool flag, bool time)
+/* One sample per row of `r` with a value in column `col` (a flag: 1 for yes; a time: Unix
+ * seconds), labelled with the session (id, name, agent) or, for agents, the agent. */
+static int per_row(struct dynbuf *b, const struct rows *r, const char *metric, const char *col,
+                   bool flag, bool time, bool session)
 {
     int rc = 0;
     for (size_t i = 0; i < r->n && rc == 0; i++) {
         const char *id = rows_get(r, i, "session_id"), *v = rows_get(r, i, col);
-        if (!id)
+        if (session && !id)
             continue; /* aborted directories have no id */
         double x;
         if (flag)
             x = v && strcmp(v, "yes") == 0;
-        else if (time) {
-            if (!v || !view_parse_time(v, &x))
-                continue;
-        } else {
-            if (!v)
-                continue;
+        else if (!v || (time && !view_parse_time(v, &x)))
+            continue;
+        else if (!time)
             x = strtod(v, NULL);
-        }
-        rc = dynbuf_printf(b, "%s{session_id=\"%s\",name=\"", metric, id);
-        if (rc == 0)
-            rc = label(b, rows_get(r, i, "name"));
-        if (rc == 0)
-            rc = dynbuf_printf(b, "\",agent=\"");
-        if (rc == 0)
-            rc = label(b, rows_get(r, i, "agent"));
-        if (rc == 0)
-            rc = dynbuf_printf(b, "\"} %.15g\n", x);
-    }
-    return rc;
-}
-
-static int per_agent(struct dynbuf *b, const struct rows *r, const char *metric, const char *col,
-                     bool flag, bool time)
-{
-    int rc = 0;
-    for (size_t i = 0; i < r->n && rc == 0; i++) {
-        const char *v = rows_get(r, i, col);
-        double x;
-        if (flag)
-            x = v && strcmp(v, "yes") == 0;
-        else if (time) {
-            if (!v || !view_parse_time(v, &x))
-                continue;
+        if (session) {
+            rc = dynbuf_printf(b, "%s{session_id=\"%s\",name=\"", metric, id);
+            if (rc == 0)
+                rc = prom_label(b, rows_get(r, i, "name"));
+            if (rc == 0)
+                rc = dynbuf_printf(b, "\",agent=\"");
         } else {
-            if (!v)
-                continue;
-            x = strtod(v, NULL);
+            rc = dynbuf_printf(b, "%s{agent=\"", metric);
         }
-        rc = dynbuf_printf(b, "%s{agent=\"", metric);
         if (rc == 0)
-            rc = label(b, rows_get(r, i, "agent"));
+            rc = prom_label(b, rows_get(r, i, "agent"));
         if (rc == 0)
             rc = dynbuf_printf(b, "\"} %.15g\n", x);
     }
@@ -402,7 +359,7 @@ static int job_count_row(void *ctx, int ncols, const char *const *names, const c
     if (ncols == 2 && vals[0] && vals[1] && j->rc == 0) {
         j->rc = dynbuf_printf(j->b, "em_backend_jobs{status=\"");
         if (j->rc == 0)
-            j->rc = label(j->b, vals[0]);
+            j->rc = prom_label(j->b, vals[0]);
         if (j->rc == 0)
             j->rc = dynbuf_printf(j->b, "\"} %s\n", vals[1]);
     }
@@ -421,16 +378,16 @@ static enum MHD_Result api_metrics(struct serve *sv, struct serve_conn *sc,
         rc = view_rows(s, VIEW_AGENTS, &a, &ag, reason, sizeof(reason));
     struct dynbuf b;
     dynbuf_init(&b, 64u << 20);
-    int w = header(&b, "em_backend_up", "gauge", "1 while the store can be read.");
+    int w = prom_header(&b, "em_backend_up", "gauge", "1 while the store can be read.");
     if (w == 0)
         w = dynbuf_printf(&b, "em_backend_up %d\n", rc == 0 ? 1 : 0);
     if (w == 0)
-        w = header(&b, "em_backend_http_requests_total", "counter", "HTTP requests answered.");
+        w = prom_header(&b, "em_backend_http_requests_total", "counter", "HTTP requests answered.");
     if (w == 0)
         w = dynbuf_printf(&b, "em_backend_http_requests_total %" PRIu64 "\n",
                           __atomic_load_n(&sv->requests, __ATOMIC_RELAXED));
     if (w == 0)
-        w = header(&b, "em_backend_event_streams", "gauge", "Live event streams open.");
+        w = prom_header(&b, "em_backend_event_streams", "gauge", "Live event streams open.");
     if (w == 0)
         w = dynbuf_printf(&b, "em_backend_event_streams %" PRIu64 "\n",
                           __atomic_load_n(&sv->streams, __ATOMIC_RELAXED));
@@ -458,9 +415,9 @@ static enum MHD_Result api_metrics(struct serve *sv, struct serve_conn *sc,
             {"em_session_squares_imaged", "gauge", "Grid squares imaged.", "imaged", false, false},
         };
         for (size_t i = 0; i < sizeof(sm) / sizeof(sm[0]) && w == 0; i++) {
-            w = header(&b, sm[i].name, sm[i].type, sm[i].help);
+            w = prom_header(&b, sm[i].name, sm[i].type, sm[i].help);
             if (w == 0)
-                w = per_session(&b, &ses, sm[i].name, sm[i].col, sm[i].flag, sm[i].time);
+                w = per_row(&b, &ses, sm[i].name, sm[i].col, sm[i].flag, sm[i].time, true);
         }
         static const struct {
             const char *name, *help, *col;
@@ -477,12 +434,12 @@ static enum MHD_Result api_metrics(struct serve *sv, struct serve_conn *sc,
              "errors", false, false},
         };
         for (size_t i = 0; i < sizeof(am) / sizeof(am[0]) && w == 0; i++) {
-            w = header(&b, am[i].name, "gauge", am[i].help);
+            w = prom_header(&b, am[i].name, "gauge", am[i].help);
             if (w == 0)
-                w = per_agent(&b, &ag, am[i].name, am[i].col, am[i].flag, am[i].time);
+                w = per_row(&b, &ag, am[i].name, am[i].col, am[i].flag, am[i].time, false);
         }
         if (w == 0)
-            w = header(&b, "em_backend_jobs", "gauge", "Loader jobs by status.");
+            w = prom_header(&b, "em_backend_jobs", "gauge", "Loader jobs by status.");
         struct job_counts jc = {&b, 0};
         if (w == 0)
             rc = store_query(s, "SELECT status, COUNT(*) FROM job GROUP BY status ORDER BY status",

@@ -48,34 +48,35 @@ static int pg_exec(struct store *base, const char *sql, char *reason, size_t cap
     return rc;
 }
 
+/* Prepares the statement `name` from the SQL `make` writes for table `tab`. */
+static int prepare_one(struct pg_store *s, const struct schema_table *tab, const char *prefix,
+                       int (*make)(const struct schema_table *, enum sql_dialect, struct dynbuf *),
+                       const char *what, char *reason, size_t cap)
+{
+    struct dynbuf sql;
+    dynbuf_init(&sql, 1u << 16);
+    int rc = make(tab, SQL_POSTGRES, &sql);
+    char name[64];
+    snprintf(name, sizeof(name), "%s%s", prefix, tab->name);
+    if (rc == 0) {
+        PGresult *r = PQprepare(s->c, name, sql.p, 0, NULL);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            rc = fail(s, what, r, reason, cap);
+        PQclear(r);
+    }
+    dynbuf_free(&sql);
+    return rc;
+}
+
 static int prepare_upserts(struct pg_store *s, char *reason, size_t cap)
 {
     for (int t = 0; t < WIRE_TYPE_COUNT; t++) {
         const struct schema_table *tab = schema_table_of((enum wire_type)t);
-        struct dynbuf sql;
-        dynbuf_init(&sql, 1u << 16);
-        int rc = schema_upsert_sql(tab, SQL_POSTGRES, &sql);
-        char name[64];
-        snprintf(name, sizeof(name), "em_upsert_%s", tab->name);
-        if (rc == 0) {
-            PGresult *r = PQprepare(s->c, name, sql.p, 0, NULL);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK)
-                rc = fail(s, "cannot prepare the upsert", r, reason, cap);
-            PQclear(r);
-        }
-        dynbuf_free(&sql);
-        if (rc < 0)
-            return rc;
-        dynbuf_init(&sql, 1u << 16);
-        rc = schema_change_sql(tab, SQL_POSTGRES, &sql);
-        snprintf(name, sizeof(name), "em_change_%s", tab->name);
-        if (rc == 0) {
-            PGresult *r = PQprepare(s->c, name, sql.p, 0, NULL);
-            if (PQresultStatus(r) != PGRES_COMMAND_OK)
-                rc = fail(s, "cannot prepare the change log", r, reason, cap);
-            PQclear(r);
-        }
-        dynbuf_free(&sql);
+        int rc = prepare_one(s, tab, "em_upsert_", schema_upsert_sql, "cannot prepare the upsert",
+                             reason, cap);
+        if (rc == 0)
+            rc = prepare_one(s, tab, "em_change_", schema_change_sql,
+                             "cannot prepare the change log", reason, cap);
         if (rc < 0)
             return rc;
     }

@@ -45,6 +45,7 @@ for f in /usr/bin/em-agent /usr/bin/em-backend /usr/bin/fsrecorder /usr/bin/em-s
     /usr/share/man/man1/fsrecorder.1.gz /usr/share/man/man1/em-synth.1.gz \
     /usr/share/doc/em-agent/copyright /usr/share/doc/em-agent/changelog.Debian.gz \
     /lib/systemd/system/em-agent.service /lib/systemd/system/em-backend.service \
+    /lib/systemd/system/em-backend-serve.service \
     /etc/em-agent/agent.conf /etc/em-agent/backend.env; do
     grep -qx "$f" "$TMP/files" && ok "has $f" || bad "lacks $f"
 done
@@ -54,7 +55,7 @@ for f in /etc/em-agent/agent.conf /etc/em-agent/backend.env; do
 done
 grep -q 'adduser --system --group' "$TMP/control/postinst" && ok "postinst creates the em-agent system user and group" || bad "postinst"
 dpkg-deb -x "$deb" "$TMP/root"
-for unit in em-agent em-backend; do
+for unit in em-agent em-backend em-backend-serve; do
     exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$TMP/root/lib/systemd/system/$unit.service")
     [ -x "$TMP/root$exe" ] && ok "$unit.service ExecStart $exe is in the package" || bad "$unit.service ExecStart $exe is not in the package"
     grep -q '^User=em-agent$' "$TMP/root/lib/systemd/system/$unit.service" && ok "$unit.service runs as em-agent" || bad "$unit.service user"
