@@ -431,6 +431,7 @@ static int serve_main(const struct emopt *o)
     pthread_cond_init(&sv.cond, &ca);
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&sv.stall_mu, NULL);
+    pthread_mutex_init(&sv.cache_mu, NULL);
     sv.started = now_s();
 
     signal(SIGPIPE, SIG_IGN);
@@ -501,6 +502,7 @@ static int serve_main(const struct emopt *o)
     if (have_mon)
         pthread_join(mon, NULL);
     serve_alerts_close(&sv);
+    free(sv.sessions_json);
     free(cert);
     free(key);
     if (sv.have_bus)

@@ -53,6 +53,16 @@ struct serve {
     pthread_mutex_t stall_mu;
     struct stall_seen *seen;
     size_t nseen, seen_cap;
+    /* /api/v1/sessions, as last answered: every page asks for it at every change, and it
+     * counts a whole visit; served again while no commit was seen and it is younger than
+     * a second (states that change with time stay within a second) */
+    pthread_mutex_t cache_mu;
+    char *sessions_json;
+    size_t sessions_len;
+    uint64_t sessions_gen;
+    double sessions_at; /* monotonic */
+    bool sessions_busy; /* a request is making it anew */
+    uint64_t cache_hits;
     /* the bus connection for alerts (monitor thread only) */
     void *amqp; /* amqp_connection_state_t */
 };

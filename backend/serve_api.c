@@ -33,6 +33,8 @@ static double wall_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+static double mono(void);
+
 /* ---- responses ---- */
 
 /* libmicrohttpd 0.9 takes response bodies as void * even when it only reads them. */
@@ -146,6 +148,48 @@ static enum MHD_Result store_error(struct serve_conn *sc, struct MHD_Connection 
     return send_error(c, 503, "the store cannot be read: %s", reason);
 }
 
+/* The cached answer of /api/v1/sessions, when it is still good: sent, true. */
+static bool sessions_cached(struct serve *sv, struct MHD_Connection *c, enum MHD_Result *ret)
+{
+    uint64_t gen;
+    pthread_mutex_lock(&sv->mu);
+    gen = sv->gen;
+    pthread_mutex_unlock(&sv->mu);
+    pthread_mutex_lock(&sv->cache_mu);
+    bool good = sv->sessions_json && sv->sessions_gen == gen && mono() - sv->sessions_at < 1.0;
+    /* While another request makes it anew, the last answer serves (at most one of them
+     * counts a whole visit at a time). */
+    if (!good && sv->sessions_json && sv->sessions_busy)
+        good = true;
+    else if (!good)
+        sv->sessions_busy = true; /* this request makes it; sessions_keep() clears it */
+    if (good) {
+        *ret = send_text(c, 200, "application/json", sv->sessions_json, sv->sessions_len, true);
+        sv->cache_hits++;
+    }
+    pthread_mutex_unlock(&sv->cache_mu);
+    return good;
+}
+
+static void sessions_keep(struct serve *sv, const char *text, uint64_t gen, double at)
+{
+    char *copy = text ? strdup(text) : NULL;
+    if (!copy) { /* failed: the next request tries */
+        pthread_mutex_lock(&sv->cache_mu);
+        sv->sessions_busy = false;
+        pthread_mutex_unlock(&sv->cache_mu);
+        return;
+    }
+    pthread_mutex_lock(&sv->cache_mu);
+    sv->sessions_busy = false;
+    free(sv->sessions_json);
+    sv->sessions_json = copy;
+    sv->sessions_len = strlen(copy);
+    sv->sessions_gen = gen;
+    sv->sessions_at = at;
+    pthread_mutex_unlock(&sv->cache_mu);
+}
+
 /* A view's rows as {"items":[...]} (or, with `one`, the single row; 404 when none). */
 static enum MHD_Result send_view(struct serve *sv, struct serve_conn *sc, struct MHD_Connection *c,
                                  enum view_kind k, struct view_args *a, const char *one_col,
@@ -155,10 +199,21 @@ static enum MHD_Result send_view(struct serve *sv, struct serve_conn *sc, struct
     struct store *s = serve_store(sv, sc, reason, sizeof(reason));
     if (!s)
         return send_error(c, 503, "the store cannot be read: %s", reason);
+    bool cache = k == VIEW_SESSIONS && !a->session;
+    enum MHD_Result cached;
+    if (cache && sessions_cached(sv, c, &cached))
+        return cached;
+    uint64_t gen = 0;
+    double at = mono();
+    pthread_mutex_lock(&sv->mu);
+    gen = sv->gen; /* taken before the query: a commit after it makes the answer stale */
+    pthread_mutex_unlock(&sv->mu);
     struct rows r = {0};
     a->now = wall_now();
     a->stall = sv->stall;
     int rc = view_rows(s, k, a, &r, reason, sizeof(reason));
+    if (rc != 0 && cache)
+        sessions_keep(sv, NULL, 0, 0);
     if (rc == 1) {
         rows_free(&r);
         return send_error(c, 404, "%s", reason);
@@ -197,6 +252,16 @@ static enum MHD_Result send_view(struct serve *sv, struct serve_conn *sc, struct
             cJSON_AddNullToObject(out, "next");
     }
     rows_free(&r);
+    if (cache) {
+        char *text = cJSON_PrintUnformatted(out);
+        cJSON_Delete(out);
+        sessions_keep(sv, text, gen, at);
+        if (!text)
+            return send_error(c, 500, "out of memory");
+        enum MHD_Result ret = send_text(c, 200, "application/json", text, strlen(text), true);
+        cJSON_free(text);
+        return ret;
+    }
     return send_json(c, 200, out);
 }
 

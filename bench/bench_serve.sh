@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # em-backend serve under load (issue 16). Prints, for RUNS runs each, the median of:
-#   requests/s and p99 latency (wrk, loopback, 2 threads, 16 connections, 10 s) of
+#   requests/s, p50 and p99 latency (wrk, loopback, 2 threads, 16 connections, 10 s) of
 #     /api/v1/sessions                                  (every session's progress)
 #     /api/v1/sessions/S/squares                        (a session's squares, the atlas map)
 #     /api/v1/sessions/S/squares/G/foilholes            (a square's holes)
@@ -56,6 +56,8 @@ if [ ! -f "$BENCH_DIR/.store-complete" ]; then
     echo "  $(( $(date +%s) - t0 )) s"
     touch "$BENCH_DIR/.store-complete"
 fi
+: >"$work/empty.jsonl"
+"$backend" ingest -q --store "sqlite:$store" "$work/empty.jsonl" # a store from an older em-backend: migrated
 counts=$("$backend" query sessions --json --store "sqlite:$store" | python3 -c 'import json,sys
 r=[json.loads(l) for l in sys.stdin]; print(len(r), sum(x["micrographs"] or 0 for x in r), sum(x["holes"] or 0 for x in r), sum(x["squares"] or 0 for x in r))')
 echo "store: $(du -h "$store" | cut -f1), sessions/micrographs/holes/squares: $counts"
@@ -68,18 +70,22 @@ for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 url="http://127.0.0.1:$(cat "$work/port")"
 sid=$(curl -sf "$url/api/v1/sessions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["session_id"])')
 gs=$(curl -sf "$url/api/v1/sessions/$sid/squares" | python3 -c 'import json,sys; print([q for q in json.load(sys.stdin)["items"] if q["micrographs"]][0]["gridsquare_id"])')
-printf '%-44s %12s %12s\n' endpoint "requests/s" "p99 (ms)"
+printf '%-44s %12s %10s %10s\n' endpoint "requests/s" "p50 (ms)" "p99 (ms)"
 for path in /api/v1/sessions "/api/v1/sessions/$sid/squares" "/api/v1/sessions/$sid/squares/$gs/foilholes"; do
     : >"$work/rps"
+    : >"$work/p50"
     : >"$work/p99"
     for _ in $(seq "$runs"); do
         wrk -t2 -c16 -d10s --latency "$url$path" >"$work/wrk.out"
         awk '/Requests\/sec/ {print $2}' "$work/wrk.out" >>"$work/rps"
+        awk '$1 == "50%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' \
+            "$work/wrk.out" >>"$work/p50"
         awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' \
             "$work/wrk.out" >>"$work/p99"
         grep -q "Non-2xx" "$work/wrk.out" && { echo "bench_serve: errors from $path" >&2; cat "$work/wrk.out" >&2; }
     done
-    printf '%-44s %12.1f %12.2f\n' "${path/$sid/S}" "$(median <"$work/rps")" "$(median <"$work/p99")" | sed "s|/$gs/|/G/|"
+    printf '%-44s %12.1f %10.2f %10.2f\n' "$(echo "$path" | sed "s|/$sid/|/S/|; s|/$sid\$|/S|; s|/$gs/|/G/|")" \
+        "$(median <"$work/rps")" "$(median <"$work/p50")" "$(median <"$work/p99")"
 done
 kill "${PIDS[-1]}"
 wait "${PIDS[-1]}" 2>/dev/null || true
@@ -100,6 +106,7 @@ latency() { # latency STORE_URL LABEL
     for i in $(seq "$runs"); do
         rm -rf "$work/visit" "$work/state" "$work/port" "$work/close" "$work/recv"
         mkdir -p "$work/visit"
+        "$backend" ingest -q --store "$st" "$work/empty.jsonl" # the store made (or migrated) first
         "$backend" consume -q --amqp "$RMQ_URL" --store "$st" &
         local cpid=$!
         "$backend" serve -q --store "$st" --listen 127.0.0.1:0 --port-file "$work/port" &

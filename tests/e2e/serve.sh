@@ -20,8 +20,9 @@
 #   stall     micrographs copied in at a microscope's pace, then none: flagged stalled
 #             (API, /metrics gauge, the log) no sooner than the threshold and within it
 #             plus the check period; acquiring again once micrographs arrive
-#   page      headless Chromium (DevTools protocol) on the page while a session is
-#             written: the sessions table has one row per session (data-session-id); the
+#   page      headless Chromium (DevTools protocol) on the page while the committed
+#             recording of an em-synth visit is replayed (fsrecorder, its own pace)
+#             through agent → ingest --follow → store; then: the sessions table has one row per session (data-session-id); the
 #             atlas map one element per placed square (data-gridsquare-id) at the stored
 #             positions; a square view one circle per hole (data-foilhole-id) with its
 #             state; counts equal the store's; screenshots kept as test artifacts
@@ -302,7 +303,7 @@ auth)
     kill "$SERVE_PID"
     wait "$SERVE_PID"
     ;;
-events | page | stall)
+events | stall)
     # A session written at a microscope's pace into the watched directory: em-synth
     # makes it in a staging directory, then its files are copied in, in the order
     # em-synth wrote them; the micrographs one every PACE seconds.
@@ -418,25 +419,40 @@ stall)
     ;;
 page)
     command -v chromium >/dev/null || { echo "SKIP: chromium is not installed (scripts/setup.sh test)"; exit 77; }
-    serve_start "$STORE"
-    copy_in "$TMP/rest" 0
-    copy_in "$TMP/mics" 0.1 &
+    # The committed recording of an em-synth visit, replayed at its own pace into the
+    # watched directory: agent → --out → ingest --follow → store → serve → the page.
+    FSR=$(dirname "$SYNTH")/fsrecorder
+    REC=$HERE/../../testdata/recordings/synth-visit.tar.zst
+    STORE="sqlite:$TMP/store.db"
+    mkdir -p "$TMP/visit"
+    : >"$TMP/events.jsonl"
+    "$BACKEND" ingest -q --store "$STORE" "$TMP/events.jsonl" || bad "make the store"
+    "$BACKEND" ingest --follow "$TMP/events.jsonl" --store "$STORE" -q >"$TMP/ingest.log" 2>&1 &
     PIDS+=($!)
+    "$AGENT" watch -q --heartbeat 2 --agent mic1 --state-dir "$TMP/state" --out "$TMP/events.jsonl" "$TMP/visit" &
+    PIDS+=($!)
+    serve_start "$STORE"
     mkdir -p "$ARTIFACTS"
+    "$FSR" replay -q "$REC" "$TMP/visit" 2>"$TMP/replay.log" &
+    RP=$!
+    # the page while the visit is being written
+    timeout 120 python3 "$HERE/cdp.py" "$URL/" "$TMP" go:/ shot:sessions-live >"$TMP/cdp.out" 2>&1 || bad "cdp (live): $(tail -5 "$TMP/cdp.out")"
+    wait "$RP" || bad "replay: $(cat "$TMP/replay.log")"
+    "$AGENT" scan -q "$TMP/visit" >"$TMP/scan.jsonl"
+    want=$(grep -c '"type":"micrograph"' "$TMP/scan.jsonl")
     for _ in $(seq 100); do
-        [ "$("$BACKEND" query squares "$("$BACKEND" query sessions --json --store "$STORE" | head -1 |
-            python3 -c 'import json,sys; print(json.load(sys.stdin)["session_id"])' 2>/dev/null)" --json \
-            --store "$STORE" 2>/dev/null | grep -c '"holes":[1-9]')" -ge 3 ] && break
+        got=$(sqlite3 "$TMP/store.db" "SELECT COUNT(*) FROM micrograph WHERE deleted = 0" 2>/dev/null)
+        [ "$got" = "$want" ] && break
         sleep 0.2
     done
-    sid=$("$BACKEND" query sessions --json --store "$STORE" | python3 -c 'import json,sys; print(json.loads(sys.stdin.readline())["session_id"])')
+    [ "$got" = "$want" ] && ok "the replayed visit is in the store ($want micrographs)" || bad "store has $got of $want micrographs"
+    sid=$("$BACKEND" query sessions --json --store "$STORE" | python3 -c 'import json,sys
+print([json.loads(l) for l in sys.stdin if json.loads(l)["micrographs"]][0]["session_id"])')
     sq=$("$BACKEND" query squares "$sid" --json --store "$STORE" | python3 -c 'import json,sys
 print([json.loads(l) for l in sys.stdin if json.loads(l)["holes"]][0]["gridsquare_id"])')
-    wait "${PIDS[-1]}"
-    sleep 2 # the last files through the agent and ingest
     timeout 120 python3 "$HERE/cdp.py" "$URL/" "$TMP" go:/ dom:sessions shot:sessions "go:/sessions/$sid" dom:session \
         shot:session "go:/sessions/$sid/squares/$sq" dom:square shot:square >"$TMP/cdp.out" 2>&1 || bad "cdp: $(tail -5 "$TMP/cdp.out")"
-    cp "$TMP"/*.png "$ARTIFACTS/" 2>/dev/null && ok "screenshots kept: $ARTIFACTS/{sessions,session,square}.png"
+    cp "$TMP"/*.png "$ARTIFACTS/" 2>/dev/null && ok "screenshots kept: $ARTIFACTS/{sessions-live,sessions,session,square}.png"
     "$BACKEND" query sessions --json --store "$STORE" >"$TMP/sessions.jsonl"
     "$BACKEND" query squares "$sid" --json --store "$STORE" >"$TMP/squares.jsonl"
     "$BACKEND" query foilholes "$sid" "$sq" --json --store "$STORE" >"$TMP/holes.jsonl"
@@ -462,13 +478,13 @@ mic = [a for t, a in parse("sessions") if t == "td" and "data-micrographs" in a]
 assert sum(int(a["data-micrographs"]) for a in mic) == sum(s["micrographs"] or 0 for s in sessions), (mic, sessions)
 rects = {int(a["data-gridsquare-id"]): a for t, a in parse("session") if t == "rect" and "data-gridsquare-id" in a}
 placed = {q["gridsquare_id"]: q for q in squares if q["atlas_x"] is not None}
-assert set(rects) == set(placed) and len(placed) == 5, (sorted(rects), sorted(placed))
+assert set(rects) == set(placed) and len(placed) >= 3, (sorted(rects), sorted(placed))
 for gid, a in rects.items():
     q = placed[gid]
     w = q["atlas_width"] or 20
     assert abs(float(a["x"]) - (q["atlas_x"] - w / 2)) < 1e-6 and abs(float(a["width"]) - w) < 1e-6, (a, q)
 circles = {int(a["data-foilhole-id"]): a for t, a in parse("square") if t == "circle" and "data-foilhole-id" in a}
-assert set(circles) == {h["foilhole_id"] for h in holes if h["x"] is not None} and len(circles) == 4, (circles, holes)
+assert set(circles) == {h["foilhole_id"] for h in holes if h["x"] is not None} and len(circles) >= 2, (circles, holes)
 for h in holes:
     want = "acquired" if h["micrographs"] else "near-grid-bar" if h["near_grid_bar"] else "selected" if h["selected"] else "skipped"
     assert circles[h["foilhole_id"]]["data-hole-state"] == want, (h, circles[h["foilhole_id"]])
