@@ -51,6 +51,7 @@ static const char serve_usage[] =
     "                       the page's own files stay open [EM_BACKEND_TOKEN_FILE]\n"
     "  --tls-cert FILE, --tls-key FILE\n"
     "                       serve HTTPS with this certificate (PEM) and key\n"
+    "                       [EM_BACKEND_TLS_CERT, EM_BACKEND_TLS_KEY]\n"
     "  --amqp URL           also send stall alerts to the bus: exchange em.events, routing\n"
     "                       key em.alerts (--amqp-ca FILE for amqps://) [EM_BACKEND_AMQP]\n"
     "  --stall-factor F, --stall-min SECONDS, --idle-after SECONDS\n"
@@ -58,7 +59,8 @@ static const char serve_usage[] =
     "                       F times the median interval of its last 21 (default 5), and at\n"
     "                       least --stall-min (default 300); idle after --idle-after\n"
     "                       (default 43200) [EM_BACKEND_STALL_FACTOR, …]\n"
-    "  --max-clients N      connections at once (default 64; each live page holds one)\n"
+    "  --max-clients N      connections at once (default 256; an open page holds one for\n"
+    "                       its live events and a few for its requests)\n"
     "  --port-file FILE     write the port listened on to FILE (useful with port 0)\n"
     "\n"
     "Exit status: 0 stopped by a signal; 1 the store cannot be read or the port cannot be\n"
@@ -367,7 +369,7 @@ static int serve_main(const struct emopt *o)
         return BE_USAGE;
     if (be_stall_rule(o, S_STALL_FACTOR, S_STALL_MIN, S_IDLE_AFTER, &sv.stall) < 0)
         return BE_USAGE;
-    long max_clients = 64;
+    long max_clients = 256;
     if (!emopt_long(o, S_MAX_CLIENTS, 1, 10000, &max_clients))
         return BE_USAGE;
     const char *listen = emopt_get(o, S_LISTEN) ? emopt_get(o, S_LISTEN) : "127.0.0.1:8080";
