@@ -716,12 +716,28 @@ cJSON *rows_object(const struct rows *r, size_t i)
     return o;
 }
 
+/* Columns the table leaves out (--json has them): what a person reads in the others. */
+static bool table_hides(const char *name)
+{
+    static const char *const hidden[] = {"squares_selected", "squares_left",  "first_acquired",
+                                         "last_acquired",    "last_activity", "stalled",
+                                         "stall_after_s"};
+    for (size_t i = 0; i < sizeof(hidden) / sizeof(hidden[0]); i++)
+        if (strcmp(name, hidden[i]) == 0)
+            return true;
+    return false;
+}
+
 void rows_print_table(const struct rows *r, FILE *f)
 {
     if (!r->names) {
         fprintf(f, "(nothing stored)\n");
         return;
     }
+    int last = -1; /* the last column shown */
+    for (int c = 0; c < r->ncols; c++)
+        if (!table_hides(r->names[c]))
+            last = c;
     size_t *w = calloc((size_t)r->ncols, sizeof(*w));
     if (!w)
         return;
@@ -734,12 +750,15 @@ void rows_print_table(const struct rows *r, FILE *f)
         }
     }
     for (int c = 0; c < r->ncols; c++)
-        fprintf(f, "%-*s%s", (int)w[c], r->names[c], c + 1 < r->ncols ? "  " : "\n");
+        if (!table_hides(r->names[c]))
+            fprintf(f, "%-*s%s", c == last ? 0 : (int)w[c], r->names[c], c < last ? "  " : "\n");
     for (size_t i = 0; i < r->n; i++)
         for (int c = 0; c < r->ncols; c++) {
+            if (table_hides(r->names[c]))
+                continue;
             const char *v = r->vals[i][c] ? r->vals[i][c] : "-";
-            fprintf(f, numeric(r->names[c]) ? "%*s%s" : "%-*s%s", (int)w[c], v,
-                    c + 1 < r->ncols ? "  " : "\n");
+            fprintf(f, numeric(r->names[c]) ? "%*s%s" : "%-*s%s", c == last ? 0 : (int)w[c], v,
+                    c < last ? "  " : "\n");
         }
     free(w);
 }

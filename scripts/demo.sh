@@ -54,3 +54,7 @@ wait "$ingest"
 # What a facility looks at (with RabbitMQ it is `em-backend consume` that fills the store).
 echo "== em-backend query sessions --store sqlite:$live/store.db" >&2
 "$backend" query sessions --store "sqlite:$live/store.db" >&2
+# The same store, kept, for the live view in a browser.
+for f in "$live"/store.db*; do cp "$f" "$top/build-demo/demo-${f##*/}"; done
+echo "== to see it in a browser: build-demo/backend/em-backend serve --store sqlite:build-demo/demo-store.db" >&2
+echo "   then open http://127.0.0.1:8080/ (sessions, the atlas map, each square's holes, the agent)" >&2

@@ -21,7 +21,12 @@ retry=(--repeat until-pass:2)
 
 echo "== build and test (RelWithDebInfo, -Werror)"
 cmake --build "$top/build" -j"$jobs"
-(cd "$top/build" && ctest -j"$jobs" --output-on-failure --timeout 600 "${retry[@]}")
+# The bus's fault cases (brokers and databases stopped, killed, full or locked under the
+# agent and consume) run once, in the AddressSanitizer stage below, where they check
+# memory as well; here the bus is exercised by its sqlite and postgres cases. (Running
+# them twice took 3 of CI's 25 minutes.)
+(cd "$top/build" && ctest -j"$jobs" --output-on-failure --timeout 600 "${retry[@]}" \
+    -E '^e2e_bus_(outage|unrouted|restart|kill|two|duplicate|poison|tls|state|storefull|pgcrash|pglocked)$')
 
 echo "== the portable watcher (uv_fs_event + settle), built and tested on this machine"
 cmake -S "$top" -B "$top/build-fsevent" -DEM_WERROR=ON -DEM_WATCHER=fsevent \
