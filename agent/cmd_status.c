@@ -11,6 +11,7 @@
 #include "cli.h"
 #include "cli_common.h"
 #include "em_error.h"
+#include "em_compat.h"
 #include "emopt.h"
 #include "event.h"
 #include "fsio.h"
@@ -61,10 +62,7 @@ static void format_time(uint64_t us, char *buf, size_t cap)
         snprintf(buf, cap, "never");
         return;
     }
-    time_t t = (time_t)(us / 1000000u);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    em_utc_text((time_t)(us / 1000000u), buf, cap);
 }
 
 /* Shows one state directory. Returns 0, or 1 when it holds no readable state. */

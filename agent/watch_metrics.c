@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "dynbuf.h"
+#include "em_compat.h"
 #include "prom.h"
 
 /* # HELP and # TYPE, then one sample with the agent label. */
@@ -133,18 +134,6 @@ static int bus_state(const struct watch *w)
     return !w->ob_open ? -1 : w->pub_last.connected ? 1 : 0;
 }
 
-static void iso_time(uint64_t unix_s, char *buf, size_t cap)
-{
-    time_t t = (time_t)unix_s;
-    struct tm tm;
-#ifdef _WIN32
-    gmtime_s(&tm, &t);
-#else
-    gmtime_r(&t, &tm);
-#endif
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 void heartbeat_send(struct watch *w, const char *state)
 {
     if (w->opt->heartbeat_s <= 0 || w->opt->exit_idle || !w->j || w->failed)
@@ -153,7 +142,7 @@ void heartbeat_send(struct watch *w, const char *state)
         publisher_stats(w->pub, &w->pub_last);
     char host[256], started[32];
     event_default_agent(host, sizeof(host));
-    iso_time(w->started_unix, started, sizeof(started));
+    em_utc_text((time_t)w->started_unix, started, sizeof(started));
     uint64_t waiting = 0;
     if (w->ob_open) {
         uint64_t in = w->ob_waiting_at_start + w->ob_written;

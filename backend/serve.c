@@ -294,14 +294,14 @@ void serve_wake(struct serve *sv)
     pthread_mutex_unlock(&sv->mu);
 }
 
-static double now_s(void)
+double serve_now(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static double mono_s(void)
+double serve_mono(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -344,9 +344,9 @@ static void *monitor(void *arg)
         }
         if (rc == 1)
             serve_wake(sv);
-        double t = mono_s();
+        double t = serve_mono();
         if (t >= next_stall) {
-            serve_check_stalls(sv, s, now_s());
+            serve_check_stalls(sv, s, serve_now());
             next_stall = t + period;
         }
     }
@@ -434,7 +434,7 @@ static int serve_main(const struct emopt *o)
     pthread_condattr_destroy(&ca);
     pthread_mutex_init(&sv.stall_mu, NULL);
     pthread_mutex_init(&sv.cache_mu, NULL);
-    sv.started = now_s();
+    sv.started = serve_now();
 
     signal(SIGPIPE, SIG_IGN);
     /* SIGTERM and SIGINT are taken by sigwait() below: blocked here, before any thread

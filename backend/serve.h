@@ -86,6 +86,10 @@ void serve_store_failed(struct serve_conn *sc);
 /* Whether `given` is the token (always true without one); constant time. */
 bool serve_token_ok(const struct serve *sv, const char *given);
 
+/* The wall clock and a monotonic clock, in seconds. */
+double serve_now(void);
+double serve_mono(void);
+
 /* Wakes every event stream (a commit was seen). */
 void serve_wake(struct serve *sv);
 

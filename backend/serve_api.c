@@ -15,6 +15,7 @@
 
 #include "cli_common.h"
 #include "dynbuf.h"
+#include "em_compat.h"
 #include "em_error.h"
 #include "jobs.h"
 #include "log.h"
@@ -25,15 +26,6 @@
 #define PAGE_MAX 1000      /* micrographs per page at most */
 #define SSE_BATCH 500      /* changes read at once */
 #define SSE_KEEPALIVE_S 15 /* a comment this often keeps proxies from closing the stream */
-
-static double wall_now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double mono(void);
 
 /* ---- responses ---- */
 
@@ -137,7 +129,7 @@ static bool is_id(const char *s)
 
 /* ---- the API ---- */
 
-static int max_id(void *ctx, int ncols, const char *const *names, const char *const *vals);
+static int one_int64(void *ctx, int ncols, const char *const *names, const char *const *vals);
 
 static enum MHD_Result store_error(struct serve_conn *sc, struct MHD_Connection *c, int rc,
                                    const char *reason)
@@ -156,7 +148,8 @@ static bool sessions_cached(struct serve *sv, struct MHD_Connection *c, enum MHD
     gen = sv->gen;
     pthread_mutex_unlock(&sv->mu);
     pthread_mutex_lock(&sv->cache_mu);
-    bool good = sv->sessions_json && sv->sessions_gen == gen && mono() - sv->sessions_at < 1.0;
+    bool good =
+        sv->sessions_json && sv->sessions_gen == gen && serve_mono() - sv->sessions_at < 1.0;
     /* While another request makes it anew, the last answer serves (at most one of them
      * counts a whole visit at a time). */
     if (!good && sv->sessions_json && sv->sessions_busy)
@@ -204,12 +197,12 @@ static enum MHD_Result send_view(struct serve *sv, struct serve_conn *sc, struct
     if (cache && sessions_cached(sv, c, &cached))
         return cached;
     uint64_t gen = 0;
-    double at = mono();
+    double at = serve_mono();
     pthread_mutex_lock(&sv->mu);
     gen = sv->gen; /* taken before the query: a commit after it makes the answer stale */
     pthread_mutex_unlock(&sv->mu);
     struct rows r = {0};
-    a->now = wall_now();
+    a->now = serve_now();
     a->stall = sv->stall;
     int rc = view_rows(s, k, a, &r, reason, sizeof(reason));
     if (rc != 0 && cache)
@@ -297,7 +290,7 @@ static enum MHD_Result api_timeline(struct serve *sv, struct serve_conn *sc,
     int64_t n = 0;
     const char *p[1] = {session};
     int rc = store_query(s, "SELECT COUNT(*) FROM session WHERE session_id = ? AND deleted = 0", 1,
-                         p, max_id, &n, reason, sizeof(reason));
+                         p, one_int64, &n, reason, sizeof(reason));
     if (rc < 0)
         return store_error(sc, c, rc, reason);
     if (n == 0)
@@ -360,11 +353,11 @@ static enum MHD_Result api_health(struct serve *sv, struct serve_conn *sc, struc
     cJSON *o = cJSON_CreateObject();
     cJSON_AddStringToObject(o, "store", sv->store_redacted);
     cJSON_AddNumberToObject(o, "schema", schema_version());
-    cJSON_AddNumberToObject(o, "uptime_s", floor(wall_now() - sv->started));
+    cJSON_AddNumberToObject(o, "uptime_s", floor(serve_now() - sv->started));
     if (s) {
         int64_t ignored = 0;
-        int rc = store_query(s, "SELECT MAX(id) FROM change_log", 0, NULL, max_id, &ignored, reason,
-                             sizeof(reason));
+        int rc = store_query(s, "SELECT MAX(id) FROM change_log", 0, NULL, one_int64, &ignored,
+                             reason, sizeof(reason));
         if (rc < 0) {
             serve_store_failed(sc);
             s = NULL;
@@ -436,7 +429,7 @@ static enum MHD_Result api_metrics(struct serve *sv, struct serve_conn *sc,
 {
     char reason[768];
     struct store *s = serve_store(sv, sc, reason, sizeof(reason));
-    struct view_args a = {.now = wall_now(), .stall = sv->stall};
+    struct view_args a = {.now = serve_now(), .stall = sv->stall};
     struct rows ses = {0}, ag = {0};
     int rc = s ? view_rows(s, VIEW_SESSIONS, &a, &ses, reason, sizeof(reason)) : -EM_EIO;
     if (rc == 0)
@@ -536,13 +529,6 @@ struct stream {
     int err;
 };
 
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static int change_row(void *ctx, int ncols, const char *const *names, const char *const *vals)
 {
     (void)names;
@@ -605,7 +591,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             st->off += n;
             if (st->off == st->out.len)
                 st->off = st->out.len = 0;
-            st->last_write = mono();
+            st->last_write = serve_mono();
             return (ssize_t)n;
         }
         if (__atomic_load_n(&sv->stopping, __ATOMIC_RELAXED))
@@ -626,7 +612,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         st->gen = sv->gen;
         pthread_mutex_unlock(&sv->mu);
-        if (mono() - st->last_write >= SSE_KEEPALIVE_S &&
+        if (serve_mono() - st->last_write >= SSE_KEEPALIVE_S &&
             dynbuf_printf(&st->out, ": keepalive\n\n") < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
     }
@@ -640,7 +626,7 @@ static void stream_free(void *cls)
     free(st);
 }
 
-static int max_id(void *ctx, int ncols, const char *const *names, const char *const *vals)
+static int one_int64(void *ctx, int ncols, const char *const *names, const char *const *vals)
 {
     (void)names;
     if (ncols > 0 && vals[0])
@@ -667,8 +653,8 @@ static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc, struc
         cursor = strtoll(from, NULL, 10);
     } else {
         /* No cursor: from now on (the client reads the current state from the API). */
-        int rc = store_query(s, "SELECT MAX(id) FROM change_log", 0, NULL, max_id, &cursor, reason,
-                             sizeof(reason));
+        int rc = store_query(s, "SELECT MAX(id) FROM change_log", 0, NULL, one_int64, &cursor,
+                             reason, sizeof(reason));
         if (rc < 0)
             return store_error(sc, c, rc, reason);
     }
@@ -678,7 +664,7 @@ static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc, struc
     st->sv = sv;
     st->sc = sc;
     st->cursor = cursor;
-    st->last_write = mono();
+    st->last_write = serve_mono();
     dynbuf_init(&st->out, 64u << 20);
     pthread_mutex_lock(&sv->mu);
     st->gen = sv->gen;
@@ -921,10 +907,7 @@ static bool publish_alert(struct serve *sv, const struct stall_seen *e, double n
     cJSON_AddStringToObject(o, "last_micrograph", e->since);
     cJSON_AddNumberToObject(o, "threshold_s", e->threshold_s);
     char at[32];
-    time_t t = (time_t)now;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(at, sizeof(at), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    em_utc_text((time_t)now, at, sizeof(at));
     cJSON_AddStringToObject(o, "at", at);
     cJSON_AddStringToObject(o, "store", sv->store_redacted);
     char *body = cJSON_PrintUnformatted(o);

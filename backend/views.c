@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "dynbuf.h"
+#include "em_compat.h"
 #include "em_error.h"
 #include "store.h"
 
@@ -478,14 +479,6 @@ static int recent_times(struct store *s, const char *session, double *last, doub
     return 0;
 }
 
-static void iso(double t, char *buf, size_t cap)
-{
-    time_t tt = (time_t)t;
-    struct tm tm;
-    gmtime_r(&tt, &tm);
-    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
-}
-
 /* sessions: micrographs per hour between the first and the newest; when the newest was
  * written (last_seen); the state; whether it is stalled and after how long it would be. */
 static int session_states(struct store *s, struct rows *r, const struct view_args *a, char *reason,
@@ -530,7 +523,7 @@ static int session_states(struct store *s, struct rows *r, const struct view_arg
         if (rc == 0 && count == 0) {
             rc = set(r, i, st, "no exposures yet");
         } else if (rc == 0) {
-            iso(seen_at, when, sizeof(when));
+            em_utc_text((time_t)seen_at, when, sizeof(when));
             rc = set(r, i, seen, when);
             long nleft = row[left] ? strtol(row[left], NULL, 10) : -1,
                  nsel = row[selected] ? strtol(row[selected], NULL, 10) : 0;
@@ -571,7 +564,7 @@ static int agent_states(struct rows *r, double now)
         char buf[96], when[32];
         bool ok = view_parse_time(row[hb], &t);
         if (ok)
-            iso(t, when, sizeof(when));
+            em_utc_text((time_t)t, when, sizeof(when));
         double window = 3 * interval > 90 ? 3 * interval : 90;
         bool is_alive = false;
         if (!ok)

@@ -50,3 +50,14 @@ ssize_t em_getline(char **line, size_t *cap, FILE *f)
     return getline(line, cap, f);
 }
 #endif
+
+void em_utc_text(time_t t, char *buf, size_t cap)
+{
+    struct tm tm;
+#ifdef _WIN32
+    gmtime_s(&tm, &t);
+#else
+    gmtime_r(&t, &tm);
+#endif
+    strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}

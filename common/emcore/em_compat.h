@@ -56,4 +56,7 @@ void em_now(struct timespec *ts);
  * needed); its length, or -1 at the end of the file or on an error. */
 ssize_t em_getline(char **line, size_t *cap, FILE *f);
 
+/* Unix seconds `t` as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into buf (at least 21 bytes). */
+void em_utc_text(time_t t, char *buf, size_t cap);
+
 #endif
