@@ -73,6 +73,13 @@ static const struct epu_field micrograph_fields[] = {
     EPU_FIELD("stage_z_m", "microscopeData/stage/Position/Z", EPU_T_REAL, I, stage_z_m),
 };
 
+/* A square image's size in the pixels its holes' PixelCenter (in the Metadata .dm) is
+ * given in: what places the square's .jpg preview under its holes. */
+static const struct epu_field gridsquare_fields[] = {
+    EPU_FIELD("image_width_px", CAMERA "ReadoutArea/width", EPU_T_INT, I, image_width_px),
+    EPU_FIELD("image_height_px", CAMERA "ReadoutArea/height", EPU_T_INT, I, image_height_px),
+};
+
 /* Ids from the path, printed before the image fields. */
 static const struct epu_field ids_gridsquare[] = {
     EPU_FIELD("gridsquare_id", NULL, EPU_T_INT, I, gridsquare_id),
@@ -106,7 +113,8 @@ static struct image_layout layout_of(enum epu_kind kind)
         return (struct image_layout){ids_micrograph, uuid_micrograph, micrograph_fields,
                                      N_OF(ids_micrograph), N_OF(micrograph_fields)};
     default:
-        return (struct image_layout){ids_gridsquare, uuid_image, NULL, N_OF(ids_gridsquare), 0};
+        return (struct image_layout){ids_gridsquare, uuid_image, gridsquare_fields,
+                                     N_OF(ids_gridsquare), N_OF(gridsquare_fields)};
     }
 }
 
