@@ -31,6 +31,8 @@ static const char query_usage[] =
     "                        in acquisition order (CURSOR: \"ACQUIRED_AT,UUID\" of the\n"
     "                        last one seen; \",\" starts at the beginning)\n"
     "  atlases               every atlas: squares on it, tiles, sessions using it\n"
+    "  tiles ATLAS           one atlas's tiles: where each sits on the atlas (pixels, as\n"
+    "                        the squares' atlas_x/atlas_y) and its image's base name\n"
     "  datasets              loader output the agents saw: loader, record id, status,\n"
     "                        its job and the job's status, directory, the main volume\n"
     "                        with the shape and type its header gives, how many values\n"
@@ -123,8 +125,8 @@ static bool id_arg(const char *what, const char *v, long *out)
     if (!v) {
         fprintf(stderr,
                 "em-backend: query: %s: which one? give its id (see 'em-backend query "
-                "sessions')\n",
-                what);
+                "%s')\n",
+                what, strncmp(what, "tiles", 5) == 0 ? "atlases" : "sessions");
         return false;
     }
     if (end == v || *end || errno || x < 0) {
@@ -204,6 +206,7 @@ static int query_main(const struct emopt *o)
         {"entities", 0, false, false, false, VIEW_COUNT},
         {"datasets", 0, false, false, true, VIEW_DATASETS},
         {"agents", 0, false, false, true, VIEW_AGENTS},
+        {"tiles", 1, false, false, true, VIEW_TILES},
     };
     int q = -1;
     for (int i = 0; i < (int)(sizeof(queries) / sizeof(queries[0])); i++)
@@ -212,12 +215,14 @@ static int query_main(const struct emopt *o)
     if (q < 0) {
         fprintf(stderr,
                 "em-backend: query: %s: unknown query (sessions, squares, foilholes, "
-                "micrographs, atlases, datasets, agents, entities)\n",
+                "micrographs, atlases, tiles, datasets, agents, entities)\n",
                 what);
         return BE_USAGE;
     }
     long id;
     if (q == 1 && !id_arg("squares SESSION", args[0], &id))
+        return BE_USAGE;
+    if (queries[q].view == VIEW_TILES && !id_arg("tiles ATLAS", args[0], &id))
         return BE_USAGE;
     if (q == 2 && (!id_arg("foilholes SESSION", args[0], &id) ||
                    !id_arg("foilholes SESSION SQUARE", args[1] ? args[1] : NULL, &id)))
@@ -275,6 +280,8 @@ static int query_main(const struct emopt *o)
             va.session = session;
             va.gridsquare = square;
             va.since = since;
+        } else if (queries[q].view == VIEW_TILES) {
+            va.atlas = args[0];
         } else {
             va.session = args[0];
             va.square = args[1];
@@ -283,7 +290,9 @@ static int query_main(const struct emopt *o)
         rc = view_rows(s, queries[q].view, &va, &r, reason, sizeof(reason));
         if (rc == 1) {
             fprintf(stderr, "em-backend: query: %s (see 'em-backend query %s')\n", reason,
-                    q == 2 ? "squares SESSION" : "sessions");
+                    q == 2                          ? "squares SESSION"
+                    : queries[q].view == VIEW_TILES ? "atlases"
+                                                    : "sessions");
             rows_free(&r);
             store_close(s);
             return BE_FAILED;

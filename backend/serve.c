@@ -59,6 +59,12 @@ static const char serve_usage[] =
     "                       F times the median interval of its last 21 (default 5), and at\n"
     "                       least --stall-min (default 300); idle after --idle-after\n"
     "                       (default 43200) [EM_BACKEND_STALL_FACTOR, …]\n"
+    "  --image-root DIR[:DIR…]\n"
+    "                       where this machine reads the directories the agents watch (a\n"
+    "                       mount of the acquisition PC's share, say): the maps then show\n"
+    "                       the atlas tiles and square images EPU writes as .jpg beside\n"
+    "                       their manifests. Each DIR is tried in turn; only JPEG files\n"
+    "                       inside one are served [EM_BACKEND_IMAGE_ROOT]\n"
     "  --max-clients N      connections at once (default 256; an open page holds one for\n"
     "                       its live events and a few for its requests)\n"
     "  --port-file FILE     write the port listened on to FILE (useful with port 0)\n"
@@ -79,6 +85,7 @@ enum {
     S_IDLE_AFTER,
     S_MAX_CLIENTS,
     S_PORT_FILE,
+    S_IMAGE_ROOT,
     S_COUNT
 };
 static const struct emopt_spec serve_opts[S_COUNT] = {
@@ -94,6 +101,7 @@ static const struct emopt_spec serve_opts[S_COUNT] = {
     [S_IDLE_AFTER] = {"idle-after", 0, EMOPT_VALUE, true, false, NULL},
     [S_MAX_CLIENTS] = {"max-clients", 0, EMOPT_VALUE, false, false, NULL},
     [S_PORT_FILE] = {"port-file", 0, EMOPT_VALUE, false, false, NULL},
+    [S_IMAGE_ROOT] = {"image-root", 0, EMOPT_VALUE, true, false, NULL},
 };
 
 /* ---- the address ---- */
@@ -403,12 +411,20 @@ static int serve_main(const struct emopt *o)
             return emopt_usage_error(o, "%s", why);
         }
     }
+    const char *image_root = emopt_get(o, S_IMAGE_ROOT);
+    if (image_root &&
+        serve_image_roots(image_root, &sv.image_roots, &sv.nimage_roots, why, sizeof(why)) < 0) {
+        free(cert);
+        free(key);
+        return emopt_usage_error(o, "%s", why);
+    }
     const char *amqp = emopt_get(o, S_AMQP);
     if (amqp) {
         if (bus_target_parse(&sv.bus, amqp, emopt_get(o, S_AMQP_CA), NULL, NULL, why, sizeof(why)) <
             0) {
             free(cert);
             free(key);
+            serve_image_roots_free(sv.image_roots, sv.nimage_roots);
             return emopt_usage_error(o, "--amqp: %s", why);
         }
         sv.have_bus = true;
@@ -420,6 +436,7 @@ static int serve_main(const struct emopt *o)
         fprintf(stderr, "em-backend: serve: %s\n", why);
         free(cert);
         free(key);
+        serve_image_roots_free(sv.image_roots, sv.nimage_roots);
         if (sv.have_bus)
             bus_target_free(&sv.bus);
         return rc == -EM_EUSAGE ? BE_USAGE : BE_FAILED;
@@ -468,6 +485,7 @@ static int serve_main(const struct emopt *o)
                 listen, errno ? strerror(errno) : "refused");
         free(cert);
         free(key);
+        serve_image_roots_free(sv.image_roots, sv.nimage_roots);
         if (sv.have_bus)
             bus_target_free(&sv.bus);
         return BE_FAILED;
@@ -483,9 +501,10 @@ static int serve_main(const struct emopt *o)
     char shown[160];
     snprintf(shown, sizeof(shown), "%.*s:%u", (int)(strrchr(listen, ':') - listen), listen, port);
     if (!cli_quiet)
-        em_log_write(EM_LOG_INFO, "serving %s on %s://%s/%s%s", sv.store_redacted,
+        em_log_write(EM_LOG_INFO, "serving %s on %s://%s/%s%s%s", sv.store_redacted,
                      cert ? "https" : "http", shown, sv.token_len ? " (bearer token required)" : "",
-                     sv.have_bus ? "; stall alerts to the bus" : "");
+                     sv.have_bus ? "; stall alerts to the bus" : "",
+                     sv.nimage_roots ? "; images from --image-root" : "");
     pthread_t mon;
     bool have_mon = pthread_create(&mon, NULL, monitor, &sv) == 0;
     if (!have_mon)
@@ -507,6 +526,7 @@ static int serve_main(const struct emopt *o)
     free(sv.sessions_json);
     free(cert);
     free(key);
+    serve_image_roots_free(sv.image_roots, sv.nimage_roots);
     if (sv.have_bus)
         bus_target_free(&sv.bus);
     return BE_OK;

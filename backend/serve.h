@@ -1,6 +1,7 @@
 /* serve.h — what the parts of `em-backend serve` share (not an interface for others):
  *   serve.c      options, the daemon, connections, the monitor thread
  *   serve_api.c  routes: the page's files, /health, /metrics, the JSON API, the events
+ *   serve_image.c the images behind the maps, read from --image-root
  *   serve_web.c  (generated) the page's files, built into the binary
  */
 #ifndef EM_SERVE_H
@@ -39,6 +40,8 @@ struct serve {
     char token[512];
     size_t token_len; /* 0: no token required */
     struct stall_rule stall;
+    char **image_roots; /* --image-root, resolved (none: no images served) */
+    size_t nimage_roots;
     struct bus_target bus;
     bool have_bus;
     double started;
@@ -82,6 +85,17 @@ enum MHD_Result serve_route(struct serve *sv, struct serve_conn *sc, struct MHD_
  * fails with EM_EIO, serve_store_failed() drops it so that the next request reconnects. */
 struct store *serve_store(struct serve *sv, struct serve_conn *sc, char *reason, size_t cap);
 void serve_store_failed(struct serve_conn *sc);
+
+/* --image-root's list ("DIR" or "DIR:DIR:…") as real paths of existing directories. */
+int serve_image_roots(const char *list, char ***roots, size_t *n, char *why, size_t cap);
+void serve_image_roots_free(char **roots, size_t n);
+
+/* Opens the JPEG at `rel` (a path relative to an agent's watched root, from the store)
+ * below the first image root that has it. Returns 0 with an open descriptor and its
+ * size, or the HTTP status to answer with (400 a path that could climb out, 404 none or
+ * not a JPEG) and the reason. */
+int serve_image_open(char *const *roots, size_t nroots, const char *rel, int *fd, uint64_t *size,
+                     char *why, size_t cap);
 
 /* Whether `given` is the token (always true without one); constant time. */
 bool serve_token_ok(const struct serve *sv, const char *given);

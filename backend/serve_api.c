@@ -10,6 +10,7 @@
 #include <string.h>
 #include <strings.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
@@ -364,6 +365,7 @@ static enum MHD_Result api_health(struct serve *sv, struct serve_conn *sc, struc
         }
     }
     cJSON_AddStringToObject(o, "status", s ? "ok" : "unavailable");
+    cJSON_AddBoolToObject(o, "images", sv->nimage_roots > 0);
     if (!s)
         cJSON_AddStringToObject(o, "reason", reason);
     return send_json(c, s ? 200 : 503, o);
@@ -693,6 +695,43 @@ static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc, struc
     return ret;
 }
 
+/* ---- the images behind the maps ---- */
+
+/* A square's newest image (`tile` NULL) or an atlas tile (`session` is then the atlas),
+ * as the .jpg EPU wrote beside its manifest. */
+static enum MHD_Result api_image(struct serve *sv, struct serve_conn *sc, struct MHD_Connection *c,
+                                 const char *session, const char *square, const char *tile)
+{
+    char reason[768], rel[4096];
+    struct store *s = serve_store(sv, sc, reason, sizeof(reason));
+    if (!s)
+        return send_error(c, 503, "the store cannot be read: %s", reason);
+    int rc = tile ? view_tile_jpeg(s, session, tile, rel, sizeof(rel), reason, sizeof(reason))
+                  : view_square_jpeg(s, session, square, rel, sizeof(rel), reason, sizeof(reason));
+    if (rc == 1)
+        return send_error(c, 404, "%s", reason);
+    if (rc < 0)
+        return store_error(sc, c, rc, reason);
+    int fd;
+    uint64_t size;
+    int status = serve_image_open(sv->image_roots, sv->nimage_roots, rel, &fd, &size, reason,
+                                  sizeof(reason));
+    if (status != 0)
+        return send_error(c, (unsigned)status, "%s", reason);
+    struct MHD_Response *r = MHD_create_response_from_fd64(size, fd);
+    if (!r) {
+        close(fd);
+        return MHD_NO;
+    }
+    MHD_add_response_header(r, "Content-Type", "image/jpeg");
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    /* a square imaged again keeps its address: ask again after a minute */
+    MHD_add_response_header(r, "Cache-Control", "private, max-age=60");
+    enum MHD_Result ret = MHD_queue_response(c, 200, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 /* ---- routing ---- */
 
 static const char *bearer(struct MHD_Connection *c)
@@ -816,6 +855,8 @@ enum MHD_Result serve_route(struct serve *sv, struct serve_conn *sc, struct MHD_
             a.square = seg[3];
             if (n == 5 && strcmp(seg[4], "foilholes") == 0)
                 return send_view(sv, sc, c, VIEW_FOILHOLES, &a, NULL, NULL, NULL);
+            if (n == 5 && strcmp(seg[4], "image") == 0)
+                return api_image(sv, sc, c, seg[1], seg[3], NULL);
         }
     }
     if (n == 1 && strcmp(seg[0], "micrographs") == 0) {
@@ -848,6 +889,17 @@ enum MHD_Result serve_route(struct serve *sv, struct serve_conn *sc, struct MHD_
     }
     if (n == 1 && strcmp(seg[0], "atlases") == 0)
         return send_view(sv, sc, c, VIEW_ATLASES, &a, NULL, NULL, NULL);
+    if (n >= 3 && strcmp(seg[0], "atlases") == 0 && strcmp(seg[2], "tiles") == 0) {
+        if (!is_id(seg[1]))
+            return send_error(c, 400, "atlas %.64s: an id is a whole number", seg[1]);
+        a.atlas = seg[1];
+        if (n == 3)
+            return send_view(sv, sc, c, VIEW_TILES, &a, NULL, NULL, NULL);
+        if (!is_id(seg[3]))
+            return send_error(c, 400, "tile %.64s: an id is a whole number", seg[3]);
+        if (n == 5 && strcmp(seg[4], "image") == 0)
+            return api_image(sv, sc, c, seg[1], NULL, seg[3]);
+    }
     if (n == 1 && strcmp(seg[0], "datasets") == 0)
         return send_view(sv, sc, c, VIEW_DATASETS, &a, NULL, NULL, NULL);
     if (n == 1 && strcmp(seg[0], "agents") == 0)

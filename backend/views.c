@@ -76,15 +76,17 @@ static void sessions_sql(enum sql_dialect d, char *sql, size_t cap)
         "   s.session_id AND f.deleted = 0"
         "   UNION ALL SELECT MAX(m.source_mtime) FROM micrograph m WHERE m.session_id ="
         "   s.session_id AND m.deleted = 0"
-        " ) AS t) AS last_activity"
+        " ) AS t) AS last_activity, s.atlas_id"
         " FROM session s WHERE s.deleted = 0 ORDER BY s.session_id",
         started, image, hole_image, selected, selected);
 }
 
 static void squares_sql(enum sql_dialect d, char *sql, size_t cap)
 {
-    char image[160], sel[160], x[160], y[160], w[160], h[160];
+    char image[160], sel[160], x[160], y[160], w[160], h[160], iw[160], ih[160];
     json_text(d, image, sizeof(image), "g", "image.image_uuid");
+    json_text(d, iw, sizeof(iw), "g", "image.image_width_px");
+    json_text(d, ih, sizeof(ih), "g", "image.image_height_px");
     json_text(d, sel, sizeof(sel), "g", "metadata.selected");
     json_text(d, x, sizeof(x), "g", "atlas.center_x_px");
     json_text(d, y, sizeof(y), "g", "atlas.center_y_px");
@@ -98,10 +100,10 @@ static void squares_sql(enum sql_dialect d, char *sql, size_t cap)
              " (SELECT COUNT(*) FROM micrograph m WHERE m.session_id = g.session_id"
              "  AND m.gridsquare_id = g.gridsquare_id AND m.deleted = 0) AS micrographs,"
              " g.source_mtime AS last_change, %s AS atlas_x, %s AS atlas_y, %s AS atlas_width,"
-             " %s AS atlas_height"
+             " %s AS atlas_height, %s AS image_width, %s AS image_height"
              " FROM gridsquare g WHERE g.session_id = ? AND g.deleted = 0"
              " ORDER BY g.gridsquare_id",
-             sel, image, x, y, w, h);
+             sel, image, x, y, w, h, iw, ih);
 }
 
 static void foilholes_sql(enum sql_dialect d, char *sql, size_t cap)
@@ -140,6 +142,31 @@ static void atlases_sql(enum sql_dialect d, char *sql, size_t cap)
              at, squares, tiles, path);
 }
 
+/* One atlas's tiles, where they sit on it (atlas pixels, as the squares' atlas_x and
+ * atlas_y) and the base name of their image files. */
+static void tiles_sql(enum sql_dialect d, char *sql, size_t cap)
+{
+    if (d == SQL_POSTGRES)
+        snprintf(sql, cap,
+                 "SELECT (t.v->>'tile_id')::bigint AS tile_id, t.v->>'x_px' AS x,"
+                 " t.v->>'y_px' AS y, t.v->>'width_px' AS width, t.v->>'height_px' AS height,"
+                 " t.v->>'base_filename' AS base_filename"
+                 " FROM atlas a CROSS JOIN LATERAL jsonb_array_elements(CASE WHEN"
+                 " jsonb_typeof(a.data->'tiles') = 'array' THEN a.data->'tiles' ELSE"
+                 " '[]'::jsonb END) AS t(v)"
+                 " WHERE a.atlas_id = ? AND a.deleted = 0 ORDER BY 1");
+    else
+        snprintf(sql, cap,
+                 "SELECT json_extract(t.value, '$.tile_id') AS tile_id,"
+                 " json_extract(t.value, '$.x_px') AS x, json_extract(t.value, '$.y_px') AS y,"
+                 " json_extract(t.value, '$.width_px') AS width,"
+                 " json_extract(t.value, '$.height_px') AS height,"
+                 " json_extract(t.value, '$.base_filename') AS base_filename"
+                 " FROM atlas a, json_each(CASE WHEN json_type(a.data, '$.tiles') = 'array'"
+                 " THEN json_extract(a.data, '$.tiles') ELSE '[]' END) AS t"
+                 " WHERE a.atlas_id = ? AND a.deleted = 0 ORDER BY 1");
+}
+
 /* Loader output the agents saw, with its job (matched by the record's id) and what the
  * data's own header says. */
 static void datasets_sql(enum sql_dialect d, char *sql, size_t cap)
@@ -167,11 +194,14 @@ static const char aborted_sql[] =
     "SELECT NULL AS session_id, a.path AS name, a.agent, NULL AS started_at, NULL AS squares,"
     " NULL AS imaged, NULL AS squares_selected, NULL AS squares_left, NULL AS holes, NULL AS "
     "holes_exposed, NULL AS micrographs,"
-    " NULL AS first_acquired, NULL AS last_acquired, a.emitted_at AS last_activity"
+    " NULL AS first_acquired, NULL AS last_acquired, a.emitted_at AS last_activity,"
+    " NULL AS atlas_id"
     " FROM aborted_session a WHERE a.deleted = 0 ORDER BY a.agent, a.path";
 
 static const char session_exists_sql[] =
     "SELECT COUNT(*) FROM session WHERE session_id = ? AND deleted = 0";
+static const char atlas_exists_sql[] =
+    "SELECT COUNT(*) FROM atlas WHERE atlas_id = ? AND deleted = 0";
 static const char square_exists_sql[] =
     "SELECT COUNT(*) FROM gridsquare WHERE session_id = ? AND gridsquare_id = ? AND deleted = 0";
 
@@ -223,6 +253,10 @@ static bool numeric(const char *name)
                                          "atlas_y",
                                          "atlas_width",
                                          "atlas_height",
+                                         "image_width",
+                                         "image_height",
+                                         "width",
+                                         "height",
                                          "x",
                                          "y",
                                          "diameter",
@@ -617,6 +651,19 @@ static int must_exist(struct store *s, const char *session, const char *square, 
     return 0;
 }
 
+static int atlas_must_exist(struct store *s, const char *atlas, char *reason, size_t cap)
+{
+    long n = 0;
+    int rc = store_query(s, atlas_exists_sql, 1, &atlas, count_of, &n, reason, cap);
+    if (rc < 0)
+        return rc;
+    if (n == 0) {
+        snprintf(reason, cap, "atlas %s is not in %s", atlas, s->redacted);
+        return 1;
+    }
+    return 0;
+}
+
 int view_rows(struct store *s, enum view_kind k, const struct view_args *a, struct rows *r,
               char *reason, size_t cap)
 {
@@ -663,6 +710,11 @@ int view_rows(struct store *s, enum view_kind k, const struct view_args *a, stru
     case VIEW_AGENTS:
         agents_sql_of(s->dialect, sql, sizeof(sql));
         break;
+    case VIEW_TILES:
+        tiles_sql(s->dialect, sql, sizeof(sql));
+        params[np++] = a->atlas;
+        rc = atlas_must_exist(s, a->atlas, reason, cap);
+        break;
     default:
         snprintf(reason, cap, "no such view");
         return -EM_EINVAL;
@@ -682,6 +734,98 @@ int view_rows(struct store *s, enum view_kind k, const struct view_args *a, stru
         rc = agent_states(r, a->now);
     if (rc < 0 && rc != -EM_EIO)
         snprintf(reason, cap, "%s", em_strerror(rc));
+    return rc;
+}
+
+static int first_text(void *ctx, int ncols, const char *const *names, const char *const *vals)
+{
+    (void)names;
+    char **out = ctx;
+    if (ncols > 0 && vals[0] && !*out && !(*out = strdup(vals[0])))
+        return -EM_ENOMEM;
+    return 0;
+}
+
+/* Whether `name` is a plain file name EPU would give an image (no directory, no "..",
+ * nothing a shell or a URL would read otherwise). */
+static bool plain_name(const char *name)
+{
+    if (!name[0] || name[0] == '.')
+        return false;
+    for (const char *c = name; *c; c++)
+        if (!((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') ||
+              *c == '_' || *c == '-' || *c == '.'))
+            return false;
+    return true;
+}
+
+int view_square_jpeg(struct store *s, const char *session, const char *square, char *path,
+                     size_t pcap, char *reason, size_t cap)
+{
+    int rc = must_exist(s, session, square, reason, cap);
+    if (rc != 0)
+        return rc;
+    char sql[512], image[160];
+    json_text(s->dialect, image, sizeof(image), "g", "image.path");
+    snprintf(sql, sizeof(sql),
+             "SELECT %s FROM gridsquare g WHERE g.session_id = ? AND g.gridsquare_id = ?"
+             " AND g.deleted = 0",
+             image);
+    const char *p[2] = {session, square};
+    char *xml = NULL;
+    rc = store_query(s, sql, 2, p, first_text, &xml, reason, cap);
+    if (rc < 0) {
+        free(xml);
+        return rc;
+    }
+    size_t n = xml ? strlen(xml) : 0;
+    if (n < 5 || strcmp(xml + n - 4, ".xml") != 0 || n + 1 > pcap) {
+        snprintf(reason, cap, "grid square %s of session %s has no square image yet", square,
+                 session);
+        free(xml);
+        return 1;
+    }
+    snprintf(path, pcap, "%.*s.jpg", (int)(n - 4), xml);
+    free(xml);
+    return 0;
+}
+
+int view_tile_jpeg(struct store *s, const char *atlas, const char *tile, char *path, size_t pcap,
+                   char *reason, size_t cap)
+{
+    struct view_args a = {.atlas = atlas};
+    struct rows r = {0};
+    int rc = view_rows(s, VIEW_TILES, &a, &r, reason, cap);
+    const char *base = NULL;
+    for (size_t i = 0; rc == 0 && i < r.n; i++)
+        if (rows_get(&r, i, "tile_id") && strcmp(rows_get(&r, i, "tile_id"), tile) == 0)
+            base = rows_get(&r, i, "base_filename");
+    char *dm = NULL;
+    if (rc == 0 && !base) {
+        snprintf(reason, cap, "atlas %s has no tile %s", atlas, tile);
+        rc = 1;
+    } else if (rc == 0 && !plain_name(base)) {
+        snprintf(reason, cap, "atlas %s, tile %s: its image name is not a plain file name", atlas,
+                 tile);
+        rc = 1;
+    }
+    if (rc == 0)
+        rc = store_query(s, "SELECT source_path FROM atlas WHERE atlas_id = ? AND deleted = 0", 1,
+                         &atlas, first_text, &dm, reason, cap);
+    if (rc == 0) {
+        /* the tiles' files sit beside the Atlas.dm that lists them */
+        const char *slash = dm ? strrchr(dm, '/') : NULL;
+        int dir = slash ? (int)(slash - dm) + 1 : 0;
+        size_t need = (size_t)dir + strlen(base) + 5;
+        if (!dm || need > pcap) {
+            snprintf(reason, cap, "atlas %s: the store has no path for it", atlas);
+            rc = 1;
+        } else {
+            snprintf(path, pcap, "%.*s%s.jpg", dir, dm, base);
+        }
+    }
+    free(dm);
+    rows_free(&r);
     return rc;
 }
 

@@ -24,6 +24,7 @@ enum view_kind {
     VIEW_ATLASES,
     VIEW_DATASETS,
     VIEW_AGENTS,
+    VIEW_TILES, /* one atlas's tiles */
     VIEW_COUNT
 };
 
@@ -39,6 +40,7 @@ struct stall_rule {
 
 struct view_args {
     const char *session, *square; /* ids (checked by the caller: whole numbers) */
+    const char *atlas;            /* tiles: the atlas's id */
     const char *gridsquare;       /* micrographs: only this square's (or NULL) */
     const char *since;            /* micrographs: the page after this cursor (or NULL) */
     long limit;                   /* micrographs: at most this many (> 0) */
@@ -60,6 +62,15 @@ struct rows {
  * rows_free() either way. */
 int view_rows(struct store *s, enum view_kind k, const struct view_args *a, struct rows *r,
               char *reason, size_t cap);
+
+/* The .jpg EPU writes beside a grid square's newest square image, and beside an atlas
+ * tile: its path relative to the agent's watched root, as the events gave the manifests'
+ * paths (the files themselves are never in the store). Returns 0; 1 when the store knows
+ * no such square, tile or image (`reason` says which); or a negative EM_E*. */
+int view_square_jpeg(struct store *s, const char *session, const char *square, char *path,
+                     size_t pcap, char *reason, size_t cap);
+int view_tile_jpeg(struct store *s, const char *atlas, const char *tile, char *path, size_t pcap,
+                   char *reason, size_t cap);
 
 /* Row `i` as the JSON object of `query --json`: counts and ids as numbers, flags as
  * booleans, the rest as strings. NULL when out of memory. */

@@ -9,9 +9,10 @@ const SVG = "http://www.w3.org/2000/svg";
 let token = sessionStorage.getItem("em-token") || "";
 let agents = new Map(); // agent name -> row of api/v1/agents
 let rendering = false, again = false, redrawTimer = null;
+let images = false; // whether the server reads EPU's .jpg images (serve --image-root): /health says
 
 function h(tag, attrs, ...kids) {
-  const svg = ["svg", "rect", "circle", "g", "title", "text", "line"].includes(tag);
+  const svg = ["svg", "rect", "circle", "g", "title", "text", "line", "image"].includes(tag);
   const e = svg ? document.createElementNS(SVG, tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
@@ -36,6 +37,17 @@ async function api(path) {
   const body = await r.json().catch(() => ({}));
   if (!r.ok) throw new HttpError(r.status, (body.error && body.error.message) || r.statusText);
   return body;
+}
+
+// An image EPU wrote (an atlas tile, a square), stretched over the rectangle it covers in
+// the map's own pixels. It says when it has loaded (data-loaded, for tests) and hides
+// itself when the server cannot give it: the map stays readable without it.
+function backdrop(path, x, y, w, hh, attrs) {
+  const url = "api/v1/" + path + (token ? "?access_token=" + encodeURIComponent(token) : "");
+  return h("image", Object.assign({ class: "backdrop", href: url, x, y, width: w, height: hh,
+    preserveAspectRatio: "none", "aria-hidden": "true",
+    onload: (e) => { e.target.dataset.loaded = "yes"; },
+    onerror: (e) => { e.target.dataset.loaded = "no"; } }, attrs));
 }
 
 function askToken() {
@@ -116,6 +128,8 @@ function legend(entries) {
 async function viewSession(main, id) {
   const [s, sq, tl] = await Promise.all([api(`sessions/${id}`), api(`sessions/${id}/squares`),
                                          api(`sessions/${id}/timeline`)]);
+  const tiles = images && s.atlas_id !== null
+    ? (await api(`atlases/${s.atlas_id}/tiles`).catch(() => ({ items: [] }))).items : [];
   main.append(h("p", {}, h("a", { href: "#/" }, "Sessions"), " › ", s.name));
   main.append(h("h2", {}, s.name));
   main.append(h("p", {}, h("span", { class: stateClass(s.state), "data-state": s.state }, s.state), " · ",
@@ -133,6 +147,12 @@ async function viewSession(main, id) {
     const svg = h("svg", { class: "map", id: "atlas", role: "img", width: 640, height: 640,
       viewBox: `${x0 - pad} ${y0 - pad} ${x1 - x0 + 2 * pad} ${y1 - y0 + 2 * pad}`,
       "aria-label": `Atlas map of ${placed.length} grid squares` });
+    if (tiles.length) {
+      svg.classList.add("with-image");
+      svg.append(h("g", { class: "tiles" }, tiles.map((t) =>
+        backdrop(`atlases/${s.atlas_id}/tiles/${t.tile_id}/image`, t.x, t.y, t.width, t.height,
+                 { "data-tile-id": t.tile_id }))));
+    }
     for (const q of placed) {
       const w = q.atlas_width || 20, hh = q.atlas_height || 20, p = squareProgress(q);
       const r = h("rect", { class: `sq ${p}`, "data-gridsquare-id": q.gridsquare_id, "data-progress": p,
@@ -210,16 +230,27 @@ async function viewSquare(main, id, gs) {
   const showList = (f) => {
     micList.replaceChildren(h("h3", {}, `Micrographs of hole ${f.foilhole_id}`), micTable(byHole.get(f.foilhole_id) || []));
   };
-  if (placed.length) {
+  // the holes' PixelCenter is in the square image's pixels: the image spans 0..width
+  const picture = images && q.has_image && q.image_width > 0 && q.image_height > 0;
+  if (placed.length || picture) {
     let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
     for (const f of placed) {
       const r = (f.diameter || 20) / 2;
       x0 = Math.min(x0, f.x - r); y0 = Math.min(y0, f.y - r); x1 = Math.max(x1, f.x + r); y1 = Math.max(y1, f.y + r);
     }
+    if (picture) {
+      x0 = Math.min(x0, 0); y0 = Math.min(y0, 0);
+      x1 = Math.max(x1, q.image_width); y1 = Math.max(y1, q.image_height);
+    }
     const pad = 20;
     const svg = h("svg", { class: "map", id: "square", role: "img", width: 640, height: 640,
       viewBox: `${x0 - pad} ${y0 - pad} ${x1 - x0 + 2 * pad} ${y1 - y0 + 2 * pad}`,
       "aria-label": `Map of ${placed.length} foil holes` });
+    if (picture) {
+      svg.classList.add("with-image");
+      svg.append(backdrop(`sessions/${id}/squares/${gs}/image`, 0, 0, q.image_width, q.image_height,
+                          { id: "square-image" }));
+    }
     for (const f of placed) {
       const cls = holeClass(f), ex = byHole.get(f.foilhole_id) || [];
       const show = () => info.replaceChildren(h("h3", {}, `Hole ${f.foilhole_id}`),
@@ -231,8 +262,9 @@ async function viewSquare(main, id, gs) {
         onkeydown: (e) => { if (e.key === "Enter") showList(f); } },
         h("title", {}, `Hole ${f.foilhole_id}: ${cls}, ${ex.length} exposures`)));
     }
-    row.append(h("div", {}, svg, legend([["hole acquired", "acquired"], ["hole selected", "selected"],
-      ["hole near-grid-bar", "near grid bar"], ["hole skipped", "skipped"]])));
+    row.append(h("div", {}, svg, placed.length ? legend([["hole acquired", "acquired"], ["hole selected", "selected"],
+      ["hole near-grid-bar", "near grid bar"], ["hole skipped", "skipped"]])
+      : h("p", { class: "muted" }, "No hole of this square has a position yet (its Metadata .dm has not been read).")));
   } else {
     row.append(h("p", { class: "muted" }, "No hole of this square has a position yet (its Metadata .dm has not been read)."));
   }
@@ -281,7 +313,7 @@ async function viewDatasets(main) {
 async function viewJobs(main) {
   const { items } = await api("jobs");
   main.append(h("h2", {}, "Loader jobs"), simpleTable(items,
-    ["id", "loader", "status", "attempts", "bytes_done", "bytes_total", "last_error", "updated_at"], "jobs"));
+    ["id", "loader", "status", "attempts", "bytes_done", "bytes_total", "error", "updated_at"], "jobs"));
 }
 
 // ---- routing and live updates ----
@@ -337,4 +369,5 @@ document.getElementById("token-form").addEventListener("submit", (e) => {
 window.addEventListener("hashchange", () => { document.getElementById("view").focus(); render(); });
 setInterval(render, 30000);
 live();
-render();
+fetch("health", { cache: "no-store" }).then((r) => r.json()).then((hl) => { images = !!hl.images; })
+  .catch(() => {}).finally(render);

@@ -1,7 +1,10 @@
 /* Tests of what em-backend serve stands on: the token comparison, the heartbeat's
  * decoding, the change log (one row per event that changed an entity, none for a
- * redelivery or a stale event, in commit order) and the wait for another connection's
- * commit on SQLite. (PostgreSQL's LISTEN/NOTIFY runs in tests/e2e/serve.sh.) */
+ * redelivery or a stale event, in commit order), the wait for another connection's
+ * commit on SQLite, and which image files --image-root lets out. (PostgreSQL's
+ * LISTEN/NOTIFY, and the images through HTTP and the page, run in tests/e2e/serve.sh.) */
+/* symlink(2) */
+#define _XOPEN_SOURCE 700
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +12,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -124,12 +129,114 @@ static void test_serve__change_log_has_each_change_once_in_order(void **state)
     tu_rmtree(dir);
 }
 
+static void write_file(const char *dir, const char *name, const void *data, size_t n)
+{
+    char path[1024];
+    snprintf(path, sizeof(path), "%s/%s", dir, name);
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(data, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* The status serve_image_open() gives `rel`, closing what it opened; the size in *size. */
+static int open_status(char **roots, size_t n, const char *rel, uint64_t *size, char *why,
+                       size_t cap)
+{
+    int fd = -1;
+    *size = 0;
+    int st = serve_image_open(roots, n, rel, &fd, size, why, cap);
+    if (st == 0) {
+        assert_true(fd >= 0);
+        close(fd);
+    } else {
+        assert_int_equal(fd, -1);
+    }
+    return st;
+}
+
+static void test_serve__image_roots_let_out_only_jpegs_inside_them(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("serve-img");
+    char a[512], b[512], out[512], sub[512], link_out[1024], link_in[1024];
+    snprintf(a, sizeof(a), "%s/a", dir);
+    snprintf(b, sizeof(b), "%s/b", dir);
+    snprintf(out, sizeof(out), "%s/outside", dir);
+    snprintf(sub, sizeof(sub), "%s/a/Images-Disc1", dir);
+    assert_int_equal(mkdir(a, 0755), 0);
+    assert_int_equal(mkdir(b, 0755), 0);
+    assert_int_equal(mkdir(out, 0755), 0);
+    assert_int_equal(mkdir(sub, 0755), 0);
+    static const unsigned char jpeg[] = {0xff, 0xd8, 0xff, 0xe0, 0,    16,
+                                         'J',  'F',  'I',  'F',  0xff, 0xd9};
+    write_file(sub, "GridSquare_1.jpg", jpeg, sizeof(jpeg));
+    write_file(b, "only_in_b.jpg", jpeg, sizeof(jpeg) - 1);
+    write_file(sub, "text.jpg", "hello", 5);
+    write_file(out, "secret.jpg", jpeg, sizeof(jpeg));
+    snprintf(link_out, sizeof(link_out), "%s/out.jpg", sub);
+    assert_int_equal(symlink("../../outside/secret.jpg", link_out), 0);
+    snprintf(link_in, sizeof(link_in), "%s/in.jpg", sub);
+    assert_int_equal(symlink("GridSquare_1.jpg", link_in), 0);
+
+    char list[2200], why[512];
+    snprintf(list, sizeof(list), "%s::%s", a, b); /* an empty element is passed over */
+    char **roots;
+    size_t n;
+    assert_int_equal(serve_image_roots(list, &roots, &n, why, sizeof(why)), 0);
+    assert_int_equal(n, 2);
+    uint64_t size;
+    /* found in the first root, then in the second */
+    assert_int_equal(
+        open_status(roots, n, "Images-Disc1/GridSquare_1.jpg", &size, why, sizeof(why)), 0);
+    assert_int_equal(size, sizeof(jpeg));
+    assert_int_equal(open_status(roots, n, "only_in_b.jpg", &size, why, sizeof(why)), 0);
+    assert_int_equal(size, sizeof(jpeg) - 1);
+    /* a link that stays inside is followed; one that leads out is not */
+    assert_int_equal(open_status(roots, n, "Images-Disc1/in.jpg", &size, why, sizeof(why)), 0);
+    assert_int_equal(open_status(roots, n, "Images-Disc1/out.jpg", &size, why, sizeof(why)), 404);
+    assert_non_null(strstr(why, "leads out"));
+    /* not a JPEG; not there; a directory */
+    assert_int_equal(open_status(roots, n, "Images-Disc1/text.jpg", &size, why, sizeof(why)), 404);
+    assert_non_null(strstr(why, "not a JPEG"));
+    assert_int_equal(open_status(roots, n, "Images-Disc1/none.jpg", &size, why, sizeof(why)), 404);
+    assert_non_null(strstr(why, "no such file under the image roots"));
+    assert_int_equal(open_status(roots, n, "Images-Disc1", &size, why, sizeof(why)), 404);
+    /* paths that could climb out are refused before any file is looked at */
+    static const char *const hostile[] = {"../outside/secret.jpg",
+                                          "Images-Disc1/../../outside/secret.jpg",
+                                          "/etc/passwd",
+                                          "Images-Disc1\\..\\x.jpg",
+                                          "",
+                                          "Images-Disc1//GridSquare_1.jpg",
+                                          "..",
+                                          "Images-Disc1/\nx.jpg"};
+    for (size_t i = 0; i < sizeof(hostile) / sizeof(hostile[0]); i++) {
+        assert_int_equal(open_status(roots, n, hostile[i], &size, why, sizeof(why)), 400);
+        assert_non_null(strstr(why, "not a path below"));
+    }
+    /* no roots: said so, naming the option */
+    assert_int_equal(open_status(NULL, 0, "x.jpg", &size, why, sizeof(why)), 404);
+    assert_non_null(strstr(why, "--image-root"));
+    serve_image_roots_free(roots, n);
+    /* a root that is missing, or a file, is refused at start */
+    snprintf(list, sizeof(list), "%s:%s/missing", a, dir);
+    assert_int_equal(serve_image_roots(list, &roots, &n, why, sizeof(why)), -EM_EUSAGE);
+    assert_non_null(strstr(why, "missing"));
+    snprintf(list, sizeof(list), "%s/Images-Disc1/text.jpg", a);
+    assert_int_equal(serve_image_roots(list, &roots, &n, why, sizeof(why)), -EM_EUSAGE);
+    assert_non_null(strstr(why, "not a directory"));
+    assert_int_equal(serve_image_roots(":", &roots, &n, why, sizeof(why)), -EM_EUSAGE);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_serve__token_compare_takes_only_the_token),
         cmocka_unit_test(test_serve__heartbeat_names_its_sender),
         cmocka_unit_test(test_serve__change_log_has_each_change_once_in_order),
+        cmocka_unit_test(test_serve__image_roots_let_out_only_jpegs_inside_them),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

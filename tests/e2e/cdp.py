@@ -5,7 +5,8 @@ library only: a minimal WebSocket client), for the page tests of `em-backend ser
   cdp.py URL OUTDIR STEP...
 A STEP is "go:HASH" (load URL#HASH and wait until the page's view says it is ready),
 "dom:NAME" (save the DOM as OUTDIR/NAME.html), "shot:NAME" (OUTDIR/NAME.png),
-"wait:SELECTOR" (until it exists), "eval:EXPR" (print its value as JSON).
+"wait:SELECTOR" (until it exists), "gone:SELECTOR" (until nothing matches it),
+"eval:EXPR" (print its value as JSON).
 """
 import base64, json, os, socket, struct, subprocess, sys, tempfile, time, urllib.request
 
@@ -115,6 +116,8 @@ def main():
                              "document.getElementById('view').dataset.ready)", f"#{arg}")
             elif kind == "wait":
                 wait_for(ws, f"!!document.querySelector({json.dumps(arg)})", arg)
+            elif kind == "gone":
+                wait_for(ws, f"!document.querySelector({json.dumps(arg)})", f"no {arg}")
             elif kind == "dom":
                 html = evaluate(ws, "document.documentElement.outerHTML")
                 open(os.path.join(outdir, arg + ".html"), "w").write(html)
