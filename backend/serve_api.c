@@ -40,23 +40,30 @@ static void *unconst(const void *p)
     return u.m;
 }
 
+/* Queues `r` (NULL: out of memory) with the headers every answer has, and lets it go. */
+static enum MHD_Result respond(struct MHD_Connection *c, unsigned status, struct MHD_Response *r,
+                               const char *type, const char *cache)
+{
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, "Content-Type", type);
+    MHD_add_response_header(r, "Cache-Control", cache);
+    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
+    enum MHD_Result ret = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
 static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
                                  const char *body, size_t len, bool copy)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(
         len, unconst(body), copy ? MHD_RESPMEM_MUST_COPY : MHD_RESPMEM_PERSISTENT);
-    if (!r)
-        return MHD_NO;
-    MHD_add_response_header(r, "Content-Type", type);
-    MHD_add_response_header(r, "Cache-Control", "no-store");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-    if (status == MHD_HTTP_UNAUTHORIZED)
+    if (r && status == MHD_HTTP_UNAUTHORIZED)
         MHD_add_response_header(r, "WWW-Authenticate", "Bearer realm=\"em-backend\"");
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+    if (r && status == MHD_HTTP_METHOD_NOT_ALLOWED)
         MHD_add_response_header(r, "Allow", "GET, HEAD");
-    enum MHD_Result ret = MHD_queue_response(c, status, r);
-    MHD_destroy_response(r);
-    return ret;
+    return respond(c, status, r, type, "no-store");
 }
 
 /* Takes `o`. */
@@ -687,12 +694,8 @@ static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc, struc
         return MHD_NO;
     }
     __atomic_add_fetch(&sv->streams, 1, __ATOMIC_RELAXED);
-    MHD_add_response_header(r, "Content-Type", "text/event-stream");
-    MHD_add_response_header(r, "Cache-Control", "no-store");
     MHD_add_response_header(r, "X-Accel-Buffering", "no");
-    enum MHD_Result ret = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
-    return ret;
+    return respond(c, 200, r, "text/event-stream", "no-store");
 }
 
 /* ---- the images behind the maps ---- */
@@ -723,13 +726,8 @@ static enum MHD_Result api_image(struct serve *sv, struct serve_conn *sc, struct
         close(fd);
         return MHD_NO;
     }
-    MHD_add_response_header(r, "Content-Type", "image/jpeg");
-    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
     /* a square imaged again keeps its address: ask again after a minute */
-    MHD_add_response_header(r, "Cache-Control", "private, max-age=60");
-    enum MHD_Result ret = MHD_queue_response(c, 200, r);
-    MHD_destroy_response(r);
-    return ret;
+    return respond(c, 200, r, "image/jpeg", "private, max-age=60");
 }
 
 /* ---- routing ---- */
@@ -778,17 +776,11 @@ enum MHD_Result serve_route(struct serve *sv, struct serve_conn *sc, struct MHD_
     if (f) {
         struct MHD_Response *r =
             MHD_create_response_from_buffer(f->len, unconst(f->data), MHD_RESPMEM_PERSISTENT);
-        if (!r)
-            return MHD_NO;
-        MHD_add_response_header(r, "Content-Type", f->type);
-        MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-        MHD_add_response_header(r, "Content-Security-Policy",
-                                "default-src 'self'; img-src 'self' data:; "
-                                "style-src 'self'; script-src 'self'; connect-src 'self'");
-        MHD_add_response_header(r, "Cache-Control", "no-cache");
-        enum MHD_Result ret = MHD_queue_response(c, 200, r);
-        MHD_destroy_response(r);
-        return ret;
+        if (r)
+            MHD_add_response_header(r, "Content-Security-Policy",
+                                    "default-src 'self'; img-src 'self' data:; "
+                                    "style-src 'self'; script-src 'self'; connect-src 'self'");
+        return respond(c, 200, r, f->type, "no-cache");
     }
     if (strcmp(url, "/health") == 0)
         return api_health(sv, sc, c);

@@ -21,12 +21,14 @@ retry=(--repeat until-pass:2)
 
 echo "== build and test (RelWithDebInfo, -Werror)"
 cmake --build "$top/build" -j"$jobs"
-# The bus's fault cases (brokers and databases stopped, killed, full or locked under the
-# agent and consume) run once, in the AddressSanitizer stage below, where they check
-# memory as well; here the bus is exercised by its sqlite and postgres cases. (Running
-# them twice took 3 of CI's 25 minutes.)
+# The longest end-to-end cases run once, in the AddressSanitizer stage below, where they
+# check memory as well: the bus's fault cases (brokers and databases stopped, killed,
+# full or locked under the agent and consume), the loaders against their real servers,
+# the fault agreement and the PostgreSQL cases of the bus and of serve. Here the bus is
+# exercised by its sqlite case and serve by its others. (Running them twice took 5 of
+# CI's 25 minutes.)
 (cd "$top/build" && ctest -j"$jobs" --output-on-failure --timeout 600 "${retry[@]}" \
-    -E '^e2e_bus_(outage|unrouted|restart|kill|two|duplicate|poison|tls|state|storefull|pgcrash|pglocked)$')
+    -E '^(e2e_bus_(outage|unrouted|restart|kill|two|duplicate|poison|tls|state|storefull|pgcrash|pglocked|postgres)|e2e_loaders|e2e_faults_agree|e2e_serve_postgres)$')
 
 echo "== the portable watcher (uv_fs_event + settle), built and tested on this machine"
 cmake -S "$top" -B "$top/build-fsevent" -DEM_WERROR=ON -DEM_WATCHER=fsevent \
