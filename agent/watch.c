@@ -1707,20 +1707,13 @@ static int start(struct watch *w)
     w->sig_hup.data = w;
     uv_async_init(&w->loop, &w->sig_async, on_stop_async);
     w->sig_async.data = w;
-    stop_signal = 0;
     stop_async = &w->sig_async;
+    if (stop_signal) /* it came while the state directory was being opened */
+        uv_async_send(&w->sig_async);
 #ifdef _WIN32
     if (!stopped_event)
         stopped_event = CreateEventW(NULL, TRUE, FALSE, NULL);
     SetConsoleCtrlHandler(on_console, TRUE);
-#else
-    struct sigaction sa;
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_stop_signal;
-    sigemptyset(&sa.sa_mask);
-    sa.sa_flags = SA_RESTART;
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
 #endif
     w->progress = !cli_quiet && uv_guess_handle(2) == UV_TTY;
 #if defined(SIGHUP) && !defined(_WIN32) /* on Windows libuv's SIGHUP is the console closing */
@@ -1814,6 +1807,20 @@ int watch_run(const struct watch_options *opt)
 #ifdef SIGPIPE
     /* A closed stdout must be an error we report, not a silent death. */
     signal(SIGPIPE, SIG_IGN);
+#endif
+    stop_signal = 0;
+    stop_why = NULL;
+#ifndef _WIN32
+    /* From the first moment: a SIGTERM while the state directory, the journal and the
+     * snapshot are opened (seconds on a large visit) stops the watch with exit 0 as soon
+     * as it can, instead of killing it half-open. */
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_stop_signal;
+    sigemptyset(&sa.sa_mask);
+    sa.sa_flags = SA_RESTART;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
 #endif
     if (!(w.inc = incparse_new(MAX_PARTIALS))) {
         em_log(EM_LOG_ERROR, "out of memory");
