@@ -151,7 +151,15 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
     $WRITER "$SRC" "$d" --seed 5 --pace 0.01 --disc2-from 3 >/dev/null &
     local wp=$!
     for i in $(seq 1 "$n"); do
+        local lines
+        lines=$(cat "$TMP/restart.log" 2>/dev/null | wc -l)
         start_agent restart "$d" -v
+        # its first line says the run has begun (and taken SIGTERM); before that a loaded
+        # machine may still be starting the process itself
+        for _ in $(seq 250); do
+            [ "$(wc -l <"$TMP/restart.log")" -gt "$lines" ] && break
+            sleep 0.02
+        done
         sleep "0.$((RANDOM % 60 + 30))"
         kill -TERM "$APID"
         wait "$APID" || bad "restart: SIGTERM during the session gave exit $?"
