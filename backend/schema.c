@@ -62,9 +62,11 @@ static const struct schema_table tables[WIRE_TYPE_COUNT] = {
 
 /* Indexes for `em-backend query`: a session's squares, holes and micrographs, and the
  * most recent micrographs overall and per session. */
-static const struct {
+struct index_def {
     const char *name, *table, *cols;
-} indexes[] = {
+};
+
+static const struct index_def indexes[] = {
     {"foilhole_square", "foilhole", "session_id, gridsquare_id"},
     {"micrograph_square", "micrograph", "session_id, gridsquare_id"},
     {"micrograph_acquired", "micrograph", "acquired_at"},
@@ -72,9 +74,7 @@ static const struct {
 };
 
 /* Migration 7: what the views of views.c count and compare. */
-static const struct {
-    const char *name, *table, *cols;
-} covering[] = {
+static const struct index_def covering[] = {
     {"micrograph_square_live", "micrograph", "session_id, gridsquare_id, deleted, foilhole_id"},
     {"micrograph_hole_live", "micrograph", "session_id, foilhole_id, deleted"},
     {"micrograph_session_seen", "micrograph", "session_id, deleted, source_mtime"},
@@ -93,6 +93,15 @@ static const char *const migrations[] = {
     "agent: the newest heartbeat of each agent; change_log: what changed, in commit order",
     "covering indexes for the views of query and serve",
 };
+
+static int create_indexes(struct dynbuf *out, const struct index_def *defs, size_t n)
+{
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++)
+        rc = dynbuf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s);\n", defs[i].name,
+                           defs[i].table, defs[i].cols);
+    return rc;
+}
 
 const struct schema_table *schema_table_of(enum wire_type t)
 {
@@ -147,9 +156,8 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
     case 1:
         for (int t = 0; t <= WIRE_MICROGRAPH && rc == 0; t++)
             rc = create_table(&tables[t], d, out);
-        for (size_t i = 0; i < sizeof(indexes) / sizeof(indexes[0]) && rc == 0; i++)
-            rc = dynbuf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s);\n", indexes[i].name,
-                               indexes[i].table, indexes[i].cols);
+        if (rc == 0)
+            rc = create_indexes(out, indexes, sizeof(indexes) / sizeof(indexes[0]));
         return rc;
     case 2:
         /* One row per followed file: its path, the identity of the file read (device and
@@ -198,10 +206,7 @@ int schema_migration_sql(int version, enum sql_dialect d, struct dynbuf *out)
          * and take the newest file time: with these the counts read the index alone,
          * never the rows with their JSON (a whole visit's sessions view went from
          * seconds to milliseconds). */
-        for (size_t i = 0; i < sizeof(covering) / sizeof(covering[0]) && rc == 0; i++)
-            rc = dynbuf_printf(out, "CREATE INDEX IF NOT EXISTS %s ON %s (%s);\n", covering[i].name,
-                               covering[i].table, covering[i].cols);
-        return rc;
+        return create_indexes(out, covering, sizeof(covering) / sizeof(covering[0]));
     default:
         return -EM_EINVAL;
     }

@@ -70,6 +70,10 @@ for _ in $(seq 100); do [ -s "$work/port" ] && break; sleep 0.1; done
 url="http://127.0.0.1:$(cat "$work/port")"
 sid=$(curl -sf "$url/api/v1/sessions" | python3 -c 'import json,sys; print(json.load(sys.stdin)["items"][0]["session_id"])')
 gs=$(curl -sf "$url/api/v1/sessions/$sid/squares" | python3 -c 'import json,sys; print([q for q in json.load(sys.stdin)["items"] if q["micrographs"]][0]["gridsquare_id"])')
+# wrk_ms PERCENT FILE: wrk's latency at PERCENT ("99%"), in milliseconds
+wrk_ms() {
+    awk -v k="$1" '$1 == k {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' "$2"
+}
 printf '%-44s %12s %10s %10s\n' endpoint "requests/s" "p50 (ms)" "p99 (ms)"
 for path in /api/v1/sessions "/api/v1/sessions/$sid/squares" "/api/v1/sessions/$sid/squares/$gs/foilholes"; do
     : >"$work/rps"
@@ -78,10 +82,8 @@ for path in /api/v1/sessions "/api/v1/sessions/$sid/squares" "/api/v1/sessions/$
     for _ in $(seq "$runs"); do
         wrk -t2 -c16 -d10s --latency "$url$path" >"$work/wrk.out"
         awk '/Requests\/sec/ {print $2}' "$work/wrk.out" >>"$work/rps"
-        awk '$1 == "50%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' \
-            "$work/wrk.out" >>"$work/p50"
-        awk '$1 == "99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v/=1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v*=1000}; print v}' \
-            "$work/wrk.out" >>"$work/p99"
+        wrk_ms 50% "$work/wrk.out" >>"$work/p50"
+        wrk_ms 99% "$work/wrk.out" >>"$work/p99"
         grep -q "Non-2xx" "$work/wrk.out" && { echo "bench_serve: errors from $path" >&2; cat "$work/wrk.out" >&2; }
     done
     printf '%-44s %12.1f %10.2f %10.2f\n' "$(echo "$path" | sed "s|/$sid/|/S/|; s|/$sid\$|/S|; s|/$gs/|/G/|")" \
