@@ -5,14 +5,14 @@
 
 #include "dynbuf.h"
 #include "em_error.h"
-#include "hash.h"
 
 int burstq_add(struct burstq *q, const char *path, bool complete)
 {
-    uint64_t key = hash64_str(path);
+    struct pathkey k;
+    pathkey_init(&k, path);
     /* A path whose hash collides with a queued one is queued again, which only costs a
      * second look. */
-    struct hmap_entry *e = hmap_find(&q->index, key, NULL, NULL);
+    struct hmap_entry *e = hmap_find(&q->index, k.hash, NULL, NULL);
     if (e && strcmp(q->v[e->v.u - 1].path, path) == 0) {
         q->v[e->v.u - 1].complete |= complete;
         return 0;
@@ -24,9 +24,10 @@ int burstq_add(struct burstq *q, const char *path, bool complete)
     char *copy = strdup(path);
     if (!copy)
         return -EM_ENOMEM;
-    q->v[q->n++] = (struct burstq_item){copy, complete};
+    k.path = copy;
+    q->v[q->n++] = (struct burstq_item){copy, k, complete};
     int added;
-    e = hmap_upsert(&q->index, key, NULL, NULL, &added);
+    e = hmap_upsert(&q->index, k.hash, NULL, NULL, &added);
     if (e && added)
         e->v.u = q->n;
     return 0;

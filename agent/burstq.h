@@ -11,10 +11,12 @@
 #include <stddef.h>
 
 #include "hmap.h"
+#include "pathkey.h"
 
 struct burstq_item {
     char *path;
-    bool complete; /* the writer closed it (or it was moved into place) */
+    struct pathkey key; /* of path, hashed once when the path first came */
+    bool complete;      /* the writer closed it (or it was moved into place) */
 };
 
 struct burstq {

@@ -13,6 +13,7 @@
 /* A file being fed to its parser as it grows. */
 struct partial {
     char *path;
+    uint64_t key; /* the path's pathkey hash */
     enum epu_kind kind;
     struct epu_parser *parser;
     uint64_t fed;
@@ -22,7 +23,7 @@ struct partial {
 };
 
 struct incparse {
-    struct hmap partials; /* path hash -> struct partial * */
+    struct hmap partials; /* pathkey hash -> struct partial * */
     size_t count, max;
     struct epu_parser *idle[EPU_KIND_COUNT]; /* one reusable parser per kind */
     struct fsio_buf rbuf;
@@ -34,11 +35,11 @@ static const char *partial_path_of(const void *v)
     return ((const struct partial *)v)->path;
 }
 
-static struct partial *partial_find(const struct incparse *ip, const char *path)
+static struct partial *partial_find(const struct incparse *ip, const struct pathkey *k)
 {
     if (!ip->count)
         return NULL;
-    struct hmap_entry *e = hmap_find(&ip->partials, hash64_str(path), path, partial_path_of);
+    struct hmap_entry *e = hmap_find(&ip->partials, k->hash, k->path, partial_path_of);
     return e ? e->v.p : NULL;
 }
 
@@ -59,8 +60,7 @@ static struct epu_parser *parser_take(struct incparse *ip, enum epu_kind kind)
 
 static void partial_drop(struct incparse *ip, struct partial *pt)
 {
-    struct hmap_entry *e =
-        hmap_find(&ip->partials, hash64_str(pt->path), pt->path, partial_path_of);
+    struct hmap_entry *e = hmap_find(&ip->partials, pt->key, pt->path, partial_path_of);
     if (e)
         hmap_remove(&ip->partials, e);
     parser_release(ip, pt->kind, pt->parser);
@@ -69,11 +69,11 @@ static void partial_drop(struct incparse *ip, struct partial *pt)
     ip->count--;
 }
 
-static struct partial *partial_new(struct incparse *ip, const char *path, enum epu_kind kind)
+static struct partial *partial_new(struct incparse *ip, const struct pathkey *k, enum epu_kind kind)
 {
     struct partial *pt = calloc(1, sizeof(*pt));
-    if (!pt || !(pt->path = strdup(path)) || !(pt->parser = parser_take(ip, kind)) ||
-        epu_parser_begin(pt->parser, path) < 0) {
+    if (!pt || !(pt->path = strdup(k->path)) || !(pt->parser = parser_take(ip, kind)) ||
+        epu_parser_begin(pt->parser, k->path) < 0) {
         if (pt && pt->parser)
             parser_release(ip, kind, pt->parser);
         if (pt)
@@ -82,10 +82,10 @@ static struct partial *partial_new(struct incparse *ip, const char *path, enum e
         return NULL;
     }
     pt->kind = kind;
+    pt->key = k->hash;
     hash64_init(&pt->hash);
     int added;
-    struct hmap_entry *e =
-        hmap_upsert(&ip->partials, hash64_str(path), path, partial_path_of, &added);
+    struct hmap_entry *e = hmap_upsert(&ip->partials, k->hash, k->path, partial_path_of, &added);
     if (!e) {
         parser_release(ip, kind, pt->parser);
         free(pt->path);
@@ -153,14 +153,14 @@ size_t incparse_count(const struct incparse *ip)
     return ip->count;
 }
 
-bool incparse_has(const struct incparse *ip, const char *path)
+bool incparse_has(const struct incparse *ip, const struct pathkey *k)
 {
-    return partial_find(ip, path) != NULL;
+    return partial_find(ip, k) != NULL;
 }
 
-void incparse_drop(struct incparse *ip, const char *path)
+void incparse_drop(struct incparse *ip, const struct pathkey *k)
 {
-    struct partial *pt = partial_find(ip, path);
+    struct partial *pt = partial_find(ip, k);
     if (pt)
         partial_drop(ip, pt);
 }
@@ -170,10 +170,11 @@ uint64_t incparse_bytes(const struct incparse *ip)
     return ip->bytes;
 }
 
-int incparse_feed(struct incparse *ip, const char *path, enum epu_kind kind,
+int incparse_feed(struct incparse *ip, const struct pathkey *k, enum epu_kind kind,
                   const struct fsio_stat *st, bool complete, struct incparse_done *done)
 {
-    struct partial *pt = partial_find(ip, path);
+    const char *path = k->path;
+    struct partial *pt = partial_find(ip, k);
     if (pt && (st->size < pt->fed || !tail_intact(ip, pt))) {
         partial_drop(ip, pt);
         pt = NULL;
@@ -183,7 +184,7 @@ int incparse_feed(struct incparse *ip, const char *path, enum epu_kind kind,
     if (!pt) {
         if (!complete && ip->count >= ip->max)
             return 0; /* read it when it is closed */
-        pt = partial_new(ip, path, kind);
+        pt = partial_new(ip, k, kind);
         if (!pt)
             return -EM_ENOMEM;
     }

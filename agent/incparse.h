@@ -17,6 +17,7 @@
 
 #include "epu.h"
 #include "fsio.h"
+#include "pathkey.h"
 
 struct incparse;
 
@@ -37,20 +38,22 @@ void incparse_free(struct incparse *ip);
 /* Files being fed now. */
 size_t incparse_count(const struct incparse *ip);
 
-/* Whether `path` is being fed. */
-bool incparse_has(const struct incparse *ip, const char *path);
+/* Files are named by their keyed path (pathkey.h: hashed once by the caller). */
 
-/* Forgets `path` (gone, or read whole elsewhere); nothing when it is not being fed. */
-void incparse_drop(struct incparse *ip, const char *path);
+/* Whether the file is being fed. */
+bool incparse_has(const struct incparse *ip, const struct pathkey *k);
+
+/* Forgets the file (gone, or read whole elsewhere); nothing when it is not being fed. */
+void incparse_drop(struct incparse *ip, const struct pathkey *k);
 
 /* Bytes read by incparse_feed() so far. */
 uint64_t incparse_bytes(const struct incparse *ip);
 
-/* Feeds what is new in `path` (a file of `kind`, whose stat is *st); `complete`: the
+/* Feeds what is new in the file `k` (of `kind`, whose stat is *st); `complete`: the
  * writer closed it (or a walk found it), so finish it now. Returns 1 with *done filled
  * when the document is finished (the partial is dropped), 0 when more is to come (or the
  * file is left to be read when closed: too many partials, or nothing new), or -EM_ENOMEM. */
-int incparse_feed(struct incparse *ip, const char *path, enum epu_kind kind,
+int incparse_feed(struct incparse *ip, const struct pathkey *k, enum epu_kind kind,
                   const struct fsio_stat *st, bool complete, struct incparse_done *done);
 
 #endif

@@ -110,28 +110,18 @@ static struct split split_path(const struct journal *j, const char *path)
     return (struct split){path, 0, path};
 }
 
-static struct fsplit split_file(const struct journal *j, const char *path)
+/* The split of a keyed path: the directory part ends where the key's does. */
+static struct fsplit split_key(const struct journal *j, const struct pathkey *k)
 {
-    struct fsplit fs = {split_path(j, path), 0, NULL};
-    const char *slash = strrchr(fs.sp.rel, '/');
-    fs.pre_len = slash ? (size_t)(slash - fs.sp.rel) + 1 : 0;
-    fs.name = fs.sp.rel + fs.pre_len;
+    struct fsplit fs = {split_path(j, k->path), 0, pathkey_name(k)};
+    fs.pre_len = (size_t)(fs.name - fs.sp.rel);
     return fs;
 }
 
-static uint64_t dir_hash(const struct fsplit *fs)
+/* The key of a file in j->files: its directory's index and its name's hash. */
+static uint64_t file_key(uint32_t dir, uint64_t name_hash)
 {
-    struct hash64 h;
-    hash64_init(&h);
-    hash64_update(&h, &fs->sp.root, sizeof(fs->sp.root));
-    hash64_update(&h, fs->sp.rel, fs->pre_len);
-    return hash64_final(&h);
-}
-
-/* The key of a file in j->files: its directory's index and its name. */
-static uint64_t file_key(uint32_t dir, const char *name)
-{
-    return hash64_str(name) ^ ((uint64_t)dir * 0x9e3779b97f4a7c15ull);
+    return name_hash ^ ((uint64_t)dir * 0x9e3779b97f4a7c15ull);
 }
 
 struct dir_probe {
@@ -165,7 +155,7 @@ static uint64_t record_key(const void *v, const void *hctx)
 {
     (void)hctx;
     const struct journal_file *f = v;
-    return file_key(f->dir, f->name);
+    return file_key(f->dir, hash64_str(f->name));
 }
 
 const char *journal_file_dir(const struct journal *j, const struct journal_file *f, uint16_t *root)
@@ -195,11 +185,11 @@ static bool path_has_newline(const struct journal *j, const struct journal_file 
 }
 
 /* The index of the directory of `fs`, added when new; -1 when out of memory (or more
- * than 2^32 directories). */
-static int64_t dir_get(struct journal *j, const struct fsplit *fs, bool add)
+ * than 2^32 directories). Its key in j->dirs, h, is the hash of its absolute path with
+ * its last '/' (a pathkey's dir_hash), whichever root it is under. */
+static int64_t dir_get(struct journal *j, const struct fsplit *fs, uint64_t h, bool add)
 {
     struct dir_probe probe = {j, fs};
-    uint64_t h = dir_hash(fs);
     if (!add) {
         struct hmap_entry *e = hmap_find_eq(&j->dirs, h, dir_is, &probe);
         return e ? (int64_t)e->v.u : -1;
@@ -378,25 +368,25 @@ int journal_delivered(struct journal *j, uint64_t seq)
     return buf_printf(j, "D\t%" PRIu64 "\n", seq);
 }
 
-struct journal_file *journal_file_find(const struct journal *j, const char *path)
+struct journal_file *journal_file_find_key(const struct journal *j, const struct pathkey *k)
 {
-    struct fsplit fs = split_file(j, path);
-    int64_t dir = dir_get((struct journal *)(uintptr_t)j, &fs, false);
+    struct fsplit fs = split_key(j, k);
+    int64_t dir = dir_get((struct journal *)(uintptr_t)j, &fs, k->dir_hash, false);
     if (dir < 0)
         return NULL;
     struct file_probe probe = {(uint32_t)dir, fs.name};
-    void **e = hset_find(&j->files, file_key(probe.dir, fs.name), file_is, &probe);
+    void **e = hset_find(&j->files, file_key(probe.dir, k->name_hash), file_is, &probe);
     return e ? *e : NULL;
 }
 
-struct journal_file *journal_file_get(struct journal *j, const char *path)
+struct journal_file *journal_file_get_key(struct journal *j, const struct pathkey *k)
 {
-    struct fsplit fs = split_file(j, path);
-    int64_t dir = dir_get(j, &fs, true);
+    struct fsplit fs = split_key(j, k);
+    int64_t dir = dir_get(j, &fs, k->dir_hash, true);
     if (dir < 0)
         return NULL;
     struct file_probe probe = {(uint32_t)dir, fs.name};
-    uint64_t key = file_key(probe.dir, fs.name);
+    uint64_t key = file_key(probe.dir, k->name_hash);
     void **e = hset_find(&j->files, key, file_is, &probe);
     if (e)
         return *e;
@@ -410,6 +400,20 @@ struct journal_file *journal_file_get(struct journal *j, const char *path)
     if (hset_add(&j->files, key, f) < 0)
         return NULL; /* the record stays in the arena, unreachable, until the journal goes */
     return f;
+}
+
+struct journal_file *journal_file_find(const struct journal *j, const char *path)
+{
+    struct pathkey k;
+    pathkey_init(&k, path);
+    return journal_file_find_key(j, &k);
+}
+
+struct journal_file *journal_file_get(struct journal *j, const char *path)
+{
+    struct pathkey k;
+    pathkey_init(&k, path);
+    return journal_file_get_key(j, &k);
 }
 
 /* Record fields without printf: a walk writes 600,000 file records. */

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "pathkey.h"
+
 enum journal_file_state {
     JFILE_DONE = 0,    /* parsed; hash is the content's */
     JFILE_FAILED = 1,  /* malformed or unreadable (reported once) */
@@ -138,6 +140,10 @@ struct journal_file *journal_file_find(const struct journal *j, const char *path
 /* Finds or creates the record of `path` (new ones are zero, not seen). NULL when out of
  * memory. */
 struct journal_file *journal_file_get(struct journal *j, const char *path);
+
+/* The same, for a path already hashed (pathkey.h): the journal hashes nothing more. */
+struct journal_file *journal_file_find_key(const struct journal *j, const struct pathkey *k);
+struct journal_file *journal_file_get_key(struct journal *j, const struct pathkey *k);
 
 /* Marks every file under the directory `dir` (absolute) as not processed in this run,
  * so that files there are read again even when their size and mtime are unchanged. */

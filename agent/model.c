@@ -134,6 +134,11 @@ struct model {
     struct hmap strings; /* interned target states: few distinct values, many holes */
     struct model_callbacks cb;
     struct hmap sessions_by_dir, atlases_by_rel;
+    /* The session and directory the last file was in: files come a directory at a time,
+     * so most paths find theirs here without hashing (neither is ever freed before the
+     * model). */
+    struct m_session *last_session;
+    const char *last_dir;
     struct m_session **sessions;
     size_t nsessions, sessions_cap;
     struct m_atlas **atlases;
@@ -269,13 +274,15 @@ static int mark_micro(struct model *m, struct m_micro *mi)
 
 static struct m_session *session_get(struct model *m, const char *dir)
 {
+    if (m->last_session && strcmp(m->last_session->dir, dir) == 0)
+        return m->last_session;
     int added;
     struct hmap_entry *e =
         hmap_upsert(&m->sessions_by_dir, hash64_str(dir), dir, session_dir_of, &added);
     if (!e)
         return NULL;
     if (!added)
-        return e->v.p;
+        return m->last_session = e->v.p;
     struct m_session *s = calloc(1, sizeof(*s));
     if (!s || !(s->dir = strdup(dir)) ||
         push_ptr((void ***)&m->sessions, &m->nsessions, &m->sessions_cap, s) < 0) {
@@ -287,7 +294,7 @@ static struct m_session *session_get(struct model *m, const char *dir)
         return NULL;
     }
     e->v.p = s;
-    return s;
+    return m->last_session = s;
 }
 
 /* Counts an entity of a session that has no id yet; false when the cap is reached. */
@@ -382,9 +389,10 @@ static int path_set(struct model *m, struct m_path *p, const char *rel, const ch
         return -EM_ELIMIT;
     memcpy(dir, rel, pre);
     dir[pre] = '\0';
-    const char *d = intern(m, dir);
+    const char *d = m->last_dir && strcmp(m->last_dir, dir) == 0 ? m->last_dir : intern(m, dir);
     if (!d)
         return -EM_ENOMEM;
+    m->last_dir = d;
     if (m->cb.borrow_paths) {
         if (!keep)
             return -EM_EINVAL;

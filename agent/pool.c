@@ -42,6 +42,8 @@ struct pool {
 
 static void run_job(struct pool_job *j, struct epu_parser **parsers, struct fsio_buf *buf)
 {
+    if (j->want_key && j->path)
+        pathkey_init(&j->key, j->path);
     if (j->kind == EPU_KIND_NONE || j->kind >= EPU_KIND_COUNT)
         return;
     int uv_err = 0;

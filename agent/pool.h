@@ -16,6 +16,7 @@
 
 #include "epu.h"
 #include "fsio.h"
+#include "pathkey.h"
 
 struct pool_job {
     /* set by the source */
@@ -25,7 +26,9 @@ struct pool_job {
     void *tag;          /* the source's own pointer, passed through */
     bool want_hash;     /* also hash the content (hash.h) */
     bool want_json;     /* a micrograph's fields as JSON text too (entity.h) */
+    bool want_key;      /* also key the path (pathkey.h), off the consumer's thread */
     /* set by the worker */
+    struct pathkey key;    /* of path, with want_key */
     int rc;                /* 0, or a negative EM_E* for read or parse failures */
     bool read_failed;      /* rc comes from reading, not parsing */
     struct epu_doc *doc;   /* on success */

@@ -302,10 +302,12 @@ static void look_at_dataset(struct watch *w, struct wroot *r, const char *path, 
     struct fsio_stat st;
     if (fsio_stat(path, &st) < 0 || st.type != FSIO_FILE)
         return;
-    struct journal_file *f = journal_file_find(w->j, path);
+    struct pathkey k;
+    pathkey_init(&k, path);
+    struct journal_file *f = journal_file_find_key(w->j, &k);
     if (f && f->seen && why != BY_FORCE && watch_same_version(f, &st))
         return;
-    if (!f && !(f = journal_file_get(w->j, path))) {
+    if (!f && !(f = journal_file_get_key(w->j, &k))) {
         watch_fail(w, 1, path, -EM_ENOMEM);
         return;
     }
@@ -343,11 +345,12 @@ static void look_at_dataset(struct watch *w, struct wroot *r, const char *path, 
 
 /* The checks before a file is read: is it an EPU file, still a file, and changed since it
  * was last processed? Fills *kind, *st and *f (the journal's record, or NULL). Returns
- * true when it must be read. */
-static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reason why,
+ * true when it must be read. The path comes keyed (hashed once where it came in). */
+static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, enum reason why,
                    bool lazy_stat, const struct fsio_dir *in, enum epu_kind *kind,
                    struct fsio_stat *st, struct journal_file **f)
 {
+    const char *path = k->path;
     struct epu_place pl;
     epu_layout_place(path + r->len + 1, &pl);
     if (pl.kind == EPU_KIND_NONE && !pl.unplaced && dataset_is_record(path)) {
@@ -368,18 +371,18 @@ static bool wanted(struct watch *w, struct wroot *r, const char *path, enum reas
     if (pl.kind == EPU_KIND_NONE || pl.unplaced)
         return false;
     *kind = pl.kind;
-    bool pt = incparse_count(w->inc) && incparse_has(w->inc, path);
-    *f = journal_file_find(w->j, path);
+    bool pt = incparse_count(w->inc) && incparse_has(w->inc, k);
+    *f = journal_file_find_key(w->j, k);
     /* A file the journal does not know is read whatever its stat says (the read takes
      * its own): a walk over a new tree stats nothing twice. */
     if (!pt && !*f && lazy_stat) {
         memset(st, 0, sizeof(*st));
         return true;
     }
-    int rc = in ? fsio_dir_stat(in, strrchr(path, '/') + 1, st) : fsio_stat(path, st);
+    int rc = in ? fsio_dir_stat(in, pathkey_name(k), st) : fsio_stat(path, st);
     if (rc < 0 || st->type != FSIO_FILE) {
         if (pt)
-            incparse_drop(w->inc, path); /* gone (renamed or deleted) */
+            incparse_drop(w->inc, k); /* gone (renamed or deleted) */
         return false;
     }
     struct journal_file *jf = *f;
@@ -402,17 +405,18 @@ static void note_busy(struct watch *w, const char *path);
 
 /* What a complete read of `path` gave (rc, doc or diag, the content's hash, the file's
  * stat as read), taken into the journal and the model. Takes `doc`. */
-static void conclude(struct watch *w, struct wroot *r, const char *path, enum epu_kind kind,
+static void conclude(struct watch *w, struct wroot *r, const struct pathkey *k, enum epu_kind kind,
                      struct journal_file *f, const struct fsio_stat *st, int rc,
                      struct epu_doc *doc, uint64_t hash, const struct epu_diag *d, bool force,
                      const char *doc_json)
 {
     char rb[4096];
+    const char *path = k->path;
     if (rc == -EM_ENOENT) {
         epu_doc_free(doc);
         return; /* gone since */
     }
-    if (!f && !(f = journal_file_get(w->j, path))) {
+    if (!f && !(f = journal_file_get_key(w->j, k))) {
         epu_doc_free(doc);
         watch_fail(w, 1, path, -EM_ENOMEM);
         return;
@@ -475,23 +479,23 @@ static void conclude(struct watch *w, struct wroot *r, const char *path, enum ep
 
 /* Reads what is new in `path` and, when the document is complete, hands it over.
  * `complete`: the writer closed it (or a walk found it), so finish it now. */
-static void process(struct watch *w, struct wroot *r, const char *path, bool complete,
+static void process(struct watch *w, struct wroot *r, const struct pathkey *k, bool complete,
                     enum reason why)
 {
     enum epu_kind kind;
     struct fsio_stat st;
     struct journal_file *f = NULL;
-    if (!wanted(w, r, path, why, false, NULL, &kind, &st, &f))
+    if (!wanted(w, r, k, why, false, NULL, &kind, &st, &f))
         return;
     uint64_t before = incparse_bytes(w->inc);
     struct incparse_done d;
-    int rc = incparse_feed(w->inc, path, kind, &st, complete, &d);
+    int rc = incparse_feed(w->inc, k, kind, &st, complete, &d);
     w->bytes += incparse_bytes(w->inc) - before;
     if (rc < 0)
-        watch_fail(w, 1, path, rc);
+        watch_fail(w, 1, k->path, rc);
     if (rc <= 0)
         return;
-    conclude(w, r, path, kind, f, &st, d.rc, d.doc, d.hash, &d.diag, why == BY_FORCE, NULL);
+    conclude(w, r, k, kind, f, &st, d.rc, d.doc, d.hash, &d.diag, why == BY_FORCE, NULL);
 }
 
 /* BUSY_RETRY_MS after a sharing violation the file is read again; past BUSY_WARN_MS the
@@ -535,8 +539,10 @@ static void on_busy_timer(uv_timer_t *t)
     uint64_t now = uv_now(&w->loop);
     for (size_t i = 0; i < n; i++) {
         struct wroot *r = w->stopping ? NULL : watch_root_of(w, v[i].path);
+        struct pathkey key;
+        pathkey_init(&key, v[i].path);
         if (r)
-            process(w, r, v[i].path, true, BY_EVENT);
+            process(w, r, &key, true, BY_EVENT);
         for (size_t k = 0; k < w->nbusy; k++) {
             if (strcmp(w->busy[k].path, v[i].path) != 0)
                 continue;
@@ -708,6 +714,8 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
     struct fsio_dir *dirh = NULL;
     if (!off || !kinds || fsio_dir_open(dir, &dirh) < 0)
         rc = -EM_ENOMEM;
+    size_t dir_len = 0; /* the directory part of its files' paths, hashed once for all */
+    uint64_t dir_hash = 0;
     for (size_t i = 0; i < n && rc == 0 && !w->stopping; i++) {
         if (e[i].type != FSIO_FILE)
             continue;
@@ -716,11 +724,17 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
             rc = -EM_ENOMEM;
             break;
         }
+        if (!dir_len) {
+            dir_len = strlen(child) - strlen(e[i].name);
+            dir_hash = hash64_bytes(child, dir_len);
+        }
         struct fsio_stat st;
         enum epu_kind kind = EPU_KIND_NONE;
         struct journal_file *rec = NULL;
-        if (wanted(w, out->r, child, out->why, true, dirh, &kind, &st, &rec)) {
-            incparse_drop(w->inc, child); /* read whole: the walk finds it complete */
+        struct pathkey k;
+        pathkey_init_in(&k, child, dir_len, dir_hash);
+        if (wanted(w, out->r, &k, out->why, true, dirh, &kind, &st, &rec)) {
+            incparse_drop(w->inc, &k); /* read whole: the walk finds it complete */
             off[nkeep] = (uint32_t)names.len;
             kinds[nkeep] = (uint8_t)kind;
             rc = dynbuf_add(&names, e[i].name, strlen(e[i].name) + 1);
@@ -812,6 +826,7 @@ static int walk_source_next(void *ctx, struct pool_job *job)
             job->tag = wk->rank == d->last_rank && i + 1 == d->nfiles ? d : NULL;
             job->want_hash = true;
             job->want_json = true;
+            job->want_key = true; /* the walk keeps names, not keys: the worker keys it */
             return 1;
         }
     }
@@ -907,7 +922,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
             flush_models(w);
         prev_rank = rank;
         w->bytes += j.bytes;
-        conclude(w, r, j.path, j.kind, NULL, &j.stat, j.rc, j.doc, j.hash, &j.diag, force,
+        conclude(w, r, &j.key, j.kind, NULL, &j.stat, j.rc, j.doc, j.hash, &j.diag, force,
                  j.doc_json);
         j.doc = NULL;
         if (j.tag)
@@ -1169,9 +1184,9 @@ static void process_burst(struct watch *w)
         struct burstq_item *q = &w->burst.v[i];
         struct fsio_stat st;
         bf[i].r = watch_root_of(w, q->path);
-        if (!bf[i].r || !q->complete || incparse_has(w->inc, q->path))
+        if (!bf[i].r || !q->complete || incparse_has(w->inc, &q->key))
             continue;
-        if (wanted(w, bf[i].r, q->path, BY_EVENT, true, NULL, &bf[i].kind, &st, &bf[i].rec)) {
+        if (wanted(w, bf[i].r, &q->key, BY_EVENT, true, NULL, &bf[i].kind, &st, &bf[i].rec)) {
             bf[i].on_pool = true;
             npool++;
         } else {
@@ -1193,7 +1208,7 @@ static void process_burst(struct watch *w)
                 break;
             }
             w->bytes += j.bytes;
-            conclude(w, bf[i].r, q->path, bf[i].kind, bf[i].rec, &j.stat, j.rc, j.doc, j.hash,
+            conclude(w, bf[i].r, &q->key, bf[i].kind, bf[i].rec, &j.stat, j.rc, j.doc, j.hash,
                      &j.diag, false, j.doc_json);
             j.doc = NULL;
             pool_job_clear(&j);
@@ -1203,7 +1218,7 @@ static void process_burst(struct watch *w)
             continue;
         struct wroot *r = watch_root_of(w, q->path);
         if (r)
-            process(w, r, q->path, q->complete, BY_EVENT);
+            process(w, r, &q->key, q->complete, BY_EVENT);
     }
     pool_free(pool);
     free(bf);

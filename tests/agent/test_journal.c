@@ -12,6 +12,7 @@
 #include <cmocka.h>
 
 #include "em_error.h"
+#include "hash.h"
 #include "journal.h"
 #include "testutil.h"
 
@@ -344,8 +345,16 @@ static void test_journal__paths_relative_to_roots_round_trip(void **state)
     assert_int_equal(journal_close(j), 0);
     /* And by one with them again, after its compaction. */
     open_ok(&j, dir, "a");
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         assert_int_equal(journal_file_find(j, paths[i])->size, 100 + i);
+        /* Keyed as a walk keys it (its directory hashed once): the same record. */
+        struct pathkey k;
+        size_t dl = (size_t)(strrchr(paths[i], '/') + 1 - paths[i]);
+        pathkey_init_in(&k, paths[i], dl, hash64_bytes(paths[i], dl));
+        assert_ptr_equal(journal_file_find_key(j, &k), journal_file_find(j, paths[i]));
+        assert_ptr_equal(journal_file_get_key(j, &k), journal_file_find(j, paths[i]));
+    }
+    assert_int_equal(info(j).files, n); /* no record made twice (z and top were never noted) */
     assert_int_equal(root_of(j, "/data/S1/sub/b.xml"), 1);
     journal_file_find(j, "/data/S10/f.xml")->seen = true;
     journal_file_find(j, "/data2/visit/S2/c.xml")->seen = true;

@@ -1,6 +1,6 @@
 /* hash64: the value does not depend on how the bytes are split into updates, is the same
  * in every build (it is stored in journals: golden values), and every byte and the length
- * count. */
+ * count. pathkey: a path's parts and key are the same however it was keyed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "hash.h"
+#include "pathkey.h"
 
 #define N 1000
 
@@ -78,12 +79,43 @@ static void test_hash__golden_values(void **state)
     assert_true(hash64_bytes(big + 1, N - 1) == 0xa05bde488fa315d2ull);
 }
 
+/* A path keyed whole and one keyed in its already-hashed directory (as a walk does) are
+ * the same key; the parts are the hashes of the directory with its '/' and of the name. */
+static void test_pathkey__parts_and_both_ways_agree(void **state)
+{
+    (void)state;
+    const char *p = "/data/S1/Images-Disc1/GridSquare_1/Data/FoilHole_2_Data_3_4_5_6.xml";
+    struct pathkey a, b;
+    pathkey_init(&a, p);
+    const char *name = strrchr(p, '/') + 1;
+    assert_string_equal(pathkey_name(&a), name);
+    assert_int_equal(a.dir_len, (size_t)(name - p));
+    assert_true(a.dir_hash == hash64_bytes(p, a.dir_len));
+    assert_true(a.name_hash == hash64_str(name));
+    pathkey_init_in(&b, p, a.dir_len, hash64_bytes(p, a.dir_len));
+    assert_true(a.hash == b.hash && a.name_hash == b.name_hash && a.dir_hash == b.dir_hash);
+    /* A name and a directory that trade a byte are different keys. */
+    struct pathkey c, d;
+    pathkey_init(&c, "/d/ab/c");
+    pathkey_init(&d, "/d/a/bc");
+    assert_true(c.hash != d.hash);
+    /* No directory; a directory and no name. */
+    pathkey_init(&c, "top.xml");
+    assert_int_equal(c.dir_len, 0);
+    assert_string_equal(pathkey_name(&c), "top.xml");
+    pathkey_init(&d, "/data/");
+    assert_int_equal(d.dir_len, 6);
+    assert_string_equal(pathkey_name(&d), "");
+    assert_true(c.hash != 0 && d.hash != 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_hash__splits_do_not_matter),
         cmocka_unit_test(test_hash__every_byte_and_the_length_count),
         cmocka_unit_test(test_hash__golden_values),
+        cmocka_unit_test(test_pathkey__parts_and_both_ways_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
