@@ -656,7 +656,9 @@ static bool parse_u64(const char **p, uint64_t *v, unsigned base)
             d = (unsigned)(*s - 'A' + 10);
         else
             break;
-        if (x > (UINT64_MAX - d) / base)
+        /* Overflow, checked without a division (a restart parses millions of these). */
+        if (base == 16 ? x >> 60 != 0
+                       : x > UINT64_MAX / 10 || (x == UINT64_MAX / 10 && d > UINT64_MAX % 10))
             return false;
         x = x * base + d;
     }

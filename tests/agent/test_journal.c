@@ -206,6 +206,45 @@ static void test_journal__damage_never_regresses_seq(void **state)
     tu_rmtree(dir);
 }
 
+/* Numbers in records are read exactly up to 2^64 - 1 and a record past it is damage: no
+ * silent wraparound. */
+static void test_journal__numbers_at_their_limits(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal-limits");
+    char *path = tu_path(dir, "journal");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    assert_int_equal(journal_close(j), 0);
+    FILE *fp = fopen(path, "a");
+    assert_non_null(fp);
+    fputs("K\tffffffffffffffff\tFFFFFFFFFFFFFFFE\n", fp);
+    fputs("F\t0\t18446744073709551615\t-9223372036854775808\t0\t0\t/data/big.xml\n", fp);
+    fclose(fp);
+    open_ok(&j, dir, "a");
+    assert_true(journal_entity_same(j, UINT64_MAX, UINT64_MAX - 1));
+    const struct journal_file *f = journal_file_find(j, "/data/big.xml");
+    assert_non_null(f);
+    assert_true(f->size == UINT64_MAX && f->mtime_sec == INT64_MIN);
+    assert_int_equal(journal_close(j), 0);
+    assert_int_equal(tu_count_suffix(dir, "journal.damaged-", ""), 0);
+    const char *over[] = {"K\t10000000000000000\t1\n",
+                          "F\t0\t18446744073709551616\t0\t0\t0\t/data/x.xml\n",
+                          "F\t0\t1\t9223372036854775808\t0\t0\t/data/x.xml\n"};
+    for (size_t i = 0; i < 3; i++) {
+        fp = fopen(path, "a");
+        assert_non_null(fp);
+        fputs(over[i], fp);
+        fclose(fp);
+        open_ok(&j, dir, "a");
+        assert_int_equal(info(j).entities, 0); /* set aside: a new, empty journal */
+        assert_int_equal(journal_close(j), 0);
+        assert_int_equal(tu_count_suffix(dir, "journal.damaged-", ""), (int)i + 1);
+    }
+    free(path);
+    tu_rmtree(dir);
+}
+
 /* While compaction is held (a walk runs), the journal grows past the threshold untouched;
  * the first commit after the hold is released compacts it. */
 static void test_journal__held_compaction_waits(void **state)
@@ -375,6 +414,7 @@ int main(void)
         cmocka_unit_test(test_journal__one_agent_per_directory),
         cmocka_unit_test(test_journal__compaction_keeps_state_and_shrinks),
         cmocka_unit_test(test_journal__held_compaction_waits),
+        cmocka_unit_test(test_journal__numbers_at_their_limits),
         cmocka_unit_test(test_journal__damage_never_regresses_seq),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
