@@ -9,7 +9,7 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
 cases=${2:-all} # all, large or small
-backend=$top/build/backend/em-backend
+backend=${BACKEND:-$top/build/backend/em-backend}
 [ -x "$backend" ] || { echo "build first: $backend is missing"; exit 1; }
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx is not installed (scripts/setup.sh test)"; exit 1; }
