@@ -118,7 +118,7 @@ static void test_journal__torn_last_record_is_dropped(void **state)
     assert_int_equal(journal_commit(j), 0);
     assert_int_equal(journal_close(j), 0);
     char *path = tu_path(dir, "journal");
-    FILE *fp = fopen(path, "a");
+    FILE *fp = fopen(path, "ab"); /* binary: records end in \n alone, as the journal writes them */
     assert_non_null(fp);
     fputs("E\t2\t0000000000000002\t00000000000", fp); /* a write cut by a kill */
     fclose(fp);
@@ -181,7 +181,7 @@ static void test_journal__damage_never_regresses_seq(void **state)
     assert_int_equal(journal_close(j), 0);
 
     /* Unreadable records: set aside, forgotten whole. */
-    fp = fopen(path, "a");
+    fp = fopen(path, "ab");
     assert_non_null(fp);
     fputs("K\tnot-hex\t12\n", fp);
     fclose(fp);
@@ -216,7 +216,7 @@ static void test_journal__numbers_at_their_limits(void **state)
     struct journal *j = NULL;
     open_ok(&j, dir, "a");
     assert_int_equal(journal_close(j), 0);
-    FILE *fp = fopen(path, "a");
+    FILE *fp = fopen(path, "ab");
     assert_non_null(fp);
     fputs("K\tffffffffffffffff\tFFFFFFFFFFFFFFFE\n", fp);
     fputs("F\t0\t18446744073709551615\t-9223372036854775808\t0\t0\t/data/big.xml\n", fp);
@@ -232,7 +232,7 @@ static void test_journal__numbers_at_their_limits(void **state)
                           "F\t0\t18446744073709551616\t0\t0\t0\t/data/x.xml\n",
                           "F\t0\t1\t9223372036854775808\t0\t0\t/data/x.xml\n"};
     for (size_t i = 0; i < 3; i++) {
-        fp = fopen(path, "a");
+        fp = fopen(path, "ab");
         assert_non_null(fp);
         fputs(over[i], fp);
         fclose(fp);
