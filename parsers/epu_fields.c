@@ -405,24 +405,40 @@ static const char *component_before(const char *path, const char *end)
     return s;
 }
 
-/* Reads `prefix` followed by digits and then `stop` (or the component end) from s. */
+/* Reads digits from s (1 to 18 of them: an id fits an int64). Every file of a walk or a
+ * restore is named through here, so it is one pass, without a second parse. */
 static bool take_number(const char **s, const char *end, int64_t *out)
 {
     const char *p = *s;
-    while (p < end && *p >= '0' && *p <= '9')
-        p++;
-    if (p == *s || epu_int_parse(*s, (size_t)(p - *s), out) < 0)
+    int64_t v = 0;
+    for (; p < end && *p >= '0' && *p <= '9'; p++) {
+        if (p - *s == 18)
+            return false;
+        v = v * 10 + (*p - '0');
+    }
+    if (p == *s)
         return false;
+    *out = v;
     *s = p;
     return true;
 }
 
-static bool take_literal(const char **s, const char *end, const char *lit)
+static bool take_bytes(const char **s, const char *end, const char *lit, size_t n)
 {
-    size_t n = strlen(lit);
     if ((size_t)(end - *s) < n || memcmp(*s, lit, n) != 0)
         return false;
     *s += n;
+    return true;
+}
+
+/* A string literal's length is known when compiled. */
+#define take_literal(s, end, lit) take_bytes((s), (end), lit "", sizeof(lit) - 1)
+
+static bool all_digits(const char *s, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9')
+            return false;
     return true;
 }
 
@@ -430,48 +446,60 @@ static bool take_literal(const char **s, const char *end, const char *lit)
  * with 4 digits (`_20171201_1435.xml`). */
 static bool take_stamp_xml(const char *s, const char *end)
 {
-    int64_t v;
-    const char *p = s;
-    if (!take_literal(&p, end, "_") || !take_number(&p, end, &v) || p - s != 9)
+    size_t len = (size_t)(end - s), time_digits = len - 14; /* _ 8 _ T .xml */
+    if ((len != 20 && len != 18) || s[0] != '_' || !all_digits(s + 1, 8) || s[9] != '_' ||
+        !all_digits(s + 10, time_digits))
         return false;
-    const char *q = p;
-    if (!take_literal(&q, end, "_") || !take_number(&q, end, &v) || (q - p != 7 && q - p != 5))
-        return false;
-    return take_literal(&q, end, ".xml") && q == end;
+    return memcmp(s + 10 + time_digits, ".xml", 4) == 0;
 }
 
 bool epu_name_gridsquare_dir(const char *path, int64_t *gridsquare_id)
 {
-    /* The nearest directory named GridSquare_<digits>, looking from the file upwards. */
-    const char *end = path + strlen(path);
-    const char *base = component_before(path, end);
-    while (base > path) {
-        end = base - 1;
-        const char *start = component_before(path, end);
-        const char *p = start;
-        if (take_literal(&p, end, "GridSquare_") && take_number(&p, end, gridsquare_id) && p == end)
-            return true;
-        base = start;
+    /* The nearest directory named GridSquare_<digits> above the file: the last one met
+     * going down, in one forward pass (every micrograph of a walk or restore is placed). */
+    bool found = false;
+    for (const char *p = path;;) {
+        size_t n = strcspn(p, "/\\");
+        if (p[n] == '\0')
+            return found; /* p is the file's own name */
+        const char *q = p, *end = p + n;
+        int64_t id;
+        if (n > 11 && p[0] == 'G' && take_literal(&q, end, "GridSquare_") &&
+            take_number(&q, end, &id) && q == end) {
+            *gridsquare_id = id;
+            found = true;
+        }
+        p = end + 1;
     }
-    return false;
+}
+
+bool epu_name_foilhole_in(const char *base, const char *end, int64_t *foilhole_id)
+{
+    const char *p = base;
+    return take_literal(&p, end, "FoilHole_") && take_number(&p, end, foilhole_id) &&
+           take_stamp_xml(p, end);
+}
+
+bool epu_name_micrograph_in(const char *base, const char *end, int64_t *foilhole_id,
+                            int64_t *area_id)
+{
+    const char *p = base;
+    int64_t n;
+    return take_literal(&p, end, "FoilHole_") && take_number(&p, end, foilhole_id) &&
+           take_literal(&p, end, "_Data_") && take_number(&p, end, area_id) &&
+           take_literal(&p, end, "_") && take_number(&p, end, &n) && take_stamp_xml(p, end);
 }
 
 bool epu_name_foilhole(const char *path, int64_t *foilhole_id)
 {
     const char *end = path + strlen(path);
-    const char *p = component_before(path, end);
-    return take_literal(&p, end, "FoilHole_") && take_number(&p, end, foilhole_id) &&
-           take_stamp_xml(p, end);
+    return epu_name_foilhole_in(component_before(path, end), end, foilhole_id);
 }
 
 bool epu_name_micrograph(const char *path, int64_t *foilhole_id, int64_t *area_id)
 {
     const char *end = path + strlen(path);
-    const char *p = component_before(path, end);
-    int64_t n;
-    return take_literal(&p, end, "FoilHole_") && take_number(&p, end, foilhole_id) &&
-           take_literal(&p, end, "_Data_") && take_number(&p, end, area_id) &&
-           take_literal(&p, end, "_") && take_number(&p, end, &n) && take_stamp_xml(p, end);
+    return epu_name_micrograph_in(component_before(path, end), end, foilhole_id, area_id);
 }
 
 int epu_list_json(cJSON *out, const char *name, const void *items, size_t count, size_t elem,

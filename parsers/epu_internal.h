@@ -65,6 +65,12 @@ int epu_list_json(cJSON *out, const char *name, const void *items, size_t count,
  * UTC as "YYYY-MM-DDTHH:MM:SS.fffffffZ". Returns 0 or EM_EVALUE. */
 int epu_time_parse(const char *s, size_t len, struct epu_time *out);
 
+/* epu_name_micrograph() and epu_name_foilhole() of the last component of a path,
+ * [base, end): for callers that have found it already. */
+bool epu_name_micrograph_in(const char *base, const char *end, int64_t *foilhole_id,
+                            int64_t *area_id);
+bool epu_name_foilhole_in(const char *base, const char *end, int64_t *foilhole_id);
+
 /* Strict decimal integer (optional sign, at most 18 digits). Returns 0 or EM_EVALUE. */
 int epu_int_parse(const char *s, size_t len, int64_t *out);
 

@@ -314,25 +314,31 @@ enum epu_kind epu_classify_path(const char *path)
     const char *base = end;
     while (base > path && base[-1] != '/' && base[-1] != '\\')
         base--;
-    if (name_is(base, end, "EpuSession.dm"))
-        return EPU_KIND_SESSION;
-    if (name_is(base, end, "Atlas.dm")) {
-        const char *pend = base > path ? base - 1 : base;
-        const char *pbase = pend;
-        while (pbase > path && pbase[-1] != '/' && pbase[-1] != '\\')
-            pbase--;
-        return name_is(pbase, pend, "Atlas") ? EPU_KIND_ATLAS : EPU_KIND_NONE;
-    }
-    if (gridsquare_name(base, end, ".dm"))
-        return EPU_KIND_GRIDSQUARE_METADATA;
-    if (gridsquare_image_name(base, end))
-        return EPU_KIND_GRIDSQUARE_IMAGE;
     int64_t a, b;
-    if (epu_name_micrograph(path, &a, &b))
-        return EPU_KIND_MICROGRAPH;
-    if (epu_name_foilhole(path, &a))
-        return EPU_KIND_FOILHOLE_IMAGE;
-    return EPU_KIND_NONE;
+    /* By the name's first letter: every file of a walk is classified. */
+    switch (*base) {
+    case 'E':
+        return name_is(base, end, "EpuSession.dm") ? EPU_KIND_SESSION : EPU_KIND_NONE;
+    case 'A':
+        if (name_is(base, end, "Atlas.dm")) {
+            const char *pend = base > path ? base - 1 : base;
+            const char *pbase = pend;
+            while (pbase > path && pbase[-1] != '/' && pbase[-1] != '\\')
+                pbase--;
+            return name_is(pbase, pend, "Atlas") ? EPU_KIND_ATLAS : EPU_KIND_NONE;
+        }
+        return EPU_KIND_NONE;
+    case 'G':
+        if (gridsquare_name(base, end, ".dm"))
+            return EPU_KIND_GRIDSQUARE_METADATA;
+        return gridsquare_image_name(base, end) ? EPU_KIND_GRIDSQUARE_IMAGE : EPU_KIND_NONE;
+    case 'F':
+        if (epu_name_micrograph_in(base, end, &a, &b))
+            return EPU_KIND_MICROGRAPH;
+        return epu_name_foilhole_in(base, end, &a) ? EPU_KIND_FOILHOLE_IMAGE : EPU_KIND_NONE;
+    default:
+        return EPU_KIND_NONE;
+    }
 }
 
 int epu_check_wellformed(const void *buf, size_t len, struct epu_diag *diag)

@@ -121,6 +121,29 @@ static void test_fields__classify_by_path(void **state)
         {"G/Data/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", EPU_KIND_MICROGRAPH},
         {"G/Data/FoilHole_9015883_Data_9017347_6_20250108_154915.mrc", EPU_KIND_NONE},
         {"G/Data/FoilHole_9015883_Data_9017347_6_20250108_154915_Fractions.tiff", EPU_KIND_NONE},
+        /* EPU 1.x's four-digit times; every other count of digits is not a stamp. */
+        {"G/Data/FoilHole_9015883_Data_9017347_6_20171201_1435.xml", EPU_KIND_MICROGRAPH},
+        {"G/FoilHoles/FoilHole_9015889_20171201_1435.xml", EPU_KIND_FOILHOLE_IMAGE},
+        {"G/FoilHoles/FoilHole_9015889_20171201_14355.xml", EPU_KIND_NONE},
+        {"G/FoilHoles/FoilHole_9015889_2017120_154725.xml", EPU_KIND_NONE},
+        {"G/FoilHoles/FoilHole_9015889_201712011_154725.xml", EPU_KIND_NONE},
+        {"G/FoilHoles/FoilHole_9015889_20171201-154725.xml", EPU_KIND_NONE},
+        {"G/FoilHoles/FoilHole_9015889_20171201_154725.xm", EPU_KIND_NONE},
+        {"G/FoilHoles/FoilHole_9015889_2017x201_154725.xml", EPU_KIND_NONE},
+        /* Ids of up to 18 digits (an int64); 19 is not an EPU name. */
+        {"G/FoilHoles/FoilHole_123456789012345678_20250108_154725.xml", EPU_KIND_FOILHOLE_IMAGE},
+        {"G/FoilHoles/FoilHole_1234567890123456789_20250108_154725.xml", EPU_KIND_NONE},
+        {"G/FoilHoles/FoilHole__20250108_154725.xml", EPU_KIND_NONE},
+        {"G/Data/FoilHole_1_Data_2__20250108_154915.xml", EPU_KIND_NONE},
+        /* The first letter chooses; a name cut short is nothing. */
+        {"", EPU_KIND_NONE},
+        {"G/", EPU_KIND_NONE},
+        {"G/F", EPU_KIND_NONE},
+        {"G/FoilHole_", EPU_KIND_NONE},
+        {"S/Metadata/GridSquare_4590776.dmx", EPU_KIND_NONE},
+        {"S/Atlas.dm", EPU_KIND_NONE},
+        {"Atlas.dm", EPU_KIND_NONE},
+        {"S/EpuSession.dm.tmp", EPU_KIND_NONE},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++)
         if (epu_classify_path(cases[i].path) != cases[i].kind)
@@ -138,6 +161,16 @@ static void test_fields__ids_from_names(void **state)
     assert_int_equal(gs, 12);
     assert_false(epu_name_gridsquare_dir("a/GridSquare_12x/Data/x.xml", &gs));
     assert_false(epu_name_gridsquare_dir("GridSquare_12", &gs)); /* a file, not a directory */
+    /* The nearest one above the file; a name that is not one (19 digits) is passed over. */
+    assert_true(epu_name_gridsquare_dir("/GridSquare_1/GridSquare_2/Data/x.xml", &gs));
+    assert_int_equal(gs, 2);
+    assert_true(epu_name_gridsquare_dir("GridSquare_3/GridSquare_1234567890123456789/x.xml", &gs));
+    assert_int_equal(gs, 3);
+    assert_true(epu_name_gridsquare_dir("v\\GridSquare_4/Data\\x.xml", &gs));
+    assert_int_equal(gs, 4);
+    assert_false(epu_name_gridsquare_dir("v/GridSquare_/Data/x.xml", &gs));
+    assert_false(epu_name_gridsquare_dir("v/Data/GridSquare_5", &gs));
+    assert_false(epu_name_gridsquare_dir("", &gs));
     assert_true(
         epu_name_micrograph("D/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", &fh, &area));
     assert_int_equal(fh, 9015883);
@@ -145,6 +178,10 @@ static void test_fields__ids_from_names(void **state)
     assert_false(epu_name_foilhole("D/FoilHole_9015883_Data_9017347_6_20250108_154915.xml", &fh));
     assert_true(epu_name_foilhole("F/FoilHole_9015889_20250108_154725.xml", &fh));
     assert_int_equal(fh, 9015889);
+    assert_true(
+        epu_name_micrograph("FoilHole_123456789012345678_Data_42_6_20171201_1435.xml", &fh, &area));
+    assert_int_equal(fh, 123456789012345678);
+    assert_int_equal(area, 42);
 }
 
 int main(void)
