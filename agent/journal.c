@@ -853,8 +853,10 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
     if (rc == 0 && first)
         j->fresh = true; /* empty */
     if (rc == 0 && !first && !damage[0]) {
-        /* As compaction writes it: every record still needed, once, and nothing pending. */
-        j->loaded_compact = !torn && bad == 0 && nev == 0 && extra <= 2 &&
+        /* As compaction writes it: every record still needed, once, and nothing pending;
+         * the S and T records that later starts appended (one or two a start) do not
+         * make it worth writing again, until there are many. */
+        j->loaded_compact = !torn && bad == 0 && nev == 0 && extra <= 256 &&
                             records == extra + ktab_count(&j->entities) + j->files.count;
         j->bytes = end;
         if (bad)

@@ -306,6 +306,55 @@ static void test_journal__compaction_keeps_state_and_shrinks(void **state)
     tu_rmtree(dir);
 }
 
+/* Restarts that change nothing append a start record each and never rewrite the journal
+ * (a visit's is 140 MB): each reads it back as compact, until many such records gather. */
+static void test_journal__restarts_do_not_rewrite_a_compact_journal(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    uint64_t b = info(j).last_seq;
+    assert_int_equal(journal_event(j, b + 1, 11, 101, "{}"), 0);
+    struct journal_file *f = journal_file_get(j, "/data/x/a.xml");
+    assert_non_null(f);
+    f->size = 1;
+    assert_int_equal(journal_file_note(j, f), 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_delivered(j, b + 1), 0);
+    assert_int_equal(journal_close(j), 0);
+    open_ok(&j, dir, "a"); /* compacts: an event line was in it */
+    assert_false(info(j).loaded_compact);
+    assert_int_equal(journal_close(j), 0);
+    /* Compaction leaves one S record: each start appends another, so an appending start
+     * makes the file grow and a rewrite makes it shrink back. */
+    char *path = tu_path(dir, "journal");
+    size_t len;
+    char *text = tu_read(path, &len);
+    assert_non_null(text);
+    free(text);
+    size_t before = len;
+    for (int run = 0; run < 300; run++) {
+        open_ok(&j, dir, "a");
+        assert_true(journal_file_find(j, "/data/x/a.xml") != NULL);
+        assert_true(journal_entity_same(j, 11, 101));
+        bool compact = info(j).loaded_compact;
+        assert_int_equal(journal_close(j), 0);
+        assert_non_null(text = tu_read(path, &len));
+        free(text);
+        if (!compact) { /* rewritten once the start records pass the limit */
+            assert_true(run > 200);
+            assert_true(len < before);
+            break;
+        }
+        assert_true(len > before); /* appended to, not rewritten */
+        before = len;
+        assert_true(run < 299);
+    }
+    free(path);
+    tu_rmtree(dir);
+}
+
 static uint16_t root_of(struct journal *j, const char *path)
 {
     uint16_t root = 99;
@@ -414,6 +463,7 @@ int main(void)
         cmocka_unit_test(test_journal__one_agent_per_directory),
         cmocka_unit_test(test_journal__compaction_keeps_state_and_shrinks),
         cmocka_unit_test(test_journal__held_compaction_waits),
+        cmocka_unit_test(test_journal__restarts_do_not_rewrite_a_compact_journal),
         cmocka_unit_test(test_journal__numbers_at_their_limits),
         cmocka_unit_test(test_journal__damage_never_regresses_seq),
     };
