@@ -351,6 +351,29 @@ static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, en
                    struct fsio_stat *st, struct journal_file **f)
 {
     const char *path = k->path;
+    bool pt = incparse_count(w->inc) && incparse_has(w->inc, k);
+    bool have_st = false;
+    *f = NULL;
+    /* The journal first: a file it has, in the version it has, is skipped (or, after a
+     * restore, trusted) before its path is classified. A restart of a whole visit stats
+     * every file and changes none. Loader records are always read once after a start. */
+    if (!pt && why != BY_FORCE && !dataset_is_record(pathkey_name(k)) &&
+        (*f = journal_file_find_key(w->j, k)) &&
+        ((*f)->seen || ((w->restoring || r->restored) && (*f)->state != JFILE_WAITING))) {
+        int rc = in ? fsio_dir_stat(in, pathkey_name(k), st) : fsio_stat(path, st);
+        if (rc < 0 || st->type != FSIO_FILE)
+            return false;
+        if (watch_same_version(*f, st)) {
+            if (!(*f)->seen) {
+                (*f)->seen = true;
+                w->files_trusted++;
+                if (w->restoring)
+                    r->trusted_early++;
+            }
+            return false;
+        }
+        have_st = true;
+    }
     struct epu_place pl;
     epu_layout_place(path + r->len + 1, &pl);
     if (pl.kind == EPU_KIND_NONE && !pl.unplaced && dataset_is_record(path)) {
@@ -371,8 +394,10 @@ static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, en
     if (pl.kind == EPU_KIND_NONE || pl.unplaced)
         return false;
     *kind = pl.kind;
-    bool pt = incparse_count(w->inc) && incparse_has(w->inc, k);
-    *f = journal_file_find_key(w->j, k);
+    if (have_st)
+        return true; /* in the journal, changed since */
+    if (!*f)
+        *f = journal_file_find_key(w->j, k);
     /* A file the journal does not know is read whatever its stat says (the read takes
      * its own): a walk over a new tree stats nothing twice. */
     if (!pt && !*f && lazy_stat) {
