@@ -17,7 +17,7 @@ struct partial {
     enum epu_kind kind;
     struct epu_parser *parser;
     uint64_t fed;
-    struct hash64 hash;
+    struct hash64c hash;
     unsigned char tail[TAIL]; /* the last bytes fed */
     unsigned ntail;
 };
@@ -83,7 +83,7 @@ static struct partial *partial_new(struct incparse *ip, const struct pathkey *k,
     }
     pt->kind = kind;
     pt->key = k->hash;
-    hash64_init(&pt->hash);
+    hash64c_init(&pt->hash);
     int added;
     struct hmap_entry *e = hmap_upsert(&ip->partials, k->hash, k->path, partial_path_of, &added);
     if (!e) {
@@ -195,7 +195,7 @@ int incparse_feed(struct incparse *ip, const struct pathkey *k, enum epu_kind ki
         rc = fsio_read_at(path, pt->fed, want > READ_CHUNK ? READ_CHUNK : (size_t)want, &ip->rbuf);
         if (rc < 0 || ip->rbuf.len == 0)
             break;
-        hash64_update(&pt->hash, ip->rbuf.data, ip->rbuf.len);
+        hash64c_update(&pt->hash, ip->rbuf.data, ip->rbuf.len);
         keep_tail(pt, ip->rbuf.data, ip->rbuf.len);
         pt->fed += ip->rbuf.len;
         ip->bytes += ip->rbuf.len;
@@ -207,7 +207,7 @@ int incparse_feed(struct incparse *ip, const struct pathkey *k, enum epu_kind ki
     if (rc == 0)
         rc = epu_parser_finish(pt->parser, &done->doc);
     done->rc = rc;
-    done->hash = hash64_final(&pt->hash);
+    done->hash = hash64c_final(&pt->hash);
     done->diag = *epu_parser_diag(pt->parser);
     partial_drop(ip, pt);
     return 1;

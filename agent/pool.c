@@ -54,7 +54,7 @@ static void run_job(struct pool_job *j, struct epu_parser **parsers, struct fsio
     }
     j->bytes = buf->len;
     if (j->want_hash)
-        j->hash = hash64_bytes(buf->data, buf->len);
+        j->hash = hash64c_bytes(buf->data, buf->len);
     struct epu_parser **pp = &parsers[j->kind];
     if (!*pp && !(*pp = epu_parser_new(j->kind, NULL))) {
         j->rc = -EM_ENOMEM;

@@ -87,3 +87,72 @@ uint64_t hash64_str(const char *str)
 {
     return hash64_bytes(str, strlen(str));
 }
+
+void hash64c_init(struct hash64c *s)
+{
+    memset(s, 0, sizeof(*s));
+    for (unsigned i = 0; i < 4; i++)
+        s->h[i] = 0x9e3779b97f4a7c15ull + i * P1;
+}
+
+/* One 32-byte block into the four lanes. */
+static void mix_block(uint64_t h[4], const unsigned char *p)
+{
+    h[0] = mix_word(h[0], load64(p));
+    h[1] = mix_word(h[1], load64(p + 8));
+    h[2] = mix_word(h[2], load64(p + 16));
+    h[3] = mix_word(h[3], load64(p + 24));
+}
+
+void hash64c_update(struct hash64c *s, const void *data, size_t len)
+{
+    const unsigned char *p = data;
+    s->len += len;
+    if (s->ncarry) {
+        size_t take = 32 - s->ncarry < len ? 32 - s->ncarry : len;
+        memcpy(s->carry + s->ncarry, p, take);
+        s->ncarry += (unsigned)take;
+        p += take;
+        len -= take;
+        if (s->ncarry < 32)
+            return;
+        mix_block(s->h, s->carry);
+        s->ncarry = 0;
+    }
+    uint64_t h[4] = {s->h[0], s->h[1], s->h[2], s->h[3]};
+    for (; len >= 32; p += 32, len -= 32)
+        mix_block(h, p);
+    memcpy(s->h, h, sizeof(h));
+    memcpy(s->carry, p, len);
+    s->ncarry = (unsigned)len;
+}
+
+uint64_t hash64c_final(const struct hash64c *s)
+{
+    /* The lanes folded into one, then the last words and bytes as hash64 ends. */
+    uint64_t h = s->h[0];
+    for (unsigned i = 1; i < 4; i++)
+        h = mix_word(h, rotl(s->h[i], 7 * i));
+    unsigned n = s->ncarry, i = 0;
+    for (; i + 8 <= n; i += 8)
+        h = mix_word(h, load64(s->carry + i));
+    uint64_t tail = 0;
+    for (unsigned k = n; k-- > i;)
+        tail = (tail << 8) | s->carry[k];
+    h ^= rotl(tail * P2, 33) * P1;
+    h ^= s->len;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h ? h : 1;
+}
+
+uint64_t hash64c_bytes(const void *data, size_t len)
+{
+    struct hash64c s;
+    hash64c_init(&s);
+    hash64c_update(&s, data, len);
+    return hash64c_final(&s);
+}

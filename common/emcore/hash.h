@@ -26,4 +26,19 @@ uint64_t hash64_final(const struct hash64 *s);
 uint64_t hash64_bytes(const void *data, size_t len);
 uint64_t hash64_str(const char *s);
 
+/* The content hash of a file: the same properties as hash64, four times the speed on
+ * large inputs (four independent lanes of eight bytes, so the multiplications overlap).
+ * A cold start hashes every byte of a visit (gigabytes); its values are not hash64's. */
+struct hash64c {
+    uint64_t h[4];
+    uint64_t len;
+    unsigned char carry[32];
+    unsigned ncarry;
+};
+
+void hash64c_init(struct hash64c *s);
+void hash64c_update(struct hash64c *s, const void *data, size_t len);
+uint64_t hash64c_final(const struct hash64c *s);
+uint64_t hash64c_bytes(const void *data, size_t len);
+
 #endif

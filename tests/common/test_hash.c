@@ -1,6 +1,7 @@
 /* hash64: the value does not depend on how the bytes are split into updates, is the same
  * in every build (it is stored in journals: golden values), and every byte and the length
- * count. pathkey: a path's parts and key are the same however it was keyed. */
+ * count; the content hash (hash64c) too. pathkey: a path's parts and key are the same
+ * however it was keyed. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -79,6 +80,56 @@ static void test_hash__golden_values(void **state)
     assert_true(hash64_bytes(big + 1, N - 1) == 0xa05bde488fa315d2ull);
 }
 
+/* The content hash (four lanes): the same properties; its blocks are 32 bytes, so splits
+ * and single-byte changes are tried across several blocks, the carry and the tail. */
+static void test_hash64c__splits_do_not_matter_and_every_byte_counts(void **state)
+{
+    (void)state;
+    fill();
+    uint64_t x = 7;
+    for (size_t len = 0; len <= 300; len++) {
+        uint64_t whole = hash64c_bytes(data, len);
+        for (int trial = 0; trial < 20; trial++) {
+            struct hash64c h;
+            hash64c_init(&h);
+            for (size_t off = 0; off < len;) {
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                size_t n = (size_t)(x % 71);
+                if (n > len - off)
+                    n = len - off;
+                hash64c_update(&h, data + off, n);
+                off += n;
+            }
+            assert_true(hash64c_final(&h) == whole);
+        }
+    }
+    uint64_t base = hash64c_bytes(data, N);
+    for (size_t i = 0; i < N; i++) {
+        data[i] ^= 0x80;
+        assert_true(hash64c_bytes(data, N) != base);
+        data[i] ^= 0x80;
+    }
+    /* Two lanes' words swapped is another content. */
+    unsigned char a[64] = {1}, b[64] = {0};
+    b[8] = 1;
+    assert_true(hash64c_bytes(a, 64) != hash64c_bytes(b, 64));
+    unsigned char zeros[96] = {0};
+    for (size_t n = 0; n < 95; n++)
+        assert_true(hash64c_bytes(zeros, n) != hash64c_bytes(zeros, n + 1));
+    assert_true(hash64c_bytes(zeros, 0) != 0);
+}
+
+/* The values journals hold for files' contents. */
+static void test_hash64c__golden_values(void **state)
+{
+    (void)state;
+    fill();
+    unsigned char big[N];
+    memcpy(big, data, N);
+    assert_true(hash64c_bytes("", 0) == 0x20323cde9d51aa3eull);
+    assert_true(hash64c_bytes(big + 1, N - 1) == 0x0296b16a86b576c2ull);
+}
+
 /* A path keyed whole and one keyed in its already-hashed directory (as a walk does) are
  * the same key; the parts are the hashes of the directory with its '/' and of the name. */
 static void test_pathkey__parts_and_both_ways_agree(void **state)
@@ -115,6 +166,8 @@ int main(void)
         cmocka_unit_test(test_hash__splits_do_not_matter),
         cmocka_unit_test(test_hash__every_byte_and_the_length_count),
         cmocka_unit_test(test_hash__golden_values),
+        cmocka_unit_test(test_hash64c__splits_do_not_matter_and_every_byte_counts),
+        cmocka_unit_test(test_hash64c__golden_values),
         cmocka_unit_test(test_pathkey__parts_and_both_ways_agree),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
