@@ -256,15 +256,6 @@ static int buf_printf(struct journal *j, const char *fmt, ...)
     }
 }
 
-static int buf_put(struct journal *j, const char *s, size_t n)
-{
-    if (buf_reserve(j, n) < 0)
-        return -EM_ENOMEM;
-    memcpy(j->buf + j->len, s, n);
-    j->len += n;
-    return 0;
-}
-
 static int sync_fd(uv_file fd)
 {
     uv_fs_t req;
@@ -343,18 +334,31 @@ static int entity_set(struct journal *j, uint64_t kh, uint64_t dh)
     return ktab_set(&j->entities, kh, dh) < 0 ? -EM_ENOMEM : 0;
 }
 
+static char *put_hex16(char *p, uint64_t v);
+static char *put_u64(char *p, uint64_t v);
+
 int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t data_hash,
                   const char *line)
 {
     if (entity_set(j, key_hash, data_hash) < 0)
         return -EM_ENOMEM;
-    size_t before = j->len;
-    if (buf_printf(j, "E\t%" PRIu64 "\t%016" PRIx64 "\t%016" PRIx64 "\t", seq, key_hash,
-                   data_hash) < 0 ||
-        buf_put(j, line, strlen(line)) < 0 || buf_put(j, "\n", 1) < 0) {
-        j->len = before;
+    /* Without printf: a cold start journals 600,000 events. */
+    size_t n = strlen(line);
+    if (buf_reserve(j, 64 + n) < 0)
         return -EM_ENOMEM;
-    }
+    char *p = j->buf + j->len;
+    *p++ = 'E';
+    *p++ = '\t';
+    p = put_u64(p, seq);
+    *p++ = '\t';
+    p = put_hex16(p, key_hash);
+    *p++ = '\t';
+    p = put_hex16(p, data_hash);
+    *p++ = '\t';
+    memcpy(p, line, n);
+    p += n;
+    *p++ = '\n';
+    j->len = (size_t)(p - j->buf);
     j->last_seq = seq;
     j->events_uncommitted = true;
     return 0;
