@@ -59,20 +59,26 @@ void hash64_update(struct hash64 *s, const void *data, size_t len)
     s->ncarry = (unsigned)len;
 }
 
-uint64_t hash64_final(const struct hash64 *s)
+/* The end of both hashes: the last bytes (`tail`, little-endian), the length, then
+ * MurmurHash3's finaliser, so that every input bit affects every output bit. Never 0. */
+static uint64_t finish(uint64_t h, uint64_t tail, uint64_t len)
 {
-    uint64_t h = s->h, tail = 0;
-    for (unsigned i = s->ncarry; i-- > 0;)
-        tail = (tail << 8) | s->carry[i];
     h ^= rotl(tail * P2, 33) * P1;
-    h ^= s->len;
-    /* MurmurHash3's finaliser: every input bit affects every output bit. */
+    h ^= len;
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     h ^= h >> 33;
     h *= 0xc4ceb9fe1a85ec53ull;
     h ^= h >> 33;
     return h ? h : 1;
+}
+
+uint64_t hash64_final(const struct hash64 *s)
+{
+    uint64_t tail = 0;
+    for (unsigned i = s->ncarry; i-- > 0;)
+        tail = (tail << 8) | s->carry[i];
+    return finish(s->h, tail, s->len);
 }
 
 uint64_t hash64_bytes(const void *data, size_t len)
@@ -139,14 +145,7 @@ uint64_t hash64c_final(const struct hash64c *s)
     uint64_t tail = 0;
     for (unsigned k = n; k-- > i;)
         tail = (tail << 8) | s->carry[k];
-    h ^= rotl(tail * P2, 33) * P1;
-    h ^= s->len;
-    h ^= h >> 33;
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h ? h : 1;
+    return finish(h, tail, s->len);
 }
 
 uint64_t hash64c_bytes(const void *data, size_t len)
