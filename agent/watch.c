@@ -355,8 +355,10 @@ static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, en
     bool have_st = false;
     *f = NULL;
     /* The journal first: a file it has, in the version it has, is skipped (or, after a
-     * restore, trusted) before its path is classified. A restart of a whole visit stats
-     * every file and changes none. Loader records are always read once after a start. */
+     * restore, trusted: the model already holds what that version said) before its path
+     * is classified. A restart of a whole visit stats every file and changes none. Loader
+     * records are always read once after a start. (w->restoring first: while the restorer
+     * runs, r->restored is its to write.) */
     if (!pt && why != BY_FORCE && !dataset_is_record(pathkey_name(k)) &&
         (*f = journal_file_find_key(w->j, k)) &&
         ((*f)->seen || ((w->restoring || r->restored) && (*f)->state != JFILE_WAITING))) {
@@ -410,20 +412,7 @@ static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, en
             incparse_drop(w->inc, k); /* gone (renamed or deleted) */
         return false;
     }
-    struct journal_file *jf = *f;
-    if (!pt && jf && jf->seen && why != BY_FORCE && watch_same_version(jf, st))
-        return false;
-    /* After a restore, the model already holds what this version of the file said. */
-    /* (w->restoring first: while the restorer runs, r->restored is its to write.) */
-    if (!pt && jf && !jf->seen && (w->restoring || r->restored) && why != BY_FORCE &&
-        watch_same_version(jf, st) && jf->state != JFILE_WAITING) {
-        jf->seen = true;
-        w->files_trusted++;
-        if (w->restoring)
-            r->trusted_early++;
-        return false;
-    }
-    return true;
+    return true; /* the journal's version was dealt with above */
 }
 
 static void note_busy(struct watch *w, const char *path);

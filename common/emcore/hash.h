@@ -26,8 +26,9 @@ uint64_t hash64_final(const struct hash64 *s);
 uint64_t hash64_bytes(const void *data, size_t len);
 uint64_t hash64_str(const char *s);
 
-/* The content hash of a file: the same properties as hash64, four times the speed on
- * large inputs (four independent lanes of eight bytes, so the multiplications overlap).
+/* The content hash of a file: the same properties as hash64, faster on large inputs
+ * (four independent lanes of eight bytes, so the multiplications overlap: 11 GB/s against
+ * 6.7 on 5 kB inputs on the development machine).
  * A cold start hashes every byte of a visit (gigabytes); its values are not hash64's. */
 struct hash64c {
     uint64_t h[4];
