@@ -5,6 +5,7 @@
 
 #include <uv.h>
 
+#include "em_arena.h"
 #include "em_error.h"
 #include "entity.h"
 #include "hash.h"
@@ -38,6 +39,11 @@ struct pool {
     uv_cond_t done_cond; /* the consumer waits for its next job */
     uv_thread_t threads[POOL_MAX_THREADS];
     unsigned nthreads;
+    unsigned started;             /* workers that took their owner number */
+    bool collecting;              /* pool_collect_frees() */
+    struct em_arena_bin freed;    /* what the consumer freed, not yet handed back */
+    struct em_arena_bin giveback; /* handed back, by worker: under the lock */
+    size_t freed_by_owner;        /* chunks and blocks workers took back to free */
 };
 
 static void run_job(struct pool_job *j, struct epu_parser **parsers, struct fsio_buf *buf)
@@ -77,6 +83,9 @@ static void worker(void *arg)
     struct epu_parser *parsers[EPU_KIND_COUNT] = {0};
     struct fsio_buf buf = {0};
     uv_mutex_lock(&p->lock);
+    /* Owner numbers 1..: chunks freed on the consumer's thread come back here. */
+    unsigned me = ++p->started < EM_ARENA_OWNERS ? p->started : 0;
+    em_arena_set_owner(me);
     for (;;) {
         while (!p->stop && !p->source_done && p->next_claim >= p->consumed + p->window) {
             p->idle_workers++;
@@ -97,7 +106,11 @@ static void worker(void *arg)
             break;
         }
         p->next_claim++;
+        j->owner = me;
+        p->freed_by_owner += me ? p->giveback.n[me] : 0;
+        struct em_arena_chunk *mine = me ? em_arena_bin_take(&p->giveback, me) : NULL;
         uv_mutex_unlock(&p->lock);
+        em_arena_chunks_free(mine);
         run_job(j, parsers, &buf);
         uv_mutex_lock(&p->lock);
         p->ready[i % p->window] = true;
@@ -115,6 +128,7 @@ static void worker(void *arg)
     for (int k = 0; k < EPU_KIND_COUNT; k++)
         epu_parser_free(parsers[k]);
     fsio_buf_free(&buf);
+    em_arena_set_owner(0);
 }
 
 struct pool *pool_start(pool_source_fn source, void *ctx, unsigned threads, size_t window)
@@ -169,6 +183,8 @@ int pool_next(struct pool *p, struct pool_job *out)
         uv_cond_wait(&p->done_cond, &p->lock);
         p->consumer_waiting = false;
     }
+    if (p->freed.count)
+        em_arena_bin_move(&p->giveback, &p->freed);
     *out = p->slots[i % p->window];
     memset(&p->slots[i % p->window], 0, sizeof(p->slots[0]));
     p->ready[i % p->window] = false;
@@ -179,12 +195,35 @@ int pool_next(struct pool *p, struct pool_job *out)
     return 1;
 }
 
+void pool_collect_frees(struct pool *p)
+{
+    p->collecting = true;
+    em_arena_collect(&p->freed);
+}
+
 void pool_job_clear(struct pool_job *j)
 {
     cJSON_free(j->doc_json);
     free(j->path);
     epu_doc_free(j->doc);
     memset(j, 0, sizeof(*j));
+}
+
+void pool_job_done(struct pool *p, struct pool_job *j)
+{
+    if (p->collecting && j->owner) {
+        if (j->path)
+            em_arena_bin_put(&p->freed, j->owner, j->path, strlen(j->path) + 1);
+        if (j->doc_json)
+            em_arena_bin_put(&p->freed, j->owner, j->doc_json, strlen(j->doc_json) + 1);
+        j->path = j->doc_json = NULL;
+    }
+    pool_job_clear(j);
+}
+
+size_t pool_freed_by_owner(const struct pool *p)
+{
+    return p->freed_by_owner;
 }
 
 size_t pool_done(const struct pool *p)
@@ -204,6 +243,10 @@ void pool_free(struct pool *p)
         uv_thread_join(&p->threads[i]);
     for (size_t i = p->consumed; i < p->next_claim; i++)
         pool_job_clear(&p->slots[i % p->window]);
+    if (p->collecting)
+        em_arena_collect(NULL);
+    em_arena_bin_free(&p->freed);
+    em_arena_bin_free(&p->giveback);
     uv_cond_destroy(&p->work_cond);
     uv_cond_destroy(&p->done_cond);
     uv_mutex_destroy(&p->lock);

@@ -28,6 +28,7 @@ struct pool_job {
     bool want_json;     /* a micrograph's fields as JSON text too (entity.h) */
     bool want_key;      /* also key the path (pathkey.h), off the consumer's thread */
     /* set by the worker */
+    unsigned owner;        /* of its allocations (em_arena.h), 0 when none */
     struct pathkey key;    /* of path, with want_key */
     int rc;                /* 0, or a negative EM_E* for read or parse failures */
     bool read_failed;      /* rc comes from reading, not parsing */
@@ -55,8 +56,22 @@ struct pool *pool_start(pool_source_fn source, void *ctx, unsigned threads, size
  * pool_job_clear()). Returns 1, 0 after the last job, or the source's negative EM_E*. */
 int pool_next(struct pool *p, struct pool_job *out);
 
+/* From now on the calling thread (the consumer's) collects the workers' arena chunks it
+ * frees (a document's, wherever it is freed) and pool_next() hands them back to the worker
+ * that allocated them, to be freed there: no malloc-arena lock taken across threads
+ * (em_arena.h). Until pool_free(), which frees what is still collected and ends it. */
+void pool_collect_frees(struct pool *p);
+
 /* Frees a job's path and document and zeroes it. */
 void pool_job_clear(struct pool_job *j);
+
+/* pool_job_clear() for a job of `p` on the consumer's thread: with pool_collect_frees(),
+ * what its worker allocated goes back to it. */
+void pool_job_done(struct pool *p, struct pool_job *j);
+
+/* Chunks and blocks the workers took back and freed so far (pool_collect_frees()): read
+ * it once the workers are idle (or for a figure only). */
+size_t pool_freed_by_owner(const struct pool *p);
 
 /* Number of jobs handed over by pool_next() so far. */
 size_t pool_done(const struct pool *p);

@@ -908,6 +908,7 @@ static int run(struct scan *sc)
     sc->pool = pool_start(produce, &sc->producer, sc->opt->threads, SCAN_WINDOW);
     if (!sc->pool)
         return -EM_ENOMEM;
+    pool_collect_frees(sc->pool); /* documents go back to their worker to be freed */
     int rc = 0;
     struct taken t;
     for (size_t i = 0; i < L->nsessions && rc == 0; i++) {

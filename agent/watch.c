@@ -914,6 +914,8 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         ntodo && !w->stopping ? pool_start(walk_source_next, &wk, w->opt->threads, 128) : NULL;
     if (ntodo && !pool && !w->stopping)
         watch_fail(w, 1, dir, -EM_ENOMEM);
+    if (pool)
+        pool_collect_frees(pool);
     int prev_rank = -1;
     for (size_t i = 0; pool && i < ntodo && !w->stopping; i++) {
         w->walk_done = i;
@@ -941,7 +943,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         j.doc = NULL;
         if (j.tag)
             walk_dir_drop(j.tag); /* its last file: its names are not needed any more */
-        pool_job_clear(&j);
+        pool_job_done(pool, &j);
     }
     pool_free(pool);
     for (size_t i = 0; i < wk.ndirs; i++)
@@ -1212,6 +1214,8 @@ static void process_burst(struct watch *w)
     struct burst_source src = {w, bf, 0};
     struct pool *pool =
         npool >= BURST_POOL_MIN ? pool_start(burst_source_next, &src, w->opt->threads, 128) : NULL;
+    if (pool)
+        pool_collect_frees(pool);
     for (size_t i = 0; i < n && !w->stopping; i++) {
         struct burstq_item *q = &w->burst.v[i];
         if (bf && bf[i].on_pool && pool) {
@@ -1225,7 +1229,7 @@ static void process_burst(struct watch *w)
             conclude(w, bf[i].r, &q->key, bf[i].kind, bf[i].rec, &j.stat, j.rc, j.doc, j.hash,
                      &j.diag, false, j.doc_json);
             j.doc = NULL;
-            pool_job_clear(&j);
+            pool_job_done(pool, &j);
             continue;
         }
         if (bf && !bf[i].r)

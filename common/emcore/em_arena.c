@@ -14,10 +14,14 @@
 
 struct em_arena_chunk {
     struct em_arena_chunk *next;
-    size_t size;
+    uint32_t size;
+    uint32_t owner; /* em_arena_set_owner() of the thread that allocated it */
     size_t off;
     alignas(max_align_t) unsigned char data[];
 };
+
+static _Thread_local unsigned this_owner;
+static _Thread_local struct em_arena_bin *this_bin;
 
 void em_arena_init(struct em_arena *a, size_t max_bytes)
 {
@@ -53,11 +57,14 @@ void *em_arena_alloc_align(struct em_arena *a, size_t n, size_t align)
         size_t size = a->next_chunk;
         while (size < need)
             size *= 2;
+        if (size > UINT32_MAX) /* max_bytes is 1 GiB by default: only a larger cap */
+            return NULL;
         c = malloc(sizeof(*c) + size);
         if (!c)
             return NULL;
         c->next = a->head;
-        c->size = size;
+        c->size = (uint32_t)size;
+        c->owner = this_owner;
         c->off = 0;
         a->head = c;
         if (a->next_chunk < ARENA_MAX_CHUNK)
@@ -81,17 +88,102 @@ char *em_arena_strndup(struct em_arena *a, const char *s, size_t len)
     return p;
 }
 
+/* Appends a chunk (or a block whose first bytes can hold the link) to owner o's list. */
+static void bin_append(struct em_arena_bin *bin, unsigned o, struct em_arena_chunk *c)
+{
+    c->next = NULL;
+    if (bin->tail[o])
+        bin->tail[o]->next = c;
+    else
+        bin->head[o] = c;
+    bin->tail[o] = c;
+    bin->n[o]++;
+    bin->count++;
+}
+
 void em_arena_free(struct em_arena *a)
 {
+    struct em_arena_bin *bin = this_bin;
     struct em_arena_chunk *c = a->head;
     while (c) {
         struct em_arena_chunk *next = c->next;
-        free(c);
+        unsigned o = c->owner;
+        if (bin && o && o != this_owner)
+            bin_append(bin, o, c);
+        else
+            free(c);
         c = next;
     }
     a->head = NULL;
     a->used = 0;
     a->next_chunk = ARENA_FIRST_CHUNK;
+}
+
+void em_arena_set_owner(unsigned owner)
+{
+    this_owner = owner < EM_ARENA_OWNERS ? owner : 0;
+}
+
+void em_arena_collect(struct em_arena_bin *bin)
+{
+    this_bin = bin;
+}
+
+struct em_arena_chunk *em_arena_bin_take(struct em_arena_bin *bin, unsigned owner)
+{
+    if (owner >= EM_ARENA_OWNERS || !bin->head[owner])
+        return NULL;
+    struct em_arena_chunk *c = bin->head[owner];
+    bin->count -= bin->n[owner];
+    bin->n[owner] = 0;
+    bin->head[owner] = bin->tail[owner] = NULL;
+    return c;
+}
+
+void em_arena_bin_move(struct em_arena_bin *to, struct em_arena_bin *from)
+{
+    for (unsigned o = 0; o < EM_ARENA_OWNERS && from->count; o++) {
+        if (!from->head[o])
+            continue;
+        if (to->tail[o])
+            to->tail[o]->next = from->head[o];
+        else
+            to->head[o] = from->head[o];
+        to->tail[o] = from->tail[o];
+        to->n[o] += from->n[o];
+        from->n[o] = 0;
+        from->head[o] = from->tail[o] = NULL;
+    }
+    to->count += from->count;
+    from->count = 0;
+}
+
+void em_arena_bin_put(struct em_arena_bin *bin, unsigned owner, void *block, size_t size)
+{
+    if (!block)
+        return;
+    if (!owner || owner >= EM_ARENA_OWNERS || size < sizeof(struct em_arena_chunk *)) {
+        free(block);
+        return;
+    }
+    /* Only the link is written, and read: the first member of a chunk. */
+    bin_append(bin, owner, block);
+}
+
+void em_arena_chunks_free(struct em_arena_chunk *list)
+{
+    while (list) {
+        struct em_arena_chunk *next = list->next;
+        free(list);
+        list = next;
+    }
+}
+
+void em_arena_bin_free(struct em_arena_bin *bin)
+{
+    for (unsigned o = 0; o < EM_ARENA_OWNERS; o++)
+        em_arena_chunks_free(em_arena_bin_take(bin, o));
+    bin->count = 0;
 }
 
 void em_slab_init(struct em_slab *s, size_t size)

@@ -36,6 +36,45 @@ char *em_arena_strndup(struct em_arena *a, const char *s, size_t len);
 /* Releases every chunk; the arena may be reused after em_arena_init(). */
 void em_arena_free(struct em_arena *a);
 
+/* Frees across threads. A document parsed on a worker thread is usually freed on the
+ * thread that consumes it; glibc then takes the worker's malloc-arena lock for every chunk,
+ * while the worker allocates in that arena (a visit's cold start: 800,000 futex calls).
+ * Instead, a chunk remembers which thread allocated it (em_arena_set_owner), the consumer
+ * collects the chunks it frees into a bin, by owner (em_arena_collect), and hands each
+ * owner its own back to free (em_arena_bin_take, em_arena_chunks_free). */
+#define EM_ARENA_OWNERS 64
+
+struct em_arena_bin {
+    struct em_arena_chunk *head[EM_ARENA_OWNERS], *tail[EM_ARENA_OWNERS];
+    size_t n[EM_ARENA_OWNERS]; /* chunks held, by owner */
+    size_t count;              /* in all */
+};
+
+/* The chunks this thread allocates from now on belong to `owner` (1 .. EM_ARENA_OWNERS-1;
+ * 0, the default, is no one: freed at once wherever they are freed). */
+void em_arena_set_owner(unsigned owner);
+
+/* From now on, em_arena_free() on this thread puts the chunks of other owners into `bin`
+ * instead of freeing them; NULL ends that (the bin keeps what it holds). */
+void em_arena_collect(struct em_arena_bin *bin);
+
+/* Detaches the chunks of `owner` from `bin` (a list for em_arena_chunks_free; NULL when
+ * none). */
+struct em_arena_chunk *em_arena_bin_take(struct em_arena_bin *bin, unsigned owner);
+
+/* Appends the chunks of every owner in `from` to `to` (`from` is left empty). */
+void em_arena_bin_move(struct em_arena_bin *to, struct em_arena_bin *from);
+
+/* Puts a malloc'd block of `size` bytes that `owner` allocated into `bin`, to be freed
+ * with its chunks; a block smaller than a pointer (or of no owner) is freed at once. */
+void em_arena_bin_put(struct em_arena_bin *bin, unsigned owner, void *block, size_t size);
+
+/* Frees a list of chunks from em_arena_bin_take(). */
+void em_arena_chunks_free(struct em_arena_chunk *list);
+
+/* Frees every chunk `bin` holds. */
+void em_arena_bin_free(struct em_arena_bin *bin);
+
 /* A slab: objects of one size carved from an arena, with a free list, for many small
  * records that live long and are freed one by one now and then (the model's 500,000
  * micrographs): no per-object header, and they do not fragment the heap between the

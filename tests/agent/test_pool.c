@@ -12,6 +12,7 @@
 
 #include <cmocka.h>
 
+#include "em_arena.h"
 #include "em_error.h"
 #include "pool.h"
 #include "testutil.h"
@@ -121,12 +122,49 @@ static void test_pool__free_with_jobs_left(void **state)
     pool_free(p); /* jobs claimed and not taken are freed (ASan's leak check sees it) */
 }
 
+/* With pool_collect_frees(), the documents the consumer frees go back to the worker that
+ * parsed them, which frees them when it takes its next job; what is left at the end is
+ * freed by pool_free() (ASan's leak check sees the rest). */
+static void test_pool__frees_handed_back_to_their_worker(void **state)
+{
+    (void)state;
+    for (unsigned t = 1; t <= 3; t++) {
+        atomic_size_t consumed;
+        atomic_init(&consumed, 0);
+        struct src s = {.rels = rels, .n = 300, .consumed = &consumed};
+        struct pool *p = pool_start(produce, &s, t, 8);
+        assert_non_null(p);
+        pool_collect_frees(p);
+        struct pool_job j;
+        size_t docs = 0;
+        while (pool_next(p, &j) == 1) {
+            docs += j.doc != NULL;
+            if (j.kind != EPU_KIND_NONE)
+                assert_int_not_equal(j.owner, 0); /* a worker's */
+            pool_job_done(p, &j);
+            assert_null(j.path);
+            consumed++;
+        }
+        assert_int_equal(docs, 100); /* jobs 2, 8, 14, ...: the session file parsed */
+        /* Every worker kept taking jobs after the consumer's first frees, so some came
+         * back (a document is at least one chunk, and its path a block). */
+        assert_true(pool_freed_by_owner(p) > 0);
+        pool_free(p);
+        /* The thread collects no more: a chunk freed now is freed at once. */
+        struct em_arena a;
+        em_arena_init(&a, 0);
+        assert_non_null(em_arena_alloc(&a, 100));
+        em_arena_free(&a);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pool__order_and_window),
         cmocka_unit_test(test_pool__source_failure),
         cmocka_unit_test(test_pool__free_with_jobs_left),
+        cmocka_unit_test(test_pool__frees_handed_back_to_their_worker),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,5 +1,6 @@
 /* em_arena_alloc_align packs to the alignment asked for; em_slab hands out zeroed objects
- * of one size, reuses freed ones first, and releases everything at once. */
+ * of one size, reuses freed ones first, and releases everything at once; chunks freed on
+ * another thread are collected by the thread that allocated them. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <uv.h>
 
 #include "em_arena.h"
 
@@ -66,11 +68,87 @@ static void test_slab__reuse_zeroed_release(void **state)
     em_slab_release(&s);
 }
 
+/* Chunks remember the thread (owner) that allocated them; a thread that collects puts the
+ * chunks of other owners into its bin instead of freeing them, by owner, in order. */
+struct owned {
+    unsigned owner;
+    struct em_arena arena;
+};
+
+static void alloc_as(void *arg)
+{
+    struct owned *o = arg;
+    em_arena_set_owner(o->owner);
+    em_arena_init(&o->arena, 0);
+    for (int i = 0; i < 5; i++) /* 256, 512, 1024, 2048 and 4096 bytes: five chunks */
+        assert_non_null(em_arena_alloc(&o->arena, 200 << i));
+    em_arena_set_owner(0);
+}
+
+static size_t list_len(struct em_arena_chunk *c)
+{
+    size_t n = 0;
+    for (; c; c = *(struct em_arena_chunk **)c) /* the link is a chunk's first member */
+        n++;
+    return n;
+}
+
+static void test_arena__frees_collected_by_owner(void **state)
+{
+    (void)state;
+    struct owned a = {.owner = 3}, b = {.owner = 7}, none = {.owner = 0};
+    uv_thread_t t;
+    assert_int_equal(uv_thread_create(&t, alloc_as, &a), 0);
+    uv_thread_join(&t);
+    assert_int_equal(uv_thread_create(&t, alloc_as, &b), 0);
+    uv_thread_join(&t);
+    assert_int_equal(uv_thread_create(&t, alloc_as, &none), 0);
+    uv_thread_join(&t);
+    struct em_arena mine; /* this thread's own (owner 7 here): freed at once */
+    em_arena_set_owner(7);
+    em_arena_init(&mine, 0);
+    assert_non_null(em_arena_alloc(&mine, 10));
+    struct em_arena_bin bin;
+    memset(&bin, 0, sizeof(bin));
+    em_arena_collect(&bin);
+    em_arena_free(&a.arena);
+    em_arena_free(&b.arena);    /* owner 7 is this thread now: freed here */
+    em_arena_free(&none.arena); /* no owner: freed at once */
+    em_arena_free(&mine);
+    char *s = strdup("a path of some length"), *tiny = malloc(2);
+    assert_non_null(s);
+    assert_non_null(tiny);
+    em_arena_bin_put(&bin, 3, s, strlen(s) + 1);
+    em_arena_bin_put(&bin, 3, tiny, 2); /* too small to link: freed at once */
+    em_arena_collect(NULL);
+    em_arena_set_owner(0);
+    assert_int_equal(bin.count, 6);
+    assert_int_equal(bin.n[3], 6);
+    assert_int_equal(bin.n[7], 0);
+    struct em_arena_bin other;
+    memset(&other, 0, sizeof(other));
+    em_arena_bin_move(&other, &bin);
+    assert_int_equal(bin.count, 0);
+    assert_null(em_arena_bin_take(&bin, 3));
+    assert_int_equal(other.count, 6);
+    struct em_arena_chunk *l = em_arena_bin_take(&other, 3);
+    assert_int_equal(list_len(l), 6);
+    assert_int_equal(other.count, 0);
+    assert_int_equal(other.n[3], 0);
+    em_arena_chunks_free(l);
+    em_arena_bin_free(&other); /* empty: nothing happens */
+    /* Not collecting any more: freed at once, nothing kept. */
+    em_arena_init(&a.arena, 0);
+    assert_non_null(em_arena_alloc(&a.arena, 1));
+    em_arena_free(&a.arena);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena__alignment_asked_for),
         cmocka_unit_test(test_slab__reuse_zeroed_release),
+        cmocka_unit_test(test_arena__frees_collected_by_owner),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
