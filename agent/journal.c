@@ -73,6 +73,8 @@ struct journal {
     uint64_t last_event_us;    /* when the last event was journaled (0: never) */
     bool events_uncommitted;
     bool hold_compaction;
+    uint64_t dirs_gen; /* changes when the directories are forgotten (journal_dircache) */
+    struct journal_dircache load_dc; /* the load's: a compacted journal groups directories */
 };
 
 static uint64_t clock_us(void);
@@ -372,6 +374,92 @@ int journal_delivered(struct journal *j, uint64_t seq)
     return buf_printf(j, "D\t%" PRIu64 "\n", seq);
 }
 
+void journal_dircache_free(struct journal_dircache *c)
+{
+    free(c->dir);
+    memset(c, 0, sizeof(*c));
+}
+
+/* The key of `path`: the directory part is hashed only when it is not the cache's. */
+static void key_cached(const struct journal_dircache *c, struct pathkey *k, const char *path)
+{
+    const char *slash = strrchr(path, '/');
+    size_t dl = slash ? (size_t)(slash - path) + 1 : 0;
+    if (c->valid && c->len == dl && memcmp(c->dir, path, dl) == 0)
+        pathkey_init_in(k, path, dl, c->hash);
+    else
+        pathkey_init(k, path);
+}
+
+/* The index of k's directory, through the cache; -1 when it is not known (and not added)
+ * or out of memory. */
+static int64_t dir_cached(struct journal *j, struct journal_dircache *c, const struct pathkey *k,
+                          bool add)
+{
+    if (c->valid && c->gen == j->dirs_gen && c->len == k->dir_len &&
+        memcmp(c->dir, k->path, k->dir_len) == 0)
+        return c->index;
+    struct fsplit fs = split_key(j, k);
+    int64_t d = dir_get(j, &fs, k->dir_hash, add);
+    if (d < 0)
+        return d; /* not cached: the directory may be added before the next lookup */
+    if (k->dir_len + 1 > c->cap) {
+        char *v = realloc(c->dir, k->dir_len + 1);
+        if (!v) {
+            c->valid = false;
+            return d;
+        }
+        c->dir = v;
+        c->cap = k->dir_len + 1;
+    }
+    memcpy(c->dir, k->path, k->dir_len);
+    c->dir[k->dir_len] = '\0';
+    c->len = k->dir_len;
+    c->hash = k->dir_hash;
+    c->index = (uint32_t)d;
+    c->gen = j->dirs_gen;
+    c->valid = true;
+    return d;
+}
+
+bool journal_dir_known(const struct journal *j, struct journal_dircache *c, const struct pathkey *k)
+{
+    return dir_cached((struct journal *)(uintptr_t)j, c, k, false) >= 0;
+}
+
+struct journal_file *journal_file_find_cached(const struct journal *j, struct journal_dircache *c,
+                                              const struct pathkey *k)
+{
+    int64_t dir = dir_cached((struct journal *)(uintptr_t)j, c, k, false);
+    if (dir < 0)
+        return NULL;
+    struct file_probe probe = {(uint32_t)dir, pathkey_name(k)};
+    void **e = hset_find(&j->files, file_key(probe.dir, k->name_hash), file_is, &probe);
+    return e ? *e : NULL;
+}
+
+struct journal_file *journal_file_find_path_cached(const struct journal *j,
+                                                   struct journal_dircache *c, const char *path)
+{
+    struct pathkey k;
+    key_cached(c, &k, path);
+    return journal_file_find_cached(j, c, &k);
+}
+
+static struct journal_file *file_get_in(struct journal *j, uint32_t dir, const struct pathkey *k);
+
+/* journal_file_get_key() through a cache (the load's). */
+static struct journal_file *file_get_cached(struct journal *j, struct journal_dircache *c,
+                                            const char *path)
+{
+    struct pathkey k;
+    key_cached(c, &k, path);
+    int64_t dir = dir_cached(j, c, &k, true);
+    if (dir < 0)
+        return NULL;
+    return file_get_in(j, (uint32_t)dir, &k);
+}
+
 struct journal_file *journal_file_find_key(const struct journal *j, const struct pathkey *k)
 {
     struct fsplit fs = split_key(j, k);
@@ -389,7 +477,14 @@ struct journal_file *journal_file_get_key(struct journal *j, const struct pathke
     int64_t dir = dir_get(j, &fs, k->dir_hash, true);
     if (dir < 0)
         return NULL;
-    struct file_probe probe = {(uint32_t)dir, fs.name};
+    return file_get_in(j, (uint32_t)dir, k);
+}
+
+/* Finds or creates the record of k's name in directory `dir`. */
+static struct journal_file *file_get_in(struct journal *j, uint32_t dir, const struct pathkey *k)
+{
+    struct fsplit fs = {.name = pathkey_name(k)};
+    struct file_probe probe = {dir, fs.name};
     uint64_t key = file_key(probe.dir, k->name_hash);
     void **e = hset_find(&j->files, key, file_is, &probe);
     if (e)
@@ -539,6 +634,53 @@ static void snap_file(void *v, void *ctx)
     snap_flush(c, false);
 }
 
+struct by_dir {
+    const struct journal *j;
+    uint32_t *next; /* per directory: where its next record goes */
+    struct journal_file **v;
+};
+
+static void place_by_dir(void *v, void *ctx)
+{
+    struct by_dir *b = ctx;
+    const struct journal_file *f = v;
+    b->v[b->next[f->dir]++] = v;
+}
+
+static void count_by_dir(void *v, void *ctx)
+{
+    struct by_dir *b = ctx;
+    b->next[((const struct journal_file *)v)->dir]++;
+}
+
+/* The file records, a directory's together (in the order the directories came): a load
+ * then finds each directory once (journal_dircache), and a walk's lookups in one directory
+ * touch records that lie together. Unordered when there is no memory to order them. */
+static void snap_files(struct journal *j, struct snap *c)
+{
+    size_t n = j->files.count;
+    struct by_dir b = {j, calloc(j->ndirs + 1, sizeof(uint32_t)),
+                       malloc((n ? n : 1) * sizeof(void *))};
+    if (!b.next || !b.v || n > UINT32_MAX) {
+        free(b.next);
+        free(b.v);
+        hset_each(&j->files, snap_file, c);
+        return;
+    }
+    hset_each(&j->files, count_by_dir, &b);
+    uint32_t at = 0;
+    for (size_t d = 0; d < j->ndirs; d++) { /* counts to starts */
+        uint32_t k = b.next[d];
+        b.next[d] = at;
+        at += k;
+    }
+    hset_each(&j->files, place_by_dir, &b);
+    for (size_t i = 0; i < n && c->rc == 0; i++)
+        snap_file(b.v[i], c);
+    free(b.next);
+    free(b.v);
+}
+
 /* Writes the whole state to journal.tmp and renames it over the journal. The buffered
  * records are part of the state already, so they are dropped. */
 static int compact(struct journal *j)
@@ -562,7 +704,7 @@ static int compact(struct journal *j)
     if (c.rc == 0)
         ktab_each(&j->entities, snap_entity, &c);
     if (c.rc == 0)
-        hset_each(&j->files, snap_file, &c);
+        snap_files(j, &c);
     for (size_t i = 0; i < j->npending && c.rc == 0; i++) {
         const struct journal_pending *p = &j->pending[i];
         if (p->seq > j->delivered)
@@ -758,7 +900,7 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
         if (!parse_u64(&p, &c, 16) || !parse_u64(&p, &size, 10) || !parse_i64(&p, &s) ||
             !parse_i64(&p, &ns) || !parse_u64(&p, &state, 10) || !*p)
             return false;
-        struct journal_file *f = journal_file_get(j, p);
+        struct journal_file *f = file_get_cached(j, &j->load_dc, p);
         if (!f)
             return false;
         f->hash = c;
@@ -844,6 +986,7 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
             rc = -EM_ENOMEM;
     }
     fsio_buf_free(&chunk);
+    journal_dircache_free(&j->load_dc);
     bool torn = rc == 0 && line.len > 0;
     dynbuf_free(&line);
     if (rc == 1)
@@ -1069,6 +1212,7 @@ void journal_forget_entities(struct journal *j)
     em_arena_free(&j->records);
     em_arena_init(&j->records, RECORDS_MAX);
     ktab_free(&j->entities);
+    j->dirs_gen++;
 }
 
 static int open_into(struct journal *j, const char *dir, const char *agent,

@@ -145,6 +145,30 @@ struct journal_file *journal_file_get(struct journal *j, const char *path);
 struct journal_file *journal_file_find_key(const struct journal *j, const struct pathkey *k);
 struct journal_file *journal_file_get_key(struct journal *j, const struct pathkey *k);
 
+/* The directory of the last lookup, kept for the next: a caller that looks up many files
+ * of one directory in a row (a walk's directory, the journal's own load, a snapshot's
+ * restore) finds the directory once and hashes only the names. Zero it before its first
+ * use, journal_dircache_free() it after; one per thread. */
+struct journal_dircache {
+    char *dir; /* the path's directory part with its '/' */
+    size_t len, cap;
+    uint64_t hash; /* of dir (a pathkey's dir_hash) */
+    uint32_t index;
+    uint64_t gen; /* the journal's directory set it was found in */
+    bool valid;
+};
+void journal_dircache_free(struct journal_dircache *c);
+
+/* Whether the journal has files in k's directory. */
+bool journal_dir_known(const struct journal *j, struct journal_dircache *c,
+                       const struct pathkey *k);
+
+/* journal_file_find_key() and journal_file_find() through a cache. */
+struct journal_file *journal_file_find_cached(const struct journal *j, struct journal_dircache *c,
+                                              const struct pathkey *k);
+struct journal_file *journal_file_find_path_cached(const struct journal *j,
+                                                   struct journal_dircache *c, const char *path);
+
 /* Marks every file under the directory `dir` (absolute) as not processed in this run,
  * so that files there are read again even when their size and mtime are unchanged. */
 void journal_files_unsee(struct journal *j, const char *dir);

@@ -16,6 +16,8 @@
  */
 #include "watch_int.h"
 
+#include "pfor.h"
+
 #include "dataset.h"
 
 #include <time.h>
@@ -346,8 +348,25 @@ static void look_at_dataset(struct watch *w, struct wroot *r, const char *path, 
 /* The checks before a file is read: is it an EPU file, still a file, and changed since it
  * was last processed? Fills *kind, *st and *f (the journal's record, or NULL). Returns
  * true when it must be read. The path comes keyed (hashed once where it came in). */
+/* A walk's directory: its handle, and the stat of the file at hand when it was taken
+ * already (with its result in rc). */
+struct walk_in {
+    const struct fsio_dir *dir;
+    const struct fsio_stat *st;
+    int rc;
+};
+
+static int stat_in(const struct walk_in *in, const struct pathkey *k, struct fsio_stat *st)
+{
+    if (in && in->st) {
+        *st = *in->st;
+        return in->rc;
+    }
+    return in ? fsio_dir_stat(in->dir, pathkey_name(k), st) : fsio_stat(k->path, st);
+}
+
 static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, enum reason why,
-                   bool lazy_stat, const struct fsio_dir *in, enum epu_kind *kind,
+                   bool lazy_stat, const struct walk_in *in, enum epu_kind *kind,
                    struct fsio_stat *st, struct journal_file **f)
 {
     const char *path = k->path;
@@ -360,9 +379,9 @@ static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, en
      * records are always read once after a start. (w->restoring first: while the restorer
      * runs, r->restored is its to write.) */
     if (!pt && why != BY_FORCE && !dataset_is_record(pathkey_name(k)) &&
-        (*f = journal_file_find_key(w->j, k)) &&
+        (*f = journal_file_find_cached(w->j, &w->jdc, k)) &&
         ((*f)->seen || ((w->restoring || r->restored) && (*f)->state != JFILE_WAITING))) {
-        int rc = in ? fsio_dir_stat(in, pathkey_name(k), st) : fsio_stat(path, st);
+        int rc = stat_in(in, k, st);
         if (rc < 0 || st->type != FSIO_FILE)
             return false;
         if (watch_same_version(*f, st)) {
@@ -399,14 +418,14 @@ static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, en
     if (have_st)
         return true; /* in the journal, changed since */
     if (!*f)
-        *f = journal_file_find_key(w->j, k);
+        *f = journal_file_find_cached(w->j, &w->jdc, k);
     /* A file the journal does not know is read whatever its stat says (the read takes
      * its own): a walk over a new tree stats nothing twice. */
     if (!pt && !*f && lazy_stat) {
         memset(st, 0, sizeof(*st));
         return true;
     }
-    int rc = in ? fsio_dir_stat(in, pathkey_name(k), st) : fsio_stat(path, st);
+    int rc = stat_in(in, k, st);
     if (rc < 0 || st->type != FSIO_FILE) {
         if (pt)
             incparse_drop(w->inc, k); /* gone (renamed or deleted) */
@@ -690,6 +709,55 @@ static int walk_keep(struct walk *out, const char *dir, const struct dynbuf *nam
     return 0;
 }
 
+/* The files of a directory stat'ed on two threads (pfor.h), before they are looked at. */
+struct stat_all {
+    const struct fsio_dir *dir;
+    const struct fsio_entry *e;
+    struct fsio_stat *st; /* by entry; NULL: each is stat'ed when looked at */
+    int *rc;
+};
+
+static void stat_range(void *ctx, size_t from, size_t to)
+{
+    struct stat_all *sa = ctx;
+    for (size_t i = from; i < to; i++)
+        if (sa->e[i].type == FSIO_FILE)
+            sa->rc[i] = fsio_dir_stat(sa->dir, sa->e[i].name, &sa->st[i]);
+}
+
+/* A directory of many files the journal knows (a restart: every one of them is stat'ed)
+ * has them stat'ed on two threads first. A directory the journal does not know is not:
+ * its files are read, and the read takes their stat. */
+#define STAT_TOGETHER_MIN 64
+static void stat_known(struct watch *w, const char *dir, struct stat_all *sa, size_t n)
+{
+    size_t nfiles = 0, first = n;
+    for (size_t i = 0; i < n; i++)
+        if (sa->e[i].type == FSIO_FILE && nfiles++ == 0)
+            first = i;
+    if (nfiles < STAT_TOGETHER_MIN || w->stopping)
+        return;
+    char *child = fsio_join(dir, sa->e[first].name);
+    struct pathkey k;
+    if (child)
+        pathkey_init(&k, child);
+    bool known = child && journal_dir_known(w->j, &w->jdc, &k);
+    free(child);
+    if (!known)
+        return;
+    if (!w->statter_tried) {
+        w->statter_tried = true;
+        w->statter = pfor_start();
+    }
+    if (!w->statter || !(sa->st = malloc(n * sizeof(*sa->st))) ||
+        !(sa->rc = malloc(n * sizeof(*sa->rc)))) {
+        free(sa->st);
+        sa->st = NULL;
+        return; /* each file is stat'ed when looked at */
+    }
+    pfor_run(w->statter, n, 32, stat_range, sa);
+}
+
 static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct walk *out)
 {
     /* A directory that is its own ancestor (a bind mount of the tree into itself) is not
@@ -730,6 +798,9 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         rc = -EM_ENOMEM;
     size_t dir_len = 0; /* the directory part of its files' paths, hashed once for all */
     uint64_t dir_hash = 0;
+    struct stat_all sa = {dirh, e, NULL, NULL};
+    if (rc == 0)
+        stat_known(w, dir, &sa, n);
     for (size_t i = 0; i < n && rc == 0 && !w->stopping; i++) {
         if (e[i].type != FSIO_FILE)
             continue;
@@ -747,7 +818,8 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         struct journal_file *rec = NULL;
         struct pathkey k;
         pathkey_init_in(&k, child, dir_len, dir_hash);
-        if (wanted(w, out->r, &k, out->why, true, dirh, &kind, &st, &rec)) {
+        struct walk_in in = {dirh, sa.st ? &sa.st[i] : NULL, sa.st ? sa.rc[i] : 0};
+        if (wanted(w, out->r, &k, out->why, true, &in, &kind, &st, &rec)) {
             incparse_drop(w->inc, &k); /* read whole: the walk finds it complete */
             off[nkeep] = (uint32_t)names.len;
             kinds[nkeep] = (uint8_t)kind;
@@ -758,6 +830,8 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         free(child);
     }
     fsio_dir_close(dirh);
+    free(sa.st);
+    free(sa.rc);
     if (rc == 0 && nkeep)
         rc = walk_keep(out, dir, &names, off, kinds, nkeep);
     dynbuf_free(&names);
@@ -961,6 +1035,11 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         w->ndatasets_due = 0;
     }
     w->walking = was_walking;
+    if (!was_walking) { /* the helper sleeps between walks: not kept for the next */
+        pfor_stop(w->statter);
+        w->statter = NULL;
+        w->statter_tried = false;
+    }
     journal_hold_compaction(w->j, was_walking);
     if (!w->stopping)
         flush_models(w);
@@ -1623,6 +1702,7 @@ static void free_all(struct watch *w)
     strvec_free(&w->rescans);
     fsio_buf_free(&w->rbuf);
     free(w->obuf);
+    journal_dircache_free(&w->jdc);
 }
 
 static void walk_close_cb(uv_handle_t *h, void *arg)

@@ -54,12 +54,16 @@ struct wroot {
                                same version are not read again */
     int restore_rc;         /* the restore's outcome: 0, or a negative EM_E* (memory) */
     uint64_t trusted_early; /* files trusted while the restore ran (undone if it failed) */
+    struct journal_dircache restore_dc; /* the restorer's lookups */
 };
 
 struct watch {
     const struct watch_options *opt;
     uv_loop_t loop;
     struct journal *j;
+    struct journal_dircache jdc; /* the loop thread's journal lookups: a walk's directory */
+    struct pfor *statter;        /* a walk's second thread for the stats of a known directory */
+    bool statter_tried;
     struct watcher *watcher;
     struct wroot *roots;
     size_t nroots;

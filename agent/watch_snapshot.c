@@ -25,7 +25,8 @@ static struct epu_doc *restore_load(void *ctx, const char *rel, enum epu_kind ki
     struct wroot *r = ctx;
     struct epu_doc *doc = watch_on_load(ctx, rel, kind, st);
     char *path = doc ? fsio_join(r->path, rel) : NULL;
-    const struct journal_file *f = path ? journal_file_find(r->w->j, path) : NULL;
+    const struct journal_file *f =
+        path ? journal_file_find_path_cached(r->w->j, &r->restore_dc, path) : NULL;
     free(path);
     /* A file under the root must be the version the journal has; one outside it (an atlas
      * beside a watched session directory) is simply read. */
@@ -41,7 +42,8 @@ static const char *restore_path(void *ctx, const char *rel)
 {
     struct wroot *r = ctx;
     char *path = fsio_join(r->path, rel);
-    const struct journal_file *f = path ? journal_file_find(r->w->j, path) : NULL;
+    const struct journal_file *f =
+        path ? journal_file_find_path_cached(r->w->j, &r->restore_dc, path) : NULL;
     free(path);
     return f ? f->name : NULL;
 }
@@ -76,6 +78,7 @@ int snapshot_restore(struct watch *w, struct wroot *r)
         why = rc == -EM_ESTATE ? "a session or atlas file changed since" : em_strerror(rc);
     }
     fclose(f);
+    journal_dircache_free(&r->restore_dc);
     if (rc == 0) {
         r->restored = true;
         em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);

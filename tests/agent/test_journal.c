@@ -355,6 +355,86 @@ static void test_journal__restarts_do_not_rewrite_a_compact_journal(void **state
     tu_rmtree(dir);
 }
 
+/* Compaction writes the file records of a directory together, whatever order they came
+ * in; lookups through a directory cache find the same records as without it, also across
+ * directories, and none once the journal forgot its files. */
+static void test_journal__records_grouped_by_directory_and_cached_lookups(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    uint64_t b = info(j).last_seq;
+    const char *dirs[] = {"/data/s/A/", "/data/s/B/", "/elsewhere/C/", "/data2/visit/D/"};
+    char path[128];
+    for (int i = 0; i < 40; i++) { /* the directories interleaved */
+        snprintf(path, sizeof(path), "%sf%02d.xml", dirs[i % 4], i);
+        struct journal_file *f = journal_file_get(j, path);
+        assert_non_null(f);
+        f->size = (uint64_t)i + 1;
+        assert_int_equal(journal_file_note(j, f), 0);
+    }
+    assert_int_equal(journal_event(j, b + 1, 11, 101, "{}"), 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_delivered(j, b + 1), 0);
+    assert_int_equal(journal_close(j), 0);
+    open_ok(&j, dir, "a"); /* compacts: an event line was in it */
+    assert_int_equal(journal_close(j), 0);
+    char *jpath = tu_path(dir, "journal");
+    size_t len;
+    char *text = tu_read(jpath, &len);
+    assert_non_null(text);
+    /* Each directory's records in one run: a directory never comes back once left. */
+    int runs = 0, last = -1, seen[4] = {0};
+    for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
+        if (line[0] != 'F')
+            continue;
+        int d = -1;
+        for (int k = 0; k < 4; k++) {
+            const char *rel = dirs[k];
+            if (k < 2)
+                rel += strlen("/data/"); /* under the root /data: kept relative */
+            else if (k == 3)
+                rel += strlen("/data2/visit/");
+            if (strstr(line, rel))
+                d = k;
+        }
+        assert_true(d >= 0);
+        if (d != last) {
+            assert_int_equal(seen[d], 0);
+            seen[d] = 1;
+            runs++;
+            last = d;
+        }
+    }
+    assert_int_equal(runs, 4);
+    free(text);
+    free(jpath);
+    open_ok(&j, dir, "a");
+    struct journal_dircache c;
+    memset(&c, 0, sizeof(c));
+    for (int i = 39; i >= 0; i--) { /* in another order: the cache changes directory */
+        snprintf(path, sizeof(path), "%sf%02d.xml", dirs[i % 4], i);
+        struct journal_file *f = journal_file_find_path_cached(j, &c, path);
+        assert_non_null(f);
+        assert_ptr_equal(f, journal_file_find(j, path));
+        assert_int_equal(f->size, (uint64_t)i + 1);
+        snprintf(path, sizeof(path), "%sf%02d.xml", dirs[(i + 1) % 4], i); /* not there */
+        assert_null(journal_file_find_path_cached(j, &c, path));
+        assert_null(journal_file_find(j, path));
+    }
+    assert_null(journal_file_find_path_cached(j, &c, "/data/s/nowhere/f00.xml"));
+    assert_non_null(journal_file_find_path_cached(j, &c, "/data/s/A/f00.xml"));
+    journal_forget_entities(j); /* the cached directory is not the journal's any more */
+    assert_null(journal_file_find_path_cached(j, &c, "/data/s/A/f00.xml"));
+    assert_non_null(journal_file_get(j, "/data/s/B/f01.xml")); /* new directories */
+    assert_null(journal_file_find_path_cached(j, &c, "/data/s/A/f00.xml"));
+    assert_non_null(journal_file_find_path_cached(j, &c, "/data/s/B/f01.xml"));
+    journal_dircache_free(&c);
+    assert_int_equal(journal_close(j), 0);
+    tu_rmtree(dir);
+}
+
 static uint16_t root_of(struct journal *j, const char *path)
 {
     uint16_t root = 99;
@@ -464,6 +544,7 @@ int main(void)
         cmocka_unit_test(test_journal__compaction_keeps_state_and_shrinks),
         cmocka_unit_test(test_journal__held_compaction_waits),
         cmocka_unit_test(test_journal__restarts_do_not_rewrite_a_compact_journal),
+        cmocka_unit_test(test_journal__records_grouped_by_directory_and_cached_lookups),
         cmocka_unit_test(test_journal__numbers_at_their_limits),
         cmocka_unit_test(test_journal__damage_never_regresses_seq),
     };
