@@ -7,6 +7,8 @@
  *   D seq                                   the sink took everything up to seq
  *   F hash size mtime-sec mtime-nsec state path
  *   T unix-microseconds                     when the last event was journaled
+ *   N files entities                        how many F and K records follow (compaction:
+ *                                           a load sizes its tables once)
  *
  * Hashes are 16 hex digits. Unknown record letters are skipped, so later versions can add
  * records. The path is the last field, so it may hold tabs (not newlines: such names are
@@ -75,6 +77,7 @@ struct journal {
     bool hold_compaction;
     uint64_t dirs_gen; /* changes when the directories are forgotten (journal_dircache) */
     struct journal_dircache load_dc; /* the load's: a compacted journal groups directories */
+    uint64_t load_size;              /* the size of the file being loaded */
 };
 
 static uint64_t clock_us(void);
@@ -700,6 +703,8 @@ static int compact(struct journal *j)
                       j->last_seq, j->delivered);
     if (c.rc == 0 && j->last_event_us)
         c.rc = buf_printf(j, "T\t%" PRIu64 "\n", j->last_event_us);
+    if (c.rc == 0)
+        c.rc = buf_printf(j, "N\t%zu\t%zu\n", j->files.count, ktab_count(&j->entities));
     /* Entities in key order (ktab_each), so that reading them back appends to the array. */
     if (c.rc == 0)
         ktab_each(&j->entities, snap_entity, &c);
@@ -856,6 +861,14 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
             return false;
         j->last_event_us = a > j->last_event_us ? a : j->last_event_us;
         return true;
+    case 'N':
+        /* A hint only: trusted up to one record per 16 bytes of the file, so a damaged
+         * count cannot make the load take much memory. */
+        if (!parse_u64(&p, &a, 10) || !parse_u64(&p, &b, 10))
+            return false;
+        if (a > 0 && a <= j->load_size / 16)
+            (void)hset_reserve(&j->files, (size_t)a);
+        return true;
     case 'D':
         if (!parse_u64(&p, &a, 10))
             return false;
@@ -934,11 +947,12 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
         snprintf(reason, cap, "%s: cannot read: %s", j->path, em_strerror(rc));
         return rc;
     }
+    j->load_size = st.size;
     struct fsio_buf chunk = {0};
     struct dynbuf line; /* a record cut by the end of a chunk */
     dynbuf_init(&line, JOURNAL_MAX);
     struct loaded_event *ev = NULL;
-    size_t nev = 0, evcap = 0, bad = 0, records = 0, extra = 0; /* extra: S and T records */
+    size_t nev = 0, evcap = 0, bad = 0, records = 0, extra = 0; /* extra: S, T and N records */
     uint64_t off = 0, end = 0; /* end: after the last complete record */
     bool first = true;
     while (rc == 0) {
@@ -976,7 +990,7 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
                 }
             } else {
                 records++;
-                extra += rec[0] == 'S' || rec[0] == 'T';
+                extra += rec[0] == 'S' || rec[0] == 'T' || rec[0] == 'N';
                 if (!apply(j, rec, &ev, &nev, &evcap))
                     bad++;
             }
@@ -1001,8 +1015,8 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
         j->fresh = true; /* empty */
     if (rc == 0 && !first && !damage[0]) {
         /* As compaction writes it: every record still needed, once, and nothing pending;
-         * the S and T records that later starts appended (one or two a start) do not
-         * make it worth writing again, until there are many. */
+         * its N record, and the S and T records that later starts appended (one or two a
+         * start) do not make it worth writing again, until there are many. */
         j->loaded_compact = !torn && bad == 0 && nev == 0 && extra <= 256 &&
                             records == extra + ktab_count(&j->entities) + j->files.count;
         j->bytes = end;

@@ -206,9 +206,9 @@ void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void 
     }
 }
 
-static int hset_grow(struct hset *s)
+/* Moves the values into `cap` slots (a power of two, more than there are values). */
+static int hset_resize(struct hset *s, size_t cap)
 {
-    size_t cap = s->cap ? s->cap * 2 : 64;
     if (cap > SIZE_MAX / sizeof(void *))
         return -1;
     void **v = calloc(cap, sizeof(*v));
@@ -235,6 +235,21 @@ static int hset_grow(struct hset *s)
     s->tag = tag;
     s->cap = cap;
     return 0;
+}
+
+static int hset_grow(struct hset *s)
+{
+    return hset_resize(s, s->cap ? s->cap * 2 : 64);
+}
+
+int hset_reserve(struct hset *s, size_t n)
+{
+    size_t cap = s->cap ? s->cap : 64;
+    if (n > SIZE_MAX / 8)
+        return -1;
+    while (n * 4 > cap * 3)
+        cap *= 2;
+    return cap == s->cap ? 0 : hset_resize(s, cap);
 }
 
 int hset_add(struct hset *s, uint64_t hash, void *value)

@@ -79,6 +79,9 @@ void hset_init(struct hset *s, hset_hash_fn hash, const void *hctx);
 void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void *ctx);
 /* Adds `value` (not NULL, known absent, hashing to `hash`). -1 when out of memory. */
 int hset_add(struct hset *s, uint64_t hash, void *value);
+/* Makes room for `n` values in all without growing again (a set about to be filled with
+ * a known number: one allocation, no values moved). -1 when out of memory. */
+int hset_reserve(struct hset *s, size_t n);
 /* Removes the value in `slot` (from hset_find on `s`). */
 void hset_remove(struct hset *s, void **slot);
 void hset_each(const struct hset *s, void (*fn)(void *value, void *ctx), void *ctx);

@@ -96,6 +96,38 @@ static void count_item(void *v, void *ctx)
     (*(size_t *)ctx)++;
 }
 
+/* A reserved set takes that many values without growing (its slots stay where they are),
+ * keeps what it held, and a reservation smaller than what it has changes nothing. */
+static void test_hset__reserve_then_fill_without_growing(void **state)
+{
+    (void)state;
+    static struct item items[3000];
+    struct hset s;
+    hset_init(&s, item_hash, NULL);
+    for (uint64_t k = 0; k < 10; k++) {
+        items[k].id = k;
+        assert_int_equal(hset_add(&s, item_hash_of(k), &items[k]), 0);
+    }
+    assert_int_equal(hset_reserve(&s, 3000), 0);
+    size_t cap = s.cap;
+    void **slots = s.v;
+    assert_true(cap * 3 >= 3000 * 4);
+    for (uint64_t k = 0; k < 10; k++) /* moved into the new slots, still found */
+        assert_ptr_equal(*hset_find(&s, item_hash_of(k), item_is, &k), &items[k]);
+    for (uint64_t k = 10; k < 3000; k++) {
+        items[k].id = k;
+        assert_int_equal(hset_add(&s, item_hash_of(k), &items[k]), 0);
+    }
+    assert_int_equal(s.cap, cap);
+    assert_ptr_equal(s.v, slots);
+    assert_int_equal(hset_reserve(&s, 5), 0);
+    assert_int_equal(s.cap, cap);
+    assert_int_equal(hset_reserve(&s, SIZE_MAX / 4), -1);
+    for (uint64_t k = 0; k < 3000; k++)
+        assert_ptr_equal(*hset_find(&s, item_hash_of(k), item_is, &k), &items[k]);
+    hset_free(&s);
+}
+
 static void test_hset__colliding_values_found_removed_and_added_again(void **state)
 {
     (void)state;
@@ -225,6 +257,7 @@ int main(void)
         cmocka_unit_test(test_hmap__remove_keeps_the_rest_findable),
         cmocka_unit_test(test_hmap__strings_with_one_hash_stay_apart),
         cmocka_unit_test(test_hset__colliding_values_found_removed_and_added_again),
+        cmocka_unit_test(test_hset__reserve_then_fill_without_growing),
         cmocka_unit_test(test_ktab__every_key_found_in_any_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

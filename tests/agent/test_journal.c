@@ -435,6 +435,60 @@ static void test_journal__records_grouped_by_directory_and_cached_lookups(void *
     tu_rmtree(dir);
 }
 
+/* Compaction says how many file and entity records follow (N), so a load sizes its
+ * tables once; a count that cannot be true (more records than the file has room for) is
+ * not believed, and a journal without one (older versions) loads the same. */
+static void test_journal__record_counts_are_a_hint(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    uint64_t b = info(j).last_seq;
+    assert_non_null(journal_file_get(j, "/data/x/a.xml"));
+    assert_non_null(journal_file_get(j, "/data/x/b.xml"));
+    assert_non_null(journal_file_get(j, "/data/y/c.xml"));
+    for (int i = 0; i < 3; i++) {
+        static const char *const p[] = {"/data/x/a.xml", "/data/x/b.xml", "/data/y/c.xml"};
+        assert_int_equal(journal_file_note(j, journal_file_find(j, p[i])), 0);
+    }
+    assert_int_equal(journal_event(j, b + 1, 11, 101, "{}"), 0);
+    assert_int_equal(journal_event(j, b + 2, 12, 102, "{}"), 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_delivered(j, b + 2), 0);
+    assert_int_equal(journal_close(j), 0);
+    open_ok(&j, dir, "a"); /* compacts */
+    assert_int_equal(journal_close(j), 0);
+    char *path = tu_path(dir, "journal");
+    size_t len;
+    char *text = tu_read(path, &len);
+    assert_non_null(text);
+    assert_non_null(strstr(text, "\nN\t3\t2\n"));
+    free(text);
+    /* By hand: an impossible count, then none at all. */
+    static const char *const bodies[] = {"N\t18446744073709551615\t99999999\n", ""};
+    for (int k = 0; k < 2; k++) {
+        char buf[512];
+        int n = snprintf(buf, sizeof(buf),
+                         "em-agent journal 1\ta\nS\t7\t7\n%s"
+                         "K\t000000000000000b\t0000000000000065\n"
+                         "F\t00000000000000aa\t5\t100\t0\t0\t/data/x/a.xml\n",
+                         bodies[k]);
+        assert_int_equal(tu_write(path, buf, (size_t)n), 0);
+        open_ok(&j, dir, "a");
+        assert_true(info(j).loaded_compact);
+        assert_int_equal(info(j).entities, 1);
+        assert_true(journal_entity_same(j, 11, 101));
+        struct journal_file *f = journal_file_find(j, "/data/x/a.xml");
+        assert_non_null(f);
+        assert_int_equal(f->size, 5);
+        assert_null(journal_file_find(j, "/data/x/b.xml"));
+        assert_int_equal(journal_close(j), 0);
+    }
+    free(path);
+    tu_rmtree(dir);
+}
+
 static uint16_t root_of(struct journal *j, const char *path)
 {
     uint16_t root = 99;
@@ -545,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_journal__held_compaction_waits),
         cmocka_unit_test(test_journal__restarts_do_not_rewrite_a_compact_journal),
         cmocka_unit_test(test_journal__records_grouped_by_directory_and_cached_lookups),
+        cmocka_unit_test(test_journal__record_counts_are_a_hint),
         cmocka_unit_test(test_journal__numbers_at_their_limits),
         cmocka_unit_test(test_journal__damage_never_regresses_seq),
     };
