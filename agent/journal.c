@@ -637,51 +637,37 @@ static void snap_file(void *v, void *ctx)
     snap_flush(c, false);
 }
 
-struct by_dir {
-    const struct journal *j;
-    uint32_t *next; /* per directory: where its next record goes */
-    struct journal_file **v;
-};
-
-static void place_by_dir(void *v, void *ctx)
-{
-    struct by_dir *b = ctx;
-    const struct journal_file *f = v;
-    b->v[b->next[f->dir]++] = v;
-}
-
-static void count_by_dir(void *v, void *ctx)
-{
-    struct by_dir *b = ctx;
-    b->next[((const struct journal_file *)v)->dir]++;
-}
-
 /* The file records, a directory's together (in the order the directories came): a load
  * then finds each directory once (journal_dircache), and a walk's lookups in one directory
- * touch records that lie together. Unordered when there is no memory to order them. */
+ * touch records that lie together. Sorted as slot numbers of the file set (4 bytes a
+ * record: a compaction comes at a cold start's peak of memory), by counting; unordered
+ * when there is no memory for that. */
 static void snap_files(struct journal *j, struct snap *c)
 {
-    size_t n = j->files.count;
-    struct by_dir b = {j, calloc(j->ndirs + 1, sizeof(uint32_t)),
-                       malloc((n ? n : 1) * sizeof(void *))};
-    if (!b.next || !b.v || n > UINT32_MAX) {
-        free(b.next);
-        free(b.v);
-        hset_each(&j->files, snap_file, c);
+    const struct hset *fs = &j->files;
+    uint32_t *next = fs->cap <= UINT32_MAX ? calloc(j->ndirs + 1, sizeof(*next)) : NULL;
+    uint32_t *slot = next ? malloc((fs->count ? fs->count : 1) * sizeof(*slot)) : NULL;
+    if (!slot) {
+        free(next);
+        hset_each(fs, snap_file, c);
         return;
     }
-    hset_each(&j->files, count_by_dir, &b);
+    for (size_t i = 0; i < fs->cap; i++) /* records per directory */
+        if (fs->v[i])
+            next[((const struct journal_file *)fs->v[i])->dir]++;
     uint32_t at = 0;
-    for (size_t d = 0; d < j->ndirs; d++) { /* counts to starts */
-        uint32_t k = b.next[d];
-        b.next[d] = at;
+    for (size_t d = 0; d < j->ndirs; d++) { /* counts to where each directory begins */
+        uint32_t k = next[d];
+        next[d] = at;
         at += k;
     }
-    hset_each(&j->files, place_by_dir, &b);
-    for (size_t i = 0; i < n && c->rc == 0; i++)
-        snap_file(b.v[i], c);
-    free(b.next);
-    free(b.v);
+    for (size_t i = 0; i < fs->cap; i++)
+        if (fs->v[i])
+            slot[next[((const struct journal_file *)fs->v[i])->dir]++] = (uint32_t)i;
+    free(next);
+    for (size_t i = 0; i < fs->count && c->rc == 0; i++)
+        snap_file(fs->v[slot[i]], c);
+    free(slot);
 }
 
 /* Writes the whole state to journal.tmp and renames it over the journal. The buffered

@@ -18,6 +18,10 @@
 
 #include "pfor.h"
 
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
+
 #include "dataset.h"
 
 #include <time.h>
@@ -955,6 +959,19 @@ static bool finish_restore(struct watch *w, struct wroot *r)
     return again;
 }
 
+/* After a walk that read many files, the heap holds the memory of their documents,
+ * free but still counted as the process's (each parse thread's malloc arena keeps its
+ * own): given back to the system, before the model is written out and the journal
+ * compacted, which need memory of their own (a visit's cold start: 8 MB less at its
+ * peak). glibc only; elsewhere nothing. */
+#define TRIM_AFTER_FILES 10000
+static void heap_trim(void)
+{
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+}
+
 /* Walks `dir` of root `r`, watching every directory first, then processes the files
  * found (all of them when `force`, else those not processed in this version). The files
  * to read are read and parsed on the parse pool; the results are taken in the sorted
@@ -1024,6 +1041,8 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         walk_dir_free(wk.dirs[i]);
     free(wk.dirs);
     walk_progress_end(w);
+    if (ntodo >= TRIM_AFTER_FILES)
+        heap_trim();
     /* The restore is over (finish_restore above): the journal is the loop's again. */
     if (!was_walking) {
         for (size_t i = 0; i < w->ndatasets_due; i++) {
