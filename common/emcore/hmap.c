@@ -187,10 +187,14 @@ static size_t hset_slot(const struct hset *s, uint64_t hash, size_t cap)
     return slot_for(s->seed, hash, cap);
 }
 
-/* The byte kept beside a slot: not the bits hset_slot() takes (the top ones). */
+/* The byte kept beside a slot: not the bits hset_slot() takes (the top ones), and never
+ * 0, which marks a free slot: a probe reads only the small tag array until a tag matches
+ * (a lookup that misses, as each of a journal's 600,000 records does when it is loaded,
+ * touches no slot of the pointer array). */
 static uint8_t hset_tag(uint64_t hash)
 {
-    return (uint8_t)hash;
+    uint8_t t = (uint8_t)hash;
+    return t ? t : 1;
 }
 
 void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void *ctx)
@@ -199,9 +203,10 @@ void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void 
         return NULL;
     uint8_t tag = hset_tag(hash);
     for (size_t i = hset_slot(s, hash, s->cap);; i = (i + 1) & (s->cap - 1)) {
-        if (!s->v[i])
+        uint8_t t = s->tag[i];
+        if (t == 0)
             return NULL;
-        if (s->tag[i] == tag && eq(s->v[i], ctx))
+        if (t == tag && eq(s->v[i], ctx))
             return &s->v[i];
     }
 }
@@ -212,7 +217,7 @@ static int hset_resize(struct hset *s, size_t cap)
     if (cap > SIZE_MAX / sizeof(void *))
         return -1;
     void **v = calloc(cap, sizeof(*v));
-    uint8_t *tag = malloc(cap);
+    uint8_t *tag = calloc(cap, 1); /* 0: free */
     if (!v || !tag) {
         free(v);
         free(tag);
@@ -224,7 +229,7 @@ static int hset_resize(struct hset *s, size_t cap)
         if (!s->v[i])
             continue;
         size_t j = hset_slot(s, s->hash(s->v[i], s->hctx), cap);
-        while (v[j])
+        while (tag[j])
             j = (j + 1) & (cap - 1);
         v[j] = s->v[i];
         tag[j] = s->tag[i];
@@ -257,7 +262,7 @@ int hset_add(struct hset *s, uint64_t hash, void *value)
     if (!value || ((s->count + 1) * 4 > s->cap * 3 && hset_grow(s) < 0))
         return -1;
     size_t i = hset_slot(s, hash, s->cap);
-    while (s->v[i])
+    while (s->tag[i])
         i = (i + 1) & (s->cap - 1);
     s->v[i] = value;
     s->tag[i] = hset_tag(hash);
@@ -268,7 +273,7 @@ int hset_add(struct hset *s, uint64_t hash, void *value)
 void hset_remove(struct hset *s, void **slot)
 {
     size_t mask = s->cap - 1, hole = (size_t)(slot - s->v);
-    for (size_t j = (hole + 1) & mask; s->v[j]; j = (j + 1) & mask) {
+    for (size_t j = (hole + 1) & mask; s->tag[j]; j = (j + 1) & mask) {
         if (!stays_put(hole, j, hset_slot(s, s->hash(s->v[j], s->hctx), s->cap))) {
             s->v[hole] = s->v[j];
             s->tag[hole] = s->tag[j];
@@ -276,6 +281,7 @@ void hset_remove(struct hset *s, void **slot)
         }
     }
     s->v[hole] = NULL;
+    s->tag[hole] = 0;
     s->count--;
 }
 
