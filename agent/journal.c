@@ -451,16 +451,22 @@ struct journal_file *journal_file_find_path_cached(const struct journal *j,
 
 static struct journal_file *file_get_in(struct journal *j, uint32_t dir, const struct pathkey *k);
 
-/* journal_file_get_key() through a cache (the load's). */
+struct journal_file *journal_file_get_cached(struct journal *j, struct journal_dircache *c,
+                                             const struct pathkey *k)
+{
+    int64_t dir = dir_cached(j, c, k, true);
+    if (dir < 0)
+        return NULL;
+    return file_get_in(j, (uint32_t)dir, k);
+}
+
+/* journal_file_get() through a cache (the load's). */
 static struct journal_file *file_get_cached(struct journal *j, struct journal_dircache *c,
                                             const char *path)
 {
     struct pathkey k;
     key_cached(c, &k, path);
-    int64_t dir = dir_cached(j, c, &k, true);
-    if (dir < 0)
-        return NULL;
-    return file_get_in(j, (uint32_t)dir, &k);
+    return journal_file_get_cached(j, c, &k);
 }
 
 struct journal_file *journal_file_find_key(const struct journal *j, const struct pathkey *k)

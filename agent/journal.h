@@ -168,6 +168,9 @@ struct journal_file *journal_file_find_cached(const struct journal *j, struct jo
                                               const struct pathkey *k);
 struct journal_file *journal_file_find_path_cached(const struct journal *j,
                                                    struct journal_dircache *c, const char *path);
+/* journal_file_get_key() through a cache. */
+struct journal_file *journal_file_get_cached(struct journal *j, struct journal_dircache *c,
+                                             const struct pathkey *k);
 
 /* Marks every file under the directory `dir` (absolute) as not processed in this run,
  * so that files there are read again even when their size and mtime are unchanged. */

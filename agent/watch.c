@@ -453,7 +453,7 @@ static void conclude(struct watch *w, struct wroot *r, const struct pathkey *k, 
         epu_doc_free(doc);
         return; /* gone since */
     }
-    if (!f && !(f = journal_file_get_key(w->j, k))) {
+    if (!f && !(f = journal_file_get_cached(w->j, &w->jdc, k))) {
         epu_doc_free(doc);
         watch_fail(w, 1, path, -EM_ENOMEM);
         return;
