@@ -218,6 +218,28 @@ static void check_response(struct xfer_file *f)
     }
 }
 
+/* The bytes of one callback (libcurl hands over at most 16 KiB at a time) go to the file
+ * with one write(2): through stdio's buffer they took two, and a byte received is on
+ * disk before the callback returns, so a killed runner resumes after the last byte it
+ * received. The file is opened for appending and stdio never buffers it (no fwrite). */
+static int write_all(int fd, const void *p, size_t len)
+{
+    const char *c = p;
+    while (len) {
+        ssize_t k = write(fd, c, len);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k == 0)
+                errno = EIO;
+            return -1;
+        }
+        c += k;
+        len -= (size_t)k;
+    }
+    return 0;
+}
+
 static size_t on_data(char *p, size_t size, size_t n, void *ctx)
 {
     struct xfer_file *f = ctx;
@@ -231,7 +253,7 @@ static size_t on_data(char *p, size_t size, size_t n, void *ctx)
         s->over = true;
         return 0;
     }
-    if (fwrite(p, 1, len, s->out) != len) {
+    if (write_all(fileno(s->out), p, len) < 0) {
         s->werr = errno ? errno : EIO;
         return 0;
     }
