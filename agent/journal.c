@@ -492,19 +492,18 @@ struct journal_file *journal_file_get_key(struct journal *j, const struct pathke
 /* Finds or creates the record of k's name in directory `dir`. */
 static struct journal_file *file_get_in(struct journal *j, uint32_t dir, const struct pathkey *k)
 {
-    struct fsplit fs = {.name = pathkey_name(k)};
-    struct file_probe probe = {dir, fs.name};
+    struct file_probe probe = {dir, pathkey_name(k)};
     uint64_t key = file_key(probe.dir, k->name_hash);
     void **e = hset_find(&j->files, key, file_is, &probe);
     if (e)
         return *e;
-    size_t n = strlen(fs.name);
+    size_t n = strlen(probe.name);
     struct journal_file *f = em_arena_alloc_align(&j->records, sizeof(*f) + n + 1, 8);
     if (!f)
         return NULL;
     memset(f, 0, sizeof(*f));
     f->dir = probe.dir;
-    memcpy(f->name, fs.name, n + 1);
+    memcpy(f->name, probe.name, n + 1);
     if (hset_add(&j->files, key, f) < 0)
         return NULL; /* the record stays in the arena, unreachable, until the journal goes */
     return f;

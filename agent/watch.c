@@ -349,9 +349,6 @@ static void look_at_dataset(struct watch *w, struct wroot *r, const char *path, 
         watch_fail(w, 1, path, rc);
 }
 
-/* The checks before a file is read: is it an EPU file, still a file, and changed since it
- * was last processed? Fills *kind, *st and *f (the journal's record, or NULL). Returns
- * true when it must be read. The path comes keyed (hashed once where it came in). */
 /* A walk's directory: its handle, and the stat of the file at hand when it was taken
  * already (with its result in rc). */
 struct walk_in {
@@ -369,6 +366,9 @@ static int stat_in(const struct walk_in *in, const struct pathkey *k, struct fsi
     return in ? fsio_dir_stat(in->dir, pathkey_name(k), st) : fsio_stat(k->path, st);
 }
 
+/* The checks before a file is read: is it an EPU file, still a file, and changed since it
+ * was last processed? Fills *kind, *st and *f (the journal's record, or NULL). Returns
+ * true when it must be read. The path comes keyed (hashed once where it came in). */
 static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, enum reason why,
                    bool lazy_stat, const struct walk_in *in, enum epu_kind *kind,
                    struct fsio_stat *st, struct journal_file **f)
