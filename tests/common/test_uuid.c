@@ -32,7 +32,10 @@ static void test_uuid__every_string_comes_back_exactly(void **state)
     (void)state;
     round_trip("9a7b2c1d-0e3f-4a5b-8c6d-7e8f90a1b2c3", EM_UUID_LOWER);
     round_trip("9A7B2C1D-0E3F-4A5B-8C6D-7E8F90A1B2C3", EM_UUID_UPPER);
-    round_trip("00000000-0000-4000-8000-000000003002", EM_UUID_LOWER);  /* digits only */
+    round_trip("00000000-0000-4000-8000-000000003002", EM_UUID_LOWER); /* digits only */
+    round_trip("fedcba98-7654-3210-0123-456789abcdef", EM_UUID_LOWER); /* every digit */
+    round_trip("FEDCBA98-7654-3210-0123-456789ABCDEF", EM_UUID_UPPER);
+    round_trip("9a7b2c1d-0e3f-4a5b-8c6d-7e8f90a1b2-3", EM_UUID_STRING); /* a dash for a digit */
     round_trip("9a7b2c1d-0E3F-4a5b-8c6d-7e8f90a1b2c3", EM_UUID_STRING); /* mixed case */
     round_trip("9a7b2c1d0e3f4a5b8c6d7e8f90a1b2c3", EM_UUID_STRING);     /* no dashes */
     round_trip("9a7b2c1d-0e3f-4a5b-8c6d-7e8f90a1b2cg", EM_UUID_STRING); /* not hex */
