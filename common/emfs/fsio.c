@@ -1,3 +1,6 @@
+#ifndef _WIN32
+#define _DEFAULT_SOURCE 1 /* d_type's DT_* beside _POSIX_C_SOURCE: before any header */
+#endif
 #include "fsio.h"
 
 #include <errno.h>
@@ -8,6 +11,7 @@
 #include <uv.h>
 
 #ifndef _WIN32
+#include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -180,13 +184,119 @@ static int cmp_entry(const void *a, const void *b)
     return strcmp(((const struct fsio_entry *)a)->name, ((const struct fsio_entry *)b)->name);
 }
 
+/* The type of an entry the directory calls a link or does not type: a link to a file
+ * counts as that file; a link to a directory is never followed (EPU writes none, and
+ * `a -> .` would make every walk endless). Unknown (some file systems): lstat tells, and a
+ * link there likewise. */
+static enum fsio_type untyped_entry(const char *dir, const char *name, bool unknown)
+{
+    struct fsio_stat st;
+    char *full = fsio_join(dir, name);
+    enum fsio_type t = FSIO_OTHER;
+    if (full && unknown && fsio_lstat(full, &st) == 0)
+        t = st.type;
+    if (full && t == FSIO_OTHER && fsio_stat(full, &st) == 0 && st.type == FSIO_FILE)
+        t = FSIO_FILE;
+    free(full);
+    return t;
+}
+
+/* A list is one block on POSIX systems (see fsio_list): its entries, one more whose name
+ * points just past it (the mark), then the names. Elsewhere each name is its own. */
+static bool packed(const struct fsio_entry *e, size_t count)
+{
+    return e[count].name == (const char *)(e + count + 1);
+}
+
 void fsio_entries_free(struct fsio_entry *e, size_t count)
 {
-    for (size_t i = 0; i < count; i++)
-        free(e[i].name);
+    if (!e)
+        return;
+    if (!packed(e, count))
+        for (size_t i = 0; i < count; i++)
+            free(e[i].name);
     free(e);
 }
 
+#ifndef _WIN32
+/* readdir(), not uv_fs_scandir(): libuv's scandir sorts (strcmp) and allocates each
+ * name, and the names were copied again and sorted once more here; a restart of a
+ * visit lists 600,000 names. Here they go into one block, sorted once. */
+int fsio_list(const char *path, struct fsio_entry **out, size_t *count)
+{
+    *out = NULL;
+    *count = 0;
+    DIR *d = opendir(path);
+    if (!d)
+        return from_uv(-errno);
+    struct slot {
+        size_t off;
+        enum fsio_type type;
+    } *v = NULL;
+    char *names = NULL;
+    size_t n = 0, vcap = 0, len = 0, cap = 0;
+    int rc = 0;
+    for (;;) {
+        errno = 0;
+        struct dirent *de = readdir(d);
+        if (!de) {
+            if (errno)
+                rc = from_uv(-errno);
+            break;
+        }
+        const char *nm = de->d_name;
+        if (nm[0] == '.' && (nm[1] == '\0' || (nm[1] == '.' && nm[2] == '\0')))
+            continue;
+        size_t l = strlen(nm) + 1;
+        if (len + l > cap) {
+            size_t c = cap ? cap * 2 : 4096;
+            char *p = c >= len + l ? realloc(names, c) : NULL;
+            if (!p) {
+                rc = -EM_ENOMEM;
+                break;
+            }
+            names = p;
+            cap = c;
+        }
+        if (n == vcap) {
+            size_t c = vcap ? vcap * 2 : 64;
+            struct slot *p = realloc(v, c * sizeof(*v));
+            if (!p) {
+                rc = -EM_ENOMEM;
+                break;
+            }
+            v = p;
+            vcap = c;
+        }
+        memcpy(names + len, nm, l);
+        enum fsio_type t = de->d_type == DT_DIR   ? FSIO_DIR
+                           : de->d_type == DT_REG ? FSIO_FILE
+                           : de->d_type == DT_LNK || de->d_type == DT_UNKNOWN
+                               ? untyped_entry(path, nm, de->d_type == DT_UNKNOWN)
+                               : FSIO_OTHER;
+        v[n++] = (struct slot){len, t};
+        len += l;
+    }
+    closedir(d);
+    struct fsio_entry *e = NULL;
+    if (rc == 0 && !(e = malloc((n + 1) * sizeof(*e) + (len ? len : 1))))
+        rc = -EM_ENOMEM;
+    if (rc == 0) {
+        char *block = (char *)(e + n + 1);
+        if (len)
+            memcpy(block, names, len);
+        for (size_t i = 0; i < n; i++)
+            e[i] = (struct fsio_entry){block + v[i].off, v[i].type};
+        e[n] = (struct fsio_entry){block, FSIO_OTHER};
+        qsort(e, n, sizeof(*e), cmp_entry);
+        *out = e;
+        *count = n;
+    }
+    free(v);
+    free(names);
+    return rc;
+}
+#else
 int fsio_list(const char *path, struct fsio_entry **out, size_t *count)
 {
     uv_fs_t req;
@@ -215,20 +325,8 @@ int fsio_list(const char *path, struct fsio_entry **out, size_t *count)
             e[i].type = FSIO_DIR;
         else if (d.type == UV_DIRENT_FILE)
             e[i].type = FSIO_FILE;
-        else if (d.type == UV_DIRENT_LINK || d.type == UV_DIRENT_UNKNOWN) {
-            /* A link to a file counts as that file; a link to a directory is never
-             * followed (EPU writes none, and `a -> .` would make every walk endless).
-             * Unknown (some file systems): lstat tells, and a link there likewise. */
-            struct fsio_stat st;
-            char *full = fsio_join(path, d.name);
-            e[i].type = FSIO_OTHER;
-            if (full && d.type == UV_DIRENT_UNKNOWN && fsio_lstat(full, &st) == 0)
-                e[i].type = st.type;
-            if (full && e[i].type == FSIO_OTHER && fsio_stat(full, &st) == 0 &&
-                st.type == FSIO_FILE)
-                e[i].type = FSIO_FILE;
-            free(full);
-        }
+        else if (d.type == UV_DIRENT_LINK || d.type == UV_DIRENT_UNKNOWN)
+            e[i].type = untyped_entry(path, d.name, d.type == UV_DIRENT_UNKNOWN);
         i++;
     }
     uv_fs_req_cleanup(&req);
@@ -241,6 +339,7 @@ int fsio_list(const char *path, struct fsio_entry **out, size_t *count)
     *count = i;
     return 0;
 }
+#endif
 
 static void from_statbuf(const uv_stat_t *s, struct fsio_stat *st)
 {
