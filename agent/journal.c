@@ -430,15 +430,25 @@ bool journal_dir_known(const struct journal *j, struct journal_dircache *c, cons
     return dir_cached((struct journal *)(uintptr_t)j, c, k, false) >= 0;
 }
 
+int64_t journal_dir_index(const struct journal *j, struct journal_dircache *c,
+                          const struct pathkey *k)
+{
+    return dir_cached((struct journal *)(uintptr_t)j, c, k, false);
+}
+
+struct journal_file *journal_file_find_in(const struct journal *j, uint32_t dir, const char *name,
+                                          uint64_t name_hash)
+{
+    struct file_probe probe = {dir, name};
+    void **e = hset_find(&j->files, file_key(dir, name_hash), file_is, &probe);
+    return e ? *e : NULL;
+}
+
 struct journal_file *journal_file_find_cached(const struct journal *j, struct journal_dircache *c,
                                               const struct pathkey *k)
 {
     int64_t dir = dir_cached((struct journal *)(uintptr_t)j, c, k, false);
-    if (dir < 0)
-        return NULL;
-    struct file_probe probe = {(uint32_t)dir, pathkey_name(k)};
-    void **e = hset_find(&j->files, file_key(probe.dir, k->name_hash), file_is, &probe);
-    return e ? *e : NULL;
+    return dir < 0 ? NULL : journal_file_find_in(j, (uint32_t)dir, pathkey_name(k), k->name_hash);
 }
 
 struct journal_file *journal_file_find_path_cached(const struct journal *j,

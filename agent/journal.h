@@ -163,6 +163,15 @@ void journal_dircache_free(struct journal_dircache *c);
 bool journal_dir_known(const struct journal *j, struct journal_dircache *c,
                        const struct pathkey *k);
 
+/* The index of k's directory among the journal's (through the cache), or -1 when the
+ * journal has no file there. With it, journal_file_find_in() finds the directory's files by
+ * name without the cache: safe on several threads at once while nobody changes the
+ * journal (a walk's helper thread looks files up beside the loop thread). */
+int64_t journal_dir_index(const struct journal *j, struct journal_dircache *c,
+                          const struct pathkey *k);
+struct journal_file *journal_file_find_in(const struct journal *j, uint32_t dir, const char *name,
+                                          uint64_t name_hash);
+
 /* journal_file_find_key() and journal_file_find() through a cache. */
 struct journal_file *journal_file_find_cached(const struct journal *j, struct journal_dircache *c,
                                               const struct pathkey *k);

@@ -217,6 +217,35 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
         bad "restart: after the change: $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | cut -c1-200)"
     $FOLD compare "$TMP/restart.scan2" "$TMP/restart.jsonl" >/dev/null &&
         ok "restart: final entities still equal scan" || bad "restart: final entities differ"
+    # A directory of many files: a restart stats them on two threads and trusts the
+    # unchanged ones there (watch.c, stat_range). 40 more micrographs beside the one above;
+    # after a run that reads them, one of them changes while stopped: only it is read.
+    local data i
+    data=$(dirname "$mic")
+    for i in $(seq 10 49); do
+        sed -e "s#<uniqueID>[^<]*</uniqueID>#<uniqueID>33333333-0000-4000-8000-0000000040$i</uniqueID>#" \
+            -e "s#<Defocus>[^<]*</Defocus>#<Defocus>-1.${i}E-06</Defocus>#" "$mic" \
+            >"$data/FoilHole_2001_Data_4001_${i}_20250101_1030${i}.xml"
+    done
+    log=$(once)
+    echo "$log" | grep -q 'initial walk: 40 files parsed' &&
+        ok "restart: 40 new files in a known directory are read" ||
+        bad "restart: new files: $(echo "$log" | grep 'initial walk')"
+    before=$(wc -l <"$TMP/restart.jsonl")
+    perl -0pi -e 's#<Defocus>[^<]*</Defocus>#<Defocus>-8.8E-06</Defocus>#' \
+        "$data/FoilHole_2001_Data_4001_33_20250101_103033.xml"
+    log=$(once)
+    echo "$log" | grep -q 'initial walk: 1 files parsed' &&
+        ok "restart: in a directory of 42 files, only the changed one is read" ||
+        bad "restart: changed file among many: $(echo "$log" | grep 'initial walk')"
+    [ "$(wc -l <"$TMP/restart.jsonl")" -eq $((before + 1)) ] &&
+        grep -q '"defocus_m":-8.8e-06' <(tail -1 "$TMP/restart.jsonl") &&
+        ok "restart: one event for it, with its new defocus" ||
+        bad "restart: after the change among many: $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | cut -c1-200)"
+    "$AGENT" scan --agent e2e "$d" >"$TMP/restart.scan3" 2>/dev/null
+    $FOLD compare "$TMP/restart.scan3" "$TMP/restart.jsonl" >/dev/null &&
+        ok "restart: entities equal scan after the many-file changes" ||
+        bad "restart: entities differ after the many-file changes"
 }
 
 case_overflow() { # a tiny inotify queue forces overflows; rescans must lose nothing
