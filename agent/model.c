@@ -1974,6 +1974,12 @@ int model_restore(struct model *m, FILE *f, const struct model_restore_cb *cb)
     size_t cap = 0;
     ssize_t len;
     int rc = -EM_ETRUNCATED;
+    /* A restore fills the slabs in one go, on a thread whose malloc heap grows with a
+     * system call each time: 64 KiB chunks for it (under malloc's mmap threshold), 8 KiB
+     * again afterwards, when changes come one by one. */
+    struct em_slab *slabs[] = {&m->micro_slab, &m->hole_slab, &m->image_slab};
+    for (size_t i = 0; i < sizeof(slabs) / sizeof(*slabs); i++)
+        em_arena_set_max_chunk(&slabs[i]->arena, (size_t)64 << 10);
     while ((len = em_getline(&line, &cap, f)) > 0) {
         if (line[len - 1] != '\n') {
             rc = -EM_ETRUNCATED;
@@ -1998,6 +2004,8 @@ int model_restore(struct model *m, FILE *f, const struct model_restore_cb *cb)
         rc = -EM_ETRUNCATED; /* until the end record */
     }
     free(line);
+    for (size_t i = 0; i < sizeof(slabs) / sizeof(*slabs); i++)
+        em_arena_set_max_chunk(&slabs[i]->arena, 0);
     /* What was restored is what was emitted: nothing is due. */
     for (size_t i = 0; i < m->ndirty; i++) {
         const struct m_dirty *d = &m->dirty[i];

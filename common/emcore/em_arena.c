@@ -29,6 +29,14 @@ void em_arena_init(struct em_arena *a, size_t max_bytes)
     a->next_chunk = ARENA_FIRST_CHUNK;
     a->used = 0;
     a->max_bytes = max_bytes ? max_bytes : (size_t)1 << 30;
+    a->max_chunk = ARENA_MAX_CHUNK;
+}
+
+void em_arena_set_max_chunk(struct em_arena *a, size_t max)
+{
+    a->max_chunk = max ? max : ARENA_MAX_CHUNK;
+    if (a->next_chunk > a->max_chunk)
+        a->next_chunk = a->max_chunk;
 }
 
 void *em_arena_alloc(struct em_arena *a, size_t n)
@@ -67,7 +75,7 @@ void *em_arena_alloc_align(struct em_arena *a, size_t n, size_t align)
         c->owner = this_owner;
         c->off = 0;
         a->head = c;
-        if (a->next_chunk < ARENA_MAX_CHUNK)
+        if (a->next_chunk < a->max_chunk)
             a->next_chunk *= 2;
     }
     void *p = c->data + c->off;

@@ -17,10 +17,16 @@ struct em_arena {
     size_t next_chunk;           /* size of the next chunk to allocate */
     size_t used;                 /* bytes handed out, for the limit */
     size_t max_bytes;            /* hard cap on `used`; 0 means 1 GiB */
+    size_t max_chunk;            /* chunks double up to this size (em_arena_set_max_chunk) */
 };
 
 /* Prepares an empty arena that will hand out at most `max_bytes` (0: 1 GiB). */
 void em_arena_init(struct em_arena *a, size_t max_bytes);
+
+/* Lets chunks grow up to `max` bytes (0: the default, 8 KiB) from now on: for an arena
+ * filled in one go on a thread of its own (a restart's model), where each small chunk
+ * would grow that thread's malloc heap, and so cost a system call, by itself. */
+void em_arena_set_max_chunk(struct em_arena *a, size_t max);
 
 /* Returns `n` bytes aligned for any type, or NULL when out of memory or over the cap.
  * The memory is valid until em_arena_free(). */
