@@ -10,6 +10,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1762,8 +1763,85 @@ static const char *dash_null(const char *s)
     return strcmp(s, "-") == 0 ? NULL : s;
 }
 
+/* Numbers as model_save() writes them are read without strto*: a visit's snapshot holds
+ * several million. Each reader takes only that form (an optional '-', then at most 18
+ * digits: no overflow) ending at `stop` or `stop2`; anything else (a '+', spaces, longer
+ * numbers) goes to strto* as before. */
+static bool quick_dec(const char *s, char stop, char stop2, long long *out, const char **end)
+{
+    bool neg = *s == '-';
+    const char *d = s + neg, *p = d;
+    unsigned long long x = 0;
+    for (unsigned c; (c = (unsigned)(*p - '0')) <= 9 && p - d < 18; p++)
+        x = x * 10 + c;
+    if (p == d || (*p != stop && *p != stop2))
+        return false;
+    *out = neg ? -(long long)x : (long long)x;
+    *end = p;
+    return true;
+}
+
+/* At most 16 lowercase hex digits (as %llx writes them: no overflow). */
+static bool quick_hex(const char *s, unsigned long long *out, const char **end)
+{
+    unsigned long long x = 0;
+    const char *p = s;
+    for (; p - s < 16; p++) {
+        unsigned c = (unsigned)(*p - '0');
+        c = c <= 9 ? c : (unsigned)(*p - 'a') <= 5 ? (unsigned)(*p - 'a') + 10 : 16;
+        if (c > 15)
+            break;
+        x = x << 4 | c;
+    }
+    if (p == s)
+        return false;
+    *out = x;
+    *end = p;
+    return true;
+}
+
+/* %a as printf writes a double: [-]0x1.hhhp±d, [-]0x0p+0, or subnormal 0x0.hhhp-1022. Every
+ * such value is exact in a double, and so is ldexp of its digits. */
+static double quick_hexf(const char *s)
+{
+    const char *p = s + (*s == '-');
+    unsigned long long m;
+    int frac = 0;
+    if (p[0] != '0' || p[1] != 'x' || (p[2] != '0' && p[2] != '1'))
+        return strtod(s, NULL);
+    m = (unsigned long long)(p[2] - '0');
+    p += 3;
+    if (*p == '.')
+        for (p++; frac < 13; p++, frac++) {
+            unsigned c = (unsigned)(*p - '0');
+            c = c <= 9 ? c : (unsigned)(*p - 'a') <= 5 ? (unsigned)(*p - 'a') + 10 : 16;
+            if (c > 15)
+                break;
+            m = m << 4 | c;
+        }
+    long long e;
+    const char *end;
+    if (*p != 'p' || !quick_dec(p + 1 + (p[1] == '+'), '\0', '\0', &e, &end) || e < -1100 ||
+        e > 1100)
+        return strtod(s, NULL);
+    double v = ldexp((double)m, (int)e - 4 * frac);
+    return *s == '-' ? -v : v;
+}
+
 static bool parse_st(const char *s, struct fsio_stat *st)
 {
+    long long q[3];
+    const char *at = s;
+    if (*s != '-' && quick_dec(at, ':', ':', &q[0], &at) &&
+        quick_dec(at + 1, ':', ':', &q[1], &at) && quick_dec(at + 1, '\0', '\0', &q[2], &at) &&
+        q[2] >= INT32_MIN && q[2] <= INT32_MAX) {
+        memset(st, 0, sizeof(*st));
+        st->type = FSIO_FILE;
+        st->size = (uint64_t)q[0];
+        st->mtime_sec = q[1];
+        st->mtime_nsec = (int32_t)q[2];
+        return true;
+    }
     /* size:sec:nsec (strtoll, not sscanf: a visit's snapshot has 100,000 of them) */
     char *end;
     errno = 0;
@@ -1788,6 +1866,12 @@ static bool parse_st(const char *s, struct fsio_stat *st)
 
 static bool parse_ull(const char *s, unsigned long long *out)
 {
+    long long v;
+    const char *e;
+    if (*s != '-' && quick_dec(s, '\0', '\0', &v, &e)) {
+        *out = (unsigned long long)v;
+        return true;
+    }
     char *end;
     errno = 0;
     *out = strtoull(s, &end, 10);
@@ -1796,6 +1880,9 @@ static bool parse_ull(const char *s, unsigned long long *out)
 
 static bool parse_ll(const char *s, long long *out)
 {
+    const char *e;
+    if (quick_dec(s, '\0', '\0', out, &e))
+        return true;
     char *end;
     errno = 0;
     *out = strtoll(s, &end, 10);
@@ -1882,6 +1969,15 @@ static int restore_square(struct model *m, char **fd, size_t n)
         if (!q->exp)
             return -EM_ENOMEM;
         for (char *p = fd[7]; p && *p;) {
+            unsigned long long qname;
+            long long qid;
+            const char *at;
+            if (q->nexp < cap && quick_hex(p, &qname, &at) && *at == ':' &&
+                quick_dec(at + 1, ',', '\0', &qid, &at)) {
+                q->exp[q->nexp++] = (struct entity_exposure){qname, qid};
+                p = *at ? (char *)(uintptr_t)at + 1 : NULL;
+                continue;
+            }
             char *end;
             errno = 0;
             unsigned long long name = strtoull(p, &end, 16);
@@ -1914,7 +2010,7 @@ static int restore_hole(struct model *m, char **fd, size_t n, const struct model
     h->has_target = has != 0;
     h->target.set = (uint16_t)set;
     for (int i = 0; i < 6; i++)
-        h->target.v[i] = strtod(fd[6 + i], NULL);
+        h->target.v[i] = quick_hexf(fd[6 + i]);
     const char *state = dash_null(fd[12]);
     if (state && !(h->target.state = intern(m, state)))
         return -EM_ENOMEM;
