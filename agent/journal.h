@@ -71,6 +71,10 @@ struct journal_info {
 
 void journal_info(const struct journal *j, struct journal_info *out);
 
+/* Tests: read the journal back `bytes` at a time (0: the default, 1 MiB), so that small
+ * journals have records cut by the ends of chunks. */
+void journal_set_load_chunk(size_t bytes);
+
 /* The journal file's path (for messages). */
 const char *journal_path(const struct journal *j);
 

@@ -270,6 +270,26 @@ int hset_add(struct hset *s, uint64_t hash, void *value)
     return 0;
 }
 
+void **hset_add_unless(struct hset *s, uint64_t hash, void *value, hmap_eq_fn eq, const void *ctx,
+                       bool *added)
+{
+    if (!value || ((s->count + 1) * 4 > s->cap * 3 && hset_grow(s) < 0))
+        return NULL;
+    uint8_t tag = hset_tag(hash);
+    size_t i = hset_slot(s, hash, s->cap);
+    for (; s->tag[i]; i = (i + 1) & (s->cap - 1)) {
+        if (s->tag[i] == tag && eq(s->v[i], ctx)) {
+            *added = false;
+            return &s->v[i];
+        }
+    }
+    s->v[i] = value;
+    s->tag[i] = tag;
+    s->count++;
+    *added = true;
+    return &s->v[i];
+}
+
 void hset_remove(struct hset *s, void **slot)
 {
     size_t mask = s->cap - 1, hole = (size_t)(slot - s->v);

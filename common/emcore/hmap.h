@@ -7,6 +7,7 @@
 #ifndef EM_HMAP_H
 #define EM_HMAP_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -77,6 +78,10 @@ void hset_init(struct hset *s, hset_hash_fn hash, const void *hctx);
 /* The slot holding the value `eq` accepts among those hashing to `hash`, or NULL. Valid
  * until the next hset_add or hset_remove. */
 void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void *ctx);
+/* hset_find(), and hset_add() of `value` when nothing was found, in one probe: the slot of
+ * the value found (*added false) or of `value` (*added true); NULL when out of memory. */
+void **hset_add_unless(struct hset *s, uint64_t hash, void *value, hmap_eq_fn eq, const void *ctx,
+                       bool *added);
 /* Adds `value` (not NULL, known absent, hashing to `hash`). -1 when out of memory. */
 int hset_add(struct hset *s, uint64_t hash, void *value);
 /* Makes room for `n` values in all without growing again (a set about to be filled with

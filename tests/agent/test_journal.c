@@ -587,6 +587,109 @@ static void test_journal__paths_relative_to_roots_round_trip(void **state)
     tu_rmtree(dir);
 }
 
+/* The journal is read back a chunk at a time, by a reader thread that applies seqs and
+ * entities and parses file records, and the caller, which takes the file records in.
+ * Read in chunks of 64 and 100 bytes (every record is cut somewhere; a chunk often holds
+ * none whole) and at once: the same files, fields, entities, seqs and pending events; a
+ * torn last record is dropped either way. */
+static void check_read_back(const char *dir, size_t chunk, uint64_t last_seq, size_t npending)
+{
+    journal_set_load_chunk(chunk);
+    char reason[256];
+    struct journal *j = NULL;
+    if (journal_peek(&j, dir, reason, sizeof(reason)) != 0)
+        fail_msg("journal_peek: %s", reason);
+    assert_int_equal(info(j).files, 3000);
+    assert_int_equal(info(j).entities, 2000);
+    assert_int_equal(info(j).last_seq, last_seq);
+    assert_int_equal(info(j).npending, npending);
+    char path[128];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(path, sizeof(path), "/data/Images-Disc1/GridSquare_%d/Data/FoilHole_%d.xml",
+                 i % 30, i);
+        struct journal_file *f = journal_file_find(j, path);
+        if (!f)
+            fail_msg("chunk %zu: %s not read back", chunk, path);
+        /* the later record of the file, where one was appended */
+        assert_int_equal(f->size, (uint64_t)i * 7 + (i % 3 == 0 ? 1 : 0));
+        assert_int_equal(f->mtime_sec, 1700000000 + i);
+        assert_int_equal(f->mtime_nsec, i % 1000);
+        assert_int_equal(f->hash, hash64_str(path));
+        assert_int_equal(f->state, (uint8_t)(i % 3 == 0 ? JFILE_WAITING : JFILE_DONE));
+    }
+    for (uint64_t k = 1; k <= 2000; k++)
+        assert_true(journal_entity_same(j, k, k * 31));
+    assert_int_equal(journal_close(j), 0);
+    journal_set_load_chunk(0);
+}
+
+static void test_journal__read_back_in_chunks_on_two_threads(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal-chunks");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    char path[128];
+    for (int i = 0; i < 3000; i++) {
+        snprintf(path, sizeof(path), "/data/Images-Disc1/GridSquare_%d/Data/FoilHole_%d.xml",
+                 i % 30, i);
+        struct journal_file *f = journal_file_get(j, path);
+        assert_non_null(f);
+        f->size = (uint64_t)i * 7;
+        f->mtime_sec = 1700000000 + i;
+        f->mtime_nsec = i % 1000;
+        f->hash = hash64_str(path);
+        f->state = JFILE_DONE;
+        assert_int_equal(journal_file_note(j, f), 0);
+    }
+    uint64_t b = info(j).last_seq;
+    for (uint64_t k = 1; k <= 2000; k++)
+        assert_int_equal(journal_event(j, b + k, k, k * 31, "{\"x\":1}"), 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_delivered(j, b + 1990), 0); /* 10 stay pending */
+    assert_int_equal(journal_close(j), 0);
+    /* A later run appends: a third of the files changed (uncompacted records after the
+     * compacted ones). */
+    open_ok(&j, dir, "a");
+    for (int i = 0; i < 3000; i += 3) {
+        snprintf(path, sizeof(path), "/data/Images-Disc1/GridSquare_%d/Data/FoilHole_%d.xml",
+                 i % 30, i);
+        struct journal_file *f = journal_file_get(j, path);
+        assert_non_null(f);
+        f->size++;
+        f->state = JFILE_WAITING;
+        assert_int_equal(journal_file_note(j, f), 0);
+    }
+    assert_int_equal(journal_commit(j), 0);
+    uint64_t last = info(j).last_seq;
+    size_t pending = info(j).npending;
+    assert_int_equal(pending, 10);
+    char *jpath = tu_path(dir, "journal");
+    /* Kept open: closing could compact the file; the records are written (committed). */
+    size_t len;
+    char *text = tu_read(jpath, &len);
+    assert_non_null(text);
+    assert_int_equal(journal_close(j), 0);
+    assert_int_equal(tu_write(jpath, text, len), 0); /* as it was before the close */
+    check_read_back(dir, 0, last, pending);
+    check_read_back(dir, 64, last, pending);
+    check_read_back(dir, 100, last, pending);
+    /* A torn last record: dropped, whatever cuts it. */
+    const char torn[] = "F\t0123456789abcdef\t9";
+    char *longer = malloc(len + sizeof(torn));
+    assert_non_null(longer);
+    memcpy(longer, text, len);
+    memcpy(longer + len, torn, sizeof(torn) - 1);
+    assert_int_equal(tu_write(jpath, longer, len + sizeof(torn) - 1), 0);
+    check_read_back(dir, 64, last, pending);
+    assert_int_equal(tu_write(jpath, longer, len + sizeof(torn) - 1), 0);
+    check_read_back(dir, 0, last, pending);
+    free(longer);
+    free(text);
+    free(jpath);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -600,6 +703,7 @@ int main(void)
         cmocka_unit_test(test_journal__restarts_do_not_rewrite_a_compact_journal),
         cmocka_unit_test(test_journal__records_grouped_by_directory_and_cached_lookups),
         cmocka_unit_test(test_journal__record_counts_are_a_hint),
+        cmocka_unit_test(test_journal__read_back_in_chunks_on_two_threads),
         cmocka_unit_test(test_journal__numbers_at_their_limits),
         cmocka_unit_test(test_journal__damage_never_regresses_seq),
     };

@@ -129,16 +129,32 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         setup();
 #if FUZZ_STATE == 1
     put("journal", data, size);
-    struct journal *j;
-    char reason[256];
-    if (journal_peek(&j, scratch, reason, sizeof(reason)) == 0) {
-        struct journal_info ji;
-        journal_info(j, &ji);
-        if (ji.delivered > ji.last_seq && ji.npending)
-            abort(); /* pending events are those after the delivered mark */
-        (void)journal_live_entities(j);
+    /* Read at once (on one thread) and in chunks of 16 bytes (a reader thread beside the
+     * caller, records cut everywhere): the same state either way. */
+    struct journal_info seen[2];
+    int rcs[2];
+    for (int pass = 0; pass < 2; pass++) {
+        journal_set_load_chunk(pass ? 16 : 0);
+        struct journal *j;
+        char reason[256];
+        memset(&seen[pass], 0, sizeof(seen[pass]));
+        rcs[pass] = journal_peek(&j, scratch, reason, sizeof(reason));
+        if (rcs[pass] == 0) {
+            struct journal_info ji;
+            journal_info(j, &ji);
+            if (ji.delivered > ji.last_seq && ji.npending)
+                abort(); /* pending events are those after the delivered mark */
+            (void)journal_live_entities(j);
+            seen[pass] = ji;
+        }
+        journal_close(j);
     }
-    journal_close(j);
+    journal_set_load_chunk(0);
+    if (rcs[0] != rcs[1] || seen[0].files != seen[1].files ||
+        seen[0].entities != seen[1].entities || seen[0].last_seq != seen[1].last_seq ||
+        seen[0].delivered != seen[1].delivered || seen[0].npending != seen[1].npending ||
+        seen[0].fresh != seen[1].fresh || seen[0].loaded_compact != seen[1].loaded_compact)
+        abort();
 #elif FUZZ_STATE == 2
     put("outbox/00000000000000000001.jsonl", data, size);
     put("outbox/00000000000000000009.jsonl", data, size / 2);
