@@ -128,6 +128,40 @@ static void test_hset__reserve_then_fill_without_growing(void **state)
     hset_free(&s);
 }
 
+/* hset_add_unless: a value not there is added (and grows the set as hset_add would); one
+ * there (the same id, even colliding with others) comes back in its slot, not added. */
+static void test_hset__add_unless_finds_or_adds_in_one_probe(void **state)
+{
+    (void)state;
+    enum { N = 5000 };
+    struct item *items = calloc(2 * N + 1, sizeof(*items));
+    assert_non_null(items);
+    struct hset s;
+    hset_init(&s, item_hash, NULL);
+    bool added;
+    for (uint64_t k = 1; k <= N; k++) {
+        items[k].id = k;
+        void **slot = hset_add_unless(&s, item_hash_of(k), &items[k], item_is, &k, &added);
+        assert_non_null(slot);
+        assert_true(added);
+        assert_ptr_equal(*slot, &items[k]);
+    }
+    assert_int_equal(s.count, N);
+    for (uint64_t k = 1; k <= N; k++) { /* a second value of the same id: the first stays */
+        items[N + k].id = k;
+        void **slot = hset_add_unless(&s, item_hash_of(k), &items[N + k], item_is, &k, &added);
+        assert_non_null(slot);
+        assert_false(added);
+        assert_ptr_equal(*slot, &items[k]);
+    }
+    assert_int_equal(s.count, N);
+    for (uint64_t k = 1; k <= N; k++)
+        assert_ptr_equal(*hset_find(&s, item_hash_of(k), item_is, &k), &items[k]);
+    assert_null(hset_add_unless(&s, 1, NULL, item_is, &(uint64_t){1}, &added));
+    hset_free(&s);
+    free(items);
+}
+
 static void test_hset__colliding_values_found_removed_and_added_again(void **state)
 {
     (void)state;
@@ -258,6 +292,7 @@ int main(void)
         cmocka_unit_test(test_hmap__strings_with_one_hash_stay_apart),
         cmocka_unit_test(test_hset__colliding_values_found_removed_and_added_again),
         cmocka_unit_test(test_hset__reserve_then_fill_without_growing),
+        cmocka_unit_test(test_hset__add_unless_finds_or_adds_in_one_probe),
         cmocka_unit_test(test_ktab__every_key_found_in_any_order),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
