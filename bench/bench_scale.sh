@@ -72,15 +72,15 @@ state_bytes=$(du -sb "$work/state" | cut -f1)
 journal_bytes=$(stat -c %s "$work/state/journal")
 snap_bytes=$(cat "$work/state"/model-* | wc -c)
 s_scan=$(med_s "$work/scan") s_xml=$(med_s "$work/xmllint") s_cold=$(med_s "$work/cold") s_rest=$(med_s "$work/restart")
-printf '%-34s %8s s  peak RSS %6.0f MiB\n' "em-agent scan" "$s_scan" "$(med_mb "$work/scan")"
-printf '%-34s %8s s  peak RSS %6.0f MiB\n' "xmllint --stream (one process)" "$s_xml" "$(med_mb "$work/xmllint")"
-printf '%-34s %8s s  peak RSS %6.0f MiB\n' "em-agent watch --once, cold start" "$s_cold" "$(med_mb "$work/cold")"
-printf '%-34s %8s s  peak RSS %6.0f MiB\n' "em-agent watch --once, restart" "$s_rest" "$(med_mb "$work/restart")"
+printf '%-34s %8s s  peak RSS %6.1f MiB\n' "em-agent scan" "$s_scan" "$(med_mb "$work/scan")"
+printf '%-34s %8s s  peak RSS %6.1f MiB\n' "xmllint --stream (one process)" "$s_xml" "$(med_mb "$work/xmllint")"
+printf '%-34s %8s s  peak RSS %6.1f MiB\n' "em-agent watch --once, cold start" "$s_cold" "$(med_mb "$work/cold")"
+printf '%-34s %8s s  peak RSS %6.1f MiB\n' "em-agent watch --once, restart" "$s_rest" "$(med_mb "$work/restart")"
 echo "state directory: $((state_bytes / 1048576)) MiB (journal $((journal_bytes / 1048576)) MiB, snapshot $((snap_bytes / 1048576)) MiB), $((state_bytes / nfiles)) bytes per file"
 awk -v a="$s_scan" -v b="$s_xml" -v c="$s_cold" -v d="$s_rest" 'BEGIN {
-    printf "scan / xmllint:       %.2f  (target <= 0.60)\n", a / b
-    printf "cold start / scan:    %.2f  (target <= 1.20)\n", c / a
-    printf "restart / cold start: %.2f  (target <= 0.10)\n", d / c }'
+    printf "scan / xmllint:       %.3f  (target <= 0.60)\n", a / b
+    printf "cold start / scan:    %.3f  (target <= 1.20)\n", c / a
+    printf "restart / cold start: %.3f  (target <= 0.10)\n", d / c }'
 awk -v n="$nfiles" -v c="$(med_mb "$work/cold")" -v r="$(med_mb "$work/restart")" 'BEGIN {
     printf "watch peak RSS per file: cold start %.0f bytes, restart %.0f bytes\n", c * 1048576 / n, r * 1048576 / n }'
 echo "targets for peak RSS: scan <= 64 MiB, watch <= 160 MiB"
