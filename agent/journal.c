@@ -914,12 +914,14 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
  *
  * A reader thread reads the journal a chunk at a time and cuts it into records. It
  * applies every record but the file records itself (seqs, entities, pending events: the
- * caller touches none of those meanwhile); of a file record it parses the fields and
- * hashes the path, and hands it over. The caller takes the file records into the file set
- * and the arena of records, in the order they came. A chunk goes over whole (its complete
- * records; a record cut by its end is copied to the start of the next), and comes back
- * to be reused. A restart of a visit reads 1.2 million records (0.4 s on one thread).
- * Without a thread (none could start) the caller does both, chunk by chunk. */
+ * caller touches none of those meanwhile); of a file record it parses the fields, hashes
+ * the path and makes the record (in j->loaded, which only it allocates from meanwhile),
+ * and hands it over. The caller gives each record its directory and puts it in the file
+ * set, in the order they came (a later record of a file updates the first). A chunk goes
+ * over whole (its complete records; a record cut by its end is copied to the start of the
+ * next), and comes back to be reused. A restart of a visit reads 1.2 million records
+ * (0.4 s on one thread). A small journal, or one when no thread could start, is read by
+ * the caller alone, chunk by chunk. */
 
 struct frec { /* a file record, read into its record (all but its directory); or an N
                * record's count (n) */
@@ -953,8 +955,7 @@ struct loader {
     /* the reader's */
     int rc;
     struct lchunk *cur;
-    size_t carry; /* bytes at the start of cur->buf: a record cut by the last chunk */
-    uint64_t off, end;
+    uint64_t off, end; /* bytes read; the end of the last complete record */
     bool first, torn;
     size_t bad, records, extra;
     struct loaded_event *ev;
