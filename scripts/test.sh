@@ -46,7 +46,7 @@ echo "== ThreadSanitizer: the parse pool (scan, watch walks and bursts) and the 
 cmake -S "$top" -B "$top/build-tsan" -DEM_WERROR=ON -DEM_SANITIZE=thread \
     -DCMAKE_BUILD_TYPE=Debug >/dev/null
 cmake --build "$top/build-tsan" -j"$jobs"
-(cd "$top/build-tsan" && TSAN_OPTIONS=halt_on_error=1:exitcode=66 ctest -j"$jobs" \
+(cd "$top/build-tsan" && TSAN_OPTIONS="halt_on_error=1:exitcode=66:suppressions=$top/tests/tsan.supp" ctest -j"$jobs" \
     --output-on-failure --timeout 600 "${retry[@]}" \
     -R '^(test_arena|test_pool|test_pfor|test_journal|test_scan|e2e_cli|e2e_watch_(after|kill|restart|burst)|e2e_bus_(sqlite|outage))$')
 
