@@ -767,6 +767,11 @@ void xfer_free(struct xfer *x)
         pthread_mutex_unlock(&x->hasher.mu);
         pthread_join(x->hasher.thread, NULL);
     }
+    while (x->hasher.spare) { /* the blocks kept for reuse */
+        struct chunk *c = x->hasher.spare;
+        x->hasher.spare = c->next;
+        free(c);
+    }
     pthread_mutex_destroy(&x->hasher.mu);
     pthread_cond_destroy(&x->hasher.work);
     pthread_cond_destroy(&x->hasher.room);
