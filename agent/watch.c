@@ -93,6 +93,7 @@ static void drain_rescans(struct watch *w)
 /* ---- errors ---- */
 
 static void stop(struct watch *w);
+static void join_restorer(struct watch *w);
 
 /* SIGTERM and SIGINT take effect within a second at any moment, even in the middle of
  * a walk of a large tree (libuv would only run its signal callback after the walk): the
@@ -978,19 +979,25 @@ static void restore_all(void *arg)
     w->restore_ns = uv_hrtime() - t0;
 }
 
+/* Waits for the restorer, when it runs: until then the models are its own. */
+static void join_restorer(struct watch *w)
+{
+    if (!w->restoring)
+        return;
+    uv_thread_join(&w->restorer);
+    w->restoring = false;
+    em_log(EM_LOG_DEBUG, "state read in %.2f s (journal), model restored in %.2f s",
+           (double)(w->walk_started_ns - w->started_ns) / 1e9, (double)w->restore_ns / 1e9);
+    for (size_t i = 0; i < w->nroots; i++)
+        if (w->roots[i].restore_rc < 0)
+            watch_fail(w, 1, w->roots[i].path, w->roots[i].restore_rc);
+}
+
 /* Waits for the restorer. Returns whether root `r`'s walk must be made again: files were
  * trusted while its restore ran, and it failed. */
 static bool finish_restore(struct watch *w, struct wroot *r)
 {
-    if (w->restoring) {
-        uv_thread_join(&w->restorer);
-        w->restoring = false;
-        em_log(EM_LOG_DEBUG, "state read in %.2f s (journal), model restored in %.2f s",
-               (double)(w->walk_started_ns - w->started_ns) / 1e9, (double)w->restore_ns / 1e9);
-        for (size_t i = 0; i < w->nroots; i++)
-            if (w->roots[i].restore_rc < 0)
-                watch_fail(w, 1, w->roots[i].path, w->roots[i].restore_rc);
-    }
+    join_restorer(w);
     /* Only the first walk runs while the restore does, so only its root can have trusted
      * files early. */
     bool again = r->trusted_early > 0 && !r->restored;
@@ -1512,6 +1519,9 @@ static void stop(struct watch *w)
 {
     if (w->stopping)
         return;
+    /* A stop asked for during a restart's first walk: the restorer may still be filling
+     * the models, which the drain below reads (it emitted half-restored entities again). */
+    join_restorer(w);
     if (w->status == 0) {
         /* Drain: files still settling, the burst being collected and dirty entities. */
         if (w->watcher)

@@ -246,6 +246,27 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
     $FOLD compare "$TMP/restart.scan3" "$TMP/restart.jsonl" >/dev/null &&
         ok "restart: entities equal scan after the many-file changes" ||
         bad "restart: entities differ after the many-file changes"
+    # SIGTERM early in a restart, while the snapshot is being read on its own thread: the
+    # stop waits for it before it drains, so nothing is emitted again (it once flushed a
+    # half-restored model; ThreadSanitizer saw the race) and every start exits 0.
+    before=$(wc -l <"$TMP/restart.jsonl")
+    local lines early=0
+    for i in $(seq 1 6); do
+        lines=$(wc -l <"$TMP/restart.log")
+        start_agent restart "$d" -v
+        for _ in $(seq 250); do
+            [ "$(wc -l <"$TMP/restart.log")" -gt "$lines" ] && break
+            sleep 0.01
+        done
+        sleep "0.0$((RANDOM % 5))"
+        kill -TERM "$APID"
+        wait "$APID" || early=$((early + 1))
+    done
+    [ "$early" -eq 0 ] && ok "restart: 6 early SIGTERMs: each exits 0" ||
+        bad "restart: $early of 6 early SIGTERMs did not exit 0"
+    [ "$(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"')" -eq 0 ] &&
+        ok "restart: nothing but heartbeats emitted by them" ||
+        bad "restart: early SIGTERMs emitted $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"') events"
 }
 
 case_overflow() { # a tiny inotify queue forces overflows; rescans must lose nothing
