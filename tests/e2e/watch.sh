@@ -51,6 +51,18 @@ start_agent() { # NAME ARGS... ; sets APID
     PIDS+=("$APID")
 }
 
+start_agent_ready() { # NAME DIR: start_agent with -v, then waits for its first log line,
+    # which says the run has begun (and taken SIGTERM); before that a loaded machine may
+    # still be starting the process itself
+    local lines
+    lines=$(cat "$TMP/$1.log" 2>/dev/null | wc -l)
+    start_agent "$1" "$2" -v
+    for _ in $(seq 250); do
+        [ "$(wc -l <"$TMP/$1.log")" -gt "$lines" ] && break
+        sleep 0.02
+    done
+}
+
 # Waits until the events fold to scan's entities for DEST (or TIMEOUT seconds pass).
 wait_equal() { # NAME DEST TIMEOUT
     local name=$1 dest=$2 limit=$3 i=0
@@ -151,15 +163,7 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
     $WRITER "$SRC" "$d" --seed 5 --pace 0.01 --disc2-from 3 >/dev/null &
     local wp=$!
     for i in $(seq 1 "$n"); do
-        local lines
-        lines=$(cat "$TMP/restart.log" 2>/dev/null | wc -l)
-        start_agent restart "$d" -v
-        # its first line says the run has begun (and taken SIGTERM); before that a loaded
-        # machine may still be starting the process itself
-        for _ in $(seq 250); do
-            [ "$(wc -l <"$TMP/restart.log")" -gt "$lines" ] && break
-            sleep 0.02
-        done
+        start_agent_ready restart "$d"
         sleep "0.$((RANDOM % 60 + 30))"
         kill -TERM "$APID"
         wait "$APID" || bad "restart: SIGTERM during the session gave exit $?"
@@ -250,14 +254,9 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
     # stop waits for it before it drains, so nothing is emitted again (it once flushed a
     # half-restored model; ThreadSanitizer saw the race) and every start exits 0.
     before=$(wc -l <"$TMP/restart.jsonl")
-    local lines early=0
+    local early=0
     for i in $(seq 1 6); do
-        lines=$(wc -l <"$TMP/restart.log")
-        start_agent restart "$d" -v
-        for _ in $(seq 250); do
-            [ "$(wc -l <"$TMP/restart.log")" -gt "$lines" ] && break
-            sleep 0.01
-        done
+        start_agent_ready restart "$d"
         sleep "0.0$((RANDOM % 5))"
         kill -TERM "$APID"
         wait "$APID" || early=$((early + 1))
