@@ -1,4 +1,5 @@
 #include "em_arena.h"
+#include "em_compat.h"
 
 #include <stdalign.h>
 #include <stdint.h>
@@ -70,6 +71,7 @@ void *em_arena_alloc_align(struct em_arena *a, size_t n, size_t align)
         c = malloc(sizeof(*c) + size);
         if (!c)
             return NULL;
+        em_populate(c->data, size); /* a large chunk is about to be filled */
         c->next = a->head;
         c->size = (uint32_t)size;
         c->owner = this_owner;

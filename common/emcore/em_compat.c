@@ -1,5 +1,10 @@
+/* madvise() and MADV_* beside the POSIX set the build asks for */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE
+#endif
 #include "em_compat.h"
 
+#include <errno.h>
 #include <stdint.h>
 
 #ifdef _WIN32
@@ -60,4 +65,31 @@ void em_utc_text(time_t t, char *buf, size_t cap)
     gmtime_r(&t, &tm);
 #endif
     strftime(buf, cap, "%Y-%m-%dT%H:%M:%SZ", &tm);
+}
+
+#ifdef __linux__
+#include <stdatomic.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
+#endif
+#endif
+
+void em_populate(void *p, size_t len)
+{
+#ifdef __linux__
+    static atomic_int unsupported;
+    if (len < ((size_t)64 << 10) || atomic_load_explicit(&unsupported, memory_order_relaxed))
+        return;
+    long size = sysconf(_SC_PAGESIZE);
+    uintptr_t page = size > 0 ? (uintptr_t)size : 4096, start = ((uintptr_t)p + page - 1) & ~(page - 1),
+              end = ((uintptr_t)p + len) & ~(page - 1);
+    if (end > start && madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0 &&
+        errno == EINVAL)
+        atomic_store_explicit(&unsupported, 1, memory_order_relaxed);
+#else
+    (void)p;
+    (void)len;
+#endif
 }

@@ -56,6 +56,15 @@ void em_now(struct timespec *ts);
  * needed); its length, or -1 at the end of the file or on an error. */
 ssize_t em_getline(char **line, size_t *cap, FILE *f);
 
+/* Backs the whole pages inside [p, p + len) with memory now, in one system call
+ * (Linux's MADV_POPULATE_WRITE), instead of one page fault per 4 KiB page as they are
+ * first written. For large blocks that are about to be filled in one go: a restart's
+ * journal and model (150 MB). On the 2-core VM of the benchmarks a page fault costs about
+ * 10 us, so 37,000 of them were 0.4 s of a 2 s restart; populating the same memory in
+ * one call costs a fifteenth of that. Does nothing for a block under 64 KiB, elsewhere than
+ * Linux, or on a kernel older than 5.14; the content is not changed. */
+void em_populate(void *p, size_t len);
+
 /* Unix seconds `t` as "YYYY-MM-DDTHH:MM:SSZ" (UTC) into buf (at least 21 bytes). */
 void em_utc_text(time_t t, char *buf, size_t cap);
 

@@ -85,6 +85,7 @@ static int grow(struct hmap *m)
     struct hmap_entry *e = calloc(cap, sizeof(*e));
     if (!e)
         return -1;
+    em_populate(e, cap * sizeof(*e)); /* every slot is written or read soon */
     if (!m->cap)
         m->seed = new_seed(m);
     for (size_t i = 0; i < m->cap; i++) {
@@ -223,6 +224,8 @@ static int hset_resize(struct hset *s, size_t cap)
         free(tag);
         return -1;
     }
+    em_populate(v, cap * sizeof(*v));
+    em_populate(tag, cap);
     if (!s->cap)
         s->seed = new_seed(s);
     for (size_t i = 0; i < s->cap; i++) {

@@ -1,6 +1,10 @@
 /* em_arena_alloc_align packs to the alignment asked for; em_slab hands out zeroed objects
  * of one size, reuses freed ones first, and releases everything at once; chunks freed on
- * another thread are collected by the thread that allocated them. */
+ * another thread are collected by the thread that allocated them; em_populate backs the
+ * whole pages inside a large block at once and changes nothing in it. */
+#if defined(__linux__) && !defined(_DEFAULT_SOURCE)
+#define _DEFAULT_SOURCE /* mmap flags, mincore */
+#endif
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +16,12 @@
 #include <uv.h>
 
 #include "em_arena.h"
+#include "em_compat.h"
+
+#ifdef __linux__
+#include <errno.h>
+#include <sys/mman.h>
+#endif
 
 static void test_arena__alignment_asked_for(void **state)
 {
@@ -143,12 +153,63 @@ static void test_arena__frees_collected_by_owner(void **state)
     em_arena_free(&a.arena);
 }
 
+#ifdef __linux__
+/* Pages of [p, p + len) (page-aligned) that are in memory. */
+static size_t resident(void *p, size_t len)
+{
+    unsigned char vec[1024];
+    size_t pages = len / 4096, n = 0;
+    assert_true(pages <= sizeof(vec));
+    assert_int_equal(mincore(p, len, vec), 0);
+    for (size_t i = 0; i < pages; i++)
+        n += vec[i] & 1;
+    return n;
+}
+#endif
+
+static void test_populate__whole_pages_inside_unchanged(void **state)
+{
+    (void)state;
+#ifdef __linux__
+    size_t len = (size_t)1 << 20, pages = len / 4096;
+    unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    /* Whether this kernel can (5.14 and later): em_populate does nothing otherwise. */
+    errno = 0;
+    if (madvise(p + len - 4096, 4096, 23 /* MADV_POPULATE_WRITE */) != 0 && errno == EINVAL) {
+        munmap(p, len);
+        skip();
+    }
+    memset(p + 4096, 0x5a, 100); /* page 1 written: its bytes must survive */
+    assert_int_equal(resident(p, len), 2);
+    /* From the middle of page 0 to the middle of the last page: only the whole pages
+     * inside are populated, so pages 0 and the last stay as they were (0 is not in). */
+    em_populate(p + 100, len - 200);
+    assert_int_equal(resident(p, 4096), 0);
+    assert_int_equal(resident(p, len), pages - 1);
+    for (size_t i = 0; i < len; i++)
+        if (p[i] != (i >= 4096 && i < 4196 ? 0x5a : 0))
+            fail_msg("byte %zu changed to %u", i, p[i]);
+    munmap(p, len);
+    /* Under 64 KiB: left to page faults. */
+    len = (size_t)32 << 10;
+    p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    assert_true(p != MAP_FAILED);
+    em_populate(p, len);
+    assert_int_equal(resident(p, len), 0);
+    munmap(p, len);
+#else
+    skip();
+#endif
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_arena__alignment_asked_for),
         cmocka_unit_test(test_slab__reuse_zeroed_release),
         cmocka_unit_test(test_arena__frees_collected_by_owner),
+        cmocka_unit_test(test_populate__whole_pages_inside_unchanged),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
