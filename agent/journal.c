@@ -445,6 +445,15 @@ struct journal_file *journal_file_find_in(const struct journal *j, uint32_t dir,
     return e ? *e : NULL;
 }
 
+void journal_file_prefetch(const struct journal *j, uint32_t dir, uint64_t name_hash, int step)
+{
+    uint64_t key = file_key(dir, name_hash);
+    if (step == 0)
+        hset_prefetch(&j->files, key);
+    else
+        hset_prefetch_value(&j->files, key);
+}
+
 struct journal_file *journal_file_find_cached(const struct journal *j, struct journal_dircache *c,
                                               const struct pathkey *k)
 {

@@ -175,6 +175,9 @@ int64_t journal_dir_index(const struct journal *j, struct journal_dircache *c,
                           const struct pathkey *k);
 struct journal_file *journal_file_find_in(const struct journal *j, uint32_t dir, const char *name,
                                           uint64_t name_hash);
+/* Hints for a journal_file_find_in() soon (hset_prefetch): step 0, then step 1 some work
+ * later (a system call), then the lookup finds its memory loaded. */
+void journal_file_prefetch(const struct journal *j, uint32_t dir, uint64_t name_hash, int step);
 
 /* journal_file_find_key() and journal_file_find() through a cache. */
 struct journal_file *journal_file_find_cached(const struct journal *j, struct journal_dircache *c,

@@ -212,6 +212,24 @@ void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void 
     }
 }
 
+void hset_prefetch(const struct hset *s, uint64_t hash)
+{
+    if (!s->cap)
+        return;
+    size_t i = hset_slot(s, hash, s->cap);
+    __builtin_prefetch(&s->tag[i]);
+    __builtin_prefetch(&s->v[i]);
+}
+
+void hset_prefetch_value(const struct hset *s, uint64_t hash)
+{
+    if (!s->cap)
+        return;
+    size_t i = hset_slot(s, hash, s->cap);
+    if (s->tag[i] == hset_tag(hash))
+        __builtin_prefetch(s->v[i]);
+}
+
 /* Moves the values into `cap` slots (a power of two, more than there are values). */
 static int hset_resize(struct hset *s, size_t cap)
 {

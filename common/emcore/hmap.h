@@ -78,6 +78,12 @@ void hset_init(struct hset *s, hset_hash_fn hash, const void *hctx);
 /* The slot holding the value `eq` accepts among those hashing to `hash`, or NULL. Valid
  * until the next hset_add or hset_remove. */
 void **hset_find(const struct hset *s, uint64_t hash, hmap_eq_fn eq, const void *ctx);
+/* Hints for a hset_find(s, hash) that comes soon, in two steps some work apart (a lookup
+ * of a large set waits for memory three times: the tag, the slot, the value): the first
+ * starts loading the tag and the slot, the second, once they are in, the value the slot
+ * holds when its tag matches. Neither changes anything, and both may be skipped. */
+void hset_prefetch(const struct hset *s, uint64_t hash);
+void hset_prefetch_value(const struct hset *s, uint64_t hash);
 /* hset_find(), and hset_add() of `value` when nothing was found, in one probe: the slot of
  * the value found (*added false) or of `value` (*added true); NULL when out of memory. */
 void **hset_add_unless(struct hset *s, uint64_t hash, void *value, hmap_eq_fn eq, const void *ctx,

@@ -104,6 +104,8 @@ static void test_hset__reserve_then_fill_without_growing(void **state)
     static struct item items[3000];
     struct hset s;
     hset_init(&s, item_hash, NULL);
+    hset_prefetch(&s, 1); /* the hints on a set with no slots yet: nothing to load */
+    hset_prefetch_value(&s, 1);
     for (uint64_t k = 0; k < 10; k++) {
         items[k].id = k;
         assert_int_equal(hset_add(&s, item_hash_of(k), &items[k]), 0);
@@ -123,6 +125,11 @@ static void test_hset__reserve_then_fill_without_growing(void **state)
     assert_int_equal(hset_reserve(&s, 5), 0);
     assert_int_equal(s.cap, cap);
     assert_int_equal(hset_reserve(&s, SIZE_MAX / 4), -1);
+    for (uint64_t k = 0; k < 3100; k++) { /* hints for values there and not there */
+        hset_prefetch(&s, item_hash_of(k));
+        hset_prefetch_value(&s, item_hash_of(k));
+    }
+    assert_int_equal(s.count, 3000);
     for (uint64_t k = 0; k < 3000; k++)
         assert_ptr_equal(*hset_find(&s, item_hash_of(k), item_is, &k), &items[k]);
     hset_free(&s);
