@@ -57,6 +57,7 @@ struct journal {
     struct hset files;       /* struct journal_file *, by file_key() of directory and name */
     struct em_arena records; /* the file records and directories */
     struct em_arena loaded;  /* the file records read back (by the load's reader thread) */
+    struct em_arena loaded_side; /* and those its caller reads back beside it */
     struct hmap dirs;        /* hash of the directory's path -> its index in dirv */
     struct journal_dir **dirv;
     size_t ndirs, dirs_cap;
@@ -932,14 +933,23 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
  * (0.4 s on one thread). A small journal, or one when no thread could start, is read by
  * the caller alone, chunk by chunk. */
 
-struct frec { /* a file record, read into its record (all but its directory); or an N
-               * record's count (n) */
+struct frec { /* a file record: its text (raw), then read into its record (all but its
+               * directory); or an N record's count (n) */
     struct pathkey k;
     struct journal_file *f;
+    const char *raw; /* the fields after "F\t", in the chunk's buffer */
     uint64_t n;
     uint8_t what; /* FREC_* */
 };
-enum { FREC_FILE, FREC_COUNT, FREC_BAD };
+enum { FREC_FILE, FREC_COUNT, FREC_BAD, FREC_RAW };
+
+/* The directory part last hashed, and its hash: a compacted journal groups a directory's
+ * files, so most records hash only their name. */
+struct keycache {
+    char *dir;
+    size_t len, cap;
+    uint64_t hash;
+};
 
 struct lchunk {
     struct lchunk *next;
@@ -969,9 +979,10 @@ struct loader {
     size_t bad, records, extra;
     struct loaded_event *ev;
     size_t nev, evcap;
-    char *dir; /* the last directory part hashed, and its hash */
-    size_t dir_len, dir_cap;
-    uint64_t dir_hash;
+    struct keycache kc; /* the caller's, as it reads file records */
+    bool oom;           /* the caller's: out of memory there */
+    struct keycache kc_reader;
+    bool alternate; /* the reader's: whose the next F record is */
 };
 
 static size_t load_chunk = LOAD_CHUNK;
@@ -982,25 +993,56 @@ void journal_set_load_chunk(size_t bytes)
 }
 
 /* The key of `path` (in a chunk), its directory hashed only when it is not the last one. */
-static void load_key(struct loader *L, struct pathkey *k, const char *path)
+static void load_key(struct keycache *kc, struct pathkey *k, const char *path)
 {
     const char *slash = strrchr(path, '/');
     size_t dl = slash ? (size_t)(slash - path) + 1 : 0;
-    if (!(L->dir && L->dir_len == dl && memcmp(L->dir, path, dl) == 0)) {
-        if (dl + 1 > L->dir_cap) {
-            char *v = realloc(L->dir, dl + 1);
+    if (!(kc->dir && kc->len == dl && memcmp(kc->dir, path, dl) == 0)) {
+        if (dl + 1 > kc->cap) {
+            char *v = realloc(kc->dir, dl + 1);
             if (!v) {
                 pathkey_init(k, path);
                 return;
             }
-            L->dir = v;
-            L->dir_cap = dl + 1;
+            kc->dir = v;
+            kc->cap = dl + 1;
         }
-        memcpy(L->dir, path, dl);
-        L->dir_len = dl;
-        L->dir_hash = hash64_bytes(path, dl);
+        memcpy(kc->dir, path, dl);
+        kc->len = dl;
+        kc->hash = hash64_bytes(path, dl);
     }
-    pathkey_init_in(k, path, dl, L->dir_hash);
+    pathkey_init_in(k, path, dl, kc->hash);
+}
+
+/* An F record's fields ("hash size sec nsec state path") into r: FREC_FILE, or FREC_BAD.
+ * The record is made in `arena`, which only the calling thread allocates from while the
+ * load runs (j->loaded for the reader thread, j->loaded_side for its caller). */
+static int read_file_record(struct em_arena *arena, struct keycache *kc, struct frec *r)
+{
+    const char *p = r->raw;
+    uint64_t a, b, state;
+    int64_t sec, ns;
+    if (!parse_u64(&p, &a, 16) || !parse_u64(&p, &b, 10) || !parse_i64(&p, &sec) ||
+        !parse_i64(&p, &ns) || !parse_u64(&p, &state, 10) || !*p) {
+        r->what = FREC_BAD;
+        return 0;
+    }
+    load_key(kc, &r->k, p);
+    const char *name = pathkey_name(&r->k);
+    size_t nlen = strlen(name);
+    struct journal_file *f = em_arena_alloc_align(arena, sizeof(*f) + nlen + 1, 8);
+    if (!f)
+        return -EM_ENOMEM;
+    memset(f, 0, sizeof(*f));
+    f->hash = a;
+    f->size = b;
+    f->mtime_sec = sec;
+    f->mtime_nsec = (int32_t)ns;
+    f->state = (uint8_t)state;
+    memcpy(f->name, name, nlen + 1);
+    r->f = f;
+    r->what = FREC_FILE;
+    return 0;
 }
 
 /* One record, on the reader's side. */
@@ -1038,48 +1080,38 @@ static int take_record(struct loader *L, char *rec)
     c->v = r;
     r = &c->v[c->n++];
     const char *p = rec + 2;
-    uint64_t a, b, state;
-    int64_t sec, ns;
+    uint64_t a, b;
     if (rec[0] == 'N') {
         /* A hint only: trusted up to one record per 16 bytes of the file, so a damaged
          * count cannot make the load take much memory. */
         bool ok = parse_u64(&p, &a, 10) && parse_u64(&p, &b, 10);
         r->what = ok ? FREC_COUNT : FREC_BAD;
         r->n = ok && a <= j->load_size / 16 ? a : 0;
+        /* The entities come first (K records, on this thread): their table sized once. */
+        if (ok && b <= j->load_size / 16)
+            (void)ktab_reserve(&j->entities, ktab_count(&j->entities) + (size_t)b);
         return 0;
     }
-    if (!parse_u64(&p, &a, 16) || !parse_u64(&p, &b, 10) || !parse_i64(&p, &sec) ||
-        !parse_i64(&p, &ns) || !parse_u64(&p, &state, 10) || !*p) {
-        r->what = FREC_BAD;
+    /* Every other one is read by the caller (take_files), which would otherwise mostly
+     * wait for this thread, the rest here: the two share the work. */
+    r->raw = p;
+    r->what = FREC_RAW;
+    if ((L->alternate = !L->alternate))
         return 0;
-    }
-    /* The record is made here, in the journal's arena for records read back (only this
-     * thread allocates there while it runs); the caller gives it its directory. */
-    load_key(L, &r->k, p);
-    const char *name = pathkey_name(&r->k);
-    size_t nlen = strlen(name);
-    struct journal_file *f = em_arena_alloc_align(&j->loaded, sizeof(*f) + nlen + 1, 8);
-    if (!f)
-        return -EM_ENOMEM;
-    memset(f, 0, sizeof(*f));
-    f->hash = a;
-    f->size = b;
-    f->mtime_sec = sec;
-    f->mtime_nsec = (int32_t)ns;
-    f->state = (uint8_t)state;
-    memcpy(f->name, name, nlen + 1);
-    r->f = f;
-    r->what = FREC_FILE;
-    return 0;
+    return read_file_record(&j->loaded, &L->kc_reader, r);
 }
 
 /* The caller's side: a chunk's file records into the file set. Returns how many could
  * not be taken (out of memory). */
-static size_t take_files(struct journal *j, struct lchunk *c)
+static size_t take_files(struct journal *j, struct keycache *kc, struct lchunk *c, bool *oom)
 {
     size_t bad = 0;
     for (size_t i = 0; i < c->n; i++) {
-        const struct frec *r = &c->v[i];
+        struct frec *r = &c->v[i];
+        if (r->what == FREC_RAW && read_file_record(&j->loaded_side, kc, r) < 0) {
+            *oom = true; /* the load fails: not a damaged journal */
+            r->what = FREC_BAD;
+        }
         if (r->what == FREC_COUNT) {
             if (r->n > 0)
                 (void)hset_reserve(&j->files, (size_t)r->n);
@@ -1150,7 +1182,7 @@ static void chunk_free(struct lchunk *c)
 static void chunk_ready(struct loader *L, struct lchunk *c, bool alone, size_t *bad)
 {
     if (alone) {
-        *bad += take_files(L->j, c);
+        *bad += take_files(L->j, &L->kc, c, &L->oom);
         c->next = L->spare;
         L->spare = c;
         return;
@@ -1255,6 +1287,7 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
     /* Filled in one go by one thread: large chunks (each 8 KiB one grew that thread's heap
      * with a system call). */
     em_arena_set_max_chunk(&j->loaded, (size_t)1 << 20);
+    em_arena_set_max_chunk(&j->loaded_side, (size_t)1 << 20);
     struct loader L = {.j = j,
                        .reason = reason,
                        .rcap = cap,
@@ -1284,7 +1317,7 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
             uv_mutex_unlock(&L.mu);
             if (!c)
                 break;
-            bad_files += take_files(j, c);
+            bad_files += take_files(j, &L.kc, c, &L.oom);
             uv_mutex_lock(&L.mu);
             c->next = L.spare;
             L.spare = c;
@@ -1298,11 +1331,12 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
     uv_cond_destroy(&L.cv);
     chunk_free(L.spare);
     chunk_free(L.head);
-    free(L.dir);
+    free(L.kc.dir);
+    free(L.kc_reader.dir);
     uv_fs_close(NULL, &req, fd, NULL);
     uv_fs_req_cleanup(&req);
     journal_dircache_free(&j->load_dc);
-    rc = L.rc;
+    rc = L.rc == 0 && L.oom ? -EM_ENOMEM : L.rc;
     size_t bad = L.bad + bad_files;
     bool first = L.first, torn = L.torn;
     if (rc == 1)
@@ -1529,6 +1563,8 @@ void journal_forget_entities(struct journal *j)
     em_arena_init(&j->records, RECORDS_MAX);
     em_arena_free(&j->loaded);
     em_arena_init(&j->loaded, RECORDS_MAX);
+    em_arena_free(&j->loaded_side);
+    em_arena_init(&j->loaded_side, RECORDS_MAX);
     ktab_free(&j->entities);
     j->dirs_gen++;
 }
@@ -1542,6 +1578,7 @@ static int open_into(struct journal *j, const char *dir, const char *agent,
     reason[0] = '\0';
     em_arena_init(&j->records, RECORDS_MAX);
     em_arena_init(&j->loaded, RECORDS_MAX);
+    em_arena_init(&j->loaded_side, RECORDS_MAX);
     j->dir = strdup(dir);
     j->agent = strdup(agent);
     j->path = fsio_join(dir, "journal");
@@ -1624,6 +1661,7 @@ static int peek_into(struct journal *j, const char *dir, char *reason, size_t re
     j->fd = -1;
     em_arena_init(&j->records, RECORDS_MAX);
     em_arena_init(&j->loaded, RECORDS_MAX);
+    em_arena_init(&j->loaded_side, RECORDS_MAX);
     reason[0] = '\0';
     j->dir = strdup(dir);
     j->path = fsio_join(dir, "journal");
@@ -1694,6 +1732,7 @@ int journal_close(struct journal *j)
     free(j->dirv);
     em_arena_free(&j->records);
     em_arena_free(&j->loaded);
+    em_arena_free(&j->loaded_side);
     ktab_free(&j->entities);
     free(j->buf);
     for (size_t i = 0; i < j->nroots; i++)

@@ -121,6 +121,9 @@ uint64_t *ktab_find(const struct ktab *t, uint64_t key);
 /* Sets the value of `key` (not 0), adding it when new. -1 when out of memory. */
 int ktab_set(struct ktab *t, uint64_t key, uint64_t value);
 size_t ktab_count(const struct ktab *t);
+/* Room for `n` keys in all (a load that knows how many come): no growing and no slack
+ * until then, and the memory is backed at once (em_populate). -1 when out of memory. */
+int ktab_reserve(struct ktab *t, size_t n);
 /* Calls `fn` on each entry: the array's in ascending key order, then the waiting ones. */
 void ktab_each(const struct ktab *t, void (*fn)(uint64_t key, uint64_t value, void *ctx),
                void *ctx);
