@@ -51,14 +51,14 @@ struct journal {
     void *lock; /* platform lock handle */
     int fd;
     char *agent;
-    uint64_t last_seq;       /* highest seq journaled */
-    uint64_t delivered;      /* highest seq the sink took */
-    struct ktab entities;    /* key hash -> data hash */
-    struct hset files;       /* struct journal_file *, by file_key() of directory and name */
-    struct em_arena records; /* the file records and directories */
-    struct em_arena loaded;  /* the file records read back (by the load's reader thread) */
+    uint64_t last_seq;           /* highest seq journaled */
+    uint64_t delivered;          /* highest seq the sink took */
+    struct ktab entities;        /* key hash -> data hash */
+    struct hset files;           /* struct journal_file *, by file_key() of directory and name */
+    struct em_arena records;     /* the file records and directories */
+    struct em_arena loaded;      /* the file records read back (by the load's reader thread) */
     struct em_arena loaded_side; /* and those its caller reads back beside it */
-    struct hmap dirs;        /* hash of the directory's path -> its index in dirv */
+    struct hmap dirs;            /* hash of the directory's path -> its index in dirv */
     struct journal_dir **dirv;
     size_t ndirs, dirs_cap;
     char **roots; /* absolute, no trailing '/' */

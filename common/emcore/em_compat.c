@@ -83,7 +83,8 @@ void em_populate(void *p, size_t len)
     if (len < ((size_t)64 << 10) || atomic_load_explicit(&unsupported, memory_order_relaxed))
         return;
     long size = sysconf(_SC_PAGESIZE);
-    uintptr_t page = size > 0 ? (uintptr_t)size : 4096, start = ((uintptr_t)p + page - 1) & ~(page - 1),
+    uintptr_t page = size > 0 ? (uintptr_t)size : 4096,
+              start = ((uintptr_t)p + page - 1) & ~(page - 1),
               end = ((uintptr_t)p + len) & ~(page - 1);
     if (end > start && madvise((void *)start, end - start, MADV_POPULATE_WRITE) != 0 &&
         errno == EINVAL)

@@ -260,10 +260,9 @@ static void ktab_round(int mode)
     }
     assert_int_equal(ktab_count(&t), N);
     if (mode == 1) {
-        assert_int_equal(t.n, N); /* all appended, none waiting */
+        assert_int_equal(t.n, N);   /* all appended, none waiting */
         assert_int_equal(t.cap, N); /* into the room reserved, no more */
-    }
-    else
+    } else
         assert_true(t.recent.count <= t.n / 32 + 256); /* merged as it went */
     for (size_t i = 0; i < N; i++) {
         const uint64_t *v = ktab_find(&t, keys[i]);
