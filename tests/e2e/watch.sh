@@ -266,6 +266,24 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
     [ "$(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"')" -eq 0 ] &&
         ok "restart: nothing but heartbeats emitted by them" ||
         bad "restart: early SIGTERMs emitted $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"') events"
+    # SIGKILL early in restarts, while the snapshot is read or the tree walked: a killed
+    # run leaves no snapshot to trust (unless it died before taking it), so the next start
+    # reads the tree again, and still emits nothing the journal says was sent, and the
+    # entities stay scan's.
+    for i in $(seq 1 4); do
+        start_agent_ready restart "$d"
+        sleep "0.0$((RANDOM % 8))"
+        kill -9 "$APID"
+        wait "$APID" 2>/dev/null
+    done
+    log=$(once)
+    echo "     (after the SIGKILLs: $(echo "$log" | grep -o 'initial walk: [0-9]* files parsed'))"
+    [ "$(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"')" -eq 0 ] &&
+        ok "restart: SIGKILLs during restarts: nothing emitted again" ||
+        bad "restart: after SIGKILLs $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"') events emitted again"
+    $FOLD compare "$TMP/restart.scan3" "$TMP/restart.jsonl" >/dev/null &&
+        ok "restart: entities equal scan after the SIGKILLs" ||
+        bad "restart: entities differ after the SIGKILLs"
 }
 
 case_overflow() { # a tiny inotify queue forces overflows; rescans must lose nothing
