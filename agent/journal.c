@@ -924,9 +924,10 @@ static bool apply(struct journal *j, char *rec, struct loaded_event **ev, size_t
  *
  * A reader thread reads the journal a chunk at a time and cuts it into records. It
  * applies every record but the file records itself (seqs, entities, pending events: the
- * caller touches none of those meanwhile); of a file record it parses the fields, hashes
- * the path and makes the record (in j->loaded, which only it allocates from meanwhile),
- * and hands it over. The caller gives each record its directory and puts it in the file
+ * caller touches none of those meanwhile). The file records are made on both sides: every
+ * other one the reader parses, hashes and copies into j->loaded, the rest it hands over as
+ * text, which the caller reads into j->loaded_side (each arena has one thread allocating
+ * from it meanwhile). The caller gives each record its directory and puts it in the file
  * set, in the order they came (a later record of a file updates the first). A chunk goes
  * over whole (its complete records; a record cut by its end is copied to the start of the
  * next), and comes back to be reused. A restart of a visit reads 1.2 million records
@@ -1101,8 +1102,8 @@ static int take_record(struct loader *L, char *rec)
     return read_file_record(&j->loaded, &L->kc_reader, r);
 }
 
-/* The caller's side: a chunk's file records into the file set. Returns how many could
- * not be taken (out of memory). */
+/* The caller's side: a chunk's file records (those handed over as text read first) into
+ * the file set. Returns how many could not be taken; *oom is set when memory ran out. */
 static size_t take_files(struct journal *j, struct keycache *kc, struct lchunk *c, bool *oom)
 {
     size_t bad = 0;

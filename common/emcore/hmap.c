@@ -413,6 +413,22 @@ static int by_key(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* The array resized to `cap` entries (at least what it holds); `populate`: the new part
+ * backed at once. */
+static int ktab_resize(struct ktab *t, size_t cap, bool populate)
+{
+    if (cap > UINT32_MAX)
+        return -1;
+    struct hmap_entry *a = realloc(t->a, cap * sizeof(*a));
+    if (!a)
+        return -1;
+    if (populate && cap > t->cap)
+        em_populate(a + t->cap, (cap - t->cap) * sizeof(*a));
+    t->a = a;
+    t->cap = cap;
+    return 0;
+}
+
 /* Room for `need` entries in the array. */
 static int ktab_room(struct ktab *t, size_t need)
 {
@@ -422,27 +438,12 @@ static int ktab_room(struct ktab *t, size_t need)
         return -1;
     size_t cap = t->cap + t->cap / 8; /* little slack: the array is most of the memory */
     cap = cap < need ? need : cap < 16 ? 16 : cap;
-    struct hmap_entry *a = realloc(t->a, cap * sizeof(*a));
-    if (!a)
-        return -1;
-    t->a = a;
-    t->cap = cap;
-    return 0;
+    return ktab_resize(t, cap, false); /* the slack is left to page faults: it may stay unused */
 }
 
 int ktab_reserve(struct ktab *t, size_t n)
 {
-    if (n <= t->cap)
-        return 0;
-    if (n > UINT32_MAX)
-        return -1;
-    struct hmap_entry *a = realloc(t->a, n * sizeof(*a));
-    if (!a)
-        return -1;
-    em_populate(a + t->cap, (n - t->cap) * sizeof(*a));
-    t->a = a;
-    t->cap = n;
-    return 0;
+    return n <= t->cap ? 0 : ktab_resize(t, n, true);
 }
 
 /* Moves the waiting keys into the array: sorted, then merged from the back, in place. */

@@ -124,7 +124,8 @@ size_t ktab_count(const struct ktab *t);
 /* Room for `n` keys in all (a load that knows how many come): no growing and no slack
  * until then, and the memory is backed at once (em_populate). -1 when out of memory. */
 int ktab_reserve(struct ktab *t, size_t n);
-/* Calls `fn` on each entry: the array's in ascending key order, then the waiting ones. */
+/* Calls `fn` on each entry, in ascending key order (the waiting ones merged in; only when
+ * there is no memory to sort them do they come last, unsorted). */
 void ktab_each(const struct ktab *t, void (*fn)(uint64_t key, uint64_t value, void *ctx),
                void *ctx);
 void ktab_free(struct ktab *t);
