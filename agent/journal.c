@@ -77,6 +77,9 @@ struct journal {
     uint64_t last_event_us;    /* when the last event was journaled (0: never) */
     bool events_uncommitted;
     bool hold_compaction;
+    bool compacting; /* journal_compact_start()'s thread runs */
+    int compact_rc;
+    uv_thread_t compactor;
     uint64_t dirs_gen; /* changes when the directories are forgotten (journal_dircache) */
     struct journal_dircache load_dc; /* the load's: a compacted journal groups directories */
     uint64_t load_size;              /* the size of the file being loaded */
@@ -1709,15 +1712,64 @@ void journal_pending_clear(struct journal *j)
     j->npending = j->pending_cap = 0;
 }
 
+/* Compaction is due at the end of a run: everything delivered, and grown by a quarter
+ * since the last one. */
+static bool compact_due_at_end(const struct journal *j)
+{
+    return j->fd >= 0 && j->delivered == j->last_seq && j->npending == 0 &&
+           j->bytes > j->compacted + j->compacted / 4 + 65536;
+}
+
+static void compactor_main(void *arg)
+{
+    struct journal *j = arg;
+    j->compact_rc = compact(j);
+}
+
+void journal_compact_start(struct journal *j)
+{
+    if (!j || j->compacting)
+        return;
+    bool hold = j->hold_compaction;
+    j->hold_compaction = true; /* the commit only writes: compacting is this thread's job */
+    int rc = journal_commit(j);
+    j->hold_compaction = hold;
+    if (rc < 0 || !compact_due_at_end(j))
+        return;
+    j->compact_rc = 0;
+    j->compacting = uv_thread_create(&j->compactor, compactor_main, j) == 0;
+    if (!j->compacting) /* no thread: compacted here, and the caller waits */
+        j->compact_rc = compact(j);
+    if (!j->compacting && j->compact_rc < 0)
+        em_log(EM_LOG_WARN,
+               "%s: cannot compact the journal at exit (%s); it is read whole next time", j->path,
+               em_strerror(j->compact_rc));
+}
+
+int journal_compact_join(struct journal *j)
+{
+    if (!j || !j->compacting)
+        return 0;
+    uv_thread_join(&j->compactor);
+    j->compacting = false;
+    if (j->compact_rc < 0) {
+        em_log(EM_LOG_WARN,
+               "%s: cannot compact the journal at exit (%s); it is read whole next time", j->path,
+               em_strerror(j->compact_rc));
+        j->compacted = j->bytes; /* not tried again by journal_close() */
+    }
+    return j->compact_rc;
+}
+
 int journal_close(struct journal *j)
 {
     if (!j)
         return 0;
+    journal_compact_join(j);
     int rc = j->fd >= 0 ? journal_commit(j) : 0;
     /* Everything delivered: leave a compact journal, so the next start reads less and
      * needs not rewrite it. */
-    if (rc == 0 && j->fd >= 0 && j->delivered == j->last_seq && j->npending == 0 &&
-        j->bytes > j->compacted + j->compacted / 4 + 65536 && compact(j) < 0)
+    if (rc == 0 && compact_due_at_end(j) && compact(j) < 0)
         em_log(EM_LOG_WARN, "%s: cannot compact the journal at exit; it is read whole next time",
                j->path);
     if (j->fd >= 0) {

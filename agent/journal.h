@@ -211,6 +211,15 @@ void journal_forget_entities(struct journal *j);
 /* Frees the pending list once it has been re-sent. */
 void journal_pending_clear(struct journal *j);
 
+/* At the end of a run: commits, then, when journal_close() would compact the journal,
+ * starts that on a thread of its own, so that other state can be written meanwhile (the
+ * model snapshots). Until journal_compact_join(), the caller only reads the journal:
+ * journal_last_seq() and the names and paths it holds. A failed compaction is logged and
+ * leaves the journal as it was (read whole at the next start). */
+void journal_compact_start(struct journal *j);
+/* Waits for journal_compact_start()'s compaction. Returns 0 or its error (logged). */
+int journal_compact_join(struct journal *j);
+
 /* Commits and closes; releases the lock. Returns journal_commit()'s result. */
 int journal_close(struct journal *j);
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -690,6 +691,123 @@ static void test_journal__read_back_in_chunks_on_two_threads(void **state)
     tu_rmtree(dir);
 }
 
+/* Builds a journal of `n` delivered events and `nfiles` file records, with compaction
+ * held so that it is not compacted yet. Returns the base seq. */
+static uint64_t fill_held(struct journal *j, uint64_t n, unsigned nfiles)
+{
+    uint64_t b = info(j).last_seq;
+    journal_hold_compaction(j, true);
+    for (uint64_t seq = b + 1; seq <= b + n; seq++) {
+        assert_int_equal(journal_event(j, seq, seq % 500 + 1, seq, "{\"some\":\"event\"}"), 0);
+        if ((seq - b) % 1000 == 0 || seq == b + n) {
+            assert_int_equal(journal_commit(j), 0);
+            assert_int_equal(journal_delivered(j, seq), 0);
+        }
+    }
+    for (unsigned i = 0; i < nfiles; i++) {
+        char path[64];
+        snprintf(path, sizeof(path), "/data/s/Data/File_%05u.xml", i);
+        struct journal_file *f = journal_file_get(j, path);
+        assert_non_null(f);
+        f->size = 1000 + i;
+        f->mtime_sec = 1700000000 + i;
+        f->hash = 0x5000 + i;
+        f->state = JFILE_DONE;
+        assert_int_equal(journal_file_note(j, f), 0);
+    }
+    assert_int_equal(journal_commit(j), 0);
+    return b;
+}
+
+/* At the end of a run the journal is compacted on a thread of its own while the caller
+ * reads it (the snapshots are written meanwhile): the same file as journal_close() would
+ * leave, read back compact with every entity and file; nothing to do when it is compact
+ * already. */
+static void test_journal__compaction_beside_the_caller(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal-side");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    uint64_t at_open = info(j).compacted;
+    uint64_t b = fill_held(j, 20000, 3000);
+    uint64_t grown = info(j).bytes, last = info(j).last_seq;
+    assert_true(grown > 1000000);
+    assert_int_equal(info(j).compacted, at_open); /* held */
+    journal_compact_start(j);
+    /* What the snapshot writer reads, while the compaction runs. */
+    assert_int_equal(journal_last_seq(j), last);
+    const struct journal_file *f = journal_file_find(j, "/data/s/Data/File_02999.xml");
+    assert_non_null(f);
+    assert_int_equal(f->hash, 0x5000 + 2999);
+    assert_int_equal(journal_compact_join(j), 0);
+    assert_true(info(j).bytes < grown / 4);
+    assert_int_equal(info(j).compacted, info(j).bytes);
+    /* Compact already: a second round and the close leave the file alone. */
+    uint64_t size = info(j).bytes;
+    journal_compact_start(j);
+    assert_int_equal(journal_compact_join(j), 0);
+    assert_int_equal(info(j).bytes, size);
+    assert_int_equal(journal_close(j), 0);
+    char *path = tu_path(dir, "journal");
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_int_equal((uint64_t)sb.st_size, size);
+
+    open_ok(&j, dir, "a");
+    assert_true(info(j).loaded_compact);
+    assert_true(info(j).last_seq >= b + 20000);
+    assert_int_equal(info(j).npending, 0);
+    assert_int_equal(info(j).entities, 500);
+    assert_int_equal(info(j).files, 3000);
+    assert_true(journal_entity_same(j, (b + 20000) % 500 + 1, b + 20000));
+    f = journal_file_find(j, "/data/s/Data/File_01234.xml");
+    assert_non_null(f);
+    assert_int_equal(f->size, 1000 + 1234);
+    assert_int_equal(f->hash, 0x5000 + 1234);
+    assert_int_equal(journal_close(j), 0);
+    free(path);
+    tu_rmtree(dir);
+}
+
+/* A compaction on the side that fails (journal.tmp cannot be made) loses nothing: the
+ * grown journal stays, is read back whole with every record, and the close does not try
+ * again. */
+static void test_journal__failed_side_compaction_keeps_the_journal(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal-side-fail");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    uint64_t b = fill_held(j, 5000, 800);
+    uint64_t grown = info(j).bytes;
+    char *tmp = tu_path(dir, "journal.tmp");
+    assert_int_equal(mkdir(tmp, 0700), 0); /* where compaction writes: not a file */
+    journal_compact_start(j);
+    assert_true(journal_compact_join(j) < 0);
+    assert_int_equal(info(j).bytes, grown);
+    assert_int_equal(journal_close(j), 0);
+    char *path = tu_path(dir, "journal");
+    struct stat sb;
+    assert_int_equal(stat(path, &sb), 0);
+    assert_true((uint64_t)sb.st_size >= grown);
+    assert_int_equal(rmdir(tmp), 0);
+
+    open_ok(&j, dir, "a");
+    assert_false(info(j).loaded_compact);
+    assert_true(info(j).last_seq >= b + 5000);
+    assert_int_equal(info(j).npending, 0);
+    assert_int_equal(info(j).entities, 500);
+    assert_int_equal(info(j).files, 800);
+    const struct journal_file *f = journal_file_find(j, "/data/s/Data/File_00799.xml");
+    assert_non_null(f);
+    assert_int_equal(f->hash, 0x5000 + 799);
+    assert_int_equal(journal_close(j), 0);
+    free(path);
+    free(tmp);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -700,6 +818,8 @@ int main(void)
         cmocka_unit_test(test_journal__one_agent_per_directory),
         cmocka_unit_test(test_journal__compaction_keeps_state_and_shrinks),
         cmocka_unit_test(test_journal__held_compaction_waits),
+        cmocka_unit_test(test_journal__compaction_beside_the_caller),
+        cmocka_unit_test(test_journal__failed_side_compaction_keeps_the_journal),
         cmocka_unit_test(test_journal__restarts_do_not_rewrite_a_compact_journal),
         cmocka_unit_test(test_journal__records_grouped_by_directory_and_cached_lookups),
         cmocka_unit_test(test_journal__record_counts_are_a_hint),
