@@ -1065,8 +1065,8 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         qsort(wk.dirs, wk.ndirs, sizeof(*wk.dirs), cmp_walk_dir);
     size_t ntodo = wk.nfiles;
     w->walk_total = ntodo;
-    em_log(EM_LOG_DEBUG, "%s: %zu directories listed, %zu files to read, in %.2f s", dir, wk.ndirs,
-           ntodo, (double)(uv_hrtime() - listed_t0) / 1e9);
+    em_log(EM_LOG_DEBUG, "%s: walked in %.2f s: %zu files to read, in %zu directories", dir,
+           (double)(uv_hrtime() - listed_t0) / 1e9, ntodo, wk.ndirs);
     struct pool *pool =
         ntodo && !w->stopping ? pool_start(walk_source_next, &wk, w->opt->threads, 128) : NULL;
     if (ntodo && !pool && !w->stopping)
