@@ -782,7 +782,7 @@ static void test_journal__failed_side_compaction_keeps_the_journal(void **state)
     uint64_t b = fill_held(j, 5000, 800);
     uint64_t grown = info(j).bytes;
     char *tmp = tu_path(dir, "journal.tmp");
-    assert_int_equal(mkdir(tmp, 0700), 0); /* where compaction writes: not a file */
+    assert_int_equal(tu_mkdir(tmp), 0); /* where compaction writes: not a file */
     journal_compact_start(j);
     assert_true(journal_compact_join(j) < 0);
     assert_int_equal(info(j).bytes, grown);
