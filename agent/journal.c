@@ -77,7 +77,8 @@ struct journal {
     uint64_t last_event_us;    /* when the last event was journaled (0: never) */
     bool events_uncommitted;
     bool hold_compaction;
-    bool compacting; /* journal_compact_start()'s thread runs */
+    bool compacting;     /* journal_compact_start() began one, not joined yet */
+    bool compactor_runs; /* on its thread (else it is done already) */
     int compact_rc;
     uv_thread_t compactor;
     uint64_t dirs_gen; /* changes when the directories are forgotten (journal_dircache) */
@@ -1720,6 +1721,15 @@ static bool compact_due_at_end(const struct journal *j)
            j->bytes > j->compacted + j->compacted / 4 + 65536;
 }
 
+/* A compaction at the end of a run failed: said once, and not tried again before the
+ * next start (which reads the journal whole). */
+static void compact_failed_at_end(struct journal *j, int rc)
+{
+    em_log(EM_LOG_WARN, "%s: cannot compact the journal at exit (%s); it is read whole next time",
+           j->path, em_strerror(rc));
+    j->compacted = j->bytes;
+}
+
 static void compactor_main(void *arg)
 {
     struct journal *j = arg;
@@ -1736,28 +1746,22 @@ void journal_compact_start(struct journal *j)
     j->hold_compaction = hold;
     if (rc < 0 || !compact_due_at_end(j))
         return;
+    j->compacting = true;
     j->compact_rc = 0;
-    j->compacting = uv_thread_create(&j->compactor, compactor_main, j) == 0;
-    if (!j->compacting) /* no thread: compacted here, and the caller waits */
-        j->compact_rc = compact(j);
-    if (!j->compacting && j->compact_rc < 0)
-        em_log(EM_LOG_WARN,
-               "%s: cannot compact the journal at exit (%s); it is read whole next time", j->path,
-               em_strerror(j->compact_rc));
+    j->compactor_runs = uv_thread_create(&j->compactor, compactor_main, j) == 0;
+    if (!j->compactor_runs) /* no thread: compacted here, and the caller waits */
+        compactor_main(j);
 }
 
 int journal_compact_join(struct journal *j)
 {
     if (!j || !j->compacting)
         return 0;
-    uv_thread_join(&j->compactor);
-    j->compacting = false;
-    if (j->compact_rc < 0) {
-        em_log(EM_LOG_WARN,
-               "%s: cannot compact the journal at exit (%s); it is read whole next time", j->path,
-               em_strerror(j->compact_rc));
-        j->compacted = j->bytes; /* not tried again by journal_close() */
-    }
+    if (j->compactor_runs)
+        uv_thread_join(&j->compactor);
+    j->compacting = j->compactor_runs = false;
+    if (j->compact_rc < 0)
+        compact_failed_at_end(j, j->compact_rc);
     return j->compact_rc;
 }
 
@@ -1769,9 +1773,9 @@ int journal_close(struct journal *j)
     int rc = j->fd >= 0 ? journal_commit(j) : 0;
     /* Everything delivered: leave a compact journal, so the next start reads less and
      * needs not rewrite it. */
-    if (rc == 0 && compact_due_at_end(j) && compact(j) < 0)
-        em_log(EM_LOG_WARN, "%s: cannot compact the journal at exit; it is read whole next time",
-               j->path);
+    int crc = rc == 0 && compact_due_at_end(j) ? compact(j) : 0;
+    if (crc < 0)
+        compact_failed_at_end(j, crc);
     if (j->fd >= 0) {
         if (rc == 0)
             sync_fd(j->fd);
