@@ -78,15 +78,12 @@ struct pfor *pfor_start(void)
     return p;
 }
 
-void pfor_run(struct pfor *p, size_t n, size_t chunk, pfor_fn fn, void *ctx)
+bool pfor_begin(struct pfor *p, size_t n, size_t chunk, pfor_fn fn, void *ctx)
 {
     if (chunk == 0)
         chunk = 1;
-    if (!p || n <= chunk) {
-        if (n)
-            fn(ctx, 0, n);
-        return;
-    }
+    if (!p || n <= chunk)
+        return false;
     uv_mutex_lock(&p->mu);
     p->n = n;
     p->chunk = chunk;
@@ -96,12 +93,25 @@ void pfor_run(struct pfor *p, size_t n, size_t chunk, pfor_fn fn, void *ctx)
     p->open = true;
     uv_cond_signal(&p->work);
     uv_mutex_unlock(&p->mu);
+    return true;
+}
+
+void pfor_finish(struct pfor *p)
+{
     run_chunks(p);
     uv_mutex_lock(&p->mu);
     p->open = false; /* not taken yet: everything is done already */
     while (p->busy)
         uv_cond_wait(&p->done, &p->mu);
     uv_mutex_unlock(&p->mu);
+}
+
+void pfor_run(struct pfor *p, size_t n, size_t chunk, pfor_fn fn, void *ctx)
+{
+    if (pfor_begin(p, n, chunk, fn, ctx))
+        pfor_finish(p);
+    else if (n)
+        fn(ctx, 0, n);
 }
 
 size_t pfor_helped(const struct pfor *p)

@@ -9,6 +9,7 @@
 #ifndef EM_PFOR_H
 #define EM_PFOR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 struct pfor;
@@ -23,6 +24,14 @@ struct pfor *pfor_start(void);
 /* Runs fn over [0, n) in chunks of `chunk` indexes on this thread and the helper. `fn`
  * must be safe to run on two threads at once for different ranges. */
 void pfor_run(struct pfor *p, size_t n, size_t chunk, pfor_fn fn, void *ctx);
+
+/* The same loop in two halves, so the caller can do other work meanwhile: pfor_begin()
+ * hands [0, n) to the helper and returns at once; pfor_finish() runs what the helper has
+ * not taken yet and returns when every range is done. Nothing else may use `p` between
+ * the two. Returns false, having started nothing, when there is no helper or the loop is
+ * one chunk: call pfor_run() (or fn) then. */
+bool pfor_begin(struct pfor *p, size_t n, size_t chunk, pfor_fn fn, void *ctx);
+void pfor_finish(struct pfor *p);
 
 /* Ranges the helper ran so far (a test's and a figure's; read between loops). */
 size_t pfor_helped(const struct pfor *p);

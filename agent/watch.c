@@ -771,9 +771,10 @@ static void stat_range(void *ctx, size_t from, size_t to)
 
 /* A directory of many files the journal knows (a restart: every one of them is stat'ed)
  * has them stat'ed on two threads first. A directory the journal does not know is not:
- * its files are read, and the read takes their stat. */
+ * its files are read, and the read takes their stat. Returns whether the stats run on the
+ * helper now (pfor_finish() before `sa` is read); otherwise they are done, or not taken. */
 #define STAT_TOGETHER_MIN 32
-static void stat_known(struct watch *w, struct wroot *r, const char *dir, enum reason why,
+static bool stat_known(struct watch *w, struct wroot *r, const char *dir, enum reason why,
                        struct stat_all *sa, size_t n)
 {
     size_t nfiles = 0, first = n;
@@ -781,7 +782,7 @@ static void stat_known(struct watch *w, struct wroot *r, const char *dir, enum r
         if (sa->e[i].type == FSIO_FILE && nfiles++ == 0)
             first = i;
     if (nfiles < STAT_TOGETHER_MIN || w->stopping)
-        return;
+        return false;
     char *child = fsio_join(dir, sa->e[first].name);
     struct pathkey k;
     if (child)
@@ -789,7 +790,7 @@ static void stat_known(struct watch *w, struct wroot *r, const char *dir, enum r
     int64_t jdir = child ? journal_dir_index(w->j, &w->jdc, &k) : -1;
     free(child);
     if (jdir < 0)
-        return;
+        return false;
     if (!w->statter_tried) {
         w->statter_tried = true;
         w->statter = pfor_start();
@@ -798,7 +799,7 @@ static void stat_known(struct watch *w, struct wroot *r, const char *dir, enum r
         !(sa->rc = malloc(n * sizeof(*sa->rc)))) {
         free(sa->st);
         sa->st = NULL;
-        return; /* each file is stat'ed when looked at */
+        return false; /* each file is stat'ed when looked at */
     }
     /* As wanted() decides: not for a forced walk, nor while partial parses are held (a
      * file with one is looked at whole); the restorer owns r->restored while it runs. */
@@ -807,11 +808,45 @@ static void stat_known(struct watch *w, struct wroot *r, const char *dir, enum r
     sa->j = w->j;
     sa->jdir = (uint32_t)jdir;
     sa->trust_unseen = w->restoring || r->restored;
-    pfor_run(w->statter, n, 32, stat_range, sa);
+    if (pfor_begin(w->statter, n, 32, stat_range, sa))
+        return true;
+    stat_range(sa, 0, n);
+    return false;
 }
 
-static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct walk *out)
+/* One directory of a walk, listed (and watched), its files not yet looked at. */
+struct walk_listed {
+    char *dir;
+    unsigned depth;
+    struct fsio_entry *e;
+    size_t n;
+    struct fsio_dir *dirh;
+    struct stat_all sa;
+    bool stating; /* its stats run on the helper: pfor_finish() first */
+};
+
+static void walk_listed_free(struct watch *w, struct walk_listed *l)
 {
+    if (l->stating)
+        pfor_finish(w->statter);
+    fsio_dir_close(l->dirh);
+    free(l->sa.st);
+    free(l->sa.rc);
+    free(l->sa.mark);
+    fsio_entries_free(l->e, l->n);
+    free(l->dir);
+    *l = (struct walk_listed){0};
+}
+
+/* Watches and lists directory `dir` (taken) into `l`. l->e stays NULL for a directory not
+ * walked (gone, seen above, unreadable and noted). The helper may be stat'ing another
+ * directory meanwhile: nothing here touches the journal or the model, and a stop asked
+ * for is only looked at (stop_requested() drains, so the caller calls it between). */
+static int walk_list(struct watch *w, char *dir, unsigned depth, struct walk *out,
+                     struct walk_listed *l)
+{
+    l->dir = dir;
+    l->depth = depth;
     /* A directory that is its own ancestor (a bind mount of the tree into itself) is not
      * walked again, so a walk always ends. */
     struct fsio_stat dst;
@@ -830,14 +865,32 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         if (rc < 0)
             return note_unreadable(w, dir, rc);
     }
-    if (stop_requested(w))
+    if (stop_signal)
         return 0;
     walk_progress(w, dir, false);
-    struct fsio_entry *e;
-    size_t n;
-    int rc = fsio_list(dir, &e, &n);
-    if (rc < 0)
+    int rc = fsio_list(dir, &l->e, &l->n);
+    if (rc < 0) {
+        l->e = NULL;
+        l->n = 0;
         return rc == -EM_ENOENT ? 0 : rc == -EM_ENOMEM ? rc : note_unreadable(w, dir, rc);
+    }
+    if (fsio_dir_open(dir, &l->dirh) < 0)
+        return -EM_ENOMEM;
+    l->sa = (struct stat_all){.dir = l->dirh, .e = l->e};
+    return 0;
+}
+
+/* Looks at the files of listed directory `l` (its stats done): keeps those to read. */
+static int walk_take(struct watch *w, struct walk *out, struct walk_listed *l)
+{
+    if (l->stating) {
+        pfor_finish(w->statter);
+        l->stating = false;
+    }
+    const char *dir = l->dir;
+    const struct fsio_entry *e = l->e;
+    size_t n = l->n;
+    const struct stat_all *sa = &l->sa;
     /* The files to read here first (only those: a restart on a large tree keeps few
      * names), then the directories below. */
     struct dynbuf names;
@@ -845,19 +898,14 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
     uint32_t *off = malloc((n ? n : 1) * sizeof(*off));
     uint8_t *kinds = malloc(n ? n : 1);
     uint32_t nkeep = 0;
-    struct fsio_dir *dirh = NULL;
-    if (!off || !kinds || fsio_dir_open(dir, &dirh) < 0)
-        rc = -EM_ENOMEM;
+    int rc = off && kinds ? 0 : -EM_ENOMEM;
     size_t dir_len = 0; /* the directory part of its files' paths, hashed once for all */
     uint64_t dir_hash = 0;
-    struct stat_all sa = {.dir = dirh, .e = e};
-    if (rc == 0)
-        stat_known(w, out->r, dir, out->why, &sa, n);
     for (size_t i = 0; i < n && rc == 0 && !w->stopping; i++) {
         if (e[i].type != FSIO_FILE)
             continue;
-        if (sa.mark && sa.mark[i] != STAT_LOOK) { /* trusted on the stat's thread */
-            if (sa.mark[i] == STAT_TRUSTED) {
+        if (sa->mark && sa->mark[i] != STAT_LOOK) { /* trusted on the stat's thread */
+            if (sa->mark[i] == STAT_TRUSTED) {
                 w->files_trusted++;
                 if (w->restoring)
                     out->r->trusted_early++;
@@ -878,7 +926,7 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         struct journal_file *rec = NULL;
         struct pathkey k;
         pathkey_init_in(&k, child, dir_len, dir_hash);
-        struct walk_in in = {dirh, sa.st ? &sa.st[i] : NULL, sa.st ? sa.rc[i] : 0};
+        struct walk_in in = {l->dirh, sa->st ? &sa->st[i] : NULL, sa->st ? sa->rc[i] : 0};
         if (wanted(w, out->r, &k, out->why, true, &in, &kind, &st, &rec)) {
             incparse_drop(w->inc, &k); /* read whole: the walk finds it complete */
             off[nkeep] = (uint32_t)names.len;
@@ -889,23 +937,80 @@ static int walk_collect(struct watch *w, const char *dir, unsigned depth, struct
         }
         free(child);
     }
-    fsio_dir_close(dirh);
-    free(sa.st);
-    free(sa.rc);
-    free(sa.mark);
     if (rc == 0 && nkeep)
         rc = walk_keep(out, dir, &names, off, kinds, nkeep);
     dynbuf_free(&names);
     free(off);
     free(kinds);
-    for (size_t i = 0; i < n && rc == 0 && !w->stopping; i++) {
-        if (e[i].type != FSIO_DIR || depth + 1 >= WALK_MAX_DEPTH)
-            continue;
-        char *child = fsio_join(dir, e[i].name);
-        rc = child ? walk_collect(w, child, depth + 1, out) : -EM_ENOMEM;
-        free(child);
+    return rc;
+}
+
+/* A directory still to walk. */
+struct walk_todo {
+    char *dir;
+    unsigned depth;
+};
+
+/* Walks `top` depth first: each directory is watched, then listed, then its files are
+ * looked at, then the directories below it. One step overlaps the next: while the helper
+ * stats a directory's files, this thread watches and lists the next directory. */
+static int walk_collect(struct watch *w, const char *top, struct walk *out)
+{
+    struct walk_todo *todo = NULL;
+    size_t ntodo = 0, cap = 0;
+    /* Two slots that take turns (the helper holds a pointer into the one stat'ing). */
+    struct walk_listed slot[2] = {{0}, {0}}, *cur = &slot[0], *prev = &slot[1];
+    int rc = 0;
+    char *first = strdup(top);
+    if (!first)
+        return -EM_ENOMEM;
+    todo = em_grow(NULL, 0, &cap, sizeof(*todo), 16);
+    if (!todo) {
+        free(first);
+        return -EM_ENOMEM;
     }
-    fsio_entries_free(e, n);
+    todo[ntodo++] = (struct walk_todo){first, 0};
+    while (ntodo && rc == 0 && !w->stopping) {
+        struct walk_todo t = todo[--ntodo];
+        rc = walk_list(w, t.dir, t.depth, out, cur);
+        /* The previous directory's stats ran meanwhile: its files now. */
+        if (prev->dir) {
+            if (rc == 0)
+                rc = walk_take(w, out, prev);
+            walk_listed_free(w, prev);
+        }
+        /* Only now, with no stats running: a stop drains what is pending. */
+        if (rc < 0 || !cur->e || stop_requested(w)) {
+            walk_listed_free(w, cur);
+            continue;
+        }
+        /* Its directories go on the stack last first, so they are walked in name order. */
+        for (size_t i = cur->n; i-- > 0 && rc == 0;) {
+            if (cur->e[i].type != FSIO_DIR || cur->depth + 1 >= WALK_MAX_DEPTH)
+                continue;
+            char *child = fsio_join(cur->dir, cur->e[i].name);
+            struct walk_todo *v = child ? em_grow(todo, ntodo, &cap, sizeof(*todo), 16) : NULL;
+            if (!v) {
+                free(child);
+                rc = -EM_ENOMEM;
+                break;
+            }
+            todo = v;
+            todo[ntodo++] = (struct walk_todo){child, cur->depth + 1};
+        }
+        if (rc == 0)
+            cur->stating = stat_known(w, out->r, cur->dir, out->why, &cur->sa, cur->n);
+        struct walk_listed *x = prev;
+        prev = cur;
+        cur = x;
+    }
+    if (prev->dir && rc == 0 && !w->stopping)
+        rc = walk_take(w, out, prev);
+    walk_listed_free(w, prev);
+    walk_listed_free(w, cur);
+    while (ntodo)
+        free(todo[--ntodo].dir);
+    free(todo);
     return rc;
 }
 
@@ -1047,7 +1152,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     journal_hold_compaction(w->j, true);
     w->walk_found = 0;
     uint64_t listed_t0 = uv_hrtime();
-    int rc = walk_collect(w, dir, 0, &wk);
+    int rc = walk_collect(w, dir, &wk);
     /* The model must be whole before a file is taken into it: wait for the restore. A
      * restore that failed makes the files trusted meanwhile be read after all. */
     bool again = finish_restore(w, r);
@@ -1057,7 +1162,7 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         free(wk.dirs);
         struct walk fresh = {.r = r, .why = wk.why};
         wk = fresh;
-        rc = walk_collect(w, dir, 0, &wk);
+        rc = walk_collect(w, dir, &wk);
     }
     if (rc < 0)
         watch_fail(w, 1, dir, rc);
