@@ -22,7 +22,8 @@ static const char status_usage[] =
     "Usage: em-agent status [--state-dir DIR | [--agent NAME] DIR...] [--json]\n"
     "\n"
     "Show what a watch has done, read from its state directory (safe while it runs):\n"
-    "agent name, last seq, entities emitted, files known, events waiting in the outbox\n"
+    "agent name, last seq, entities emitted, files known, the model snapshot a restart\n"
+    "resumes from (and how many files it reads again), events waiting in the outbox\n"
     "(for --amqp), when the last event was emitted, and the pid of the running watch.\n"
     "\n"
     "Which state directory:\n"
@@ -56,6 +57,30 @@ static int outbox_waiting(const char *state_dir, bool *present, uint64_t *waitin
     return outbox_count_waiting(state_dir, waiting, &first, &last);
 }
 
+/* The model snapshots (model-HASH, one per watched directory) and how many a start would
+ * use: those whose mark file names the journal's last mark. */
+static void snapshots(const char *state_dir, uint64_t mark_id, size_t *total, size_t *usable)
+{
+    *total = *usable = 0;
+    struct fsio_entry *e;
+    size_t n;
+    if (fsio_list(state_dir, &e, &n) < 0)
+        return;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = e[i].name;
+        if (e[i].type != FSIO_FILE || strncmp(name, "model-", 6) != 0 || strlen(name) != 22)
+            continue;
+        (*total)++;
+        char mark[64];
+        snprintf(mark, sizeof(mark), "%s.mark", name);
+        char *mp = fsio_join(state_dir, mark);
+        uint64_t id = mp ? fsio_read_number(mp) : 0;
+        free(mp);
+        *usable += id != 0 && id == mark_id;
+    }
+    fsio_entries_free(e, n);
+}
+
 static void format_time(uint64_t us, char *buf, size_t cap)
 {
     if (!us) {
@@ -87,6 +112,8 @@ static int show(const char *state_dir, bool json)
     char when[64];
     format_time(j.last_event_us, when, sizeof(when));
     size_t live = journal_live_entities(jr);
+    size_t nsnap, usable, after = journal_files_after_mark(jr);
+    snapshots(state_dir, j.mark_id, &nsnap, &usable);
     uint64_t undelivered = j.last_seq > j.delivered ? j.last_seq - j.delivered : 0;
     if (json) {
         cJSON *o = cJSON_CreateObject();
@@ -97,6 +124,9 @@ static int show(const char *state_dir, bool json)
         cJSON_AddRawToObject(o, "last_seq", seq); /* 16 digits: beyond a double's */
         cJSON_AddNumberToObject(o, "entities", (double)live);
         cJSON_AddNumberToObject(o, "files", (double)j.files);
+        cJSON_AddNumberToObject(o, "snapshots", (double)nsnap);
+        cJSON_AddNumberToObject(o, "snapshots_usable", (double)usable);
+        cJSON_AddNumberToObject(o, "files_after_snapshot", (double)after);
         cJSON_AddNumberToObject(o, "undelivered", (double)undelivered);
         if (have_outbox && orc == 0)
             cJSON_AddNumberToObject(o, "outbox_waiting", (double)waiting);
@@ -126,6 +156,12 @@ static int show(const char *state_dir, bool json)
         printf("  last seq:       %" PRIu64 "\n", j.last_seq);
         printf("  entities:       %zu emitted (and not deleted)\n", live);
         printf("  files known:    %zu\n", j.files);
+        if (usable)
+            printf("  snapshot:       %zu of %zu usable; %zu files processed after it (read "
+                   "again at the next start)\n",
+                   usable, nsnap, after);
+        else
+            printf("  snapshot:       none usable (the next start reads every file)\n");
         printf("  last event:     %s\n", when);
         if (undelivered)
             printf("  not delivered:  %" PRIu64 " events (sent again at the next start)\n",

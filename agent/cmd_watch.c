@@ -75,6 +75,13 @@ static const char watch_usage[] =
     "  --fsync                flush the journal to disk at every write (power-loss safety)\n"
     "                         [fsync = yes / EM_AGENT_FSYNC]\n"
     "  --once                 process what is there now, then exit [once]\n"
+    "  --snapshot-every SECONDS\n"
+    "                         save what the agent knows (the model snapshot in the state\n"
+    "                         directory) this often when it changed, so that a start after\n"
+    "                         a crash or a SIGKILL reads only the files processed since,\n"
+    "                         not the whole tree; default 300, 0 for only at a clean stop\n"
+    "                         (a 600,000-file visit takes 0.3 s each time)\n"
+    "                         [snapshot-every / EM_AGENT_SNAPSHOT_EVERY]\n"
     "  --check SECONDS        how often to check that each watched directory is still the\n"
     "                         one first seen, and to retry directories that could not be\n"
     "                         read; default 10 [check / EM_AGENT_CHECK]\n"
@@ -144,6 +151,7 @@ enum opt_id {
     OPT_AMQP_WINDOW,
     OPT_DRAIN,
     OPT_CHECK,
+    OPT_SNAPSHOT_EVERY,
     OPT_EXIT_ON_ROOT_LOSS,
     OPT_INCOMPLETE_AFTER,
     OPT_JOBS,
@@ -180,6 +188,7 @@ static const struct emopt_spec opts[OPT_COUNT] = {
     [OPT_AMQP_WINDOW] = {"amqp-window", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_DRAIN] = {"drain", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_CHECK] = {"check", 0, EMOPT_VALUE, true, false, NULL},
+    [OPT_SNAPSHOT_EVERY] = {"snapshot-every", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_EXIT_ON_ROOT_LOSS] = {"exit-on-root-loss", 0, EMOPT_FLAG, true, false, NULL},
     [OPT_INCOMPLETE_AFTER] = {"incomplete-after", 0, EMOPT_VALUE, true, false, NULL},
     [OPT_JOBS] = {"jobs", 'j', EMOPT_VALUE, true, false, NULL},
@@ -368,11 +377,13 @@ int cmd_watch(int argc, char **argv)
     struct watch_options o = {0};
     double settle = 1000, summary = level >= EM_LOG_INFO ? 10 : 0;
     o.check_s = 10;
+    o.snapshot_s = 300;
     o.incomplete_s = 60;
     o.heartbeat_s = 30;
     if (!emopt_seconds(&opt, OPT_POLL, 0, 86400, &o.poll_s) ||
         !emopt_seconds(&opt, OPT_INCOMPLETE_AFTER, 0, 86400, &o.incomplete_s) ||
         !emopt_seconds(&opt, OPT_CHECK, 0, 86400, &o.check_s) ||
+        !emopt_seconds(&opt, OPT_SNAPSHOT_EVERY, 0, 86400, &o.snapshot_s) ||
         !emopt_seconds(&opt, OPT_RESCAN, 0, 86400, &o.rescan_s) ||
         !emopt_seconds(&opt, OPT_SUMMARY, 0, 86400, &summary) ||
         !emopt_seconds(&opt, OPT_HEARTBEAT, 0, 86400, &o.heartbeat_s) ||

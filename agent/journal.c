@@ -84,6 +84,13 @@ struct journal {
     uint64_t dirs_gen; /* changes when the directories are forgotten (journal_dircache) */
     struct journal_dircache load_dc; /* the load's: a compacted journal groups directories */
     uint64_t load_size;              /* the size of the file being loaded */
+    uint64_t mark_id;                /* the last mark's (journal_mark()); 0: none */
+    size_t files_after_mark;         /* records whose after_mark is set */
+    /* The load's: the records taken since the last mark read (their after_mark is set at
+     * the end of the load; those before it are never touched). */
+    struct journal_file **since;
+    size_t nsince, since_cap;
+    uint64_t load_before; /* file records still to come that the last mark read precedes */
 };
 
 static uint64_t clock_us(void);
@@ -604,8 +611,10 @@ static int put_file(struct journal *j, const struct journal_file *f)
     return 0;
 }
 
-int journal_file_note(struct journal *j, const struct journal_file *f)
+int journal_file_note(struct journal *j, struct journal_file *f)
 {
+    j->files_after_mark += !f->after_mark;
+    f->after_mark = 1;
     if (path_has_newline(j, f))
         return 0;
     int rc = put_file(j, f);
@@ -615,6 +624,30 @@ int journal_file_note(struct journal *j, const struct journal_file *f)
     return rc;
 }
 
+static void clear_after_mark(void *v, void *ctx)
+{
+    (void)ctx;
+    ((struct journal_file *)v)->after_mark = 0;
+}
+
+int journal_mark(struct journal *j, uint64_t id)
+{
+    if (j->compacting)
+        return -EM_ESTATE;
+    if (buf_printf(j, "M\t%016" PRIx64 "\t0\n", id) < 0)
+        return -EM_ENOMEM;
+    if (j->files_after_mark)
+        hset_each(&j->files, clear_after_mark, NULL);
+    j->files_after_mark = 0;
+    j->mark_id = id;
+    return 0;
+}
+
+size_t journal_files_after_mark(const struct journal *j)
+{
+    return j->files_after_mark;
+}
+
 /* ---- compaction ---- */
 
 /* While compacting, records go to the new file whenever a megabyte has gathered. */
@@ -622,6 +655,8 @@ struct snap {
     struct journal *j;
     uv_file fd;
     int rc;
+    int only;      /* the files written: -1 all, else those whose after_mark is this */
+    size_t before; /* file records written before the mark's */
 };
 
 static void snap_flush(struct snap *c, bool force)
@@ -653,29 +688,54 @@ static void snap_file(void *v, void *ctx)
 {
     struct snap *c = ctx;
     const struct journal_file *f = v;
+    if (c->only >= 0 && f->after_mark != c->only)
+        return;
     if (c->rc == 0 && !path_has_newline(c->j, f))
         c->rc = put_file(c->j, f);
     snap_flush(c, false);
+}
+
+/* The mark, and how many file records follow it that lie before it (those written next). */
+static void snap_mark(struct journal *j, struct snap *c, size_t before)
+{
+    if (c->rc == 0 && j->mark_id)
+        c->rc = buf_printf(j, "M\t%016" PRIx64 "\t%zu\n", j->mark_id, before);
+}
+
+static void count_before(void *v, void *ctx)
+{
+    struct snap *c = ctx;
+    const struct journal_file *f = v;
+    c->before += !f->after_mark && !path_has_newline(c->j, f);
 }
 
 /* The file records, a directory's together (in the order the directories came): a load
  * then finds each directory once (journal_dircache), and a walk's lookups in one directory
  * touch records that lie together. Sorted as slot numbers of the file set (4 bytes a
  * record: a compaction comes at a cold start's peak of memory), by counting; unordered
- * when there is no memory for that. */
+ * when there is no memory for that. With a mark: the mark first, saying how many records
+ * after it lie before it, then those, then the ones after it (none after a journal_mark()
+ * at the end of a run). A load so takes the mark before the records, not after them. */
 static void snap_files(struct journal *j, struct snap *c)
 {
     const struct hset *fs = &j->files;
     uint32_t *next = fs->cap <= UINT32_MAX ? calloc(j->ndirs + 1, sizeof(*next)) : NULL;
     uint32_t *slot = next ? malloc((fs->count ? fs->count : 1) * sizeof(*slot)) : NULL;
+    c->before = 0;
     if (!slot) {
         free(next);
-        hset_each(fs, snap_file, c);
+        hset_each(fs, count_before, c);
+        snap_mark(j, c, c->before);
+        for (c->only = 0; c->only <= 1; c->only++)
+            hset_each(fs, snap_file, c);
+        c->only = -1;
         return;
     }
     for (size_t i = 0; i < fs->cap; i++) /* records per directory */
-        if (fs->v[i])
+        if (fs->v[i]) {
             next[((const struct journal_file *)fs->v[i])->dir]++;
+            count_before(fs->v[i], c);
+        }
     uint32_t at = 0;
     for (size_t d = 0; d < j->ndirs; d++) { /* counts to where each directory begins */
         uint32_t k = next[d];
@@ -686,8 +746,11 @@ static void snap_files(struct journal *j, struct snap *c)
         if (fs->v[i])
             slot[next[((const struct journal_file *)fs->v[i])->dir]++] = (uint32_t)i;
     free(next);
-    for (size_t i = 0; i < fs->count && c->rc == 0; i++)
-        snap_file(fs->v[slot[i]], c);
+    snap_mark(j, c, c->before);
+    for (c->only = 0; c->only <= 1; c->only++)
+        for (size_t i = 0; i < fs->count && c->rc == 0; i++)
+            snap_file(fs->v[slot[i]], c);
+    c->only = -1;
     free(slot);
 }
 
@@ -698,7 +761,7 @@ static int compact(struct journal *j)
     char *tmp = fsio_join(j->dir, "journal.tmp");
     if (!tmp)
         return -EM_ENOMEM;
-    struct snap c = {j, open_file(tmp, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC), 0};
+    struct snap c = {j, open_file(tmp, UV_FS_O_WRONLY | UV_FS_O_CREAT | UV_FS_O_TRUNC), 0, -1, 0};
     if (c.fd < 0) {
         free(tmp);
         return fsio_error(c.fd);
@@ -943,10 +1006,11 @@ struct frec { /* a file record: its text (raw), then read into its record (all b
     struct pathkey k;
     struct journal_file *f;
     const char *raw; /* the fields after "F\t", in the chunk's buffer */
-    uint64_t n;
-    uint8_t what; /* FREC_* */
+    uint64_t n;      /* an M record's: how many file records after it lie before it */
+    uint64_t mark;   /* an M record's id */
+    uint8_t what;    /* FREC_* */
 };
-enum { FREC_FILE, FREC_COUNT, FREC_BAD, FREC_RAW };
+enum { FREC_FILE, FREC_COUNT, FREC_BAD, FREC_RAW, FREC_MARK };
 
 /* The directory part last hashed, and its hash: a compacted journal groups a directory's
  * files, so most records hash only their name. */
@@ -1043,7 +1107,7 @@ static int read_file_record(struct em_arena *arena, struct keycache *kc, struct 
     f->size = b;
     f->mtime_sec = sec;
     f->mtime_nsec = (int32_t)ns;
-    f->state = (uint8_t)state;
+    f->state = (uint8_t)(state < 127 ? state : 127); /* 7 bits: anything unknown stays so */
     memcpy(f->name, name, nlen + 1);
     r->f = f;
     r->what = FREC_FILE;
@@ -1072,8 +1136,8 @@ static int take_record(struct loader *L, char *rec)
         return 0;
     }
     L->records++;
-    L->extra += rec[0] == 'S' || rec[0] == 'T' || rec[0] == 'N';
-    if ((rec[0] != 'F' && rec[0] != 'N') || (rec[1] != '\t' && rec[1] != '\0')) {
+    L->extra += rec[0] == 'S' || rec[0] == 'T' || rec[0] == 'N' || rec[0] == 'M';
+    if ((rec[0] != 'F' && rec[0] != 'N' && rec[0] != 'M') || (rec[1] != '\t' && rec[1] != '\0')) {
         if (!apply(j, rec, &L->ev, &L->nev, &L->evcap))
             L->bad++;
         return 0;
@@ -1086,6 +1150,13 @@ static int take_record(struct loader *L, char *rec)
     r = &c->v[c->n++];
     const char *p = rec + 2;
     uint64_t a, b;
+    if (rec[0] == 'M') { /* in order with the file records: the caller takes it */
+        bool ok = parse_u64(&p, &a, 16) && a != 0 && parse_u64(&p, &b, 10);
+        r->what = ok ? FREC_MARK : FREC_BAD;
+        r->mark = ok ? a : 0;
+        r->n = ok ? b : 0;
+        return 0;
+    }
     if (rec[0] == 'N') {
         /* A hint only: trusted up to one record per 16 bytes of the file, so a damaged
          * count cannot make the load take much memory. */
@@ -1122,6 +1193,12 @@ static size_t take_files(struct journal *j, struct keycache *kc, struct lchunk *
                 (void)hset_reserve(&j->files, (size_t)r->n);
             continue;
         }
+        if (r->what == FREC_MARK) { /* the records so far are before it, and the next n */
+            j->nsince = 0;
+            j->mark_id = r->mark;
+            j->load_before = r->n;
+            continue;
+        }
         int64_t d = r->what == FREC_FILE ? dir_cached(j, &j->load_dc, &r->k, true) : -1;
         void **slot = NULL;
         bool added = false;
@@ -1143,6 +1220,17 @@ static size_t take_files(struct journal *j, struct keycache *kc, struct lchunk *
             f->mtime_nsec = r->f->mtime_nsec;
             f->state = r->f->state;
         }
+        if (j->load_before) {
+            j->load_before--;
+            continue;
+        }
+        struct journal_file **v = em_grow(j->since, j->nsince, &j->since_cap, sizeof(*v), 4096);
+        if (!v) {
+            *oom = true;
+            continue;
+        }
+        j->since = v;
+        j->since[j->nsince++] = *slot; /* after the mark, unless one comes later */
     }
     return bad;
 }
@@ -1341,6 +1429,16 @@ static int load(struct journal *j, char *reason, size_t cap, char *damage, size_
     uv_fs_close(NULL, &req, fd, NULL);
     uv_fs_req_cleanup(&req);
     journal_dircache_free(&j->load_dc);
+    if (j->load_before) /* fewer records than the mark said: it speaks of another file */
+        j->mark_id = 0;
+    j->load_before = 0;
+    for (size_t i = 0; i < j->nsince; i++) { /* their last records lie after the last mark */
+        j->files_after_mark += !j->since[i]->after_mark;
+        j->since[i]->after_mark = 1;
+    }
+    free(j->since);
+    j->since = NULL;
+    j->nsince = j->since_cap = 0;
     rc = L.rc == 0 && L.oom ? -EM_ENOMEM : L.rc;
     size_t bad = L.bad + bad_files;
     bool first = L.first, torn = L.torn;
@@ -1572,6 +1670,8 @@ void journal_forget_entities(struct journal *j)
     em_arena_init(&j->loaded_side, RECORDS_MAX);
     ktab_free(&j->entities);
     j->dirs_gen++;
+    j->mark_id = 0; /* a mark speaks of the file records */
+    j->files_after_mark = 0;
 }
 
 static int open_into(struct journal *j, const char *dir, const char *agent,
@@ -1851,6 +1951,7 @@ void journal_info(const struct journal *j, struct journal_info *o)
                                .entities = ktab_count(&j->entities),
                                .pending = j->pending,
                                .npending = j->npending,
+                               .mark_id = j->mark_id,
                                .fresh = j->fresh,
                                .loaded_compact = j->loaded_compact};
 }

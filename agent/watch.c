@@ -379,13 +379,15 @@ static bool wanted(struct watch *w, struct wroot *r, const struct pathkey *k, en
     bool have_st = false;
     *f = NULL;
     /* The journal first: a file it has, in the version it has, is skipped (or, after a
-     * restore, trusted: the model already holds what that version said) before its path
-     * is classified. A restart of a whole visit stats every file and changes none. Loader
-     * records are always read once after a start. (w->restoring first: while the restorer
+     * restore, trusted: the model already holds what that version said, unless its record
+     * lies after the snapshot's mark) before its path is classified. A restart of a whole
+     * visit stats every file and changes none. Loader records are always read once after
+     * a start. (w->restoring first: while the restorer
      * runs, r->restored is its to write.) */
     if (!pt && why != BY_FORCE && !dataset_is_record(pathkey_name(k)) &&
         (*f = journal_file_find_cached(w->j, &w->jdc, k)) &&
-        ((*f)->seen || ((w->restoring || r->restored) && (*f)->state != JFILE_WAITING))) {
+        ((*f)->seen ||
+         ((w->restoring || r->restored) && (*f)->state != JFILE_WAITING && !(*f)->after_mark))) {
         int rc = stat_in(in, k, st);
         if (rc < 0 || st->type != FSIO_FILE)
             return false;
@@ -759,7 +761,7 @@ static void stat_range(void *ctx, size_t from, size_t to)
             continue;
         struct journal_file *f = journal_file_find_in(sa->j, sa->jdir, name,
                                                       ahead ? hashes[i - from] : hash64_str(name));
-        if (!f || !(f->seen || (sa->trust_unseen && f->state != JFILE_WAITING)) ||
+        if (!f || !(f->seen || (sa->trust_unseen && f->state != JFILE_WAITING && !f->after_mark)) ||
             !watch_same_version(f, st))
             continue;
         /* Only this thread touches this record (one name, one entry); the restorer reads
@@ -1595,6 +1597,23 @@ static void on_poll(uv_timer_t *t)
     walk_all(w);
 }
 
+/* --snapshot-every: the snapshots are made when due and nothing waits to be flushed (else
+ * looked at again a second later), never during a walk. */
+static void on_snapshot_timer(uv_timer_t *t)
+{
+    struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, snapshot_timer));
+    uint64_t now = uv_hrtime();
+    if (w->stopping || w->walking || w->failed ||
+        (double)(now - w->snapshot_ns) < w->opt->snapshot_s * 1e9)
+        return;
+    int rc = snapshot_save_now(w);
+    if (rc == -EM_ESTATE)
+        return;
+    w->snapshot_ns = uv_hrtime();
+    em_log(EM_LOG_DEBUG, "snapshots made in %.2f s%s", (double)(w->snapshot_ns - now) / 1e9,
+           rc < 0 ? " (not all)" : "");
+}
+
 static void on_check_timer(uv_timer_t *t)
 {
     struct watch *w = (struct watch *)((char *)t - offsetof(struct watch, check_timer));
@@ -1668,6 +1687,7 @@ static void stop(struct watch *w)
     close_handle((uv_handle_t *)&w->heartbeat_timer);
     close_handle((uv_handle_t *)&w->rescan_timer);
     close_handle((uv_handle_t *)&w->check_timer);
+    close_handle((uv_handle_t *)&w->snapshot_timer);
     close_handle((uv_handle_t *)&w->busy_timer);
     close_handle((uv_handle_t *)&w->sig_hup);
     close_handle((uv_handle_t *)&w->sig_async);
@@ -2039,6 +2059,7 @@ static int start(struct watch *w)
     uv_timer_init(&w->loop, &w->rescan_timer);
     uv_timer_init(&w->loop, &w->check_timer);
     uv_timer_init(&w->loop, &w->busy_timer);
+    uv_timer_init(&w->loop, &w->snapshot_timer);
     w->last_summary_ns = uv_hrtime();
     uint64_t t0 = uv_hrtime();
     journal_info(w->j, &ji); /* again: check_state() may have reset it */
@@ -2046,6 +2067,7 @@ static int start(struct watch *w)
     if (!ji.fresh && !o->from_start && !w->state_reset && !w->failed) {
         /* The snapshots are read on another thread while the walk lists and stats the
          * tree; the walk waits for them before it takes in a file (finish_restore). */
+        w->files_after_mark = journal_files_after_mark(w->j);
         w->restoring = uv_thread_create(&w->restorer, restore_all, w) == 0;
         if (!w->restoring) {
             restore_all(w);
@@ -2102,6 +2124,11 @@ static int start(struct watch *w)
     if (o->check_s > 0)
         uv_timer_start(&w->check_timer, on_check_timer, (uint64_t)(o->check_s * 1000),
                        (uint64_t)(o->check_s * 1000));
+    w->snapshot_ns = uv_hrtime();
+    if (o->snapshot_s > 0 && !o->exit_idle) /* looked at each second; made when due */
+        uv_timer_start(&w->snapshot_timer, on_snapshot_timer,
+                       o->snapshot_s < 1 ? (uint64_t)(o->snapshot_s * 1000) : 1000,
+                       o->snapshot_s < 1 ? (uint64_t)(o->snapshot_s * 1000) : 1000);
     if (o->rescan_s > 0)
         uv_timer_start(&w->rescan_timer, on_rescan_timer, (uint64_t)(o->rescan_s * 1000),
                        (uint64_t)(o->rescan_s * 1000));
@@ -2156,8 +2183,9 @@ int watch_run(const struct watch_options *opt)
     if (w.status == 0 && !w.failed && w.j) {
         /* The journal is compacted on a thread while the snapshots are written: both are
          * a whole visit's worth (0.3 s each at 600,000 files), and independent. */
+        uint64_t mark = snapshot_mark_at_end(&w); /* before: the compaction writes the mark */
         journal_compact_start(w.j);
-        snapshot_save_all(&w);
+        snapshot_save_all(&w, mark);
         journal_compact_join(w.j);
     }
     if (w.pub) { /* a failed start: no drain */

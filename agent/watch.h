@@ -40,6 +40,7 @@ struct watch_options {
     const char *config_path;       /* the config file read, for the start-up notice (or NULL) */
     const char *metrics_path;      /* Prometheus text file, rewritten every 15 s (or NULL) */
     double heartbeat_s;            /* > 0: an `agent` event this often and on state changes */
+    double snapshot_s;             /* > 0: a model snapshot this often, when it changed */
 };
 
 /* Runs until stopped. Returns 0 (stopped by a signal, or exit_idle), 1 when the output,

@@ -55,6 +55,10 @@ struct wroot {
     int restore_rc;         /* the restore's outcome: 0, or a negative EM_E* (memory) */
     uint64_t trusted_early; /* files trusted while the restore ran (undone if it failed) */
     struct journal_dircache restore_dc; /* the restorer's lookups */
+    /* The snapshot on disk holds the model as it was when model_changes() said
+     * snap_changes (read back, or written, in this run). */
+    bool snap_current;
+    uint64_t snap_changes;
 };
 
 struct watch {
@@ -76,6 +80,9 @@ struct watch {
     uv_thread_t restorer;
     uint64_t restore_ns;      /* how long the restore took */
     uint64_t walk_started_ns; /* when the first walk began */
+    size_t files_after_mark;  /* at the start: files the snapshots do not hold (read again) */
+    uv_timer_t snapshot_timer;
+    uint64_t snapshot_ns; /* when snapshots were last made (or the run began) */
     /* the burst being collected */
     struct burstq burst;
     bool rescan_all;
@@ -191,9 +198,22 @@ void heartbeat_send(struct watch *w, const char *state);
 void heartbeat_if_changed(struct watch *w);
 
 int snapshot_restore(struct watch *w, struct wroot *r);
-void snapshot_save_all(struct watch *w);
+/* The end of a run, in two halves around the journal's last compaction (which runs on a
+ * thread beside the second): snapshot_mark_at_end() marks the journal (journal_mark()) when
+ * a snapshot changes or files were noted since the last mark, and returns the mark's id
+ * (0: none made); snapshot_save_all() then writes the snapshots that changed and each
+ * one's mark file. */
+uint64_t snapshot_mark_at_end(struct watch *w);
+void snapshot_save_all(struct watch *w, uint64_t id);
+/* While watching (--snapshot-every): snapshots that changed are written, then the journal
+ * is marked and committed, then the mark files written. Returns 0, -EM_ESTATE when a model
+ * has changes not yet flushed (try again soon), or another negative EM_E*. */
+int snapshot_save_now(struct watch *w);
 int snapshot_write_synced(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
                           void *ctx);
+/* The same, removing the file `drop` (when not NULL) just before the rename. */
+int snapshot_write_synced_then(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
+                               void *ctx, const char *drop);
 int snapshot_fill_text(FILE *f, void *ctx);
 
 #endif

@@ -3,11 +3,18 @@
 /* ---- the model snapshot (model.h): a restart that needs not read the tree again ----
  *
  * Per watched directory, in the state directory: `model-HASH` (the snapshot: a header
- * naming the agent and the directory, then model_save()'s records) and `model-HASH.seq`
- * (the journal's last seq when it was made). A start uses the pair only when the seq is
- * where the journal ends; it then renames the snapshot to `.used` and removes the seq, so
- * a run that does not stop cleanly leaves nothing usable. A clean stop writes a new
- * snapshot, or, when the model did not change since it was read, renames `.used` back. */
+ * naming the agent and the directory, then model_save()'s records) and `model-HASH.mark`
+ * (the id of the journal mark made with it: journal_mark()). A start uses the pair only
+ * when the journal's last mark has that id. The model then comes from the snapshot, and
+ * the files whose journal records lie after the mark are read again (watch.c never trusts
+ * them): a run that did not stop cleanly processed them after the snapshot was made. So a
+ * killed agent resumes from its last snapshot, made at a clean stop and every
+ * --snapshot-every seconds while watching, and reads only what came after it.
+ *
+ * Writing one: the snapshot goes to a temporary name and is synced; its mark file is
+ * removed, the snapshot renamed into place, the journal marked and committed, and only
+ * then the mark file written. Cut anywhere, the pair is either the old one with its own
+ * mark, or has no mark file (not used). */
 
 #define SNAPSHOT_MAGIC "em-agent model 2"
 #define SNAPSHOT_BUFFER ((size_t)1 << 20)
@@ -18,6 +25,16 @@ static char *snapshot_path(const struct watch *w, const struct wroot *r, const c
     snprintf(name, sizeof(name), "model-%016llx%s", (unsigned long long)hash64_str(r->path),
              suffix);
     return fsio_join(w->opt->state_dir, name);
+}
+
+/* A mark's id: random (a restart of the machine must not make one again that an old mark
+ * file still names), never 0. */
+static uint64_t new_mark_id(void)
+{
+    uint64_t id = 0;
+    if (uv_random(NULL, NULL, &id, sizeof(id), 0, NULL) != 0)
+        id = uv_hrtime() ^ ((uint64_t)uv_os_getpid() << 40);
+    return id ? id : 1;
 }
 
 static struct epu_doc *restore_load(void *ctx, const char *rel, enum epu_kind kind,
@@ -51,31 +68,35 @@ static const char *restore_path(void *ctx, const char *rel)
 
 int snapshot_restore(struct watch *w, struct wroot *r)
 {
-    char *path = snapshot_path(w, r, ""), *used = snapshot_path(w, r, ".used"),
-         *seqp = snapshot_path(w, r, ".seq");
-    if (!path || !used || !seqp) {
-        free(path), free(used), free(seqp);
+    char *path = snapshot_path(w, r, ""), *markp = snapshot_path(w, r, ".mark"),
+         *old_used = snapshot_path(w, r, ".used"), *old_seq = snapshot_path(w, r, ".seq");
+    if (!path || !markp || !old_used || !old_seq) {
+        free(path), free(markp), free(old_used), free(old_seq);
         return -EM_ENOMEM;
     }
-    remove(used); /* from a run that did not stop cleanly */
-    uint64_t seq = fsio_read_number(seqp);
-    remove(seqp);
-    /* Renamed first, then opened: Windows renames no open file. */
-    FILE *f = fsio_rename(path, used) == 0 ? fopen(used, "rb") : NULL;
+    /* An older agent's (it named a snapshot by the journal's seq). */
+    struct fsio_stat ost;
+    bool older = fsio_stat(old_seq, &ost) == 0 || fsio_stat(old_used, &ost) == 0;
+    remove(old_used);
+    remove(old_seq);
+    uint64_t id = fsio_read_number(markp);
+    FILE *f = fopen(path, "rb");
     if (f) /* a visit's snapshot is 130 MB: read in 1 MiB, not 4 KiB, at a time */
         setvbuf(f, NULL, _IOFBF, SNAPSHOT_BUFFER);
     if (!f) {
-        free(path), free(used), free(seqp);
+        free(path), free(markp), free(old_used), free(old_seq);
         return 0;
     }
     char head[4096], want[4096];
     snprintf(want, sizeof(want), "%s\t%s\t%s\n", SNAPSHOT_MAGIC, w->opt->agent, r->path);
     int rc = -EM_ESTATE;
-    const char *why = "it was written by another run";
+    const char *why = older     ? "an em-agent before 2026-12-04 wrote it"
+                      : id == 0 ? "it has no mark file: the last run could not finish it"
+                                : "the journal's last mark is not its own (an older em-agent's "
+                                  "journal, or a state directory put back from a copy)";
     struct journal_info ji;
     journal_info(w->j, &ji);
-    if (seq == ji.loaded_seq && seq != 0 && fgets(head, sizeof(head), f) &&
-        strcmp(head, want) == 0) {
+    if (id != 0 && id == ji.mark_id && fgets(head, sizeof(head), f) && strcmp(head, want) == 0) {
         struct model_restore_cb cb = {restore_load, restore_path, r};
         rc = model_restore(r->model, f, &cb);
         why = rc == -EM_ESTATE ? "a session or atlas file changed since" : em_strerror(rc);
@@ -84,9 +105,17 @@ int snapshot_restore(struct watch *w, struct wroot *r)
     journal_dircache_free(&r->restore_dc);
     if (rc == 0) {
         r->restored = true;
-        em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
+        r->snap_current = true;
+        r->snap_changes = model_changes(r->model);
+        if (w->files_after_mark)
+            em_log(EM_LOG_INFO,
+                   "%s: state restored from %s; %zu files processed after it (the last run did "
+                   "not stop cleanly) are read again",
+                   r->path, path, w->files_after_mark);
+        else
+            em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
     } else {
-        remove(used);
+        remove(markp);
         em_log(EM_LOG_INFO, "%s: snapshot %s not used (%s): reading the tree", r->path, path, why);
         struct model_callbacks cb = {
             sink_on_emit, sink_on_retract,  watch_on_load, watch_on_rescan, r, true,
@@ -94,7 +123,7 @@ int snapshot_restore(struct watch *w, struct wroot *r)
         model_free(r->model);
         r->model = model_new(r->path, &cb);
     }
-    free(path), free(used), free(seqp);
+    free(path), free(markp), free(old_used), free(old_seq);
     return r->model ? 0 : -EM_ENOMEM;
 }
 
@@ -102,6 +131,12 @@ int snapshot_restore(struct watch *w, struct wroot *r)
  * and renamed over `path`. Returns 0 or a negative EM_E*. */
 int snapshot_write_synced(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
                           void *ctx)
+{
+    return snapshot_write_synced_then(path, tmp, fill, ctx, NULL);
+}
+
+int snapshot_write_synced_then(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
+                               void *ctx, const char *drop)
 {
     FILE *f = fopen(tmp, "wb");
     if (f)
@@ -111,6 +146,8 @@ int snapshot_write_synced(const char *path, const char *tmp, int (*fill)(FILE *f
         rc = -EM_EIO;
     if (rc == 0)
         rc = fsio_sync_path(tmp);
+    if (rc == 0 && drop && remove(drop) != 0 && errno != ENOENT)
+        rc = em_from_errno(errno);
     if (rc == 0)
         rc = fsio_rename(tmp, path); /* replacing it, on Windows too */
     if (rc < 0)
@@ -130,30 +167,138 @@ static int fill_snapshot(FILE *f, void *ctx)
     return model_save(r->model, f);
 }
 
-/* Writes each root's snapshot at a clean end (or keeps the one read, when the model did
- * not change), then its seq. */
-void snapshot_save_all(struct watch *w)
+static bool snapshot_current(const struct wroot *r)
 {
+    return r->snap_current && model_changes(r->model) == r->snap_changes;
+}
+
+/* Writes root r's snapshot (synced), removing its mark file just before it replaces the
+ * old one. */
+static int write_content(struct watch *w, struct wroot *r)
+{
+    char *path = snapshot_path(w, r, ""), *tmp = snapshot_path(w, r, ".tmp"),
+         *markp = snapshot_path(w, r, ".mark");
+    int rc = path && tmp && markp ? 0 : -EM_ENOMEM;
+    uint64_t changes = model_changes(r->model);
+    r->snap_current = false; /* from now on, until it is written whole */
+    if (rc == 0)
+        rc = snapshot_write_synced_then(path, tmp, fill_snapshot, r, markp);
+    if (rc == 0) {
+        r->snap_current = true;
+        r->snap_changes = changes;
+    }
+    free(path), free(tmp), free(markp);
+    return rc;
+}
+
+/* Writes root r's mark file: its snapshot holds the journal up to mark `id`. */
+static int write_mark(struct watch *w, struct wroot *r, uint64_t id)
+{
+    char *markp = snapshot_path(w, r, ".mark"), *tmp = snapshot_path(w, r, ".mark.tmp");
+    int rc = markp && tmp ? 0 : -EM_ENOMEM;
+    if (rc == 0) {
+        char text[32];
+        snprintf(text, sizeof(text), "%llu\n", (unsigned long long)id);
+        rc = snapshot_write_synced(markp, tmp, snapshot_fill_text, text);
+    }
+    if (rc < 0)
+        r->snap_current = false; /* written again, with a mark, next time */
+    free(markp), free(tmp);
+    return rc;
+}
+
+static void no_snapshot(const struct wroot *r, int rc)
+{
+    em_log(EM_LOG_WARN, "%s: no snapshot written (%s): a start after this run reads the tree",
+           r->path, em_strerror(rc));
+}
+
+/* While watching: the last pair may still serve, and it is tried again. */
+static void no_snapshot_now(const struct watch *w, const struct wroot *r, int rc)
+{
+    em_log(EM_LOG_WARN,
+           "%s: no snapshot written (%s); tried again in %g s (a start after a crash reads "
+           "more files meanwhile)",
+           r->path, em_strerror(rc), w->opt->snapshot_s);
+}
+
+uint64_t snapshot_mark_at_end(struct watch *w)
+{
+    bool due = journal_files_after_mark(w->j) > 0;
+    for (size_t i = 0; i < w->nroots; i++)
+        if (!snapshot_current(&w->roots[i])) {
+            /* Its snapshot is rewritten after the mark: until then it holds less than the
+             * mark says, so its mark file goes first. */
+            char *markp = snapshot_path(w, &w->roots[i], ".mark");
+            if (markp)
+                remove(markp);
+            free(markp);
+            due = true;
+        }
+    if (!due)
+        return 0; /* every snapshot and mark file is as it should be */
+    uint64_t id = new_mark_id();
+    int rc = journal_mark(w->j, id);
+    if (rc < 0) {
+        for (size_t i = 0; i < w->nroots; i++)
+            no_snapshot(&w->roots[i], rc);
+        return 0;
+    }
+    return id;
+}
+
+void snapshot_save_all(struct watch *w, uint64_t id)
+{
+    if (!id)
+        return;
     for (size_t i = 0; i < w->nroots; i++) {
         struct wroot *r = &w->roots[i];
-        char *path = snapshot_path(w, r, ""), *tmp = snapshot_path(w, r, ".tmp"),
-             *used = snapshot_path(w, r, ".used"), *seqp = snapshot_path(w, r, ".seq"),
-             *seqtmp = snapshot_path(w, r, ".seq.tmp");
-        int rc = path && tmp && used && seqp && seqtmp ? 0 : -EM_ENOMEM;
-        bool kept =
-            rc == 0 && r->restored && model_changes(r->model) == 0 && fsio_rename(used, path) == 0;
-        if (rc == 0 && !kept) {
-            rc = snapshot_write_synced(path, tmp, fill_snapshot, r);
-            remove(used);
-        }
-        if (rc == 0) {
-            char text[32];
-            snprintf(text, sizeof(text), "%llu\n", (unsigned long long)journal_last_seq(w->j));
-            rc = snapshot_write_synced(seqp, seqtmp, snapshot_fill_text, text);
-        }
+        int rc = snapshot_current(r) ? 0 : write_content(w, r);
+        if (rc == 0)
+            rc = write_mark(w, r, id);
         if (rc < 0)
-            em_log(EM_LOG_WARN, "%s: no snapshot written (%s): the next start reads the tree",
-                   r->path, em_strerror(rc));
-        free(path), free(tmp), free(used), free(seqp), free(seqtmp);
+            no_snapshot(r, rc);
     }
+}
+
+int snapshot_save_now(struct watch *w)
+{
+    for (size_t i = 0; i < w->nroots; i++)
+        if (!w->roots[i].lost && model_dirty(w->roots[i].model))
+            return -EM_ESTATE;
+    bool due = journal_files_after_mark(w->j) > 0;
+    int rc = 0;
+    for (size_t i = 0; i < w->nroots; i++) {
+        struct wroot *r = &w->roots[i];
+        if (snapshot_current(r))
+            continue;
+        due = true;
+        int wrc = write_content(w, r);
+        if (wrc < 0) {
+            no_snapshot_now(w, r, wrc);
+            rc = wrc;
+        }
+    }
+    /* One not written: no mark either, so the others' old pairs stay usable. */
+    if (!due || rc < 0)
+        return rc;
+    uint64_t id = new_mark_id();
+    int mrc = journal_mark(w->j, id);
+    if (mrc == 0)
+        mrc = journal_commit(w->j);
+    if (mrc < 0) {
+        em_log(EM_LOG_WARN,
+               "%s: cannot mark the journal for the snapshots (%s); tried again in %g s",
+               journal_path(w->j), em_strerror(mrc), w->opt->snapshot_s);
+        return mrc;
+    }
+    for (size_t i = 0; i < w->nroots; i++) {
+        struct wroot *r = &w->roots[i];
+        int wrc = r->snap_current ? write_mark(w, r, id) : 0;
+        if (wrc < 0) {
+            no_snapshot_now(w, r, wrc);
+            rc = wrc;
+        }
+    }
+    return rc;
 }

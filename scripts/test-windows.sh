@@ -11,7 +11,8 @@
 #               restart on the unchanged tree that trusts its state (nothing read again);
 #     midway    the same, the agent started after the writer has begun;
 #     poll      the same with --poll;
-#     kill      the agent killed (SIGKILL) twice while the writer runs, and started again;
+#     kill      the agent killed (SIGKILL) twice while the writer runs (snapshots every
+#               0.5 s, renamed over the last), and started again;
 #     service   `service install` (refused without a sink or with a bad setting; then from
 #               agent.conf alone), `net start` (running), the visit written, `sc stop`
 #               (drained, exit status 0), `service start` and `service stop` once more,
@@ -154,9 +155,9 @@ smoke_kill() {
     python3 "$top/tests/e2e/epu_writer.py" "$top/testdata/visit-mini" "$d/tree" --pace 0.15 \
         >"$d/writer.out" &
     local wpid=$! apid i
-    for i in 1 2; do
-        (cd "$d" && exec wine "$exe" watch -q --settle 300 --state-dir state --out events.jsonl tree \
-            2>>"$d/agent.err") &
+    for i in 1 2; do # snapshots every 0.5 s: each start resumes from the killed run's
+        (cd "$d" && exec wine "$exe" watch --settle 300 --snapshot-every 0.5 --state-dir state \
+            --out events.jsonl tree 2>>"$d/agent.err") &
         apid=$!
         sleep 2.5
         kill -KILL "$apid" 2>/dev/null || true
@@ -170,6 +171,8 @@ smoke_kill() {
     apid=$!
     sleep 5
     ctrl_c kill "$d" "$apid" || return 1
+    ! grep -q 'no snapshot written\|cannot mark' "$d/agent.err" ||
+        { say "kill: a snapshot could not be written:"; cat "$d/agent.err" >&2; return 1; }
     verify "$d"
 }
 

@@ -48,7 +48,7 @@ cmake -S "$top" -B "$top/build-tsan" -DEM_WERROR=ON -DEM_SANITIZE=thread \
 cmake --build "$top/build-tsan" -j"$jobs"
 (cd "$top/build-tsan" && TSAN_OPTIONS="halt_on_error=1:exitcode=66:suppressions=$top/tests/tsan.supp" ctest -j"$jobs" \
     --output-on-failure --timeout 600 "${retry[@]}" \
-    -R '^(test_arena|test_pool|test_pfor|test_journal|test_scan|e2e_cli|e2e_watch_(after|kill|restart|burst)|e2e_bus_(sqlite|outage))$')
+    -R '^(test_arena|test_pool|test_pfor|test_journal|test_scan|e2e_cli|e2e_watch_(after|kill|killsnap|restart|burst)|e2e_bus_(sqlite|outage))$')
 
 echo "== build and test under AddressSanitizer + UBSan"
 cmake -S "$top" -B "$top/build-asan" -DEM_WERROR=ON -DEM_SANITIZE=address,undefined \

@@ -808,6 +808,144 @@ static void test_journal__failed_side_compaction_keeps_the_journal(void **state)
     tu_rmtree(dir);
 }
 
+/* The mark test's files: FoilHole_0..199 (the first 20 changed after the mark: size
+ * + 1000) and New_0..8. Notes one (size i + bump). */
+static void note_marked(struct journal *j, const char *stem, int i, uint64_t bump)
+{
+    char path[128];
+    snprintf(path, sizeof(path), "/data/Images-Disc1/GridSquare_%d/Data/%s_%d.xml", i % 7, stem, i);
+    struct journal_file *f = journal_file_get(j, path);
+    assert_non_null(f);
+    f->size = (uint64_t)i + bump;
+    f->mtime_sec = 1700000000 + i;
+    f->state = JFILE_DONE;
+    assert_int_equal(journal_file_note(j, f), 0);
+}
+
+/* Reads the mark test's journal back (`chunk` bytes at a time): the mark's id, and which
+ * files' last records lie after it. */
+static void check_marked(const char *dir, size_t chunk, uint64_t id, int changed, bool new_after)
+{
+    journal_set_load_chunk(chunk);
+    char reason[256];
+    struct journal *j = NULL;
+    if (journal_peek(&j, dir, reason, sizeof(reason)) != 0)
+        fail_msg("journal_peek: %s", reason);
+    assert_int_equal(info(j).mark_id, id);
+    assert_int_equal(info(j).files, 209);
+    assert_int_equal(journal_files_after_mark(j), changed + (new_after ? 9 : 0));
+    char path[128];
+    for (int i = 0; i < 209; i++) {
+        bool old = i < 200;
+        int k = old ? i : i - 200;
+        snprintf(path, sizeof(path), "/data/Images-Disc1/GridSquare_%d/Data/%s_%d.xml", k % 7,
+                 old ? "FoilHole" : "New", k);
+        struct journal_file *f = journal_file_find(j, path);
+        if (!f)
+            fail_msg("chunk %zu: %s not read back", chunk, path);
+        bool after = old ? i < changed : new_after;
+        if (f->after_mark != after)
+            fail_msg("chunk %zu: %s: after_mark %d", chunk, path, f->after_mark);
+        assert_int_equal(f->size, (uint64_t)k + (old && i < 20 ? 1000 : 0));
+        assert_int_equal(f->state, JFILE_DONE);
+    }
+    assert_int_equal(journal_close(j), 0);
+    journal_set_load_chunk(0);
+}
+
+/* A mark splits the file records in two: read back (whole, or in chunks on two threads),
+ * each file says whether its last record came after the last mark; compaction keeps the
+ * split; a later mark moves it; a journal without one has none. */
+static void test_journal__mark_splits_files_before_and_after(void **state)
+{
+    (void)state;
+    char *dir = tu_tmpdir("journal-mark");
+    struct journal *j = NULL;
+    open_ok(&j, dir, "a");
+    for (int i = 0; i < 200; i++)
+        note_marked(j, "FoilHole", i, 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_files_after_mark(j), 200);
+    assert_int_equal(journal_mark(j, 0x1234abcd), 0);
+    assert_int_equal(journal_files_after_mark(j), 0);
+    assert_int_equal(info(j).mark_id, 0x1234abcd);
+    for (int i = 0; i < 20; i++) /* 20 change after the mark, 9 are new */
+        note_marked(j, "FoilHole", i, 1000);
+    for (int i = 0; i < 9; i++)
+        note_marked(j, "New", i, 0);
+    assert_int_equal(journal_commit(j), 0);
+    assert_int_equal(journal_files_after_mark(j), 29);
+    char *jpath = tu_path(dir, "journal");
+    size_t len;
+    char *text = tu_read(jpath, &len); /* appended, as a killed run leaves it */
+    assert_non_null(text);
+    assert_int_equal(journal_close(j), 0);
+    assert_int_equal(tu_write(jpath, text, len), 0);
+    free(text);
+    check_marked(dir, 0, 0x1234abcd, 20, true);
+    check_marked(dir, 64, 0x1234abcd, 20, true);
+    check_marked(dir, 1000, 0x1234abcd, 20, true);
+    /* Opening rewrites it compactly: the mark, saying that the 180 records after it lie
+     * before it, those, then the 29 after it. */
+    open_ok(&j, dir, "a");
+    assert_int_equal(journal_files_after_mark(j), 29);
+    assert_int_equal(journal_close(j), 0);
+    assert_non_null(text = tu_read(jpath, &len));
+    const char *m = strstr(text, "\nM\t000000001234abcd\t180\n");
+    assert_non_null(m);
+    assert_null(strstr(m + 1, "\nM\t"));
+    size_t before = 0, after = 0;
+    for (const char *p = text; (p = strstr(p, "\nF\t")); p++)
+        *(p < m ? &before : &after) += 1;
+    assert_int_equal(before, 0);
+    assert_int_equal(after, 209);
+    check_marked(dir, 0, 0x1234abcd, 20, true);
+    check_marked(dir, 64, 0x1234abcd, 20, true);
+    /* Cut short among the records the mark counts: the mark is not believed. */
+    const char *cut = m;
+    for (int k = 0; k < 100; k++)
+        cut = strstr(cut + 1, "\nF\t");
+    assert_int_equal(tu_write(jpath, text, (size_t)(cut - text) + 1), 0);
+    char reason[256];
+    assert_int_equal(journal_peek(&j, dir, reason, sizeof(reason)), 0);
+    assert_int_equal(info(j).mark_id, 0);
+    assert_int_equal(journal_close(j), 0);
+    assert_int_equal(tu_write(jpath, text, len), 0);
+    free(text);
+    /* A later mark: nothing after it, until a file is noted again. */
+    open_ok(&j, dir, "a");
+    assert_int_equal(journal_mark(j, 0x77), 0);
+    assert_int_equal(journal_close(j), 0);
+    check_marked(dir, 0, 0x77, 0, false);
+    open_ok(&j, dir, "a");
+    struct journal_file *f = journal_file_find(j, "/data/Images-Disc1/GridSquare_3/Data/New_3.xml");
+    assert_non_null(f);
+    assert_int_equal(f->after_mark, 0);
+    assert_int_equal(journal_file_note(j, f), 0);
+    assert_int_equal(f->after_mark, 1);
+    assert_int_equal(journal_file_note(j, f), 0); /* noted twice: one file after the mark */
+    assert_int_equal(journal_files_after_mark(j), 1);
+    assert_int_equal(journal_close(j), 0);
+    journal_set_load_chunk(0);
+    assert_int_equal(journal_peek(&j, dir, reason, sizeof(reason)), 0);
+    assert_int_equal(info(j).mark_id, 0x77);
+    assert_int_equal(journal_files_after_mark(j), 1);
+    assert_int_equal(journal_close(j), 0);
+    free(jpath);
+    tu_rmtree(dir);
+    /* Without a mark: none, and every file after "it". */
+    dir = tu_tmpdir("journal-nomark");
+    open_ok(&j, dir, "a");
+    for (int i = 0; i < 5; i++)
+        note_marked(j, "FoilHole", i, 0);
+    assert_int_equal(journal_close(j), 0);
+    open_ok(&j, dir, "a");
+    assert_int_equal(info(j).mark_id, 0);
+    assert_int_equal(journal_files_after_mark(j), 5);
+    assert_int_equal(journal_close(j), 0);
+    tu_rmtree(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -826,6 +964,7 @@ int main(void)
         cmocka_unit_test(test_journal__read_back_in_chunks_on_two_threads),
         cmocka_unit_test(test_journal__numbers_at_their_limits),
         cmocka_unit_test(test_journal__damage_never_regresses_seq),
+        cmocka_unit_test(test_journal__mark_splits_files_before_and_after),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -209,6 +209,7 @@ EOF
     out_has "status: agent" "agent: +fd$"
     out_has "status: entities" "entities: +14 emitted"
     out_has "status: not running" "running: +no"
+    out_has "status: the snapshot a restart uses" "snapshot: +1 of 1 usable; 0 files processed after it"
     run "status of all" 0 "$AGENT" status
     [ "$(grep -c '^  agent:' "$TMP/out")" -eq 3 ] && ok "status lists the 3 state directories" || bad "status: $(cat "$TMP/out")"
     "$AGENT" watch --agent fd -o "$TMP/a.jsonl" "$MINI" 2>"$TMP/w.err" &
@@ -223,6 +224,7 @@ assert d["pid"] == int(sys.argv[2]) and d["running"] is True, d
 # 14 from the files, and the running agent's own heartbeat
 assert d["entities"] == 15 and d["files"] >= 13 and d["agent"] == "fd", d
 assert d["last_event_at"].endswith("Z") and isinstance(d["last_seq"], int), d
+assert d["snapshots"] == 1 and d["snapshots_usable"] == 1 and d["files_after_snapshot"] >= 0, d
 EOF
     run "a second watch on the same state" 2 "$AGENT" watch --once --agent fd -o "$TMP/e.jsonl" "$MINI"
     err_has "the lock error names the holder's pid" "is in use by another em-agent \(pid $APID\)"

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # End-to-end tests of `em-agent watch` with real files, real timing and real processes.
 #
-#   tests/e2e/watch.sh EM_AGENT [CASE...]      cases: before midway after kill restart
-#                                              overflow poll ops grow burst (default: all)
+#   tests/e2e/watch.sh EM_AGENT [CASE...]      cases: before midway after kill killsnap
+#                                              restart overflow poll ops grow burst
+#                                              (default: all)
 #
 # A session is written into a temp dir the way EPU does (epu_writer.py: chunked writes,
 # torn and rewritten .dm files, holes before their .dm, an aborted session, a new
@@ -51,12 +52,12 @@ start_agent() { # NAME ARGS... ; sets APID
     PIDS+=("$APID")
 }
 
-start_agent_ready() { # NAME DIR: start_agent with -v, then waits for its first log line,
+start_agent_ready() { # NAME DIR [ARGS...]: start_agent with -v, then waits for its first log line,
     # which says the run has begun (and taken SIGTERM); before that a loaded machine may
     # still be starting the process itself
     local lines
     lines=$(cat "$TMP/$1.log" 2>/dev/null | wc -l)
-    start_agent "$1" "$2" -v
+    start_agent "$1" "$2" -v "${@:3}"
     for _ in $(seq 250); do
         [ "$(wc -l <"$TMP/$1.log")" -gt "$lines" ] && break
         sleep 0.02
@@ -155,6 +156,78 @@ case_kill() { # SIGKILL at random points while EPU writes, restarted each time
     finish kill "$d"
     echo "     ($n kills; $(grep -c 'torn last line' "$TMP/kill.log") torn output lines cut," \
         "$(grep -c 're-sending' "$TMP/kill.log") restarts re-sent events)"
+}
+
+case_killsnap() { # SIGKILL while EPU writes, with snapshots made as it goes: each start
+    # resumes from the snapshot the killed run left and reads only what came after it
+    local d="$TMP/killsnap.d" n=${KILLS_SNAP:-6}
+    mkdir -p "$d"
+    $WRITER "$SRC" "$d" --seed 6 --pace 0.02 --disc2-from 3 >/dev/null &
+    local wp=$!
+    for i in $(seq 1 "$n"); do
+        start_agent_ready killsnap "$d" --snapshot-every 0.3
+        sleep "1.$((RANDOM % 8))"
+        kill -9 "$APID"
+        wait "$APID" 2>/dev/null
+    done
+    wait "$wp" || bad "writer"
+    start_agent killsnap "$d" -v --snapshot-every 0.3
+    finish killsnap "$d"
+    local resumed
+    resumed=$(grep -c 'state restored from .*files processed after it .* are read again' \
+        "$TMP/killsnap.log")
+    [ "$resumed" -ge 1 ] &&
+        ok "killsnap: $resumed of $n starts after a SIGKILL resumed from the killed run's snapshot" ||
+        bad "killsnap: no start after a SIGKILL used a snapshot: $(grep -E 'snapshot|restored' "$TMP/killsnap.log" | head -5)"
+    # Such a start reads only the files after the snapshot, not the tree.
+    local partial
+    partial=$(grep -A3 'are read again' "$TMP/killsnap.log" |
+        grep -c 'initial walk: [0-9]* files parsed, [1-9][0-9]* unchanged')
+    [ "$partial" -ge 1 ] && ok "killsnap: $partial such starts read only what came after it" ||
+        bad "killsnap: starts after a SIGKILL read the tree: $(grep 'initial walk' "$TMP/killsnap.log" | head -5)"
+    # Killed at once after a start: the snapshot read is not taken from the next start.
+    for i in $(seq 1 3); do
+        start_agent_ready killsnap "$d" --snapshot-every 0.3
+        sleep "0.0$((RANDOM % 8))"
+        kill -9 "$APID"
+        wait "$APID" 2>/dev/null
+    done
+    local log
+    log=$("$AGENT" watch --once -v --agent e2e --state-dir "$TMP/killsnap.state" \
+        -o "$TMP/killsnap.jsonl" "$d" 2>&1)
+    echo "$log" | grep -q 'state restored from' &&
+        ok "killsnap: after early SIGKILLs the snapshot is still used" ||
+        bad "killsnap: after early SIGKILLs: $(echo "$log" | grep -E 'snapshot|restored')"
+    $FOLD check "$TMP/killsnap.jsonl" >/dev/null &&
+        $FOLD compare "$TMP/killsnap.scan" "$TMP/killsnap.jsonl" >/dev/null &&
+        ok "killsnap: still no event repeated, entities equal scan" ||
+        bad "killsnap: after the early SIGKILLs the stream is wrong"
+    # A snapshot that cannot be written (its temporary name taken by a directory): said,
+    # tried again, and the last good one still serves after a SIGKILL.
+    local st="$TMP/killsnap.state" snap mic
+    snap=$(ls "$st"/model-* | grep -v '\.mark$' | head -1)
+    mkdir "$snap.tmp" && touch "$snap.tmp/keep" # not empty: no remove() takes it away
+    start_agent_ready killsnap "$d" --snapshot-every 0.3
+    sleep 0.5
+    mic=$(find "$d" -name 'FoilHole_*_Data_*.xml' | head -1)
+    perl -0pi -e 's#<Defocus>[^<]*</Defocus>#<Defocus>-3.3E-06</Defocus>#' "$mic"
+    sleep 1.5
+    kill -9 "$APID"
+    wait "$APID" 2>/dev/null
+    grep -q 'no snapshot written (is a directory); tried again' "$TMP/killsnap.log" &&
+        ok "killsnap: a snapshot that cannot be written is reported and tried again" ||
+        bad "killsnap: unwritable snapshot: $(grep -i snapshot "$TMP/killsnap.log" | tail -3)"
+    rm -r "$snap.tmp"
+    log=$("$AGENT" watch --once -v --agent e2e --state-dir "$st" -o "$TMP/killsnap.jsonl" "$d" 2>&1)
+    echo "$log" | grep -q 'state restored from .*files processed after it' &&
+        ok "killsnap: the last good snapshot serves; the files after it are read again" ||
+        bad "killsnap: after the failed snapshot: $(echo "$log" | grep -E 'snapshot|restored|initial walk')"
+    "$AGENT" scan --agent e2e "$d" >"$TMP/killsnap.scan" 2>/dev/null
+    $FOLD check "$TMP/killsnap.jsonl" >/dev/null &&
+        $FOLD compare "$TMP/killsnap.scan" "$TMP/killsnap.jsonl" >/dev/null &&
+        grep -c -- '-3.3e-06' "$TMP/killsnap.jsonl" | grep -qx 1 &&
+        ok "killsnap: the change made then was emitted once; entities equal scan" ||
+        bad "killsnap: after the failed snapshot the stream is wrong"
 }
 
 case_restart() { # SIGTERM and restart while EPU writes: restarts resume from the snapshot
@@ -266,9 +339,9 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
     [ "$(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"')" -eq 0 ] &&
         ok "restart: nothing but heartbeats emitted by them" ||
         bad "restart: early SIGTERMs emitted $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"') events"
-    # SIGKILL early in restarts, while the snapshot is read or the tree walked: a killed
-    # run leaves no snapshot to trust (unless it died before taking it), so the next start
-    # reads the tree again, and still emits nothing the journal says was sent, and the
+    # SIGKILL early in restarts, while the snapshot is read or the tree walked: the
+    # snapshot stays usable (a killed run leaves it and its mark as they were), so the
+    # next start resumes from it, emits nothing the journal says was sent, and the
     # entities stay scan's.
     for i in $(seq 1 4); do
         start_agent_ready restart "$d"
@@ -277,7 +350,10 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
         wait "$APID" 2>/dev/null
     done
     log=$(once)
-    echo "     (after the SIGKILLs: $(echo "$log" | grep -o 'initial walk: [0-9]* files parsed'))"
+    echo "$log" | grep -q 'state restored from' &&
+        ok "restart: after SIGKILLs during restarts the snapshot is used ($(echo "$log" |
+            grep -o 'initial walk: [0-9]* files parsed'))" ||
+        bad "restart: after SIGKILLs: $(echo "$log" | grep -E 'snapshot|restored|initial walk')"
     [ "$(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"')" -eq 0 ] &&
         ok "restart: SIGKILLs during restarts: nothing emitted again" ||
         bad "restart: after SIGKILLs $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"') events emitted again"
@@ -433,7 +509,7 @@ case_burst() { # a busy agent gets a burst of closed files: they are parsed on t
 }
 
 cases=("$@")
-[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill restart overflow poll ops grow burst)
+[ ${#cases[@]} -eq 0 ] && cases=(before midway after kill killsnap restart overflow poll ops grow burst)
 for c in "${cases[@]}"; do
     "case_$c"
 done

@@ -132,6 +132,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* Read at once (on one thread) and in chunks of 16 bytes (a reader thread beside the
      * caller, records cut everywhere): the same state either way. */
     struct journal_info seen[2];
+    size_t after[2] = {0, 0}; /* files after the mark */
     int rcs[2];
     for (int pass = 0; pass < 2; pass++) {
         journal_set_load_chunk(pass ? 16 : 0);
@@ -146,6 +147,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 abort(); /* pending events are those after the delivered mark */
             (void)journal_live_entities(j);
             seen[pass] = ji;
+            after[pass] = journal_files_after_mark(j);
+            if (after[pass] > ji.files)
+                abort();
         }
         journal_close(j);
     }
@@ -153,7 +157,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rcs[0] != rcs[1] || seen[0].files != seen[1].files ||
         seen[0].entities != seen[1].entities || seen[0].last_seq != seen[1].last_seq ||
         seen[0].delivered != seen[1].delivered || seen[0].npending != seen[1].npending ||
-        seen[0].fresh != seen[1].fresh || seen[0].loaded_compact != seen[1].loaded_compact)
+        seen[0].fresh != seen[1].fresh || seen[0].loaded_compact != seen[1].loaded_compact ||
+        seen[0].mark_id != seen[1].mark_id || after[0] != after[1])
         abort();
 #elif FUZZ_STATE == 2
     put("outbox/00000000000000000001.jsonl", data, size);
