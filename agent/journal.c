@@ -91,6 +91,7 @@ struct journal {
     struct journal_file **since;
     size_t nsince, since_cap;
     uint64_t load_before; /* file records still to come that the last mark read precedes */
+    bool marked_final;    /* journal_mark_final(): every record lies before the mark */
 };
 
 static uint64_t clock_us(void);
@@ -611,8 +612,14 @@ static int put_file(struct journal *j, const struct journal_file *f)
     return 0;
 }
 
+static void clear_after_mark(void *v, void *ctx);
+
 int journal_file_note(struct journal *j, struct journal_file *f)
 {
+    if (j->marked_final) { /* noted after all: the records before the mark say so now */
+        hset_each(&j->files, clear_after_mark, NULL);
+        j->marked_final = false;
+    }
     j->files_after_mark += !f->after_mark;
     f->after_mark = 1;
     if (path_has_newline(j, f))
@@ -630,17 +637,38 @@ static void clear_after_mark(void *v, void *ctx)
     ((struct journal_file *)v)->after_mark = 0;
 }
 
-int journal_mark(struct journal *j, uint64_t id)
+static int mark(struct journal *j, uint64_t id, bool final)
 {
     if (j->compacting)
         return -EM_ESTATE;
     if (buf_printf(j, "M\t%016" PRIx64 "\t0\n", id) < 0)
         return -EM_ENOMEM;
-    if (j->files_after_mark)
-        hset_each(&j->files, clear_after_mark, NULL);
+    if (final) { /* 600,000 records not touched again: a compaction takes them as before */
+        j->marked_final = true;
+    } else {
+        if (j->files_after_mark || j->marked_final)
+            hset_each(&j->files, clear_after_mark, NULL);
+        j->marked_final = false;
+    }
     j->files_after_mark = 0;
     j->mark_id = id;
     return 0;
+}
+
+int journal_mark(struct journal *j, uint64_t id)
+{
+    return mark(j, id, false);
+}
+
+int journal_mark_final(struct journal *j, uint64_t id)
+{
+    return mark(j, id, true);
+}
+
+/* A record's after_mark as compaction sees it. */
+static bool after_mark(const struct journal *j, const struct journal_file *f)
+{
+    return f->after_mark && !j->marked_final;
 }
 
 size_t journal_files_after_mark(const struct journal *j)
@@ -688,7 +716,7 @@ static void snap_file(void *v, void *ctx)
 {
     struct snap *c = ctx;
     const struct journal_file *f = v;
-    if (c->only >= 0 && f->after_mark != c->only)
+    if (c->only >= 0 && after_mark(c->j, f) != c->only)
         return;
     if (c->rc == 0 && !path_has_newline(c->j, f))
         c->rc = put_file(c->j, f);
@@ -706,7 +734,7 @@ static void count_before(void *v, void *ctx)
 {
     struct snap *c = ctx;
     const struct journal_file *f = v;
-    c->before += !f->after_mark && !path_has_newline(c->j, f);
+    c->before += !after_mark(c->j, f) && !path_has_newline(c->j, f);
 }
 
 /* The file records, a directory's together (in the order the directories came): a load
@@ -1672,6 +1700,7 @@ void journal_forget_entities(struct journal *j)
     j->dirs_gen++;
     j->mark_id = 0; /* a mark speaks of the file records */
     j->files_after_mark = 0;
+    j->marked_final = false;
 }
 
 static int open_into(struct journal *j, const char *dir, const char *agent,

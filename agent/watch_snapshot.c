@@ -238,7 +238,7 @@ uint64_t snapshot_mark_at_end(struct watch *w)
     if (!due)
         return 0; /* every snapshot and mark file is as it should be */
     uint64_t id = new_mark_id();
-    int rc = journal_mark(w->j, id);
+    int rc = journal_mark_final(w->j, id);
     if (rc < 0) {
         for (size_t i = 0; i < w->nroots; i++)
             no_snapshot(&w->roots[i], rc);

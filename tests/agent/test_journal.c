@@ -946,6 +946,50 @@ static void test_journal__mark_splits_files_before_and_after(void **state)
     tu_rmtree(dir);
 }
 
+/* The mark at the end of a run leaves the records' flags as they are: compacted (on the
+ * side thread, as at the end of a run) or only appended, the journal reads back with every
+ * file before it; a file noted after it after all lies after it. */
+static void test_journal__final_mark(void **state)
+{
+    (void)state;
+    for (int round = 0; round < 3; round++) {
+        char *dir = tu_tmpdir("journal-final");
+        struct journal *j = NULL;
+        open_ok(&j, dir, "a");
+        int n = round == 0 ? 2000 : 20; /* 2,000 records: enough for a compaction at the end */
+        for (int i = 0; i < n; i++)
+            note_marked(j, "FoilHole", i, 0);
+        assert_int_equal(journal_files_after_mark(j), n);
+        assert_int_equal(journal_mark_final(j, 0xf1), 0);
+        assert_int_equal(journal_files_after_mark(j), 0);
+        if (round == 2) /* noted after all */
+            note_marked(j, "FoilHole", 7, 5);
+        journal_compact_start(j);
+        assert_int_equal(journal_compact_join(j), 0);
+        assert_int_equal(journal_close(j), 0);
+        char *jpath = tu_path(dir, "journal");
+        size_t len;
+        char *text = tu_read(jpath, &len);
+        assert_non_null(text);
+        if (round == 0) { /* compacted: the mark first, counting every record */
+            char want[64];
+            snprintf(want, sizeof(want), "\nM\t00000000000000f1\t%d\n", n);
+            const char *m = strstr(text, want);
+            assert_non_null(m);
+            assert_null(strstr(text, "\nF\t") < m ? strstr(text, "\nF\t") : NULL);
+        }
+        free(text);
+        free(jpath);
+        char reason[256];
+        assert_int_equal(journal_peek(&j, dir, reason, sizeof(reason)), 0);
+        assert_int_equal(info(j).mark_id, 0xf1);
+        assert_int_equal(info(j).files, n);
+        assert_int_equal(journal_files_after_mark(j), round == 2 ? 1 : 0);
+        assert_int_equal(journal_close(j), 0);
+        tu_rmtree(dir);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -965,6 +1009,7 @@ int main(void)
         cmocka_unit_test(test_journal__numbers_at_their_limits),
         cmocka_unit_test(test_journal__damage_never_regresses_seq),
         cmocka_unit_test(test_journal__mark_splits_files_before_and_after),
+        cmocka_unit_test(test_journal__final_mark),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
