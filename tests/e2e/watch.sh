@@ -327,15 +327,20 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
     # stop waits for it before it drains, so nothing is emitted again (it once flushed a
     # half-restored model; ThreadSanitizer saw the race) and every start exits 0.
     before=$(wc -l <"$TMP/restart.jsonl")
-    local early=0
+    local early=0 codes="" rc
     for i in $(seq 1 6); do
         start_agent_ready restart "$d"
         sleep "0.0$((RANDOM % 5))"
         kill -TERM "$APID"
-        wait "$APID" || early=$((early + 1))
+        wait "$APID"
+        rc=$?
+        codes="$codes $rc"
+        [ "$rc" -eq 0 ] || early=$((early + 1))
     done
-    [ "$early" -eq 0 ] && ok "restart: 6 early SIGTERMs: each exits 0" ||
-        bad "restart: $early of 6 early SIGTERMs did not exit 0"
+    [ "$early" -eq 0 ] && ok "restart: 6 early SIGTERMs: each exits 0" || {
+        bad "restart: $early of 6 early SIGTERMs did not exit 0 (exit statuses:$codes)"
+        tail -40 "$TMP/restart.log"
+    }
     [ "$(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"')" -eq 0 ] &&
         ok "restart: nothing but heartbeats emitted by them" ||
         bad "restart: early SIGTERMs emitted $(tail -n +$((before + 1)) "$TMP/restart.jsonl" | grep -vc '"type":"agent"') events"
