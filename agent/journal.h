@@ -213,7 +213,7 @@ int journal_mark(struct journal *j, uint64_t id);
  * compaction takes every record as before this mark); nothing may be noted after it. */
 int journal_mark_final(struct journal *j, uint64_t id);
 
-/* How many files' records lie after the mark (a count over every record). */
+/* How many files' records lie after the mark (kept as records are noted and marked). */
 size_t journal_files_after_mark(const struct journal *j);
 
 /* Writes buffered records with one write, then compacts the file when it has doubled
