@@ -467,6 +467,25 @@ void journal_file_prefetch(const struct journal *j, uint32_t dir, uint64_t name_
         hset_prefetch_value(&j->files, key);
 }
 
+uint64_t journal_file_prefetch_path(const struct journal *j, struct journal_dircache *c,
+                                    const char *path)
+{
+    struct pathkey k;
+    key_cached(c, &k, path);
+    int64_t dir = dir_cached((struct journal *)(uintptr_t)j, c, &k, false);
+    if (dir < 0)
+        return 0;
+    uint64_t key = file_key((uint32_t)dir, k.name_hash);
+    hset_prefetch(&j->files, key);
+    return key; /* (a key of 0 only loses its step 1) */
+}
+
+void journal_file_prefetch_token(const struct journal *j, uint64_t token)
+{
+    if (token)
+        hset_prefetch_value(&j->files, token);
+}
+
 struct journal_file *journal_file_find_cached(const struct journal *j, struct journal_dircache *c,
                                               const struct pathkey *k)
 {

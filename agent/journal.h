@@ -184,6 +184,15 @@ struct journal_file *journal_file_find_in(const struct journal *j, uint32_t dir,
  * later (a system call), then the lookup finds its memory loaded. */
 void journal_file_prefetch(const struct journal *j, uint32_t dir, uint64_t name_hash, int step);
 
+/* The same hints by path, for a reader that looks paths up one after another (a
+ * snapshot's restore): step 0 returns a token (0: the directory is not known, nothing to
+ * hint), step 1 takes it some work later; then journal_file_find_path_cached() of `path`
+ * finds its memory loaded. `c` should not be the cache of those lookups (the hints run
+ * some paths ahead of them). */
+uint64_t journal_file_prefetch_path(const struct journal *j, struct journal_dircache *c,
+                                    const char *path);
+void journal_file_prefetch_token(const struct journal *j, uint64_t token);
+
 /* journal_file_find_key() and journal_file_find() through a cache. */
 struct journal_file *journal_file_find_cached(const struct journal *j, struct journal_dircache *c,
                                               const struct pathkey *k);

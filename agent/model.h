@@ -147,6 +147,10 @@ struct model_restore_cb {
      * that borrows paths; NULL when it has none (the restore fails). */
     const char *(*path)(void *ctx, const char *rel);
     void *ctx;
+    /* Optional: a hint that path() will be asked for `rel` some records later. Step 0
+     * (rel set) returns a token, step 1 (rel NULL) gets it back a few records later; the
+     * caller may prefetch what the lookup will touch. */
+    uint64_t (*prefetch)(void *ctx, const char *rel, int step, uint64_t token);
 };
 
 /* Fills a new, empty model from a snapshot written by model_save(). Returns 0, or a

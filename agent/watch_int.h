@@ -54,7 +54,8 @@ struct wroot {
                                same version are not read again */
     int restore_rc;         /* the restore's outcome: 0, or a negative EM_E* (memory) */
     uint64_t trusted_early; /* files trusted while the restore ran (undone if it failed) */
-    struct journal_dircache restore_dc; /* the restorer's lookups */
+    struct journal_dircache restore_dc;  /* the restorer's lookups */
+    struct journal_dircache prefetch_dc; /* and its hints, some paths ahead */
     /* The snapshot on disk holds the model as it was when model_changes() said
      * snap_changes (read back, or written, in this run). */
     bool snap_current;

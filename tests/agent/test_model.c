@@ -630,6 +630,248 @@ static void test_model__text_and_object_emission_agree(void **state)
     fold_free(&texts);
 }
 
+/* ---- snapshots: model_save() and model_restore() with a borrowing caller ---- */
+
+/* The caller's stable copies of the paths it fed (the watch's journal, here a table). */
+struct names {
+    char *rel[128];
+    size_t n;
+    /* what model_restore() asked, in order: 'h' hint (step 0), 'g' step 1, 'p' path() */
+    char kind[512];
+    size_t idx[512];
+    size_t nlog;
+    size_t hinted, stepped, asked;
+};
+
+static const char *names_add(struct names *t, const char *rel)
+{
+    assert_true(t->n < 128);
+    t->rel[t->n] = strdup(rel);
+    return strrchr(t->rel[t->n++], '/') + 1;
+}
+
+static size_t names_find(const struct names *t, const char *rel)
+{
+    for (size_t i = 0; i < t->n; i++)
+        if (strcmp(t->rel[i], rel) == 0)
+            return i;
+    fail_msg("model_restore asked for %s, which was never fed", rel);
+    return 0;
+}
+
+static void names_log(struct names *t, char kind, size_t i)
+{
+    if (t->nlog < 512) {
+        t->kind[t->nlog] = kind;
+        t->idx[t->nlog++] = i;
+    }
+}
+
+static const char *snap_path(void *ctx, const char *rel)
+{
+    struct names *t = ctx;
+    size_t i = names_find(t, rel);
+    names_log(t, 'p', i);
+    t->asked++;
+    return strrchr(t->rel[i], '/') + 1;
+}
+
+static uint64_t snap_prefetch(void *ctx, const char *rel, int step, uint64_t token)
+{
+    struct names *t = ctx;
+    if (step == 1) {
+        assert_null(rel);
+        assert_true(token >= 1 && token <= t->n);
+        names_log(t, 'g', (size_t)token - 1);
+        t->stepped++;
+        return token;
+    }
+    size_t i = names_find(t, rel);
+    names_log(t, 'h', i);
+    t->hinted++;
+    return i + 1;
+}
+
+static struct epu_doc *snap_load(void *ctx, const char *rel, enum epu_kind kind,
+                                 struct fsio_stat *st)
+{
+    (void)ctx;
+    return load_rel(rel, kind, st);
+}
+
+static struct model *new_borrowing(struct folded *f)
+{
+    struct model_callbacks cb = {on_emit, NULL, on_load, NULL, f, true, false, NULL};
+    struct model *m = model_new(VISIT, &cb);
+    assert_non_null(m);
+    return m;
+}
+
+static char *save_text(struct model *m, size_t *len)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(model_save(m, f), 0);
+    long n = ftell(f);
+    assert_true(n > 0);
+    rewind(f);
+    char *text = malloc((size_t)n + 1);
+    assert_int_equal(fread(text, 1, (size_t)n, f), (size_t)n);
+    text[n] = '\0';
+    fclose(f);
+    *len = (size_t)n;
+    return text;
+}
+
+static int restore_text(struct model *m, const char *text, size_t len,
+                        const struct model_restore_cb *cb)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    rewind(f);
+    int rc = model_restore(m, f, cb);
+    fclose(f);
+    return rc;
+}
+
+static int by_string(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The same records (a model's maps keep no order of insertion, so a restored model may
+ * write them in another order), and the end record last. */
+static void assert_same_lines(const char *got, const char *want)
+{
+    char *g = strdup(got), *w = strdup(want);
+    char *gl[256], *wl[256];
+    size_t ng = 0, nw = 0;
+    for (char *p = strtok(g, "\n"); p && ng < 256; p = strtok(NULL, "\n"))
+        gl[ng++] = p;
+    for (char *p = strtok(w, "\n"); p && nw < 256; p = strtok(NULL, "\n"))
+        wl[nw++] = p;
+    assert_int_equal(ng, nw);
+    assert_string_equal(gl[ng - 1], "E");
+    qsort(gl, ng, sizeof(*gl), by_string);
+    qsort(wl, nw, sizeof(*wl), by_string);
+    for (size_t i = 0; i < ng; i++)
+        assert_string_equal(gl[i], wl[i]);
+    free(g);
+    free(w);
+}
+
+/* A snapshot of more records than model_restore() reads ahead (40 micrographs more than
+ * the visit has; their names and the foil-hole images' are borrowed) restores to a model that saves
+ * the same records, with and without hints; every borrowed path was hinted before it was
+ * asked for; a snapshot cut anywhere (at a line end, inside a line, before its end
+ * record) is refused as truncated and leaves nothing behind (ASan). */
+static void test_model__snapshot_restores_what_was_saved_and_refuses_a_cut_one(void **state)
+{
+    (void)state;
+    struct folded got = {0};
+    struct names fed = {0};
+    struct model *m = new_borrowing(&got);
+    char **files;
+    size_t n = visit_files(&files);
+    for (size_t i = 0; i < n; i++) {
+        struct tree_loc loc;
+        assert_int_equal(tree_locate(files[i], &loc), 0);
+        free(loc.session_dir);
+        struct fsio_stat st;
+        struct epu_doc *doc = load_rel(files[i], loc.kind, &st);
+        assert_non_null(doc);
+        assert_int_equal(model_file(m, files[i], names_add(&fed, files[i]), loc.kind, doc, &st), 0);
+        free(files[i]);
+    }
+    free(files);
+    for (int i = 0; i < 40; i++) {
+        char rel[256];
+        snprintf(rel, sizeof(rel), "%sFoilHole_%d_Data_4001_%d_20250101_1023%02d.xml", SQ1,
+                 2300 + i, i + 1, i);
+        struct fsio_stat st;
+        struct epu_doc *doc = load_rel(SQ1 MIC_B, EPU_KIND_MICROGRAPH, &st);
+        assert_non_null(doc);
+        assert_int_equal(model_file(m, rel, names_add(&fed, rel), EPU_KIND_MICROGRAPH, doc, &st),
+                         0);
+    }
+    assert_int_equal(model_flush(m), 0);
+    size_t len;
+    char *text = save_text(m, &len);
+    size_t lines = 0, borrowed = 0;
+    for (const char *p = text; *p; p = strchr(p, '\n') + 1) {
+        lines++;
+        borrowed +=
+            strncmp(p, "M\t", 2) == 0 || (strncmp(p, "H\t", 2) == 0 && strstr(p, "/FoilHoles/") &&
+                                          strstr(p, "/FoilHoles/") < strchr(p, '\n'));
+    }
+    if (borrowed < 40) /* far more than the 16 read ahead */
+        fail_msg("%zu borrowed paths, not more than read ahead", borrowed);
+
+    /* Whole, with hints: the same text again, each path hinted before it was asked for. */
+    struct folded none = {0};
+    struct model *r = new_borrowing(&none);
+    struct model_restore_cb cb = {snap_load, snap_path, &fed, snap_prefetch};
+    assert_int_equal(restore_text(r, text, len, &cb), 0);
+    assert_int_equal(model_dirty(r), 0);
+    assert_int_equal(none.events, 0); /* what was restored was emitted before */
+    size_t len2;
+    char *again = save_text(r, &len2);
+    assert_int_equal(len2, len);
+    assert_same_lines(again, text);
+    free(again);
+    model_free(r);
+    assert_int_equal(fed.asked, borrowed);
+    assert_int_equal(fed.hinted, borrowed);
+    assert_true(fed.stepped + 8 >= borrowed); /* all but the last few lines' */
+    for (size_t k = 0; k < fed.nlog; k++) {
+        if (fed.kind[k] != 'p')
+            continue;
+        bool hinted = false;
+        for (size_t e = 0; e < k && !hinted; e++)
+            hinted = fed.kind[e] == 'h' && fed.idx[e] == fed.idx[k];
+        if (!hinted)
+            fail_msg("%s asked for before its hint", fed.rel[fed.idx[k]]);
+    }
+
+    /* Without hints (a caller that has none): the same. */
+    r = new_borrowing(&none);
+    struct model_restore_cb plain_cb = {snap_load, snap_path, &fed, NULL};
+    fed.hinted = 0;
+    assert_int_equal(restore_text(r, text, len, &plain_cb), 0);
+    assert_int_equal(fed.hinted, 0);
+    again = save_text(r, &len2);
+    assert_same_lines(again, text);
+    free(again);
+    model_free(r);
+
+    /* Cut: at every line end but the last (no end record), one byte into and one byte
+     * before the end of every line. */
+    size_t cuts = 0;
+    for (const char *p = text; *p; p = strchr(p, '\n') + 1) {
+        size_t start = (size_t)(p - text), end = (size_t)(strchr(p, '\n') - text) + 1;
+        size_t at[] = {start, start + 1, end - 1};
+        for (size_t c = 0; c < 3; c++) {
+            if (at[c] >= len)
+                continue;
+            r = new_borrowing(&none);
+            int rc = restore_text(r, text, at[c], &cb);
+            if (rc != -EM_ETRUNCATED)
+                fail_msg("a snapshot cut at byte %zu of %zu: %d, not truncated", at[c], len, rc);
+            model_free(r);
+            cuts++;
+        }
+    }
+    assert_true(cuts >= 3 * lines - 2);
+    assert_int_equal(none.events, 0);
+    free(text);
+    model_free(m);
+    for (size_t i = 0; i < fed.n; i++)
+        free(fed.rel[i]);
+    fold_free(&got);
+    fold_free(&none);
+}
+
 int main(void)
 {
     epu_init();
@@ -643,6 +885,7 @@ int main(void)
         cmocka_unit_test(test_model__unparseable_square_file_still_makes_the_square),
         cmocka_unit_test(test_model__forgotten_directory_retracts_its_entities),
         cmocka_unit_test(test_model__withdrawn_dm_equals_an_unparseable_one),
+        cmocka_unit_test(test_model__snapshot_restores_what_was_saved_and_refuses_a_cut_one),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     epu_cleanup();

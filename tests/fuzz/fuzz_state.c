@@ -191,7 +191,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     snprintf(path, sizeof(path), "%s/snapshot", scratch);
     FILE *f = size ? fopen(path, "rb") : NULL;
     if (m && f) {
-        struct model_restore_cb rcb = {snap_load, snap_path, NULL};
+        struct model_restore_cb rcb = {snap_load, snap_path, NULL, NULL};
         if (model_restore(m, f, &rcb) == 0) {
             struct model_stats st;
             model_stats(m, &st);
