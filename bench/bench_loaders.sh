@@ -5,6 +5,11 @@
 # the large file, one process per file for the small ones, and `curl --parallel` (one
 # process, 8 at once, as the loaders). The loaders also compute every file's SHA-256,
 # fsync it and rename it into place, and record the job in an SQLite store.
+#
+# LINK=RATE (as tc says it: 1gbit, 2500mbit): nginx runs in a network namespace of its own,
+# behind a veth pair whose both ends are limited to RATE (tc's tbf), as a file server
+# across a facility's network would be; needs root, ip and tc (iproute2). Without it,
+# nginx listens on loopback, where the transfers are bound by the 2 cores, not a network.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 runs=${1:-3}
@@ -15,7 +20,35 @@ NGINX=$(command -v nginx || echo /usr/sbin/nginx)
 [ -x "$NGINX" ] || { echo "nginx is not installed (scripts/setup.sh test)"; exit 1; }
 work=$(mktemp -d /dev/shm/em-bench-loaders.XXXXXX)
 port=47290
-trap 'kill $(cat "$work/nginx/nginx.pid" 2>/dev/null) 2>/dev/null || true; rm -rf "$work"' EXIT
+link=${LINK:-}
+ns=emb$$
+host=127.0.0.1
+run_nginx=()
+cleanup() {
+    kill "$(cat "$work/nginx/nginx.pid" 2>/dev/null)" 2>/dev/null || true
+    if [ -n "$link" ]; then
+        ip link del "$ns-c" 2>/dev/null || true
+        ip netns del "$ns" 2>/dev/null || true
+    fi
+    rm -rf "$work"
+}
+trap cleanup EXIT
+if [ -n "$link" ]; then
+    [ "$(id -u)" = 0 ] || { echo "LINK=$link needs root (a network namespace)"; exit 1; }
+    command -v tc >/dev/null || { echo "LINK=$link needs tc (apt-get install iproute2)"; exit 1; }
+    ip netns add "$ns"
+    ip link add "$ns-c" type veth peer name "$ns-s"
+    ip link set "$ns-s" netns "$ns"
+    ip addr add 10.77.0.1/24 dev "$ns-c"
+    ip link set "$ns-c" up
+    ip netns exec "$ns" ip addr add 10.77.0.2/24 dev "$ns-s"
+    ip netns exec "$ns" ip link set "$ns-s" up
+    ip netns exec "$ns" ip link set lo up
+    tc qdisc add dev "$ns-c" root tbf rate "$link" burst 4mb latency 50ms
+    ip netns exec "$ns" tc qdisc add dev "$ns-s" root tbf rate "$link" burst 4mb latency 50ms
+    host=10.77.0.2
+    run_nginx=(ip netns exec "$ns")
+fi
 mkdir -p "$work/www/small" "$work/nginx"
 head -c $((512 << 20)) /dev/urandom >"$work/www/large.bin"
 for i in $(seq 1 1000); do head -c 65536 /dev/urandom >"$work/www/small/f$i.bin"; done
@@ -33,12 +66,13 @@ http {
     fastcgi_temp_path $work/nginx/fastcgi;
     uwsgi_temp_path $work/nginx/uwsgi;
     scgi_temp_path $work/nginx/scgi;
-    server { listen 127.0.0.1:$port; root $work/www; }
+    server { listen $host:$port; root $work/www; }
 }
 CONF
-"$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'user root;'
+"${run_nginx[@]}" "$NGINX" -p "$work/nginx" -c "$work/nginx/nginx.conf" -g 'user root;'
 sleep 0.5
-base=http://127.0.0.1:$port
+base=http://$host:$port
+echo "nginx at $base${link:+, behind a $link link (tbf, its own network namespace)}"
 for i in $(seq 1 1000); do echo "url = $base/small/f$i.bin"; done | sed 's/^url = //' >"$work/small.list"
 
 # measure NAME COMMAND...: appends "wall cpu" for one run
@@ -70,7 +104,7 @@ for r in $(seq 1 "$runs"); do
         measure "1000 small: loaders" bash -c "loaders \$(cat $work/small.list)"
     fi
 done
-echo "median of $runs runs (wall s, cpu s):"
+echo "median of $runs runs (wall s, cpu s of the client: nginx not counted):"
 python3 - "$work/results" <<'PY'
 import statistics, sys
 rows = {}
