@@ -1892,6 +1892,13 @@ int model_save(struct model *m, FILE *f)
         so_ch(o, '\t');
         so_u64(o, s->ino);
         so_field(o, s->atlas ? s->atlas->rel : NULL);
+        /* The id its entities were emitted under: a restore that finds another in the
+         * session file now (changed after the snapshot) cannot use the snapshot. */
+        so_ch(o, '\t');
+        if (s->doc && s->doc->u.session.session_id.set)
+            so_i64(o, s->doc->u.session.session_id.v);
+        else
+            so_ch(o, '-');
         so_ch(o, '\n');
         sv.s = s;
         hmap_each(&s->squares, save_square, &sv);
@@ -2079,7 +2086,10 @@ static int restore_session(struct model *m, char **fd, size_t n, const struct mo
 {
     long long flags;
     unsigned long long dev, ino;
-    if (n != 7 || !parse_ll(fd[3], &flags) || !parse_ull(fd[4], &dev) || !parse_ull(fd[5], &ino))
+    long long id = 0;
+    /* 7 fields: a snapshot from before the session id was written (2026-12-04) */
+    if ((n != 7 && n != 8) || !parse_ll(fd[3], &flags) || !parse_ull(fd[4], &dev) ||
+        !parse_ull(fd[5], &ino) || (n == 8 && strcmp(fd[7], "-") != 0 && !parse_ll(fd[7], &id)))
         return -EM_EMALFORMED;
     struct m_session *s = session_get(m, fd[1]);
     if (!s)
@@ -2088,6 +2098,16 @@ static int restore_session(struct model *m, char **fd, size_t n, const struct mo
     if (dm) {
         s->doc = cb->load(cb->ctx, dm, EPU_KIND_SESSION, &s->dm_st);
         if (!s->doc || set_str(&s->dm_rel, dm) < 0)
+            return -EM_ESTATE;
+    }
+    /* The session file read now is the version the caller's journal has, which may be
+     * newer than the snapshot (a run killed after taking it in). Another id (or an id
+     * where there was none) re-keys every entity of the directory, which the restored
+     * model was not built under: the tree must be read. Other fields of the session file
+     * concern only the session, whose file is read again after the restore. */
+    if (n == 8) {
+        bool had = strcmp(fd[7], "-") != 0, has = s->doc && s->doc->u.session.session_id.set;
+        if (had != has || (has && s->doc->u.session.session_id.v != id))
             return -EM_ESTATE;
     }
     s->dup = flags & 1;
