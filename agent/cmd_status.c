@@ -1,5 +1,6 @@
 /* em-agent status: what a watch's state directory says, without disturbing the watch. */
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +18,7 @@
 #include "fsio.h"
 #include "journal.h"
 #include "outbox.h"
+#include "watch.h"
 
 static const char status_usage[] =
     "Usage: em-agent status [--state-dir DIR | [--agent NAME] DIR...] [--json]\n"
@@ -57,8 +59,19 @@ static int outbox_waiting(const char *state_dir, bool *present, uint64_t *waitin
     return outbox_count_waiting(state_dir, waiting, &first, &last);
 }
 
+/* Whether the snapshot at `path` is of the format this build reads. */
+static bool snapshot_format_ok(const char *path)
+{
+    char head[sizeof(WATCH_SNAPSHOT_MAGIC) + 1] = {0};
+    FILE *f = path ? fopen(path, "rb") : NULL;
+    size_t n = f ? fread(head, 1, sizeof(head) - 1, f) : 0;
+    if (f)
+        fclose(f);
+    return n == sizeof(head) - 1 && strncmp(head, WATCH_SNAPSHOT_MAGIC "\t", n) == 0;
+}
+
 /* The model snapshots (model-HASH, one per watched directory) and how many a start would
- * use: those whose mark file names the journal's last mark. */
+ * use: those of this build's format whose mark file names the journal's last mark. */
 static void snapshots(const char *state_dir, uint64_t mark_id, size_t *total, size_t *usable)
 {
     *total = *usable = 0;
@@ -76,7 +89,9 @@ static void snapshots(const char *state_dir, uint64_t mark_id, size_t *total, si
         char *mp = fsio_join(state_dir, mark);
         uint64_t id = mp ? fsio_read_number(mp) : 0;
         free(mp);
-        *usable += id != 0 && id == mark_id;
+        char *sp = id != 0 && id == mark_id ? fsio_join(state_dir, name) : NULL;
+        *usable += sp && snapshot_format_ok(sp);
+        free(sp);
     }
     fsio_entries_free(e, n);
 }

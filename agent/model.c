@@ -2087,9 +2087,8 @@ static int restore_session(struct model *m, char **fd, size_t n, const struct mo
     long long flags;
     unsigned long long dev, ino;
     long long id = 0;
-    /* 7 fields: a snapshot from before the session id was written (2026-12-04) */
-    if ((n != 7 && n != 8) || !parse_ll(fd[3], &flags) || !parse_ull(fd[4], &dev) ||
-        !parse_ull(fd[5], &ino) || (n == 8 && strcmp(fd[7], "-") != 0 && !parse_ll(fd[7], &id)))
+    if (n != 8 || !parse_ll(fd[3], &flags) || !parse_ull(fd[4], &dev) || !parse_ull(fd[5], &ino) ||
+        (strcmp(fd[7], "-") != 0 && !parse_ll(fd[7], &id)))
         return -EM_EMALFORMED;
     struct m_session *s = session_get(m, fd[1]);
     if (!s)
@@ -2100,15 +2099,22 @@ static int restore_session(struct model *m, char **fd, size_t n, const struct mo
         if (!s->doc || set_str(&s->dm_rel, dm) < 0)
             return -EM_ESTATE;
     }
-    /* The session file read now is the version the caller's journal has, which may be
-     * newer than the snapshot (a run killed after taking it in). Another id (or an id
-     * where there was none) re-keys every entity of the directory, which the restored
-     * model was not built under: the tree must be read. Other fields of the session file
-     * concern only the session, whose file is read again after the restore. */
-    if (n == 8) {
-        bool had = strcmp(fd[7], "-") != 0, has = s->doc && s->doc->u.session.session_id.set;
-        if (had != has || (has && s->doc->u.session.session_id.v != id))
-            return -EM_ESTATE;
+    /* The session file read now may be newer than the snapshot (rewritten while the agent
+     * was down, or taken in by a run killed after the snapshot); the caller hands it over
+     * again after the restore, and the model takes it in then as it would live. Its id
+     * must still be the one the restored entities were emitted under: a newer version
+     * that gives another (or none) stands in with the snapshot's id, so that the file
+     * read again is an id change, as live (the old id's entities deleted, the directory's
+     * emitted again under the new one). A session that had no id emitted nothing: one
+     * that has an id now is read whole. */
+    bool had = strcmp(fd[7], "-") != 0, has = s->doc && s->doc->u.session.session_id.set;
+    if (!had && has)
+        return -EM_ESTATE;
+    if (had && (!s->doc || !has || s->doc->u.session.session_id.v != id)) {
+        if (!s->doc)
+            return -EM_EMALFORMED; /* an id, and no session file */
+        s->doc->u.session.session_id.v = id;
+        s->doc->u.session.session_id.set = true;
     }
     s->dup = flags & 1;
     s->seen_id = flags & 2;

@@ -140,8 +140,9 @@ int model_save(struct model *m, FILE *f);
 uint64_t model_changes(const struct model *m);
 
 struct model_restore_cb {
-    /* The file `rel` parsed, when it is the version the snapshot was made from (the
-     * caller's journal knows); NULL otherwise, which makes the restore fail. */
+    /* The file `rel` (a session's or an atlas's) parsed: the version the snapshot was made
+     * from, or a later one that the caller hands over again (model_file()) after the
+     * restore; NULL when neither (the restore fails). */
     struct epu_doc *(*load)(void *ctx, const char *rel, enum epu_kind kind, struct fsio_stat *st);
     /* The caller's stable copy of the name of `rel` (after its last '/'), for a model
      * that borrows paths; NULL when it has none (the restore fails). */

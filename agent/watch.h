@@ -53,4 +53,9 @@ int watch_run(const struct watch_options *opt);
  * for the program, e.g. "service stop") is logged. Does nothing when no watch runs. */
 void watch_request_stop(const char *why);
 
+/* The first words of a model snapshot of the format this build reads (watch_snapshot.c;
+ * `status` tells from them whether a start can use one). Format 3 (2026-12-04): session
+ * records carry their session id. */
+#define WATCH_SNAPSHOT_MAGIC "em-agent model 3"
+
 #endif

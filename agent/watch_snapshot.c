@@ -16,7 +16,10 @@
  * then the mark file written. Cut anywhere, the pair is either the old one with its own
  * mark, or has no mark file (not used). */
 
-#define SNAPSHOT_MAGIC "em-agent model 2"
+/* Format 3 (2026-12-04): session records carry their session id, and a session or atlas
+ * file changed while the agent was down no longer makes the snapshot unusable. */
+#define SNAPSHOT_MAGIC WATCH_SNAPSHOT_MAGIC
+#define SNAPSHOT_MAGIC_ANY "em-agent model "
 #define SNAPSHOT_BUFFER ((size_t)1 << 20)
 
 /* Opens a snapshot file with a 1 MiB stdio buffer (a visit's is 130 MB). The buffer is
@@ -59,10 +62,14 @@ static struct epu_doc *restore_load(void *ctx, const char *rel, enum epu_kind ki
     const struct journal_file *f =
         path ? journal_file_find_path_cached(r->w->j, &r->restore_dc, path) : NULL;
     free(path);
-    /* A file under the root must be the version the journal has; one outside it (an atlas
-     * beside a watched session directory) is simply read. */
+    /* A file under the root must be one the journal knows, and either the version it
+     * took in or another one, which the walk reads again since it differs from the
+     * journal's (EPU rewrites EpuSession.dm all session long, so a restart during
+     * acquisition finds it changed): the model takes that in as it would live (a session
+     * file's new id too: model_restore()). Not a version the journal has as failed. One outside the
+     * root (an atlas beside a watched session directory) is simply read. */
     if (doc && strncmp(rel, "../", 3) != 0 &&
-        (!f || f->state != JFILE_DONE || !watch_same_version(f, st))) {
+        (!f || (f->state != JFILE_DONE && watch_same_version(f, st)))) {
         epu_doc_free(doc);
         doc = NULL;
     }
@@ -128,10 +135,19 @@ int snapshot_restore(struct watch *w, struct wroot *r)
                                   "journal, or a state directory put back from a copy)";
     struct journal_info ji;
     journal_info(w->j, &ji);
-    if (id != 0 && id == ji.mark_id && fgets(head, sizeof(head), f) && strcmp(head, want) == 0) {
-        struct model_restore_cb cb = {restore_load, restore_path, r, restore_prefetch};
-        rc = model_restore(r->model, f, &cb);
-        why = rc == -EM_ESTATE ? "a session or atlas file changed since" : em_strerror(rc);
+    if (id != 0 && id == ji.mark_id && fgets(head, sizeof(head), f)) {
+        if (strcmp(head, want) == 0) {
+            struct model_restore_cb cb = {restore_load, restore_path, r, restore_prefetch};
+            rc = model_restore(r->model, f, &cb);
+            why = rc == -EM_ESTATE ? "a session or atlas file is gone or cannot be read now, or "
+                                     "a session has an id now and had none"
+                                   : em_strerror(rc);
+        } else if (strncmp(head, SNAPSHOT_MAGIC_ANY, strlen(SNAPSHOT_MAGIC_ANY)) == 0 &&
+                   strncmp(head, SNAPSHOT_MAGIC "\t", strlen(SNAPSHOT_MAGIC) + 1) != 0) {
+            why = "an older em-agent wrote it, in another format";
+        } else {
+            why = "it was written for another agent name or directory";
+        }
     }
     fclose(f);
     free(fbuf);
