@@ -107,7 +107,7 @@ static uv_async_t *volatile stop_async;
 void watch_request_stop(const char *why)
 {
     stop_why = why;
-    stop_signal = 1;
+    __atomic_store_n(&stop_signal, 1, __ATOMIC_RELAXED); /* read by other threads too */
     uv_async_t *a = stop_async;
     if (a)
         uv_async_send(a); /* thread-safe and async-signal-safe */
@@ -143,6 +143,11 @@ static BOOL WINAPI on_console(DWORD type)
     }
 }
 #endif
+
+bool watch_stop_pending(void)
+{
+    return __atomic_load_n(&stop_signal, __ATOMIC_RELAXED) != 0;
+}
 
 /* Whether a stop was asked for; the first time, stops. For the loops of a walk. */
 static bool stop_requested(struct watch *w)
@@ -1237,6 +1242,10 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
         w->statter = NULL;
         w->statter_tried = false;
     }
+    /* A root walked to its end has every file the journal knows there in its model
+     * (taken in, or trusted with a restored model): its snapshot may be written now. */
+    if (!w->stopping && !stop_signal && !w->failed && strcmp(dir, r->path) == 0)
+        r->model_whole = true; /* (a stop signalled may have cut the walk short already) */
     /* A --once run ends after its walk: its journal is compacted then, beside the
      * snapshot (journal_compact_start()), not here before it. */
     journal_hold_compaction(w->j, was_walking || w->opt->exit_idle);
@@ -2064,6 +2073,8 @@ static int start(struct watch *w)
     uint64_t t0 = uv_hrtime();
     journal_info(w->j, &ji); /* again: check_state() may have reset it */
     w->walk_started_ns = t0;
+    for (size_t i = 0; i < w->nroots; i++)
+        w->roots[i].model_whole = ji.fresh; /* else: once restored, or walked whole */
     if (!ji.fresh && !o->from_start && !w->state_reset && !w->failed) {
         /* The snapshots are read on another thread while the walk lists and stats the
          * tree; the walk waits for them before it takes in a file (finish_restore). */

@@ -56,6 +56,12 @@ struct wroot {
     uint64_t trusted_early; /* files trusted while the restore ran (undone if it failed) */
     struct journal_dircache restore_dc;  /* the restorer's lookups */
     struct journal_dircache prefetch_dc; /* and its hints, some paths ahead */
+    /* The model holds every file the journal has under the root (the journal was new,
+     * the snapshot was restored, or a walk of the root went to its end): only then may a
+     * snapshot be written. Not so after a failed restore until the tree is read again: a
+     * stop in between wrote an empty snapshot that the next start trusted with every
+     * file. */
+    bool model_whole;
     /* The snapshot on disk holds the model as it was when model_changes() said
      * snap_changes (read back, or written, in this run). */
     bool snap_current;
@@ -216,5 +222,9 @@ int snapshot_write_synced(const char *path, const char *tmp, int (*fill)(FILE *f
 int snapshot_write_synced_then(const char *path, const char *tmp, int (*fill)(FILE *f, void *ctx),
                                void *ctx, const char *drop);
 int snapshot_fill_text(FILE *f, void *ctx);
+
+/* Whether a stop (a signal, a service stop) was asked for: for threads other than the
+ * loop's, which may not stop() themselves (the restorer's waits). */
+bool watch_stop_pending(void);
 
 #endif

@@ -53,11 +53,31 @@ static uint64_t new_mark_id(void)
     return id ? id : 1;
 }
 
+/* How long a restore waits for a session or atlas file that is there but cannot be
+ * parsed: EPU may be rewriting it at that moment (over a network share, for seconds).
+ * Giving up means reading the whole tree. */
+#define RESTORE_LOAD_WAIT_MS 3000
+#define RESTORE_LOAD_STEP_MS 100
+
 static struct epu_doc *restore_load(void *ctx, const char *rel, enum epu_kind kind,
                                     struct fsio_stat *st)
 {
     struct wroot *r = ctx;
     struct epu_doc *doc = watch_on_load(ctx, rel, kind, st);
+    struct fsio_stat now;
+    char *full = doc ? NULL : fsio_join(r->path, rel);
+    for (unsigned waited = 0; !doc && full && fsio_stat(full, &now) == 0 &&
+                              waited < RESTORE_LOAD_WAIT_MS && !watch_stop_pending();
+         waited += RESTORE_LOAD_STEP_MS) {
+        if (waited == 0)
+            em_log(EM_LOG_INFO,
+                   "%s: %s cannot be read as a whole now (being written?); the snapshot "
+                   "waits up to %u s for it",
+                   r->path, rel, RESTORE_LOAD_WAIT_MS / 1000);
+        uv_sleep(RESTORE_LOAD_STEP_MS);
+        doc = watch_on_load(ctx, rel, kind, st);
+    }
+    free(full);
     char *path = doc ? fsio_join(r->path, rel) : NULL;
     const struct journal_file *f =
         path ? journal_file_find_path_cached(r->w->j, &r->restore_dc, path) : NULL;
@@ -155,6 +175,7 @@ int snapshot_restore(struct watch *w, struct wroot *r)
     journal_dircache_free(&r->prefetch_dc);
     if (rc == 0) {
         r->restored = true;
+        r->model_whole = true;
         r->snap_current = true;
         r->snap_changes = model_changes(r->model);
         if (w->files_after_mark)
@@ -164,6 +185,15 @@ int snapshot_restore(struct watch *w, struct wroot *r)
                    r->path, path, w->files_after_mark);
         else
             em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
+    } else if (watch_stop_pending() && rc != 0) {
+        /* Given up for a stop (waiting for a session file): the pair stays as it is, for
+         * the next start, unless this run marks the journal (snapshot_mark_at_end()). */
+        em_log(EM_LOG_INFO, "%s: snapshot %s not restored: stopping", r->path, path);
+        struct model_callbacks cb = {
+            sink_on_emit, sink_on_retract,  watch_on_load, watch_on_rescan, r, true,
+            true,         sink_on_emit_text};
+        model_free(r->model);
+        r->model = model_new(r->path, &cb);
     } else {
         remove(markp);
         em_log(EM_LOG_INFO, "%s: snapshot %s not used (%s): reading the tree", r->path, path, why);
@@ -272,21 +302,31 @@ static void no_snapshot_now(const struct watch *w, const struct wroot *r, int rc
            r->path, em_strerror(rc), w->opt->snapshot_s);
 }
 
+/* Removes root r's mark file: its snapshot no longer goes with the journal's mark. */
+static void drop_mark(struct watch *w, struct wroot *r)
+{
+    char *markp = snapshot_path(w, r, ".mark");
+    if (markp)
+        remove(markp);
+    free(markp);
+}
+
 uint64_t snapshot_mark_at_end(struct watch *w)
 {
     bool due = journal_files_after_mark(w->j) > 0;
     for (size_t i = 0; i < w->nroots; i++)
-        if (!snapshot_current(&w->roots[i])) {
+        if (w->roots[i].model_whole && !snapshot_current(&w->roots[i])) {
             /* Its snapshot is rewritten after the mark: until then it holds less than the
              * mark says, so its mark file goes first. */
-            char *markp = snapshot_path(w, &w->roots[i], ".mark");
-            if (markp)
-                remove(markp);
-            free(markp);
+            drop_mark(w, &w->roots[i]);
             due = true;
         }
     if (!due)
-        return 0; /* every snapshot and mark file is as it should be */
+        return 0; /* every snapshot and mark file is as it should be (a root not whole: its
+                     old pair, which nothing came after) */
+    for (size_t i = 0; i < w->nroots; i++)
+        if (!w->roots[i].model_whole)
+            drop_mark(w, &w->roots[i]); /* the journal's mark moves on without it */
     uint64_t id = new_mark_id();
     int rc = journal_mark_final(w->j, id);
     if (rc < 0) {
@@ -303,6 +343,13 @@ void snapshot_save_all(struct watch *w, uint64_t id)
         return;
     for (size_t i = 0; i < w->nroots; i++) {
         struct wroot *r = &w->roots[i];
+        if (!r->model_whole) {
+            em_log(EM_LOG_INFO,
+                   "%s: no snapshot written (the tree was not read to its end in this run): "
+                   "the next start reads it",
+                   r->path);
+            continue;
+        }
         int rc = snapshot_current(r) ? 0 : write_content(w, r);
         if (rc == 0)
             rc = write_mark(w, r, id);
@@ -320,6 +367,10 @@ int snapshot_save_now(struct watch *w)
     int rc = 0;
     for (size_t i = 0; i < w->nroots; i++) {
         struct wroot *r = &w->roots[i];
+        if (!r->model_whole) {
+            drop_mark(w, r); /* not walked whole yet (unreadable): none for it */
+            continue;
+        }
         if (snapshot_current(r))
             continue;
         due = true;

@@ -317,6 +317,31 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
         ok "restart: an atlas changed while stopped: its square's event, from the snapshot" ||
         bad "restart: atlas changed while stopped: $(echo "$log" | grep -E 'snapshot|restored|initial walk')"
     before=$(wc -l <"$TMP/restart.jsonl")
+    # The session file being written as the agent starts: the restore waits for it. A
+    # SIGTERM then stops the start at once and leaves the snapshot for the next one (which
+    # finds the file whole and reads nothing); it used to be given up, and a stop before
+    # the tree was read again wrote an empty snapshot the next start trusted.
+    cp -p "$sdm" "$TMP/restart.dm.keep"
+    head -c 300 "$TMP/restart.dm.keep" >"$sdm"
+    start_agent_ready restart "$d"
+    for _ in $(seq 250); do
+        grep -q 'the snapshot waits up to' "$TMP/restart.log" && break
+        sleep 0.02
+    done
+    kill -TERM "$APID"
+    wait "$APID"
+    local rc=$?
+    cp -p "$TMP/restart.dm.keep" "$sdm"
+    before=$(wc -l <"$TMP/restart.jsonl") # its agent events (heartbeat, stopping)
+    [ "$rc" -eq 0 ] && grep -q 'not restored: stopping' "$TMP/restart.log" &&
+        ok "restart: a SIGTERM while the restore waits for the session file stops it" ||
+        bad "restart: SIGTERM while waiting: exit $rc, $(grep -E 'snapshot|restor' "$TMP/restart.log" | tail -3)"
+    log=$(once)
+    echo "$log" | grep -q 'state restored from' &&
+        echo "$log" | grep -Eq 'initial walk: 0 files parsed, [1-9][0-9]* unchanged .*; [1-9][0-9]* sessions' &&
+        [ "$(wc -l <"$TMP/restart.jsonl")" -eq "$before" ] &&
+        ok "restart: the next start uses the snapshot kept, reads and emits nothing" ||
+        bad "restart: after the stop while waiting: $(echo "$log" | grep -E 'snapshot|restored|initial walk')"
     # A micrograph changed while stopped is merged with the restored state: its exposure id
     # comes from its square's .dm, which this run does not read.
     once >/dev/null # a clean run after the full read leaves a snapshot again
