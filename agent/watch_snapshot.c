@@ -85,9 +85,10 @@ static struct epu_doc *restore_load(void *ctx, const char *rel, enum epu_kind ki
     /* A file under the root must be one the journal knows, and either the version it
      * took in or another one, which the walk reads again since it differs from the
      * journal's (EPU rewrites EpuSession.dm all session long, so a restart during
-     * acquisition finds it changed): the model takes that in as it would live (a session
-     * file's new id too: model_restore()). Not a version the journal has as failed. One outside the
-     * root (an atlas beside a watched session directory) is simply read. */
+     * acquisition finds it changed): the model takes that in as it would live (a
+     * session file's new id too: model_restore()). Not a version the journal has as
+     * failed. One outside the root (an atlas beside a watched session directory) is
+     * simply read. */
     if (doc && strncmp(rel, "../", 3) != 0 &&
         (!f || (f->state != JFILE_DONE && watch_same_version(f, st)))) {
         epu_doc_free(doc);
@@ -185,7 +186,7 @@ int snapshot_restore(struct watch *w, struct wroot *r)
                    r->path, path, w->files_after_mark);
         else
             em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
-    } else if (watch_stop_pending() && rc != 0) {
+    } else if (watch_stop_pending()) {
         /* Given up for a stop (waiting for a session file): the pair stays as it is, for
          * the next start, unless this run marks the journal (snapshot_mark_at_end()). */
         em_log(EM_LOG_INFO, "%s: snapshot %s not restored: stopping", r->path, path);
