@@ -648,6 +648,18 @@ static int note_unreadable(struct watch *w, const char *dir, int rc)
     return strvec_push(&w->unreadable, dir);
 }
 
+/* Whether a directory under root r was skipped as unreadable (its files the journal may
+ * know from an earlier run are not in the model). */
+static bool unreadable_under(const struct watch *w, const struct wroot *r)
+{
+    for (size_t i = 0; i < w->unreadable.n; i++) {
+        const char *d = w->unreadable.v[i];
+        if (strncmp(d, r->path, r->len) == 0 && (d[r->len] == '/' || d[r->len] == '\0'))
+            return true;
+    }
+    return false;
+}
+
 static int kind_rank(enum epu_kind k);
 
 /* A file of a directory, sorted by (rank, name). */
@@ -1244,7 +1256,8 @@ static void walk_dir(struct watch *w, struct wroot *r, const char *dir, bool for
     }
     /* A root walked to its end has every file the journal knows there in its model
      * (taken in, or trusted with a restored model): its snapshot may be written now. */
-    if (!w->stopping && !stop_signal && !w->failed && strcmp(dir, r->path) == 0)
+    if (!w->stopping && !stop_signal && !w->failed && strcmp(dir, r->path) == 0 &&
+        !unreadable_under(w, r))
         r->model_whole = true; /* (a stop signalled may have cut the walk short already) */
     /* A --once run ends after its walk: its journal is compacted then, beside the
      * snapshot (journal_compact_start()), not here before it. */
