@@ -34,6 +34,7 @@
 #include "dynbuf.h"
 #include "em_arena.h"
 #include "em_error.h"
+#include "em_fmt.h"
 #include "fsio.h"
 #include "hash.h"
 #include "hmap.h"
@@ -354,7 +355,6 @@ static int entity_set(struct journal *j, uint64_t kh, uint64_t dh)
 }
 
 static char *put_hex16(char *p, uint64_t v);
-static char *put_u64(char *p, uint64_t v);
 
 int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t data_hash,
                   const char *line)
@@ -368,7 +368,7 @@ int journal_event(struct journal *j, uint64_t seq, uint64_t key_hash, uint64_t d
     char *p = j->buf + j->len;
     *p++ = 'E';
     *p++ = '\t';
-    p = put_u64(p, seq);
+    p = em_fmt_u64(p, seq);
     *p++ = '\t';
     p = put_hex16(p, key_hash);
     *p++ = '\t';
@@ -575,27 +575,6 @@ static char *put_hex16(char *p, uint64_t v)
     return p + 16;
 }
 
-static char *put_u64(char *p, uint64_t v)
-{
-    char tmp[20];
-    int n = 0;
-    do
-        tmp[n++] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    while (n)
-        *p++ = tmp[--n];
-    return p;
-}
-
-static char *put_i64(char *p, int64_t v)
-{
-    if (v < 0) {
-        *p++ = '-';
-        return put_u64(p, (uint64_t)0 - (uint64_t)v);
-    }
-    return put_u64(p, (uint64_t)v);
-}
-
 static int put_file(struct journal *j, const struct journal_file *f)
 {
     const struct journal_dir *d = j->dirv[f->dir];
@@ -609,13 +588,13 @@ static int put_file(struct journal *j, const struct journal_file *f)
     *p++ = '\t';
     p = put_hex16(p, f->hash);
     *p++ = '\t';
-    p = put_u64(p, f->size);
+    p = em_fmt_u64(p, f->size);
     *p++ = '\t';
-    p = put_i64(p, f->mtime_sec);
+    p = em_fmt_i64(p, f->mtime_sec);
     *p++ = '\t';
-    p = put_i64(p, f->mtime_nsec);
+    p = em_fmt_i64(p, f->mtime_nsec);
     *p++ = '\t';
-    p = put_u64(p, f->state);
+    p = em_fmt_u64(p, f->state);
     *p++ = '\t';
     if (rl) {
         memcpy(p, root, rl - 1);

@@ -18,6 +18,7 @@
 
 #include "dynbuf.h"
 #include "em_error.h"
+#include "em_fmt.h"
 #include "em_uuid.h"
 #include "epu_layout.h"
 #include "entity.h"
@@ -1682,21 +1683,13 @@ static void so_field(struct sout *o, const char *s)
 static void so_u64(struct sout *o, uint64_t v)
 {
     char d[20];
-    size_t k = sizeof(d);
-    do
-        d[--k] = (char)('0' + v % 10);
-    while (v /= 10);
-    so_mem(o, d + k, sizeof(d) - k);
+    so_mem(o, d, (size_t)(em_fmt_u64(d, v) - d));
 }
 
 static void so_i64(struct sout *o, int64_t v)
 {
-    if (v < 0) {
-        so_ch(o, '-');
-        so_u64(o, (uint64_t)0 - (uint64_t)v);
-    } else {
-        so_u64(o, (uint64_t)v);
-    }
+    char d[20];
+    so_mem(o, d, (size_t)(em_fmt_i64(d, v) - d));
 }
 
 /* As %llx. */

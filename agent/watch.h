@@ -55,7 +55,8 @@ void watch_request_stop(const char *why);
 
 /* The first words of a model snapshot of the format this build reads (watch_snapshot.c;
  * `status` tells from them whether a start can use one). Format 3 (2026-12-04): session
- * records carry their session id. */
+ * records carry their session id, and a session or atlas file changed while the agent was
+ * down no longer makes the snapshot unusable. */
 #define WATCH_SNAPSHOT_MAGIC "em-agent model 3"
 
 #endif

@@ -16,9 +16,7 @@
  * then the mark file written. Cut anywhere, the pair is either the old one with its own
  * mark, or has no mark file (not used). */
 
-/* Format 3 (2026-12-04): session records carry their session id, and a session or atlas
- * file changed while the agent was down no longer makes the snapshot unusable. */
-#define SNAPSHOT_MAGIC WATCH_SNAPSHOT_MAGIC
+#define SNAPSHOT_MAGIC WATCH_SNAPSHOT_MAGIC /* watch.h: what its format 3 changed */
 #define SNAPSHOT_MAGIC_ANY "em-agent model "
 #define SNAPSHOT_BUFFER ((size_t)1 << 20)
 
@@ -114,16 +112,9 @@ static uint64_t restore_prefetch(void *ctx, const char *rel, int step, uint64_t 
         journal_file_prefetch_token(r->w->j, token);
         return token;
     }
-    char path[4096]; /* as fsio_join() makes it; a longer one is simply not hinted */
-    size_t a = strlen(r->path), b = strlen(rel);
-    while (a > 1 && (r->path[a - 1] == '/' || r->path[a - 1] == '\\'))
-        a--;
-    if (a + 1 + b + 1 > sizeof(path))
+    char path[4096]; /* a longer one is simply not hinted */
+    if (!fsio_join_into(path, sizeof(path), r->path, rel))
         return 0;
-    memcpy(path, r->path, a);
-    path[a] = '/';
-    memcpy(path + a + 1, rel, b + 1);
-    fsio_slashes(path);
     return journal_file_prefetch_path(r->w->j, &r->prefetch_dc, path);
 }
 
@@ -186,18 +177,17 @@ int snapshot_restore(struct watch *w, struct wroot *r)
                    r->path, path, w->files_after_mark);
         else
             em_log(EM_LOG_INFO, "%s: state restored from %s", r->path, path);
-    } else if (watch_stop_pending()) {
-        /* Given up for a stop (waiting for a session file): the pair stays as it is, for
-         * the next start, unless this run marks the journal (snapshot_mark_at_end()). */
-        em_log(EM_LOG_INFO, "%s: snapshot %s not restored: stopping", r->path, path);
-        struct model_callbacks cb = {
-            sink_on_emit, sink_on_retract,  watch_on_load, watch_on_rescan, r, true,
-            true,         sink_on_emit_text};
-        model_free(r->model);
-        r->model = model_new(r->path, &cb);
     } else {
-        remove(markp);
-        em_log(EM_LOG_INFO, "%s: snapshot %s not used (%s): reading the tree", r->path, path, why);
+        if (watch_stop_pending()) {
+            /* Given up for a stop (waiting for a session file): the pair stays as it is,
+             * for the next start, unless this run marks the journal
+             * (snapshot_mark_at_end()). */
+            em_log(EM_LOG_INFO, "%s: snapshot %s not restored: stopping", r->path, path);
+        } else {
+            remove(markp);
+            em_log(EM_LOG_INFO, "%s: snapshot %s not used (%s): reading the tree", r->path, path,
+                   why);
+        }
         struct model_callbacks cb = {
             sink_on_emit, sink_on_retract,  watch_on_load, watch_on_rescan, r, true,
             true,         sink_on_emit_text};

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "em_error.h"
+#include "em_fmt.h"
 
 static int add_str(struct dynbuf *out, const char *s)
 {
@@ -17,16 +18,8 @@ static int add_str(struct dynbuf *out, const char *s)
 
 static int add_int(struct dynbuf *out, int64_t v)
 {
-    char buf[24], *p = buf + sizeof(buf);
-    /* In unsigned arithmetic, so the most negative value has a magnitude too. */
-    uint64_t u = v < 0 ? 0u - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    return dynbuf_add(out, p, (size_t)(buf + sizeof(buf) - p));
+    char buf[20];
+    return dynbuf_add(out, buf, (size_t)(em_fmt_i64(buf, v) - buf));
 }
 
 /* cJSON's rule, kept exactly: 15 significant digits ("%1.15g"), or 17 when 15 do not read

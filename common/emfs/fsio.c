@@ -480,18 +480,33 @@ char *fsio_realpath(const char *path)
     return real;
 }
 
-char *fsio_join(const char *dir, const char *name)
+/* The length of `dir` without its trailing separators (a root's kept). */
+static size_t dir_part(const char *dir)
 {
-    size_t a = strlen(dir), b = strlen(name);
+    size_t a = strlen(dir);
     while (a > 1 && (dir[a - 1] == '/' || dir[a - 1] == '\\'))
         a--;
-    char *p = malloc(a + 1 + b + 1);
-    if (!p)
-        return NULL;
-    memcpy(p, dir, a);
-    p[a] = '/';
-    memcpy(p + a + 1, name, b + 1);
-    fsio_slashes(p); /* Windows: one separator in every path made here, and in messages */
+    return a;
+}
+
+bool fsio_join_into(char *buf, size_t cap, const char *dir, const char *name)
+{
+    size_t a = dir_part(dir), b = strlen(name);
+    if (a + 1 + b + 1 > cap)
+        return false;
+    memcpy(buf, dir, a);
+    buf[a] = '/';
+    memcpy(buf + a + 1, name, b + 1);
+    fsio_slashes(buf); /* Windows: one separator in every path made here, and in messages */
+    return true;
+}
+
+char *fsio_join(const char *dir, const char *name)
+{
+    size_t n = dir_part(dir) + 1 + strlen(name) + 1;
+    char *p = malloc(n);
+    if (p)
+        fsio_join_into(p, n, dir, name); /* fits: n is its length */
     return p;
 }
 

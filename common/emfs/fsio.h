@@ -107,6 +107,8 @@ int fsio_error(int uv_err);
 
 /* Joins `dir` and `name` with '/' into a new string (you own it); NULL when out of memory. */
 char *fsio_join(const char *dir, const char *name);
+/* The same into buf[0..cap): false when it does not fit (buf is then left unterminated). */
+bool fsio_join_into(char *buf, size_t cap, const char *dir, const char *name);
 
 /* `path` made absolute with symbolic links resolved, no trailing '/', and on Windows with
  * '/' for every '\\' (the watcher, the journal and the events compare paths as strings,
