@@ -430,6 +430,18 @@ case_restart() { # SIGTERM and restart while EPU writes: restarts resume from th
     $FOLD compare "$TMP/restart.scan3" "$TMP/restart.jsonl" >/dev/null &&
         ok "restart: entities equal scan after the SIGKILLs" ||
         bad "restart: entities differ after the SIGKILLs"
+    # A snapshot of an older format (an upgrade): status does not count it usable, and the
+    # start says why it reads the tree.
+    local snapf
+    snapf=$(ls "$st"/model-* | grep -v '\.mark$' | head -1)
+    sed -i '1s/^em-agent model [0-9]*/em-agent model 2/' "$snapf"
+    "$AGENT" status --state-dir "$st" 2>&1 | grep -q 'snapshot: *none usable' &&
+        ok "restart: status does not count an older format's snapshot usable" ||
+        bad "restart: status on an older snapshot: $("$AGENT" status --state-dir "$st" 2>&1 | grep -i snapshot)"
+    log=$(once)
+    echo "$log" | grep -q 'not used (an older em-agent wrote it, in another format)' &&
+        ok "restart: an older format's snapshot is not used, and the log says why" ||
+        bad "restart: older snapshot: $(echo "$log" | grep -E 'snapshot|restored')"
 }
 
 case_overflow() { # a tiny inotify queue forces overflows; rescans must lose nothing
