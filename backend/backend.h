@@ -34,6 +34,9 @@ struct stall_rule;
  * serve). Returns 0, or EM_EUSAGE (the option's error printed). */
 int be_stall_rule(const struct emopt *o, int factor, int min, int idle, struct stall_rule *r);
 
+/* Seconds on the monotonic clock (intervals, never dates). */
+double be_mono_s(void);
+
 struct rules;
 /* The rules of consume and ingest: `--movies BASE_URL` (may be NULL) and the rules file
  * (may be NULL). Returns 0, or EM_EUSAGE with the reason in `why`. */

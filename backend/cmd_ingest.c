@@ -246,13 +246,6 @@ struct followed {
     struct line_reader r;
 };
 
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -470,10 +463,10 @@ static int follow_check(struct followed *f)
         return 0;
     }
     if (f->rotated_at == 0) {
-        f->rotated_at = now_s();
+        f->rotated_at = be_mono_s();
         return 0;
     }
-    if (now_s() - f->rotated_at < ROTATE_GRACE_S)
+    if (be_mono_s() - f->rotated_at < ROTATE_GRACE_S)
         return 0;
     int fd = next_after(f);
     if (fd < 0)
@@ -533,7 +526,7 @@ static int follow(const char *path, const char *url, size_t batch_max)
             if (fd >= 0)
                 close(fd);
             rc = follow_open_fd(&f, old, offset);
-            f.rotated_at = now_s();
+            f.rotated_at = be_mono_s();
         } else {
             em_log(EM_LOG_WARN,
                    "%s: the file read last (%s, up to byte %" PRIu64 ") is gone; events written "

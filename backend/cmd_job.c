@@ -3,21 +3,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cjson/cJSON.h>
 
 #include "backend.h"
+#include "cli_common.h"
 #include "em_error.h"
 #include "jobs.h"
 #include "loaders.h"
 #include "store.h"
 
 static const char job_usage[] =
-    "Usage: em-backend job add LOADER ARGS... [--max-attempts N] [--store URL]\n"
+    "Usage: em-backend job add LOADER ARGS... [--max-attempts N] [--wait] [--store URL]\n"
     "       em-backend job list [--status STATUS] [--json] [--store URL]\n"
     "       em-backend job show ID [--store URL]\n"
     "       em-backend job cancel ID [--store URL]\n"
-    "       em-backend job retry ID [--store URL]\n"
+    "       em-backend job retry ID [--wait] [--store URL]\n"
     "\n"
     "Loader jobs in the store; `em-backend loaders` runs them.\n"
     "\n"
@@ -46,16 +48,22 @@ static const char job_usage[] =
     "  --max-attempts N   attempts before a job fails (transient failures are retried\n"
     "                     with back-off); default 5\n"
     "  --status STATUS    pending, processing, saving-data, complete, failed, cancelled\n"
+    "  --wait             add, retry: then wait until a runner (`em-backend loaders`) has\n"
+    "                     fetched the job's files (saving-data or complete: exit 0), or\n"
+    "                     the job failed or was cancelled (exit 1, its error on stderr);\n"
+    "                     progress on a terminal. Interrupting the wait leaves the job to\n"
+    "                     its runner.\n"
     "\n"
-    "Exit status: 0 done; 1 the store failed, or the job does not exist or is not in a\n"
-    "state that allows it; 2 bad usage.\n";
+    "Exit status: 0 done; 1 the store failed, the job does not exist or is not in a state\n"
+    "that allows it, or (--wait) it failed or was cancelled; 2 bad usage.\n";
 
-enum { J_STORE, J_JSON, J_MAX, J_STATUS, J_COUNT };
+enum { J_STORE, J_JSON, J_MAX, J_STATUS, J_WAIT, J_COUNT };
 static const struct emopt_spec job_opts[J_COUNT] = {
     [J_STORE] = {"store", 0, EMOPT_VALUE, true, false, NULL},
     [J_JSON] = {"json", 0, EMOPT_FLAG, false, false, NULL},
     [J_MAX] = {"max-attempts", 0, EMOPT_VALUE, false, false, NULL},
     [J_STATUS] = {"status", 0, EMOPT_VALUE, false, false, NULL},
+    [J_WAIT] = {"wait", 0, EMOPT_FLAG, false, false, NULL},
 };
 
 static int print_line(void *ctx, const struct job *j)
@@ -80,6 +88,62 @@ static int print_line(void *ctx, const struct job *j)
            j->attempts, j->max_attempts, bytes, cJSON_IsString(first) ? first->valuestring : "",
            j->last_error[0] ? "  error: " : "", j->last_error);
     return 0;
+}
+
+/* --wait: until job `id` leaves pending and processing. BE_OK (its files are fetched),
+ * BE_FAILED (it failed, was cancelled or is gone: said on stderr), or EM_EIO. */
+static int wait_job(struct store *s, int64_t id, char *reason, size_t cap)
+{
+    /* Changes from here on wake the wait (PostgreSQL: LISTEN before the first look). */
+    if (store_wait_change(s, 0, reason, cap) < 0)
+        return -EM_EIO;
+    bool tty = isatty(2) && !cli_quiet, warned = false;
+    double since = be_mono_s();
+    int status = BE_FAILED;
+    for (;;) {
+        struct job j = {0};
+        int rc = jobs_get(s, id, &j, reason, cap);
+        if (rc < 0)
+            return rc;
+        if (rc == 0) {
+            fprintf(stderr, "%sem-backend: job %" PRId64 ": gone from the store\n",
+                    tty ? "\r\033[K" : "", id);
+            break;
+        }
+        bool fetched = strcmp(j.status, "saving-data") == 0 || strcmp(j.status, "complete") == 0;
+        if (fetched || strcmp(j.status, "failed") == 0 || strcmp(j.status, "cancelled") == 0) {
+            if (tty)
+                fprintf(stderr, "\r\033[K");
+            if (fetched)
+                status = BE_OK;
+            else
+                fprintf(stderr, "em-backend: job %" PRId64 " %s%s%s\n", id, j.status,
+                        j.last_error[0] ? ": " : "", j.last_error);
+            job_free(&j);
+            break;
+        }
+        if (!warned && strcmp(j.status, "pending") == 0 && be_mono_s() - since >= 10) {
+            fprintf(stderr,
+                    "%sem-backend: job %" PRId64 " still pending after 10 s: is a runner "
+                    "(em-backend loaders --store %s) running?\n",
+                    tty ? "\r\033[K" : "", id, s->redacted);
+            warned = true;
+        }
+        if (tty) {
+            if (j.bytes_total > 0)
+                fprintf(stderr, "\r\033[Kjob %" PRId64 ": %s, %.1f of %.1f MB (%.0f %%)", id,
+                        j.status, (double)j.bytes_done / 1e6, (double)j.bytes_total / 1e6,
+                        100.0 * (double)j.bytes_done / (double)j.bytes_total);
+            else
+                fprintf(stderr, "\r\033[Kjob %" PRId64 ": %s, %.1f MB", id, j.status,
+                        (double)j.bytes_done / 1e6);
+        }
+        job_free(&j);
+        /* Runners renew their jobs every second: a change; a second at most otherwise. */
+        if (store_wait_change(s, 1000, reason, cap) < 0)
+            return -EM_EIO;
+    }
+    return status;
 }
 
 static bool parse_id(const char *text, int64_t *id)
@@ -107,6 +171,9 @@ static int job_main(const struct emopt *o)
         return BE_USAGE;
     int64_t id = 0;
     bool add = strcmp(verb, "add") == 0, list = strcmp(verb, "list") == 0;
+    bool wait = emopt_yes(o, J_WAIT);
+    if (wait && !add && strcmp(verb, "retry") != 0)
+        return emopt_usage_error(o, "--wait goes with add or retry");
     if (add) {
         if (nargs < 2)
             return emopt_usage_error(o, "add LOADER ARGS...: which loader, and what to load?");
@@ -147,8 +214,17 @@ static int job_main(const struct emopt *o)
                                sizeof(reason))
                     : -EM_ENOMEM;
         cJSON_Delete(params);
-        if (rc == 0)
+        if (rc == 0) {
             printf("%" PRId64 "\n", id);
+            fflush(stdout); /* the id before the wait */
+            if (wait) {
+                rc = wait_job(s, id, reason, sizeof(reason));
+                if (rc > 0) {
+                    status = rc;
+                    rc = 0;
+                }
+            }
+        }
     } else if (list) {
         rc = jobs_list(s, emopt_get(o, J_STATUS), print_line, &json, reason, sizeof(reason));
     } else if (strcmp(verb, "show") == 0) {
@@ -172,6 +248,15 @@ static int job_main(const struct emopt *o)
                     : jobs_retry(s, id, reason, sizeof(reason));
         if (rc == 1) {
             printf("job %" PRId64 ": %s\n", id, cancel ? "cancelled" : "pending again");
+            rc = 0;
+            if (wait) {
+                fflush(stdout);
+                rc = wait_job(s, id, reason, sizeof(reason));
+                if (rc > 0) {
+                    status = rc;
+                    rc = 0;
+                }
+            }
         } else if (rc == 0) {
             struct job j = {0};
             int got = jobs_get(s, id, &j, reason, sizeof(reason));

@@ -42,6 +42,9 @@ static const char loaders_usage[] =
     "  --workers N        jobs at once (default 4); their files share one transfer\n"
     "                     engine: at most 8 transfers, 4 per host\n"
     "  --once             run until no job is pending, then exit\n"
+    "  --poll SECONDS     without --once, an idle runner looks for jobs whose back-off or\n"
+    "                     lease ran out this often (default 1); a job added or retried\n"
+    "                     wakes it at once (SQLite: within 20 ms; PostgreSQL: notified)\n"
     "  --runner NAME      this runner's name in the job table (default host:pid)\n"
     "  --lease SECONDS    how long a claim holds without renewal (default 60; renewed\n"
     "                     every second with the job's progress, when a cancel is seen)\n"
@@ -95,6 +98,7 @@ enum {
     L_MAX_FILES,
     L_SSH_KEY,
     L_KNOWN_HOSTS,
+    L_POLL,
     L_COUNT
 };
 static const struct emopt_spec loaders_opts[L_COUNT] = {
@@ -118,6 +122,7 @@ static const struct emopt_spec loaders_opts[L_COUNT] = {
     [L_MAX_FILES] = {"max-files", 0, EMOPT_VALUE, true, false, NULL},
     [L_SSH_KEY] = {"ssh-key", 0, EMOPT_VALUE, true, false, NULL},
     [L_KNOWN_HOSTS] = {"known-hosts", 0, EMOPT_VALUE, true, false, NULL},
+    [L_POLL] = {"poll", 0, EMOPT_VALUE, true, false, NULL},
 };
 
 static volatile sig_atomic_t stop_now;
@@ -1257,11 +1262,12 @@ static int loaders_main(const struct emopt *o)
     if (!out)
         return emopt_usage_error(o, "where do datasets go? give --out DIR");
     long workers = 4, lease = 60, tries = 5, max_files = 100000;
-    double backoff = 1, max_bytes = (double)((int64_t)1 << 40);
+    double backoff = 1, poll = 1, max_bytes = (double)((int64_t)1 << 40);
     if (!emopt_long(o, L_WORKERS, 1, 256, &workers) || !emopt_long(o, L_LEASE, 3, 86400, &lease) ||
         !emopt_long(o, L_TRIES, 1, 100, &tries) ||
         !emopt_long(o, L_MAX_FILES, 1, 10000000, &max_files) ||
         !emopt_double(o, L_BACKOFF, 0.01, 3600, &backoff) ||
+        !emopt_double(o, L_POLL, 0.05, 3600, &poll) ||
         !emopt_double(o, L_MAX_BYTES, 1, 9.0e18, &max_bytes))
         return BE_USAGE;
     char name[256];
@@ -1326,19 +1332,29 @@ static int loaders_main(const struct emopt *o)
     bool once = emopt_yes(o, L_ONCE), drained = false;
     int status = BE_OK;
     em_log(EM_LOG_INFO, "loaders: runner %s, %ld workers, datasets in %s", name, workers, out);
-    time_t last_claim = 0, shown = time(NULL);
+    time_t shown = time(NULL);
+    double last_claim = 0;
+    /* From here on a job added or retried by another connection is a change the runner
+     * sees (PostgreSQL: LISTEN before the first claim, so no notification is missed). */
+    if (!once && store_wait_change(s, 0, reason, sizeof(reason)) < 0)
+        em_log(EM_LOG_WARN, "loaders: new jobs are seen only every %g s: %s", poll, reason);
     bool tty =
         isatty(2) && !cli_quiet && em_log_threshold < EM_LOG_INFO; /* not between log lines */
     while (!stop_now) {
-        /* Claim while there is room (at most once a second when nothing is pending). */
-        while (!stop_now && r.njobs < (size_t)workers && (!drained || time(NULL) != last_claim)) {
+        /* Claim while there is room: when nothing was pending, again after a change in the
+         * store (a job added) or every --poll seconds (back-offs and leases run out). */
+        if (drained && !once && r.njobs < (size_t)workers &&
+            store_wait_change(s, 0, reason, sizeof(reason)) == 1)
+            drained = false;
+        while (!stop_now && r.njobs < (size_t)workers &&
+               (!drained || be_mono_s() - last_claim >= poll)) {
             struct active *a = calloc(1, sizeof(*a));
             if (!a) {
                 status = BE_FAILED;
                 break;
             }
             rc = jobs_claim(s, name, r.lease, &a->j, reason, sizeof(reason));
-            last_claim = time(NULL);
+            last_claim = be_mono_s();
             if (rc <= 0) {
                 free(a);
                 if (rc < 0) {
@@ -1362,7 +1378,8 @@ static int loaders_main(const struct emopt *o)
             break;
         if (once && drained && r.njobs == 0)
             break;
-        xfer_run(r.x, 200, on_done, &r);
+        if (r.njobs) /* idle: the wait below, for a change in the store */
+            xfer_run(r.x, 200, on_done, &r);
         time_t now = time(NULL);
         if (tty && now != shown) {
             progress_line(&r, now - shown);
@@ -1383,8 +1400,17 @@ static int loaders_main(const struct emopt *o)
             }
             p = &a->next;
         }
-        if (drained && r.njobs == 0 && !once)
-            sleep(1);
+        if (drained && r.njobs == 0 && !once) {
+            double left = poll - (be_mono_s() - last_claim);
+            int ch =
+                left > 0 ? store_wait_change(s, (int)(left * 1000), reason, sizeof(reason)) : 0;
+            if (ch < 0) { /* the claim says so too, when the store is gone */
+                em_log(EM_LOG_WARN, "loaders: cannot wait for new jobs: %s", reason);
+                sleep(1);
+            } else if (ch == 1) {
+                drained = false;
+            }
+        }
     }
     if (tty)
         fprintf(stderr, "\r\033[K");

@@ -1,4 +1,5 @@
 #include <stdio.h>
+#include <time.h>
 
 #include "backend.h"
 #include "em_error.h"
@@ -27,4 +28,11 @@ int be_rules(struct rules *r, const char *movies, const char *file, char *why, s
         return -EM_EUSAGE;
     }
     return 0;
+}
+
+double be_mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }

@@ -137,6 +137,22 @@ static int count_rows(void *ctx, int ncols, const char *const *names, const char
     return 0;
 }
 
+/* Idle runners, and `job add --wait`, wait for a change in the store (store_wait_change):
+ * SQLite's commits are seen by every connection; PostgreSQL needs a notification. */
+static int ignore_row(void *ctx, int ncols, const char *const *names, const char *const *vals)
+{
+    (void)ctx, (void)ncols, (void)names, (void)vals;
+    return 0;
+}
+
+static int notify_change(struct store *s, char *reason, size_t cap)
+{
+    if (s->dialect != SQL_POSTGRES)
+        return 0;
+    return store_query(s, "SELECT pg_notify('" STORE_CHANGE_CHANNEL "', 'job')", 0, NULL,
+                       ignore_row, NULL, reason, cap);
+}
+
 int jobs_add(struct store *s, const char *loader, const cJSON *params, const char *rule_key,
              int max_attempts, int64_t *id, char *reason, size_t cap)
 {
@@ -153,6 +169,8 @@ int jobs_add(struct store *s, const char *loader, const cJSON *params, const cha
     *id = 0;
     int rc = store_query(s, sql, 4, v, take_id, id, reason, cap);
     cJSON_free(p);
+    if (rc == 0 && *id)
+        rc = notify_change(s, reason, cap);
     return rc;
 }
 
@@ -232,10 +250,13 @@ int jobs_retry(struct store *s, int64_t id, char *reason, size_t cap)
     char idt[24];
     snprintf(idt, sizeof(idt), "%" PRId64, id);
     const char *v[1] = {idt};
-    return update_job(s,
-                      "status = 'pending', attempts = 0, not_before = 0, claimed_by = NULL, "
-                      "lease_until = NULL",
-                      "id = ? AND status IN ('failed', 'cancelled')", 1, v, reason, cap);
+    int rc = update_job(s,
+                        "status = 'pending', attempts = 0, not_before = 0, claimed_by = NULL, "
+                        "lease_until = NULL",
+                        "id = ? AND status IN ('failed', 'cancelled')", 1, v, reason, cap);
+    if (rc == 1 && notify_change(s, reason, cap) < 0)
+        return -EM_EIO;
+    return rc;
 }
 
 int jobs_claim(struct store *s, const char *runner, int lease_s, struct job *out, char *reason,
@@ -307,7 +328,10 @@ int jobs_finish(struct store *s, int64_t id, const char *runner, const char *sta
              "AND claimed_by = ? AND status IN ('processing', 'saving-data') RETURNING id",
              now_text(s));
     const char *v[6] = {status, error, output_dir, dataset, idt, runner};
-    return update(s, sql, 6, v, reason, cap);
+    int rc = update(s, sql, 6, v, reason, cap);
+    if (rc == 1 && notify_change(s, reason, cap) < 0)
+        return -EM_EIO;
+    return rc;
 }
 
 int jobs_set_dataset(struct store *s, int64_t id, const char *runner, const char *dataset,

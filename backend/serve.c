@@ -309,13 +309,6 @@ double serve_now(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-double serve_mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static void *monitor(void *arg)
 {
     struct serve *sv = arg;
@@ -352,7 +345,7 @@ static void *monitor(void *arg)
         }
         if (rc == 1)
             serve_wake(sv);
-        double t = serve_mono();
+        double t = be_mono_s();
         if (t >= next_stall) {
             serve_check_stalls(sv, s, serve_now());
             next_stall = t + period;

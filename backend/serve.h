@@ -100,9 +100,8 @@ int serve_image_open(char *const *roots, size_t nroots, const char *rel, int *fd
 /* Whether `given` is the token (always true without one); constant time. */
 bool serve_token_ok(const struct serve *sv, const char *given);
 
-/* The wall clock and a monotonic clock, in seconds. */
+/* The wall clock, in seconds (the monotonic one: be_mono_s()). */
 double serve_now(void);
-double serve_mono(void);
 
 /* Wakes every event stream (a commit was seen). */
 void serve_wake(struct serve *sv);

@@ -1,5 +1,6 @@
 /* em-backend serve's routes (serve.h): the page's files, /health, /metrics, the JSON API
  * and the Server-Sent Events stream; and the stall alerts the monitor sends. */
+#include "backend.h"
 #include "serve.h"
 
 #include <errno.h>
@@ -156,8 +157,7 @@ static bool sessions_cached(struct serve *sv, struct MHD_Connection *c, enum MHD
     gen = sv->gen;
     pthread_mutex_unlock(&sv->mu);
     pthread_mutex_lock(&sv->cache_mu);
-    bool good =
-        sv->sessions_json && sv->sessions_gen == gen && serve_mono() - sv->sessions_at < 1.0;
+    bool good = sv->sessions_json && sv->sessions_gen == gen && be_mono_s() - sv->sessions_at < 1.0;
     /* While another request makes it anew, the last answer serves (at most one of them
      * counts a whole visit at a time). */
     if (!good && sv->sessions_json && sv->sessions_busy)
@@ -205,7 +205,7 @@ static enum MHD_Result send_view(struct serve *sv, struct serve_conn *sc, struct
     if (cache && sessions_cached(sv, c, &cached))
         return cached;
     uint64_t gen = 0;
-    double at = serve_mono();
+    double at = be_mono_s();
     pthread_mutex_lock(&sv->mu);
     gen = sv->gen; /* taken before the query: a commit after it makes the answer stale */
     pthread_mutex_unlock(&sv->mu);
@@ -600,7 +600,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
             st->off += n;
             if (st->off == st->out.len)
                 st->off = st->out.len = 0;
-            st->last_write = serve_mono();
+            st->last_write = be_mono_s();
             return (ssize_t)n;
         }
         if (__atomic_load_n(&sv->stopping, __ATOMIC_RELAXED))
@@ -621,7 +621,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
         }
         st->gen = sv->gen;
         pthread_mutex_unlock(&sv->mu);
-        if (serve_mono() - st->last_write >= SSE_KEEPALIVE_S &&
+        if (be_mono_s() - st->last_write >= SSE_KEEPALIVE_S &&
             dynbuf_printf(&st->out, ": keepalive\n\n") < 0)
             return MHD_CONTENT_READER_END_WITH_ERROR;
     }
@@ -673,7 +673,7 @@ static enum MHD_Result api_events(struct serve *sv, struct serve_conn *sc, struc
     st->sv = sv;
     st->sc = sc;
     st->cursor = cursor;
-    st->last_write = serve_mono();
+    st->last_write = be_mono_s();
     dynbuf_init(&st->out, 64u << 20);
     pthread_mutex_lock(&sv->mu);
     st->gen = sv->gen;

@@ -219,7 +219,7 @@ static int data_version(struct sqlite_store *s, sqlite3_int64 *v)
 }
 
 /* Another connection's commit changes this connection's data_version: looked at every
- * 50 ms (a read of a counter SQLite keeps in shared memory). */
+ * 20 ms (a read of a counter SQLite keeps in shared memory). */
 static int sq_wait_change(struct store *base, int timeout_ms, char *reason, size_t cap)
 {
     struct sqlite_store *s = (struct sqlite_store *)base;
@@ -228,7 +228,7 @@ static int sq_wait_change(struct store *base, int timeout_ms, char *reason, size
             return fail(s, "cannot read the data version", reason, cap);
         s->watching = true;
     }
-    for (int waited = 0;; waited += 50) {
+    for (int waited = 0;; waited += 20) {
         sqlite3_int64 v;
         if (data_version(s, &v) < 0)
             return fail(s, "cannot read the data version", reason, cap);
@@ -238,7 +238,7 @@ static int sq_wait_change(struct store *base, int timeout_ms, char *reason, size
         }
         if (waited >= timeout_ms)
             return 0;
-        sqlite3_sleep(50);
+        sqlite3_sleep(20);
     }
 }
 

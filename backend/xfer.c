@@ -13,6 +13,7 @@
 
 #include <curl/curl.h>
 
+#include "backend.h"
 #include "em_error.h"
 #include "sha256.h"
 
@@ -37,8 +38,12 @@ struct xfer_state {
  * file) overlaps receiving and writing. Received bytes gather in blocks of 1 MiB (libcurl
  * hands over 16 KiB at a time); a full block is written with one write(2) and then
  * queued for hashing as it is, not copied again. Blocks are hashed in the order they
- * came; the bytes queued are capped (the receiving side waits); the hasher keeps a few
- * blocks for reuse; a file's digest is read only after hasher_drain(). */
+ * came; the blocks queued are capped (the receiving side waits); the hasher keeps enough
+ * blocks for reuse that none is allocated again in a steady state; a file's digest is
+ * read only after hasher_drain().
+ * The cap counts blocks, not bytes: a small file's block holds its few KiB, and a cap in
+ * bytes (8 MiB) would let up to 128 blocks of 1 MiB pile up behind the hasher with 64 KiB
+ * files. */
 struct chunk {
     struct chunk *next;
     struct xfer_state *s;
@@ -47,8 +52,9 @@ struct chunk {
 };
 
 #define BLOCK_SIZE ((size_t)1 << 20)
-#define BLOCKS_KEPT 12
-#define HASH_QUEUE_MAX (8u << 20)
+#define HASH_QUEUE_BLOCKS 8
+/* Those queued, and one being filled by each of the (default 8) transfers. */
+#define BLOCKS_KEPT 16
 
 struct hasher {
     pthread_t thread;
@@ -56,7 +62,7 @@ struct hasher {
     pthread_cond_t work, room;
     struct chunk *head, *tail;
     struct chunk *spare; /* blocks for reuse */
-    size_t bytes, nspare;
+    size_t queued, nspare;
     bool stop, started;
 };
 
@@ -106,7 +112,7 @@ static void *hasher_main(void *arg)
         sha256_update(&c->s->hash, c->data, c->len);
         pthread_mutex_lock(&h->mu);
         c->s->queued--;
-        h->bytes -= c->len;
+        h->queued--;
         block_put_locked(h, c);
         pthread_cond_broadcast(&h->room);
     }
@@ -137,14 +143,14 @@ static void hasher_put(struct hasher *h, struct xfer_state *s, struct chunk *c)
     c->next = NULL;
     c->s = s;
     pthread_mutex_lock(&h->mu);
-    while (h->bytes > HASH_QUEUE_MAX)
+    while (h->queued >= HASH_QUEUE_BLOCKS)
         pthread_cond_wait(&h->room, &h->mu);
     if (h->tail)
         h->tail->next = c;
     else
         h->head = c;
     h->tail = c;
-    h->bytes += c->len;
+    h->queued++;
     s->queued++;
     pthread_cond_signal(&h->work);
     pthread_mutex_unlock(&h->mu);
@@ -169,13 +175,6 @@ struct xfer {
     char ssh_pub[4096]; /* ssh_key's .pub when there */
     char known_hosts[4096];
 };
-
-static double mono(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int xfer_global_init(void)
 {
@@ -322,14 +321,14 @@ static int block_add(struct xfer_state *s, const char *p, size_t len)
                 hash_here(s->hasher, s, p, len);
                 return 0;
             }
-            s->blk_since = mono();
+            s->blk_since = be_mono_s();
         }
         size_t k = BLOCK_SIZE - s->blk->len < len ? BLOCK_SIZE - s->blk->len : len;
         memcpy(s->blk->data + s->blk->len, p, k);
         s->blk->len += k;
         p += k;
         len -= k;
-        if ((s->blk->len == BLOCK_SIZE || mono() - s->blk_since >= BLOCK_MAX_AGE_S) &&
+        if ((s->blk->len == BLOCK_SIZE || be_mono_s() - s->blk_since >= BLOCK_MAX_AGE_S) &&
             block_flush(s) < 0)
             return -1;
     }
@@ -670,7 +669,7 @@ static bool ended(struct xfer *x, struct xfer_file *f, CURLcode r)
         wait = 60;
     if (retry_after > 0 && retry_after < 3600)
         wait = (double)retry_after;
-    s->retry_at = mono() + wait;
+    s->retry_at = be_mono_s() + wait;
     struct xfer_file **v = x->waiting;
     if (x->nwaiting == x->cap_waiting) {
         size_t c = x->cap_waiting ? 2 * x->cap_waiting : 16;
@@ -691,7 +690,7 @@ int xfer_run(struct xfer *x, int timeout_ms, void (*done)(void *ctx, struct xfer
              void *ctx)
 {
     /* Files whose back-off is over start again. */
-    double now = mono();
+    double now = be_mono_s();
     for (size_t i = 0; i < x->nwaiting;) {
         struct xfer_file *f = x->waiting[i];
         if (f->st->retry_at > now) {
@@ -707,31 +706,44 @@ int xfer_run(struct xfer *x, int timeout_ms, void (*done)(void *ctx, struct xfer
             done(ctx, f);
         }
     }
-    int still = 0;
-    curl_multi_perform(x->m, &still);
-    int numfds = 0;
-    if (x->running > 0)
-        curl_multi_poll(x->m, NULL, 0, timeout_ms, &numfds);
-    else if (x->nwaiting > 0) {
-        int ms = timeout_ms < 1000 ? timeout_ms : 1000;
-        struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-        nanosleep(&ts, NULL);
-    }
-    curl_multi_perform(x->m, &still);
-    CURLMsg *msg;
-    int left;
-    while ((msg = curl_multi_info_read(x->m, &left))) {
-        if (msg->msg != CURLMSG_DONE)
-            continue;
-        struct xfer_file *f = NULL;
-        curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
-        CURLcode r = msg->data.result;
-        curl_multi_remove_handle(x->m, msg->easy_handle);
-        x->running--;
-        if (f && ended(x, f, r)) {
-            release(f);
-            done(ctx, f);
+    /* Until a file finishes, or timeout_ms. libcurl's sockets are waited on at most 20 ms
+     * at a time: a transfer whose last bytes came in one perform is sometimes finished
+     * only by the next, and libcurl then waits on no socket of it: a job of one 2-byte
+     * file, from `job add --wait` to its end, took 250 ms instead of 50, 11 times in 15;
+     * 1,000 small files took 0.90 s instead of 0.72. */
+    double end = be_mono_s() + timeout_ms / 1000.0;
+    int finished = 0;
+    for (;;) {
+        int still = 0;
+        curl_multi_perform(x->m, &still);
+        CURLMsg *msg;
+        int left;
+        while ((msg = curl_multi_info_read(x->m, &left))) {
+            if (msg->msg != CURLMSG_DONE)
+                continue;
+            struct xfer_file *f = NULL;
+            curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE, (char **)&f);
+            CURLcode r = msg->data.result;
+            curl_multi_remove_handle(x->m, msg->easy_handle);
+            x->running--;
+            finished++;
+            if (f && ended(x, f, r)) {
+                release(f);
+                done(ctx, f);
+            }
         }
+        now = be_mono_s();
+        if (finished || now >= end || (x->running == 0 && x->nwaiting == 0))
+            break;
+        int ms = (int)((end - now) * 1000) + 1;
+        if (x->running == 0) { /* only files waiting for their back-off */
+            ms = ms < 1000 ? ms : 1000;
+            struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+            break;
+        }
+        int numfds = 0;
+        curl_multi_poll(x->m, NULL, 0, ms < 20 ? ms : 20, &numfds);
     }
     return x->running + (int)x->nwaiting;
 }

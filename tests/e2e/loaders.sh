@@ -47,10 +47,16 @@
 #   catalog   the agent's datasets of those ingested, then `em-backend catalog`: 4 records
 #             (one failed), the one edited by hand invalid with its reasons, the failed
 #             jobs with theirs, the report files written
+#   service   a runner without --once that looks for due jobs only every 60 s (--poll):
+#             a job added wakes it at once, and `job add --wait` returns when the files
+#             are in place (exit 0); a 404 returns with the failure (exit 1, the reason);
+#             `job retry --wait` of it once the server has the file; a wait ended by
+#             `job cancel`; the runner stops on SIGTERM with exit 0
 #   postgres  the whole loop live: 12 jobs on a throwaway PostgreSQL, two runners at once,
 #             `em-agent watch` of their output publishing to a throwaway RabbitMQ, `consume`
 #             into the same store: every job complete, each file fetched exactly once (FOR
-#             UPDATE SKIP LOCKED), one dataset per job in the store
+#             UPDATE SKIP LOCKED), one dataset per job in the store; then an idle runner
+#             (--poll 60) woken by a job added (NOTIFY), `job add --wait` returning
 # The other cases use an SQLite store.
 set -u
 BACKEND=$(realpath "$1")
@@ -73,6 +79,7 @@ cleanup() {
     mountpoint -q "$TMP/small" 2>/dev/null && umount "$TMP/small"
     [ -n "${WATCH_PID:-}" ] && kill "$WATCH_PID" 2>/dev/null
     [ -n "${CONSUME_PID:-}" ] && kill "$CONSUME_PID" 2>/dev/null
+    [ -n "${SVC_PID:-}" ] && kill "$SVC_PID" 2>/dev/null
     servers_cleanup
     if [ "$failures" -gt 0 ] && [ -n "${KEEP_FAILED:-}" ]; then echo "kept $TMP"; else rm -rf "$TMP"; fi
 }
@@ -702,6 +709,50 @@ report = json.load(open(glob.glob(sys.argv[2] + "/validation_report_*.json")[0])
 assert len(report["detailed_results"]) == 4 and len(glob.glob(sys.argv[2] + "/metadata_catalog_*.json")) == 1
 PY
 
+# service: an idle runner woken by the store, `job add --wait`, `job retry --wait`
+SVC="sqlite:$TMP/svc.db"
+since() { python3 -c "import sys, time; print(round(time.time() - float(sys.argv[1]), 1))" "$1"; }
+"$BACKEND" loaders --store "$SVC" --out "$TMP/svcout" --poll 60 --tries 1 2>>"$TMP/svc.log" &
+SVC_PID=$!
+sleep 0.5 # past its first look: from now on only a change in the store makes it look again
+t0=$(date +%s.%N)
+sid=$(timeout 30 "$BACKEND" job add --wait --store "$SVC" url "$BASE/data/multipage.tif" 2>"$TMP/svc-wait.err")
+src=$?
+took=$(since "$t0")
+[ "$src" = 0 ] && cmp -s "$TMP/svcout/url/job-$sid/multipage.tif" "$TMP/www/data/multipage.tif" &&
+    python3 -c "import sys; sys.exit(0 if $took < 10 else 1)" &&
+    ok "service: a job added woke the idle runner (--poll 60); job add --wait returned in $took s with the file in place" ||
+    bad "service: job add --wait exit status $src after $took s: $(cat "$TMP/svc-wait.err")"
+fid=$(timeout 30 "$BACKEND" job add --wait --max-attempts 1 --store "$SVC" url "$BASE/data/later.tif" 2>"$TMP/svc-wait.err")
+src=$?
+[ "$src" = 1 ] && grep -q "job $fid failed: .*HTTP 404" "$TMP/svc-wait.err" &&
+    ok "service: a 404 ended the wait with exit 1: $(cat "$TMP/svc-wait.err")" ||
+    bad "service: the wait for a 404: exit status $src, $(cat "$TMP/svc-wait.err")"
+cp "$TMP/www/data/multipage.tif" "$TMP/www/data/later.tif"
+timeout 30 "$BACKEND" job retry --wait --store "$SVC" "$fid" >/dev/null 2>"$TMP/svc-wait.err"
+src=$?
+[ "$src" = 0 ] && cmp -s "$TMP/svcout/url/job-$fid/later.tif" "$TMP/www/data/later.tif" &&
+    ok "service: job retry --wait woke the runner and returned once the file was there" ||
+    bad "service: job retry --wait exit status $src: $(cat "$TMP/svc-wait.err")"
+timeout 30 "$BACKEND" job add --wait --store "$SVC" url "$BASE/slow/big.bin" >"$TMP/svc-cid" 2>"$TMP/svc-wait.err" &
+wpid=$!
+for _ in $(seq 1 50); do # until the runner has it
+    [ -s "$TMP/svc-cid" ] && [ "$("$BACKEND" job show --store "$SVC" "$(cat "$TMP/svc-cid")" 2>/dev/null |
+        python3 -c 'import json,sys; print(json.load(sys.stdin)["status"])')" = processing ] && break
+    sleep 0.1
+done
+"$BACKEND" job cancel --store "$SVC" "$(cat "$TMP/svc-cid")" >/dev/null
+wait "$wpid"
+src=$?
+[ "$src" = 1 ] && grep -q "job $(cat "$TMP/svc-cid") cancelled" "$TMP/svc-wait.err" &&
+    ok "service: job cancel ended the wait with exit 1 (cancelled)" ||
+    bad "service: the wait for a cancelled job: exit status $src, $(cat "$TMP/svc-wait.err")"
+kill -TERM "$SVC_PID"
+wait "$SVC_PID"
+src=$?
+SVC_PID=
+[ "$src" = 0 ] && ok "service: the runner stopped on SIGTERM (exit 0)" || bad "service: the runner's exit status on SIGTERM: $src"
+
 # postgres: the whole loop, live
 if [ -z "$AGENT" ]; then
     echo "SKIP postgres: no em-agent given"
@@ -759,6 +810,21 @@ print(sum(1 for r in rows if r["job_status"] == "complete" and r["data_type"] ==
     kill "$WATCH_PID" "$CONSUME_PID" 2>/dev/null
     wait "$WATCH_PID" "$CONSUME_PID" 2>/dev/null
     WATCH_PID= CONSUME_PID=
+    # An idle runner that looks for due jobs only every 60 s: the job added notifies it.
+    "$BACKEND" loaders --store "$PGS" --out "$TMP/pgsvc" --poll 60 2>>"$TMP/svc.log" &
+    SVC_PID=$!
+    sleep 1
+    t0=$(date +%s.%N)
+    sid=$(timeout 30 "$BACKEND" job add --wait --store "$PGS" url "$BASE/data/multipage.tif" 2>"$TMP/svc-wait.err")
+    src=$?
+    took=$(since "$t0")
+    kill -TERM "$SVC_PID"
+    wait "$SVC_PID"
+    SVC_PID=
+    [ "$src" = 0 ] && cmp -s "$TMP/pgsvc/url/job-$sid/multipage.tif" "$TMP/www/data/multipage.tif" &&
+        python3 -c "import sys; sys.exit(0 if $took < 10 else 1)" &&
+        ok "postgres: a job added woke an idle runner (--poll 60) by NOTIFY; job add --wait returned in $took s" ||
+        bad "postgres: job add --wait exit status $src after $took s: $(cat "$TMP/svc-wait.err")"
 fi
 
 # after everything: the agent sees the SQLite store's output, every fetched job completes,
