@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "em_error.h"
+#include "log.h"
 
 /* The store's clock, in epoch seconds, and as text for people. */
 static const char *now_s(const struct store *s)
@@ -138,19 +139,23 @@ static int count_rows(void *ctx, int ncols, const char *const *names, const char
 }
 
 /* Idle runners, and `job add --wait`, wait for a change in the store (store_wait_change):
- * SQLite's commits are seen by every connection; PostgreSQL needs a notification. */
+ * SQLite's commits are seen by every connection; PostgreSQL needs a notification. One
+ * that cannot be sent is only a delay (runners look every --poll seconds anyway), never
+ * a failure of what was committed: a `job add` said to fail would be added again. */
 static int ignore_row(void *ctx, int ncols, const char *const *names, const char *const *vals)
 {
     (void)ctx, (void)ncols, (void)names, (void)vals;
     return 0;
 }
 
-static int notify_change(struct store *s, char *reason, size_t cap)
+static void notify_change(struct store *s)
 {
-    if (s->dialect != SQL_POSTGRES)
-        return 0;
-    return store_query(s, "SELECT pg_notify('" STORE_CHANGE_CHANNEL "', 'job')", 0, NULL,
-                       ignore_row, NULL, reason, cap);
+    char why[256];
+    if (s->dialect == SQL_POSTGRES &&
+        store_query(s, "SELECT pg_notify('" STORE_CHANGE_CHANNEL "', 'job')", 0, NULL, ignore_row,
+                    NULL, why, sizeof(why)) < 0)
+        em_log(EM_LOG_WARN, "%s: runners not told of a job (they see it within --poll): %s",
+               s->redacted, why);
 }
 
 int jobs_add(struct store *s, const char *loader, const cJSON *params, const char *rule_key,
@@ -170,7 +175,7 @@ int jobs_add(struct store *s, const char *loader, const cJSON *params, const cha
     int rc = store_query(s, sql, 4, v, take_id, id, reason, cap);
     cJSON_free(p);
     if (rc == 0 && *id)
-        rc = notify_change(s, reason, cap);
+        notify_change(s);
     return rc;
 }
 
@@ -254,8 +259,8 @@ int jobs_retry(struct store *s, int64_t id, char *reason, size_t cap)
                         "status = 'pending', attempts = 0, not_before = 0, claimed_by = NULL, "
                         "lease_until = NULL",
                         "id = ? AND status IN ('failed', 'cancelled')", 1, v, reason, cap);
-    if (rc == 1 && notify_change(s, reason, cap) < 0)
-        return -EM_EIO;
+    if (rc == 1)
+        notify_change(s);
     return rc;
 }
 
@@ -329,8 +334,8 @@ int jobs_finish(struct store *s, int64_t id, const char *runner, const char *sta
              now_text(s));
     const char *v[6] = {status, error, output_dir, dataset, idt, runner};
     int rc = update(s, sql, 6, v, reason, cap);
-    if (rc == 1 && notify_change(s, reason, cap) < 0)
-        return -EM_EIO;
+    if (rc == 1)
+        notify_change(s);
     return rc;
 }
 
