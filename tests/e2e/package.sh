@@ -45,7 +45,7 @@ for f in /usr/bin/em-agent /usr/bin/em-backend /usr/bin/fsrecorder /usr/bin/em-s
     /usr/share/man/man1/fsrecorder.1.gz /usr/share/man/man1/em-synth.1.gz \
     /usr/share/doc/em-agent/copyright /usr/share/doc/em-agent/changelog.Debian.gz \
     /lib/systemd/system/em-agent.service /lib/systemd/system/em-backend.service \
-    /lib/systemd/system/em-backend-serve.service \
+    /lib/systemd/system/em-backend-serve.service /lib/systemd/system/em-backend-loaders.service \
     /etc/em-agent/agent.conf /etc/em-agent/backend.env; do
     grep -qx "$f" "$TMP/files" && ok "has $f" || bad "lacks $f"
 done
@@ -55,7 +55,7 @@ for f in /etc/em-agent/agent.conf /etc/em-agent/backend.env; do
 done
 grep -q 'adduser --system --group' "$TMP/control/postinst" && ok "postinst creates the em-agent system user and group" || bad "postinst"
 dpkg-deb -x "$deb" "$TMP/root"
-for unit in em-agent em-backend em-backend-serve; do
+for unit in em-agent em-backend em-backend-serve em-backend-loaders; do
     exe=$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$TMP/root/lib/systemd/system/$unit.service")
     [ -x "$TMP/root$exe" ] && ok "$unit.service ExecStart $exe is in the package" || bad "$unit.service ExecStart $exe is not in the package"
     grep -q '^User=em-agent$' "$TMP/root/lib/systemd/system/$unit.service" && ok "$unit.service runs as em-agent" || bad "$unit.service user"
@@ -91,6 +91,7 @@ cmake -S "$SRC" -B "$TMP/opt" -DCMAKE_INSTALL_PREFIX=/opt/em -DEM_TESTS=OFF >"$T
     bad "configure with /opt/em: $(tail -3 "$TMP/opt.log")"
 grep -q '^ExecStart=/opt/em/bin/em-agent watch' "$TMP/opt/packaging/em-agent.service" &&
     grep -q '^ExecStart=/opt/em/bin/em-backend consume' "$TMP/opt/packaging/em-backend.service" &&
+    grep -q '^ExecStart=/opt/em/bin/em-backend loaders$' "$TMP/opt/packaging/em-backend-loaders.service" &&
     ok "prefix /opt/em: the units start /opt/em/bin/…" || bad "prefix /opt/em: $(grep ExecStart "$TMP/opt/packaging/"*.service)"
 grep -q 'CMAKE_INSTALL_PREFIX}/bin' "$TMP/opt/agent/cmake_install.cmake" &&
     ok "prefix /opt/em: em-agent installs into <prefix>/bin" || bad "prefix /opt/em: em-agent install path"
