@@ -214,17 +214,8 @@ static int job_main(const struct emopt *o)
                                sizeof(reason))
                     : -EM_ENOMEM;
         cJSON_Delete(params);
-        if (rc == 0) {
+        if (rc == 0)
             printf("%" PRId64 "\n", id);
-            fflush(stdout); /* the id before the wait */
-            if (wait) {
-                rc = wait_job(s, id, reason, sizeof(reason));
-                if (rc > 0) {
-                    status = rc;
-                    rc = 0;
-                }
-            }
-        }
     } else if (list) {
         rc = jobs_list(s, emopt_get(o, J_STATUS), print_line, &json, reason, sizeof(reason));
     } else if (strcmp(verb, "show") == 0) {
@@ -249,14 +240,6 @@ static int job_main(const struct emopt *o)
         if (rc == 1) {
             printf("job %" PRId64 ": %s\n", id, cancel ? "cancelled" : "pending again");
             rc = 0;
-            if (wait) {
-                fflush(stdout);
-                rc = wait_job(s, id, reason, sizeof(reason));
-                if (rc > 0) {
-                    status = rc;
-                    rc = 0;
-                }
-            }
         } else if (rc == 0) {
             struct job j = {0};
             int got = jobs_get(s, id, &j, reason, sizeof(reason));
@@ -268,6 +251,14 @@ static int job_main(const struct emopt *o)
                 fprintf(stderr, "em-backend: job %" PRId64 ": no such job\n", id);
             job_free(&j);
             status = BE_FAILED;
+        }
+    }
+    if (wait && rc == 0 && status == BE_OK) { /* a job added, or pending again */
+        fflush(stdout);                       /* its id or line before the wait */
+        rc = wait_job(s, id, reason, sizeof(reason));
+        if (rc > 0) {
+            status = rc;
+            rc = 0;
         }
     }
     store_close(s);

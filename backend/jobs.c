@@ -142,18 +142,11 @@ static int count_rows(void *ctx, int ncols, const char *const *names, const char
  * SQLite's commits are seen by every connection; PostgreSQL needs a notification. One
  * that cannot be sent is only a delay (runners look every --poll seconds anyway), never
  * a failure of what was committed: a `job add` said to fail would be added again. */
-static int ignore_row(void *ctx, int ncols, const char *const *names, const char *const *vals)
-{
-    (void)ctx, (void)ncols, (void)names, (void)vals;
-    return 0;
-}
-
 static void notify_change(struct store *s)
 {
     char why[256];
     if (s->dialect == SQL_POSTGRES &&
-        store_query(s, "SELECT pg_notify('" STORE_CHANGE_CHANNEL "', 'job')", 0, NULL, ignore_row,
-                    NULL, why, sizeof(why)) < 0)
+        s->ops->exec(s, "NOTIFY " STORE_CHANGE_CHANNEL, why, sizeof(why)) < 0)
         em_log(EM_LOG_WARN, "%s: runners not told of a job (they see it within --poll): %s",
                s->redacted, why);
 }

@@ -51,7 +51,9 @@
 #             a job added wakes it at once, and `job add --wait` returns when the files
 #             are in place (exit 0); a 404 returns with the failure (exit 1, the reason);
 #             `job retry --wait` of it once the server has the file; a wait ended by
-#             `job cancel`; the runner stops on SIGTERM with exit 0
+#             `job cancel`; the runner stops on SIGTERM with exit 0; with no runner, the wait
+#             says after 10 s that the job is still pending; `--wait` with another verb
+#             and `--poll 0` refused (exit 2)
 #   postgres  the whole loop live: 12 jobs on a throwaway PostgreSQL, two runners at once,
 #             `em-agent watch` of their output publishing to a throwaway RabbitMQ, `consume`
 #             into the same store: every job complete, each file fetched exactly once (FOR
@@ -150,6 +152,12 @@ run_once() { timeout 120 "$BACKEND" loaders --store "$STORE" --out "$OUT" --once
 field() { # field ID KEY
     "$BACKEND" job show --store "$STORE" "$1" | python3 -c "import json,sys; v=json.load(sys.stdin).get('$2'); print('' if v is None else v)"
 }
+
+# No runner on this store: the wait says so after 10 s (checked in the service case,
+# by when the cases in between have taken longer than that).
+timeout 12 "$BACKEND" job add --wait --store "sqlite:$TMP/norunner.db" url "$BASE/data/multipage.tif" \
+    >/dev/null 2>"$TMP/norunner.err" &
+norunner=$!
 
 # fetch
 sum=$(sha256sum "$TMP/www/data/EMD-3197.map" | cut -d' ' -f1)
@@ -752,6 +760,19 @@ wait "$SVC_PID"
 src=$?
 SVC_PID=
 [ "$src" = 0 ] && ok "service: the runner stopped on SIGTERM (exit 0)" || bad "service: the runner's exit status on SIGTERM: $src"
+"$BACKEND" job list --wait --store "$SVC" >/dev/null 2>"$TMP/svc-usage.err"
+src=$?
+"$BACKEND" loaders --store "$SVC" --out "$TMP/svcout" --poll 0 2>>"$TMP/svc-usage.err"
+prc=$?
+[ "$src" = 2 ] && [ "$prc" = 2 ] && grep -q -- "--wait goes with add or retry" "$TMP/svc-usage.err" &&
+    grep -q -- "--poll takes a number from 0.05 to 3600, not '0'" "$TMP/svc-usage.err" &&
+    ok "service: job list --wait and loaders --poll 0 refused (exit 2, saying why)" ||
+    bad "service: bad usage: exit $src and $prc, $(cat "$TMP/svc-usage.err")"
+wait "$norunner"
+src=$?
+[ "$src" = 124 ] && grep -q "still pending after 10 s: is a runner (em-backend loaders --store sqlite:$TMP/norunner.db) running?" "$TMP/norunner.err" &&
+    ok "service: with no runner, the wait said after 10 s that the job is still pending" ||
+    bad "service: the wait with no runner: exit $src, $(cat "$TMP/norunner.err")"
 
 # postgres: the whole loop, live
 if [ -z "$AGENT" ]; then
